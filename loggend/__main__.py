@@ -1,0 +1,5 @@
+import sys
+
+from loggend.cli import main
+
+sys.exit(main())

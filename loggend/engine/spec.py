@@ -1,0 +1,39 @@
+"""The frozen description of one worker's job: what to render and where to send it.
+
+Built by the control plane (CLI, config, supervisor) from validated input; the engine only reads
+it. Nothing here validates user input: by the time a spec exists, its values are known good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TRANSPORTS = ("auto", "gso", "sendmmsg", "sendto")
+TIMEZONES = ("local", "utc")
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    seed: int = 1
+    hosts: int = 1000                 # simulated hosts the stream speaks for
+    pool_size: int = 100_000          # pre-rendered messages per worker, a power of ten
+    sequence: bool = True             # append "stream=<id> seq=<n>" to every message
+    timezone: str = "local"           # "local" or "utc" timestamps
+    pri_mix: tuple[tuple[int, float], ...] = ()  # (PRI, weight); empty = each template's own
+    max_length: int = 1024            # bytes per datagram, RFC 3164's limit by default
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    host: str                         # numeric address, already resolved
+    port: int
+    index: int = 0                    # worker index: picks its stream and counter slot
+    rate: float = 0.0                 # events/s for this worker; 0 = as fast as possible
+    duration: float = 0.0             # seconds; 0 = until stopped
+    transport: str = "auto"
+    stream_id: str = ""               # label carried in each message; default "w<index>"
+    messages: MessageSpec = field(default_factory=MessageSpec)
+
+    @property
+    def stream(self) -> str:
+        return self.stream_id or f"w{self.index}"

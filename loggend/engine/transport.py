@@ -1,0 +1,320 @@
+"""UDP senders over a pre-rendered pool: GSO (UDP_SEGMENT), sendmmsg (ctypes), sendto.
+
+Every sender walks the pool in order, wrapping to the start (and advancing the pool's pass
+number, which is the high part of the sequence numbers) at the end. ``send(budget)`` sends up to
+``budget`` messages from the current position and returns how many the kernel accepted; the
+position only moves past accepted messages, so a refused message is sent again later under the
+same sequence number and the stream on the wire stays contiguous.
+
+Send errors never escape: each is counted in ``errors[kind]`` (messages, by the kinds below) and
+``refused`` holds the messages the last call had refused, so the pacer can charge them.
+
+The socket is connected (so ICMP port-unreachable comes back as ECONNREFUSED) and blocking with a
+short send timeout: a full send queue applies back-pressure for at most ``SEND_TIMEOUT`` and then
+counts as ``queue_full`` instead of stalling the worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import socket
+import struct
+from collections.abc import Callable
+
+from loggend.engine.render import Pool
+
+SOL_UDP = 17
+UDP_SEGMENT = 103                  # linux/udp.h, not exported by Python 3.11's socket module
+SEND_TIMEOUT = 0.1                 # seconds a blocking send may wait for queue space
+SNDBUF_BYTES = 8 << 20             # asked for; the kernel caps it at net.core.wmem_max
+MMSG_BATCH = 1024                  # messages per sendmmsg call (UIO_MAXIOV)
+
+# Error kinds, in the order of the counters that hold them.
+ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER = range(4)
+ERROR_KINDS = ("refused", "queue_full", "unreachable", "other")
+_KIND_OF_ERRNO = {
+    errno.ECONNREFUSED: ERR_REFUSED,
+    errno.EAGAIN: ERR_QUEUE_FULL,
+    errno.ENOBUFS: ERR_QUEUE_FULL,
+    errno.ENETUNREACH: ERR_UNREACHABLE,
+    errno.EHOSTUNREACH: ERR_UNREACHABLE,
+    errno.ENETDOWN: ERR_UNREACHABLE,
+}
+# What a kernel or device without UDP segmentation offload answers (udp(7), UDP_SEGMENT).
+GSO_UNSUPPORTED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+
+
+class TransportError(Exception):
+    """The asked-for transport cannot run here (a boot failure, not a send error)."""
+
+
+def error_kind(err: OSError) -> int:
+    return _KIND_OF_ERRNO.get(err.errno or 0, ERR_OTHER)
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF_BYTES)
+    sock.settimeout(SEND_TIMEOUT)
+    sock.connect((host, port))
+    return sock
+
+
+class Sender:
+    """Shared state of the three senders: position in the pool, counts, errors."""
+
+    mode = ""
+
+    def __init__(self, sock: socket.socket, pool: Pool) -> None:
+        self.sock = sock
+        self.pool = pool
+        self.frame = 0          # current frame
+        self.offset = 0         # messages of the current frame already sent
+        self.bytes = 0          # payload bytes accepted by the kernel
+        self.calls = 0          # system calls made
+        self.errors = [0, 0, 0, 0]
+        self.refused = 0        # messages the last send() had refused
+        self.last_error: OSError | None = None
+
+    def send(self, budget: int) -> int:
+        raise NotImplementedError
+
+    def _wrap(self) -> None:
+        self.frame = 0
+        self.pool.set_cycle(self.pool.cycle + 1)
+
+    def _refuse(self, err: OSError, messages: int) -> None:
+        self.errors[error_kind(err)] += messages
+        self.refused = messages
+        self.last_error = err
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class GsoSender(Sender):
+    """One ``sendmsg`` per frame with a ``UDP_SEGMENT`` control message: the kernel splits it."""
+
+    mode = "gso"
+
+    def __init__(self, sock: socket.socket, pool: Pool) -> None:
+        super().__init__(sock, pool)
+        self.view = memoryview(pool.buf)
+        self.buffers = [[self.view[s:s + n * length]] for s, n, length in
+                        zip(pool.starts, pool.counts, pool.lengths)]
+        self.cmsgs = [[(SOL_UDP, UDP_SEGMENT, struct.pack("=H", length))] for length in pool.lengths]
+
+    def send(self, budget: int) -> int:
+        sendmsg = self.sock.sendmsg
+        buffers, cmsgs, counts, lengths = self.buffers, self.cmsgs, self.pool.counts, self.pool.lengths
+        nframes = len(counts)
+        f, j = self.frame, self.offset
+        done = nbytes = calls = 0
+        self.refused = 0
+        try:
+            while done < budget:
+                n = counts[f] - j
+                if n > budget - done:
+                    n = budget - done
+                length = lengths[f]
+                if j == 0 and n == counts[f]:
+                    sendmsg(buffers[f], cmsgs[f])
+                else:
+                    start = self.pool.starts[f] + j * length
+                    sendmsg([self.view[start:start + n * length]], cmsgs[f])
+                calls += 1
+                done += n
+                nbytes += n * length
+                j += n
+                if j == counts[f]:
+                    j = 0
+                    f += 1
+                    if f == nframes:
+                        self._wrap()
+                        f = 0
+        except OSError as err:
+            calls += 1
+            self._refuse(err, n)
+        self.frame, self.offset = f, j
+        self.bytes += nbytes
+        self.calls += calls
+        return done
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [
+        ("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.POINTER(_Iovec)), ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    ]
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = [("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint)]
+
+
+def _libc_sendmmsg() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.sendmmsg
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+class MmsgSender(Sender):
+    """``sendmmsg(2)`` through ctypes over a header array that points into the pool."""
+
+    mode = "sendmmsg"
+
+    def __init__(self, sock: socket.socket, pool: Pool) -> None:
+        super().__init__(sock, pool)
+        fn = _libc_sendmmsg()
+        if fn is None:
+            raise TransportError("sendmmsg is not available in this C library")
+        self._sendmmsg = fn
+        size = pool.size
+        self._raw = (ctypes.c_char * len(pool.buf)).from_buffer(pool.buf)
+        base = ctypes.addressof(self._raw)
+        self._iov = (_Iovec * size)()
+        self._hdrs = (_Mmsghdr * size)()
+        self._lengths = []
+        index = 0
+        for start, count, length in zip(pool.starts, pool.counts, pool.lengths):
+            for j in range(count):
+                iov = self._iov[index]
+                iov.iov_base = base + start + j * length
+                iov.iov_len = length
+                hdr = self._hdrs[index].msg_hdr
+                hdr.msg_iov = ctypes.pointer(iov)
+                hdr.msg_iovlen = 1
+                self._lengths.append(length)
+                index += 1
+        self._hdr_size = ctypes.sizeof(_Mmsghdr)
+        self._hdr_base = ctypes.addressof(self._hdrs)
+        self.index = 0          # pool index of the next message
+
+    def send(self, budget: int) -> int:
+        fn, fd, size = self._sendmmsg, self.sock.fileno(), self.pool.size
+        hdr_base, hdr_size = self._hdr_base, self._hdr_size
+        i = self.index
+        done = calls = nbytes = 0
+        self.refused = 0
+        while done < budget:
+            n = min(budget - done, size - i, MMSG_BATCH)
+            sent = fn(fd, hdr_base + i * hdr_size, n, 0)
+            calls += 1
+            if sent < 0:
+                code = ctypes.get_errno()
+                if code == errno.EINTR:
+                    continue
+                self._refuse(OSError(code, errno.errorcode.get(code, "error")), n)
+                break
+            nbytes += sum(self._lengths[i:i + sent])
+            done += sent
+            i += sent
+            if i == size:
+                i = 0
+                self.pool.set_cycle(self.pool.cycle + 1)
+            if sent < n:
+                break
+        self.index = i
+        self.bytes += nbytes
+        self.calls += calls
+        return done
+
+
+class SendtoSender(Sender):
+    """One ``send`` per message: the portable last resort."""
+
+    mode = "sendto"
+
+    def __init__(self, sock: socket.socket, pool: Pool) -> None:
+        super().__init__(sock, pool)
+        self.view = memoryview(pool.buf)
+
+    def send(self, budget: int) -> int:
+        send, view = self.sock.send, self.view
+        starts, counts, lengths = self.pool.starts, self.pool.counts, self.pool.lengths
+        nframes = len(counts)
+        f, j = self.frame, self.offset
+        done = nbytes = 0
+        self.refused = 0
+        try:
+            while done < budget:
+                length = lengths[f]
+                at = starts[f] + j * length
+                send(view[at:at + length])
+                done += 1
+                nbytes += length
+                j += 1
+                if j == counts[f]:
+                    j = 0
+                    f += 1
+                    if f == nframes:
+                        self._wrap()
+                        f = 0
+        except OSError as err:
+            self._refuse(err, 1)
+        self.frame, self.offset = f, j
+        self.bytes += nbytes
+        self.calls += done + (1 if self.refused else 0)
+        return done
+
+
+SENDERS: dict[str, type[Sender]] = {"gso": GsoSender, "sendmmsg": MmsgSender, "sendto": SendtoSender}
+
+
+def gso_available(sock: socket.socket) -> OSError | None:
+    """None when the kernel takes UDP_SEGMENT on this socket, else the error it gave."""
+    try:
+        sock.setsockopt(SOL_UDP, UDP_SEGMENT, 1400)
+        sock.setsockopt(SOL_UDP, UDP_SEGMENT, 0)
+    except OSError as err:
+        return err
+    return None
+
+
+def choose(requested: str, sock: socket.socket, pool: Pool) -> tuple[Sender, str]:
+    """The sender to run and one line saying why. ``auto`` walks the ladder gso > sendmmsg > sendto."""
+    if requested == "gso" or requested == "auto":
+        err = gso_available(sock)
+        if err is None:
+            return GsoSender(sock, pool), "gso: the kernel accepts UDP_SEGMENT"
+        if requested == "gso":
+            raise TransportError(f"transport gso is not supported here: {err.strerror} (errno {err.errno})")
+        reason = f"gso unavailable ({err.strerror})"
+    else:
+        reason = f"{requested} requested"
+    if requested in ("sendmmsg", "auto"):
+        try:
+            return MmsgSender(sock, pool), f"sendmmsg: {reason}"
+        except TransportError as err:
+            if requested == "sendmmsg":
+                raise
+            reason = f"{reason}; {err}"
+    return SendtoSender(sock, pool), f"sendto: {reason}"
+
+
+def fall_back(sender: Sender) -> tuple[Sender, str] | None:
+    """After a GSO send failed the way a device without segmentation offload fails, the next rung."""
+    err = sender.last_error
+    if sender.mode != "gso" or err is None or err.errno not in GSO_UNSUPPORTED:
+        return None
+    replacement, _ = choose("sendmmsg", sender.sock, sender.pool)
+    replacement.frame, replacement.offset = sender.frame, sender.offset
+    if isinstance(replacement, MmsgSender):
+        replacement.index = sender.pool.first[sender.frame] + sender.offset
+    replacement.bytes, replacement.calls, replacement.errors = sender.bytes, sender.calls, sender.errors
+    replacement.errors[error_kind(err)] -= sender.refused     # not lost: the next rung resends them
+    return replacement, f"sendmmsg: gso send failed ({err.strerror}), falling back"

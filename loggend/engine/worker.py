@@ -1,0 +1,172 @@
+"""The worker: pace -> send a batch -> count, until stopped or the duration is over.
+
+``Worker(spec, slot)`` does nothing to the process; the process that will run it calls
+``init_process()`` (signals, CPU affinity, parent-death signal) and then ``run()``, which renders
+the pool, opens the socket, picks the transport and loops. Per batch the loop makes one clock
+read, one bucket grant, one ``sender.send`` and three counter stores; the timestamp is patched
+when the wall clock's second changes; the heartbeat and error counters are published every
+``TICK_SECONDS``. After set-up the garbage collector is frozen and disabled: the loop makes no
+reference cycles.
+
+Imports: the standard library and ``loggend.engine`` only (a test holds this).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from loggend.engine import counters as C
+from loggend.engine.pacing import TokenBucket
+from loggend.engine.render import build_pool, timestamp_at
+from loggend.engine.spec import WorkerSpec
+from loggend.engine.transport import (
+    ERR_QUEUE_FULL, Sender, TransportError, choose, error_kind, fall_back, open_socket,
+)
+
+EXIT_OK = 0
+EXIT_BOOT_FAILED = 3          # could not start sending: the supervisor must not restart it blindly
+TICK_SECONDS = 0.05           # heartbeat / error publication interval
+ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
+PR_SET_PDEATHSIG = 1
+
+Log = Callable[[str], None]
+
+
+def log_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class Worker:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        slot: memoryview,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Log = log_stderr,
+    ) -> None:
+        self.spec = spec
+        self.slot = slot
+        self.clock = clock
+        self.wallclock = wallclock
+        self.sleep = sleep
+        self.log = log
+        self.alive = True
+        self.sender: Sender | None = None
+
+    # --- per-process set-up ----------------------------------------------------------------------
+
+    def init_process(self, cpu: int | None = None) -> None:
+        signal.signal(signal.SIGTERM, self._handle_stop)
+        signal.signal(signal.SIGINT, self._handle_stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)       # reload is the supervisor's business
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        try:  # die with the parent, even after a SIGKILL of it
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+
+    def _handle_stop(self, signum: int, frame: object) -> None:
+        self.alive = False
+
+    # --- the loop --------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        spec, slot = self.spec, self.slot
+        slot[C.STATE] = C.STATE_STARTING
+        slot[C.PID] = os.getpid()
+        try:
+            pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock())
+            sock = open_socket(spec.host, spec.port)
+            sender, why = choose(spec.transport, sock, pool)
+        except (OSError, TransportError) as err:
+            self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}")
+            slot[C.STATE] = C.STATE_FAILED
+            return EXIT_BOOT_FAILED
+        self.log(f"worker {spec.index}: transport {why}")
+        self.sender = sender
+        slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        slot[C.STARTED_NS] = slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+        slot[C.STATE] = C.STATE_RUNNING
+        try:
+            self._loop(sender)
+        finally:
+            slot[C.STATE] = C.STATE_STOPPED
+            sender.close()
+        return EXIT_OK
+
+    def _loop(self, sender: Sender) -> None:
+        spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep
+        utc = spec.messages.timezone == "utc"
+        pool = sender.pool
+        base_sent, base_bytes, base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
+        base_errors = [slot[f] for f in C.ERROR_FIELDS]
+        bucket = TokenBucket(spec.rate, clock)
+        start = bucket.start
+        end = start + spec.duration if spec.duration else math.inf
+        # With a rate and a duration, send exactly rate * duration events.
+        remaining = round(spec.rate * spec.duration) if spec.rate and spec.duration else -1
+        next_tick = start
+        next_second = math.floor(wallclock()) + 1
+        sent = 0
+        while self.alive:
+            now = clock()
+            if now >= next_tick:
+                if now >= end:
+                    break
+                slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+                next_tick = now + TICK_SECONDS
+            wall = wallclock()
+            if wall >= next_second:
+                pool.set_stamp(timestamp_at(wall, utc))
+                next_second = math.floor(wall) + 1
+            budget = bucket.available(now)
+            if not budget:
+                wait = bucket.delay(now)
+                if wait:
+                    sleep(min(wait, next_tick - now, TICK_SECONDS))
+                continue
+            if remaining >= 0:
+                if remaining == 0:
+                    break
+                budget = min(budget, remaining)
+            n = sender.send(budget)
+            sent += n
+            slot[C.SENT] = base_sent + sent
+            slot[C.BYTES] = base_bytes + sender.bytes
+            slot[C.CALLS] = base_calls + sender.calls
+            bucket.take(n)
+            if remaining >= 0:
+                remaining -= n
+            if sender.refused:
+                sender = self._after_error(sender, bucket, base_errors)
+        slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+
+    def _after_error(self, sender: Sender, bucket: TokenBucket, base_errors: list[int]) -> Sender:
+        """Charge, count and pace a failed send; switch transport if GSO turned out unusable."""
+        replacement = fall_back(sender)
+        if replacement is not None:
+            sender, why = replacement
+            self.log(f"worker {self.spec.index}: transport {why}")
+            self.sender = sender
+            self.slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
+            return sender
+        bucket.take(sender.refused)
+        for field, base, count in zip(C.ERROR_FIELDS, base_errors, sender.errors):
+            self.slot[field] = base + count
+        if sender.last_error is None or error_kind(sender.last_error) != ERR_QUEUE_FULL:
+            self.sleep(ERROR_BACKOFF)   # a queue-full send has already waited SEND_TIMEOUT
+        return sender
