@@ -8,8 +8,18 @@ from typing import NoReturn
 
 from loggend import __version__
 from loggend.config import (
-    Config, check_timezone, check_transport, parse_duration, parse_int, parse_max_length,
-    parse_pool_size, parse_port, parse_pri_mix, parse_rate, parse_stream_id, resolve_host, split_target,
+    Config,
+    check_timezone,
+    check_transport,
+    parse_duration,
+    parse_int,
+    parse_max_length,
+    parse_pool_size,
+    parse_pri_mix,
+    parse_rate,
+    parse_stream_id,
+    resolve_host,
+    split_target,
 )
 from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec
 from loggend.errors import EXIT_USAGE, UsageError
@@ -89,10 +99,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sink(args: argparse.Namespace) -> int:
     from loggend.sink import Sink
-    host, port = split_target("--listen", args.listen)
+    host, port = split_target("--listen", args.listen, lowest_port=0)
+    if port is None:
+        raise UsageError(f"--listen: {args.listen!r} has no port; expected ADDRESS:PORT (PORT 0 = any free port)")
     return Sink(
         host=resolve_host("--listen", host),
-        port=parse_port("--listen", port if port is not None else ""),
+        port=port,
         duration=parse_duration("--duration", args.duration),
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
     ).run()

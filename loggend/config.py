@@ -49,13 +49,14 @@ def parse_rate(key: str, text: str | float) -> float:
     return value
 
 
-def parse_port(key: str, text: str | int) -> int:
+def parse_port(key: str, text: str | int, lowest: int = 1) -> int:
+    """A UDP port; ``lowest=0`` lets a listener ask for any free port."""
     try:
         port = int(text)
     except (TypeError, ValueError):
         port = -1
-    if not 1 <= port <= 65535:
-        raise ConfigError(key, text, "a UDP port from 1 to 65535")
+    if not lowest <= port <= 65535:
+        raise ConfigError(key, text, f"a UDP port from {lowest} to 65535")
     return port
 
 
@@ -75,17 +76,17 @@ def parse_choice(key: str, text: str, allowed: tuple[str, ...]) -> str:
     return text
 
 
-def split_target(key: str, text: str) -> tuple[str, int | None]:
+def split_target(key: str, text: str, lowest_port: int = 1) -> tuple[str, int | None]:
     """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
     text = str(text).strip()
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
             raise ConfigError(key, text, "HOST, HOST:PORT or [IPv6]:PORT")
-        return host, parse_port(key, rest[1:]) if rest else None
+        return host, parse_port(key, rest[1:], lowest_port) if rest else None
     if text.count(":") == 1:
         host, _, port = text.partition(":")
-        return host, parse_port(key, port)
+        return host, parse_port(key, port, lowest_port)
     return text, None
 
 

@@ -18,6 +18,7 @@ BURST_SECONDS = 0.001
 MAX_LAG_SECONDS = 1.0
 UNLIMITED_GRANT = 4096
 MIN_SLEEP = 0.0002           # below this, sleeping costs more precision than it saves
+ROUNDING = 1e-6              # events: absorbs float error at exact deadlines
 
 
 class TokenBucket:
@@ -37,7 +38,7 @@ class TokenBucket:
         """One burst when a whole burst is due, else 0 (the caller waits ``delay``)."""
         if not self.rate:
             return UNLIMITED_GRANT
-        due = math.floor((now - self.start) * self.rate) + 1     # event 0 is due at start
+        due = math.floor((now - self.start) * self.rate + ROUNDING) + 1     # event 0 is due at start
         behind = due - self.granted
         if behind > self.max_lag:
             self.granted = due - self.max_lag

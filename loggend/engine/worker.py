@@ -27,7 +27,13 @@ from loggend.engine.pacing import TokenBucket
 from loggend.engine.render import build_pool, timestamp_at
 from loggend.engine.spec import WorkerSpec
 from loggend.engine.transport import (
-    ERR_QUEUE_FULL, Sender, TransportError, choose, error_kind, fall_back, open_socket,
+    ERR_QUEUE_FULL,
+    Sender,
+    TransportError,
+    choose,
+    error_kind,
+    fall_back,
+    open_socket,
 )
 
 EXIT_OK = 0
@@ -82,6 +88,14 @@ class Worker:
     # --- the loop --------------------------------------------------------------------------------------
 
     def run(self) -> int:
+        """Set up, then send until stopped; the exit status for the process."""
+        if self.setup() is None:
+            return EXIT_BOOT_FAILED
+        self.loop()
+        return EXIT_OK
+
+    def setup(self) -> Sender | None:
+        """Render the pool, open the socket, pick the transport; None (logged) when that fails."""
         spec, slot = self.spec, self.slot
         slot[C.STATE] = C.STATE_STARTING
         slot[C.PID] = os.getpid()
@@ -92,21 +106,26 @@ class Worker:
         except (OSError, TransportError) as err:
             self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}")
             slot[C.STATE] = C.STATE_FAILED
-            return EXIT_BOOT_FAILED
+            return None
         self.log(f"worker {spec.index}: transport {why}")
         self.sender = sender
         slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
+        return sender
+
+    def loop(self) -> None:
+        """Send until stopped or the duration is over (after ``setup``)."""
+        assert self.sender is not None
+        slot = self.slot
         gc.collect()
         gc.freeze()
         gc.disable()
         slot[C.STARTED_NS] = slot[C.HEARTBEAT_NS] = time.monotonic_ns()
         slot[C.STATE] = C.STATE_RUNNING
         try:
-            self._loop(sender)
+            self._loop(self.sender)
         finally:
             slot[C.STATE] = C.STATE_STOPPED
-            sender.close()
-        return EXIT_OK
+            self.sender.close()
 
     def _loop(self, sender: Sender) -> None:
         spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep

@@ -1,0 +1,220 @@
+"""``loggend bench``: each transport on one pinned core, against the machine's own ceiling.
+
+For every sender (the C reference ``udp_gso_blast`` when the yardstick is available, then
+loggend's gso, sendmmsg and sendto workers with realistic content and sequence numbers on) it
+measures, with the sender on one CPU and the receiver on another:
+
+* delivered events/s into a counting receiver (the yardstick's C ``udp_sink`` when available,
+  otherwise loggend's own recvmmsg receiver, which may then be the bottleneck);
+* events/s the kernel accepted into a receive queue that is never read;
+* delivered MB/s and the sender's CPU microseconds per event.
+
+Rounds are interleaved (every sender once per round) and the median of the rounds is printed,
+with the ratio of loggend's figure to the C sender's figure *of the same round*: these machines
+are shared and noisy, so only ratios measured together mean anything. These are figures, not a
+test: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loggend.engine.counters import CounterBlock
+from loggend.engine.spec import MessageSpec, WorkerSpec
+from loggend.engine.worker import Worker
+
+SENDER_CPU = 0
+RECEIVER_CPU = 1
+PORT = 51_499
+SETTLE_SECONDS = 0.3          # receiver bound before the sender starts
+MODES = ("gso", "sendmmsg", "sendto")
+C_SENDER = "C udp_gso_blast"
+
+
+@dataclass
+class Figure:
+    sent: int                 # accepted by the kernel
+    seconds: float            # sending time
+    cpu: float                # sender CPU seconds while sending
+    received: int = 0         # counted by the receiver (0 in never-read mode)
+    received_bytes: int = 0
+
+    @property
+    def eps(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+# --- receivers --------------------------------------------------------------------------------------
+
+class Yardstick:
+    """The C reference tools, built in a temporary folder (shared/ is read-only)."""
+
+    def __init__(self, source: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="loggend-yardstick-"))
+        shutil.copytree(source, self.dir, dirs_exist_ok=True)
+        for f in self.dir.iterdir():
+            f.chmod(0o644)
+        subprocess.run(["make", "-s", "-C", str(self.dir)], check=True, capture_output=True)
+
+    def sink(self, port: int, seconds: float, never_read: bool) -> subprocess.Popen[str]:
+        args = [str(self.dir / "udp_sink"), "-p", str(port), "-d", str(seconds + 5), "-i", "1"]
+        return _pinned(args + (["-B"] if never_read else []), RECEIVER_CPU)
+
+    def blast(self, port: int, seconds: float) -> Figure:
+        out = subprocess.run([str(self.dir / "udp_gso_blast"), "-p", str(port), "-d", str(seconds), "-c"],
+                             capture_output=True, text=True, preexec_fn=lambda: _pin(SENDER_CPU)).stdout
+        r = _result(out)
+        return Figure(sent=int(r["sent"]), seconds=float(r["secs"]), cpu=float(r["utime"]) + float(r["stime"]))
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pin(cpu: int) -> None:
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        pass        # fewer CPUs than we asked for: measure anyway, unpinned
+
+
+def _pinned(args: list[str], cpu: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: _pin(cpu))
+    assert proc.stdout is not None
+    proc.stdout.readline()                                    # READY
+    return proc
+
+
+def _result(text: str) -> dict[str, str]:
+    line = next((ln for ln in text.splitlines() if ln.startswith("RESULT")), "")
+    return dict(kv.split("=", 1) for kv in line.split()[1:])
+
+
+def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Popen[str]:
+    """loggend's own receiver, count only, in a pinned child process."""
+    code = (
+        "import sys, time, socket\n"
+        "from loggend.sink import Receiver\n"
+        f"r = Receiver('127.0.0.1', {port}); print('READY', flush=True)\n"
+        f"end = time.monotonic() + {seconds + 5}; n = b = 0; first = last = 0.0\n"
+        f"if {never_read}:\n    time.sleep({seconds + 1}); end = 0\n"
+        "while time.monotonic() < end:\n"
+        "    batch = r.receive(); t = time.monotonic()\n"
+        "    if batch:\n"
+        "        first = first or t; last = t; n += len(batch); b += sum(map(len, batch))\n"
+        "    elif n and t - last > 1: break\n"
+        "print(f'RESULT recv={n} bytes={b} span={last - first:.4f}', flush=True)\n"
+    )
+    return _pinned([sys.executable, "-c", code], RECEIVER_CPU)
+
+
+# --- loggend senders --------------------------------------------------------------------------------
+
+def loggend_send(mode: str, port: int, seconds: float) -> Figure:
+    """One loggend worker, unlimited rate, in a forked child pinned to SENDER_CPU."""
+    block = CounterBlock(1)
+    spec = WorkerSpec(host="127.0.0.1", port=port, rate=0, duration=seconds, transport=mode,
+                      messages=MessageSpec())
+    worker = Worker(spec, block.slot(0), log=lambda line: None)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            worker.init_process(SENDER_CPU)
+            worker.setup()
+            cpu0, t0 = time.process_time(), time.monotonic()
+            worker.loop()
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+            os.write(write_end, json.dumps({"cpu": cpu, "wall": wall}).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as f:
+        measured = json.loads(f.read() or '{"cpu": 0, "wall": 0}')
+    os.waitpid(pid, 0)
+    snap = block.snapshot(0)
+    return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"])
+
+
+# --- the table ----------------------------------------------------------------------------------------
+
+def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick: Yardstick | None) -> Figure:
+    sink = yardstick.sink(port, seconds, never_read) if yardstick else _python_sink(port, seconds, never_read)
+    time.sleep(SETTLE_SECONDS)
+    try:
+        if sender == C_SENDER and yardstick:
+            fig = yardstick.blast(port, seconds)
+        else:
+            fig = loggend_send(sender.split()[-1], port, seconds)
+        if never_read:
+            sink.send_signal(signal.SIGTERM)
+        out, _ = sink.communicate(timeout=seconds + 15)
+    finally:
+        if sink.poll() is None:
+            sink.send_signal(signal.SIGTERM)
+            sink.wait()
+    r = _result(out)
+    fig.received, fig.received_bytes = int(r.get("recv", 0)), int(r.get("bytes", 0))
+    return fig
+
+
+def run_bench(seconds: float, repeats: int, yardstick: str = "") -> int:
+    ys: Yardstick | None = None
+    if yardstick and Path(yardstick, "Makefile").exists():
+        try:
+            ys = Yardstick(yardstick)
+        except (OSError, subprocess.CalledProcessError) as err:
+            print(f"bench: yardstick not built ({err}); comparing against nothing", file=sys.stderr)
+    senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES]
+    receiver = "yardstick C udp_sink (recvmmsg)" if ys else "loggend's Python recvmmsg receiver"
+    print(f"loggend bench: {seconds:g} s per figure, median of {repeats}, sender on cpu{SENDER_CPU}, "
+          f"receiver on cpu{RECEIVER_CPU} ({receiver}); {os.cpu_count()} CPUs, kernel {os.uname().release}")
+    delivered: dict[str, list[Figure]] = {s: [] for s in senders}
+    queued: dict[str, list[Figure]] = {s: [] for s in senders}
+    port = _free_port()
+    try:
+        for round_no in range(repeats):
+            for s in senders:
+                delivered[s].append(measure(s, port, seconds, False, ys))
+                queued[s].append(measure(s, port, seconds, True, ys))
+            print(f"  round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
+    finally:
+        if ys:
+            ys.close()
+    print()
+    print("| sender | delivered ev/s | never-read ev/s | delivered MB/s | CPU us/event | delivered vs C GSO |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for s in senders:
+        d, q = delivered[s], queued[s]
+        dev = statistics.median(f.received / f.seconds for f in d)
+        qev = statistics.median(f.eps for f in q)
+        mbs = statistics.median(f.received_bytes / f.seconds / 1e6 for f in d)
+        cpu_us = statistics.median(f.cpu / f.sent * 1e6 for f in d + q if f.sent)
+        if ys:
+            ratio = statistics.median(f.received / c.received for f, c in zip(d, delivered[C_SENDER]) if c.received)
+            ratio_text = f"{ratio:.2f}x"
+        else:
+            ratio_text = "-"
+        print(f"| {s} | {dev:,.0f} | {qev:,.0f} | {mbs:,.1f} | {cpu_us:.2f} | {ratio_text} |")
+    return 0
+
+
+def _free_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port

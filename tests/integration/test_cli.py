@@ -1,0 +1,134 @@
+"""The real program: python -m loggend on loopback, high ports."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, run_loggend, seq_of
+from tests.unit.test_render import RFC3164
+
+BAD_INPUT = [
+    (["run", "--transport", "carrier-pigeon"], "--transport"),
+    (["run", "--rate", "-5"], "--rate"),
+    (["run", "--rate", "lots"], "--rate"),
+    (["run", "--target", "no-such-host.invalid:514"], "--target"),
+    (["run", "--target", "127.0.0.1:0"], "--target"),
+    (["run", "--target", "127.0.0.1:70000"], "--target"),
+    (["run", "--duration", "5 minutes"], "--duration"),
+    (["run", "--duration", "-3s"], "--duration"),
+    (["run", "--seed", "x"], "--seed"),
+    (["run", "--hosts", "0"], "--hosts"),
+    (["run", "--timezone", "mars"], "--timezone"),
+    (["run", "--pri-mix", "auth.loud=1"], "--pri-mix"),
+    (["run", "--max-length", "20"], "--max-length"),
+    (["run", "--pool-size", "1234"], "--pool-size"),
+    (["run", "--stream-id", "has space"], "--stream-id"),
+    (["run", "--bogus"], "--bogus"),
+    (["launch"], "launch"),
+    (["sink", "--listen", "127.0.0.1:99999"], "--listen"),
+]
+
+
+@pytest.mark.parametrize("args,name", BAD_INPUT)
+def test_bad_input_is_one_line_naming_the_flag_and_exit_2(args, name):
+    result = run_loggend(*args, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0] and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
+    result = run_loggend("run", "--target", f"127.0.0.1:{receiver.port}", "--rate", "4000", "--duration", "2s",
+                         "--pool-size", "1000", "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    got = receiver.wait_for(8000)
+    assert len(got) == 8000
+    assert [seq_of(d) for d in got] == list(range(8000))
+    assert all(RFC3164.fullmatch(d) for d in got)
+    assert "sent        8,000 events" in result.stdout
+    assert "ev/s" in result.stdout.splitlines()[0]               # live lines come first
+    assert "transport gso" in result.stdout
+    assert "worker 0: transport gso" in result.stderr
+
+
+def test_pacing_spreads_traffic_over_the_run(receiver):
+    rate, seconds = 2000, 3
+    result = run_loggend("run", "--target", f"127.0.0.1:{receiver.port}", "--rate", str(rate),
+                         "--duration", f"{seconds}s", "--pool-size", "1000")
+    assert result.returncode == 0, result.stderr
+    got = receiver.wait_for(rate * seconds)
+    assert len(got) == rate * seconds
+    times = receiver.arrivals
+    assert times[-1] - times[0] > seconds * 0.8                  # not one burst
+    window, most = 0.1, 0
+    j = 0
+    for i in range(len(times)):                                  # busiest 100 ms window
+        while times[i] - times[j] > window:
+            j += 1
+        most = max(most, i - j + 1)
+    assert most < rate * seconds * 0.25                           # expected ~200 of 6000
+
+
+def test_sigterm_stops_gracefully_with_a_summary(receiver):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "loggend", "run", "--target", f"127.0.0.1:{receiver.port}",
+                             "--rate", "20000", "--pool-size", "1000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not receiver.datagrams and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.datagrams
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert "summary:" in out
+    sent = int(out.split("sent        ")[1].split(" events")[0].replace(",", ""))
+    assert len(receiver.wait_for(sent)) == sent
+
+
+def test_unreachable_target_fails_with_a_message_not_a_loop():
+    result = run_loggend("run", "--target", "255.255.255.255:9", "--duration", "5s", "--pool-size", "1000")
+    assert result.returncode == 1
+    assert "cannot start sending to 255.255.255.255:9" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_hot_path_imports_only_the_standard_library_and_the_engine():
+    code = (
+        "import sys, loggend.engine.worker as w\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'yaml', 'prometheus_client', 'psutil')]\n"
+        "ours = [m for m in sys.modules if m.startswith('loggend') and not m.startswith('loggend.engine')]\n"
+        "print(bad, [m for m in ours if m != 'loggend'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30)
+    assert result.stdout.strip() == "[] []", result.stdout + result.stderr
+
+
+def test_sink_counts_what_run_sent():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    sink = subprocess.Popen([sys.executable, "-m", "loggend", "sink", "--listen", "127.0.0.1:0",
+                             "--idle-exit", "1s", "--duration", "30s"], stdout=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        assert sink.stdout is not None
+        ready = sink.stdout.readline()
+        port = int(ready.rsplit(":", 1)[1])
+        result = run_loggend("run", "--target", f"127.0.0.1:{port}", "--rate", "5000", "--duration", "1s",
+                             "--pool-size", "1000")
+        assert result.returncode == 0
+        out, _ = sink.communicate(timeout=15)
+    finally:
+        if sink.poll() is None:
+            os.killpg(sink.pid, signal.SIGKILL)
+    assert "received 5,000 datagrams" in out and "lost 0;" in out and "from 1 streams" in out

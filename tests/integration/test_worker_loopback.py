@@ -1,0 +1,132 @@
+"""A real worker sending over real loopback sockets, on a fake clock so counts are exact."""
+
+import errno
+import socket
+
+import pytest
+
+from loggend.engine import counters as C
+from loggend.engine.counters import CounterBlock
+from loggend.engine.render import timestamp_at
+from loggend.engine.spec import MessageSpec, WorkerSpec
+from loggend.engine.transport import ERR_REFUSED, GsoSender, fall_back
+from loggend.engine.worker import EXIT_BOOT_FAILED, EXIT_OK, Worker
+from tests.conftest import seq_of
+from tests.unit.test_render import RFC3164
+
+MODES = ("gso", "sendmmsg", "sendto")
+
+
+class FakeTime:
+    """Monotonic and wall clocks that move 1 us per read and jump on sleep()."""
+
+    def __init__(self, wall: float = 1_700_000_000.0) -> None:
+        self.t = 100.0
+        self.wall0 = wall - self.t
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        self.t += 1e-6
+        return self.t
+
+    def wallclock(self) -> float:
+        return self.wall0 + self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+def run_worker(port: int, fake: FakeTime, **kw) -> tuple[int, C.SlotSnapshot, Worker]:
+    messages = kw.pop("messages", MessageSpec(pool_size=1000))
+    block = CounterBlock(1)
+    spec = WorkerSpec(host="127.0.0.1", port=port, messages=messages, **kw)
+    worker = Worker(spec, block.slot(0), clock=fake.clock, wallclock=fake.wallclock, sleep=fake.sleep,
+                    log=lambda line: None)
+    code = worker.run()
+    return code, block.snapshot(0), worker
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_transport_delivers_every_message_intact(receiver, mode):
+    fake = FakeTime()
+    code, snap, worker = run_worker(receiver.port, fake, rate=5000, duration=1.0, transport=mode)
+    assert code == EXIT_OK
+    assert worker.sender is not None and worker.sender.mode == mode
+    assert snap.sent == 5000 and snap.transport == mode and snap.state == C.STATE_STOPPED
+    got = receiver.wait_for(5000)
+    assert len(got) == snap.sent                      # one message per datagram, none lost
+    assert [seq_of(d) for d in got] == list(range(5000))   # the 1000-message pool wrapped 5 times
+    assert sum(len(d) for d in got) == snap.bytes
+    for d in got:
+        assert RFC3164.fullmatch(d), d
+
+
+def test_timestamps_follow_the_clock_across_a_year_boundary(receiver):
+    eve = 1798761598.0       # 2026-12-31 23:59:58 UTC
+    fake = FakeTime(wall=eve)
+    spec = MessageSpec(pool_size=1000, timezone="utc")
+    code, snap, _ = run_worker(receiver.port, fake, rate=1000, duration=4.0, transport="gso", messages=spec)
+    assert code == EXIT_OK and snap.sent == 4000
+    got = receiver.wait_for(4000)
+    stamps = [RFC3164.fullmatch(d) for d in got]
+    seen = [b"%s %s %s:%s:%s" % (m["month"], m["day"], m["h"], m["m"], m["s"]) for m in stamps]
+    assert seen[0] == timestamp_at(eve, True) == b"Dec 31 23:59:58"
+    assert b"Jan  1 00:00:00" in seen and seen[-1] == b"Jan  1 00:00:01"
+    assert seen.count(b"Dec 31 23:59:58") == seen.count(b"Dec 31 23:59:59") == 1000   # 1000 ev/s, 1 s each
+    assert seen.count(b"Jan  1 00:00:00") == seen.count(b"Jan  1 00:00:01") == 1000
+    assert seen == sorted(seen, key=lambda s: s[:3] == b"Jan")                       # never back in time
+
+
+def test_unlimited_rate_sends_as_fast_as_possible_for_the_duration(receiver):
+    block = CounterBlock(1)
+    spec = WorkerSpec(host="127.0.0.1", port=receiver.port, rate=0, duration=0.3, transport="gso",
+                      messages=MessageSpec(pool_size=1000))
+    worker = Worker(spec, block.slot(0), log=lambda line: None)       # real clock
+    assert worker.run() == EXIT_OK
+    snap = block.snapshot(0)
+    got = receiver.wait_for(snap.sent, timeout=2.0)
+    assert snap.sent > 10_000 and 0 < len(got) <= snap.sent
+    assert snap.heartbeat_ns - snap.started_ns < 2e9
+
+
+def test_refused_sends_are_counted_not_fatal_and_not_counted_as_sent():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()                      # nobody listens: the kernel answers port unreachable
+    fake = FakeTime()
+    code, snap, worker = run_worker(port, fake, rate=2000, duration=1.0, transport="gso")
+    assert code == EXIT_OK
+    assert snap.errors[ERR_REFUSED] > 0
+    assert snap.sent + snap.errors[ERR_REFUSED] >= 2000 * 0.9
+    assert fake.sleeps                 # backed off instead of spinning
+
+
+def test_a_target_the_socket_cannot_connect_to_is_a_boot_failure():
+    block = CounterBlock(1)
+    lines: list[str] = []
+    # connect() to the broadcast address without SO_BROADCAST fails with EACCES: nothing is sent
+    spec = WorkerSpec(host="255.255.255.255", port=9, transport="gso", messages=MessageSpec(pool_size=1000))
+    assert Worker(spec, block.slot(0), log=lines.append).run() == EXIT_BOOT_FAILED
+    assert block.snapshot(0).state == C.STATE_FAILED and block.snapshot(0).sent == 0
+    assert len(lines) == 1 and "cannot start sending to 255.255.255.255:9" in lines[0]
+
+
+def test_gso_falls_back_to_sendmmsg_when_the_device_refuses_segmentation(receiver):
+    from loggend.engine.render import build_pool
+    from loggend.engine.transport import open_socket
+    pool = build_pool(MessageSpec(pool_size=1000), 0, "w0", 0.0)
+    sender = GsoSender(open_socket("127.0.0.1", receiver.port), pool)
+    sender.send(100)
+    sender.last_error = OSError(errno.EIO, "Input/output error")   # what a NIC without csum offload says
+    sender.refused = 64
+    sender.errors[3] += 64
+    replacement = fall_back(sender)
+    assert replacement is not None
+    new, why = replacement
+    assert new.mode == "sendmmsg" and "falling back" in why
+    assert new.errors[3] == 0                   # resent, not lost
+    assert new.send(50) == 50
+    got = receiver.wait_for(150)
+    assert [seq_of(d) for d in got] == list(range(150))
