@@ -56,6 +56,6 @@ def summary(snapshots: list[SlotSnapshot], elapsed: float, config: Config) -> st
         "summary:",
         f"  target      {config.target_name or config.host}:{config.port}  rate {target}  transport {modes}",
         f"  sent        {sent:,} events, {nbytes / MB:,.1f} MB in {seconds:.2f} s",
-        f"  mean rate   {sent / seconds if seconds else 0:,.0f} ev/s, {nbytes / MB / seconds if seconds else 0:,.1f} MB/s",
+        f"  mean rate   {sent / seconds:,.0f} ev/s, {nbytes / MB / seconds:,.1f} MB/s" if seconds else "",
         f"  errors      {_errors_text(_sum_errors(snapshots))}",
     ))

@@ -57,13 +57,13 @@ class StreamStats:
 @dataclass
 class Accounting:
     received: int = 0
-    bytes: int = 0
+    octets: int = 0
     unsequenced: int = 0
     streams: dict[bytes, StreamStats] = field(default_factory=dict)
 
     def add(self, datagram: bytes) -> None:
         self.received += 1
-        self.bytes += len(datagram)
+        self.octets += len(datagram)
         at = datagram.rfind(STREAM_MARK)
         mark = len(datagram) - SEQ_DIGITS - len(SEQ_MARK)
         if at < 0 or datagram[mark:mark + len(SEQ_MARK)] != SEQ_MARK:
@@ -185,7 +185,7 @@ class Sink:
             if self.idle_exit and stats.received and now - last_packet >= self.idle_exit:
                 break
         receiver.close()
-        print(f"sink summary: received {stats.received:,} datagrams ({stats.bytes:,} bytes) from "
+        print(f"sink summary: received {stats.received:,} datagrams ({stats.octets:,} bytes) from "
               f"{len(stats.streams)} streams; lost {stats.lost:,}; reordered {stats.reordered:,}; "
               f"without sequence {stats.unsequenced:,}", flush=True)
         sys.stdout.flush()
