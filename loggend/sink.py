@@ -177,7 +177,7 @@ class Sink:
             if batch:
                 last_packet = now
             if now - last_report >= 1.0:
-                print(f"received {(stats.received - reported) / (now - last_report):12,.0f} ev/s  "
+                print(f"sink: received {(stats.received - reported) / (now - last_report):12,.0f} ev/s  "
                       f"total {stats.received:,}  lost {stats.lost:,}", flush=True)
                 last_report, reported = now, stats.received
             if self.duration and now - start >= self.duration:
