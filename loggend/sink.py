@@ -9,7 +9,6 @@ without the fields are counted only.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import signal
 import socket
@@ -18,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from loggend.engine.render import SEQ_DIGITS
+from loggend.engine.syscalls import Iovec, Mmsghdr, libc_function
 
 BATCH = 1024                  # datagrams per recvmmsg call
 SLOT = 2048                   # bytes per datagram buffer (loggend messages are <= 1024 by default)
@@ -27,23 +27,6 @@ MSG_WAITFORONE = 0x10000
 SO_RCVBUFFORCE = 33          # asm-generic/socket.h; not exported by Python 3.11
 STREAM_MARK = b" stream="
 SEQ_MARK = b" seq="
-
-
-class _Iovec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-class _Msghdr(ctypes.Structure):
-    _fields_ = [
-        ("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
-        ("msg_iov", ctypes.POINTER(_Iovec)), ("msg_iovlen", ctypes.c_size_t),
-        ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
-        ("msg_flags", ctypes.c_int),
-    ]
-
-
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = [("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint)]
 
 
 @dataclass
@@ -113,16 +96,15 @@ class Receiver:
         tv = (ctypes.c_long * 2)(int(timeout), int((timeout % 1) * 1e6))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(tv))
         self.buf = ctypes.create_string_buffer(BATCH * SLOT)
-        self.iov = (_Iovec * BATCH)()
-        self.hdrs = (_Mmsghdr * BATCH)()
+        self.iov = (Iovec * BATCH)()
+        self.hdrs = (Mmsghdr * BATCH)()
         base = ctypes.addressof(self.buf)
         for i in range(BATCH):
             self.iov[i].iov_base = base + i * SLOT
             self.iov[i].iov_len = SLOT
             self.hdrs[i].msg_hdr.msg_iov = ctypes.pointer(self.iov[i])
             self.hdrs[i].msg_hdr.msg_iovlen = 1
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        self._recvmmsg = getattr(libc, "recvmmsg", None)
+        self._recvmmsg = libc_function("recvmmsg")
 
     def receive(self) -> list[bytes]:
         """The datagrams of one batch; [] after the poll timeout."""

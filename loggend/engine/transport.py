@@ -17,7 +17,6 @@ counts as ``queue_full`` instead of stalling the worker.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import socket
@@ -26,6 +25,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from loggend.engine.render import Pool
+from loggend.engine.syscalls import Iovec, Mmsghdr, libc_function
 
 SOL_UDP = 17
 UDP_SEGMENT = 103                  # linux/udp.h, not exported by Python 3.11's socket module
@@ -56,6 +56,8 @@ class TransportError(Exception):
 
 
 def error_kind(err: OSError) -> int:
+    if isinstance(err, TimeoutError):      # the blocking send waited SEND_TIMEOUT for queue space
+        return ERR_QUEUE_FULL
     return _KIND_OF_ERRNO.get(err.errno or 0, ERR_OTHER)
 
 
@@ -68,32 +70,14 @@ def open_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-class _Msghdr(ctypes.Structure):
-    _fields_ = [
-        ("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
-        ("msg_iov", ctypes.POINTER(_Iovec)), ("msg_iovlen", ctypes.c_size_t),
-        ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
-        ("msg_flags", ctypes.c_int),
-    ]
-
-
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = [("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint)]
-
-
 def _libc_sendmmsg() -> Callable[..., int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.sendmmsg
-    except (OSError, AttributeError):
+    fn = libc_function("sendmmsg")
+    if fn is None:
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
     fn.restype = ctypes.c_int
-    return fn
+    send: Callable[..., int] = fn
+    return send
 
 
 class Sender:
@@ -147,8 +131,8 @@ class GsoSender(Sender):
         self._sendmmsg = _libc_sendmmsg()
         nframes = pool.frames
         self._raw = (ctypes.c_char * len(pool.buf)).from_buffer(pool.buf)
-        self._iov = (_Iovec * nframes)()
-        self._hdrs = (_Mmsghdr * nframes)()
+        self._iov = (Iovec * nframes)()
+        self._hdrs = (Mmsghdr * nframes)()
         self._control = ctypes.create_string_buffer(CMSG_SPACE_U16 * nframes)
         base, control = ctypes.addressof(self._raw), ctypes.addressof(self._control)
         for f, (start, count, length) in enumerate(zip(pool.starts, pool.counts, pool.lengths)):
@@ -161,7 +145,7 @@ class GsoSender(Sender):
             hdr.msg_control = control + f * CMSG_SPACE_U16
             hdr.msg_controllen = CMSG_SPACE_U16
         self._hdr_base = ctypes.addressof(self._hdrs)
-        self._hdr_size = ctypes.sizeof(_Mmsghdr)
+        self._hdr_size = ctypes.sizeof(Mmsghdr)
 
     def send(self, budget: int) -> int:
         sendmsg, fd, mmsg = self.sock.sendmsg, self.sock.fileno(), self._sendmmsg
@@ -234,8 +218,8 @@ class MmsgSender(Sender):
         size = pool.size
         self._raw = (ctypes.c_char * len(pool.buf)).from_buffer(pool.buf)
         base = ctypes.addressof(self._raw)
-        self._iov = (_Iovec * size)()
-        self._hdrs = (_Mmsghdr * size)()
+        self._iov = (Iovec * size)()
+        self._hdrs = (Mmsghdr * size)()
         self._lengths = []
         index = 0
         for start, count, length in zip(pool.starts, pool.counts, pool.lengths):
@@ -248,7 +232,7 @@ class MmsgSender(Sender):
                 hdr.msg_iovlen = 1
                 self._lengths.append(length)
                 index += 1
-        self._hdr_size = ctypes.sizeof(_Mmsghdr)
+        self._hdr_size = ctypes.sizeof(Mmsghdr)
         self._hdr_base = ctypes.addressof(self._hdrs)
         self.index = 0          # pool index of the next message
 

@@ -27,11 +27,9 @@ from loggend.engine.pacing import TokenBucket
 from loggend.engine.render import build_pool, timestamp_at
 from loggend.engine.spec import WorkerSpec
 from loggend.engine.transport import (
-    ERR_QUEUE_FULL,
     Sender,
     TransportError,
     choose,
-    error_kind,
     fall_back,
     open_socket,
 )
@@ -186,6 +184,5 @@ class Worker:
         bucket.take(sender.refused)
         for field, base, count in zip(C.ERROR_FIELDS, base_errors, sender.errors):
             self.slot[field] = base + count
-        if sender.last_error is None or error_kind(sender.last_error) != ERR_QUEUE_FULL:
-            self.sleep(ERROR_BACKOFF)   # a queue-full send has already waited SEND_TIMEOUT
+        self.sleep(ERROR_BACKOFF)
         return sender

@@ -130,3 +130,13 @@ def test_gso_falls_back_to_sendmmsg_when_the_device_refuses_segmentation(receive
     assert new.send(50) == 50
     got = receiver.wait_for(150)
     assert [seq_of(d) for d in got] == list(range(150))
+
+
+def test_send_errors_are_classified_by_kind():
+    from loggend.engine.transport import ERR_OTHER, ERR_QUEUE_FULL, ERR_UNREACHABLE, error_kind
+    assert error_kind(OSError(errno.ECONNREFUSED, "refused")) == ERR_REFUSED
+    assert error_kind(OSError(errno.ENOBUFS, "no buffer space")) == ERR_QUEUE_FULL
+    assert error_kind(OSError(errno.EAGAIN, "again")) == ERR_QUEUE_FULL
+    assert error_kind(TimeoutError("timed out")) == ERR_QUEUE_FULL
+    assert error_kind(OSError(errno.EHOSTUNREACH, "no route")) == ERR_UNREACHABLE
+    assert error_kind(OSError(errno.EPERM, "firewall")) == ERR_OTHER

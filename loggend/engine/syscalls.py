@@ -1,0 +1,33 @@
+"""ctypes views of the batched socket calls Python does not wrap: sendmmsg(2) and recvmmsg(2)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from typing import Any
+
+
+class Iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class Msghdr(ctypes.Structure):
+    _fields_ = [
+        ("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.POINTER(Iovec)), ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    ]
+
+
+class Mmsghdr(ctypes.Structure):
+    _fields_ = [("msg_hdr", Msghdr), ("msg_len", ctypes.c_uint)]
+
+
+def libc_function(name: str) -> Any | None:
+    """A C library function with errno captured (``ctypes.get_errno()``), or None if absent."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        return getattr(libc, name)
+    except (OSError, AttributeError):
+        return None
