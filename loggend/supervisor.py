@@ -21,6 +21,7 @@ from loggend.engine.counters import CounterBlock
 from loggend.engine.worker import EXIT_BOOT_FAILED, Worker
 from loggend.errors import EXIT_FAILURE, EXIT_OK
 from loggend.report import LiveLine, summary
+from loggend.systemd import Notifier
 
 LOOP_SECONDS = 0.1           # main loop period: signal latency and reaping
 REPORT_SECONDS = 1.0         # live line period
@@ -34,8 +35,10 @@ class Supervisor:
         config: Config,
         out: TextIO = sys.stdout,
         clock: Callable[[], float] = time.monotonic,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier or Notifier()
         self.out = out
         self.clock = clock
         self.block = CounterBlock(1)
@@ -107,6 +110,7 @@ class Supervisor:
     def stop(self) -> None:
         """SIGTERM every worker, wait up to GRACEFUL_TIMEOUT, then SIGKILL the rest."""
         self.stopping = True
+        self.notifier.stopping()
         for pid in list(self.workers):
             self._kill(pid, signal.SIGTERM)
         deadline = self.clock() + GRACEFUL_TIMEOUT
@@ -118,6 +122,9 @@ class Supervisor:
         while self.workers:
             self.reap_workers()
             time.sleep(0.01)
+
+    def all_running(self) -> bool:
+        return all(s.state == C.STATE_RUNNING for s in self.block.snapshots())
 
     @staticmethod
     def _kill(pid: int, sig: int) -> None:
@@ -134,13 +141,23 @@ class Supervisor:
         self.spawn_worker(0)
         live = LiveLine(self.block, started)
         next_report = started + REPORT_SECONDS
+        next_ping = started
+        ready = False
         while self.workers:
             self.dispatch_signals()
             self.reap_workers()
             now = self.clock()
+            if not ready and self.all_running():
+                self.notifier.ready(f"sending to {self.config.host}:{self.config.port}")
+                ready = True
             if now >= next_report and not self.stopping:
-                print(live.line(now), file=self.out, flush=True)
+                line = live.line(now)
+                print(line, file=self.out, flush=True)
+                self.notifier.status(line.strip())
                 next_report += REPORT_SECONDS
+            if self.notifier.watchdog_interval and now >= next_ping:
+                self.notifier.watchdog()
+                next_ping = now + self.notifier.watchdog_interval
             time.sleep(LOOP_SECONDS)
         elapsed = self.clock() - started
         snapshots = self.block.snapshots()

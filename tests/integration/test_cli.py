@@ -132,3 +132,32 @@ def test_sink_counts_what_run_sent():
         if sink.poll() is None:
             os.killpg(sink.pid, signal.SIGKILL)
     assert "received 5,000 datagrams" in out and "lost 0;" in out and "from 1 streams" in out
+
+
+def test_sd_notify_ready_status_watchdog_and_stopping(receiver, tmp_path):
+    import socket as s
+    path = str(tmp_path / "notify")
+    notify = s.socket(s.AF_UNIX, s.SOCK_DGRAM)
+    notify.bind(path)
+    notify.settimeout(20)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+    proc = subprocess.Popen([sys.executable, "-m", "loggend", "run", "--target", f"127.0.0.1:{receiver.port}",
+                             "--rate", "1000", "--pool-size", "1000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    seen: list[bytes] = []
+    try:
+        while not (any(m.startswith(b"READY=1") for m in seen) and any(m.startswith(b"STATUS=") for m in seen)
+                   and seen.count(b"WATCHDOG=1") >= 2):
+            seen.append(notify.recv(4096))
+        proc.send_signal(signal.SIGTERM)
+        while b"STOPPING=1" not in seen:
+            seen.append(notify.recv(4096))
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        notify.close()
+    ready = next(m for m in seen if m.startswith(b"READY=1"))
+    assert receiver.datagrams                       # READY=1 came once the worker was sending
+    assert b"STATUS=sending to 127.0.0.1" in ready
+    assert any(b"ev/s" in m for m in seen if m.startswith(b"STATUS="))
