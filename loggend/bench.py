@@ -36,7 +36,6 @@ from loggend.engine.worker import Worker
 
 SENDER_CPU = 0
 RECEIVER_CPU = 1
-PORT = 51_499
 SETTLE_SECONDS = 0.3          # receiver bound before the sender starts
 MODES = ("gso", "sendmmsg", "sendto")
 C_SENDER = "C udp_gso_blast"

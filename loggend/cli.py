@@ -8,6 +8,7 @@ from typing import NoReturn
 
 from loggend import __version__
 from loggend.config import (
+    MAX_HOSTS,
     Config,
     check_timezone,
     check_transport,
@@ -73,7 +74,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     host_text, port = split_target("--target", args.target)
     messages = MessageSpec(
         seed=parse_int("--seed", args.seed, 0, MAX_SEED),
-        hosts=parse_int("--hosts", args.hosts, 1, 1_000_000),
+        hosts=parse_int("--hosts", args.hosts, 1, MAX_HOSTS),
         pool_size=parse_pool_size("--pool-size", args.pool_size),
         sequence=not args.no_sequence,
         timezone="utc" if args.utc else check_timezone("--timezone", args.timezone),

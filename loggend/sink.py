@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import signal
 import socket
 import sys
@@ -96,6 +97,7 @@ class Receiver:
         tv = (ctypes.c_long * 2)(int(timeout), int((timeout % 1) * 1e6))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(tv))
         self.buf = ctypes.create_string_buffer(BATCH * SLOT)
+        self.view = memoryview(self.buf).cast("B")
         self.iov = (Iovec * BATCH)()
         self.hdrs = (Mmsghdr * BATCH)()
         base = ctypes.addressof(self.buf)
@@ -118,16 +120,9 @@ class Receiver:
             code = ctypes.get_errno()
             if code in (errno.EAGAIN, errno.EINTR):
                 return []
-            raise OSError(code, errno.errorcode.get(code, "recvmmsg"))
-        raw = self.buf.raw if n > 64 else None
-        out = []
-        for i in range(n):
-            length = self.hdrs[i].msg_len
-            if raw is not None:
-                out.append(raw[i * SLOT:i * SLOT + length])
-            else:
-                out.append(ctypes.string_at(ctypes.addressof(self.buf) + i * SLOT, length))
-        return out
+            raise OSError(code, os.strerror(code))
+        view, hdrs = self.view, self.hdrs
+        return [bytes(view[i * SLOT:i * SLOT + hdrs[i].msg_len]) for i in range(n)]
 
     def close(self) -> None:
         self.sock.close()

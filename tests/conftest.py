@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from loggend.sink import SO_RCVBUFFORCE
+
 ROOT = Path(__file__).resolve().parent.parent
 RCVBUF = 64 << 20
-SO_RCVBUFFORCE = 33
 
 
 class LoopbackReceiver:

@@ -99,6 +99,11 @@ class Sender:
     def send(self, budget: int) -> int:
         raise NotImplementedError
 
+    def _buffer_address(self) -> int:
+        """Address of the pool's bytes for ctypes headers (the export pins the buffer's size)."""
+        self._raw = (ctypes.c_char * len(self.pool.buf)).from_buffer(self.pool.buf)
+        return ctypes.addressof(self._raw)
+
     def _wrap(self) -> None:
         self.frame = 0
         self.pool.set_cycle(self.pool.cycle + 1)
@@ -130,11 +135,10 @@ class GsoSender(Sender):
         self.starts_end = [*pool.starts, len(pool.buf)]    # byte offset of each frame, and the end
         self._sendmmsg = _libc_sendmmsg()
         nframes = pool.frames
-        self._raw = (ctypes.c_char * len(pool.buf)).from_buffer(pool.buf)
         self._iov = (Iovec * nframes)()
         self._hdrs = (Mmsghdr * nframes)()
         self._control = ctypes.create_string_buffer(CMSG_SPACE_U16 * nframes)
-        base, control = ctypes.addressof(self._raw), ctypes.addressof(self._control)
+        base, control = self._buffer_address(), ctypes.addressof(self._control)
         for f, (start, count, length) in enumerate(zip(pool.starts, pool.counts, pool.lengths)):
             self._iov[f].iov_base = base + start
             self._iov[f].iov_len = count * length
@@ -216,29 +220,27 @@ class MmsgSender(Sender):
             raise TransportError("sendmmsg is not available in this C library")
         self._sendmmsg = fn
         size = pool.size
-        self._raw = (ctypes.c_char * len(pool.buf)).from_buffer(pool.buf)
-        base = ctypes.addressof(self._raw)
+        # Messages lie back to back in pool order, so byte offsets by pool index (with the end)
+        # give the bytes of any run of messages in one subtraction.
+        self._offsets = [start + j * length for start, count, length in
+                         zip(pool.starts, pool.counts, pool.lengths) for j in range(count)] + [len(pool.buf)]
+        base = self._buffer_address()
         self._iov = (Iovec * size)()
         self._hdrs = (Mmsghdr * size)()
-        self._lengths = []
-        index = 0
-        for start, count, length in zip(pool.starts, pool.counts, pool.lengths):
-            for j in range(count):
-                iov = self._iov[index]
-                iov.iov_base = base + start + j * length
-                iov.iov_len = length
-                hdr = self._hdrs[index].msg_hdr
-                hdr.msg_iov = ctypes.pointer(iov)
-                hdr.msg_iovlen = 1
-                self._lengths.append(length)
-                index += 1
+        for index in range(size):
+            iov = self._iov[index]
+            iov.iov_base = base + self._offsets[index]
+            iov.iov_len = self._offsets[index + 1] - self._offsets[index]
+            hdr = self._hdrs[index].msg_hdr
+            hdr.msg_iov = ctypes.pointer(iov)
+            hdr.msg_iovlen = 1
         self._hdr_size = ctypes.sizeof(Mmsghdr)
         self._hdr_base = ctypes.addressof(self._hdrs)
         self.index = 0          # pool index of the next message
 
     def send(self, budget: int) -> int:
         fn, fd, size = self._sendmmsg, self.sock.fileno(), self.pool.size
-        hdr_base, hdr_size = self._hdr_base, self._hdr_size
+        hdr_base, hdr_size, offsets = self._hdr_base, self._hdr_size, self._offsets
         i = self.index
         done = calls = nbytes = 0
         self.refused = 0
@@ -250,14 +252,14 @@ class MmsgSender(Sender):
                 code = ctypes.get_errno()
                 if code == errno.EINTR:
                     continue
-                self._refuse(OSError(code, errno.errorcode.get(code, "error")), n)
+                self._refuse(OSError(code, os.strerror(code)), n)
                 break
-            nbytes += sum(self._lengths[i:i + sent])
+            nbytes += offsets[i + sent] - offsets[i]
             done += sent
             i += sent
             if i == size:
                 i = 0
-                self.pool.set_cycle(self.pool.cycle + 1)
+                self._wrap()
             if sent < n:
                 break
         self.index = i
