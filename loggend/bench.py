@@ -123,7 +123,7 @@ def loggend_send(mode: str, port: int, seconds: float) -> Figure:
     """One loggend worker, unlimited rate, in a forked child pinned to SENDER_CPU."""
     block = CounterBlock(1)
     spec = WorkerSpec(host="127.0.0.1", port=port, rate=0, duration=seconds, transport=mode,
-                      messages=MessageSpec())
+                      cpu=SENDER_CPU, messages=MessageSpec())
     worker = Worker(spec, block.slot(0), log=lambda line: None)
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -131,7 +131,7 @@ def loggend_send(mode: str, port: int, seconds: float) -> Figure:
         code = 1
         try:
             os.close(read_end)
-            worker.init_process(SENDER_CPU)
+            worker.init_process()
             worker.setup()
             cpu0, t0 = time.process_time(), time.monotonic()
             worker.loop()

@@ -1,34 +1,46 @@
-"""Command line: ``loggend run | sink | bench``. Bad input is one line on stderr and exit 2."""
+"""Command line: ``loggend run | check-config | sink | bench``. Bad input is one line and exit 2.
+
+``run`` reads ``/etc/loggen.yaml`` (or ``--config PATH``) and lays its flags over the file. The
+original tool's flags keep working: ``-target=HOST``, ``-dashboard-port=PORT``,
+``-duration=MINUTES`` (a bare number is minutes) and ``-optimize=true|false``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
 from loggend import __version__
 from loggend.config import (
-    MAX_HOSTS,
+    DASHBOARD_PORT,
+    DEFAULT_CONFIG_PATH,
     Config,
-    check_timezone,
-    check_transport,
+    load,
     parse_duration,
     parse_int,
-    parse_max_length,
-    parse_pool_size,
-    parse_pri_mix,
-    parse_rate,
-    parse_stream_id,
     resolve_host,
     split_target,
 )
-from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec
+from loggend.engine.spec import TIMEZONES, TRANSPORTS
 from loggend.errors import EXIT_USAGE, UsageError
 
-DEFAULT_TARGET = "127.0.0.1:514"
-DEFAULT_PORT = 514
-DEFAULT_RATE = "10000"
-MAX_SEED = 2**63 - 1
+# Flags of ``run`` that override a config key (dest -> key); the error label is the flag itself.
+FLAG_KEYS = {
+    "target": "target", "ports": "ports", "rate": "rate", "workers": "workers", "cpus": "cpus",
+    "duration": "duration", "transport": "transport", "seed": "messages.seed", "hosts": "messages.hosts",
+    "timezone": "messages.timezone", "pri_mix": "messages.pri_mix", "max_length": "messages.max_length",
+    "pool_size": "messages.pool_size", "stream_id": "messages.stream_id", "dashboard": "dashboard",
+    "memory_limit": "memory_limit",
+}
+# The original tool's single-dash flags: dest -> (label, key).
+LEGACY_FLAGS = {
+    "legacy_target": ("-target", "target"),
+    "legacy_dashboard_port": ("-dashboard-port", DASHBOARD_PORT),
+    "legacy_duration": ("-duration", "duration"),
+    "legacy_optimize": ("-optimize", "optimize"),
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,20 +55,37 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"loggend {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    run = sub.add_parser("run", help="send syslog to a target")
-    run.add_argument("--target", default=DEFAULT_TARGET, help="HOST[:PORT] (default %(default)s)")
-    run.add_argument("--rate", default=DEFAULT_RATE, help="events/s, e.g. 50000, 250k, 4M; 0 = unlimited")
-    run.add_argument("--duration", default="0", help="90s, 30m, 1h; 0 = until stopped")
-    run.add_argument("--seed", default="1", help="stream seed: the same seed gives the same messages")
-    run.add_argument("--transport", default="auto", help="|".join(TRANSPORTS))
-    run.add_argument("--hosts", default="1000", help="simulated hosts (default %(default)s)")
-    run.add_argument("--timezone", default="local", help="|".join(TIMEZONES) + " timestamps")
+    run = sub.add_parser("run", help="send syslog to a target (the supervisor daemon)",
+                         description="Every flag overrides the same key of the config file.")
+    run.add_argument("--config", help=f"YAML config (default {DEFAULT_CONFIG_PATH} if it exists)")
+    run.add_argument("--target", help="HOST or HOST:PORT (a port here replaces 'ports')")
+    run.add_argument("--ports", help="514-553, 514 or 514,600-610: worker i sends to port i mod count")
+    run.add_argument("--rate", help="total events/s, e.g. 50000, 250k, 4M; 0 = unlimited")
+    run.add_argument("--workers", help="worker processes (default 40)")
+    run.add_argument("--cpus", help="auto, or CPUs to pin workers to round robin, e.g. 0-3")
+    run.add_argument("--duration", help="90s, 30m, 1h; 0 = until stopped")
+    run.add_argument("--transport", help="|".join(TRANSPORTS))
+    run.add_argument("--seed", help="the same seed gives the same messages")
+    run.add_argument("--hosts", help="simulated hosts")
+    run.add_argument("--timezone", help="|".join(TIMEZONES) + " timestamps")
     run.add_argument("--utc", action="store_true", help="same as --timezone utc")
     run.add_argument("--no-sequence", action="store_true", help="omit the stream=/seq= fields")
-    run.add_argument("--pri-mix", default="", help="FACILITY.SEVERITY=WEIGHT,... (default: per template)")
-    run.add_argument("--max-length", default="1024", help="bytes per message (default %(default)s)")
-    run.add_argument("--pool-size", default="100000", help="pre-rendered messages per worker")
-    run.add_argument("--stream-id", default="", help="label in every message (default w<worker>)")
+    run.add_argument("--pri-mix", help="FACILITY.SEVERITY=WEIGHT,... (default: per template)")
+    run.add_argument("--max-length", help="bytes per message")
+    run.add_argument("--pool-size", help="auto or pre-rendered messages per worker (a power of ten)")
+    run.add_argument("--stream-id", help="stream label prefix: worker i sends stream=<prefix><i>")
+    run.add_argument("--dashboard", help="ADDRESS:PORT of the dashboard")
+    run.add_argument("--memory-limit", help="e.g. 12G; 0 = no limit")
+    run.add_argument("--daemon", action="store_true", help="detach from the shell (needs --pidfile)")
+    run.add_argument("--pidfile", help="write the pid here; refuse to start if it is held")
+    run.add_argument("--log-file", help="daemon output (default: the pidfile's name with .log)")
+    run.add_argument("-target", dest="legacy_target", help=argparse.SUPPRESS)
+    run.add_argument("-dashboard-port", dest="legacy_dashboard_port", help=argparse.SUPPRESS)
+    run.add_argument("-duration", dest="legacy_duration", help=argparse.SUPPRESS)
+    run.add_argument("-optimize", dest="legacy_optimize", help=argparse.SUPPRESS)
+
+    check = sub.add_parser("check-config", help="validate a config file without running")
+    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
 
     sink = sub.add_parser("sink", help="count syslog datagrams received on a port")
     sink.add_argument("--listen", default="127.0.0.1:5514", help="ADDRESS:PORT to bind")
@@ -70,32 +99,74 @@ def build_parser() -> Parser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    host_text, port = split_target("--target", args.target)
-    messages = MessageSpec(
-        seed=parse_int("--seed", args.seed, 0, MAX_SEED),
-        hosts=parse_int("--hosts", args.hosts, 1, MAX_HOSTS),
-        pool_size=parse_pool_size("--pool-size", args.pool_size),
-        sequence=not args.no_sequence,
-        timezone="utc" if args.utc else check_timezone("--timezone", args.timezone),
-        pri_mix=parse_pri_mix("--pri-mix", args.pri_mix),
-        max_length=parse_max_length("--max-length", args.max_length),
-    )
-    return Config(
-        host=resolve_host("--target", host_text),
-        port=port if port is not None else DEFAULT_PORT,
-        rate=parse_rate("--rate", args.rate),
-        duration=parse_duration("--duration", args.duration),
-        transport=check_transport("--transport", args.transport),
-        target_name=host_text,
-        stream_id=parse_stream_id("--stream-id", args.stream_id) if args.stream_id else "",
-        messages=messages,
-    )
+def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object]]:
+    """The flags the user gave, as config keys labelled with the flag's name."""
+    out: dict[str, tuple[str, object]] = {}
+    for dest, key in FLAG_KEYS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            out[key] = ("--" + dest.replace("_", "-"), value)
+    if args.utc:
+        out["messages.timezone"] = ("--utc", "utc")
+    if args.no_sequence:
+        out["messages.sequence"] = ("--no-sequence", False)
+    for dest, (label, key) in LEGACY_FLAGS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if dest == "legacy_duration":
+            value = parse_duration(label, value, bare_unit="m")
+        out[key] = (label, value)
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from loggend.supervisor import Supervisor
-    return Supervisor(config_from_args(args)).run()
+    overrides = overrides_from_args(args)
+
+    def loader() -> Config:
+        return load(args.config, overrides)
+
+    config = loader()
+    if args.daemon and not args.pidfile:
+        raise UsageError("--daemon: needs --pidfile PATH, so that the daemon can be found and stopped")
+    if args.log_file and not args.daemon:
+        raise UsageError("--log-file: only with --daemon (in the foreground the output is the terminal)")
+
+    def main() -> int:
+        from loggend.supervisor import Supervisor
+        return Supervisor(config, loader=loader).run()
+
+    if not args.pidfile:
+        return main()
+    from loggend.daemon import AlreadyRunning, PidFile, run_detached
+    pidfile = PidFile(args.pidfile)
+    try:
+        pidfile.acquire()
+    except AlreadyRunning as err:
+        print(f"loggend: {err}", file=sys.stderr)
+        return err.exit_code
+    except OSError as err:
+        raise UsageError(f"--pidfile: cannot open {args.pidfile!r}: {err.strerror}") from None
+    if not args.daemon:
+        pidfile.write(os.getpid())
+        try:
+            return main()
+        finally:
+            pidfile.release()
+    log_path = os.path.abspath(args.log_file or os.path.splitext(pidfile.path)[0] + ".log")
+    try:
+        open(log_path, "a").close()
+    except OSError as err:
+        pidfile.release()
+        raise UsageError(f"--log-file: cannot write {log_path!r}: {err.strerror}") from None
+    print(f"loggend: detaching; pidfile {pidfile.path}, log {log_path}", file=sys.stderr)
+    return run_detached(pidfile, log_path, main)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load(args.path)
+    print(f"{args.path}: ok: {config.describe()}")
+    return 0
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
@@ -120,7 +191,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
 
 
-COMMANDS = {"run": cmd_run, "sink": cmd_sink, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loggend.config import Config
-from loggend.engine.counters import CounterBlock, SlotSnapshot
+from loggend.config import Config, format_size
+from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.engine.transport import ERROR_KINDS
 
 MB = 1e6
@@ -18,24 +18,27 @@ def _sum_errors(snapshots: list[SlotSnapshot]) -> list[int]:
     return [sum(s.errors[k] for s in snapshots) for k in range(len(ERROR_KINDS))]
 
 
+def _modes(snapshots: list[SlotSnapshot]) -> str:
+    return ",".join(sorted({s.transport for s in snapshots if s.transport})) or "-"
+
+
 class LiveLine:
     """Rate over the last interval from the monotonic counters."""
 
-    def __init__(self, block: CounterBlock, started: float) -> None:
-        self.block = block
+    def __init__(self, started: float) -> None:
         self.started = started
         self.last_time = started
         self.last_sent = 0
 
-    def line(self, now: float) -> str:
-        snaps = self.block.snapshots()
+    def line(self, now: float, snaps: list[SlotSnapshot], workers: int) -> str:
         sent = sum(s.sent for s in snaps)
         eps = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_time, self.last_sent = now, sent
-        modes = ",".join(sorted({s.transport for s in snaps if s.transport})) or "-"
-        states = ",".join(sorted({s.state_name for s in snaps}))
+        running = sum(1 for s in snaps[:workers] if s.state == STATE_RUNNING)
+        restarts = sum(s.restarts for s in snaps)
         return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  sent {sent:15,}  "
-                f"errors {_errors_text(_sum_errors(snaps))}  transport {modes}  ({states})")
+                f"errors {_errors_text(_sum_errors(snaps))}  restarts {restarts}  "
+                f"transport {_modes(snaps)}  ({running}/{workers} running)")
 
 
 def active_seconds(snapshots: list[SlotSnapshot]) -> float:
@@ -46,16 +49,28 @@ def active_seconds(snapshots: list[SlotSnapshot]) -> float:
     return max(0.0, (max(s.heartbeat_ns for s in snapshots) - min(started)) / 1e9)
 
 
-def summary(snapshots: list[SlotSnapshot], elapsed: float, config: Config) -> str:
+def summary(snapshots: list[SlotSnapshot], elapsed: float, config: Config, peak_memory: int = 0) -> str:
     sent = sum(s.sent for s in snapshots)
     nbytes = sum(s.bytes for s in snapshots)
     seconds = active_seconds(snapshots) or elapsed
-    modes = ",".join(sorted({s.transport for s in snapshots if s.transport})) or "-"
     target = f"{config.rate:,.0f} ev/s" if config.rate else "unlimited"
-    return "\n".join((
+    lines = [
         "summary:",
-        f"  target      {config.target_name or config.host}:{config.port}  rate {target}  transport {modes}",
+        f"  target      {config.target}  rate {target}  transport {_modes(snapshots)}",
         f"  sent        {sent:,} events, {nbytes / MB:,.1f} MB in {seconds:.2f} s",
-        f"  mean rate   {sent / seconds:,.0f} ev/s, {nbytes / MB / seconds:,.1f} MB/s" if seconds else "",
-        f"  errors      {_errors_text(_sum_errors(snapshots))}",
-    ))
+    ]
+    if seconds:
+        lines.append(f"  mean rate   {sent / seconds:,.0f} ev/s, {nbytes / MB / seconds:,.1f} MB/s")
+    lines.append(f"  errors      {_errors_text(_sum_errors(snapshots))}")
+    lines.append(f"  restarts    {sum(s.restarts for s in snapshots)}")
+    if peak_memory:
+        limit = f" (limit {format_size(config.memory_limit)})" if config.memory_limit else ""
+        lines.append(f"  peak memory {format_size(peak_memory)} (PSS of supervisor and workers){limit}")
+    if len(snapshots) > 1:
+        lines.append("  worker  port   cpu  state        sent  restarts  errors")
+        for i, s in enumerate(snapshots):
+            spec = config.worker_spec(i)
+            cpu = "-" if spec.cpu is None else str(spec.cpu)
+            lines.append(f"  {i:6d}  {spec.port:5d}  {cpu:>3}  {s.state_name:8}  {s.sent:10,}  {s.restarts:8d}  "
+                         f"{sum(s.errors):,}")
+    return "\n".join(lines)

@@ -1,8 +1,13 @@
 """The arbiter: forks the workers, watches them, turns signals into actions, reports.
 
 Signal handlers only enqueue the signal; the main loop drains the queue and dispatches to
-``handle_<name>()``. Workers write their counter slots; this process only reads them (and owns
-each slot's RESTARTS field).
+``handle_<name>()``. Each pass of the loop reaps dead workers (scheduling their restart with
+back-off), spawns the ones that are due, kills hung ones, enforces the memory limit, prints the
+live line and talks to systemd. Workers write their counter slots; this process only reads them
+and owns each slot's RESTARTS field.
+
+The message corpus is rendered here once, before the workers fork, so that 40 workers start
+sending within a second or two instead of each rendering its own messages.
 """
 
 from __future__ import annotations
@@ -13,20 +18,53 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
 
-from loggend.config import Config
+from loggend.config import MAX_WORKERS, Config, format_size
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
+from loggend.engine.render import Corpus
 from loggend.engine.worker import EXIT_BOOT_FAILED, Worker
-from loggend.errors import EXIT_FAILURE, EXIT_OK
+from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from loggend.procinfo import pss_bytes
 from loggend.report import LiveLine, summary
 from loggend.systemd import Notifier
 
 LOOP_SECONDS = 0.1           # main loop period: signal latency and reaping
-REPORT_SECONDS = 1.0         # live line period
+REPORT_SECONDS = 1.0         # live line and memory check period
 GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for workers that do not stop
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HUNG_SECONDS = 10.0          # a running worker whose heartbeat (every 0.05 s) is this old is hung
+BOOT_SECONDS = 30.0          # a worker still setting up after this long is hung
+BACKOFF_FIRST = 0.5          # first restart delay; doubles per consecutive failure
+BACKOFF_MAX = 30.0
+BACKOFF_RESET = 60.0         # a worker that ran this long has its failure count forgiven
+OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+Loader = Callable[[], Config]
+
+
+@dataclass
+class Child:
+    index: int
+    pid: int
+    spawned_ns: int              # CLOCK_MONOTONIC, comparable with the slot's heartbeat
+
+
+def describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+def backoff(failures: int) -> float:
+    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, failures - 1)))
+
+
+def share(total: int, index: int, parts: int) -> int:
+    """Worker ``index``'s whole part of ``total`` events: the parts add up to exactly ``total``."""
+    return total // parts + (1 if index < total % parts else 0)
 
 
 class Supervisor:
@@ -34,18 +72,32 @@ class Supervisor:
         self,
         config: Config,
         out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
         clock: Callable[[], float] = time.monotonic,
         notifier: Notifier | None = None,
+        loader: Loader | None = None,
     ) -> None:
         self.config = config
+        self.loader = loader
         self.notifier = notifier or Notifier()
         self.out = out
+        self.err = err
         self.clock = clock
-        self.block = CounterBlock(1)
-        self.workers: dict[int, int] = {}        # pid -> worker index
+        self.block = CounterBlock(MAX_WORKERS)
+        self.children: dict[int, Child] = {}        # pid -> child
+        self.pending: dict[int, float] = {}         # worker index -> when to (re)spawn it
+        self.failures: dict[int, int] = {}          # worker index -> consecutive failures
         self.signals: list[int] = []
+        self.corpus: Corpus | None = None
+        self.slots_used = config.workers
+        self.started = self.deadline = 0.0
+        self.ready = False
         self.stopping = False
         self.exit_code = EXIT_OK
+        self.peak_memory = 0
+
+    def log(self, line: str) -> None:
+        print(f"loggend: {line}", file=self.err, flush=True)
 
     # --- signals -------------------------------------------------------------------------------------
 
@@ -57,7 +109,7 @@ class Supervisor:
         self.signals.append(signum)
 
     def dispatch_signals(self) -> None:
-        while self.signals:
+        while self.signals and not self.stopping:
             name = signal.Signals(self.signals.pop(0)).name.lower()
             getattr(self, f"handle_{name}")()
 
@@ -67,15 +119,32 @@ class Supervisor:
     def handle_sigterm(self) -> None:
         self.stop()
 
+    def handle_sighup(self) -> None:
+        self.reload()
+
     # --- workers -------------------------------------------------------------------------------------
 
+    def render_corpus(self) -> None:
+        if self.corpus is None or self.corpus.spec != self.config.messages:
+            self.corpus = Corpus(self.config.messages, time.time())
+
     def spawn_worker(self, index: int) -> None:
-        worker = Worker(self.config.worker_spec(index), self.block.slot(index))
-        sys.stdout.flush()
-        sys.stderr.flush()
+        """Fork worker ``index`` for the rest of the run; its slot's counts carry on."""
+        config = self.config
+        duration = 0.0
+        count = 0
+        if config.duration:
+            duration = self.deadline - self.clock()
+            if duration <= 0:
+                return
+            if config.rate:
+                count = self.block.slot(index)[C.SENT] + share(round(config.rate * duration), index, config.workers)
+        worker = Worker(config.worker_spec(index, duration, count), self.block.slot(index), corpus=self.corpus)
+        self.out.flush()
+        self.err.flush()
         pid = os.fork()
         if pid:
-            self.workers[pid] = index
+            self.children[pid] = Child(index, pid, time.monotonic_ns())
             return
         code = EXIT_FAILURE
         try:
@@ -88,43 +157,137 @@ class Supervisor:
         finally:
             os._exit(code)
 
+    def spawn_workers(self) -> None:
+        for index in range(self.config.workers):
+            self.spawn_worker(index)
+
     def reap_workers(self) -> None:
-        while self.workers:
+        while self.children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                self.workers.clear()
+                self.children.clear()
                 return
             if pid == 0:
                 return
-            index = self.workers.pop(pid, None)
-            if index is None:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            if code == EXIT_BOOT_FAILED:
-                self.exit_code = EXIT_FAILURE
-            elif code != 0 and not self.stopping:
-                print(f"loggend: worker {index} exited with status {code}", file=sys.stderr)
-                self.exit_code = EXIT_FAILURE
+            child = self.children.pop(pid, None)
+            if child is not None and not self.stopping:
+                self.after_exit(child, status)
 
-    def stop(self) -> None:
-        """SIGTERM every worker, wait up to GRACEFUL_TIMEOUT, then SIGKILL the rest."""
-        self.stopping = True
-        self.notifier.stopping()
-        for pid in list(self.workers):
+    def after_exit(self, child: Child, status: int) -> None:
+        """Decide what a worker's exit means: done, fatal, or restart with back-off."""
+        index = child.index
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_BOOT_FAILED:
+            self.log(f"worker {index} could not start sending to {self.config.target}; stopping")
+            self.exit_code = EXIT_FAILURE
+            self.stop()
+            return
+        if status == 0 and self.config.duration:
+            return                                    # its share of the timed run is done
+        if index >= self.config.workers:
+            return                                    # retired by a reload
+        ran = (time.monotonic_ns() - child.spawned_ns) / 1e9
+        failures = 1 if ran >= BACKOFF_RESET else self.failures.get(index, 0) + 1
+        self.failures[index] = failures
+        delay = backoff(failures)
+        self.log(f"worker {index} (pid {child.pid}) {describe_exit(status)} after {ran:.1f} s; "
+                 f"restarting in {delay:g} s")
+        self.pending[index] = self.clock() + delay
+
+    def manage_workers(self) -> None:
+        """Spawn the workers whose restart is due."""
+        now = self.clock()
+        for index, due in sorted(self.pending.items()):
+            if due <= now:
+                del self.pending[index]
+                self.block.slot(index)[C.RESTARTS] += 1
+                self.spawn_worker(index)
+
+    def murder_workers(self) -> None:
+        """Kill workers whose heartbeat stopped; the reaper then restarts them."""
+        now_ns = time.monotonic_ns()
+        for child in list(self.children.values()):
+            slot = self.block.slot(child.index)
+            running = slot[C.STATE] == C.STATE_RUNNING and slot[C.PID] == child.pid
+            since = max(child.spawned_ns, slot[C.HEARTBEAT_NS]) if running else child.spawned_ns
+            limit = HUNG_SECONDS if running else BOOT_SECONDS
+            age = (now_ns - since) / 1e9
+            if age > limit:
+                what = "no heartbeat" if running else "still setting up"
+                self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; killing it")
+                self._kill(child.pid, signal.SIGKILL)
+                child.spawned_ns = now_ns            # one kill per period, until it is reaped
+
+    def stop_children(self, pids: list[int]) -> None:
+        """SIGTERM ``pids``, wait up to GRACEFUL_TIMEOUT, SIGKILL the rest, reap them all."""
+        for pid in pids:
             self._kill(pid, signal.SIGTERM)
         deadline = self.clock() + GRACEFUL_TIMEOUT
-        while self.workers and self.clock() < deadline:
-            self.reap_workers()
-            time.sleep(0.01)
-        for pid in list(self.workers):
-            self._kill(pid, signal.SIGKILL)
-        while self.workers:
-            self.reap_workers()
+        while any(pid in self.children for pid in pids):
+            if self.clock() >= deadline:
+                for pid in pids:
+                    if pid in self.children:
+                        self._kill(pid, signal.SIGKILL)
+            self._reap_quietly()
             time.sleep(0.01)
 
+    def _reap_quietly(self) -> None:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.pop(pid, None)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.notifier.stopping()
+        self.pending.clear()
+        self.stop_children(list(self.children))
+
+    def reload(self) -> None:
+        """Re-read the config; an invalid one is logged and the running one kept."""
+        if self.loader is None:
+            self.log("reload: no config to re-read; ignored")
+            return
+        self.notifier.reloading()
+        try:
+            new = self.loader()
+        except UsageError as err:
+            self.log(f"reload: {err}; keeping the running config")
+            self.notifier.ready()
+            return
+        if new == self.config:
+            self.log("reload: config unchanged")
+            self.notifier.ready()
+            return
+        self.log(f"reload: {new.describe()}")
+        self.stop_children(list(self.children))
+        self.pending.clear()
+        self.failures.clear()
+        self.config = new
+        self.deadline = self.started + new.duration
+        self.slots_used = max(self.slots_used, new.workers)
+        self.render_corpus()
+        self.ready = False
+        self.spawn_workers()
+
     def all_running(self) -> bool:
-        return all(s.state == C.STATE_RUNNING for s in self.block.snapshots())
+        return all(s.state == C.STATE_RUNNING for s in self.block.snapshots(self.config.workers))
+
+    def check_memory(self) -> None:
+        """Add up the PSS of this process and its workers; over the limit, stop."""
+        pids = [os.getpid(), *self.children]
+        total = sum(pss_bytes(pid) for pid in pids)
+        self.peak_memory = max(self.peak_memory, total)
+        if self.config.memory_limit and total > self.config.memory_limit:
+            self.log(f"memory limit exceeded: {format_size(total)} in {len(pids)} processes > "
+                     f"{format_size(self.config.memory_limit)}; stopping")
+            self.exit_code = EXIT_FAILURE
+            self.stop()
 
     @staticmethod
     def _kill(pid: int, sig: int) -> None:
@@ -137,32 +300,41 @@ class Supervisor:
 
     def run(self) -> int:
         self.install_signals()
-        started = self.clock()
-        self.spawn_worker(0)
-        live = LiveLine(self.block, started)
-        next_report = started + REPORT_SECONDS
-        next_ping = started
-        ready = False
-        while self.workers:
+        self.log(f"config {self.config.source}: {self.config.describe()}")
+        self.render_corpus()
+        self.started = self.clock()
+        self.deadline = self.started + self.config.duration
+        self.spawn_workers()
+        live = LiveLine(self.started)
+        next_report = self.started + REPORT_SECONDS
+        next_ping = self.started
+        while True:
             self.dispatch_signals()
             self.reap_workers()
+            if self.stopping or not (self.children or self.pending):
+                break
+            self.manage_workers()
+            self.murder_workers()
             now = self.clock()
-            if not ready and self.all_running():
-                self.notifier.ready(f"sending to {self.config.host}:{self.config.port}")
-                ready = True
-            if now >= next_report and not self.stopping:
-                line = live.line(now)
+            if not self.ready and self.all_running():
+                self.notifier.ready(f"sending to {self.config.target}")
+                self.ready = True
+            if now >= next_report:
+                line = live.line(now, self.block.snapshots(self.slots_used), self.config.workers)
                 print(line, file=self.out, flush=True)
                 self.notifier.status(line.strip())
+                self.check_memory()
                 next_report += REPORT_SECONDS
+            if self.config.duration and now > self.deadline + OVERRUN_SECONDS:
+                self.log(f"workers still running {OVERRUN_SECONDS:g} s after the end of the run; stopping them")
+                self.stop()
             if self.notifier.watchdog_interval and now >= next_ping:
                 self.notifier.watchdog()
                 next_ping = now + self.notifier.watchdog_interval
             time.sleep(LOOP_SECONDS)
-        elapsed = self.clock() - started
-        snapshots = self.block.snapshots()
-        if any(s.state == C.STATE_FAILED for s in snapshots):
-            self.exit_code = EXIT_FAILURE
-        else:
-            print(summary(snapshots, elapsed, self.config), file=self.out, flush=True)
+        if not self.stopping:
+            self.notifier.stopping()
+        self.check_memory()
+        snapshots = self.block.snapshots(self.slots_used)
+        print(summary(snapshots, self.clock() - self.started, self.config, self.peak_memory), file=self.out, flush=True)
         return self.exit_code

@@ -16,6 +16,8 @@ from loggend.sink import SO_RCVBUFFORCE
 
 ROOT = Path(__file__).resolve().parent.parent
 RCVBUF = 64 << 20
+# "loggend run" without the machine's /etc/loggen.yaml, with one worker unless a test asks for more.
+RUN = ("run", "--config", "/dev/null", "--workers", "1")
 
 
 class LoopbackReceiver:

@@ -75,5 +75,6 @@ class CounterBlock:
             started_ns=v[STARTED_NS], transport=TRANSPORT_NAMES.get(v[TRANSPORT], ""),
         )
 
-    def snapshots(self) -> list[SlotSnapshot]:
-        return [self.snapshot(i) for i in range(self.slots)]
+    def snapshots(self, count: int | None = None) -> list[SlotSnapshot]:
+        """Slots ``0 .. count-1`` (all of them by default)."""
+        return [self.snapshot(i) for i in range(self.slots if count is None else min(count, self.slots))]

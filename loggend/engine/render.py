@@ -20,15 +20,20 @@ message of a run, so nothing is done per message.
   carries ``seq = c * 10**k + i``. The low ``k`` digits are written once at build time; the high
   digits are the pass number, the same for every message, rewritten per frame when a pass begins.
 
-The content is a pure function of (spec, worker index): ``random.Random`` seeded with both.
+The content is a pure function of (spec, worker index). Under the supervisor the messages come
+from a ``Corpus`` rendered once before the workers fork (rendering is ~8 us a message, too slow
+to repeat in 40 workers at start-up); each worker takes its own window of it, appends its stream
+suffix and shuffles its frames with its own seed.
 """
 
 from __future__ import annotations
 
+import mmap
 import random
 import string
 import time
 import zlib
+from array import array
 from dataclasses import dataclass
 
 from loggend.engine import catalog
@@ -93,18 +98,26 @@ def _fields(text: str) -> tuple[str, ...]:
 
 # --- rendering --------------------------------------------------------------------------------------
 
-def render_messages(spec: MessageSpec, worker: int, stream: str, stamp: bytes) -> list[bytes]:
-    """``spec.pool_size`` complete messages (sequence digits all zero), in generation order."""
-    rng = random.Random(f"stream:{spec.seed}:{worker}")
+SUFFIX_ROOM = len(b" stream= seq=") + 16 + SEQ_DIGITS    # the longest suffix a stream id allows
+CORPUS_SIZE = 100_000        # messages rendered once per run, before the workers fork
+CORPUS_CHUNK = 4096
+
+
+def _suffix(stream: str, sequence: bool) -> bytes:
+    return b" stream=%s seq=%s" % (stream.encode("ascii"), b"0" * SEQ_DIGITS) if sequence else b""
+
+
+def render_bodies(spec: MessageSpec, count: int, rng: random.Random, stamp: bytes) -> list[bytes]:
+    """``count`` messages without the stream suffix, each short enough to take any suffix."""
     fleet = Fleet.build(spec.hosts, spec.seed)
     templates = catalog.TEMPLATES
     eligible = [fleet.eligible(t.roles) for t in templates]
     fields = [_fields(t.text) for t in templates]
     generators = catalog.FIELDS
-    suffix = b" stream=%s seq=%s" % (stream.encode("ascii"), b"0" * SEQ_DIGITS) if spec.sequence else b""
+    reserve = SUFFIX_ROOM if spec.sequence else 0
     if spec.pri_mix:
-        pris = rng.choices([p for p, _ in spec.pri_mix], [w for _, w in spec.pri_mix], k=spec.pool_size)
-    chosen = rng.choices(range(len(templates)), [t.weight for t in templates], k=spec.pool_size)
+        pris = rng.choices([p for p, _ in spec.pri_mix], [w for _, w in spec.pri_mix], k=count)
+    chosen = rng.choices(range(len(templates)), [t.weight for t in templates], k=count)
     headers: dict[tuple[int, int, int], bytes] = {}
     out = []
     for n, ti in enumerate(chosen):
@@ -119,9 +132,47 @@ def render_messages(spec: MessageSpec, worker: int, stream: str, stamp: bytes) -
             head = headers[key] = b"<%d>%s %s %s: " % (pri, stamp, name.encode(), tag.encode())
         values = {f: generators[f](rng) for f in fields[ti]}
         body = t.text.format_map(values).encode("ascii", "replace")
-        room = spec.max_length - len(head) - len(suffix)
-        out.append(head + body[:room] + suffix)
+        out.append(head + body[:spec.max_length - len(head) - reserve])
     return out
+
+
+def render_messages(spec: MessageSpec, worker: int, stream: str, stamp: bytes) -> list[bytes]:
+    """``spec.pool_size`` complete messages (sequence digits all zero) of one worker's own."""
+    suffix = _suffix(stream, spec.sequence)
+    rng = random.Random(f"stream:{spec.seed}:{worker}")
+    return [m + suffix for m in render_bodies(spec, spec.pool_size, rng, stamp)]
+
+
+class Corpus:
+    """Messages rendered once per run and shared by every worker, copy-on-write after fork.
+
+    One shared-memory blob plus an offsets array: a worker reading a window of it touches only
+    the pages it reads and no per-message object headers, so the pages stay shared.
+    """
+
+    def __init__(self, spec: MessageSpec, now: float, size: int = CORPUS_SIZE) -> None:
+        self.spec = spec
+        self.stamp = timestamp_at(now, spec.timezone == "utc")
+        rng = random.Random(f"corpus:{spec.seed}")
+        blob = bytearray()
+        self.offsets = array("Q", [0])
+        total = max(size, spec.pool_size)
+        for first in range(0, total, CORPUS_CHUNK):     # in chunks: little garbage left in the heap
+            for m in render_bodies(spec, min(CORPUS_CHUNK, total - first), rng, self.stamp):
+                blob += m
+                self.offsets.append(len(blob))
+        # A shared mapping, not a bytes object: fork copies the page tables of private memory, so
+        # every worker would be charged the whole corpus in its RSS; here it pays for what it reads.
+        self.blob = mmap.mmap(-1, max(1, len(blob)))
+        self.blob[:len(blob)] = blob
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def window(self, start: int, count: int) -> list[bytes]:
+        """``count`` messages from ``start`` on, wrapping around the end."""
+        n, blob, offsets = len(self), self.blob, self.offsets
+        return [blob[offsets[i % n]:offsets[i % n + 1]] for i in range(start, start + count)]
 
 
 def _ts_offset(message: bytes) -> int:
@@ -229,7 +280,12 @@ class Pool:
         return len(changed) * self.frames
 
 
-def build_pool(spec: MessageSpec, worker: int, stream: str, now: float) -> Pool:
-    stamp = timestamp_at(now, spec.timezone == "utc")
-    messages = render_messages(spec, worker, stream, stamp)
-    return Pool(messages, stamp, spec.sequence, random.Random(f"frames:{spec.seed}:{worker}"))
+def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: Corpus | None = None) -> Pool:
+    """The worker's pool: its own rendering, or its window of the run's shared corpus."""
+    frames_rng = random.Random(f"frames:{spec.seed}:{worker}")
+    if corpus is None:
+        stamp = timestamp_at(now, spec.timezone == "utc")
+        return Pool(render_messages(spec, worker, stream, stamp), stamp, spec.sequence, frames_rng)
+    suffix = _suffix(stream, spec.sequence)
+    window = corpus.window(worker * spec.pool_size % len(corpus), spec.pool_size)
+    return Pool([m + suffix for m in window], corpus.stamp, spec.sequence, frames_rng)

@@ -30,10 +30,12 @@ class WorkerSpec:
     index: int = 0                    # worker index: picks its stream and counter slot
     rate: float = 0.0                 # events/s for this worker; 0 = as fast as possible
     duration: float = 0.0             # seconds; 0 = until stopped
+    count: int = 0                    # stop when the slot's SENT reaches this; 0 = no count
+    cpu: int | None = None            # CPU to pin to; None = leave affinity alone
     transport: str = "auto"
-    stream_id: str = ""               # label carried in each message; default "w<index>"
+    stream_id: str = "w"              # prefix of the stream label: worker 3 sends "stream=w3"
     messages: MessageSpec = field(default_factory=MessageSpec)
 
     @property
     def stream(self) -> str:
-        return self.stream_id or f"w{self.index}"
+        return f"{self.stream_id}{self.index}"

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from loggend.engine import counters as C
 from loggend.engine.pacing import TokenBucket
-from loggend.engine.render import build_pool, timestamp_at
+from loggend.engine.render import Corpus, build_pool, timestamp_at
 from loggend.engine.spec import WorkerSpec
 from loggend.engine.transport import (
     Sender,
@@ -37,6 +37,7 @@ from loggend.engine.transport import (
 EXIT_OK = 0
 EXIT_BOOT_FAILED = 3          # could not start sending: the supervisor must not restart it blindly
 TICK_SECONDS = 0.05           # heartbeat / error publication interval
+COUNT_GRACE = 1.0             # a counted run may overrun its duration this long to finish its count
 ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
 PR_SET_PDEATHSIG = 1
 
@@ -57,8 +58,10 @@ class Worker:
         wallclock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         log: Log = log_stderr,
+        corpus: Corpus | None = None,
     ) -> None:
         self.spec = spec
+        self.corpus = corpus
         self.slot = slot
         self.clock = clock
         self.wallclock = wallclock
@@ -69,7 +72,8 @@ class Worker:
 
     # --- per-process set-up ----------------------------------------------------------------------
 
-    def init_process(self, cpu: int | None = None) -> None:
+    def init_process(self) -> None:
+        cpu = self.spec.cpu
         signal.signal(signal.SIGTERM, self._handle_stop)
         signal.signal(signal.SIGINT, self._handle_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)       # reload is the supervisor's business
@@ -98,7 +102,8 @@ class Worker:
         slot[C.STATE] = C.STATE_STARTING
         slot[C.PID] = os.getpid()
         try:
-            pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock())
+            pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock(), self.corpus)
+            self.corpus = None              # the shared pages are not needed any more
             sock = open_socket(spec.host, spec.port)
             sender, why = choose(spec.transport, sock, pool)
         except (OSError, TransportError) as err:
@@ -114,9 +119,8 @@ class Worker:
         """Send until stopped or the duration is over (after ``setup``)."""
         assert self.sender is not None
         slot = self.slot
-        gc.collect()
+        gc.disable()          # no collection ever: it would touch (and copy) every page shared with the parent
         gc.freeze()
-        gc.disable()
         slot[C.STARTED_NS] = slot[C.HEARTBEAT_NS] = time.monotonic_ns()
         slot[C.STATE] = C.STATE_RUNNING
         try:
@@ -133,9 +137,13 @@ class Worker:
         base_errors = [slot[f] for f in C.ERROR_FIELDS]
         bucket = TokenBucket(spec.rate, clock)
         start = bucket.start
-        end = start + spec.duration if spec.duration else math.inf
-        # With a rate and a duration, send exactly rate * duration events.
-        remaining = round(spec.rate * spec.duration) if spec.rate and spec.duration else -1
+        # With a count, send until the slot's total reaches it (exactly rate * duration in a run);
+        # the last events fall due right at the end, so the end only bounds a run that falls behind.
+        if spec.count:
+            remaining = max(0, spec.count - base_sent)
+        else:
+            remaining = round(spec.rate * spec.duration) if spec.rate and spec.duration else -1
+        end = start + spec.duration + (COUNT_GRACE if remaining >= 0 else 0) if spec.duration else math.inf
         next_tick = start
         next_second = math.floor(wallclock()) + 1
         sent = 0

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, run_loggend, seq_of
+from tests.conftest import ROOT, RUN, run_loggend, seq_of
 from tests.unit.test_render import RFC3164
 
 BAD_INPUT = [
@@ -35,6 +35,8 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("args,name", BAD_INPUT)
 def test_bad_input_is_one_line_naming_the_flag_and_exit_2(args, name):
+    if args[0] == "run":
+        args = ["run", "--config", "/dev/null", *args[1:]]
     result = run_loggend(*args, timeout=30)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -44,7 +46,7 @@ def test_bad_input_is_one_line_naming_the_flag_and_exit_2(args, name):
 
 
 def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
-    result = run_loggend("run", "--target", f"127.0.0.1:{receiver.port}", "--rate", "4000", "--duration", "2s",
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", "4000", "--duration", "2s",
                          "--pool-size", "1000", "--seed", "7")
     assert result.returncode == 0, result.stderr
     got = receiver.wait_for(8000)
@@ -59,7 +61,7 @@ def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
 
 def test_pacing_spreads_traffic_over_the_run(receiver):
     rate, seconds = 2000, 3
-    result = run_loggend("run", "--target", f"127.0.0.1:{receiver.port}", "--rate", str(rate),
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", str(rate),
                          "--duration", f"{seconds}s", "--pool-size", "1000")
     assert result.returncode == 0, result.stderr
     got = receiver.wait_for(rate * seconds)
@@ -77,7 +79,7 @@ def test_pacing_spreads_traffic_over_the_run(receiver):
 
 def test_sigterm_stops_gracefully_with_a_summary(receiver):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "loggend", "run", "--target", f"127.0.0.1:{receiver.port}",
+    proc = subprocess.Popen([sys.executable, "-m", "loggend", *RUN, "--target", f"127.0.0.1:{receiver.port}",
                              "--rate", "20000", "--pool-size", "1000"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:
@@ -97,7 +99,7 @@ def test_sigterm_stops_gracefully_with_a_summary(receiver):
 
 
 def test_unreachable_target_fails_with_a_message_not_a_loop():
-    result = run_loggend("run", "--target", "255.255.255.255:9", "--duration", "5s", "--pool-size", "1000")
+    result = run_loggend(*RUN, "--target", "255.255.255.255:9", "--duration", "5s", "--pool-size", "1000")
     assert result.returncode == 1
     assert "cannot start sending to 255.255.255.255:9" in result.stderr
     assert "Traceback" not in result.stderr
@@ -124,7 +126,7 @@ def test_sink_counts_what_run_sent():
         assert sink.stdout is not None
         ready = sink.stdout.readline()
         port = int(ready.rsplit(":", 1)[1])
-        result = run_loggend("run", "--target", f"127.0.0.1:{port}", "--rate", "5000", "--duration", "1s",
+        result = run_loggend(*RUN, "--target", f"127.0.0.1:{port}", "--rate", "5000", "--duration", "1s",
                              "--pool-size", "1000")
         assert result.returncode == 0
         out, _ = sink.communicate(timeout=15)
@@ -141,7 +143,7 @@ def test_sd_notify_ready_status_watchdog_and_stopping(receiver, tmp_path):
     notify.bind(path)
     notify.settimeout(20)
     env = dict(os.environ, PYTHONPATH=str(ROOT), NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
-    proc = subprocess.Popen([sys.executable, "-m", "loggend", "run", "--target", f"127.0.0.1:{receiver.port}",
+    proc = subprocess.Popen([sys.executable, "-m", "loggend", *RUN, "--target", f"127.0.0.1:{receiver.port}",
                              "--rate", "1000", "--pool-size", "1000"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     seen: list[bytes] = []
