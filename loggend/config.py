@@ -150,6 +150,7 @@ def parse_pool_size(key: str, text: str | int) -> int:
 
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
+MIN_HUNG_TIMEOUT = 1.0
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
 _PORT_PART_RE = re.compile(r"(\d+)(?:-(\d+))?")
@@ -219,6 +220,13 @@ def parse_listen(key: str, value: object) -> tuple[str, int]:
     return resolve_host(key, host), port
 
 
+def parse_hung_timeout(key: str, value: object) -> float:
+    seconds = parse_duration(key, value)  # type: ignore[arg-type]
+    if seconds < MIN_HUNG_TIMEOUT:
+        raise ConfigError(key, value, f"at least {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.05 s)")
+    return seconds
+
+
 def format_ports(ports: tuple[int, ...]) -> str:
     """(514, 515, ..., 553) -> ``514-553``; anything else comma-separated ranges."""
     runs: list[list[int]] = []
@@ -260,6 +268,7 @@ class Config:
     dashboard: tuple[str, int] = ("127.0.0.1", 8080)
     memory_limit: int = 0               # bytes over supervisor + workers; 0 = no limit
     optimize: bool = False              # apply kernel network tuning when allowed
+    hung_timeout: float = 10.0          # a worker whose heartbeat is this old is killed and restarted
     source: str = "built-in defaults"   # where it was read from, for messages
 
     @property
@@ -319,6 +328,7 @@ DEFAULTS: dict[str, object] = {
     "dashboard": "127.0.0.1:8080",
     "memory_limit": "12G",
     "optimize": False,
+    "hung_timeout": "10s",
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -426,6 +436,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         dashboard=dashboard,
         memory_limit=parse_size(raw.label("memory_limit"), raw["memory_limit"]),
         optimize=parse_bool(raw.label("optimize"), raw["optimize"]),
+        hung_timeout=parse_hung_timeout(raw.label("hung_timeout"), raw["hung_timeout"]),
         source=source,
     )
 

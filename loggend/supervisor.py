@@ -34,7 +34,6 @@ from loggend.systemd import Notifier
 LOOP_SECONDS = 0.1           # main loop period: signal latency and reaping
 REPORT_SECONDS = 1.0         # live line and memory check period
 GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for workers that do not stop
-HUNG_SECONDS = 10.0          # a running worker whose heartbeat (every 0.05 s) is this old is hung
 BOOT_SECONDS = 30.0          # a worker still setting up after this long is hung
 BACKOFF_FIRST = 0.5          # first restart delay; doubles per consecutive failure
 BACKOFF_MAX = 30.0
@@ -128,13 +127,13 @@ class Supervisor:
         if self.corpus is None or self.corpus.spec != self.config.messages:
             self.corpus = Corpus(self.config.messages, time.time())
 
-    def spawn_worker(self, index: int) -> None:
-        """Fork worker ``index`` for the rest of the run; its slot's counts carry on."""
+    def spawn_worker(self, index: int, remaining: float | None = None) -> None:
+        """Fork worker ``index`` for the ``remaining`` seconds of the run; its slot's counts carry on."""
         config = self.config
         duration = 0.0
         count = 0
         if config.duration:
-            duration = self.deadline - self.clock()
+            duration = self.deadline - self.clock() if remaining is None else remaining
             if duration <= 0:
                 return
             if config.rate:
@@ -158,8 +157,9 @@ class Supervisor:
             os._exit(code)
 
     def spawn_workers(self) -> None:
+        remaining = self.deadline - self.clock()       # one figure, so the shares add up exactly
         for index in range(self.config.workers):
-            self.spawn_worker(index)
+            self.spawn_worker(index, remaining)
 
     def reap_workers(self) -> None:
         while self.children:
@@ -210,7 +210,7 @@ class Supervisor:
             slot = self.block.slot(child.index)
             running = slot[C.STATE] == C.STATE_RUNNING and slot[C.PID] == child.pid
             since = max(child.spawned_ns, slot[C.HEARTBEAT_NS]) if running else child.spawned_ns
-            limit = HUNG_SECONDS if running else BOOT_SECONDS
+            limit = self.config.hung_timeout if running else BOOT_SECONDS
             age = (now_ns - since) / 1e9
             if age > limit:
                 what = "no heartbeat" if running else "still setting up"

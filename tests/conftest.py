@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,3 +79,124 @@ def run_loggend(*args: str, timeout: float = 60.0) -> subprocess.CompletedProces
 
 def seq_of(datagram: bytes) -> int:
     return int(datagram.rsplit(b" seq=", 1)[1])
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (the supervisor's workers)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class Loggend:
+    """``python -m loggend ARGS`` in its own process group, with its output collected in threads."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "loggend", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})), cwd=ROOT, start_new_session=True,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._threads = [threading.Thread(target=self._collect, args=(s, d), daemon=True)
+                         for s, d in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _collect(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_line(self, needle: str, timeout: float = 20.0, stream: str = "out", after: int = 0) -> str:
+        """The first line (from index ``after`` on) containing ``needle``; fails after ``timeout``."""
+        lines = self.out if stream == "out" else self.err
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in lines[after:]:
+                if needle in line:
+                    return line
+            if self.proc.poll() is not None and not any(t.is_alive() for t in self._threads):
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {needle!r} in {stream}:\n" + "\n".join(lines[-30:]) + "\n--- stderr:\n"
+                             + "\n".join(self.err[-30:]))
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout=5)
+        return code
+
+    @property
+    def stdout(self) -> str:
+        return "\n".join(self.out)
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.err)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def loggend():
+    """Start loggend processes; every one's process group is killed in teardown."""
+    started: list[Loggend] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Loggend:
+        p = Loggend(*args, env=env)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        if p.proc.poll() is None:
+            p.kill()
+
+
+@pytest.fixture
+def receivers():
+    """Factory of loopback receivers, all closed in teardown."""
+    made: list[LoopbackReceiver] = []
+
+    def make(count: int) -> list[LoopbackReceiver]:
+        new = [LoopbackReceiver() for _ in range(count)]
+        made.extend(new)
+        return new
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def write_config(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def stream_of(datagram: bytes) -> str:
+    return datagram.rsplit(b" stream=", 1)[1].split(b" ", 1)[0].decode()

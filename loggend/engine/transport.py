@@ -104,6 +104,14 @@ class Sender:
         self._raw = (ctypes.c_char * len(self.pool.buf)).from_buffer(self.pool.buf)
         return ctypes.addressof(self._raw)
 
+    def seek(self, sent: int) -> None:
+        """Continue a stream that has already sent ``sent`` messages (a restarted worker)."""
+        pool = self.pool
+        position = sent % pool.size
+        pool.set_cycle(sent // pool.size)
+        self.frame = bisect_right(pool.first, position) - 1
+        self.offset = position - pool.first[self.frame]
+
     def _wrap(self) -> None:
         self.frame = 0
         self.pool.set_cycle(self.pool.cycle + 1)
@@ -237,6 +245,10 @@ class MmsgSender(Sender):
         self._hdr_size = ctypes.sizeof(Mmsghdr)
         self._hdr_base = ctypes.addressof(self._hdrs)
         self.index = 0          # pool index of the next message
+
+    def seek(self, sent: int) -> None:
+        super().seek(sent)
+        self.index = sent % self.pool.size
 
     def send(self, budget: int) -> int:
         fn, fd, size = self._sendmmsg, self.sock.fileno(), self.pool.size

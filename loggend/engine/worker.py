@@ -110,6 +110,8 @@ class Worker:
             self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}")
             slot[C.STATE] = C.STATE_FAILED
             return None
+        if slot[C.SENT]:
+            sender.seek(slot[C.SENT])       # a restart carries on the stream's sequence numbers
         self.log(f"worker {spec.index}: transport {why}")
         self.sender = sender
         slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]

@@ -62,6 +62,22 @@ def test_each_transport_delivers_every_message_intact(receiver, mode):
         assert RFC3164.fullmatch(d), d
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_restarted_worker_carries_on_its_stream(receiver, mode):
+    """The slot already holds 2,345 sent (a previous life): the stream continues at seq 2345."""
+    fake = FakeTime()
+    block = CounterBlock(1)
+    block.slot(0)[C.SENT] = 2345
+    spec = WorkerSpec(host="127.0.0.1", port=receiver.port, rate=1000, duration=2.0, count=4345,
+                      transport=mode, messages=MessageSpec(pool_size=1000))
+    worker = Worker(spec, block.slot(0), clock=fake.clock, wallclock=fake.wallclock, sleep=fake.sleep,
+                    log=lambda line: None)
+    assert worker.run() == EXIT_OK
+    assert block.snapshot(0).sent == 4345                  # the count is the slot's total
+    got = receiver.wait_for(2000)
+    assert [seq_of(d) for d in got] == list(range(2345, 4345))
+
+
 def test_timestamps_follow_the_clock_across_a_year_boundary(receiver):
     eve = 1798761598.0       # 2026-12-31 23:59:58 UTC
     fake = FakeTime(wall=eve)

@@ -1,0 +1,263 @@
+"""The supervisor as people run it: a config file, several workers, signals, restarts, daemon mode."""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from tests.conftest import alive, run_loggend, seq_of, stream_of, worker_pids, write_config
+
+MIB = 1 << 20
+
+
+def eps_of(line: str) -> float:
+    return float(line.split("]", 1)[1].split("ev/s")[0].replace(",", ""))
+
+
+def live_lines(proc) -> list[str]:
+    return [line for line in proc.out if "ev/s" in line and line.startswith("[")]
+
+
+def sent_of(line: str) -> int:
+    return int(line.split(" sent ", 1)[1].split()[0].replace(",", ""))
+
+
+def config(tmp_path, receivers, **keys) -> str:
+    ports = ",".join(str(r.port) for r in receivers)
+    body = {"target": "127.0.0.1", "ports": f'"{ports}"', "messages": "\n  pool_size: 1000", **keys}
+    return write_config(tmp_path / "loggen.yaml", "".join(f"{k}: {v}\n" for k, v in body.items()))
+
+
+def test_four_workers_send_their_streams_and_the_counters_match(tmp_path, receivers, loggend):
+    rx = receivers(2)
+    path = config(tmp_path, rx, workers=4, rate=8000, duration="2s")
+    proc = loggend("run", "--config", path)
+    assert proc.wait(30) == 0, proc.stderr
+    assert "sent        16,000 events" in proc.stdout
+    rows = {int(m[1]): int(m[2].replace(",", "")) for m in
+            re.finditer(r"^\s+(\d+)\s+\d+\s+\S+\s+stopped\s+([\d,]+)", proc.stdout, re.M)}
+    assert sorted(rows) == [0, 1, 2, 3] and sum(rows.values()) == 16_000
+    for port_index, r in enumerate(rx):
+        got = r.wait_for(8000)
+        by_stream: dict[str, list[int]] = {}
+        for d in got:
+            by_stream.setdefault(stream_of(d), []).append(seq_of(d))
+        # worker i sends to port i mod 2, its own stream w<i>, and exactly what its counter says
+        assert sorted(by_stream) == [f"w{i}" for i in range(4) if i % 2 == port_index]
+        for stream, seqs in by_stream.items():
+            assert seqs == list(range(rows[int(stream[1:])]))
+
+
+def test_killed_worker_is_restarted_and_its_counter_carries_on(tmp_path, receivers, loggend):
+    rx = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=2000))
+    proc.wait_line("(2/2 running)")
+    victim = sorted(worker_pids(proc.pid))[0]
+    before = sent_of(live_lines(proc)[-1])
+    os.kill(victim, signal.SIGKILL)
+    proc.wait_line("was killed by SIGKILL", stream="err")
+    line = proc.wait_line("restarts 1 ", after=len(proc.out))
+    proc.wait_line("(2/2 running)", after=proc.out.index(line))
+    assert victim not in worker_pids(proc.pid) and len(worker_pids(proc.pid)) == 2
+    time.sleep(1.5)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    sent = [sent_of(line) for line in live_lines(proc)]
+    assert sent == sorted(sent) and sent[-1] > before          # totals never went down
+    assert "restarts    1" in proc.stdout
+    got = rx[0].wait_for(sent[-1])
+    seqs: dict[str, list[int]] = {}
+    for d in got:
+        seqs.setdefault(stream_of(d), []).append(seq_of(d))
+    # the restarted worker continued its stream: no sequence number was sent twice
+    for stream, numbers in seqs.items():
+        assert len(numbers) == len(set(numbers)), stream
+
+
+def test_hung_worker_is_killed_and_restarted(tmp_path, receivers, loggend):
+    rx = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=1000, hung_timeout="1s"))
+    proc.wait_line("(2/2 running)")
+    victim = sorted(worker_pids(proc.pid))[1]
+    os.kill(victim, signal.SIGSTOP)
+    proc.wait_line(f"(pid {victim}) is hung: no heartbeat", stream="err", timeout=10)
+    proc.wait_line("restarts 1 ", timeout=10)
+    assert not alive(victim)
+
+
+def test_sighup_reloads_the_rate_and_ignores_a_broken_file(tmp_path, receivers, loggend):
+    rx = receivers(1)
+    path = config(tmp_path, rx, workers=2, rate=2000)
+    proc = loggend("run", "--config", path)
+    proc.wait_line("(2/2 running)")
+    config(tmp_path, rx, workers=2, rate=8000)
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("reload: 2 workers", stream="err")
+    mark = len(proc.out)
+    proc.wait_line("(2/2 running)", after=mark)
+    time.sleep(3.5)
+    rates = [eps_of(line) for line in live_lines(proc)[-2:]]
+    assert all(6000 < r < 10000 for r in rates), rates            # the new rate, not 2000
+    write_config(tmp_path / "loggen.yaml", "rate: [unclosed\n")
+    proc.signal(signal.SIGHUP)
+    err = proc.wait_line("keeping the running config", stream="err")
+    assert "malformed YAML" in err and "line 2" in err
+    time.sleep(2.5)
+    assert all(6000 < eps_of(line) < 10000 for line in live_lines(proc)[-2:])
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+def test_sigterm_stops_every_worker_within_the_bound(tmp_path, receivers, loggend):
+    rx = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000))
+    proc.wait_line("(4/4 running)")
+    workers = worker_pids(proc.pid)
+    t0 = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - t0 < 6.0                           # GRACEFUL_TIMEOUT plus slack
+    assert "summary:" in proc.stdout and not any(alive(p) for p in workers)
+
+
+def test_workers_die_with_a_killed_supervisor(tmp_path, receivers, loggend):
+    rx = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, rx, workers=3, rate=3000))
+    proc.wait_line("(3/3 running)")
+    workers = worker_pids(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.proc.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in workers)
+
+
+def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
+    """The default worker count: all running quickly (2 s is the target; the bound allows a busy CI box)."""
+    rx = receivers(1)
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{rx[0].port}", "--rate", "40000")
+    line = proc.wait_line("(40/40 running)", timeout=20)
+    assert float(line[1:].split("s]")[0]) <= 5.0, line
+    rss = []
+    for pid in worker_pids(proc.pid):
+        with open(f"/proc/{pid}/status") as f:
+            rss.append(next(int(x.split()[1]) * 1024 for x in f if x.startswith("VmRSS:")))
+    assert len(rss) == 40 and max(rss) <= 40 * MIB, [r // MIB for r in rss]
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "peak memory" in proc.stdout
+
+
+def test_memory_limit_is_enforced(tmp_path, receivers, loggend):
+    rx = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000, memory_limit="40M"))
+    assert proc.wait(30) == 1
+    assert "memory limit exceeded" in proc.stderr and "> 40.0 MiB; stopping" in proc.stderr
+    assert "summary:" in proc.stdout
+
+
+def test_a_worker_that_cannot_boot_stops_the_supervisor(tmp_path, loggend):
+    proc = loggend("run", "--config", "/dev/null", "--target", "255.255.255.255:9", "--workers", "4")
+    assert proc.wait(30) == 1
+    assert "could not start sending to 255.255.255.255:9; stopping" in proc.stderr
+    assert proc.stderr.count("restarting") == 0
+
+
+def test_daemon_mode_pidfile_refusal_and_cleanup(tmp_path, receivers):
+    rx = receivers(1)
+    path = config(tmp_path, rx, workers=2, rate=1000)
+    pidfile = tmp_path / "loggen.pid"
+    started = run_loggend("run", "--config", path, "--daemon", "--pidfile", str(pidfile), timeout=30)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    try:
+        assert alive(pid) and os.getsid(pid) != os.getsid(0)         # detached into its own session
+        with open(f"/proc/{pid}/stat") as f:
+            assert int(f.read().rsplit(")", 1)[1].split()[2]) != os.getpid()
+        log = tmp_path / "loggen.log"
+        deadline = time.monotonic() + 20
+        while "(2/2 running)" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "(2/2 running)" in log.read_text()
+        second = run_loggend("run", "--config", path, "--daemon", "--pidfile", str(pidfile), timeout=30)
+        assert second.returncode == 1
+        assert f"already running as pid {pid}" in second.stderr and "Traceback" not in second.stderr
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(pid) and not pidfile.exists()
+        assert "summary:" in log.read_text()
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+BAD_CONFIGS = [
+    ("rat: 5\n", "unknown key 'rat'"),
+    ("messages:\n  sed: 5\n", "unknown key 'messages.sed'"),
+    ("workers: many\n", "workers: 'many' is not allowed"),
+    ("workers: 0\n", "workers: 0 is not allowed"),
+    ("workers: 2.5\n", "workers: 2.5 is not allowed"),
+    ("rate: -1\n", "rate: -1 is not allowed"),
+    ("ports: 600-500\n", "ports: '600-500' is not allowed"),
+    ("ports: [514, x]\n", "ports: [514, 'x'] is not allowed"),
+    ("cpus: [4095]\n", "cpus: [4095] is not allowed"),
+    ("duration: forever\n", "duration: 'forever' is not allowed"),
+    ("memory_limit: lots\n", "memory_limit: 'lots' is not allowed"),
+    ("optimize: maybe\n", "optimize: 'maybe' is not allowed"),
+    ("hung_timeout: 0.1s\n", "hung_timeout: '0.1s' is not allowed"),
+    ("dashboard: nowhere\n", "dashboard: 'nowhere' is not allowed"),
+    ("messages: 5\n", "messages: 5 is not allowed"),
+    ("messages:\n  sequence: sometimes\n", "messages.sequence: 'sometimes' is not allowed"),
+    ("target: no-such-host.invalid\n", "target: 'no-such-host.invalid' is not allowed"),
+    ("rate:\n", "rate: None is not allowed"),
+    ("- a list\n", "expected a mapping of keys"),
+    ("rate: [unclosed\n", "line 2, column 1: malformed YAML"),
+    ("a: b: c\n", "line 1, column 5: malformed YAML"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_CONFIGS)
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_bad_config_is_one_line_naming_the_key_and_exit_2(tmp_path, text, message, command):
+    path = write_config(tmp_path / "bad.yaml", text)
+    args = ("run", "--config", path) if command == "run" else ("check-config", path)
+    result = run_loggend(*args, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"loggend: error: {path}") and message in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--config", "/nonexistent/loggen.yaml"], "/nonexistent/loggen.yaml: no such config file"),
+    (["run", "--config", "/"], "/: cannot read: Is a directory"),
+    (["check-config", "/nonexistent.yaml"], "no such config file"),
+    (["run", "--config", "/dev/null", "-duration=soon"], "-duration: 'soon' is not allowed"),
+    (["run", "--config", "/dev/null", "-dashboard-port=0"], "-dashboard-port: '0' is not allowed"),
+    (["run", "--config", "/dev/null", "-optimize=perhaps"], "-optimize: 'perhaps' is not allowed"),
+    (["run", "--config", "/dev/null", "-target=no-such-host.invalid"], "-target: 'no-such-host.invalid'"),
+    (["run", "--config", "/dev/null", "--workers", "5000"], "--workers: '5000' is not allowed"),
+    (["run", "--config", "/dev/null", "--cpus", "0-9999"], "--cpus: '0-9999' is not allowed"),
+    (["run", "--config", "/dev/null", "--ports", "x"], "--ports: 'x' is not allowed"),
+    (["run", "--config", "/dev/null", "--daemon"], "--daemon: needs --pidfile"),
+    (["run", "--config", "/dev/null", "--pidfile", "/nonexistent/x.pid"], "--pidfile: cannot open"),
+])
+def test_bad_files_and_flags_are_one_line_and_exit_2(args, message):
+    result = run_loggend(*args, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_check_config_accepts_the_shipped_file():
+    result = run_loggend("check-config", "config/loggen.yaml", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "ok: 40 workers -> 127.0.0.1:514-553, unlimited rate, until stopped" in result.stdout
