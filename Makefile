@@ -6,13 +6,20 @@ STAMP := $(VENV)/.installed
 DEMO_PORT ?= 55514
 DEMO_RATE ?= 200k
 DEMO_DURATION ?= 5s
+DEMO_WORKERS ?= 2
 BENCH_SECONDS ?= 2
 BENCH_REPEATS ?= 3
 YARDSTICK ?= $(wildcard ../shared/yardstick)
+# `make install` (root) puts loggen here.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR ?= /etc/systemd/system
+LIBDIR ?= /opt/loggen
+DOCDIR ?= $(PREFIX)/share/doc/loggen
 
-.PHONY: install run test bench lint clean
+.PHONY: venv run test bench lint clean install uninstall
 
-install: $(STAMP)
+venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,21 +28,47 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Until the supervisor's local sink exists: a receiver on loopback, a few seconds of sending, both reports.
-run: install
-	@$(BIN)/loggend sink --listen 127.0.0.1:$(DEMO_PORT) --idle-exit 1s --duration 60s & sink=$$!; \
+run: venv
+	@$(BIN)/loggend sink --listen 127.0.0.1:$(DEMO_PORT) --idle-exit 2s --duration 60s & sink=$$!; \
 	sleep 0.5; \
-	$(BIN)/loggend run --target 127.0.0.1:$(DEMO_PORT) --rate $(DEMO_RATE) --duration $(DEMO_DURATION); rc=$$?; \
+	$(BIN)/loggend run --config config/loggen.yaml --target 127.0.0.1:$(DEMO_PORT) --workers $(DEMO_WORKERS) \
+		--rate $(DEMO_RATE) --duration $(DEMO_DURATION); rc=$$?; \
 	wait $$sink; exit $$rc
 
-test: install
+test: venv
+	@scripts/system-deps.sh
 	$(BIN)/python -m pytest
 
-bench: install
+bench: venv
 	$(BIN)/loggend bench --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) --yardstick '$(YARDSTICK)'
 
-lint: install
+lint: venv
 	$(BIN)/ruff check loggend tests
 	$(BIN)/mypy
+
+# Installs loggend into its own venv, links $(PREFIX)/bin/loggend, the config (never over an
+# existing one) and the systemd unit. Run as root.
+install:
+	$(PYTHON) -m venv $(LIBDIR)
+	$(LIBDIR)/bin/pip install --quiet .
+	install -d $(PREFIX)/bin $(SYSCONFDIR) $(UNITDIR) $(DOCDIR)
+	ln -sfn $(LIBDIR)/bin/loggend $(PREFIX)/bin/loggend
+	@if [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "keeping the existing $(SYSCONFDIR)/loggen.yaml"; \
+	else install -m 0644 config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; fi
+	sed -e 's#/usr/local/bin/loggend#$(PREFIX)/bin/loggend#g' -e 's#/etc/loggen.yaml#$(SYSCONFDIR)/loggen.yaml#g' \
+		-e 's#/usr/local/share/doc/loggen#$(DOCDIR)#g' systemd/loggen.service > $(UNITDIR)/loggen.service
+	chmod 0644 $(UNITDIR)/loggen.service
+	install -m 0644 README.md $(DOCDIR)/README.md
+	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed: edit $(SYSCONFDIR)/loggen.yaml, then: systemctl start loggen"
+
+uninstall:
+	@if [ -d /run/systemd/system ]; then systemctl disable --now loggen 2>/dev/null || true; fi
+	rm -f $(PREFIX)/bin/loggend $(UNITDIR)/loggen.service
+	rm -rf $(LIBDIR) $(DOCDIR)
+	@if cmp -s config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; then rm -f $(SYSCONFDIR)/loggen.yaml; \
+	elif [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "kept $(SYSCONFDIR)/loggen.yaml (edited)"; fi
+	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -156,8 +156,10 @@ class Supervisor:
         finally:
             os._exit(code)
 
-    def spawn_workers(self) -> None:
-        remaining = self.deadline - self.clock()       # one figure, so the shares add up exactly
+    def spawn_workers(self, remaining: float | None = None) -> None:
+        """All workers, sharing one figure of the time left so that their counts add up exactly."""
+        if remaining is None:
+            remaining = self.deadline - self.clock()
         for index in range(self.config.workers):
             self.spawn_worker(index, remaining)
 
@@ -301,10 +303,12 @@ class Supervisor:
     def run(self) -> int:
         self.install_signals()
         self.log(f"config {self.config.source}: {self.config.describe()}")
+        if self.config.optimize:
+            self.log("optimize: kernel network tuning is not part of this version yet; nothing was changed")
         self.render_corpus()
         self.started = self.clock()
         self.deadline = self.started + self.config.duration
-        self.spawn_workers()
+        self.spawn_workers(self.config.duration)
         live = LiveLine(self.started)
         next_report = self.started + REPORT_SECONDS
         next_ping = self.started

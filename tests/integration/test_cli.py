@@ -136,7 +136,7 @@ def test_sink_counts_what_run_sent():
     assert "received 5,000 datagrams" in out and "lost 0;" in out and "from 1 streams" in out
 
 
-def test_sd_notify_ready_status_watchdog_and_stopping(receiver, tmp_path):
+def test_sd_notify_ready_status_watchdog_reloading_and_stopping(receiver, tmp_path):
     import socket as s
     path = str(tmp_path / "notify")
     notify = s.socket(s.AF_UNIX, s.SOCK_DGRAM)
@@ -150,6 +150,12 @@ def test_sd_notify_ready_status_watchdog_and_stopping(receiver, tmp_path):
     try:
         while not (any(m.startswith(b"READY=1") for m in seen) and any(m.startswith(b"STATUS=") for m in seen)
                    and seen.count(b"WATCHDOG=1") >= 2):
+            seen.append(notify.recv(4096))
+        proc.send_signal(signal.SIGHUP)          # a reload: RELOADING=1, then READY=1 again
+        while not any(m.startswith(b"RELOADING=1") for m in seen):
+            seen.append(notify.recv(4096))
+        mark = len(seen)
+        while not any(m.startswith(b"READY=1") for m in seen[mark:]):
             seen.append(notify.recv(4096))
         proc.send_signal(signal.SIGTERM)
         while b"STOPPING=1" not in seen:
