@@ -122,6 +122,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object
 
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
+    if args.config:
+        args.config = os.path.abspath(args.config)     # a daemon re-reads it on SIGHUP from /
 
     def loader() -> Config:
         return load(args.config, overrides)

@@ -110,6 +110,27 @@ def test_sighup_reloads_the_rate_and_ignores_a_broken_file(tmp_path, receivers, 
     assert proc.wait() == 0
 
 
+def test_sighup_changes_the_worker_count_and_keeps_the_counts(tmp_path, receivers, loggend):
+    rx = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=2000))
+    proc.wait_line("(2/2 running)")
+    config(tmp_path, rx, workers=3, rate=3000)
+    proc.signal(signal.SIGHUP)
+    line = proc.wait_line("(3/3 running)")
+    assert len(worker_pids(proc.pid)) == 3
+    config(tmp_path, rx, workers=1, rate=1000)
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("(1/1 running)", after=proc.out.index(line))
+    assert len(worker_pids(proc.pid)) == 1
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    sent = [sent_of(line) for line in live_lines(proc)]
+    assert sent == sorted(sent)                                  # reloads never lose counts
+    rows = re.findall(r"^\s+(\d+)\s+\d+\s+\S+\s+\w+\s+([\d,]+)", proc.stdout, re.M)
+    assert [r[0] for r in rows] == ["0", "1", "2"] and all(int(r[1].replace(",", "")) > 0 for r in rows)
+    assert "restarts    0" in proc.stdout                      # a reload is not a crash
+
+
 def test_sigterm_stops_every_worker_within_the_bound(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000))
