@@ -32,7 +32,7 @@ FLAG_KEYS = {
     "duration": "duration", "transport": "transport", "seed": "messages.seed", "hosts": "messages.hosts",
     "timezone": "messages.timezone", "pri_mix": "messages.pri_mix", "max_length": "messages.max_length",
     "pool_size": "messages.pool_size", "stream_id": "messages.stream_id", "dashboard": "dashboard",
-    "memory_limit": "memory_limit",
+    "memory_limit": "memory_limit", "dashboard_token": "dashboard_token", "dashboard_interval": "dashboard_interval",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -74,7 +74,9 @@ def build_parser() -> Parser:
     run.add_argument("--max-length", help="bytes per message")
     run.add_argument("--pool-size", help="auto or pre-rendered messages per worker (a power of ten)")
     run.add_argument("--stream-id", help="stream label prefix: worker i sends stream=<prefix><i>")
-    run.add_argument("--dashboard", help="ADDRESS:PORT of the dashboard")
+    run.add_argument("--dashboard", help="ADDRESS:PORT of the dashboard and /metrics (port 0 = any), or off")
+    run.add_argument("--dashboard-token", help="bearer token the web endpoints want")
+    run.add_argument("--dashboard-interval", help="seconds between WebSocket frames, e.g. 1s")
     run.add_argument("--memory-limit", help="e.g. 12G; 0 = no limit")
     run.add_argument("--daemon", action="store_true", help="detach from the shell (needs --pidfile)")
     run.add_argument("--pidfile", help="write the pid here; refuse to start if it is held")

@@ -151,6 +151,9 @@ def parse_pool_size(key: str, text: str | int) -> int:
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
 MIN_HUNG_TIMEOUT = 1.0
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
+TOKEN_RE = re.compile(r"|[!-~]{16,256}")
+ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
 _PORT_PART_RE = re.compile(r"(\d+)(?:-(\d+))?")
@@ -227,6 +230,38 @@ def parse_hung_timeout(key: str, value: object) -> float:
     return seconds
 
 
+def parse_dashboard(key: str, value: object) -> tuple[str, int] | None:
+    """``ADDRESS:PORT`` (port 0 = any free one), or ``off`` for no web process."""
+    if value is False or str(value).strip().lower() in ("off", "false", "no", "none"):
+        return None
+    return parse_listen(key, value)
+
+
+def parse_token(key: str, value: object) -> str:
+    text = str(value)
+    if not TOKEN_RE.fullmatch(text):
+        raise ConfigError(key, "<hidden>", "empty, or 16 to 256 printable characters without spaces")
+    return text
+
+
+def parse_interval(key: str, value: object) -> float:
+    seconds = parse_duration(key, value)  # type: ignore[arg-type]
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+        raise ConfigError(key, value, f"from {MIN_INTERVAL:g}s to {MAX_INTERVAL:g}s")
+    return seconds
+
+
+def parse_origins(key: str, value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
+    out = []
+    for item in items:
+        text = str(item).strip().rstrip("/")
+        if not ORIGIN_RE.fullmatch(text):
+            raise ConfigError(key, item, "origins such as https://grafana.example:3000")
+        out.append(text)
+    return tuple(out)
+
+
 def format_ports(ports: tuple[int, ...]) -> str:
     """(514, 515, ..., 553) -> ``514-553``; anything else comma-separated ranges."""
     runs: list[list[int]] = []
@@ -265,7 +300,10 @@ class Config:
     target_name: str = ""               # as the user wrote it, for messages
     stream_id: str = "w"                # stream prefix: worker i's messages carry stream=<prefix><i>
     messages: MessageSpec = field(default_factory=MessageSpec)
-    dashboard: tuple[str, int] = ("127.0.0.1", 8080)
+    dashboard: tuple[str, int] | None = ("127.0.0.1", 8080)   # None = no web process
+    dashboard_token: str = ""           # bearer token every web endpoint wants; "" = open
+    dashboard_interval: float = 1.0     # seconds between samples / WebSocket frames
+    dashboard_origins: tuple[str, ...] = ()   # extra Origins allowed to open /ws
     memory_limit: int = 0               # bytes over supervisor + workers; 0 = no limit
     optimize: bool = False              # apply kernel network tuning when allowed
     hung_timeout: float = 10.0          # a worker whose heartbeat is this old is killed and restarted
@@ -294,8 +332,9 @@ class Config:
         rate = f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"
         duration = f"{self.duration:g} s" if self.duration else "until stopped"
         cpus = ",".join(str(c) for c in self.cpus) or "any"
+        web = "off" if self.dashboard is None else f"{self.dashboard[0]}:{self.dashboard[1]}"
         return (f"{self.workers} workers -> {self.target}, {rate}, {duration}, transport {self.transport}, "
-                f"cpus {cpus}, pool {self.messages.pool_size:,}/worker")
+                f"cpus {cpus}, pool {self.messages.pool_size:,}/worker, dashboard {web}")
 
 
 def check_transport(key: str, text: str) -> str:
@@ -326,6 +365,9 @@ DEFAULTS: dict[str, object] = {
     "messages.pool_size": "auto",
     "messages.stream_id": "w",
     "dashboard": "127.0.0.1:8080",
+    "dashboard_token": "",
+    "dashboard_interval": "1s",
+    "dashboard_origins": [],
     "memory_limit": "12G",
     "optimize": False,
     "hung_timeout": "10s",
@@ -404,9 +446,10 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
     host_text, target_port = split_target(raw.label("target"), str(raw["target"]))
     ports = (target_port,) if target_port is not None else parse_ports(raw.label("ports"), raw["ports"])
     workers = parse_int(raw.label("workers"), raw["workers"], 1, MAX_WORKERS)
-    dashboard = parse_listen(raw.label("dashboard"), raw["dashboard"])
+    dashboard = parse_dashboard(raw.label("dashboard"), raw["dashboard"])
     if DASHBOARD_PORT in raw:
-        dashboard = (dashboard[0], parse_port(raw.label(DASHBOARD_PORT), raw[DASHBOARD_PORT]))
+        host = dashboard[0] if dashboard else "127.0.0.1"
+        dashboard = (host, parse_port(raw.label(DASHBOARD_PORT), raw[DASHBOARD_PORT]))
     pool_text = raw["messages.pool_size"]
     pool_size = (auto_pool_size(workers) if str(pool_text).strip() == "auto"
                  else parse_pool_size(raw.label("messages.pool_size"), pool_text))
@@ -434,6 +477,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         stream_id=parse_stream_id(raw.label("messages.stream_id"), str(raw["messages.stream_id"])),
         messages=messages,
         dashboard=dashboard,
+        dashboard_token=parse_token(raw.label("dashboard_token"), raw["dashboard_token"]),
+        dashboard_interval=parse_interval(raw.label("dashboard_interval"), raw["dashboard_interval"]),
+        dashboard_origins=parse_origins(raw.label("dashboard_origins"), raw["dashboard_origins"]),
         memory_limit=parse_size(raw.label("memory_limit"), raw["memory_limit"]),
         optimize=parse_bool(raw.label("optimize"), raw["optimize"]),
         hung_timeout=parse_hung_timeout(raw.label("hung_timeout"), raw["hung_timeout"]),

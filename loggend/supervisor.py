@@ -21,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from loggend.config import MAX_WORKERS, Config, format_size
+from loggend import __version__
+from loggend.board import Board
+from loggend.config import MAX_WORKERS, Config, format_ports, format_size
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.engine.render import Corpus
-from loggend.engine.worker import EXIT_BOOT_FAILED, Worker
+from loggend.engine.worker import EXIT_BOOT_FAILED, Worker, set_parent_death_signal
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.procinfo import pss_bytes
 from loggend.report import LiveLine, summary
@@ -40,6 +42,8 @@ BACKOFF_MAX = 30.0
 BACKOFF_RESET = 60.0         # a worker that ran this long has its failure count forgiven
 OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+WEB = -1                     # the web process's index among the children (it has no counter slot)
+EXIT_WEB_FAILED = 3          # the web process could not listen
 
 Loader = Callable[[], Config]
 
@@ -83,6 +87,10 @@ class Supervisor:
         self.err = err
         self.clock = clock
         self.block = CounterBlock(MAX_WORKERS)
+        self.board = Board()
+        self.reloads = 0
+        self.web_restarts = 0
+        self.memory = 0
         self.children: dict[int, Child] = {}        # pid -> child
         self.pending: dict[int, float] = {}         # worker index -> when to (re)spawn it
         self.failures: dict[int, int] = {}          # worker index -> consecutive failures
@@ -90,6 +98,7 @@ class Supervisor:
         self.corpus: Corpus | None = None
         self.slots_used = config.workers
         self.started = self.deadline = 0.0
+        self.started_unix = 0.0
         self.ready = False
         self.stopping = False
         self.exit_code = EXIT_OK
@@ -163,6 +172,44 @@ class Supervisor:
         for index in range(self.config.workers):
             self.spawn_worker(index, remaining)
 
+    def spawn_web(self) -> None:
+        """Fork the web process (dashboard, REST, /ws, /metrics); it only reads the counters and the board."""
+        dashboard = self.config.dashboard
+        if dashboard is None:
+            return
+        config = self.config
+        self.out.flush()
+        self.err.flush()
+        pid = os.fork()
+        if pid:
+            self.children[pid] = Child(WEB, pid, time.monotonic_ns())
+            return
+        code = EXIT_FAILURE
+        try:
+            for sig in HANDLED_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            set_parent_death_signal()
+            from loggend.web import serve  # flask and friends load in this process only
+            code = serve(dashboard[0], dashboard[1], config.dashboard_token, config.dashboard_origins,
+                         config.dashboard_interval, self.block, self.board, self.log)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def publish_board(self) -> None:
+        """What the web process shows besides the counters: the config in force, memory, restarts."""
+        c = self.config
+        self.board.publish({
+            "version": __version__, "target": c.target, "host": c.host, "ports": list(c.ports),
+            "ports_text": format_ports(c.ports), "rate": c.rate, "workers": c.workers, "slots": self.slots_used,
+            "cpus": list(c.cpus), "transport": c.transport, "duration": c.duration,
+            "started_unix": self.started_unix, "reloads": self.reloads, "web_restarts": self.web_restarts,
+            "memory_bytes": self.memory, "peak_memory_bytes": self.peak_memory, "memory_limit": c.memory_limit,
+            "source": c.source, "state": "stopping" if self.stopping else "running",
+        })
+
     def reap_workers(self) -> None:
         while self.children:
             try:
@@ -179,6 +226,15 @@ class Supervisor:
     def after_exit(self, child: Child, status: int) -> None:
         """Decide what a worker's exit means: done, fatal, or restart with back-off."""
         index = child.index
+        if index == WEB:
+            failures = self.failures.get(WEB, 0) + 1
+            self.failures[WEB] = failures
+            self.web_restarts += 1
+            delay = backoff(failures)
+            self.log(f"dashboard (pid {child.pid}) {describe_exit(status)}; restarting it in {delay:g} s "
+                     "(sending goes on)")
+            self.pending[WEB] = self.clock() + delay
+            return
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_BOOT_FAILED:
             self.log(f"worker {index} could not start sending to {self.config.target}; stopping")
             self.exit_code = EXIT_FAILURE
@@ -202,6 +258,9 @@ class Supervisor:
         for index, due in sorted(self.pending.items()):
             if due <= now:
                 del self.pending[index]
+                if index == WEB:
+                    self.spawn_web()
+                    continue
                 self.block.slot(index)[C.RESTARTS] += 1
                 self.spawn_worker(index)
 
@@ -209,6 +268,8 @@ class Supervisor:
         """Kill workers whose heartbeat stopped; the reaper then restarts them."""
         now_ns = time.monotonic_ns()
         for child in list(self.children.values()):
+            if child.index == WEB:
+                continue
             slot = self.block.slot(child.index)
             running = slot[C.STATE] == C.STATE_RUNNING and slot[C.PID] == child.pid
             since = max(child.spawned_ns, slot[C.HEARTBEAT_NS]) if running else child.spawned_ns
@@ -267,15 +328,26 @@ class Supervisor:
             self.notifier.ready()
             return
         self.log(f"reload: {new.describe()}")
-        self.stop_children(list(self.children))
-        self.pending.clear()
+        old = self.config
+        web_changed = (old.dashboard, old.dashboard_token, old.dashboard_interval, old.dashboard_origins) != \
+            (new.dashboard, new.dashboard_token, new.dashboard_interval, new.dashboard_origins)
+        self.stop_children([pid for pid, c in self.children.items() if c.index != WEB or web_changed])
+        web_running = any(c.index == WEB for c in self.children.values())
+        self.pending = {WEB: self.pending[WEB]} if WEB in self.pending and not web_changed else {}
         self.failures.clear()
+        self.reloads += 1
         self.config = new
         self.deadline = self.started + new.duration
         self.slots_used = max(self.slots_used, new.workers)
         self.render_corpus()
         self.ready = False
+        self.publish_board()
         self.spawn_workers()
+        if not web_running and WEB not in self.pending:
+            self.spawn_web()
+
+    def worker_pids(self) -> list[int]:
+        return [pid for pid, c in self.children.items() if c.index != WEB]
 
     def all_running(self) -> bool:
         return all(s.state == C.STATE_RUNNING for s in self.block.snapshots(self.config.workers))
@@ -284,6 +356,7 @@ class Supervisor:
         """Add up the PSS of this process and its workers; over the limit, stop."""
         pids = [os.getpid(), *self.children]
         total = sum(pss_bytes(pid) for pid in pids)
+        self.memory = total
         self.peak_memory = max(self.peak_memory, total)
         if self.config.memory_limit and total > self.config.memory_limit:
             self.log(f"memory limit exceeded: {format_size(total)} in {len(pids)} processes > "
@@ -307,15 +380,18 @@ class Supervisor:
             self.log("optimize: kernel network tuning is not part of this version yet; nothing was changed")
         self.render_corpus()
         self.started = self.clock()
+        self.started_unix = time.time()
         self.deadline = self.started + self.config.duration
+        self.publish_board()
         self.spawn_workers(self.config.duration)
+        self.spawn_web()
         live = LiveLine(self.started)
         next_report = self.started + REPORT_SECONDS
         next_ping = self.started
         while True:
             self.dispatch_signals()
             self.reap_workers()
-            if self.stopping or not (self.children or self.pending):
+            if self.stopping or not (self.worker_pids() or set(self.pending) - {WEB}):
                 break
             self.manage_workers()
             self.murder_workers()
@@ -328,6 +404,7 @@ class Supervisor:
                 print(line, file=self.out, flush=True)
                 self.notifier.status(line.strip())
                 self.check_memory()
+                self.publish_board()
                 next_report += REPORT_SECONDS
             if self.config.duration and now > self.deadline + OVERRUN_SECONDS:
                 self.log(f"workers still running {OVERRUN_SECONDS:g} s after the end of the run; stopping them")
@@ -338,6 +415,8 @@ class Supervisor:
             time.sleep(LOOP_SECONDS)
         if not self.stopping:
             self.notifier.stopping()
+            self.stopping = True
+            self.stop_children(list(self.children))          # the web process
         self.check_memory()
         snapshots = self.block.snapshots(self.slots_used)
         print(summary(snapshots, self.clock() - self.started, self.config, self.peak_memory), file=self.out, flush=True)

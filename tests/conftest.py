@@ -17,8 +17,9 @@ from loggend.sink import SO_RCVBUFFORCE
 
 ROOT = Path(__file__).resolve().parent.parent
 RCVBUF = 64 << 20
-# "loggend run" without the machine's /etc/loggen.yaml, with one worker unless a test asks for more.
-RUN = ("run", "--config", "/dev/null", "--workers", "1")
+# "loggend run" without the machine's /etc/loggen.yaml, with one worker unless a test asks for more,
+# and no web process unless a test asks for one.
+RUN = ("run", "--config", "/dev/null", "--workers", "1", "--dashboard", "off")
 
 
 class LoopbackReceiver:

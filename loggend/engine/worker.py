@@ -44,6 +44,14 @@ PR_SET_PDEATHSIG = 1
 Log = Callable[[str], None]
 
 
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``sig`` to this process when its parent dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):
+        pass
+
+
 def log_stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -79,10 +87,7 @@ class Worker:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)       # reload is the supervisor's business
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
-        try:  # die with the parent, even after a SIGKILL of it
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):
-            pass
+        set_parent_death_signal()
 
     def _handle_stop(self, signum: int, frame: object) -> None:
         self.alive = False

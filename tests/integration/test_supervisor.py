@@ -26,7 +26,8 @@ def sent_of(line: str) -> int:
 
 def config(tmp_path, receivers, **keys) -> str:
     ports = ",".join(str(r.port) for r in receivers)
-    body = {"target": "127.0.0.1", "ports": f'"{ports}"', "messages": "\n  pool_size: 1000", **keys}
+    body = {"target": "127.0.0.1", "ports": f'"{ports}"', "dashboard": "off", "messages": "\n  pool_size: 1000",
+            **keys}
     return write_config(tmp_path / "loggen.yaml", "".join(f"{k}: {v}\n" for k, v in body.items()))
 
 
@@ -159,7 +160,8 @@ def test_workers_die_with_a_killed_supervisor(tmp_path, receivers, loggend):
 def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
     """The default worker count: all running quickly (2 s is the target; the bound allows a busy CI box)."""
     rx = receivers(1)
-    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{rx[0].port}", "--rate", "40000")
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{rx[0].port}", "--rate", "40000",
+                   "--dashboard", "off")
     line = proc.wait_line("(40/40 running)", timeout=20)
     assert float(line[1:].split("s]")[0]) <= 5.0, line
     rss = []
@@ -181,7 +183,8 @@ def test_memory_limit_is_enforced(tmp_path, receivers, loggend):
 
 
 def test_a_worker_that_cannot_boot_stops_the_supervisor(tmp_path, loggend):
-    proc = loggend("run", "--config", "/dev/null", "--target", "255.255.255.255:9", "--workers", "4")
+    proc = loggend("run", "--config", "/dev/null", "--target", "255.255.255.255:9", "--workers", "4",
+                   "--dashboard", "off")
     assert proc.wait(30) == 1
     assert "could not start sending to 255.255.255.255:9; stopping" in proc.stderr
     assert proc.stderr.count("restarting") == 0

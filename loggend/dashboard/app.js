@@ -1,0 +1,135 @@
+// loggen dashboard: one WebSocket frame per interval; no libraries, works offline.
+"use strict";
+const token = new URLSearchParams(location.search).get("token");
+const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
+const $ = (id) => document.getElementById(id);
+const nf = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const CHART_SECONDS = 300;
+let points = [];          // [unix seconds, events/s]
+let targetRate = 0;
+let retryDelay = 500;
+
+function fmtBytes(n) {
+  if (!n) return "0 B";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  const i = Math.min(units.length - 1, Math.floor(Math.log(n) / Math.log(1024)));
+  return `${(n / 1024 ** i).toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function fmtRate(n) {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  return nf.format(n);
+}
+
+function render(m) {
+  targetRate = m.target.events_per_second;
+  $("target").textContent = `→ ${m.target.address}`;
+  $("transport").textContent = m.transport || "-";
+  $("eps").textContent = nf.format(m.events_per_second["1s"]);
+  $("eps10").textContent = nf.format(m.events_per_second["10s"]);
+  $("eps60").textContent = nf.format(m.events_per_second["60s"]);
+  $("target-eps").textContent = targetRate ? nf.format(targetRate) : "unlimited";
+  $("achievement").textContent = m.achievement_percent == null ? "-" : `${m.achievement_percent.toFixed(1)} %`;
+  $("events").textContent = nf.format(m.totals.events);
+  $("running").textContent = `${m.running} / ${m.workers}`;
+  $("restarts").textContent = nf.format(m.totals.restarts);
+  const errs = Object.entries(m.totals.errors);
+  $("errors").textContent = nf.format(errs.reduce((a, [, v]) => a + v, 0));
+  $("error-kinds").textContent = errs.filter(([, v]) => v).map(([k, v]) => `${k} ${nf.format(v)}`).join(" · ");
+  const s = m.system;
+  $("sys-cpu").textContent = `${s.cpu_percent.toFixed(0)} %`;
+  $("sys-mem").textContent = `${s.memory_percent.toFixed(0)} %`;
+  $("sys-mem-detail").textContent = `${fmtBytes(s.memory_used_bytes)} of ${fmtBytes(s.memory_total_bytes)}`;
+  $("sys-procs").textContent = nf.format(s.processes);
+  $("loggen-mem").textContent = fmtBytes(s.loggen_memory_bytes);
+  $("loggen-limit").textContent = s.loggen_memory_limit_bytes ? `limit ${fmtBytes(s.loggen_memory_limit_bytes)}` : "no limit";
+  if (m.sink) {
+    $("sink").textContent = `${nf.format(m.sink.received)} / ${nf.format(m.sink.lost)}`;
+    $("sink-detail").textContent = `loss ${m.sink.loss_percent.toFixed(3)} %`;
+  }
+  renderWorkers(m.worker_status.filter((w) => w.active));
+  points.push([m.time, m.events_per_second["1s"]]);
+  trimPoints();
+  drawChart();
+}
+
+function renderWorkers(workers) {
+  const grid = $("workers");
+  while (grid.children.length > workers.length) grid.lastChild.remove();
+  workers.forEach((w, i) => {
+    let tile = grid.children[i];
+    if (!tile) {
+      tile = document.createElement("div");
+      tile.innerHTML = '<b></b> <span class="muted port"></span><div class="eps"></div><div class="muted detail"></div>';
+      grid.appendChild(tile);
+    }
+    tile.className = `worker ${w.status}`;
+    tile.title = `worker ${w.index}: ${w.status}, pid ${w.pid}, cpu ${w.cpu ?? "-"}`;
+    tile.querySelector("b").textContent = `w${w.index}`;
+    tile.querySelector(".port").textContent = `:${w.port ?? "-"} ${w.status}`;
+    tile.querySelector(".eps").textContent = `${fmtRate(w.events_per_second)} ev/s`;
+    tile.querySelector(".detail").textContent =
+      `cpu ${w.cpu_percent.toFixed(0)} % · restarts ${w.restarts}${w.errors ? ` · err ${nf.format(w.errors)}` : ""}`;
+  });
+}
+
+function trimPoints() {
+  const last = points.length ? points[points.length - 1][0] : 0;
+  points = points.filter(([t]) => t >= last - CHART_SECONDS);
+}
+
+function drawChart() {
+  const canvas = $("chart");
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (canvas.width !== w * dpr || canvas.height !== h * dpr) { canvas.width = w * dpr; canvas.height = h * dpr; }
+  const g = canvas.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const pad = { l: 58, r: 8, t: 8, b: 20 };
+  const maxY = Math.max(targetRate * 1.15, ...points.map(([, v]) => v * 1.1), 1);
+  const now = points.length ? points[points.length - 1][0] : Date.now() / 1000;
+  const x = (t) => pad.l + ((t - (now - CHART_SECONDS)) / CHART_SECONDS) * (w - pad.l - pad.r);
+  const y = (v) => h - pad.b - (v / maxY) * (h - pad.t - pad.b);
+  g.font = "11px system-ui"; g.fillStyle = "#8b98a5"; g.strokeStyle = "#263241"; g.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) {
+    const v = (maxY * i) / 4;
+    g.beginPath(); g.moveTo(pad.l, y(v)); g.lineTo(w - pad.r, y(v)); g.stroke();
+    g.fillText(fmtRate(v), 4, y(v) + 4);
+  }
+  g.fillText(`last ${CHART_SECONDS / 60} min`, pad.l, h - 4);
+  if (targetRate) {
+    g.strokeStyle = "#d29922"; g.setLineDash([6, 4]);
+    g.beginPath(); g.moveTo(pad.l, y(targetRate)); g.lineTo(w - pad.r, y(targetRate)); g.stroke();
+    g.setLineDash([]);
+  }
+  g.strokeStyle = "#4fb3ff"; g.lineWidth = 2; g.beginPath();
+  points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
+  g.stroke();
+}
+
+function setConn(state, text) {
+  const el = $("conn");
+  el.className = `conn ${state}`;
+  el.textContent = text;
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}${withToken("/ws")}`);
+  ws.onopen = () => { setConn("live", "live"); retryDelay = 500; };
+  ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.target) render(m); };
+  ws.onclose = () => {
+    setConn("down", "reconnecting…");
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 5000);
+  };
+}
+
+fetch(withToken("/api/history"))
+  .then((r) => (r.ok ? r.json() : { points: [] }))
+  .then((h) => { points = h.points.concat(points); trimPoints(); drawChart(); })
+  .catch(() => {});
+window.addEventListener("resize", drawChart);
+connect();

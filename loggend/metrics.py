@@ -1,0 +1,237 @@
+"""From counter snapshots to what people watch: rates, the snapshot document, the summary, Prometheus.
+
+Everything here is a pure function of its inputs (snapshots, the run board, process figures and
+a time), so it is tested without processes. ``Rates`` turns per-slot monotonic counters into
+reset-safe totals (a counter that goes down is taken to have restarted from zero, as Prometheus'
+``rate()`` does) and sliding-window rates over them.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from loggend import __version__
+from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
+from loggend.engine.transport import ERROR_KINDS
+
+WINDOWS = (1, 10, 60)             # seconds of the sliding-window rates
+HISTORY_SECONDS = 600             # per-second points kept for the chart and the summary
+STALL_SECONDS = 2.0               # a running worker with a heartbeat this old is shown as stalled
+
+
+class Rates:
+    """Reset-safe cumulative totals per slot and sliding-window rates over them."""
+
+    def __init__(self, horizon: float = HISTORY_SECONDS + max(WINDOWS)) -> None:
+        self.horizon = horizon
+        self.last: list[int] = []
+        self.totals: list[int] = []
+        self.times: deque[float] = deque()
+        self.points: deque[tuple[int, tuple[int, ...]]] = deque()   # (total, per-slot totals)
+
+    def add(self, t: float, values: list[int]) -> None:
+        while len(self.last) < len(values):
+            self.last.append(0)
+            self.totals.append(0)
+        for i, v in enumerate(values):
+            delta = v - self.last[i]
+            self.totals[i] += delta if delta >= 0 else v       # went down: it restarted from zero
+            self.last[i] = v
+        self.times.append(t)
+        self.points.append((sum(self.totals), tuple(self.totals)))
+        while self.times and self.times[0] < t - self.horizon:
+            self.times.popleft()
+            self.points.popleft()
+
+    def _span(self, window: float) -> tuple[int, int] | None:
+        if len(self.times) < 2:
+            return None
+        last = len(self.times) - 1
+        first = min(bisect_left(self.times, self.times[last] - window - 1e-6), last - 1)
+        return first, last
+
+    def rate(self, window: float) -> float:
+        span = self._span(window)
+        if span is None:
+            return 0.0
+        a, b = span
+        return (self.points[b][0] - self.points[a][0]) / (self.times[b] - self.times[a])
+
+    def slot_rate(self, index: int, window: float) -> float:
+        span = self._span(window)
+        if span is None:
+            return 0.0
+        a, b = span
+        before, after = self.points[a][1], self.points[b][1]
+        if index >= len(after):
+            return 0.0
+        return (after[index] - (before[index] if index < len(before) else 0)) / (self.times[b] - self.times[a])
+
+
+@dataclass
+class ProcFigures:
+    """What psutil says about one worker process."""
+
+    cpu_seconds: float = 0.0
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
+
+
+@dataclass
+class SystemFigures:
+    cpu_percent: float = 0.0
+    memory_percent: float = 0.0
+    memory_used_bytes: int = 0
+    memory_total_bytes: int = 0
+    processes: int = 0
+
+
+@dataclass
+class History:
+    """Per-sample (unix time, events/s) points: the chart, and peak / p99 / mean for the summary."""
+
+    points: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SECONDS))
+    peak: float = 0.0
+    all_eps: list[float] = field(default_factory=list)
+
+    def add(self, wall: float, eps: float) -> None:
+        self.points.append((round(wall, 3), round(eps, 1)))
+        self.peak = max(self.peak, eps)
+        self.all_eps.append(eps)
+
+    def percentile(self, q: float) -> float:
+        if not self.all_eps:
+            return 0.0
+        ordered = sorted(self.all_eps)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def worker_status(slot: SlotSnapshot, now_ns: int) -> str:
+    if slot.state == STATE_RUNNING and slot.heartbeat_ns and now_ns - slot.heartbeat_ns > STALL_SECONDS * 1e9:
+        return "stalled"
+    if slot.state_name == "starting" and slot.restarts:
+        return "restarting"
+    return slot.state_name
+
+
+def achievement(rate: float, target: float) -> float | None:
+    return round(100.0 * rate / target, 1) if target else None
+
+
+def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: Rates,
+                      procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int) -> dict[str, Any]:
+    """The document of ``GET /api/metrics`` and of each ``/ws`` frame."""
+    workers = int(board.get("workers", len(slots)))
+    ports = board.get("ports", [])
+    cpus = board.get("cpus", [])
+    target = float(board.get("rate", 0.0))
+    errors = {kind: sum(s.errors[k] for s in slots) for k, kind in enumerate(ERROR_KINDS)}
+    rows = []
+    for i, s in enumerate(slots):
+        proc = procs.get(s.pid, ProcFigures()) if s.state == STATE_RUNNING else ProcFigures()
+        rows.append({
+            "index": i, "pid": s.pid, "status": worker_status(s, now_ns), "active": i < workers,
+            "port": ports[i % len(ports)] if ports else None, "cpu": cpus[i % len(cpus)] if cpus else None,
+            "events": s.sent, "bytes": s.bytes, "events_per_second": round(rates.slot_rate(i, 1), 1),
+            "errors": sum(s.errors), "restarts": s.restarts, "transport": s.transport,
+            "cpu_percent": round(proc.cpu_percent, 1), "cpu_seconds": round(proc.cpu_seconds, 3),
+            "rss_bytes": proc.rss_bytes,
+        })
+    eps = {f"{w}s": round(rates.rate(w), 1) for w in WINDOWS}
+    return {
+        "time": round(wall, 3),
+        "version": __version__,
+        "target": {"address": board.get("target", ""), "events_per_second": target},
+        "transport": ",".join(sorted({s.transport for s in slots if s.transport})) or None,
+        "running": sum(1 for r in rows[:workers] if r["status"] == "running"),
+        "workers": workers,
+        "totals": {"events": sum(s.sent for s in slots), "bytes": sum(s.bytes for s in slots),
+                   "batches": sum(s.calls for s in slots), "errors": errors,
+                   "restarts": sum(s.restarts for s in slots)},
+        "events_per_second": eps,
+        "achievement_percent": achievement(rates.rate(10), target),
+        "worker_status": rows,
+        "system": {
+            "cpu_percent": system.cpu_percent, "memory_percent": system.memory_percent,
+            "memory_used_bytes": system.memory_used_bytes, "memory_total_bytes": system.memory_total_bytes,
+            "processes": system.processes,
+            "loggen_memory_bytes": board.get("memory_bytes", 0),
+            "loggen_memory_limit_bytes": board.get("memory_limit", 0),
+        },
+        "sink": board.get("sink"),
+    }
+
+
+def summary_document(slots: list[SlotSnapshot], board: dict[str, Any], history: History, wall: float) -> dict[str, Any]:
+    """The document of ``GET /api/summary``: the run so far."""
+    started = float(board.get("started_unix", wall))
+    seconds = max(0.0, wall - started)
+    events = sum(s.sent for s in slots)
+    mean = events / seconds if seconds else 0.0
+    target = float(board.get("rate", 0.0))
+    return {
+        "started": started,
+        "duration_seconds": round(seconds, 3),
+        "target": {"address": board.get("target", ""), "events_per_second": target},
+        "events": events,
+        "bytes": sum(s.bytes for s in slots),
+        "events_per_second": {"mean": round(mean, 1), "peak": round(history.peak, 1),
+                              "p99": round(history.percentile(99), 1)},
+        "errors": {kind: sum(s.errors[k] for s in slots) for k, kind in enumerate(ERROR_KINDS)},
+        "restarts": sum(s.restarts for s in slots),
+        "achievement_percent": achievement(mean, target),
+        "peak_memory_bytes": board.get("peak_memory_bytes", 0),
+        "samples": len(history.all_eps),
+    }
+
+
+class LoggenCollector(Collector):
+    """Prometheus families built at scrape time from the shared counters (a custom collector)."""
+
+    def __init__(self, source: Callable[[], tuple[list[SlotSnapshot], dict[str, Any], dict[int, ProcFigures]]]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        slots, board, procs = self.source()
+        sent = CounterMetricFamily("loggen_events_sent", "Syslog events accepted by the kernel.", labels=["worker"])
+        nbytes = CounterMetricFamily("loggen_bytes_sent", "Payload bytes accepted by the kernel.", labels=["worker"])
+        batches = CounterMetricFamily("loggen_send_calls", "Send system calls made.", labels=["worker"])
+        errors = CounterMetricFamily("loggen_send_errors", "Events refused by the kernel, by reason.",
+                                     labels=["worker", "reason"])
+        restarts = CounterMetricFamily("loggen_worker_restarts", "Times the worker was restarted.", labels=["worker"])
+        up = GaugeMetricFamily("loggen_worker_up", "1 when the worker is running.", labels=["worker"])
+        cpu = CounterMetricFamily("loggen_worker_cpu_seconds", "CPU time of the worker process.", labels=["worker"])
+        rss = GaugeMetricFamily("loggen_worker_resident_memory_bytes", "Resident memory of the worker process.",
+                                labels=["worker"])
+        for i, s in enumerate(slots):
+            w = str(i)
+            sent.add_metric([w], s.sent)
+            nbytes.add_metric([w], s.bytes)
+            batches.add_metric([w], s.calls)
+            for k, kind in enumerate(ERROR_KINDS):
+                errors.add_metric([w, kind], s.errors[k])
+            restarts.add_metric([w], s.restarts)
+            running = s.state == STATE_RUNNING
+            up.add_metric([w], 1.0 if running else 0.0)
+            proc = procs.get(s.pid) if running else None
+            if proc is not None:
+                cpu.add_metric([w], proc.cpu_seconds)
+                rss.add_metric([w], proc.rss_bytes)
+        yield from (sent, nbytes, batches, errors, restarts, up, cpu, rss)
+        yield GaugeMetricFamily("loggen_target_events_per_second", "Configured total rate (0 = unlimited).",
+                                value=float(board.get("rate", 0.0)))
+        yield GaugeMetricFamily("loggen_workers", "Configured worker processes.", value=float(board.get("workers", 0)))
+        yield GaugeMetricFamily("loggen_memory_bytes", "PSS of the supervisor and its workers.",
+                                value=float(board.get("memory_bytes", 0)))
+        info = InfoMetricFamily("loggen", "Version and transport in use.")
+        info.add_metric([], {"version": __version__,
+                             "transport": ",".join(sorted({s.transport for s in slots if s.transport})) or "none"})
+        yield info

@@ -1,0 +1,147 @@
+"""The web process of a real `loggend run`: REST, /metrics, /ws, token, restart, and a real browser."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from simple_websocket import Client, ConnectionError
+
+from tests.conftest import ROOT, worker_pids
+
+TOKEN = "test-token-0123456789abcdef"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
+
+
+def start(loggend, receiver, *extra: str, rate: str = "2000"):
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{receiver.port}", "--workers", "2",
+                   "--rate", rate, "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.5s", *extra)
+    line = proc.wait_line("dashboard: http://", stream="err")
+    proc.wait_line("(2/2 running)")
+    return proc, base_url(line)
+
+
+def base_url(line: str) -> str:
+    return re.search(r"(http://\S+?)/ ", line).group(1)
+
+
+def get(url: str, token: str = "") -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_rest_and_metrics_of_a_running_generator(loggend, receiver):
+    proc, url = start(loggend, receiver)
+    assert get(url + "/healthz")[0] == 200
+    time.sleep(2.5)
+    first = json.loads(get(url + "/api/metrics")[1])
+    status, body = get(url + "/metrics")
+    second = json.loads(get(url + "/api/metrics")[1])
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    scraped = sum(s.value for s in families["loggen_events_sent"].samples if s.name == "loggen_events_sent_total")
+    # the scrape came between the two snapshots, and the counters only go up
+    assert first["totals"]["events"] <= scraped <= second["totals"]["events"] + 2000
+    assert 1500 <= first["events_per_second"]["1s"] <= 2500, first["events_per_second"]
+    assert first["workers"] == 2 and first["running"] == 2 and first["target"]["events_per_second"] == 2000
+    assert {w["pid"] for w in first["worker_status"]} == set(worker_pids(proc.pid)) - {web_pid(proc, first)}
+    summary = json.loads(get(url + "/api/summary")[1])
+    assert summary["events"] >= first["totals"]["events"] and 1000 < summary["events_per_second"]["mean"] < 2500
+    assert get(url + "/api/nothing")[0] == 404
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+def web_pid(proc, snapshot) -> int:
+    workers = {w["pid"] for w in snapshot["worker_status"]}
+    (pid,) = set(worker_pids(proc.pid)) - workers
+    return pid
+
+
+def test_websocket_feeds_two_clients_and_refuses_foreign_origins(loggend, receiver):
+    proc, url = start(loggend, receiver)
+    ws_url = url.replace("http://", "ws://") + "/ws"
+    clients = [Client.connect(ws_url), Client.connect(ws_url)]
+    try:
+        for c in clients:
+            frames = [json.loads(c.receive(timeout=5)) for _ in range(3)]
+            assert all("events_per_second" in f for f in frames)
+            assert frames[0]["time"] < frames[1]["time"] < frames[2]["time"]
+    finally:
+        for c in clients:
+            c.close()
+    with pytest.raises(ConnectionError):
+        Client.connect(ws_url, headers={"Origin": "http://evil.example"})
+    same = Client.connect(ws_url, headers={"Origin": url})           # the dashboard's own page
+    assert json.loads(same.receive(timeout=5))["workers"] == 2
+    same.close()
+
+
+def test_token_protects_the_real_server(loggend, receiver):
+    proc, url = start(loggend, receiver, "--dashboard-token", TOKEN)
+    assert get(url + "/api/metrics")[0] == 401
+    assert get(url + "/metrics", token="wrong-token-0123456789")[0] == 401
+    assert get(url + "/api/metrics", token=TOKEN)[0] == 200
+    ws_url = url.replace("http://", "ws://") + "/ws"
+    with pytest.raises(ConnectionError):
+        Client.connect(ws_url)
+    c = Client.connect(f"{ws_url}?token={TOKEN}")
+    assert json.loads(c.receive(timeout=5))["workers"] == 2
+    c.close()
+
+
+def test_a_killed_web_process_is_restarted_and_sending_goes_on(loggend, receiver):
+    proc, url = start(loggend, receiver)
+    pid = web_pid(proc, json.loads(get(url + "/api/metrics")[1]))
+    os.kill(pid, signal.SIGKILL)
+    proc.wait_line(f"dashboard (pid {pid}) was killed by SIGKILL; restarting", stream="err")
+    lines = [line for line in proc.err if "dashboard: http://" in line]
+    deadline = time.monotonic() + 10
+    while len(lines) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        lines = [line for line in proc.err if "dashboard: http://" in line]
+    assert len(lines) == 2, proc.stderr
+    after = json.loads(get(base_url(lines[1]) + "/api/metrics")[1])
+    assert after["running"] == 2 and after["totals"]["restarts"] == 0      # the workers never noticed
+    mark = len(proc.out)
+    proc.wait_line("(2/2 running)", after=mark)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (scripts/system-deps.sh does it)")
+def test_dashboard_in_a_real_browser(loggend, receiver):
+    playwright = pytest.importorskip("playwright.sync_api")
+    proc, url = start(loggend, receiver, rate="3000")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url + "/")
+            page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=15000)
+            page.wait_for_function("document.getElementById('eps').textContent !== '-'", timeout=15000)
+            first = page.text_content("#events")
+            page.wait_for_function(f"document.getElementById('events').textContent !== {first!r}", timeout=10000)
+            assert page.locator(".worker.running").count() == 2
+            assert page.text_content("#target-eps") == "3,000"
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            # the daemon goes away: the page says so, and comes back by itself with a new one
+            proc.signal(signal.SIGTERM)
+            assert proc.wait() == 0
+            page.wait_for_function("document.getElementById('conn').textContent !== 'live'", timeout=10000)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

@@ -1,0 +1,161 @@
+"""Rates, documents, the Prometheus collector and the Flask app, without processes."""
+
+import os
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from loggend.board import Board
+from loggend.engine import counters as C
+from loggend.engine.counters import CounterBlock
+from loggend.metrics import History, Rates
+from loggend.web import WebState, create_app, same_origin
+
+TOKEN = "s3cret-token-0123456789"
+
+
+def test_rates_over_each_window():
+    r = Rates()
+    for t in range(0, 121):
+        r.add(float(t), [1000 * t, 500 * t])          # 1500 ev/s in total
+    assert r.rate(1) == r.rate(10) == r.rate(60) == 1500
+    assert r.slot_rate(0, 10) == 1000 and r.slot_rate(1, 1) == 500
+    assert Rates().rate(10) == 0.0
+
+
+def test_rates_survive_a_restarted_counter():
+    """Worker 1's counter drops to 0 at t=5 (a fresh process without carried counts): no negative rate."""
+    r = Rates()
+    for t in range(5):
+        r.add(float(t), [100 * t, 100 * t])
+    for t in range(5, 11):
+        r.add(float(t), [100 * t, 100 * (t - 5)])       # restarted from zero, counting again
+    assert r.rate(1) == 200
+    assert r.slot_rate(1, 1) == 100
+    # over 10 s: slot 0 sent 1000; slot 1 sent 400 before the reset and 500 after (the value at t=5 is 0)
+    assert r.rate(10) == pytest.approx((1000 + 400 + 500) / 10)
+
+
+def test_rates_follow_new_slots_and_forget_old_points():
+    r = Rates(horizon=30)
+    for t in range(100):
+        r.add(float(t), [10 * t] + ([5 * (t - 50)] if t >= 50 else []))
+    assert len(r.times) == 31 and r.rate(10) == 15
+
+
+def test_history_peak_and_percentile():
+    h = History()
+    for i, eps in enumerate([10.0] * 98 + [50.0, 100.0]):
+        h.add(float(i), eps)
+    assert h.peak == 100 and h.percentile(99) == 50 and h.percentile(50) == 10
+
+
+def test_board_round_trip_and_limit():
+    b = Board(size=256)
+    b.publish({"rate": 5.0, "target": "x"})
+    assert b.read() == {"rate": 5.0, "target": "x"}
+    with pytest.raises(ValueError):
+        b.publish({"big": "x" * 300})
+    assert b.read() == {"rate": 5.0, "target": "x"}
+
+
+@pytest.mark.parametrize("origin,ok", [("", True), ("http://127.0.0.1:8080", True), ("http://evil.example", False),
+                                       ("https://grafana.example:3000", True), ("http://127.0.0.1:9999", False)])
+def test_same_origin(origin, ok):
+    assert same_origin(origin, "127.0.0.1:8080", ("https://grafana.example:3000",)) is ok
+    assert same_origin(origin, "127.0.0.1", ("https://grafana.example:3000",), server_port=8080) is ok
+
+
+@pytest.fixture
+def state():
+    block = CounterBlock(4)
+    for i, (sent, restarts) in enumerate([(1000, 0), (2000, 1), (3000, 0)]):
+        slot = block.slot(i)
+        slot[C.SENT], slot[C.BYTES], slot[C.CALLS] = sent, sent * 180, sent // 64
+        slot[C.ERR_REFUSED], slot[C.ERR_QUEUE_FULL] = i, 2 * i
+        slot[C.STATE], slot[C.PID], slot[C.RESTARTS] = C.STATE_RUNNING, os.getpid(), restarts
+        slot[C.TRANSPORT] = C.TRANSPORT_CODES["gso"]
+        slot[C.HEARTBEAT_NS] = 0
+    board = Board()
+    board.publish({"target": "10.0.0.1:514-516", "ports": [514, 515, 516], "rate": 6000.0, "workers": 3, "slots": 3,
+                   "cpus": [0, 1], "started_unix": 1_700_000_000.0, "memory_bytes": 123, "memory_limit": 456})
+    s = WebState(block, board, interval=1.0, wallclock=lambda: 1_700_000_010.0)
+    s.sample()
+    return s
+
+
+def client(state, **kw):
+    return create_app(state, **kw).test_client()
+
+
+def test_metrics_parse_and_agree_with_the_counters(state):
+    body = client(state).get("/metrics").get_data(as_text=True)
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    sent = {s.labels["worker"]: s.value for s in families["loggen_events_sent"].samples if s.name.endswith("_total")}
+    assert sent == {"0": 1000, "1": 2000, "2": 3000}
+    errors = {(s.labels["worker"], s.labels["reason"]): s.value
+              for s in families["loggen_send_errors"].samples if s.name.endswith("_total")}
+    assert errors[("2", "refused")] == 2 and errors[("2", "queue_full")] == 4 and errors[("0", "other")] == 0
+    restarts = {s.labels["worker"]: s.value for s in families["loggen_worker_restarts"].samples
+                if s.name.endswith("_total")}
+    assert restarts == {"0": 0, "1": 1, "2": 0}
+    assert {s.labels["worker"]: s.value for s in families["loggen_worker_up"].samples} == {"0": 1, "1": 1, "2": 1}
+    assert families["loggen_target_events_per_second"].samples[0].value == 6000
+    assert families["loggen_info"].samples[0].labels["transport"] == "gso"
+    assert {s.labels["worker"] for s in families["loggen_worker_cpu_seconds"].samples} == {"0", "1", "2"}
+    assert all(s.value > 0 for s in families["loggen_worker_resident_memory_bytes"].samples)
+    assert body.count("loggen_bytes_sent_total{") == 3
+
+
+def test_api_metrics_schema(state):
+    m = client(state).get("/api/metrics").get_json()
+    assert m["target"] == {"address": "10.0.0.1:514-516", "events_per_second": 6000.0}
+    assert m["totals"]["events"] == 6000 and m["totals"]["restarts"] == 1
+    assert m["totals"]["errors"] == {"refused": 3, "queue_full": 6, "unreachable": 0, "other": 0}
+    assert set(m["events_per_second"]) == {"1s", "10s", "60s"} and m["transport"] == "gso"
+    assert [w["port"] for w in m["worker_status"]] == [514, 515, 516]
+    assert [w["cpu"] for w in m["worker_status"]] == [0, 1, 0]
+    assert set(m["worker_status"][0]) >= {"index", "pid", "status", "events", "events_per_second", "cpu_percent",
+                                          "cpu_seconds", "rss_bytes", "restarts", "errors"}
+    assert set(m["system"]) >= {"cpu_percent", "memory_percent", "memory_used_bytes", "memory_total_bytes",
+                                "processes", "loggen_memory_bytes"}
+    assert m["system"]["processes"] > 0 and m["sink"] is None
+
+
+def test_api_summary_schema(state):
+    s = client(state).get("/api/summary").get_json()
+    assert s["events"] == 6000 and s["duration_seconds"] == 10.0 and s["restarts"] == 1
+    assert s["events_per_second"]["mean"] == 600.0 and set(s["events_per_second"]) == {"mean", "peak", "p99"}
+    assert s["achievement_percent"] == 10.0 and s["started"] == 1_700_000_000.0
+
+
+def test_bad_requests_are_json_4xx(state):
+    c = client(state)
+    for method, path, status in [("get", "/nope", 404), ("post", "/api/metrics", 405), ("delete", "/api/summary", 405),
+                                 ("put", "/metrics", 405)]:
+        r = getattr(c, method)(path)
+        assert r.status_code == status and r.get_json()["status"] == status, path
+
+
+def test_token_guards_every_endpoint(state):
+    c = client(state, token=TOKEN)
+    for path in ("/", "/api/metrics", "/api/summary", "/metrics", "/healthz", "/ws", "/app.js"):
+        r = c.get(path)
+        assert r.status_code == 401 and r.get_json()["error"], path
+        assert c.get(path, headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+    assert c.get("/api/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert c.get(f"/?token={TOKEN}").status_code == 200
+
+
+def test_websocket_refuses_a_foreign_origin(state):
+    r = client(state).get("/ws", headers={"Origin": "http://evil.example", "Upgrade": "websocket",
+                                          "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                          "Sec-WebSocket-Version": "13"})
+    assert r.status_code == 403 and "evil.example" in r.get_json()["error"]
+
+
+def test_dashboard_is_served_offline(state):
+    c = client(state)
+    page = c.get("/").get_data(as_text=True)
+    assert 'id="eps"' in page and "http" not in page.replace('http-equiv', '')      # no CDN, nothing remote
+    assert c.get("/app.js").status_code == 200 and c.get("/style.css").mimetype == "text/css"
