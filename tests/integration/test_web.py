@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +86,13 @@ def test_websocket_feeds_two_clients_and_refuses_foreign_origins(loggend, receiv
         Client.connect(ws_url, headers={"Origin": "http://evil.example"})
     same = Client.connect(ws_url, headers={"Origin": url})           # the dashboard's own page
     assert json.loads(same.receive(timeout=5))["workers"] == 2
+    # a client that vanishes without a close frame, and one that never reads: the others go on
+    gone, stuck = Client.connect(ws_url), Client.connect(ws_url)
+    gone.sock.shutdown(socket.SHUT_RDWR)
+    gone.sock.close()
+    stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    frames = [json.loads(same.receive(timeout=5)) for _ in range(4)]
+    assert len({f["time"] for f in frames}) == 4
     same.close()
 
 
@@ -123,7 +131,9 @@ def test_a_killed_web_process_is_restarted_and_sending_goes_on(loggend, receiver
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (scripts/system-deps.sh does it)")
 def test_dashboard_in_a_real_browser(loggend, receiver):
     playwright = pytest.importorskip("playwright.sync_api")
-    proc, url = start(loggend, receiver, rate="3000")
+    port = free_tcp_port()
+    extra = ("--dashboard", f"127.0.0.1:{port}")
+    proc, url = start(loggend, receiver, *extra, rate="3000")
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -138,10 +148,22 @@ def test_dashboard_in_a_real_browser(loggend, receiver):
             assert page.text_content("#target-eps") == "3,000"
             page.wait_for_timeout(1500)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            # the daemon goes away: the page says so, and comes back by itself with a new one
+            page.set_viewport_size({"width": 2560, "height": 1440})           # a wall monitor
+            page.wait_for_timeout(700)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-wall.png"), full_page=True)
+            # the daemon goes away: the page says so, and reconnects by itself to the next one
             proc.signal(signal.SIGTERM)
             assert proc.wait() == 0
             page.wait_for_function("document.getElementById('conn').textContent !== 'live'", timeout=10000)
+            start(loggend, receiver, *extra, rate="1000")
+            page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=20000)
+            page.wait_for_function("document.getElementById('target-eps').textContent === '1,000'", timeout=10000)
         finally:
             browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
