@@ -20,6 +20,7 @@ from loggend.config import (
     load,
     parse_duration,
     parse_int,
+    parse_ports,
     resolve_host,
     split_target,
 )
@@ -89,8 +90,13 @@ def build_parser() -> Parser:
     check = sub.add_parser("check-config", help="validate a config file without running")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
 
-    sink = sub.add_parser("sink", help="count syslog datagrams received on a port")
-    sink.add_argument("--listen", default="127.0.0.1:5514", help="ADDRESS:PORT to bind")
+    sink = sub.add_parser("sink", help="the dummy SIEM: receive, check sequences, count loss")
+    sink.add_argument("--listen", default="127.0.0.1",
+                      help="ADDRESS or ADDRESS:PORT (a port replaces --ports; 0 = any free one)")
+    sink.add_argument("--ports", default="514-553", help="ports to receive on (ports below 1024 need root)")
+    sink.add_argument("--processes", default="0", help="receiving processes sharing the ports (0 = one per CPU)")
+    sink.add_argument("--no-gro", action="store_true",
+                      help="one datagram per receive, as a SIEM's socket sees them (default: UDP_GRO trains)")
     sink.add_argument("--duration", default="0", help="stop after this long; 0 = until stopped")
     sink.add_argument("--idle-exit", default="0", help="stop after this long without a datagram")
 
@@ -174,15 +180,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
-    from loggend.sink import Sink
+    from loggend.sinkrun import MAX_PROCESSES, SinkCommand
     host, port = split_target("--listen", args.listen, lowest_port=0)
-    if port is None:
-        raise UsageError(f"--listen: {args.listen!r} has no port; expected ADDRESS:PORT (PORT 0 = any free port)")
-    return Sink(
+    ports = (port,) if port is not None else parse_ports("--ports", args.ports)
+    processes = parse_int("--processes", args.processes, 0, MAX_PROCESSES) or len(os.sched_getaffinity(0))
+    return SinkCommand(
         host=resolve_host("--listen", host),
-        port=port,
+        ports=ports,
+        processes=processes,
         duration=parse_duration("--duration", args.duration),
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
+        gro=not args.no_gro,
     ).run()
 
 

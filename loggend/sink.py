@@ -1,169 +1,268 @@
-"""A counting syslog receiver: recvmmsg in batches, per-stream sequence accounting.
+"""The dummy SIEM's receiving side: batched UDP receive, per-stream accounting, shared counters.
 
-Every message loggend sends ends in ``stream=<id> seq=<12 digits>``. Per stream the receiver
-keeps the next expected number: a higher one counts the skipped numbers as lost, a lower one is
-a late arrival that fills an earlier gap (lost - 1, reordered + 1), as iperf3 counts. Datagrams
-without the fields are counted only.
+A ``SinkWorker`` binds every port of the range with ``SO_REUSEPORT`` (so K processes share
+them, the kernel keeping each flow, hence each stream, on one of them), turns on ``UDP_GRO``
+(a train of same-size datagrams of one flow arrives as one buffer with its segment size) and
+reads with ``recvmmsg`` through ctypes. A GRO train whose first and last messages are the same
+stream with consecutive numbers is accounted as one run; anything else message by message.
+
+Counters go to one slot of a shared ``CounterBlock`` per sink process (layout below); the
+kernel's own drop counters for our sockets (``/proc/net/udp``) are published beside them, so a
+report tells loss in our receive queues from loss before them.
+
+Imports: the standard library and ``loggend`` modules that use nothing else.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import gc
 import os
+import select
 import signal
 import socket
-import sys
+import struct
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from loggend.engine.render import SEQ_DIGITS
+from loggend.accounting import Accounting, parse
+from loggend.engine.counters import CounterBlock
 from loggend.engine.syscalls import Iovec, Mmsghdr, libc_function
+from loggend.engine.worker import set_parent_death_signal
 
-BATCH = 1024                  # datagrams per recvmmsg call
-SLOT = 2048                   # bytes per datagram buffer (loggend messages are <= 1024 by default)
-RCVBUF_BYTES = 64 << 20       # asked for with SO_RCVBUFFORCE as root, else capped at rmem_max
-POLL_SECONDS = 0.2            # receive timeout: how often stop flags and reports are looked at
-MSG_WAITFORONE = 0x10000
-SO_RCVBUFFORCE = 33          # asm-generic/socket.h; not exported by Python 3.11
-STREAM_MARK = b" stream="
-SEQ_MARK = b" seq="
+BATCH = 64                    # buffers per recvmmsg call
+SLOT = 65536                  # bytes per buffer: a whole GRO train (<= 64 KiB)
+CONTROL = 64                  # control bytes per buffer: room for the UDP_GRO cmsg
+RCVBUF_BYTES = 256 << 20      # asked for with SO_RCVBUFFORCE as root, else capped at rmem_max
+POLL_SECONDS = 0.05           # epoll timeout: how often stop flags, heartbeat and drops are looked at
+DROPS_SECONDS = 1.0           # /proc/net/udp is read this often
+MSG_DONTWAIT = 0x40
+SO_RCVBUFFORCE = 33           # asm-generic/socket.h; not exported by Python 3.11
+SOL_UDP = 17
+UDP_GRO = 104                 # linux/udp.h
+CMSG_HEADER = struct.Struct("@QiI")     # cmsg_len (size_t), cmsg_level, cmsg_type; data follows
+GRO_SIZE = struct.Struct("@i")          # udp_cmsg_recv() puts gso_size as an int
+PROC_NET_UDP = ("/proc/net/udp", "/proc/net/udp6")
+EXIT_BIND_FAILED = 3
+
+# Fields of a sink slot (one writer: the sink process).
+RECEIVED, BYTES, LOST, LATE, DUPLICATES, UNSEQUENCED, KERNEL_DROPS, STREAMS, HEARTBEAT_NS, PID, STATE, \
+    CALLS = range(12)
+STATE_STARTING, STATE_RUNNING, STATE_STOPPED, STATE_FAILED = 1, 2, 3, 4
 
 
-@dataclass
-class StreamStats:
-    expected: int = 0
+@dataclass(frozen=True)
+class SinkTotals:
     received: int = 0
-    lost: int = 0
-    reordered: int = 0
-
-
-@dataclass
-class Accounting:
-    received: int = 0
-    octets: int = 0
+    bytes: int = 0
+    lost: int = 0            # sequence numbers never seen (gaps minus late fills)
+    gaps: int = 0            # numbers that were missing when a later one arrived
+    late: int = 0            # of those, arrived after all (reordered)
+    duplicates: int = 0
     unsequenced: int = 0
-    streams: dict[bytes, StreamStats] = field(default_factory=dict)
+    kernel_drops: int = 0
+    streams: int = 0
+    processes: int = 0
+    running: int = 0
 
-    def add(self, datagram: bytes) -> None:
-        self.received += 1
-        self.octets += len(datagram)
-        at = datagram.rfind(STREAM_MARK)
-        mark = len(datagram) - SEQ_DIGITS - len(SEQ_MARK)
-        if at < 0 or datagram[mark:mark + len(SEQ_MARK)] != SEQ_MARK:
-            self.unsequenced += 1
-            return
+    @classmethod
+    def of(cls, block: CounterBlock, count: int) -> SinkTotals:
+        rows = [block.values(i) for i in range(count)]
+        s = [sum(r[f] for r in rows) for f in range(CALLS + 1)]
+        return cls(received=s[RECEIVED], bytes=s[BYTES], lost=s[LOST] - s[LATE], gaps=s[LOST], late=s[LATE],
+                   duplicates=s[DUPLICATES], unsequenced=s[UNSEQUENCED], kernel_drops=s[KERNEL_DROPS],
+                   streams=s[STREAMS], processes=count, running=sum(1 for r in rows if r[STATE] == STATE_RUNNING))
+
+    def document(self) -> dict[str, float | int]:
+        sequenced = self.received - self.unsequenced - self.duplicates
+        expected = sequenced + self.lost
+        return {"received": self.received, "bytes": self.bytes, "lost": self.lost, "late": self.late,
+                "reordered": self.late, "duplicates": self.duplicates, "unsequenced": self.unsequenced,
+                "kernel_drops": self.kernel_drops, "streams": self.streams, "processes": self.processes,
+                "running": self.running, "loss_percent": 100.0 * self.lost / expected if expected else 0.0}
+
+
+class BindError(Exception):
+    pass
+
+
+def open_sockets(host: str, ports: tuple[int, ...], reuseport: bool = True, gro: bool = True) -> list[socket.socket]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks: list[socket.socket] = []
+    for port in ports:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
-            seq = int(datagram[-SEQ_DIGITS:])
-        except ValueError:
-            self.unsequenced += 1
-            return
-        name = datagram[at + len(STREAM_MARK):mark]
-        st = self.streams.get(name)
-        if st is None:
-            st = self.streams[name] = StreamStats(expected=seq)
-        st.received += 1
-        if seq == st.expected:
-            st.expected = seq + 1
-        elif seq > st.expected:
-            st.lost += seq - st.expected
-            st.expected = seq + 1
-        else:
-            st.reordered += 1
-            if st.lost:
-                st.lost -= 1
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+        if gro:
+            try:
+                sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+            except OSError:
+                pass                               # an old kernel: datagrams arrive one by one
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            sock.close()
+            for s in socks:
+                s.close()
+            hint = "; ports below 1024 need root or CAP_NET_BIND_SERVICE" if err.errno == errno.EACCES else ""
+            raise BindError(f"cannot listen on {host}:{port}: {err.strerror}{hint}") from None
+        sock.setblocking(False)
+        socks.append(sock)
+    return socks
 
-    @property
-    def lost(self) -> int:
-        return sum(s.lost for s in self.streams.values())
 
-    @property
-    def reordered(self) -> int:
-        return sum(s.reordered for s in self.streams.values())
+def kernel_drops(inodes: set[int], files: tuple[str, ...] = PROC_NET_UDP) -> int:
+    """Datagrams the kernel dropped for these sockets (full receive queue and the like)."""
+    total = 0
+    for path in files:
+        try:
+            with open(path, encoding="ascii") as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and int(cols[9]) in inodes:
+                        total += int(cols[12])
+        except (OSError, ValueError, StopIteration):
+            continue
+    return total
 
 
 class Receiver:
-    """A bound UDP socket read with recvmmsg (or recv when the C library lacks it)."""
+    """recvmmsg over a set of non-blocking sockets; each buffer may hold a GRO train."""
 
-    def __init__(self, host: str, port: int, timeout: float = POLL_SECONDS) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES)
-        except PermissionError:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
-        self.sock.bind((host, port))
-        self.port = self.sock.getsockname()[1]
-        tv = (ctypes.c_long * 2)(int(timeout), int((timeout % 1) * 1e6))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(tv))
+    def __init__(self) -> None:
         self.buf = ctypes.create_string_buffer(BATCH * SLOT)
         self.view = memoryview(self.buf).cast("B")
+        self.control = ctypes.create_string_buffer(BATCH * CONTROL)
+        self.control_view = memoryview(self.control).cast("B")
         self.iov = (Iovec * BATCH)()
         self.hdrs = (Mmsghdr * BATCH)()
-        base = ctypes.addressof(self.buf)
+        base, cbase = ctypes.addressof(self.buf), ctypes.addressof(self.control)
         for i in range(BATCH):
             self.iov[i].iov_base = base + i * SLOT
             self.iov[i].iov_len = SLOT
-            self.hdrs[i].msg_hdr.msg_iov = ctypes.pointer(self.iov[i])
-            self.hdrs[i].msg_hdr.msg_iovlen = 1
-        self._recvmmsg = libc_function("recvmmsg")
+            h = self.hdrs[i].msg_hdr
+            h.msg_iov = ctypes.pointer(self.iov[i])
+            h.msg_iovlen = 1
+            h.msg_control = cbase + i * CONTROL
+            h.msg_controllen = CONTROL
+        self.template = bytes(self.hdrs)         # the kernel rewrites lengths: restore them per call
+        recvmmsg = libc_function("recvmmsg")
+        if recvmmsg is None:
+            raise OSError(errno.ENOSYS, "recvmmsg is not available in this C library")
+        self.recvmmsg: Callable[..., int] = recvmmsg
+        self.calls = 0
 
-    def receive(self) -> list[bytes]:
-        """The datagrams of one batch; [] after the poll timeout."""
-        if self._recvmmsg is None:
-            try:
-                return [self.sock.recv(SLOT)]
-            except (TimeoutError, InterruptedError):
-                return []
-        n = self._recvmmsg(self.sock.fileno(), self.hdrs, BATCH, MSG_WAITFORONE, None)
-        if n < 0:
-            code = ctypes.get_errno()
-            if code in (errno.EAGAIN, errno.EINTR):
-                return []
-            raise OSError(code, os.strerror(code))
-        view, hdrs = self.view, self.hdrs
-        return [bytes(view[i * SLOT:i * SLOT + hdrs[i].msg_len]) for i in range(n)]
+    def drain(self, fd: int, accounting: Accounting) -> int:
+        """Receive everything queued on ``fd`` into ``accounting``; the datagrams received."""
+        hdrs, view, cview = self.hdrs, self.view, self.control_view
+        got = 0
+        while True:
+            ctypes.memmove(hdrs, self.template, len(self.template))
+            n = self.recvmmsg(fd, hdrs, BATCH, MSG_DONTWAIT, None)
+            self.calls += 1
+            if n <= 0:
+                return got
+            for i in range(n):
+                h = hdrs[i]
+                length = h.msg_len
+                at = i * SLOT
+                size = length
+                if h.msg_hdr.msg_controllen >= CMSG_HEADER.size + GRO_SIZE.size:
+                    _, level, kind = CMSG_HEADER.unpack_from(cview, i * CONTROL)
+                    if level == SOL_UDP and kind == UDP_GRO:
+                        size = GRO_SIZE.unpack_from(cview, i * CONTROL + CMSG_HEADER.size)[0] or length
+                got += account(accounting, view, at, length, size)
+            if n < BATCH:
+                return got
 
-    def close(self) -> None:
-        self.sock.close()
+
+def account(accounting: Accounting, view: memoryview, at: int, length: int, size: int) -> int:
+    """A buffer of ``length`` bytes holding messages of ``size`` bytes (the last may be shorter)."""
+    count = -(-length // size)
+    if count > 1 and length == count * size:
+        first = parse(bytes(view[at:at + size]))
+        last = parse(bytes(view[at + length - size:at + length]))
+        if first and last and first[0] == last[0] and last[1] - first[1] == count - 1:
+            accounting.received += count
+            accounting.octets += length
+            accounting.add_run(first[0], first[1], count)
+            return count
+    for k in range(count):
+        start = at + k * size
+        accounting.add(bytes(view[start:min(start + size, at + length)]))
+    return count
 
 
-class Sink:
-    def __init__(self, host: str, port: int, duration: float = 0.0, idle_exit: float = 0.0) -> None:
-        self.host, self.port = host, port
-        self.duration, self.idle_exit = duration, idle_exit
-        self.stopping = False
-        self.stats = Accounting()
+class SinkWorker:
+    """One receiving process: its sockets, its accounting, its counter slot."""
+
+    def __init__(self, host: str, ports: tuple[int, ...], slot: memoryview, cpu: int | None = None,
+                 log: Callable[[str], None] = print, gro: bool = True) -> None:
+        self.host, self.ports, self.slot, self.cpu, self.log, self.gro = host, ports, slot, cpu, log, gro
+        self.alive = True
+        self.accounting = Accounting()
 
     def _stop(self, signum: int, frame: object) -> None:
-        self.stopping = True
+        self.alive = False
 
-    def run(self) -> int:
+    def init_process(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        receiver = Receiver(self.host, self.port)
-        print(f"READY listening on {self.host}:{receiver.port}", flush=True)
-        start = last_packet = last_report = time.monotonic()
-        reported = 0
-        stats = self.stats
-        while not self.stopping:
-            batch = receiver.receive()
-            now = time.monotonic()
-            for datagram in batch:
-                stats.add(datagram)
-            if batch:
-                last_packet = now
-            if now - last_report >= 1.0:
-                print(f"sink: received {(stats.received - reported) / (now - last_report):12,.0f} ev/s  "
-                      f"total {stats.received:,}  lost {stats.lost:,}", flush=True)
-                last_report, reported = now, stats.received
-            if self.duration and now - start >= self.duration:
-                break
-            if self.idle_exit and stats.received and now - last_packet >= self.idle_exit:
-                break
-        receiver.close()
-        print(f"sink summary: received {stats.received:,} datagrams ({stats.octets:,} bytes) from "
-              f"{len(stats.streams)} streams; lost {stats.lost:,}; reordered {stats.reordered:,}; "
-              f"without sequence {stats.unsequenced:,}", flush=True)
-        sys.stdout.flush()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if self.cpu is not None:
+            os.sched_setaffinity(0, {self.cpu})
+        set_parent_death_signal()
+
+    def run(self) -> int:
+        slot = self.slot
+        slot[STATE], slot[PID] = STATE_STARTING, os.getpid()
+        try:
+            socks = open_sockets(self.host, self.ports, gro=self.gro)
+        except BindError as err:
+            self.log(f"sink: {err}")
+            slot[STATE] = STATE_FAILED
+            return EXIT_BIND_FAILED
+        inodes = {os.fstat(s.fileno()).st_ino for s in socks}
+        base_drops = kernel_drops(inodes)
+        receiver = Receiver()
+        poller = select.epoll()
+        fds = {s.fileno(): s for s in socks}
+        for fd in fds:
+            poller.register(fd, select.EPOLLIN)
+        acc = self.accounting
+        gc.disable()
+        slot[STATE] = STATE_RUNNING
+        next_drops = 0.0
+        try:
+            while self.alive:
+                for fd, _ in poller.poll(POLL_SECONDS):
+                    receiver.drain(fd, acc)
+                self.publish(receiver.calls)
+                now = time.monotonic()
+                if now >= next_drops:
+                    slot[KERNEL_DROPS] = max(0, kernel_drops(inodes) - base_drops)
+                    next_drops = now + DROPS_SECONDS
+            for fd in fds:                         # what is still queued counts too
+                receiver.drain(fd, acc)
+            self.publish(receiver.calls)
+            slot[KERNEL_DROPS] = max(0, kernel_drops(inodes) - base_drops)
+        finally:
+            slot[STATE] = STATE_STOPPED
+            poller.close()
+            for s in socks:
+                s.close()
         return 0
+
+    def publish(self, calls: int) -> None:
+        acc, slot = self.accounting, self.slot
+        slot[RECEIVED], slot[BYTES], slot[UNSEQUENCED] = acc.received, acc.octets, acc.unsequenced
+        slot[LOST], slot[LATE], slot[DUPLICATES] = acc.gaps_total, acc.filled_total, acc.duplicates
+        slot[STREAMS], slot[CALLS] = len(acc.streams), calls
+        slot[HEARTBEAT_NS] = time.monotonic_ns()

@@ -66,6 +66,10 @@ class CounterBlock:
             raise IndexError(f"slot {index} outside 0..{self.slots - 1}")
         return self._view[index * SLOT_FIELDS:(index + 1) * SLOT_FIELDS]
 
+    def values(self, index: int) -> list[int]:
+        """The raw fields of one slot (for blocks whose slots hold something else, e.g. sinks)."""
+        return self.slot(index).tolist()
+
     def snapshot(self, index: int) -> SlotSnapshot:
         v = self.slot(index).tolist()
         return SlotSnapshot(
