@@ -8,6 +8,8 @@ expected number and the gaps still open below it:
 * ``seq < expected`` inside an open gap: a late arrival. It fills the gap (lost - 1) and counts
   as reordered, as iperf3 counts it.
 * ``seq < expected`` outside every gap: a duplicate.
+* ``seq`` below the lowest number seen so far: the numbers in between were missing too (a new
+  gap at the front), and this one fills it as a late arrival.
 
 Gaps are half-open intervals; at most ``MAX_GAPS`` are kept per stream (older ones are taken as
 lost for good). The receiver hands over *runs*: ``first, count`` for ``count`` consecutive
@@ -31,6 +33,7 @@ SUFFIX = len(SEQ_MARK) + SEQ_DIGITS
 @dataclass
 class Stream:
     expected: int = -1                 # next number in order; -1 before the first message
+    start: int = 0                     # the lowest number seen
     received: int = 0
     gaps: list[list[int]] = field(default_factory=list)    # open [start, end) intervals, oldest first
     lost: int = 0                      # numbers that fell into gaps (never decreases)
@@ -77,9 +80,13 @@ class Accounting:
         """``count`` consecutive numbers from ``first`` of stream ``name`` (their octets counted by the caller)."""
         st = self.streams.get(name)
         if st is None:
-            st = self.streams[name] = Stream(expected=first)
+            st = self.streams[name] = Stream(expected=first, start=first)
         st.received += count
         end = first + count
+        if first < st.start:                    # older than anything seen: those numbers were missing too
+            st.gaps.insert(0, [first, st.start])
+            st.lost += st.start - first
+            st.start = first
         if first == st.expected:
             st.expected = end
             return

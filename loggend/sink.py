@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from loggend.accounting import Accounting, parse
 from loggend.engine.counters import CounterBlock
-from loggend.engine.syscalls import Iovec, Mmsghdr, libc_function
+from loggend.engine.render import SEQ_DIGITS
+from loggend.engine.syscalls import Iovec, Mmsghdr, Msghdr, libc_function
 from loggend.engine.worker import set_parent_death_signal
 
 BATCH = 64                    # buffers per recvmmsg call
@@ -45,6 +46,8 @@ UDP_GRO = 104                 # linux/udp.h
 CMSG_HEADER = struct.Struct("@QiI")     # cmsg_len (size_t), cmsg_level, cmsg_type; data follows
 GRO_SIZE = struct.Struct("@i")          # udp_cmsg_recv() puts gso_size as an int
 PROC_NET_UDP = ("/proc/net/udp", "/proc/net/udp6")
+MSG_LEN_OFFSET = Mmsghdr.msg_len.offset
+CONTROLLEN_OFFSET = Msghdr.msg_controllen.offset
 EXIT_BIND_FAILED = 3
 
 # Fields of a sink slot (one writer: the sink process).
@@ -153,6 +156,9 @@ class Receiver:
             h.msg_control = cbase + i * CONTROL
             h.msg_controllen = CONTROL
         self.template = bytes(self.hdrs)         # the kernel rewrites lengths: restore them per call
+        raw = memoryview(self.hdrs).cast("B")
+        self.lengths = raw.cast("I")[MSG_LEN_OFFSET // 4::ctypes.sizeof(Mmsghdr) // 4]      # msg_len of each
+        self.controls = raw.cast("Q")[CONTROLLEN_OFFSET // 8::ctypes.sizeof(Mmsghdr) // 8]  # msg_controllen
         recvmmsg = libc_function("recvmmsg")
         if recvmmsg is None:
             raise OSError(errno.ENOSYS, "recvmmsg is not available in this C library")
@@ -162,6 +168,7 @@ class Receiver:
     def drain(self, fd: int, accounting: Accounting) -> int:
         """Receive everything queued on ``fd`` into ``accounting``; the datagrams received."""
         hdrs, view, cview = self.hdrs, self.view, self.control_view
+        lengths, controls = self.lengths, self.controls
         got = 0
         while True:
             ctypes.memmove(hdrs, self.template, len(self.template))
@@ -169,18 +176,63 @@ class Receiver:
             self.calls += 1
             if n <= 0:
                 return got
+            lens = lengths[:n].tolist()
+            ctls = controls[:n].tolist()
+            run = Run(accounting)
             for i in range(n):
-                h = hdrs[i]
-                length = h.msg_len
-                at = i * SLOT
-                size = length
-                if h.msg_hdr.msg_controllen >= CMSG_HEADER.size + GRO_SIZE.size:
+                length, at = lens[i], i * SLOT
+                if ctls[i] >= CMSG_HEADER.size + GRO_SIZE.size:
                     _, level, kind = CMSG_HEADER.unpack_from(cview, i * CONTROL)
                     if level == SOL_UDP and kind == UDP_GRO:
                         size = GRO_SIZE.unpack_from(cview, i * CONTROL + CMSG_HEADER.size)[0] or length
-                got += account(accounting, view, at, length, size)
+                        if size < length:
+                            run.flush()
+                            got += account(accounting, view, at, length, size)
+                            continue
+                run.add(view, at, length)
+                got += 1
+            run.flush()
             if n < BATCH:
                 return got
+
+
+class Run:
+    """Consecutive single datagrams of one stream, checked against the expected next tail.
+
+    Per datagram this compares the last bytes with ``" stream=ID seq=NNNNNNNNNNNN"`` of the next
+    number; only a datagram that does not match is parsed, after the run so far is accounted.
+    """
+
+    def __init__(self, accounting: Accounting) -> None:
+        self.accounting = accounting
+        self.name = b""
+        self.first = self.count = self.octets = 0
+        self.head = b""                   # b" stream=ID seq="
+
+    def add(self, view: memoryview, at: int, length: int) -> None:
+        end = at + length
+        if self.count and view[end - SEQ_DIGITS - len(self.head):end] == b"%s%012d" % (
+                self.head, self.first + self.count):
+            self.count += 1
+            self.octets += length
+            return
+        self.flush()
+        message = bytes(view[at:end])
+        parsed = parse(message)
+        if parsed is None:
+            self.accounting.add_unsequenced(1, length)
+            return
+        self.name, self.first = parsed
+        self.head = b" stream=%s seq=" % self.name
+        self.count, self.octets = 1, length
+
+    def flush(self) -> None:
+        if self.count:
+            acc = self.accounting
+            acc.received += self.count
+            acc.octets += self.octets
+            acc.add_run(self.name, self.first, self.count)
+            self.count = 0
 
 
 def account(accounting: Accounting, view: memoryview, at: int, length: int, size: int) -> int:

@@ -31,8 +31,9 @@ def sink_cpus(count: int) -> list[int | None]:
 
 
 def fork_sink(host: str, ports: tuple[int, ...], block: CounterBlock, index: int, cpu: int | None,
-              gro: bool = True, streams: tuple[TextIO, ...] = (sys.stdout, sys.stderr)) -> int:
-    """Fork sink process ``index``; the parent gets its pid."""
+              gro: bool = True, streams: tuple[TextIO, ...] = (sys.stdout, sys.stderr),
+              close: tuple[socket.socket, ...] = ()) -> int:
+    """Fork sink process ``index``; the parent gets its pid. ``close``: parent sockets the child must not keep."""
     worker = SinkWorker(host, ports, block.slot(index), cpu, log=lambda line: print(line, file=sys.stderr, flush=True),
                         gro=gro)
     for s in streams:
@@ -42,6 +43,8 @@ def fork_sink(host: str, ports: tuple[int, ...], block: CounterBlock, index: int
         return pid
     code = EXIT_FAILURE
     try:
+        for sock in close:           # else it stays in the SO_REUSEPORT group and takes a share of flows
+            sock.close()
         worker.init_process()
         code = worker.run()
     except BaseException:
@@ -80,7 +83,8 @@ class SinkCommand:
             held, port = reserve_port(self.host)
             self.ports = (port,)
         for i, cpu in enumerate(sink_cpus(self.processes)):
-            self.children[fork_sink(self.host, self.ports, self.block, i, cpu, self.gro)] = i
+            pid = fork_sink(self.host, self.ports, self.block, i, cpu, self.gro, close=(held,) if held else ())
+            self.children[pid] = i
         while self.totals().running < self.processes and not self.reap():
             time.sleep(0.01)
         if held is not None:

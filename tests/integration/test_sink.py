@@ -1,0 +1,71 @@
+"""`loggend sink` as a process: crafted datagrams give exact counts; generator trains are counted too."""
+
+import re
+import socket
+import time
+
+import pytest
+
+from tests.conftest import RUN, run_loggend
+from tests.unit.test_accounting import msg
+
+
+def start_sink(loggend, *extra: str):
+    proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "1", *extra)
+    ready = proc.wait_line("READY listening on")
+    port = int(re.search(r":(\d+) \(", ready).group(1))
+    return proc, port
+
+
+def summary_counts(text: str) -> dict[str, int]:
+    line = next(x for x in text.splitlines() if x.startswith("sink summary:"))
+    counts = {k: int(v.replace(",", "")) for v, k in re.findall(r"([\d,]+) (datagrams|streams)", line)}
+    counts |= {k: int(v.replace(",", "")) for k, v in re.findall(r"(lost|reordered|duplicates|without sequence|"
+                                                              r"kernel drops) ([\d,]+)", line)}
+    return counts
+
+
+@pytest.mark.parametrize("gro", [True, False])
+def test_crafted_gaps_duplicates_and_reordering_are_counted_exactly(loggend, gro):
+    proc, port = start_sink(loggend, "--idle-exit", "1s", *([] if gro else ["--no-gro"]))
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # stream a: 0..99 with 10..14 missing, 12 arriving late, 50 twice; stream b in order; 3 foreign lines
+    a = [s for s in range(100) if not 10 <= s <= 14] + [12, 50]
+    for s in a:
+        out.sendto(msg("a", s), ("127.0.0.1", port))
+    for s in range(40):
+        out.sendto(msg("b", s), ("127.0.0.1", port))
+    for _ in range(3):
+        out.sendto(b"<13>Nov 28 10:00:00 host app: no sequence here", ("127.0.0.1", port))
+    assert proc.wait(20) == 0
+    counts = summary_counts(proc.stdout)
+    assert counts == {"datagrams": len(a) + 43, "streams": 2, "lost": 4, "reordered": 1, "duplicates": 1,
+                      "without sequence": 3, "kernel drops": 0}
+
+
+def test_generator_trains_are_counted_per_stream(loggend):
+    proc, port = start_sink(loggend, "--idle-exit", "1s")
+    result = run_loggend(*RUN, "--workers", "3", "--target", f"127.0.0.1:{port}", "--rate", "30000",
+                         "--duration", "1s", "--pool-size", "1000")
+    assert result.returncode == 0, result.stderr
+    assert proc.wait(20) == 0
+    assert summary_counts(proc.stdout) == {"datagrams": 30000, "streams": 3, "lost": 0, "reordered": 0,
+                                           "duplicates": 0, "without sequence": 0, "kernel drops": 0}
+
+
+def test_a_port_it_cannot_bind_is_one_line_and_exit_1(loggend):
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)       # no SO_REUSEPORT: the port is taken
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    proc = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "2")
+    assert proc.wait(20) == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    holder.close()
+
+
+def test_sink_stops_on_sigterm_with_its_summary(loggend):
+    proc, port = start_sink(loggend)
+    time.sleep(0.3)
+    proc.proc.terminate()
+    assert proc.wait(10) == 0 and "sink summary: received 0 datagrams" in proc.stdout
