@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_PORT ?= 55514
+DEMO_PORTS ?= 55514-55515
 DEMO_RATE ?= 200k
-DEMO_DURATION ?= 5s
+DEMO_DURATION ?= 10s
 DEMO_WORKERS ?= 2
+DEMO_DASHBOARD_PORT ?= 8080
 BENCH_SECONDS ?= 2
 BENCH_REPEATS ?= 3
 YARDSTICK ?= $(wildcard ../shared/yardstick)
@@ -27,13 +28,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-# Until the supervisor's local sink exists: a receiver on loopback, a few seconds of sending, both reports.
+# The whole loop on loopback: 2 workers send to 2 ports, the local sink receives and counts,
+# the dashboard shows both at http://127.0.0.1:$(DEMO_DASHBOARD_PORT)/ while it runs.
 run: venv
-	@$(BIN)/loggend sink --listen 127.0.0.1:$(DEMO_PORT) --idle-exit 2s --duration 60s & sink=$$!; \
-	sleep 0.5; \
-	$(BIN)/loggend run --config config/loggen.yaml --target 127.0.0.1:$(DEMO_PORT) --workers $(DEMO_WORKERS) \
-		--rate $(DEMO_RATE) --duration $(DEMO_DURATION); rc=$$?; \
-	wait $$sink; exit $$rc
+	$(BIN)/loggend run --config config/loggen.yaml --target 127.0.0.1 --ports $(DEMO_PORTS) \
+		--workers $(DEMO_WORKERS) --rate $(DEMO_RATE) --duration $(DEMO_DURATION) --local-sink \
+		--dashboard 127.0.0.1:$(DEMO_DASHBOARD_PORT)
 
 test: venv
 	@scripts/system-deps.sh

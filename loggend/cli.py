@@ -34,6 +34,7 @@ FLAG_KEYS = {
     "timezone": "messages.timezone", "pri_mix": "messages.pri_mix", "max_length": "messages.max_length",
     "pool_size": "messages.pool_size", "stream_id": "messages.stream_id", "dashboard": "dashboard",
     "memory_limit": "memory_limit", "dashboard_token": "dashboard_token", "dashboard_interval": "dashboard_interval",
+    "sink_processes": "sink_processes",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -79,6 +80,8 @@ def build_parser() -> Parser:
     run.add_argument("--dashboard-token", help="bearer token the web endpoints want")
     run.add_argument("--dashboard-interval", help="seconds between WebSocket frames, e.g. 1s")
     run.add_argument("--memory-limit", help="e.g. 12G; 0 = no limit")
+    run.add_argument("--local-sink", action="store_true", help="also receive on the target ports and count loss")
+    run.add_argument("--sink-processes", help="receiving processes of the local sink (0 = one per CPU)")
     run.add_argument("--daemon", action="store_true", help="detach from the shell (needs --pidfile)")
     run.add_argument("--pidfile", help="write the pid here; refuse to start if it is held")
     run.add_argument("--log-file", help="daemon output (default: the pidfile's name with .log)")
@@ -118,6 +121,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object
         out["messages.timezone"] = ("--utc", "utc")
     if args.no_sequence:
         out["messages.sequence"] = ("--no-sequence", False)
+    if args.local_sink:
+        out["local_sink"] = ("--local-sink", True)
     for dest, (label, key) in LEGACY_FLAGS.items():
         value = getattr(args, dest)
         if value is None:

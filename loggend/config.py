@@ -151,6 +151,7 @@ def parse_pool_size(key: str, text: str | int) -> int:
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
 MIN_HUNG_TIMEOUT = 1.0
+MAX_SINK_PROCESSES = 256
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
 TOKEN_RE = re.compile(r"|[!-~]{16,256}")
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
@@ -307,6 +308,8 @@ class Config:
     memory_limit: int = 0               # bytes over supervisor + workers; 0 = no limit
     optimize: bool = False              # apply kernel network tuning when allowed
     hung_timeout: float = 10.0          # a worker whose heartbeat is this old is killed and restarted
+    local_sink: bool = False            # run sink processes on the target ports under the supervisor
+    sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
     source: str = "built-in defaults"   # where it was read from, for messages
 
     @property
@@ -333,8 +336,9 @@ class Config:
         duration = f"{self.duration:g} s" if self.duration else "until stopped"
         cpus = ",".join(str(c) for c in self.cpus) or "any"
         web = "off" if self.dashboard is None else f"{self.dashboard[0]}:{self.dashboard[1]}"
+        sink = f", local sink x{self.sink_processes}" if self.local_sink else ""
         return (f"{self.workers} workers -> {self.target}, {rate}, {duration}, transport {self.transport}, "
-                f"cpus {cpus}, pool {self.messages.pool_size:,}/worker, dashboard {web}")
+                f"cpus {cpus}, pool {self.messages.pool_size:,}/worker, dashboard {web}{sink}")
 
 
 def check_transport(key: str, text: str) -> str:
@@ -371,6 +375,8 @@ DEFAULTS: dict[str, object] = {
     "memory_limit": "12G",
     "optimize": False,
     "hung_timeout": "10s",
+    "local_sink": False,
+    "sink_processes": 0,
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -483,6 +489,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         memory_limit=parse_size(raw.label("memory_limit"), raw["memory_limit"]),
         optimize=parse_bool(raw.label("optimize"), raw["optimize"]),
         hung_timeout=parse_hung_timeout(raw.label("hung_timeout"), raw["hung_timeout"]),
+        local_sink=parse_bool(raw.label("local_sink"), raw["local_sink"]),
+        sink_processes=parse_int(raw.label("sink_processes"), raw["sink_processes"], 0, MAX_SINK_PROCESSES)
+        or len(usable_cpus),
         source=source,
     )
 

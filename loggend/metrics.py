@@ -21,6 +21,20 @@ from prometheus_client.registry import Collector
 from loggend import __version__
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.engine.transport import ERROR_KINDS
+from loggend.sink import (
+    BYTES,
+    DUPLICATES,
+    KERNEL_DROPS,
+    LATE,
+    LOST,
+    RECEIVED,
+    STATE,
+    UNSEQUENCED,
+    SinkTotals,
+)
+from loggend.sink import (
+    STATE_RUNNING as SINK_RUNNING,
+)
 
 WINDOWS = (1, 10, 60)             # seconds of the sliding-window rates
 HISTORY_SECONDS = 600             # per-second points kept for the chart and the summary
@@ -126,8 +140,19 @@ def achievement(rate: float, target: float) -> float | None:
     return round(100.0 * rate / target, 1) if target else None
 
 
+def sink_document(totals: SinkTotals | None, sent: int, received_rate: float) -> dict[str, Any] | None:
+    """What the sink saw, beside what was sent (None without a sink)."""
+    if totals is None:
+        return None
+    doc: dict[str, Any] = dict(totals.document())
+    doc["events_per_second"] = round(received_rate, 1)
+    doc["sent_minus_received"] = sent - totals.received
+    return doc
+
+
 def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: Rates,
-                      procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int) -> dict[str, Any]:
+                      procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int,
+                      sink: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document of ``GET /api/metrics`` and of each ``/ws`` frame."""
     workers = int(board.get("workers", len(slots)))
     ports = board.get("ports", [])
@@ -166,11 +191,12 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "loggen_memory_bytes": board.get("memory_bytes", 0),
             "loggen_memory_limit_bytes": board.get("memory_limit", 0),
         },
-        "sink": board.get("sink"),
+        "sink": sink,
     }
 
 
-def summary_document(slots: list[SlotSnapshot], board: dict[str, Any], history: History, wall: float) -> dict[str, Any]:
+def summary_document(slots: list[SlotSnapshot], board: dict[str, Any], history: History, wall: float,
+                     sink: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document of ``GET /api/summary``: the run so far."""
     started = float(board.get("started_unix", wall))
     seconds = max(0.0, wall - started)
@@ -190,6 +216,7 @@ def summary_document(slots: list[SlotSnapshot], board: dict[str, Any], history: 
         "achievement_percent": achievement(mean, target),
         "peak_memory_bytes": board.get("peak_memory_bytes", 0),
         "samples": len(history.all_eps),
+        "sink": sink,
     }
 
 
@@ -235,3 +262,36 @@ class LoggenCollector(Collector):
         info.add_metric([], {"version": __version__,
                              "transport": ",".join(sorted({s.transport for s in slots if s.transport})) or "none"})
         yield info
+
+
+class SinkCollector(Collector):
+    """``loggen_sink_*`` families from the sink processes' counter slots."""
+
+    def __init__(self, source: Callable[[], list[list[int]]]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        rows = self.source()
+        if not rows:
+            return
+        families = [
+            (CounterMetricFamily("loggen_sink_received", "Datagrams the sink received.", labels=["sink"]), RECEIVED),
+            (CounterMetricFamily("loggen_sink_received_bytes", "Bytes the sink received.", labels=["sink"]), BYTES),
+            (CounterMetricFamily("loggen_sink_lost", "Sequence numbers found missing (late arrivals not subtracted).",
+                                 labels=["sink"]), LOST),
+            (CounterMetricFamily("loggen_sink_reordered", "Missing numbers that arrived late.", labels=["sink"]), LATE),
+            (CounterMetricFamily("loggen_sink_duplicates", "Numbers received more than once.", labels=["sink"]),
+             DUPLICATES),
+            (CounterMetricFamily("loggen_sink_unsequenced", "Datagrams without stream=/seq=.", labels=["sink"]),
+             UNSEQUENCED),
+            (CounterMetricFamily("loggen_sink_kernel_drops", "Datagrams the kernel dropped for the sink's sockets.",
+                                 labels=["sink"]), KERNEL_DROPS),
+        ]
+        up = GaugeMetricFamily("loggen_sink_up", "1 when the sink process is receiving.", labels=["sink"])
+        for i, row in enumerate(rows):
+            for family, field_index in families:
+                family.add_metric([str(i)], row[field_index])
+            up.add_metric([str(i)], 1.0 if row[STATE] == SINK_RUNNING else 0.0)
+        for family, _ in families:
+            yield family
+        yield up

@@ -5,6 +5,7 @@ from __future__ import annotations
 from loggend.config import Config, format_size
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.engine.transport import ERROR_KINDS
+from loggend.sink import SinkTotals
 
 MB = 1e6
 
@@ -30,13 +31,14 @@ class LiveLine:
         self.last_time = started
         self.last_sent = 0
 
-    def line(self, now: float, snaps: list[SlotSnapshot], workers: int) -> str:
+    def line(self, now: float, snaps: list[SlotSnapshot], workers: int, sink: SinkTotals | None = None) -> str:
         sent = sum(s.sent for s in snaps)
         eps = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_time, self.last_sent = now, sent
         running = sum(1 for s in snaps[:workers] if s.state == STATE_RUNNING)
         restarts = sum(s.restarts for s in snaps)
-        return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  sent {sent:15,}  "
+        received = f"received {sink.received:,} lost {sink.lost:,}  " if sink is not None else ""
+        return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  sent {sent:15,}  {received}"
                 f"errors {_errors_text(_sum_errors(snaps))}  restarts {restarts}  "
                 f"transport {_modes(snaps)}  ({running}/{workers} running)")
 
@@ -74,3 +76,14 @@ def summary(snapshots: list[SlotSnapshot], elapsed: float, config: Config, peak_
             lines.append(f"  {i:6d}  {spec.port:5d}  {cpu:>3}  {s.state_name:8}  {s.sent:10,}  {s.restarts:8d}  "
                          f"{sum(s.errors):,}")
     return "\n".join(lines)
+
+
+def sink_summary(t: SinkTotals, sent: int) -> str:
+    doc = t.document()
+    return "\n".join((
+        "local sink:",
+        f"  received    {t.received:,} events from {t.streams} streams ({t.processes} processes)",
+        f"  lost        {t.lost:,} ({doc['loss_percent']:.4f} %) by sequence; sent - received = {sent - t.received:,}",
+        f"  reordered   {t.late:,}  duplicates {t.duplicates:,}  without sequence {t.unsequenced:,}",
+        f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)",
+    ))

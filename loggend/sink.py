@@ -260,6 +260,7 @@ class SinkWorker:
         self.host, self.ports, self.slot, self.cpu, self.log, self.gro = host, ports, slot, cpu, log, gro
         self.alive = True
         self.accounting = Accounting()
+        self.base = [0] * (CALLS + 1)
 
     def _stop(self, signum: int, frame: object) -> None:
         self.alive = False
@@ -289,6 +290,7 @@ class SinkWorker:
         for fd in fds:
             poller.register(fd, select.EPOLLIN)
         acc = self.accounting
+        self.base = slot.tolist()                  # a restarted sink process carries its slot's counts on
         gc.disable()
         slot[STATE] = STATE_RUNNING
         next_drops = 0.0
@@ -299,12 +301,12 @@ class SinkWorker:
                 self.publish(receiver.calls)
                 now = time.monotonic()
                 if now >= next_drops:
-                    slot[KERNEL_DROPS] = max(0, kernel_drops(inodes) - base_drops)
+                    slot[KERNEL_DROPS] = self.base[KERNEL_DROPS] + max(0, kernel_drops(inodes) - base_drops)
                     next_drops = now + DROPS_SECONDS
             for fd in fds:                         # what is still queued counts too
                 receiver.drain(fd, acc)
             self.publish(receiver.calls)
-            slot[KERNEL_DROPS] = max(0, kernel_drops(inodes) - base_drops)
+            slot[KERNEL_DROPS] = self.base[KERNEL_DROPS] + max(0, kernel_drops(inodes) - base_drops)
         finally:
             slot[STATE] = STATE_STOPPED
             poller.close()
@@ -313,8 +315,10 @@ class SinkWorker:
         return 0
 
     def publish(self, calls: int) -> None:
-        acc, slot = self.accounting, self.slot
-        slot[RECEIVED], slot[BYTES], slot[UNSEQUENCED] = acc.received, acc.octets, acc.unsequenced
-        slot[LOST], slot[LATE], slot[DUPLICATES] = acc.gaps_total, acc.filled_total, acc.duplicates
-        slot[STREAMS], slot[CALLS] = len(acc.streams), calls
+        acc, slot, b = self.accounting, self.slot, self.base
+        slot[RECEIVED], slot[BYTES] = b[RECEIVED] + acc.received, b[BYTES] + acc.octets
+        slot[UNSEQUENCED] = b[UNSEQUENCED] + acc.unsequenced
+        slot[LOST], slot[LATE] = b[LOST] + acc.gaps_total, b[LATE] + acc.filled_total
+        slot[DUPLICATES] = b[DUPLICATES] + acc.duplicates
+        slot[STREAMS], slot[CALLS] = max(b[STREAMS], len(acc.streams)), b[CALLS] + calls
         slot[HEARTBEAT_NS] = time.monotonic_ns()

@@ -22,15 +22,19 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from loggend import __version__
+from loggend import sink as sink_fields
 from loggend.board import Board
-from loggend.config import MAX_WORKERS, Config, format_ports, format_size
+from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config, format_ports, format_size
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.engine.render import Corpus
 from loggend.engine.worker import EXIT_BOOT_FAILED, Worker, set_parent_death_signal
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.procinfo import pss_bytes
-from loggend.report import LiveLine, summary
+from loggend.report import LiveLine, sink_summary, summary
+from loggend.sink import EXIT_BIND_FAILED, SinkTotals
+from loggend.sink import STATE_RUNNING as SINK_RUNNING
+from loggend.sinkrun import fork_sink
 from loggend.systemd import Notifier
 
 LOOP_SECONDS = 0.1           # main loop period: signal latency and reaping
@@ -43,6 +47,8 @@ BACKOFF_RESET = 60.0         # a worker that ran this long has its failure count
 OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WEB = -1                     # the web process's index among the children (it has no counter slot)
+SINK0 = -2                   # local sink process k has index SINK0 - k (and sink slot k)
+SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
 EXIT_WEB_FAILED = 3          # the web process could not listen
 
 Loader = Callable[[], Config]
@@ -88,6 +94,8 @@ class Supervisor:
         self.clock = clock
         self.block = CounterBlock(MAX_WORKERS)
         self.board = Board()
+        self.sink_block = CounterBlock(MAX_SINK_PROCESSES)
+        self.sink_slots = 0
         self.reloads = 0
         self.web_restarts = 0
         self.memory = 0
@@ -192,11 +200,42 @@ class Supervisor:
             set_parent_death_signal()
             from loggend.web import serve  # flask and friends load in this process only
             code = serve(dashboard[0], dashboard[1], config.dashboard_token, config.dashboard_origins,
-                         config.dashboard_interval, self.block, self.board, self.log)
+                         config.dashboard_interval, self.block, self.board, self.log, self.sink_block)
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
+
+    def spawn_sink(self, k: int) -> None:
+        """Fork local sink process ``k``: it receives on the target ports and writes sink slot ``k``."""
+        cpus = self.config.cpus or sorted(os.sched_getaffinity(0))
+        pid = fork_sink(self.config.host, self.config.ports, self.sink_block, k, cpus[k % len(cpus)],
+                        streams=(self.out, self.err))
+        self.children[pid] = Child(SINK0 - k, pid, time.monotonic_ns())
+
+    def spawn_sinks(self) -> bool:
+        """Start the local sinks and wait until they receive; False (logged) when they cannot."""
+        if not self.config.local_sink:
+            self.sink_slots = 0
+            return True
+        self.sink_slots = self.config.sink_processes
+        for k in range(self.sink_slots):
+            self.spawn_sink(k)
+        deadline = self.clock() + SINK_START_TIMEOUT
+        while self.clock() < deadline:
+            if all(self.sink_block.values(k)[sink_fields.STATE] == SINK_RUNNING for k in range(self.sink_slots)):
+                return True
+            self.reap_workers()
+            if self.stopping:
+                return False
+            time.sleep(0.01)
+        self.log(f"local sink: not receiving after {SINK_START_TIMEOUT:g} s; stopping")
+        self.exit_code = EXIT_FAILURE
+        self.stop()
+        return False
+
+    def sink_totals(self) -> SinkTotals | None:
+        return SinkTotals.of(self.sink_block, self.sink_slots) if self.sink_slots else None
 
     def publish_board(self) -> None:
         """What the web process shows besides the counters: the config in force, memory, restarts."""
@@ -207,7 +246,7 @@ class Supervisor:
             "cpus": list(c.cpus), "transport": c.transport, "duration": c.duration,
             "started_unix": self.started_unix, "reloads": self.reloads, "web_restarts": self.web_restarts,
             "memory_bytes": self.memory, "peak_memory_bytes": self.peak_memory, "memory_limit": c.memory_limit,
-            "source": c.source, "state": "stopping" if self.stopping else "running",
+            "source": c.source, "state": "stopping" if self.stopping else "running", "sink_slots": self.sink_slots,
         })
 
     def reap_workers(self) -> None:
@@ -235,6 +274,19 @@ class Supervisor:
                      "(sending goes on)")
             self.pending[WEB] = self.clock() + delay
             return
+        if index <= SINK0:
+            k = SINK0 - index
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_BIND_FAILED:
+                self.log(f"local sink {k} could not listen on {self.config.target}; stopping")
+                self.exit_code = EXIT_FAILURE
+                self.stop()
+                return
+            failures = self.failures.get(index, 0) + 1
+            self.failures[index] = failures
+            delay = backoff(failures)
+            self.log(f"local sink {k} (pid {child.pid}) {describe_exit(status)}; restarting it in {delay:g} s")
+            self.pending[index] = self.clock() + delay
+            return
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_BOOT_FAILED:
             self.log(f"worker {index} could not start sending to {self.config.target}; stopping")
             self.exit_code = EXIT_FAILURE
@@ -261,6 +313,9 @@ class Supervisor:
                 if index == WEB:
                     self.spawn_web()
                     continue
+                if index <= SINK0:
+                    self.spawn_sink(SINK0 - index)
+                    continue
                 self.block.slot(index)[C.RESTARTS] += 1
                 self.spawn_worker(index)
 
@@ -268,7 +323,7 @@ class Supervisor:
         """Kill workers whose heartbeat stopped; the reaper then restarts them."""
         now_ns = time.monotonic_ns()
         for child in list(self.children.values()):
-            if child.index == WEB:
+            if child.index < 0:
                 continue
             slot = self.block.slot(child.index)
             running = slot[C.STATE] == C.STATE_RUNNING and slot[C.PID] == child.pid
@@ -306,9 +361,11 @@ class Supervisor:
             self.children.pop(pid, None)
 
     def stop(self) -> None:
+        """Workers first, then the helpers: a local sink drains what the workers sent last."""
         self.stopping = True
         self.notifier.stopping()
         self.pending.clear()
+        self.stop_children(self.worker_pids())
         self.stop_children(list(self.children))
 
     def reload(self) -> None:
@@ -331,9 +388,14 @@ class Supervisor:
         old = self.config
         web_changed = (old.dashboard, old.dashboard_token, old.dashboard_interval, old.dashboard_origins) != \
             (new.dashboard, new.dashboard_token, new.dashboard_interval, new.dashboard_origins)
-        self.stop_children([pid for pid, c in self.children.items() if c.index != WEB or web_changed])
+        sink_changed = (old.local_sink, old.sink_processes, old.host, old.ports) != \
+            (new.local_sink, new.sink_processes, new.host, new.ports)
+        self.stop_children(self.worker_pids())
+        self.stop_children([pid for pid, c in self.children.items()
+                            if (c.index == WEB and web_changed) or (c.index <= SINK0 and sink_changed)])
         web_running = any(c.index == WEB for c in self.children.values())
-        self.pending = {WEB: self.pending[WEB]} if WEB in self.pending and not web_changed else {}
+        self.pending = {i: due for i, due in self.pending.items()
+                        if (i == WEB and not web_changed) or (i <= SINK0 and not sink_changed)}
         self.failures.clear()
         self.reloads += 1
         self.config = new
@@ -341,13 +403,15 @@ class Supervisor:
         self.slots_used = max(self.slots_used, new.workers)
         self.render_corpus()
         self.ready = False
+        if sink_changed and not self.spawn_sinks():
+            return
         self.publish_board()
         self.spawn_workers()
         if not web_running and WEB not in self.pending:
             self.spawn_web()
 
     def worker_pids(self) -> list[int]:
-        return [pid for pid, c in self.children.items() if c.index != WEB]
+        return [pid for pid, c in self.children.items() if c.index >= 0]
 
     def all_running(self) -> bool:
         return all(s.state == C.STATE_RUNNING for s in self.block.snapshots(self.config.workers))
@@ -382,16 +446,17 @@ class Supervisor:
         self.started = self.clock()
         self.started_unix = time.time()
         self.deadline = self.started + self.config.duration
-        self.publish_board()
-        self.spawn_workers(self.config.duration)
-        self.spawn_web()
+        if self.spawn_sinks():
+            self.publish_board()
+            self.spawn_workers(self.config.duration)
+            self.spawn_web()
         live = LiveLine(self.started)
         next_report = self.started + REPORT_SECONDS
         next_ping = self.started
         while True:
             self.dispatch_signals()
             self.reap_workers()
-            if self.stopping or not (self.worker_pids() or set(self.pending) - {WEB}):
+            if self.stopping or not (self.worker_pids() or any(i >= 0 for i in self.pending)):
                 break
             self.manage_workers()
             self.murder_workers()
@@ -400,7 +465,8 @@ class Supervisor:
                 self.notifier.ready(f"sending to {self.config.target}")
                 self.ready = True
             if now >= next_report:
-                line = live.line(now, self.block.snapshots(self.slots_used), self.config.workers)
+                line = live.line(now, self.block.snapshots(self.slots_used), self.config.workers,
+                                 self.sink_totals())
                 print(line, file=self.out, flush=True)
                 self.notifier.status(line.strip())
                 self.check_memory()
@@ -420,4 +486,7 @@ class Supervisor:
         self.check_memory()
         snapshots = self.block.snapshots(self.slots_used)
         print(summary(snapshots, self.clock() - self.started, self.config, self.peak_memory), file=self.out, flush=True)
+        totals = self.sink_totals()
+        if totals is not None:
+            print(sink_summary(totals, sum(s.sent for s in snapshots)), file=self.out, flush=True)
         return self.exit_code

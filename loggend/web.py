@@ -34,10 +34,13 @@ from loggend.metrics import (
     LoggenCollector,
     ProcFigures,
     Rates,
+    SinkCollector,
     SystemFigures,
+    sink_document,
     snapshot_document,
     summary_document,
 )
+from loggend.sink import SinkTotals
 
 DASHBOARD_FILES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
                    "/style.css": ("style.css", "text/css")}
@@ -87,8 +90,11 @@ class WebState:
     """The sampler thread and what it produced, shared by the request threads."""
 
     def __init__(self, block: CounterBlock, board: Board, interval: float,
-                 clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time,
+                 sink_block: CounterBlock | None = None) -> None:
         self.block = block
+        self.sink_block = sink_block
+        self.sink_rates = Rates()
         self.board = board
         self.interval = interval
         self.clock = clock
@@ -106,14 +112,29 @@ class WebState:
     def slots(self, board: dict[str, Any]) -> list[SlotSnapshot]:
         return self.block.snapshots(int(board.get("slots", board.get("workers", 1))))
 
+    def sink_rows(self, board: dict[str, Any] | None = None) -> list[list[int]]:
+        board = self.board.read() if board is None else board
+        count = int(board.get("sink_slots", 0))
+        if self.sink_block is None or not count:
+            return []
+        return [self.sink_block.values(i) for i in range(count)]
+
+    def sink(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> dict[str, Any] | None:
+        count = int(board.get("sink_slots", 0))
+        if self.sink_block is None or not count:
+            return None
+        totals = SinkTotals.of(self.sink_block, count)
+        return sink_document(totals, sum(s.sent for s in slots), self.sink_rates.rate(1))
+
     def sample(self) -> None:
         board = self.board.read()
         slots = self.slots(board)
         now, wall = self.clock(), self.wallclock()
         self.rates.add(now, [s.sent for s in slots])
+        self.sink_rates.add(now, [row[0] for row in self.sink_rows(board)])
         self.procs = self.sampler.workers([s.pid for s in slots if s.pid])
         frame = snapshot_document(slots, board, self.rates, self.procs, self.sampler.system(), wall,
-                                  time.monotonic_ns())
+                                  time.monotonic_ns(), self.sink(board, slots))
         if len(self.rates.times) > 1:
             self.history.add(wall, frame["events_per_second"]["1s"])
         with self.changed:
@@ -151,7 +172,8 @@ class WebState:
 
     def summary(self) -> dict[str, Any]:
         board = self.board.read()
-        return summary_document(self.slots(board), board, self.history, self.wallclock())
+        slots = self.slots(board)
+        return summary_document(slots, board, self.history, self.wallclock(), self.sink(board, slots))
 
     def history_points(self) -> list[tuple[float, float]]:
         return list(self.history.points)
@@ -179,6 +201,7 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = ()) 
     sock = Sock(app)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LoggenCollector(state.collector_source))
+    registry.register(SinkCollector(state.sink_rows))
 
     def error(status: int, message: str) -> Response:
         response = jsonify({"error": message, "status": status})
@@ -249,10 +272,10 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = ()) 
 
 
 def serve(host: str, port: int, token: str, origins: tuple[str, ...], interval: float,
-          block: CounterBlock, board: Board, log: Callable[[str], None]) -> int:
+          block: CounterBlock, board: Board, log: Callable[[str], None], sink_block: CounterBlock | None = None) -> int:
     """Run the web process until it is killed; EXIT_LISTEN_FAILED when it cannot listen."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    state = WebState(block, board, interval)
+    state = WebState(block, board, interval, sink_block=sink_block)
     app = create_app(state, token, origins)
     try:
         server = make_server(host, port, app, threaded=True)

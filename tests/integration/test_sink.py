@@ -69,3 +69,30 @@ def test_sink_stops_on_sigterm_with_its_summary(loggend):
     time.sleep(0.3)
     proc.proc.terminate()
     assert proc.wait(10) == 0 and "sink summary: received 0 datagrams" in proc.stdout
+
+
+def test_local_sink_under_the_supervisor_counts_what_was_sent(loggend):
+    """`loggend run --local-sink`: received equals sent, and the dashboard's API shows both."""
+    import json
+    import urllib.request
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = loggend("run", "--config", "/dev/null", "--target", "127.0.0.1", "--ports", f"{port}-{port + 1}",
+                   "--workers", "2", "--rate", "20000", "--duration", "4s", "--local-sink", "--sink-processes", "2",
+                   "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.5s")
+    url = re.search(r"(http://\S+?)/ ", proc.wait_line("dashboard: http://", stream="err")).group(1)
+    proc.wait_line("received ")
+    time.sleep(1.0)
+    with urllib.request.urlopen(url + "/api/metrics", timeout=10) as r:
+        live = json.loads(r.read())
+    assert live["sink"]["received"] > 0 and live["sink"]["processes"] == 2 and live["sink"]["lost"] == 0
+    assert live["sink"]["received"] <= live["totals"]["events"] + 20000
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        assert "loggen_sink_received_total" in r.read().decode()
+    assert proc.wait(30) == 0, proc.stderr
+    assert "sent        80,000 events" in proc.stdout
+    assert "received    80,000 events from 2 streams (2 processes)" in proc.stdout
+    assert "lost        0 (0.0000 %) by sequence; sent - received = 0" in proc.stdout
