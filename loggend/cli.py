@@ -25,7 +25,7 @@ from loggend.config import (
     split_target,
 )
 from loggend.engine.spec import TIMEZONES, TRANSPORTS
-from loggend.errors import EXIT_USAGE, UsageError
+from loggend.errors import EXIT_FAILURE, EXIT_USAGE, UsageError
 
 # Flags of ``run`` that override a config key (dest -> key); the error label is the flag itself.
 FLAG_KEYS = {
@@ -102,6 +102,11 @@ def build_parser() -> Parser:
                       help="one datagram per receive, as a SIEM's socket sees them (default: UDP_GRO trains)")
     sink.add_argument("--duration", default="0", help="stop after this long; 0 = until stopped")
     sink.add_argument("--idle-exit", default="0", help="stop after this long without a datagram")
+
+    tune = sub.add_parser("tune", help="kernel network tuning: apply (saving what was there), restore, show")
+    tune.add_argument("action", choices=("apply", "restore", "show"))
+    tune.add_argument("--state", default=None, help="where apply saves the previous values")
+    tune.add_argument("--sysctl-root", default=None, help="a scratch copy of /proc/sys (for testing)")
 
     bench = sub.add_parser("bench", help="measure each transport on one core")
     bench.add_argument("--seconds", default="3", help="per measurement")
@@ -208,7 +213,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
 
 
-COMMANDS = {"run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink, "bench": cmd_bench}
+def cmd_tune(args: argparse.Namespace) -> int:
+    from loggend.tuning import STATE_PATH, SYSCTL_ROOT, Tuner, TuningError
+    tuner = Tuner(root=args.sysctl_root or SYSCTL_ROOT, state=args.state or STATE_PATH)
+    try:
+        if args.action == "show":
+            print(f"{'sysctl':32} {'current':>22} {'loggen':>22} {'saved':>22}")
+            for key, current, value, saved in tuner.show():
+                print(f"{key:32} {current:>22} {value:>22} {saved or '-':>22}")
+            return 0
+        had_state = tuner.saved() is not None
+        changed = tuner.apply() if args.action == "apply" else tuner.restore()
+    except TuningError as err:
+        print(f"loggend: tune {args.action}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    for key, before, after in changed:
+        print(f"tune: {key} {before} -> {after}")
+    if args.action == "apply":
+        print(f"tune: applied ({len(changed)} changed); previous values in {tuner.state}; "
+              "`loggend tune restore` puts them back")
+    else:
+        print(f"tune: restored ({len(changed)} changed)" if had_state else "tune: nothing to restore")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink, "bench": cmd_bench,
+            "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ from loggend.sink import EXIT_BIND_FAILED, SinkTotals
 from loggend.sink import STATE_RUNNING as SINK_RUNNING
 from loggend.sinkrun import fork_sink
 from loggend.systemd import Notifier
+from loggend.tuning import Tuner, TuningError
 
 LOOP_SECONDS = 0.1           # main loop period: signal latency and reaping
 REPORT_SECONDS = 1.0         # live line and memory check period
@@ -96,6 +97,7 @@ class Supervisor:
         self.board = Board()
         self.sink_block = CounterBlock(MAX_SINK_PROCESSES)
         self.sink_slots = 0
+        self.tuner: Tuner | None = None
         self.reloads = 0
         self.web_restarts = 0
         self.memory = 0
@@ -236,6 +238,28 @@ class Supervisor:
 
     def sink_totals(self) -> SinkTotals | None:
         return SinkTotals.of(self.sink_block, self.sink_slots) if self.sink_slots else None
+
+    def optimize(self) -> None:
+        """Apply the kernel tuning when allowed (restored at the end of the run), else say why not."""
+        tuner = Tuner()
+        try:
+            changed = tuner.apply()
+        except TuningError as err:
+            self.log(f"optimize: not applied: {err}")
+            return
+        self.tuner = tuner
+        done = ", ".join(f"{k} {a} -> {b}" for k, a, b in changed) or "already in place"
+        self.log(f"optimize: kernel tuning applied ({done}); restored when the run ends")
+
+    def restore_tuning(self) -> None:
+        if self.tuner is None:
+            return
+        try:
+            changed = self.tuner.restore()
+            self.log(f"optimize: kernel tuning restored ({len(changed)} values)")
+        except TuningError as err:
+            self.log(f"optimize: could not restore: {err}; run `loggend tune restore`")
+        self.tuner = None
 
     def publish_board(self) -> None:
         """What the web process shows besides the counters: the config in force, memory, restarts."""
@@ -441,7 +465,7 @@ class Supervisor:
         self.install_signals()
         self.log(f"config {self.config.source}: {self.config.describe()}")
         if self.config.optimize:
-            self.log("optimize: kernel network tuning is not part of this version yet; nothing was changed")
+            self.optimize()
         self.render_corpus()
         self.started = self.clock()
         self.started_unix = time.time()
@@ -489,4 +513,5 @@ class Supervisor:
         totals = self.sink_totals()
         if totals is not None:
             print(sink_summary(totals, sum(s.sent for s in snapshots)), file=self.out, flush=True)
+        self.restore_tuning()
         return self.exit_code
