@@ -18,7 +18,7 @@ UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
 
-.PHONY: venv run test bench lint clean install uninstall
+.PHONY: venv run test bench lint clean install uninstall test-performance run-test optimize-system restore-system
 
 venv: $(STAMP)
 
@@ -38,6 +38,21 @@ run: venv
 test: venv
 	@scripts/system-deps.sh
 	$(BIN)/python -m pytest
+
+# The 30-minute performance test against the targets (DURATION=, RATE=, WORKERS= to change).
+test-performance: venv
+	DURATION=$(or $(DURATION),30m) scripts/test.sh
+
+# The same for 5 minutes.
+run-test: venv
+	DURATION=5m scripts/test.sh
+
+# Kernel network tuning (root); the previous values are saved and put back by restore-system.
+optimize-system: venv
+	$(BIN)/loggend tune apply
+
+restore-system: venv
+	$(BIN)/loggend tune restore
 
 bench: venv
 	$(BIN)/loggend bench --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) --yardstick '$(YARDSTICK)'
@@ -71,5 +86,5 @@ uninstall:
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build reports *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -17,6 +17,7 @@ from loggend.config import (
     DASHBOARD_PORT,
     DEFAULT_CONFIG_PATH,
     Config,
+    format_ports,
     load,
     parse_duration,
     parse_int,
@@ -82,6 +83,7 @@ def build_parser() -> Parser:
     run.add_argument("--memory-limit", help="e.g. 12G; 0 = no limit")
     run.add_argument("--local-sink", action="store_true", help="also receive on the target ports and count loss")
     run.add_argument("--sink-processes", help="receiving processes of the local sink (0 = one per CPU)")
+    run.add_argument("--summary-json", help="also write the end-of-run summary to this file as JSON")
     run.add_argument("--daemon", action="store_true", help="detach from the shell (needs --pidfile)")
     run.add_argument("--pidfile", help="write the pid here; refuse to start if it is held")
     run.add_argument("--log-file", help="daemon output (default: the pidfile's name with .log)")
@@ -107,6 +109,19 @@ def build_parser() -> Parser:
     tune.add_argument("action", choices=("apply", "restore", "show"))
     tune.add_argument("--state", default=None, help="where apply saves the previous values")
     tune.add_argument("--sysctl-root", default=None, help="a scratch copy of /proc/sys (for testing)")
+
+    perf = sub.add_parser("perftest", help="generator + sink at a rate for a duration; report PASS / FAIL per target")
+    perf.add_argument("--duration", default="30m", help="how long (default %(default)s)")
+    perf.add_argument("--rate", default="4M", help="events/s to send (default %(default)s)")
+    perf.add_argument("--workers", default="40", help="generator workers (default %(default)s)")
+    perf.add_argument("--ports", default="55000-55039", help="loopback ports the sink receives on")
+    perf.add_argument("--sink-processes", default="0", help="sink processes (0 = one per CPU)")
+    perf.add_argument("--report-dir", default="", help="where report.json and report.html go (default reports/DATE)")
+    perf.add_argument("--no-optimize", action="store_true", help="leave the kernel tuning alone")
+    perf.add_argument("--target-eps", default="4M", help="events/s to sustain (default %(default)s)")
+    perf.add_argument("--target-cpu", default="75", help="mean system CPU %% at most (default %(default)s)")
+    perf.add_argument("--target-memory", default="12G", help="peak loggen memory at most (default %(default)s)")
+    perf.add_argument("--target-loss", default="0.5", help="loss %% below (default %(default)s)")
 
     bench = sub.add_parser("bench", help="measure each transport on one core")
     bench.add_argument("--seconds", default="3", help="per measurement")
@@ -147,6 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return load(args.config, overrides)
 
     config = loader()
+    summary_path = os.path.abspath(args.summary_json) if args.summary_json else ""
     if args.daemon and not args.pidfile:
         raise UsageError("--daemon: needs --pidfile PATH, so that the daemon can be found and stopped")
     if args.log_file and not args.daemon:
@@ -154,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def main() -> int:
         from loggend.supervisor import Supervisor
-        return Supervisor(config, loader=loader).run()
+        return Supervisor(config, loader=loader, summary_path=summary_path).run()
 
     if not args.pidfile:
         return main()
@@ -237,8 +253,41 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink, "bench": cmd_bench,
-            "tune": cmd_tune}
+def cmd_perftest(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, parse_rate, parse_size
+    from loggend.perftest import PerfTest, Targets
+    duration = parse_duration("--duration", args.duration)
+    if not duration:
+        raise UsageError("--duration: 0 is not allowed; expected a duration such as 20s or 30m")
+    rate = parse_rate("--rate", args.rate)
+    targets = Targets(
+        events_per_second=parse_rate("--target-eps", args.target_eps),
+        cpu_percent=parse_percent("--target-cpu", args.target_cpu),
+        memory_bytes=parse_size("--target-memory", args.target_memory),
+        loss_percent=parse_percent("--target-loss", args.target_loss),
+    )
+    report_dir = Path(args.report_dir or time.strftime("reports/%Y%m%d-%H%M%S"))
+    return PerfTest(duration=duration, rate=f"{rate:g}", workers=parse_int("--workers", args.workers, 1, MAX_WORKERS),
+                    ports=format_ports(parse_ports("--ports", args.ports)), report_dir=report_dir, targets=targets,
+                    optimize=not args.no_optimize,
+                    sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES)).run()
+
+
+def parse_percent(key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise UsageError(f"{key}: {text!r} is not allowed; expected a percentage from 0 to 100")
+    return value
+
+
+COMMANDS = {"perftest": cmd_perftest, "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink,
+            "bench": cmd_bench, "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

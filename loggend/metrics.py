@@ -28,6 +28,9 @@ from loggend.sink import (
     LATE,
     LOST,
     RECEIVED,
+    S_LATE,
+    S_LOST,
+    S_RECEIVED,
     STATE,
     UNSEQUENCED,
     SinkTotals,
@@ -152,7 +155,7 @@ def sink_document(totals: SinkTotals | None, sent: int, received_rate: float) ->
 
 def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: Rates,
                       procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int,
-                      sink: dict[str, Any] | None = None) -> dict[str, Any]:
+                      sink: dict[str, Any] | None = None, streams: list[list[int]] | None = None) -> dict[str, Any]:
     """The document of ``GET /api/metrics`` and of each ``/ws`` frame."""
     workers = int(board.get("workers", len(slots)))
     ports = board.get("ports", [])
@@ -170,6 +173,9 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "cpu_percent": round(proc.cpu_percent, 1), "cpu_seconds": round(proc.cpu_seconds, 3),
             "rss_bytes": proc.rss_bytes,
         })
+        if streams is not None and i < len(streams):
+            rows[-1]["received"] = streams[i][S_RECEIVED]
+            rows[-1]["lost"] = streams[i][S_LOST] - streams[i][S_LATE]
     eps = {f"{w}s": round(rates.rate(w), 1) for w in WINDOWS}
     return {
         "time": round(wall, 3),

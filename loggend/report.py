@@ -5,7 +5,7 @@ from __future__ import annotations
 from loggend.config import Config, format_size
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.engine.transport import ERROR_KINDS
-from loggend.sink import SinkTotals
+from loggend.sink import S_LATE, S_LOST, S_RECEIVED, SinkTotals
 
 MB = 1e6
 
@@ -87,3 +87,24 @@ def sink_summary(t: SinkTotals, sent: int) -> str:
         f"  reordered   {t.late:,}  duplicates {t.duplicates:,}  without sequence {t.unsequenced:,}",
         f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)",
     ))
+
+
+def summary_json(snapshots: list[SlotSnapshot], elapsed: float, config: Config, peak_memory: int,
+                 sink: SinkTotals | None, streams: list[list[int]] | None) -> dict[str, object]:
+    """The end-of-run summary as data (``loggend run --summary-json PATH``)."""
+    workers = []
+    for i, s in enumerate(snapshots):
+        row: dict[str, object] = {"index": i, "port": config.worker_spec(i).port, "sent": s.sent, "bytes": s.bytes,
+                                  "errors": dict(zip(ERROR_KINDS, s.errors)), "restarts": s.restarts,
+                                  "state": s.state_name}
+        if streams is not None:
+            row["received"] = streams[i][S_RECEIVED]
+            row["lost"] = streams[i][S_LOST] - streams[i][S_LATE]
+        workers.append(row)
+    return {
+        "target": config.target, "rate": config.rate, "seconds": active_seconds(snapshots) or elapsed,
+        "sent": sum(s.sent for s in snapshots), "bytes": sum(s.bytes for s in snapshots),
+        "errors": dict(zip(ERROR_KINDS, _sum_errors(snapshots))), "restarts": sum(s.restarts for s in snapshots),
+        "peak_memory_bytes": peak_memory, "transport": _modes(snapshots), "workers": workers,
+        "sink": sink.document() if sink is not None else None,
+    }

@@ -50,6 +50,10 @@ MSG_LEN_OFFSET = Mmsghdr.msg_len.offset
 CONTROLLEN_OFFSET = Msghdr.msg_controllen.offset
 EXIT_BIND_FAILED = 3
 
+# Fields of a per-stream slot (stream "<prefix><i>" -> slot i; one writer: the sink process
+# that receives the stream, which SO_REUSEPORT keeps on one process).
+S_RECEIVED, S_LOST, S_DUPLICATES, S_LATE = range(4)
+
 # Fields of a sink slot (one writer: the sink process).
 RECEIVED, BYTES, LOST, LATE, DUPLICATES, UNSEQUENCED, KERNEL_DROPS, STREAMS, HEARTBEAT_NS, PID, STATE, \
     CALLS = range(12)
@@ -256,8 +260,11 @@ class SinkWorker:
     """One receiving process: its sockets, its accounting, its counter slot."""
 
     def __init__(self, host: str, ports: tuple[int, ...], slot: memoryview, cpu: int | None = None,
-                 log: Callable[[str], None] = print, gro: bool = True) -> None:
+                 log: Callable[[str], None] = print, gro: bool = True, streams: CounterBlock | None = None) -> None:
         self.host, self.ports, self.slot, self.cpu, self.log, self.gro = host, ports, slot, cpu, log, gro
+        self.streams = streams
+        self.stream_slots: dict[bytes, memoryview | None] = {}
+        self.stream_base: dict[bytes, list[int]] = {}
         self.alive = True
         self.accounting = Accounting()
         self.base = [0] * (CALLS + 1)
@@ -322,3 +329,23 @@ class SinkWorker:
         slot[DUPLICATES] = b[DUPLICATES] + acc.duplicates
         slot[STREAMS], slot[CALLS] = max(b[STREAMS], len(acc.streams)), b[CALLS] + calls
         slot[HEARTBEAT_NS] = time.monotonic_ns()
+        if self.streams is not None:
+            self.publish_streams()
+
+    def publish_streams(self) -> None:
+        """Per-stream figures into the slot of the worker whose index ends the stream's name."""
+        assert self.streams is not None
+        for name, st in self.accounting.streams.items():
+            if name not in self.stream_slots:
+                digits = len(name) - len(name.rstrip(b"0123456789"))
+                index = int(name[-digits:]) if digits else -1
+                self.stream_slots[name] = self.streams.slot(index) if 0 <= index < self.streams.slots else None
+                if self.stream_slots[name] is not None:
+                    self.stream_base[name] = self.streams.values(index)     # counts of a previous sink process
+            target = self.stream_slots[name]
+            if target is not None:
+                base = self.stream_base[name]
+                target[S_RECEIVED] = base[S_RECEIVED] + st.received
+                target[S_LOST] = base[S_LOST] + st.lost
+                target[S_LATE] = base[S_LATE] + st.filled
+                target[S_DUPLICATES] = base[S_DUPLICATES] + st.duplicates

@@ -31,13 +31,13 @@ def sink_cpus(count: int) -> list[int | None]:
 
 
 def fork_sink(host: str, ports: tuple[int, ...], block: CounterBlock, index: int, cpu: int | None,
-              gro: bool = True, streams: tuple[TextIO, ...] = (sys.stdout, sys.stderr),
-              close: tuple[socket.socket, ...] = ()) -> int:
+              gro: bool = True, outputs: tuple[TextIO, ...] = (sys.stdout, sys.stderr),
+              close: tuple[socket.socket, ...] = (), streams: CounterBlock | None = None) -> int:
     """Fork sink process ``index``; the parent gets its pid. ``close``: parent sockets the child must not keep."""
     worker = SinkWorker(host, ports, block.slot(index), cpu, log=lambda line: print(line, file=sys.stderr, flush=True),
-                        gro=gro)
-    for s in streams:
-        s.flush()
+                        gro=gro, streams=streams)
+    for out in outputs:
+        out.flush()
     pid = os.fork()
     if pid:
         return pid

@@ -12,6 +12,7 @@ sending within a second or two instead of each rendering its own messages.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ from loggend.engine.render import Corpus
 from loggend.engine.worker import EXIT_BOOT_FAILED, Worker, set_parent_death_signal
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.procinfo import pss_bytes
-from loggend.report import LiveLine, sink_summary, summary
+from loggend.report import LiveLine, sink_summary, summary, summary_json
 from loggend.sink import EXIT_BIND_FAILED, SinkTotals
 from loggend.sink import STATE_RUNNING as SINK_RUNNING
 from loggend.sinkrun import fork_sink
@@ -86,8 +87,10 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
         notifier: Notifier | None = None,
         loader: Loader | None = None,
+        summary_path: str = "",
     ) -> None:
         self.config = config
+        self.summary_path = summary_path
         self.loader = loader
         self.notifier = notifier or Notifier()
         self.out = out
@@ -96,6 +99,7 @@ class Supervisor:
         self.block = CounterBlock(MAX_WORKERS)
         self.board = Board()
         self.sink_block = CounterBlock(MAX_SINK_PROCESSES)
+        self.stream_block = CounterBlock(MAX_WORKERS)           # what the local sink got of each stream
         self.sink_slots = 0
         self.tuner: Tuner | None = None
         self.reloads = 0
@@ -202,7 +206,8 @@ class Supervisor:
             set_parent_death_signal()
             from loggend.web import serve  # flask and friends load in this process only
             code = serve(dashboard[0], dashboard[1], config.dashboard_token, config.dashboard_origins,
-                         config.dashboard_interval, self.block, self.board, self.log, self.sink_block)
+                         config.dashboard_interval, self.block, self.board, self.log, self.sink_block,
+                         self.stream_block)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -212,7 +217,7 @@ class Supervisor:
         """Fork local sink process ``k``: it receives on the target ports and writes sink slot ``k``."""
         cpus = self.config.cpus or sorted(os.sched_getaffinity(0))
         pid = fork_sink(self.config.host, self.config.ports, self.sink_block, k, cpus[k % len(cpus)],
-                        streams=(self.out, self.err))
+                        outputs=(self.out, self.err), streams=self.stream_block)
         self.children[pid] = Child(SINK0 - k, pid, time.monotonic_ns())
 
     def spawn_sinks(self) -> bool:
@@ -260,6 +265,15 @@ class Supervisor:
         except TuningError as err:
             self.log(f"optimize: could not restore: {err}; run `loggend tune restore`")
         self.tuner = None
+
+    def write_summary(self, snapshots: list[C.SlotSnapshot], totals: SinkTotals | None) -> None:
+        streams = [self.stream_block.values(i) for i in range(len(snapshots))] if totals is not None else None
+        doc = summary_json(snapshots, self.clock() - self.started, self.config, self.peak_memory, totals, streams)
+        try:
+            with open(self.summary_path, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1)
+        except OSError as err:
+            self.log(f"cannot write the summary to {self.summary_path}: {err.strerror}")
 
     def publish_board(self) -> None:
         """What the web process shows besides the counters: the config in force, memory, restarts."""
@@ -513,5 +527,7 @@ class Supervisor:
         totals = self.sink_totals()
         if totals is not None:
             print(sink_summary(totals, sum(s.sent for s in snapshots)), file=self.out, flush=True)
+        if self.summary_path:
+            self.write_summary(snapshots, totals)
         self.restore_tuning()
         return self.exit_code

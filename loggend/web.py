@@ -91,9 +91,10 @@ class WebState:
 
     def __init__(self, block: CounterBlock, board: Board, interval: float,
                  clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time,
-                 sink_block: CounterBlock | None = None) -> None:
+                 sink_block: CounterBlock | None = None, stream_block: CounterBlock | None = None) -> None:
         self.block = block
         self.sink_block = sink_block
+        self.stream_block = stream_block
         self.sink_rates = Rates()
         self.board = board
         self.interval = interval
@@ -119,6 +120,11 @@ class WebState:
             return []
         return [self.sink_block.values(i) for i in range(count)]
 
+    def stream_rows(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> list[list[int]] | None:
+        if self.stream_block is None or not int(board.get("sink_slots", 0)):
+            return None
+        return [self.stream_block.values(i) for i in range(len(slots))]
+
     def sink(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> dict[str, Any] | None:
         count = int(board.get("sink_slots", 0))
         if self.sink_block is None or not count:
@@ -134,7 +140,7 @@ class WebState:
         self.sink_rates.add(now, [row[0] for row in self.sink_rows(board)])
         self.procs = self.sampler.workers([s.pid for s in slots if s.pid])
         frame = snapshot_document(slots, board, self.rates, self.procs, self.sampler.system(), wall,
-                                  time.monotonic_ns(), self.sink(board, slots))
+                                  time.monotonic_ns(), self.sink(board, slots), self.stream_rows(board, slots))
         if len(self.rates.times) > 1:
             self.history.add(wall, frame["events_per_second"]["1s"])
         with self.changed:
@@ -272,10 +278,11 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = ()) 
 
 
 def serve(host: str, port: int, token: str, origins: tuple[str, ...], interval: float,
-          block: CounterBlock, board: Board, log: Callable[[str], None], sink_block: CounterBlock | None = None) -> int:
+          block: CounterBlock, board: Board, log: Callable[[str], None], sink_block: CounterBlock | None = None,
+          stream_block: CounterBlock | None = None) -> int:
     """Run the web process until it is killed; EXIT_LISTEN_FAILED when it cannot listen."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    state = WebState(block, board, interval, sink_block=sink_block)
+    state = WebState(block, board, interval, sink_block=sink_block, stream_block=stream_block)
     app = create_app(state, token, origins)
     try:
         server = make_server(host, port, app, threaded=True)

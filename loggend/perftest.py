@@ -1,0 +1,314 @@
+"""The performance test: generator and sink at the target rate, live progress, a report, PASS / FAIL.
+
+``loggend perftest`` (what ``scripts/test.sh`` and ``make test-performance`` run) applies the
+kernel tuning when allowed, starts ``loggend run --local-sink`` with its web process on a free
+port, reads ``/api/metrics`` once per second for the live line and the time series, stops
+cleanly at the end or on Ctrl-C, restores the tuning and writes ``report.json`` and
+``report.html`` (charts drawn as inline SVG). The exit status is 0 only when every target passes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from loggend import __version__
+from loggend.config import format_size
+from loggend.tuning import Tuner, TuningError
+
+SAMPLE_SECONDS = 1.0
+WARMUP_SAMPLES = 3             # first seconds left out of the sustained figures (workers starting)
+START_TIMEOUT = 60.0
+STOP_GRACE = 30.0              # after the duration, how long the run may take to finish and report
+EXIT_TARGET_FAILED = 1
+EXIT_INTERRUPTED = 130
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Targets:
+    events_per_second: float = 4_000_000
+    cpu_percent: float = 75.0
+    memory_bytes: int = 12 * GIB
+    loss_percent: float = 0.5
+
+
+@dataclass
+class Sample:
+    t: float                   # seconds since the start
+    sent_eps: float
+    received_eps: float
+    sent: int
+    received: int
+    lost: int
+    cpu_percent: float
+    memory_bytes: int          # PSS of the supervisor, workers, sinks' parent
+    system_memory_bytes: int
+
+
+def manifest(transport: str, tuned: bool) -> dict[str, Any]:
+    cpu_model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu_model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    sysctls = {key: current for key, current, _, _ in Tuner().show()}
+    return {"version": __version__, "python": platform.python_version(), "kernel": platform.release(),
+            "machine": platform.machine(), "cpu_model": cpu_model, "cpus": os.cpu_count(),
+            "usable_cpus": len(os.sched_getaffinity(0)), "sysctls": sysctls, "tuning_applied": tuned,
+            "transport": transport}
+
+
+def verdicts(samples: list[Sample], targets: Targets, final: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """PASS / FAIL per target; ``final`` = (sent, received) once the run has drained, for the loss."""
+    steady = samples[WARMUP_SAMPLES:] or samples
+    last = samples[-1] if samples else Sample(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    sent, received = final or (last.sent, last.received)
+    duration = max((s.t for s in steady), default=0) - min((s.t for s in steady), default=0)
+    received_in_steady = steady[-1].received - steady[0].received if len(steady) > 1 else 0
+    eps = received_in_steady / duration if duration else 0.0
+    cpu = sum(s.cpu_percent for s in steady) / len(steady) if steady else 0.0
+    memory = max((s.memory_bytes for s in samples), default=0)
+    loss = 100.0 * (sent - received) / sent if sent else 100.0
+    return [
+        {"target": "events per second (received, sustained)", "goal": f">= {targets.events_per_second:,.0f}",
+         "measured": round(eps, 1), "shown": f"{eps:,.0f}", "pass": eps >= targets.events_per_second},
+        {"target": "CPU (system, mean)", "goal": f"<= {targets.cpu_percent:g} %", "measured": round(cpu, 2),
+         "shown": f"{cpu:.1f} %", "pass": cpu <= targets.cpu_percent},
+        {"target": "memory (loggen PSS, peak)", "goal": f"<= {format_size(targets.memory_bytes)}",
+         "measured": memory, "shown": format_size(memory), "pass": memory <= targets.memory_bytes},
+        {"target": "loss (sent - received)", "goal": f"< {targets.loss_percent:g} %", "measured": round(loss, 6),
+         "shown": f"{loss:.4f} % ({sent - received:,} of {sent:,})",
+         "pass": loss < targets.loss_percent},
+    ]
+
+
+# --- charts -------------------------------------------------------------------------------------------
+
+def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: str = "",
+              goal: float | None = None, width: int = 860, height: int = 240) -> str:
+    """A line chart as inline SVG: one polyline per series, an optional dashed goal line."""
+    colours = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    pad_l, pad_r, pad_t, pad_b = 70, 10, 28, 28
+    xs = [t for pts in series.values() for t, _ in pts] or [0.0, 1.0]
+    ys = [v for pts in series.values() for _, v in pts] + ([goal] if goal else []) or [1.0]
+    x0, x1 = min(xs), max(max(xs), min(xs) + 1)
+    y1 = max(max(ys) * 1.1, 1e-9)
+
+    def px(t: float) -> float:
+        return pad_l + (t - x0) / (x1 - x0) * (width - pad_l - pad_r)
+
+    def py(v: float) -> float:
+        return height - pad_b - v / y1 * (height - pad_t - pad_b)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+           f'aria-label="{html.escape(title)}" style="font:11px sans-serif">',
+           f'<text x="{pad_l}" y="16" font-weight="bold">{html.escape(title)}</text>']
+    for i in range(5):
+        v = y1 * i / 4
+        out.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{pad_l - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:,.3g}{unit}</text>')
+    out.append(f'<text x="{width - pad_r}" y="{height - 8}" text-anchor="end">seconds</text>')
+    if goal:
+        out.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{py(goal):.1f}" y2="{py(goal):.1f}" '
+                   'stroke="#e69f00" stroke-dasharray="6,4"/>')
+    for n, (name, pts) in enumerate(series.items()):
+        colour = colours[n % len(colours)]
+        points = " ".join(f"{px(t):.1f},{py(v):.1f}" for t, v in pts)
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>')
+        out.append(f'<text x="{pad_l + 10 + 150 * n}" y="{height - 8}" fill="{colour}">{html.escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def html_report(report: dict[str, Any]) -> str:
+    samples = report["samples"]
+    t = [s["t"] for s in samples]
+    rows = "".join(
+        f"<tr><td>{html.escape(v['target'])}</td><td>{html.escape(v['goal'])}</td><td>{html.escape(v['shown'])}</td>"
+        f"<td class={'pass' if v['pass'] else 'fail'}>{'PASS' if v['pass'] else 'FAIL'}</td></tr>"
+        for v in report["verdicts"])
+    workers = "".join(
+        f"<tr><td>{w['index']}</td><td>{w.get('port', '')}</td><td>{w['sent']:,}</td>"
+        f"<td>{w.get('received', 0):,}</td><td>{w.get('lost', 0):,}</td><td>{w['restarts']}</td>"
+        f"<td>{sum(w['errors'].values()):,}</td></tr>"
+        for w in report["workers"])
+    charts = [
+        svg_chart("events per second", {"sent": list(zip(t, [s["sent_eps"] for s in samples])),
+                                        "received": list(zip(t, [s["received_eps"] for s in samples]))},
+                  goal=report["targets"]["events_per_second"]),
+        svg_chart("CPU (system) %", {"cpu": list(zip(t, [s["cpu_percent"] for s in samples]))},
+                  goal=report["targets"]["cpu_percent"]),
+        svg_chart("memory (loggen PSS) MiB",
+                  {"memory": list(zip(t, [s["memory_bytes"] / (1 << 20) for s in samples]))}),
+        svg_chart("lost (cumulative)", {"lost": list(zip(t, [float(s["sent"] - s["received"]) for s in samples]))}),
+    ]
+    manifest_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
+                            for k, v in report["manifest"].items())
+    verdict = "PASS" if report["pass"] else "FAIL"
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>loggen performance test: {verdict}</title>
+<style>body{{font:14px sans-serif;margin:2rem;max-width:960px}}table{{border-collapse:collapse;margin:1rem 0}}
+td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:#080;font-weight:bold}}
+.fail{{color:#c00;font-weight:bold}}</style></head><body>
+<h1>loggen performance test: <span class={verdict.lower()}>{verdict}</span></h1>
+<p>{html.escape(report['started_iso'])}, {report['duration_seconds']:.0f} s at {report['config']['rate']} ev/s,
+{report['config']['workers']} workers{' (interrupted)' if report['interrupted'] else ''}</p>
+<table><tr><th>target</th><th>goal</th><th>measured</th><th></th></tr>{rows}</table>
+{''.join(charts)}
+<h2>workers</h2><table><tr><th>worker</th><th>port</th><th>sent</th><th>received</th><th>lost</th><th>restarts</th>
+<th>errors</th></tr>{workers}</table>
+<h2>sink</h2><pre>{html.escape(json.dumps(report['sink'], indent=1))}</pre>
+<h2>manifest</h2><table>{manifest_rows}</table>
+<h2>config</h2><pre>{html.escape(json.dumps(report['config'], indent=1))}</pre>
+</body></html>"""
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+
+class PerfTest:
+    def __init__(self, duration: float, rate: str, workers: int, ports: str, report_dir: Path,
+                 targets: Targets, optimize: bool = True, sink_processes: int = 0, out: TextIO = sys.stdout) -> None:
+        self.duration, self.rate, self.workers, self.ports = duration, rate, workers, ports
+        self.report_dir, self.targets, self.optimize = report_dir, targets, optimize
+        self.sink_processes, self.out = sink_processes, out
+        self.interrupted = False
+        self.samples: list[Sample] = []
+        self.last: dict[str, Any] = {}
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        self.interrupted = True
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "loggend", "run", "--config", "/dev/null", "--target", "127.0.0.1",
+                "--ports", self.ports, "--workers", str(self.workers), "--rate", self.rate,
+                "--duration", f"{self.duration:g}s", "--local-sink", "--sink-processes", str(self.sink_processes),
+                "--dashboard", "127.0.0.1:0", "--dashboard-interval", f"{SAMPLE_SECONDS:g}s",
+                "--summary-json", str(self.report_dir / "run-summary.json")]
+
+    def run(self) -> int:
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGINT, self._interrupt)
+        signal.signal(signal.SIGTERM, self._interrupt)
+        tuner, tuned = Tuner(state=str(self.report_dir / "tuning-state.json")), False
+        if self.optimize:
+            try:
+                changed = tuner.apply()
+                tuned = True
+                self.say(f"perftest: kernel tuning applied ({len(changed)} changed; restored at the end)")
+            except TuningError as err:
+                self.say(f"perftest: kernel tuning not applied: {err}")
+        started = time.time()
+        log_path = self.report_dir / "loggend.log"
+        try:
+            with open(log_path, "w", encoding="utf-8") as log:
+                code = self._drive(log, log_path)
+        finally:
+            if tuned:
+                try:
+                    tuner.restore()
+                    self.say("perftest: kernel tuning restored")
+                except TuningError as err:
+                    self.say(f"perftest: could not restore the tuning: {err}; run `loggend tune restore "
+                             f"--state {tuner.state}`")
+        return self._report(started, code, tuned)
+
+    def _drive(self, log: TextIO, log_path: Path) -> int:
+        proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = self._dashboard(proc, log_path)
+        begin = time.monotonic()
+        deadline = begin + self.duration + STOP_GRACE
+        next_at = begin
+        while proc.poll() is None:
+            if self.interrupted or time.monotonic() > deadline:
+                proc.send_signal(signal.SIGTERM)
+                break
+            next_at += SAMPLE_SECONDS
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            if url:
+                self._sample(url, time.monotonic() - begin)
+        try:
+            return proc.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait()
+
+    def _dashboard(self, proc: subprocess.Popen[bytes], log_path: Path) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None and not self.interrupted:
+            m = re.search(r"dashboard: (http://\S+?)/ ", log_path.read_text(encoding="utf-8", errors="replace"))
+            if m:
+                return m.group(1)
+            time.sleep(0.1)
+        return ""
+
+    def _sample(self, url: str, t: float) -> None:
+        try:
+            with urllib.request.urlopen(url + "/api/metrics", timeout=2) as r:
+                m = json.loads(r.read())
+        except (OSError, ValueError, urllib.error.URLError):
+            return
+        self.last = m
+        sink = m.get("sink") or {}
+        s = Sample(t=round(t, 2), sent_eps=m["events_per_second"]["1s"],
+                   received_eps=sink.get("events_per_second", 0.0), sent=m["totals"]["events"],
+                   received=sink.get("received", 0), lost=sink.get("lost", 0),
+                   cpu_percent=m["system"]["cpu_percent"], memory_bytes=m["system"]["loggen_memory_bytes"],
+                   system_memory_bytes=m["system"]["memory_used_bytes"])
+        self.samples.append(s)
+        loss = 100.0 * (s.sent - s.received) / s.sent if s.sent else 0.0
+        self.say(f"[{t:6.0f}s] sent {s.sent_eps:12,.0f} ev/s  received {s.received_eps:12,.0f} ev/s  "
+                 f"loss {loss:7.3f} %  CPU {s.cpu_percent:5.1f} %  memory {format_size(s.memory_bytes)}")
+
+    def _report(self, started: float, code: int, tuned: bool) -> int:
+        summary = self._run_summary()             # after the run drained; the samples stop a little earlier
+        final = (summary["sent"], summary["sink"]["received"]) if summary and summary.get("sink") else None
+        results = verdicts(self.samples, self.targets, final)
+        ok = all(v["pass"] for v in results) and code == 0 and not self.interrupted
+        report = {
+            "pass": ok, "interrupted": self.interrupted, "exit_status_of_run": code,
+            "started": started, "started_iso": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+            "duration_seconds": self.samples[-1].t if self.samples else 0.0,
+            "final": {"sent": final[0], "received": final[1]} if final else None,
+            "config": {"rate": self.rate, "workers": self.workers, "ports": self.ports, "duration": self.duration,
+                       "command": " ".join(self.command()[1:])},
+            "targets": asdict(self.targets),
+            "manifest": manifest(self.last.get("transport") or "", tuned),
+            "verdicts": results,
+            "samples": [asdict(s) for s in self.samples],
+            "workers": (summary or {}).get("workers", []),
+            "sink": (summary or {}).get("sink"),
+            "errors": (summary or {}).get("errors", {}),
+            "restarts": (summary or {}).get("restarts", 0),
+        }
+        (self.report_dir / "report.json").write_text(json.dumps(report, indent=1))
+        (self.report_dir / "report.html").write_text(html_report(report))
+        for v in results:
+            self.say(f"{'PASS' if v['pass'] else 'FAIL'}  {v['target']}: {v['shown']} (goal {v['goal']})")
+        self.say(f"{'PASS' if ok else 'FAIL'}: report in {self.report_dir}/report.html and report.json")
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return 0 if ok else EXIT_TARGET_FAILED
+
+    def _run_summary(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.report_dir / "run-summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return data

@@ -1,0 +1,67 @@
+"""scripts/test.sh in a short mode: live lines, a well-formed report, PASS / FAIL and the exit status."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from tests.conftest import ROOT, alive
+
+SCRIPT = ROOT / "scripts" / "test.sh"
+
+
+def run_script(tmp_path, duration: str, target_eps: str, *extra: str, timeout: float = 120):
+    env = dict(os.environ, DURATION=duration, RATE="20k", WORKERS="2", TARGET_EPS=target_eps,
+               REPORT_DIR=str(tmp_path / "report"))
+    return subprocess.run([str(SCRIPT), "--no-optimize", "--ports", "56600-56601", "--sink-processes", "1", *extra],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+
+
+def test_short_run_passes_and_writes_the_report(tmp_path):
+    result = run_script(tmp_path, "8s", "15k")
+    assert result.returncode == 0, result.stdout + result.stderr
+    live = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(live) >= 5 and all("received" in line and "loss" in line and "CPU" in line for line in live)
+    for name in ("events per second", "CPU", "memory", "loss"):
+        assert any(line.startswith("PASS") and name in line for line in result.stdout.splitlines()), name
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["pass"] is True and report["interrupted"] is False
+    assert report["final"] == {"sent": 160_000, "received": 160_000}
+    assert {v["target"].split(" (")[0] for v in report["verdicts"]} == {"events per second", "CPU", "memory", "loss"}
+    assert len(report["samples"]) >= 5 and {"sent_eps", "received_eps", "cpu_percent"} <= set(report["samples"][0])
+    assert {"version", "kernel", "cpu_model", "cpus", "sysctls", "transport"} <= set(report["manifest"])
+    assert report["manifest"]["transport"] == "gso" and "net.core.rmem_max" in report["manifest"]["sysctls"]
+    assert [w["received"] for w in report["workers"]] == [80_000, 80_000]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("<svg") == 4 and "PASS" in page and "<polyline" in page
+
+
+def test_a_missed_target_fails_with_a_nonzero_status(tmp_path):
+    result = run_script(tmp_path, "5s", "500M")
+    assert result.returncode == 1
+    assert "FAIL  events per second (received, sustained)" in result.stdout
+    assert "PASS  loss" in result.stdout
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["pass"] is False
+
+
+def test_ctrl_c_stops_both_cleanly_and_still_reports(tmp_path):
+    env = dict(os.environ, DURATION="60s", RATE="20k", WORKERS="2", REPORT_DIR=str(tmp_path / "report"))
+    proc = subprocess.Popen([str(SCRIPT), "--no-optimize", "--ports", "56700-56701", "--sink-processes", "1"],
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("[") and "received" in line:
+                break
+        children = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "report in" in rest
+    time.sleep(0.5)
+    assert not [p for p in children if alive(int(p))]
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["interrupted"] is True
