@@ -148,6 +148,66 @@ def loggend_send(mode: str, port: int, seconds: float) -> Figure:
     return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"])
 
 
+# --- loggend's own sink --------------------------------------------------------------------------------
+
+SINK_MODES = {"loggend sink (UDP_GRO trains)": True, "loggend sink (one datagram per receive)": False}
+DRAIN_SECONDS = 0.5
+
+
+@dataclass
+class SinkFigure:
+    received: int
+    lost: int
+    kernel_drops: int
+    seconds: float
+    cpu: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
+    """loggend's gso sender (unpaced, SENDER_CPU) into one loggend sink process on RECEIVER_CPU."""
+    from loggend import sink as S
+    block = CounterBlock(1)
+    worker = S.SinkWorker("127.0.0.1", (port,), block.slot(0), RECEIVER_CPU, log=lambda line: None, gro=gro)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            worker.init_process()
+            code = worker.run()
+        finally:
+            os._exit(code)
+    while block.values(0)[S.STATE] != S.STATE_RUNNING:
+        time.sleep(0.01)
+    cpu0 = _cpu_seconds(pid)
+    fig = loggend_send("gso", port, seconds)
+    time.sleep(DRAIN_SECONDS)
+    cpu = _cpu_seconds(pid) - cpu0
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
+    v = block.values(0)
+    return SinkFigure(received=v[S.RECEIVED], lost=v[S.LOST] - v[S.LATE], kernel_drops=v[S.KERNEL_DROPS],
+                      seconds=fig.seconds, cpu=cpu)
+
+
+def print_sink_table(figures: dict[str, list[SinkFigure]]) -> None:
+    print()
+    print("| receiver (sender: loggend gso, unpaced) | received ev/s | lost by sequence | kernel drops "
+          "| CPU us/event |")
+    print("|---|---:|---:|---:|---:|")
+    for name, figs in figures.items():
+        eps = statistics.median(f.received / f.seconds for f in figs if f.seconds)
+        lost = statistics.median(f.lost for f in figs)
+        drops = statistics.median(f.kernel_drops for f in figs)
+        cpu = statistics.median(f.cpu / f.received * 1e6 for f in figs if f.received)
+        print(f"| {name} | {eps:,.0f} | {lost:,.0f} | {drops:,.0f} | {cpu:.2f} |")
+
+
 # --- the table ----------------------------------------------------------------------------------------
 
 def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick: Yardstick | None) -> Figure:
@@ -183,12 +243,15 @@ def run_bench(seconds: float, repeats: int, yardstick: str = "") -> int:
           f"receiver on cpu{RECEIVER_CPU} ({receiver}); {os.cpu_count()} CPUs, kernel {os.uname().release}")
     delivered: dict[str, list[Figure]] = {s: [] for s in senders}
     queued: dict[str, list[Figure]] = {s: [] for s in senders}
+    sinks: dict[str, list[SinkFigure]] = {name: [] for name in SINK_MODES}
     port = _free_port()
     try:
         for round_no in range(repeats):
             for s in senders:
                 delivered[s].append(measure(s, port, seconds, False, ys))
                 queued[s].append(measure(s, port, seconds, True, ys))
+            for name, gro in SINK_MODES.items():
+                sinks[name].append(sink_measure(gro, port, seconds))
             print(f"  round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
     finally:
         if ys:
@@ -208,6 +271,7 @@ def run_bench(seconds: float, repeats: int, yardstick: str = "") -> int:
         else:
             ratio_text = "-"
         print(f"| {s} | {dev:,.0f} | {qev:,.0f} | {mbs:,.1f} | {cpu_us:.2f} | {ratio_text} |")
+    print_sink_table(sinks)
     return 0
 
 
