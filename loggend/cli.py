@@ -19,6 +19,7 @@ from loggend.config import (
     Config,
     format_ports,
     load,
+    parse_dashboard,
     parse_duration,
     parse_int,
     parse_ports,
@@ -100,6 +101,8 @@ def build_parser() -> Parser:
                       help="ADDRESS or ADDRESS:PORT (a port replaces --ports; 0 = any free one)")
     sink.add_argument("--ports", default="514-553", help="ports to receive on (ports below 1024 need root)")
     sink.add_argument("--processes", default="0", help="receiving processes sharing the ports (0 = one per CPU)")
+    sink.add_argument("--dashboard", default="off",
+                      help="ADDRESS:PORT for the sink's /metrics, /api/metrics and dashboard (default off)")
     sink.add_argument("--no-gro", action="store_true",
                       help="one datagram per receive, as a SIEM's socket sees them (default: UDP_GRO trains)")
     sink.add_argument("--duration", default="0", help="stop after this long; 0 = until stopped")
@@ -207,9 +210,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_sink(args: argparse.Namespace) -> int:
     from loggend.sinkrun import MAX_PROCESSES, SinkCommand
+    from loggend.webchild import WebSettings
     host, port = split_target("--listen", args.listen, lowest_port=0)
     ports = (port,) if port is not None else parse_ports("--ports", args.ports)
     processes = parse_int("--processes", args.processes, 0, MAX_PROCESSES) or len(os.sched_getaffinity(0))
+    dashboard = parse_dashboard("--dashboard", args.dashboard)
     return SinkCommand(
         host=resolve_host("--listen", host),
         ports=ports,
@@ -217,6 +222,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
         duration=parse_duration("--duration", args.duration),
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
         gro=not args.no_gro,
+        dashboard=WebSettings(*dashboard) if dashboard else None,
     ).run()
 
 

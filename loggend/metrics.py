@@ -143,13 +143,13 @@ def achievement(rate: float, target: float) -> float | None:
     return round(100.0 * rate / target, 1) if target else None
 
 
-def sink_document(totals: SinkTotals | None, sent: int, received_rate: float) -> dict[str, Any] | None:
+def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: float) -> dict[str, Any] | None:
     """What the sink saw, beside what was sent (None without a sink)."""
     if totals is None:
         return None
     doc: dict[str, Any] = dict(totals.document())
     doc["events_per_second"] = round(received_rate, 1)
-    doc["sent_minus_received"] = sent - totals.received
+    doc["sent_minus_received"] = None if sent is None else sent - totals.received
     return doc
 
 

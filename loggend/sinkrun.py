@@ -14,15 +14,18 @@ import time
 import traceback
 from typing import TextIO
 
-from loggend.config import format_ports
+from loggend.board import Board
+from loggend.config import MAX_WORKERS, format_ports
 from loggend.engine.counters import CounterBlock
 from loggend.errors import EXIT_FAILURE, EXIT_OK
 from loggend.sink import EXIT_BIND_FAILED, SinkTotals, SinkWorker, open_sockets
+from loggend.webchild import WebSettings, fork_web
 
 REPORT_SECONDS = 1.0
 LOOP_SECONDS = 0.05
 STOP_TIMEOUT = 5.0
 MAX_PROCESSES = 256
+MAX_STREAMS = MAX_WORKERS        # per-stream slots: stream "<prefix><i>" -> slot i
 
 
 def sink_cpus(count: int) -> list[int | None]:
@@ -61,10 +64,14 @@ def reserve_port(host: str) -> tuple[socket.socket, int]:
 
 class SinkCommand:
     def __init__(self, host: str, ports: tuple[int, ...], processes: int, duration: float = 0.0,
-                 idle_exit: float = 0.0, gro: bool = True, out: TextIO = sys.stdout) -> None:
+                 idle_exit: float = 0.0, gro: bool = True, out: TextIO = sys.stdout,
+                 dashboard: WebSettings | None = None) -> None:
         self.host, self.ports, self.processes, self.gro = host, ports, processes, gro
+        self.dashboard = dashboard
+        self.web_pid = 0
         self.duration, self.idle_exit, self.out = duration, idle_exit, out
         self.block = CounterBlock(processes)
+        self.streams = CounterBlock(MAX_STREAMS)
         self.children: dict[int, int] = {}
         self.stopping = False
         self.failed = False
@@ -83,7 +90,8 @@ class SinkCommand:
             held, port = reserve_port(self.host)
             self.ports = (port,)
         for i, cpu in enumerate(sink_cpus(self.processes)):
-            pid = fork_sink(self.host, self.ports, self.block, i, cpu, self.gro, close=(held,) if held else ())
+            pid = fork_sink(self.host, self.ports, self.block, i, cpu, self.gro, close=(held,) if held else (),
+                            streams=self.streams)
             self.children[pid] = i
         while self.totals().running < self.processes and not self.reap():
             time.sleep(0.01)
@@ -94,6 +102,8 @@ class SinkCommand:
             return EXIT_FAILURE
         print(f"READY listening on {self.host}:{format_ports(self.ports)} ({self.processes} processes)",
               file=self.out, flush=True)
+        if self.dashboard is not None:
+            self.start_web()
         start = last_change = last_report = time.monotonic()
         last = reported = 0
         while not self.stopping and not self.reap():
@@ -118,6 +128,17 @@ class SinkCommand:
               f"{t.unsequenced:,}; kernel drops {t.kernel_drops:,}", file=self.out, flush=True)
         return EXIT_FAILURE if self.failed else EXIT_OK
 
+    def start_web(self) -> None:
+        """The web process over the sink's counters: /metrics (loggen_sink_*), /api/metrics, the dashboard."""
+        assert self.dashboard is not None
+        board = Board()
+        board.publish({"target": f"{self.host}:{format_ports(self.ports)}", "ports": list(self.ports), "rate": 0,
+                       "workers": 0, "slots": 0, "sink_slots": self.processes, "started_unix": time.time()})
+        self.board = board
+        self.web_pid = fork_web(self.dashboard, CounterBlock(1), board,
+                                lambda line: print(f"loggend: {line}", file=sys.stderr, flush=True),
+                                self.block, self.streams, (self.out, sys.stderr))
+
     def reap(self) -> bool:
         """Reap exited children; True when one failed (the sink cannot do its job)."""
         while self.children:
@@ -128,6 +149,10 @@ class SinkCommand:
                 break
             if pid == 0:
                 break
+            if pid == self.web_pid:
+                print("loggend: sink dashboard exited; the sink goes on without it", file=sys.stderr, flush=True)
+                self.web_pid = 0
+                continue
             index = self.children.pop(pid, None)
             if index is not None and not self.stopping:
                 code = os.waitstatus_to_exitcode(status)
@@ -140,6 +165,10 @@ class SinkCommand:
 
     def stop(self) -> None:
         self.stopping = True
+        if self.web_pid:
+            os.kill(self.web_pid, signal.SIGTERM)
+            os.waitpid(self.web_pid, 0)
+            self.web_pid = 0
         for pid in self.children:
             try:
                 os.kill(pid, signal.SIGTERM)

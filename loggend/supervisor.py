@@ -29,7 +29,7 @@ from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config, format_ports
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.engine.render import Corpus
-from loggend.engine.worker import EXIT_BOOT_FAILED, Worker, set_parent_death_signal
+from loggend.engine.worker import EXIT_BOOT_FAILED, Worker
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.procinfo import pss_bytes
 from loggend.report import LiveLine, sink_summary, summary, summary_json
@@ -38,6 +38,7 @@ from loggend.sink import STATE_RUNNING as SINK_RUNNING
 from loggend.sinkrun import fork_sink
 from loggend.systemd import Notifier
 from loggend.tuning import Tuner, TuningError
+from loggend.webchild import WebSettings, fork_web
 
 LOOP_SECONDS = 0.1           # main loop period: signal latency and reaping
 REPORT_SECONDS = 1.0         # live line and memory check period
@@ -188,30 +189,14 @@ class Supervisor:
 
     def spawn_web(self) -> None:
         """Fork the web process (dashboard, REST, /ws, /metrics); it only reads the counters and the board."""
-        dashboard = self.config.dashboard
-        if dashboard is None:
+        c = self.config
+        if c.dashboard is None:
             return
-        config = self.config
-        self.out.flush()
-        self.err.flush()
-        pid = os.fork()
-        if pid:
-            self.children[pid] = Child(WEB, pid, time.monotonic_ns())
-            return
-        code = EXIT_FAILURE
-        try:
-            for sig in HANDLED_SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            set_parent_death_signal()
-            from loggend.web import serve  # flask and friends load in this process only
-            code = serve(dashboard[0], dashboard[1], config.dashboard_token, config.dashboard_origins,
-                         config.dashboard_interval, self.block, self.board, self.log, self.sink_block,
-                         self.stream_block)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+        settings = WebSettings(c.dashboard[0], c.dashboard[1], c.dashboard_token, c.dashboard_origins,
+                               c.dashboard_interval)
+        pid = fork_web(settings, self.block, self.board, self.log, self.sink_block, self.stream_block,
+                       (self.out, self.err))
+        self.children[pid] = Child(WEB, pid, time.monotonic_ns())
 
     def spawn_sink(self, k: int) -> None:
         """Fork local sink process ``k``: it receives on the target ports and writes sink slot ``k``."""

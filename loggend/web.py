@@ -130,7 +130,8 @@ class WebState:
         if self.sink_block is None or not count:
             return None
         totals = SinkTotals.of(self.sink_block, count)
-        return sink_document(totals, sum(s.sent for s in slots), self.sink_rates.rate(1))
+        sent = sum(s.sent for s in slots) if int(board.get("workers", 0)) else None     # None: a sink on its own
+        return sink_document(totals, sent, self.sink_rates.rate(1))
 
     def sample(self) -> None:
         board = self.board.read()

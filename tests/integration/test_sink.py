@@ -96,3 +96,33 @@ def test_local_sink_under_the_supervisor_counts_what_was_sent(loggend):
     assert "sent        80,000 events" in proc.stdout
     assert "received    80,000 events from 2 streams (2 processes)" in proc.stdout
     assert "lost        0 (0.0000 %) by sequence; sent - received = 0" in proc.stdout
+
+
+def test_standalone_sink_serves_its_own_metrics(loggend):
+    import json
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "2", "--dashboard", "127.0.0.1:0")
+    port = int(re.search(r":(\d+) \(", proc.wait_line("READY listening on")).group(1))
+    url = re.search(r"(http://\S+?)/ ", proc.wait_line("dashboard: http://", stream="err")).group(1)
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in [0, 1, 2, 5, 5]:                         # 3, 4 lost; 5 twice
+        out.sendto(msg("w0", s), ("127.0.0.1", port))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/api/metrics", timeout=5) as r:
+            sink = json.loads(r.read())["sink"]
+        if sink["received"] == 5:
+            break
+        time.sleep(0.2)
+    assert (sink["received"], sink["lost"], sink["duplicates"], sink["processes"]) == (5, 2, 1, 2)
+    assert sink["sent_minus_received"] is None
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+        families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+    total = {name: sum(s.value for s in families[name].samples if s.name.endswith("_total"))
+             for name in ("loggen_sink_received", "loggen_sink_lost", "loggen_sink_duplicates",
+                          "loggen_sink_kernel_drops", "loggen_sink_reordered")}
+    assert total == {"loggen_sink_received": 5, "loggen_sink_lost": 2, "loggen_sink_duplicates": 1,
+                     "loggen_sink_kernel_drops": 0, "loggen_sink_reordered": 0}
