@@ -276,7 +276,8 @@ def cmd_perftest(args: argparse.Namespace) -> int:
         loss_percent=parse_percent("--target-loss", args.target_loss),
     )
     report_dir = Path(args.report_dir or time.strftime("reports/%Y%m%d-%H%M%S"))
-    return PerfTest(duration=duration, rate=f"{rate:g}", workers=parse_int("--workers", args.workers, 1, MAX_WORKERS),
+    return PerfTest(duration=duration, rate=str(int(rate)) if rate.is_integer() else str(rate),
+                    workers=parse_int("--workers", args.workers, 1, MAX_WORKERS),
                     ports=format_ports(parse_ports("--ports", args.ports)), report_dir=report_dir, targets=targets,
                     optimize=not args.no_optimize,
                     sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES)).run()

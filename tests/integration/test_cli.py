@@ -30,6 +30,17 @@ BAD_INPUT = [
     (["run", "--bogus"], "--bogus"),
     (["launch"], "launch"),
     (["sink", "--listen", "127.0.0.1:99999"], "--listen"),
+    (["sink", "--ports", "514-x"], "--ports"),
+    (["sink", "--processes", "-1"], "--processes"),
+    (["sink", "--dashboard", "nowhere"], "--dashboard"),
+    (["perftest", "--duration", "0"], "--duration"),
+    (["perftest", "--rate", "fast"], "--rate"),
+    (["perftest", "--target-cpu", "150"], "--target-cpu"),
+    (["perftest", "--target-memory", "lots"], "--target-memory"),
+    (["tune", "fly"], "fly"),
+    (["run", "--sink-processes", "999"], "--sink-processes"),
+    (["run", "--dashboard-token", "short"], "--dashboard-token"),
+    (["run", "--dashboard-interval", "0s"], "--dashboard-interval"),
 ]
 
 
