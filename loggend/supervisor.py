@@ -37,7 +37,7 @@ from loggend.sink import EXIT_BIND_FAILED, SinkTotals
 from loggend.sink import STATE_RUNNING as SINK_RUNNING
 from loggend.sinkrun import fork_sink
 from loggend.systemd import Notifier
-from loggend.tuning import Tuner, TuningError
+from loggend.tuning import STATE_PATH, Tuner, TuningError
 from loggend.webchild import WebSettings, fork_web
 
 LOOP_SECONDS = 0.1           # main loop period: signal latency and reaping
@@ -89,7 +89,9 @@ class Supervisor:
         notifier: Notifier | None = None,
         loader: Loader | None = None,
         summary_path: str = "",
+        tuning_state: str = STATE_PATH,
     ) -> None:
+        self.tuning_state = tuning_state
         self.config = config
         self.summary_path = summary_path
         self.loader = loader
@@ -231,8 +233,11 @@ class Supervisor:
 
     def optimize(self) -> None:
         """Apply the kernel tuning when allowed (restored at the end of the run), else say why not."""
-        tuner = Tuner()
+        tuner = Tuner(state=self.tuning_state)
         try:
+            if tuner.saved() is not None:
+                self.log(f"optimize: tuning already applied by `loggend tune apply` ({tuner.state}); left as it is")
+                return
             changed = tuner.apply()
         except TuningError as err:
             self.log(f"optimize: not applied: {err}")

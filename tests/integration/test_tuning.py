@@ -85,3 +85,19 @@ def test_real_kernel_round_trip(tmp_path):
     finally:
         real.restore()
     assert {k: real.read(k) for k in KEYS} == before
+
+
+def test_run_with_optimize_applies_and_restores(tmp_path, receiver):
+    real = Tuner()
+    try:
+        real.check_writable(KEYS)
+    except TuningError as err:
+        pytest.skip(f"the real /proc/sys cannot be tuned here: {err}")
+    if real.saved() is not None:
+        pytest.skip(f"{real.state} exists: somebody's tuning is applied; not touching it")
+    before = {k: real.read(k) for k in KEYS}
+    result = run_loggend("run", "--config", "/dev/null", "--workers", "1", "--dashboard", "off", "-optimize=true",
+                         "--target", f"127.0.0.1:{receiver.port}", "--rate", "1000", "--duration", "1s")
+    assert result.returncode == 0, result.stderr
+    assert "optimize: kernel tuning applied" in result.stderr and "optimize: kernel tuning restored" in result.stderr
+    assert {k: real.read(k) for k in KEYS} == before and real.saved() is None
