@@ -69,8 +69,9 @@ function renderWorkers(workers) {
     tile.querySelector("b").textContent = `w${w.index}`;
     tile.querySelector(".port").textContent = `:${w.port ?? "-"} ${w.status}`;
     tile.querySelector(".eps").textContent = `${fmtRate(w.events_per_second)} ev/s`;
+    const sink = w.received === undefined ? "" : ` · lost ${nf.format(w.lost)}`;
     tile.querySelector(".detail").textContent =
-      `cpu ${w.cpu_percent.toFixed(0)} % · restarts ${w.restarts}${w.errors ? ` · err ${nf.format(w.errors)}` : ""}`;
+      `cpu ${w.cpu_percent.toFixed(0)} % · restarts ${w.restarts}${w.errors ? ` · err ${nf.format(w.errors)}` : ""}${sink}`;
   });
 }
 

@@ -133,7 +133,7 @@ def test_dashboard_in_a_real_browser(loggend, receiver):
     playwright = pytest.importorskip("playwright.sync_api")
     port = free_tcp_port()
     extra = ("--dashboard", f"127.0.0.1:{port}")
-    proc, url = start(loggend, receiver, *extra, rate="3000")
+    proc, url = start(loggend, receiver, *extra, rate="400000")       # six-digit numbers must fit
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -145,12 +145,15 @@ def test_dashboard_in_a_real_browser(loggend, receiver):
             first = page.text_content("#events")
             page.wait_for_function(f"document.getElementById('events').textContent !== {first!r}", timeout=10000)
             assert page.locator(".worker.running").count() == 2
-            assert page.text_content("#target-eps") == "3,000"
+            assert page.text_content("#target-eps") == "400,000"
             page.wait_for_timeout(1500)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            page.set_viewport_size({"width": 2560, "height": 1440})           # a wall monitor
-            page.wait_for_timeout(700)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-wall.png"), full_page=True)
+            assert_readable(page)
+            for width, height, name in ((1280, 720, "laptop"), (2560, 1440, "wall")):
+                page.set_viewport_size({"width": width, "height": height})
+                page.wait_for_timeout(700)
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+                assert_readable(page)
             # the daemon goes away: the page says so, and reconnects by itself to the next one
             proc.signal(signal.SIGTERM)
             assert proc.wait() == 0
@@ -161,6 +164,18 @@ def test_dashboard_in_a_real_browser(loggend, receiver):
         finally:
             browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def assert_readable(page) -> None:
+    """The big number, the target and the chart do not overlap, and nothing scrolls sideways."""
+    eps, target, chart = (page.locator(sel).bounding_box() for sel in ("#eps", "#target-eps", "#chart"))
+    if target["y"] < eps["y"] + eps["height"] and eps["y"] < target["y"] + target["height"]:   # side by side
+        assert eps["x"] + eps["width"] <= target["x"], (eps, target)
+    assert chart["width"] > 200
+    overflowing = page.evaluate("""[...document.querySelectorAll('.big, .mid, .val, .worker')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.id || e.className)""")
+    assert overflowing == [], overflowing
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
 def free_tcp_port() -> int:
