@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -11,10 +12,27 @@ from tests.conftest import ROOT, alive
 SCRIPT = ROOT / "scripts" / "test.sh"
 
 
+def free_port_pair() -> str:
+    """Two consecutive free UDP ports on loopback, as "P-P+1"."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            if port >= 65535:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return f"{port}-{port + 1}"
+    raise RuntimeError("no two consecutive free ports")
+
+
 def run_script(tmp_path, duration: str, target_eps: str, *extra: str, timeout: float = 120):
     env = dict(os.environ, DURATION=duration, RATE="20k", WORKERS="2", TARGET_EPS=target_eps,
                REPORT_DIR=str(tmp_path / "report"))
-    return subprocess.run([str(SCRIPT), "--no-optimize", "--ports", "56600-56601", "--sink-processes", "1", *extra],
+    return subprocess.run([str(SCRIPT), "--no-optimize", "--ports", free_port_pair(), "--sink-processes", "1", *extra],
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
@@ -47,7 +65,7 @@ def test_a_missed_target_fails_with_a_nonzero_status(tmp_path):
 
 def test_ctrl_c_stops_both_cleanly_and_still_reports(tmp_path):
     env = dict(os.environ, DURATION="60s", RATE="20k", WORKERS="2", REPORT_DIR=str(tmp_path / "report"))
-    proc = subprocess.Popen([str(SCRIPT), "--no-optimize", "--ports", "56700-56701", "--sink-processes", "1"],
+    proc = subprocess.Popen([str(SCRIPT), "--no-optimize", "--ports", free_port_pair(), "--sink-processes", "1"],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT, start_new_session=True)
     try:
         assert proc.stdout is not None
