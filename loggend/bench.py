@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from loggend.children import fork_child
 from loggend.engine.counters import CounterBlock
 from loggend.engine.spec import MessageSpec, WorkerSpec
 from loggend.engine.worker import Worker
@@ -102,17 +103,19 @@ def _result(text: str) -> dict[str, str]:
 def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Popen[str]:
     """loggend's own receiver, count only, in a pinned child process."""
     code = (
-        "import sys, time, socket\n"
-        "from loggend.sink import Receiver\n"
-        f"r = Receiver('127.0.0.1', {port}); print('READY', flush=True)\n"
-        f"end = time.monotonic() + {seconds + 5}; n = b = 0; first = last = 0.0\n"
+        "import select, time\n"
+        "from loggend.accounting import Accounting\n"
+        "from loggend.sink import Receiver, open_sockets\n"
+        f"(s,) = open_sockets('127.0.0.1', ({port},), reuseport=False, gro=False)\n"
+        "r, acc = Receiver(), Accounting(); print('READY', flush=True)\n"
+        f"end = time.monotonic() + {seconds + 5}; first = last = 0.0\n"
         f"if {never_read}:\n    time.sleep({seconds + 1}); end = 0\n"
         "while time.monotonic() < end:\n"
-        "    batch = r.receive(); t = time.monotonic()\n"
-        "    if batch:\n"
-        "        first = first or t; last = t; n += len(batch); b += sum(map(len, batch))\n"
-        "    elif n and t - last > 1: break\n"
-        "print(f'RESULT recv={n} bytes={b} span={last - first:.4f}', flush=True)\n"
+        "    got = r.drain(s.fileno(), acc) if select.select([s], [], [], 0.1)[0] else 0; t = time.monotonic()\n"
+        "    if got:\n"
+        "        first = first or t; last = t\n"
+        "    elif acc.received and t - last > 1: break\n"
+        "print(f'RESULT recv={acc.received} bytes={acc.octets} span={last - first:.4f}', flush=True)\n"
     )
     return _pinned([sys.executable, "-c", code], RECEIVER_CPU)
 
@@ -126,20 +129,18 @@ def loggend_send(mode: str, port: int, seconds: float) -> Figure:
                       cpu=SENDER_CPU, messages=MessageSpec())
     worker = Worker(spec, block.slot(0), log=lambda line: None)
     read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_end)
-            worker.init_process()
-            worker.setup()
-            cpu0, t0 = time.process_time(), time.monotonic()
-            worker.loop()
-            cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-            os.write(write_end, json.dumps({"cpu": cpu, "wall": wall}).encode())
-            code = 0
-        finally:
-            os._exit(code)
+
+    def body() -> int:
+        os.close(read_end)
+        worker.init_process()
+        worker.setup()
+        cpu0, t0 = time.process_time(), time.monotonic()
+        worker.loop()
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+        os.write(write_end, json.dumps({"cpu": cpu, "wall": wall}).encode())
+        return 0
+
+    pid = fork_child(body)
     os.close(write_end)
     with os.fdopen(read_end) as f:
         measured = json.loads(f.read() or '{"cpu": 0, "wall": 0}')
@@ -174,14 +175,12 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     from loggend import sink as S
     block = CounterBlock(1)
     worker = S.SinkWorker("127.0.0.1", (port,), block.slot(0), RECEIVER_CPU, log=lambda line: None, gro=gro)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            worker.init_process()
-            code = worker.run()
-        finally:
-            os._exit(code)
+
+    def body() -> int:
+        worker.init_process()
+        return worker.run()
+
+    pid = fork_child(body)
     while block.values(0)[S.STATE] != S.STATE_RUNNING:
         time.sleep(0.01)
     cpu0 = _cpu_seconds(pid)

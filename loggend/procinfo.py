@@ -20,15 +20,3 @@ def pss_bytes(pid: int, proc: str = PROC) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
-
-
-def rss_bytes(pid: int, proc: str = PROC) -> int:
-    """Resident set size of ``pid`` (shared pages included); 0 when it is gone or unreadable."""
-    try:
-        with open(f"{proc}/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * KIB
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0

@@ -11,10 +11,10 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from typing import TextIO
 
 from loggend.board import Board
+from loggend.children import exited, fork_child, stop_all
 from loggend.config import MAX_WORKERS, format_ports
 from loggend.engine.counters import CounterBlock
 from loggend.errors import EXIT_FAILURE, EXIT_OK
@@ -39,21 +39,14 @@ def fork_sink(host: str, ports: tuple[int, ...], block: CounterBlock, index: int
     """Fork sink process ``index``; the parent gets its pid. ``close``: parent sockets the child must not keep."""
     worker = SinkWorker(host, ports, block.slot(index), cpu, log=lambda line: print(line, file=sys.stderr, flush=True),
                         gro=gro, streams=streams)
-    for out in outputs:
-        out.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = EXIT_FAILURE
-    try:
+
+    def body() -> int:
         for sock in close:           # else it stays in the SO_REUSEPORT group and takes a share of flows
             sock.close()
         worker.init_process()
-        code = worker.run()
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+        return worker.run()
+
+    return fork_child(body, outputs)
 
 
 def reserve_port(host: str) -> tuple[socket.socket, int]:
@@ -141,16 +134,10 @@ class SinkCommand:
 
     def reap(self) -> bool:
         """Reap exited children; True when one failed (the sink cannot do its job)."""
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                break
-            if pid == 0:
-                break
+        for pid, status in exited():
             if pid == self.web_pid:
-                print("loggend: sink dashboard exited; the sink goes on without it", file=sys.stderr, flush=True)
+                if not self.stopping:
+                    print("loggend: sink dashboard exited; the sink goes on without it", file=sys.stderr, flush=True)
                 self.web_pid = 0
                 continue
             index = self.children.pop(pid, None)
@@ -164,26 +151,7 @@ class SinkCommand:
         return self.failed
 
     def stop(self) -> None:
+        """The dashboard and the sink processes: SIGTERM (they drain their queues), SIGKILL after STOP_TIMEOUT."""
         self.stopping = True
-        if self.web_pid:
-            os.kill(self.web_pid, signal.SIGTERM)
-            os.waitpid(self.web_pid, 0)
-            self.web_pid = 0
-        for pid in self.children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while self.children and time.monotonic() < deadline:
-            self.reap()
-            time.sleep(0.01)
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        while self.children:
-            self.reap()
-            time.sleep(0.01)
-
+        pids = [*self.children, *([self.web_pid] if self.web_pid else [])]
+        stop_all(pids, lambda pid: pid in self.children or pid == self.web_pid, self.reap, STOP_TIMEOUT)

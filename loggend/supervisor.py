@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
@@ -25,6 +24,7 @@ from typing import TextIO
 from loggend import __version__
 from loggend import sink as sink_fields
 from loggend.board import Board
+from loggend.children import exited, fork_child, kill_quietly, stop_all
 from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config, format_ports, format_size
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
@@ -52,7 +52,6 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WEB = -1                     # the web process's index among the children (it has no counter slot)
 SINK0 = -2                   # local sink process k has index SINK0 - k (and sink slot k)
 SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
-EXIT_WEB_FAILED = 3          # the web process could not listen
 
 Loader = Callable[[], Config]
 
@@ -165,22 +164,13 @@ class Supervisor:
             if config.rate:
                 count = self.block.slot(index)[C.SENT] + share(round(config.rate * duration), index, config.workers)
         worker = Worker(config.worker_spec(index, duration, count), self.block.slot(index), corpus=self.corpus)
-        self.out.flush()
-        self.err.flush()
-        pid = os.fork()
-        if pid:
-            self.children[pid] = Child(index, pid, time.monotonic_ns())
-            return
-        code = EXIT_FAILURE
-        try:
-            for sig in HANDLED_SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
-            worker.init_process()
-            code = worker.run()
-        except BaseException:       # a child must never return into the parent's code
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+
+        def body() -> int:
+            worker.init_process()          # sets the worker's own signal handlers
+            return worker.run()
+
+        pid = fork_child(body, (self.out, self.err))
+        self.children[pid] = Child(index, pid, time.monotonic_ns())
 
     def spawn_workers(self, remaining: float | None = None) -> None:
         """All workers, sharing one figure of the time left so that their counts add up exactly."""
@@ -278,59 +268,40 @@ class Supervisor:
         })
 
     def reap_workers(self) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
+        for pid, status in exited():
             child = self.children.pop(pid, None)
             if child is not None and not self.stopping:
                 self.after_exit(child, status)
 
     def after_exit(self, child: Child, status: int) -> None:
-        """Decide what a worker's exit means: done, fatal, or restart with back-off."""
+        """Decide what a child's exit means: done, fatal, or restart with back-off."""
         index = child.index
         if index == WEB:
-            failures = self.failures.get(WEB, 0) + 1
-            self.failures[WEB] = failures
             self.web_restarts += 1
-            delay = backoff(failures)
-            self.log(f"dashboard (pid {child.pid}) {describe_exit(status)}; restarting it in {delay:g} s "
-                     "(sending goes on)")
-            self.pending[WEB] = self.clock() + delay
+            self.schedule_restart(child, status, "dashboard", " (sending goes on)")
             return
-        if index <= SINK0:
-            k = SINK0 - index
-            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_BIND_FAILED:
-                self.log(f"local sink {k} could not listen on {self.config.target}; stopping")
-                self.exit_code = EXIT_FAILURE
-                self.stop()
-                return
-            failures = self.failures.get(index, 0) + 1
-            self.failures[index] = failures
-            delay = backoff(failures)
-            self.log(f"local sink {k} (pid {child.pid}) {describe_exit(status)}; restarting it in {delay:g} s")
-            self.pending[index] = self.clock() + delay
-            return
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_BOOT_FAILED:
-            self.log(f"worker {index} could not start sending to {self.config.target}; stopping")
+        sink = index <= SINK0
+        name = f"local sink {SINK0 - index}" if sink else f"worker {index}"
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == (EXIT_BIND_FAILED if sink else EXIT_BOOT_FAILED):
+            self.log(f"{name} could not {'listen on' if sink else 'start sending to'} {self.config.target}; stopping")
             self.exit_code = EXIT_FAILURE
             self.stop()
             return
-        if status == 0 and self.config.duration:
+        if not sink and status == 0 and self.config.duration:
             return                                    # its share of the timed run is done
         if index >= self.config.workers:
             return                                    # retired by a reload
+        self.schedule_restart(child, status, name)
+
+    def schedule_restart(self, child: Child, status: int, name: str, note: str = "") -> None:
+        """Restart after a back-off that doubles per consecutive failure; a long run forgives them."""
         ran = (time.monotonic_ns() - child.spawned_ns) / 1e9
-        failures = 1 if ran >= BACKOFF_RESET else self.failures.get(index, 0) + 1
-        self.failures[index] = failures
+        failures = 1 if ran >= BACKOFF_RESET else self.failures.get(child.index, 0) + 1
+        self.failures[child.index] = failures
         delay = backoff(failures)
-        self.log(f"worker {index} (pid {child.pid}) {describe_exit(status)} after {ran:.1f} s; "
-                 f"restarting in {delay:g} s")
-        self.pending[index] = self.clock() + delay
+        self.log(f"{name} (pid {child.pid}) {describe_exit(status)}; restarting in {delay:g} s "
+                 f"(it ran {ran:.1f} s){note}")
+        self.pending[child.index] = self.clock() + delay
 
     def manage_workers(self) -> None:
         """Spawn the workers whose restart is due."""
@@ -361,31 +332,15 @@ class Supervisor:
             if age > limit:
                 what = "no heartbeat" if running else "still setting up"
                 self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; killing it")
-                self._kill(child.pid, signal.SIGKILL)
+                kill_quietly(child.pid, signal.SIGKILL)
                 child.spawned_ns = now_ns            # one kill per period, until it is reaped
 
     def stop_children(self, pids: list[int]) -> None:
         """SIGTERM ``pids``, wait up to GRACEFUL_TIMEOUT, SIGKILL the rest, reap them all."""
-        for pid in pids:
-            self._kill(pid, signal.SIGTERM)
-        deadline = self.clock() + GRACEFUL_TIMEOUT
-        while any(pid in self.children for pid in pids):
-            if self.clock() >= deadline:
-                for pid in pids:
-                    if pid in self.children:
-                        self._kill(pid, signal.SIGKILL)
-            self._reap_quietly()
-            time.sleep(0.01)
+        stop_all(pids, self.children.__contains__, self._reap_quietly, GRACEFUL_TIMEOUT, self.clock)
 
     def _reap_quietly(self) -> None:
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
+        for pid, _ in exited():
             self.children.pop(pid, None)
 
     def stop(self) -> None:
@@ -455,13 +410,6 @@ class Supervisor:
                      f"{format_size(self.config.memory_limit)}; stopping")
             self.exit_code = EXIT_FAILURE
             self.stop()
-
-    @staticmethod
-    def _kill(pid: int, sig: int) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
     # --- main loop ----------------------------------------------------------------------------------
 

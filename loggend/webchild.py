@@ -6,18 +6,16 @@ Used by the supervisor (``loggend run``) and by the standalone sink (``loggend s
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
 from loggend.board import Board
+from loggend.children import fork_child
 from loggend.engine.counters import CounterBlock
 from loggend.engine.worker import set_parent_death_signal
-from loggend.errors import EXIT_FAILURE
 
 
 @dataclass(frozen=True)
@@ -33,21 +31,14 @@ def fork_web(settings: WebSettings, block: CounterBlock, board: Board, log: Call
              sink_block: CounterBlock | None = None, stream_block: CounterBlock | None = None,
              outputs: tuple[TextIO, ...] = (sys.stdout, sys.stderr)) -> int:
     """Fork the web process; the parent gets its pid, the child serves until it is killed."""
-    for out in outputs:
-        out.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = EXIT_FAILURE
-    try:
+
+    def body() -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         set_parent_death_signal()
         from loggend.web import serve
-        code = serve(settings.host, settings.port, settings.token, settings.origins, settings.interval,
+        return serve(settings.host, settings.port, settings.token, settings.origins, settings.interval,
                      block, board, log, sink_block, stream_block)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+
+    return fork_child(body, outputs)
