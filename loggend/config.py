@@ -313,10 +313,6 @@ class Config:
     source: str = "built-in defaults"   # where it was read from, for messages
 
     @property
-    def port(self) -> int:
-        return self.ports[0]
-
-    @property
     def target(self) -> str:
         return f"{self.target_name or self.host}:{format_ports(self.ports)}"
 

@@ -38,6 +38,7 @@ SLOT = 65536                  # bytes per buffer: a whole GRO train (<= 64 KiB)
 CONTROL = 64                  # control bytes per buffer: room for the UDP_GRO cmsg
 RCVBUF_BYTES = 256 << 20      # asked for with SO_RCVBUFFORCE as root, else capped at rmem_max
 POLL_SECONDS = 0.05           # epoll timeout: how often stop flags, heartbeat and drops are looked at
+PUBLISH_SECONDS = 0.05        # counters and heartbeat are published this often (like a worker's tick)
 DROPS_SECONDS = 1.0           # /proc/net/udp is read this often
 MSG_DONTWAIT = 0x40
 SO_RCVBUFFORCE = 33           # asm-generic/socket.h; not exported by Python 3.11
@@ -300,26 +301,31 @@ class SinkWorker:
         self.base = slot.tolist()                  # a restarted sink process carries its slot's counts on
         gc.disable()
         slot[STATE] = STATE_RUNNING
-        next_drops = 0.0
+        next_publish = next_drops = 0.0
         try:
             while self.alive:
                 for fd, _ in poller.poll(POLL_SECONDS):
                     receiver.drain(fd, acc)
-                self.publish(receiver.calls)
                 now = time.monotonic()
+                if now >= next_publish:            # on a timer: a busy sink wakes up thousands of times a second
+                    self.publish(receiver.calls)
+                    next_publish = now + PUBLISH_SECONDS
                 if now >= next_drops:
-                    slot[KERNEL_DROPS] = self.base[KERNEL_DROPS] + max(0, kernel_drops(inodes) - base_drops)
+                    self.publish_drops(inodes, base_drops)
                     next_drops = now + DROPS_SECONDS
             for fd in fds:                         # what is still queued counts too
                 receiver.drain(fd, acc)
             self.publish(receiver.calls)
-            slot[KERNEL_DROPS] = self.base[KERNEL_DROPS] + max(0, kernel_drops(inodes) - base_drops)
+            self.publish_drops(inodes, base_drops)
         finally:
             slot[STATE] = STATE_STOPPED
             poller.close()
             for s in socks:
                 s.close()
         return 0
+
+    def publish_drops(self, inodes: set[int], base: int) -> None:
+        self.slot[KERNEL_DROPS] = self.base[KERNEL_DROPS] + max(0, kernel_drops(inodes) - base)
 
     def publish(self, calls: int) -> None:
         acc, slot, b = self.accounting, self.slot, self.base
