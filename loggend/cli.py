@@ -13,21 +13,10 @@ import sys
 from typing import NoReturn
 
 from loggend import __version__
-from loggend.config import (
-    DASHBOARD_PORT,
-    DEFAULT_CONFIG_PATH,
-    Config,
-    format_ports,
-    load,
-    parse_dashboard,
-    parse_duration,
-    parse_int,
-    parse_ports,
-    resolve_host,
-    split_target,
-)
+from loggend.config import DASHBOARD_PORT, DEFAULT_CONFIG_PATH, MAX_SINK_PROCESSES, Config, load, parse_dashboard
 from loggend.engine.spec import TIMEZONES, TRANSPORTS
-from loggend.errors import EXIT_FAILURE, EXIT_USAGE, UsageError
+from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, resolve_host, split_target
 
 # Flags of ``run`` that override a config key (dest -> key); the error label is the flag itself.
 FLAG_KEYS = {
@@ -85,6 +74,7 @@ def build_parser() -> Parser:
     run.add_argument("--local-sink", action="store_true", help="also receive on the target ports and count loss")
     run.add_argument("--sink-processes", help="receiving processes of the local sink (0 = one per CPU)")
     run.add_argument("--summary-json", help="also write the end-of-run summary to this file as JSON")
+    run.add_argument("--ready-file", help="once every worker sends, write JSON here: pid, dashboard URL, target")
     run.add_argument("--daemon", action="store_true", help="detach from the shell (needs --pidfile)")
     run.add_argument("--pidfile", help="write the pid here; refuse to start if it is held")
     run.add_argument("--log-file", help="daemon output (default: the pidfile's name with .log)")
@@ -166,18 +156,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = loader()
     summary_path = os.path.abspath(args.summary_json) if args.summary_json else ""
+    ready_path = os.path.abspath(args.ready_file) if args.ready_file else ""
     if args.daemon and not args.pidfile:
         raise UsageError("--daemon: needs --pidfile PATH, so that the daemon can be found and stopped")
     if args.log_file and not args.daemon:
         raise UsageError("--log-file: only with --daemon (in the foreground the output is the terminal)")
 
     def main() -> int:
-        from loggend.supervisor import Supervisor
-        return Supervisor(config, loader=loader, summary_path=summary_path).run()
+        from loggend.control.supervisor import Supervisor
+        return Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path).run()
 
     if not args.pidfile:
         return main()
-    from loggend.daemon import AlreadyRunning, PidFile, run_detached
+    from loggend.control.daemon import AlreadyRunning, PidFile, run_detached
     pidfile = PidFile(args.pidfile)
     try:
         pidfile.acquire()
@@ -209,11 +200,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
-    from loggend.sinkrun import MAX_PROCESSES, SinkCommand
-    from loggend.webchild import WebSettings
+    from loggend.control.sinkd import SinkCommand
+    from loggend.web.child import WebSettings
     host, port = split_target("--listen", args.listen, lowest_port=0)
     ports = (port,) if port is not None else parse_ports("--ports", args.ports)
-    processes = parse_int("--processes", args.processes, 0, MAX_PROCESSES) or len(os.sched_getaffinity(0))
+    processes = parse_int("--processes", args.processes, 0, MAX_SINK_PROCESSES) or len(os.sched_getaffinity(0))
     dashboard = parse_dashboard("--dashboard", args.dashboard)
     return SinkCommand(
         host=resolve_host("--listen", host),
@@ -227,7 +218,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from loggend.bench import run_bench
+    from loggend.tools.bench import run_bench
     return run_bench(
         seconds=parse_duration("--seconds", args.seconds),
         repeats=parse_int("--repeats", args.repeats, 1, 99),
@@ -236,7 +227,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from loggend.tuning import STATE_PATH, SYSCTL_ROOT, Tuner, TuningError
+    from loggend.control.tuning import STATE_PATH, SYSCTL_ROOT, Tuner, TuningError
     tuner = Tuner(root=args.sysctl_root or SYSCTL_ROOT, state=args.state or STATE_PATH)
     try:
         if args.action == "show":
@@ -263,8 +254,9 @@ def cmd_perftest(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, parse_rate, parse_size
-    from loggend.perftest import PerfTest, Targets
+    from loggend.config import MAX_WORKERS
+    from loggend.parsers import parse_rate, parse_size
+    from loggend.tools.perftest import PerfTest, Targets
     duration = parse_duration("--duration", args.duration)
     if not duration:
         raise UsageError("--duration: 0 is not allowed; expected a duration such as 20s or 30m")
@@ -305,4 +297,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loggend: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

@@ -1,7 +1,7 @@
-"""Validated, frozen run configuration: the only YAML reader, the small pure parsers, ``load``.
+"""Validated, frozen run configuration: the only YAML reader, the run's own keys, ``load``.
 
-Every parser takes the name of the key or flag it is parsing, so the one-line error it raises
-names what the user typed (``/etc/loggen.yaml: rate`` or ``--rate``). ``load(path, overrides)``
+Every value goes through a parser that names the key or flag in its one-line error
+(``loggend.parsers`` for the common kinds of value). ``load(path, overrides)``
 reads the file, lays the command-line overrides over it and validates every key into a frozen
 ``Config``; nothing downstream sees a raw string or dict. ``config/loggen.yaml`` documents
 every key with its default (a test holds the two together).
@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 import os
 import re
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import yaml
@@ -23,94 +22,34 @@ from loggend.engine import catalog
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
 from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec, WorkerSpec
 from loggend.errors import ConfigError, UsageError
+from loggend.parsers import (
+    format_ports,
+    parse_bool,
+    parse_choice,
+    parse_duration,
+    parse_int,
+    parse_int_list,
+    parse_listen,
+    parse_port,
+    parse_ports,
+    parse_rate,
+    parse_size,
+    resolve_host,
+    split_target,
+)
 
-DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-RATE_SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
-MAX_RATE = 1e9
+DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
+MAX_WORKERS = 1024
+MAX_SINK_PROCESSES = 256          # sink processes of a run or of `loggend sink`
+MIN_HUNG_TIMEOUT = 1.0
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
+TOKEN_RE = re.compile(r"|[!-~]{16,256}")
+ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence suffix
 MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
 POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + the worker index <= 16 characters
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
-_RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
-
-
-def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
-    """``90s``, ``30m``, ``1h``, ``1.5h``, ``250ms``; a bare number is in ``bare_unit``. 0 = forever."""
-    m = _DURATION_RE.fullmatch(str(text).strip())
-    if not m:
-        raise ConfigError(key, text, "a duration such as 90s, 30m or 1h (0 = until stopped)")
-    return float(m.group(1)) * DURATION_UNITS[m.group(2) or bare_unit]
-
-
-def parse_rate(key: str, text: str | float) -> float:
-    """Events per second: ``250000``, ``250k``, ``4M``; 0 = as fast as possible."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        m = _RATE_RE.fullmatch(str(text).strip())
-        if not m:
-            raise ConfigError(key, text, "events per second >= 0, e.g. 50000, 250k or 4M (0 = unlimited)")
-        value = float(m.group(1)) * RATE_SUFFIXES[m.group(2)]
-    if not (0 <= value <= MAX_RATE) or math.isnan(value):
-        raise ConfigError(key, text, f"events per second between 0 and {MAX_RATE:.0e} (0 = unlimited)")
-    return value
-
-
-def parse_port(key: str, text: str | int, lowest: int = 1) -> int:
-    """A UDP port; ``lowest=0`` lets a listener ask for any free port."""
-    try:
-        port = int(text)
-    except (TypeError, ValueError):
-        port = -1
-    if not lowest <= port <= 65535:
-        raise ConfigError(key, text, f"a UDP port from {lowest} to 65535")
-    return port
-
-
-def parse_int(key: str, text: object, low: int, high: int) -> int:
-    try:
-        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
-            raise ValueError(text)
-        value: int = int(text)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise ConfigError(key, text, f"a whole number from {low} to {high}") from None
-    if not low <= value <= high:
-        raise ConfigError(key, text, f"a whole number from {low} to {high}")
-    return value
-
-
-def parse_choice(key: str, text: str, allowed: tuple[str, ...]) -> str:
-    if text not in allowed:
-        raise ConfigError(key, text, "one of " + ", ".join(allowed))
-    return text
-
-
-def split_target(key: str, text: str, lowest_port: int = 1) -> tuple[str, int | None]:
-    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
-    text = str(text).strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ConfigError(key, text, "HOST, HOST:PORT or [IPv6]:PORT")
-        return host, parse_port(key, rest[1:], lowest_port) if rest else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, parse_port(key, port, lowest_port)
-    return text, None
-
-
-def resolve_host(key: str, host: str) -> str:
-    """The numeric address the workers will send to (resolved once, at start-up)."""
-    if not host:
-        raise ConfigError(key, host, "a host name or IP address")
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError):
-        raise ConfigError(key, host, "a host name that resolves, or an IP address") from None
-    infos.sort(key=lambda i: i[0] != socket.AF_INET)          # prefer IPv4, like most SIEM inputs
-    return str(infos[0][4][0])
 
 
 def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
@@ -148,80 +87,15 @@ def parse_pool_size(key: str, text: str | int) -> int:
     return value
 
 
-DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
-MAX_WORKERS = 1024
-MIN_HUNG_TIMEOUT = 1.0
-MAX_SINK_PROCESSES = 256
-MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
-TOKEN_RE = re.compile(r"|[!-~]{16,256}")
-ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
-_PORT_PART_RE = re.compile(r"(\d+)(?:-(\d+))?")
-TRUE_WORDS = ("true", "yes", "on", "1")
-FALSE_WORDS = ("false", "no", "off", "0")
-
-
-def parse_bool(key: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in TRUE_WORDS or text in FALSE_WORDS:
-        return text in TRUE_WORDS
-    raise ConfigError(key, value, "true or false")
-
-
-def _int_list(key: str, value: object, allowed: str, low: int, high: int) -> tuple[int, ...]:
-    """``514-553``, ``514``, ``"514,600-610"`` or a YAML list of numbers and ranges."""
-    parts: list[object] = list(value) if isinstance(value, list) else list(str(value).split(","))
-    out: list[int] = []
-    for part in parts:
-        is_number = isinstance(part, int) and not isinstance(part, bool)
-        m = _PORT_PART_RE.fullmatch(str(part).strip()) if is_number or isinstance(part, str) else None
-        if not m:
-            raise ConfigError(key, value, allowed)
-        first = int(m.group(1))
-        last = int(m.group(2) or first)
-        if not low <= first <= last <= high:
-            raise ConfigError(key, value, allowed)
-        out.extend(range(first, last + 1))
-    if not out:
-        raise ConfigError(key, value, allowed)
-    return tuple(out)
-
-
-def parse_ports(key: str, value: object) -> tuple[int, ...]:
-    return _int_list(key, value, "ports from 1 to 65535: a range 514-553, a port, or a list [514, 600-610]", 1, 65535)
-
-
 def parse_cpus(key: str, value: object, usable: set[int]) -> tuple[int, ...]:
     """``auto`` = every CPU this process may run on; else a list or ranges of them."""
     if str(value).strip() == "auto":
         return tuple(sorted(usable))
     allowed = "auto, or CPUs this process may use: " + ",".join(str(c) for c in sorted(usable))
-    cpus = _int_list(key, value, allowed, 0, 4095)
+    cpus = parse_int_list(key, value, allowed, 0, 4095)
     if not set(cpus) <= usable:
         raise ConfigError(key, value, allowed)
     return tuple(dict.fromkeys(cpus))
-
-
-def parse_size(key: str, value: object) -> int:
-    """Bytes: ``12G``, ``512M``, ``12GiB``, a number of bytes; 0 = no limit."""
-    m = _SIZE_RE.fullmatch(str(value).strip())
-    if isinstance(value, bool) or not m:
-        raise ConfigError(key, value, "a size such as 512M or 12G (0 = no limit)")
-    return int(float(m.group(1)) * SIZE_UNITS[m.group(2).upper()])
-
-
-def parse_listen(key: str, value: object) -> tuple[str, int]:
-    """``ADDRESS:PORT`` for a listening socket; ``PORT`` alone means 127.0.0.1."""
-    text = str(value).strip()
-    if text.isdigit():
-        return "127.0.0.1", parse_port(key, text)
-    host, port = split_target(key, text, lowest_port=0)
-    if port is None or not host:
-        raise ConfigError(key, value, "ADDRESS:PORT, e.g. 127.0.0.1:8080")
-    return resolve_host(key, host), port
 
 
 def parse_hung_timeout(key: str, value: object) -> float:
@@ -263,24 +137,6 @@ def parse_origins(key: str, value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
-def format_ports(ports: tuple[int, ...]) -> str:
-    """(514, 515, ..., 553) -> ``514-553``; anything else comma-separated ranges."""
-    runs: list[list[int]] = []
-    for p in ports:
-        if runs and p == runs[-1][1] + 1:
-            runs[-1][1] = p
-        else:
-            runs.append([p, p])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
-def format_size(nbytes: int) -> str:
-    for unit in ("T", "G", "M", "K"):
-        if nbytes >= SIZE_UNITS[unit]:
-            return f"{nbytes / SIZE_UNITS[unit]:.1f} {unit}iB"
-    return f"{nbytes} B"
-
-
 def auto_pool_size(workers: int) -> int:
     """The largest power of ten <= CORPUS_SIZE / workers, at least the second smallest pool."""
     size = POOL_SIZES[-1]
@@ -290,6 +146,8 @@ def auto_pool_size(workers: int) -> int:
 
 
 @dataclass(frozen=True)
+
+
 class Config:
     host: str                           # resolved numeric address
     ports: tuple[int, ...] = (514,)     # worker i sends to ports[i % len(ports)]
@@ -326,6 +184,23 @@ class Config:
             cpu=self.cpus[index % len(self.cpus)] if self.cpus else None,
             transport=self.transport, stream_id=self.stream_id, messages=self.messages,
         )
+
+    def changes(self, new: Config) -> frozenset[str]:
+        """What a reload to ``new`` touches: ``rate``, ``workers`` (anything a worker was built
+        with), ``sink``, ``web``, ``other`` (limits and the like, applied by the supervisor)."""
+        web = ("dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins")
+        sink = ("local_sink", "sink_processes", "host", "ports")
+        rate_only = ("rate",)
+        own = ("memory_limit", "optimize", "hung_timeout", "source")
+        out = set()
+        for f in fields(self):
+            if getattr(self, f.name) == getattr(new, f.name):
+                continue
+            out.add("web" if f.name in web else "rate" if f.name in rate_only else
+                    "other" if f.name in own else "workers")
+            if f.name in sink:
+                out.add("sink")
+        return frozenset(out)
 
     def describe(self) -> str:
         rate = f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"

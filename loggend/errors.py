@@ -1,10 +1,18 @@
-"""Errors the control plane turns into one line and a named exit status."""
+"""Every exit status of every loggend process, and the errors that become one line and exit 2.
+
+This module imports nothing, so the hot path (``loggend.engine``) may use its exit codes too:
+a child process reports *why* it stopped through its exit status, and the supervisor decides
+from it whether to restart the child or to stop the run.
+"""
 
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_FAILURE = 1          # the run failed (a worker could not start, a target failed)
-EXIT_USAGE = 2            # bad flags, config or request: one line, no traceback
+EXIT_FAILURE = 1          # the run failed (a child could not start, a target failed, the memory limit)
+EXIT_USAGE = 2            # bad flags, config, template or request: one line, no traceback
+EXIT_BOOT_FAILED = 3      # a child could not start at all (a worker cannot send, a sink cannot bind,
+                          # the web process cannot listen): restarting it cannot help
+EXIT_INTERRUPTED = 130    # stopped by Ctrl-C before it finished (128 + SIGINT)
 
 
 class UsageError(Exception):

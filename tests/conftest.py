@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from loggend.sink import SO_RCVBUFFORCE
+from loggend.engine.syscalls import SO_RCVBUFFORCE
 
 ROOT = Path(__file__).resolve().parent.parent
 RCVBUF = 64 << 20

@@ -1,43 +1,80 @@
-"""Shared-memory counter slots: workers write, the supervisor and the web process read.
+"""Every shared-memory layout of a run, and every state code: the one place that defines them.
 
-It lives in the engine because the hot path writes it; it imports nothing but the standard library.
+All blocks are anonymous shared ``mmap``\\ s created by the parent before it forks, so every
+process of one run sees the same bytes. Each value has exactly one writer; aligned 8-byte stores
+are atomic on the platforms we run on, so readers take snapshots without locks (a snapshot may
+mix values a microsecond apart, never torn ones). Slots are keyed by index, never by pid, so a
+restarted process carries its predecessor's counts on and totals never go down.
 
-The block is an anonymous shared ``mmap`` created before the children are forked, so every
-process of one run sees the same bytes. Layout::
+``CounterBlock`` (worker slots, sink slots and stream slots all use it)::
 
-    offset 0                 slot 0: SLOT_FIELDS unsigned 64-bit little-endian integers
-    offset SLOT_BYTES        slot 1
+    offset 0                slot 0: SLOT_FIELDS unsigned 64-bit little-endian integers
+    offset SLOT_BYTES       slot 1
     ...
 
-One slot per worker index (never per pid), so a restarted worker continues its predecessor's
-counts and totals never go down. A slot is 128 bytes (two cache lines) so two writers never share
-a line. Each field has exactly one writer: the worker owns everything but ``RESTARTS``, which the
-supervisor owns. Aligned 8-byte stores are atomic on the platforms we run on, so readers take
-snapshots without locks; a snapshot may mix values a microsecond apart, never torn ones.
+A slot is 256 bytes (four cache lines) so two writers never share a line.
+
+**Worker slot** (one per worker index; the worker writes every field but ``RESTARTS``, which the
+supervisor owns): ``SENT`` events accepted by the kernel, ``BYTES``, ``CALLS`` (system calls),
+the four ``ERROR_FIELDS`` (events refused, by ``ERROR_KINDS``), ``HEARTBEAT_NS`` and
+``STARTED_NS`` (CLOCK_MONOTONIC), ``PID``, ``STATE`` (``STATE_*``), ``TRANSPORT``
+(``TRANSPORT_CODES``).
+
+**Sink slot** (one per sink process; the sink process writes it): ``SINK_RECEIVED`` datagrams,
+``SINK_BYTES``, ``SINK_GAPS`` (sequence numbers found missing when a later one arrived),
+``SINK_LATE`` (of those, arrived after all), ``SINK_DUPLICATES``, ``SINK_UNSEQUENCED`` (without
+``stream=/seq=``), ``SINK_KERNEL_DROPS`` (the kernel's drop counter for the sink's sockets),
+``SINK_STREAMS``, ``SINK_HEARTBEAT_NS``, ``SINK_PID``, ``SINK_STATE`` (``STATE_*``),
+``SINK_CALLS``. Net loss is always ``gaps - late``; nothing else is called "lost".
+
+**Stream slot** (stream ``<prefix><i>`` of worker ``i`` -> slot ``i``; written by the sink process
+that receives the stream): ``STREAM_RECEIVED``, ``STREAM_GAPS``, ``STREAM_DUPLICATES``,
+``STREAM_LATE``.
+
+**Board**: one JSON document with a sequence lock (layout in ``Board``).
 """
 
 from __future__ import annotations
 
+import json
 import mmap
+import struct
+import time
 from dataclasses import dataclass
+from typing import Any
 
-# Field indices within a slot.
+SLOT_FIELDS = 32
+SLOT_BYTES = SLOT_FIELDS * 8
+
+# States, shared by every kind of child (worker, sink process).
+STATE_EMPTY, STATE_STARTING, STATE_RUNNING, STATE_STOPPED, STATE_FAILED = range(5)
+STATE_NAMES = ("empty", "starting", "running", "stopped", "failed")
+
+# --- worker slot ---------------------------------------------------------------------------------
 SENT, BYTES, CALLS, ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER, HEARTBEAT_NS, \
     PID, STATE, RESTARTS, STARTED_NS, TRANSPORT = range(13)
 ERROR_FIELDS = (ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER)
-SLOT_FIELDS = 16
-SLOT_BYTES = SLOT_FIELDS * 8
-
-# Values of STATE.
-STATE_EMPTY, STATE_STARTING, STATE_RUNNING, STATE_STOPPED, STATE_FAILED = range(5)
-STATE_NAMES = ("empty", "starting", "running", "stopped", "failed")
+ERROR_KINDS = ("refused", "queue_full", "unreachable", "other")     # the kinds, in ERROR_FIELDS order
 # Values of TRANSPORT (0 = not chosen yet).
 TRANSPORT_CODES = {"gso": 1, "sendmmsg": 2, "sendto": 3}
 TRANSPORT_NAMES = {v: k for k, v in TRANSPORT_CODES.items()}
 
+# --- sink slot -----------------------------------------------------------------------------------
+SINK_RECEIVED, SINK_BYTES, SINK_GAPS, SINK_LATE, SINK_DUPLICATES, SINK_UNSEQUENCED, SINK_KERNEL_DROPS, \
+    SINK_STREAMS, SINK_HEARTBEAT_NS, SINK_PID, SINK_STATE, SINK_CALLS = range(12)
+
+# --- stream slot ---------------------------------------------------------------------------------
+STREAM_RECEIVED, STREAM_GAPS, STREAM_DUPLICATES, STREAM_LATE = range(4)
+
+
+def state_name(state: int) -> str:
+    return STATE_NAMES[state] if state < len(STATE_NAMES) else "unknown"
+
 
 @dataclass(frozen=True)
 class SlotSnapshot:
+    """One worker slot, read at once."""
+
     sent: int
     bytes: int
     calls: int
@@ -51,7 +88,7 @@ class SlotSnapshot:
 
     @property
     def state_name(self) -> str:
-        return STATE_NAMES[self.state] if self.state < len(STATE_NAMES) else "unknown"
+        return state_name(self.state)
 
 
 class CounterBlock:
@@ -67,8 +104,12 @@ class CounterBlock:
         return self._view[index * SLOT_FIELDS:(index + 1) * SLOT_FIELDS]
 
     def values(self, index: int) -> list[int]:
-        """The raw fields of one slot (for blocks whose slots hold something else, e.g. sinks)."""
+        """The raw fields of one slot (sink and stream slots are read this way)."""
         return self.slot(index).tolist()
+
+    def rows(self, count: int) -> list[list[int]]:
+        """The raw fields of slots ``0 .. count-1``."""
+        return [self.values(i) for i in range(min(count, self.slots))]
 
     def snapshot(self, index: int) -> SlotSnapshot:
         v = self.slot(index).tolist()
@@ -80,5 +121,49 @@ class CounterBlock:
         )
 
     def snapshots(self, count: int | None = None) -> list[SlotSnapshot]:
-        """Slots ``0 .. count-1`` (all of them by default)."""
+        """Worker slots ``0 .. count-1`` (all of them by default)."""
         return [self.snapshot(i) for i in range(self.slots if count is None else min(count, self.slots))]
+
+
+BOARD_BYTES = 64 << 10
+BOARD_HEADER = struct.Struct("<QQ")
+BOARD_READ_RETRIES = 100
+
+
+class Board:
+    """The run board: what the run *is* (config in force, start time, memory), for the web process.
+
+    Written only by the supervisor (or the standalone sink's parent), read by the web process,
+    with a sequence lock instead of a mutex::
+
+        offset 0   u64 generation   odd while a write is in progress
+        offset 8   u64 length       bytes of JSON that follow
+        offset 16  JSON, UTF-8      at most BOARD_BYTES - 16
+
+    A reader copies the document and retries when the generation was odd or changed meanwhile.
+    """
+
+    def __init__(self, size: int = BOARD_BYTES) -> None:
+        self.size = size
+        self._map = mmap.mmap(-1, size)
+        self.publish({})
+
+    def publish(self, document: dict[str, Any]) -> None:
+        data = json.dumps(document, separators=(",", ":")).encode()
+        if len(data) > self.size - BOARD_HEADER.size:
+            raise ValueError(f"board document of {len(data)} bytes does not fit in {self.size}")
+        generation, _ = BOARD_HEADER.unpack_from(self._map, 0)
+        BOARD_HEADER.pack_into(self._map, 0, generation + 1, 0)                  # odd: being written
+        self._map[BOARD_HEADER.size:BOARD_HEADER.size + len(data)] = data
+        BOARD_HEADER.pack_into(self._map, 0, generation + 2, len(data))          # even: complete
+
+    def read(self) -> dict[str, Any]:
+        for _ in range(BOARD_READ_RETRIES):
+            generation, length = BOARD_HEADER.unpack_from(self._map, 0)
+            data = self._map[BOARD_HEADER.size:BOARD_HEADER.size + length]
+            again, _ = BOARD_HEADER.unpack_from(self._map, 0)
+            if generation % 2 == 0 and again == generation:
+                result: dict[str, Any] = json.loads(data) if data else {}
+                return result
+            time.sleep(0.0001)
+        return {}

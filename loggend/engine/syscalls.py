@@ -1,10 +1,17 @@
-"""ctypes views of the batched socket calls Python does not wrap: sendmmsg(2) and recvmmsg(2)."""
+"""Linux socket constants Python 3.11 does not export, and ctypes views of the batched calls
+it does not wrap (sendmmsg(2), recvmmsg(2)): the one home of each, for senders and receivers."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 from typing import Any
+
+SOL_UDP = 17
+UDP_SEGMENT = 103             # linux/udp.h: GSO segment size (sender)
+UDP_GRO = 104                 # linux/udp.h: receive same-size datagrams of a flow as one buffer
+SO_RCVBUFFORCE = 33           # asm-generic/socket.h: a receive buffer over rmem_max (root)
+MSG_DONTWAIT = 0x40
 
 
 class Iovec(ctypes.Structure):

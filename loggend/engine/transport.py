@@ -25,10 +25,8 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from loggend.engine.render import Pool
-from loggend.engine.syscalls import Iovec, Mmsghdr, libc_function
+from loggend.engine.syscalls import SOL_UDP, UDP_SEGMENT, Iovec, Mmsghdr, libc_function
 
-SOL_UDP = 17
-UDP_SEGMENT = 103                  # linux/udp.h, not exported by Python 3.11's socket module
 SEND_TIMEOUT = 0.1                 # seconds a blocking send may wait for queue space
 SNDBUF_BYTES = 8 << 20             # asked for; the kernel caps it at net.core.wmem_max
 MMSG_BATCH = 1024                  # messages per sendmmsg call (UIO_MAXIOV)
@@ -36,16 +34,15 @@ GSO_FRAMES_PER_CALL = 16           # GSO frames (each up to 64 messages) per sen
 CMSG_LEN_U16 = 18                  # CMSG_LEN(sizeof(uint16_t)) on 64-bit Linux
 CMSG_SPACE_U16 = 24                # CMSG_SPACE(sizeof(uint16_t))
 
-# Error kinds, in the order of the counters that hold them.
-ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER = range(4)
-ERROR_KINDS = ("refused", "queue_full", "unreachable", "other")
+# Error kinds: positions in ``Sender.errors``, in the order of ``counters.ERROR_KINDS``.
+KIND_REFUSED, KIND_QUEUE_FULL, KIND_UNREACHABLE, KIND_OTHER = range(4)
 _KIND_OF_ERRNO = {
-    errno.ECONNREFUSED: ERR_REFUSED,
-    errno.EAGAIN: ERR_QUEUE_FULL,
-    errno.ENOBUFS: ERR_QUEUE_FULL,
-    errno.ENETUNREACH: ERR_UNREACHABLE,
-    errno.EHOSTUNREACH: ERR_UNREACHABLE,
-    errno.ENETDOWN: ERR_UNREACHABLE,
+    errno.ECONNREFUSED: KIND_REFUSED,
+    errno.EAGAIN: KIND_QUEUE_FULL,
+    errno.ENOBUFS: KIND_QUEUE_FULL,
+    errno.ENETUNREACH: KIND_UNREACHABLE,
+    errno.EHOSTUNREACH: KIND_UNREACHABLE,
+    errno.ENETDOWN: KIND_UNREACHABLE,
 }
 # What a kernel or device without UDP segmentation offload answers (udp(7), UDP_SEGMENT).
 GSO_UNSUPPORTED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
@@ -57,8 +54,8 @@ class TransportError(Exception):
 
 def error_kind(err: OSError) -> int:
     if isinstance(err, TimeoutError):      # the blocking send waited SEND_TIMEOUT for queue space
-        return ERR_QUEUE_FULL
-    return _KIND_OF_ERRNO.get(err.errno or 0, ERR_OTHER)
+        return KIND_QUEUE_FULL
+    return _KIND_OF_ERRNO.get(err.errno or 0, KIND_OTHER)
 
 
 def open_socket(host: str, port: int) -> socket.socket:

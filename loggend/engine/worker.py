@@ -8,22 +8,21 @@ when the wall clock's second changes; the heartbeat and error counters are publi
 ``TICK_SECONDS``. After set-up the garbage collector is frozen and disabled: the loop makes no
 reference cycles.
 
-Imports: the standard library and ``loggend.engine`` only (a test holds this).
+Imports: the standard library, ``loggend.engine`` and the import-free ``loggend.errors`` only
+(a test holds this).
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import math
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 
 from loggend.engine import counters as C
 from loggend.engine.pacing import TokenBucket
+from loggend.engine.process import init_child, log_stderr
 from loggend.engine.render import Corpus, build_pool, timestamp_at
 from loggend.engine.spec import WorkerSpec
 from loggend.engine.transport import (
@@ -33,28 +32,13 @@ from loggend.engine.transport import (
     fall_back,
     open_socket,
 )
+from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 
-EXIT_OK = 0
-EXIT_BOOT_FAILED = 3          # could not start sending: the supervisor must not restart it blindly
 TICK_SECONDS = 0.05           # heartbeat / error publication interval
 COUNT_GRACE = 1.0             # a counted run may overrun its duration this long to finish its count
 ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
-PR_SET_PDEATHSIG = 1
 
 Log = Callable[[str], None]
-
-
-def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
-    """Have the kernel send ``sig`` to this process when its parent dies, even by SIGKILL."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-    except (OSError, AttributeError):
-        pass
-
-
-def log_stderr(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 class Worker:
@@ -81,13 +65,7 @@ class Worker:
     # --- per-process set-up ----------------------------------------------------------------------
 
     def init_process(self) -> None:
-        cpu = self.spec.cpu
-        signal.signal(signal.SIGTERM, self._handle_stop)
-        signal.signal(signal.SIGINT, self._handle_stop)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)       # reload is the supervisor's business
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-        set_parent_death_signal()
+        init_child(f"loggend-w{self.spec.index}", self._handle_stop, self.spec.cpu)
 
     def _handle_stop(self, signum: int, frame: object) -> None:
         self.alive = False

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loggend.tuning import TUNING, Tuner, TuningError
+from loggend.control.tuning import TUNING, Tuner, TuningError
 from tests.conftest import ROOT, run_loggend
 
 KEYS = list(TUNING)

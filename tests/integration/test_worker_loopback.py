@@ -9,8 +9,9 @@ from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.engine.render import timestamp_at
 from loggend.engine.spec import MessageSpec, WorkerSpec
-from loggend.engine.transport import ERR_REFUSED, GsoSender, fall_back
-from loggend.engine.worker import EXIT_BOOT_FAILED, EXIT_OK, Worker
+from loggend.engine.transport import KIND_REFUSED, GsoSender, fall_back
+from loggend.engine.worker import Worker
+from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 from tests.conftest import seq_of
 from tests.unit.test_render import RFC3164
 
@@ -114,8 +115,8 @@ def test_refused_sends_are_counted_not_fatal_and_not_counted_as_sent():
     fake = FakeTime()
     code, snap, worker = run_worker(port, fake, rate=2000, duration=1.0, transport="gso")
     assert code == EXIT_OK
-    assert snap.errors[ERR_REFUSED] > 0
-    assert snap.sent + snap.errors[ERR_REFUSED] >= 2000 * 0.9
+    assert snap.errors[KIND_REFUSED] > 0
+    assert snap.sent + snap.errors[KIND_REFUSED] >= 2000 * 0.9
     assert fake.sleeps                 # backed off instead of spinning
 
 
@@ -149,10 +150,10 @@ def test_gso_falls_back_to_sendmmsg_when_the_device_refuses_segmentation(receive
 
 
 def test_send_errors_are_classified_by_kind():
-    from loggend.engine.transport import ERR_OTHER, ERR_QUEUE_FULL, ERR_UNREACHABLE, error_kind
-    assert error_kind(OSError(errno.ECONNREFUSED, "refused")) == ERR_REFUSED
-    assert error_kind(OSError(errno.ENOBUFS, "no buffer space")) == ERR_QUEUE_FULL
-    assert error_kind(OSError(errno.EAGAIN, "again")) == ERR_QUEUE_FULL
-    assert error_kind(TimeoutError("timed out")) == ERR_QUEUE_FULL
-    assert error_kind(OSError(errno.EHOSTUNREACH, "no route")) == ERR_UNREACHABLE
-    assert error_kind(OSError(errno.EPERM, "firewall")) == ERR_OTHER
+    from loggend.engine.transport import KIND_OTHER, KIND_QUEUE_FULL, KIND_UNREACHABLE, error_kind
+    assert error_kind(OSError(errno.ECONNREFUSED, "refused")) == KIND_REFUSED
+    assert error_kind(OSError(errno.ENOBUFS, "no buffer space")) == KIND_QUEUE_FULL
+    assert error_kind(OSError(errno.EAGAIN, "again")) == KIND_QUEUE_FULL
+    assert error_kind(TimeoutError("timed out")) == KIND_QUEUE_FULL
+    assert error_kind(OSError(errno.EHOSTUNREACH, "no route")) == KIND_UNREACHABLE
+    assert error_kind(OSError(errno.EPERM, "firewall")) == KIND_OTHER

@@ -2,16 +2,9 @@ from dataclasses import replace
 
 import pytest
 
-from loggend.config import (
-    parse_duration,
-    parse_pool_size,
-    parse_port,
-    parse_pri_mix,
-    parse_rate,
-    resolve_host,
-    split_target,
-)
+from loggend.config import parse_pool_size, parse_pri_mix
 from loggend.errors import ConfigError
+from loggend.parsers import parse_duration, parse_port, parse_rate, resolve_host, split_target
 
 
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("30m", 1800), ("1h", 3600), ("1.5h", 5400),
@@ -122,13 +115,14 @@ def test_legacy_flags_of_the_original_tool():
 @pytest.mark.parametrize("text,expected", [("514-553", tuple(range(514, 554))), (514, (514,)),
                                            ([514, "600-601"], (514, 600, 601)), ("7,9", (7, 9))])
 def test_ports(text, expected):
-    from loggend.config import format_ports, parse_ports
+    from loggend.parsers import format_ports, parse_ports
     assert parse_ports("ports", text) == expected
     assert parse_ports("ports", format_ports(expected)) == expected
 
 
 def test_cpus_sizes_and_pool_sizes():
-    from loggend.config import auto_pool_size, parse_cpus, parse_size
+    from loggend.config import auto_pool_size, parse_cpus
+    from loggend.parsers import parse_size
     assert parse_cpus("cpus", "auto", {3, 1}) == (1, 3)
     assert parse_cpus("cpus", [1], {0, 1}) == (1,)
     with pytest.raises(ConfigError, match="CPUs this process may use: 0,1"):

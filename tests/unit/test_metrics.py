@@ -5,11 +5,11 @@ import os
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loggend.board import Board
 from loggend.engine import counters as C
-from loggend.engine.counters import CounterBlock
-from loggend.metrics import History, Rates
-from loggend.web import WebState, create_app, same_origin
+from loggend.engine.counters import Board, CounterBlock
+from loggend.web.app import create_app, same_origin
+from loggend.web.metrics import History, Rates
+from loggend.web.state import Sources, WebState
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -79,7 +79,7 @@ def state():
     board = Board()
     board.publish({"target": "10.0.0.1:514-516", "ports": [514, 515, 516], "rate": 6000.0, "workers": 3, "slots": 3,
                    "cpus": [0, 1], "started_unix": 1_700_000_000.0, "memory_bytes": 123, "memory_limit": 456})
-    s = WebState(block, board, interval=1.0, wallclock=lambda: 1_700_000_010.0)
+    s = WebState(Sources(block, board), interval=1.0, wallclock=lambda: 1_700_000_010.0)
     s.sample()
     return s
 

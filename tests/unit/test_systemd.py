@@ -1,7 +1,7 @@
 import os
 import socket
 
-from loggend.systemd import Notifier
+from loggend.control.systemd import Notifier
 
 
 def listener(address: str) -> socket.socket:

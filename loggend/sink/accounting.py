@@ -4,9 +4,9 @@ Every loggen message ends in ``stream=<id> seq=<12 digits>``. Per stream the sin
 expected number and the gaps still open below it:
 
 * ``seq == expected``: in order.
-* ``seq > expected``: the numbers skipped are a new gap, counted as lost.
-* ``seq < expected`` inside an open gap: a late arrival. It fills the gap (lost - 1) and counts
-  as reordered, as iperf3 counts it.
+* ``seq > expected``: the numbers skipped are a new gap (counted in ``gaps``).
+* ``seq < expected`` inside an open gap: a late arrival. It fills the gap (counted in ``late``;
+  net loss goes down by one) and is reordered, as iperf3 counts it.
 * ``seq < expected`` outside every gap: a duplicate.
 * ``seq`` below the lowest number seen so far: the numbers in between were missing too (a new
   gap at the front), and this one fills it as a late arrival.
@@ -14,8 +14,8 @@ expected number and the gaps still open below it:
 Gaps are half-open intervals; at most ``MAX_GAPS`` are kept per stream (older ones are taken as
 lost for good). The receiver hands over *runs*: ``first, count`` for ``count`` consecutive
 numbers (a whole UDP GRO segment train checks its first and last message only), so the common
-case costs one comparison per run, not per message. Counters only ever go up: net loss is
-``gaps - filled``.
+case costs one comparison per run, not per message. Counters only ever go up; the net loss,
+``lost = gaps - late``, is the only figure called "lost".
 """
 
 from __future__ import annotations
@@ -35,10 +35,15 @@ class Stream:
     expected: int = -1                 # next number in order; -1 before the first message
     start: int = 0                     # the lowest number seen
     received: int = 0
-    gaps: list[list[int]] = field(default_factory=list)    # open [start, end) intervals, oldest first
-    lost: int = 0                      # numbers that fell into gaps (never decreases)
-    filled: int = 0                    # of those, arrived late after all (never decreases)
+    open_gaps: list[list[int]] = field(default_factory=list)    # open [start, end) intervals, oldest first
+    gaps: int = 0                      # numbers that fell into gaps (never decreases)
+    late: int = 0                      # of those, arrived late after all (never decreases)
     duplicates: int = 0
+
+    @property
+    def lost(self) -> int:
+        """Numbers still missing: gaps not filled by late arrivals."""
+        return self.gaps - self.late
 
 
 def parse(message: bytes) -> tuple[bytes, int] | None:
@@ -84,22 +89,22 @@ class Accounting:
         st.received += count
         end = first + count
         if first < st.start:                    # older than anything seen: those numbers were missing too
-            st.gaps.insert(0, [first, st.start])
-            st.lost += st.start - first
+            st.open_gaps.insert(0, [first, st.start])
+            st.gaps += st.start - first
             st.start = first
         if first == st.expected:
             st.expected = end
             return
         if first > st.expected:
-            st.gaps.append([st.expected, first])
-            st.lost += first - st.expected
-            if len(st.gaps) > MAX_GAPS:
-                del st.gaps[0]
+            st.open_gaps.append([st.expected, first])
+            st.gaps += first - st.expected
+            if len(st.open_gaps) > MAX_GAPS:
+                del st.open_gaps[0]
             st.expected = end
             return
         below = min(end, st.expected)           # [first, below) is behind us: late or duplicate
         filled = self._fill(st, first, below)
-        st.filled += filled
+        st.late += filled
         st.duplicates += below - first - filled
         if end > st.expected:
             st.expected = end
@@ -108,7 +113,7 @@ class Accounting:
     def _fill(st: Stream, lo: int, hi: int) -> int:
         filled = 0
         kept: list[list[int]] = []
-        for a, b in st.gaps:
+        for a, b in st.open_gaps:
             x, y = max(a, lo), min(b, hi)
             if x >= y:
                 kept.append([a, b])
@@ -118,27 +123,23 @@ class Accounting:
                 kept.append([a, x])
             if y < b:
                 kept.append([y, b])
-        st.gaps = kept
+        st.open_gaps = kept
         return filled
 
     # --- totals -------------------------------------------------------------------------------------
 
     @property
-    def gaps_total(self) -> int:
-        return sum(s.lost for s in self.streams.values())
+    def gaps(self) -> int:
+        return sum(s.gaps for s in self.streams.values())
 
     @property
-    def filled_total(self) -> int:
-        return sum(s.filled for s in self.streams.values())
+    def late(self) -> int:
+        return sum(s.late for s in self.streams.values())
 
     @property
     def lost(self) -> int:
         """Numbers still missing: the gaps not filled by late arrivals."""
-        return self.gaps_total - self.filled_total
-
-    @property
-    def reordered(self) -> int:
-        return self.filled_total
+        return self.gaps - self.late
 
     @property
     def duplicates(self) -> int:

@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from loggend import __version__
-from loggend.config import format_size
-from loggend.tuning import Tuner, TuningError
+from loggend.control.tuning import Tuner, TuningError
+from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED
+from loggend.parsers import format_size
 
 SAMPLE_SECONDS = 1.0
 WARMUP_SAMPLES = 3             # first seconds left out of the sustained figures (workers starting)
 START_TIMEOUT = 60.0
 STOP_GRACE = 30.0              # after the duration, how long the run may take to finish and report
-EXIT_TARGET_FAILED = 1
-EXIT_INTERRUPTED = 130
+EXIT_TARGET_FAILED = EXIT_FAILURE
 GIB = 1 << 30
 EPS_TOLERANCE = 0.001          # the rate is measured between 1-s frames read with ms jitter: 0.1 % slack
 

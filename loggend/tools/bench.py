@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loggend.children import fork_child
+from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
 from loggend.engine.spec import MessageSpec, WorkerSpec
 from loggend.engine.worker import Worker
@@ -104,8 +104,8 @@ def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Pope
     """loggend's own receiver, count only, in a pinned child process."""
     code = (
         "import select, time\n"
-        "from loggend.accounting import Accounting\n"
-        "from loggend.sink import Receiver, open_sockets\n"
+        "from loggend.sink.accounting import Accounting\n"
+        "from loggend.sink.receiver import Receiver, open_sockets\n"
         f"(s,) = open_sockets('127.0.0.1', ({port},), reuseport=False, gro=False)\n"
         "r, acc = Receiver(), Accounting(); print('READY', flush=True)\n"
         f"end = time.monotonic() + {seconds + 5}; first = last = 0.0\n"
@@ -172,16 +172,17 @@ def _cpu_seconds(pid: int) -> float:
 
 def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     """loggend's gso sender (unpaced, SENDER_CPU) into one loggend sink process on RECEIVER_CPU."""
-    from loggend import sink as S
+    from loggend.engine import counters as C
+    from loggend.sink.process import SinkWorker
     block = CounterBlock(1)
-    worker = S.SinkWorker("127.0.0.1", (port,), block.slot(0), RECEIVER_CPU, log=lambda line: None, gro=gro)
+    worker = SinkWorker("127.0.0.1", (port,), block.slot(0), RECEIVER_CPU, log=lambda line: None, gro=gro)
 
     def body() -> int:
         worker.init_process()
         return worker.run()
 
     pid = fork_child(body)
-    while block.values(0)[S.STATE] != S.STATE_RUNNING:
+    while block.values(0)[C.SINK_STATE] != C.STATE_RUNNING:
         time.sleep(0.01)
     cpu0 = _cpu_seconds(pid)
     fig = loggend_send("gso", port, seconds)
@@ -190,7 +191,8 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     os.kill(pid, signal.SIGTERM)
     os.waitpid(pid, 0)
     v = block.values(0)
-    return SinkFigure(received=v[S.RECEIVED], lost=v[S.LOST] - v[S.LATE], kernel_drops=v[S.KERNEL_DROPS],
+    return SinkFigure(received=v[C.SINK_RECEIVED], lost=v[C.SINK_GAPS] - v[C.SINK_LATE],
+                      kernel_drops=v[C.SINK_KERNEL_DROPS],
                       seconds=fig.seconds, cpu=cpu)
 
 

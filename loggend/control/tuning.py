@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SYSCTL_ROOT = "/proc/sys"
@@ -117,3 +118,39 @@ class Tuner:
                 current = "?"
             rows.append((key, current, value, saved.get(key, "")))
         return rows
+
+
+class RunTuning:
+    """``optimize: true`` for one run: apply when allowed (saying what changed), restore at the end.
+
+    A tuning already applied by ``loggend tune apply`` is left alone and not restored away.
+    """
+
+    def __init__(self, log: Callable[[str], None], state: str = STATE_PATH) -> None:
+        self.log = log
+        self.state = state
+        self.tuner: Tuner | None = None
+
+    def apply(self) -> None:
+        tuner = Tuner(state=self.state)
+        try:
+            if tuner.saved() is not None:
+                self.log(f"optimize: tuning already applied by `loggend tune apply` ({tuner.state}); left as it is")
+                return
+            changed = tuner.apply()
+        except TuningError as err:
+            self.log(f"optimize: not applied: {err}")
+            return
+        self.tuner = tuner
+        done = ", ".join(f"{k} {a} -> {b}" for k, a, b in changed) or "already in place"
+        self.log(f"optimize: kernel tuning applied ({done}); restored when the run ends")
+
+    def restore(self) -> None:
+        if self.tuner is None:
+            return
+        try:
+            changed = self.tuner.restore()
+            self.log(f"optimize: kernel tuning restored ({len(changed)} values)")
+        except TuningError as err:
+            self.log(f"optimize: could not restore: {err}; run `loggend tune restore`")
+        self.tuner = None

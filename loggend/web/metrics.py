@@ -19,25 +19,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from loggend import __version__
-from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
-from loggend.engine.transport import ERROR_KINDS
-from loggend.sink import (
-    BYTES,
-    DUPLICATES,
-    KERNEL_DROPS,
-    LATE,
-    LOST,
-    RECEIVED,
-    S_LATE,
-    S_LOST,
-    S_RECEIVED,
-    STATE,
-    UNSEQUENCED,
-    SinkTotals,
-)
-from loggend.sink import (
-    STATE_RUNNING as SINK_RUNNING,
-)
+from loggend.engine import counters as C
+from loggend.engine.counters import ERROR_KINDS, STATE_RUNNING, SlotSnapshot
+from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
 WINDOWS = (1, 10, 60)             # seconds of the sliding-window rates
 HISTORY_SECONDS = 600             # per-second points kept for the chart and the summary
@@ -147,7 +131,7 @@ def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: fl
     """What the sink saw, beside what was sent (None without a sink)."""
     if totals is None:
         return None
-    doc: dict[str, Any] = dict(totals.document())
+    doc = totals.document()
     doc["events_per_second"] = round(received_rate, 1)
     doc["sent_minus_received"] = None if sent is None else sent - totals.received
     return doc
@@ -161,7 +145,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     ports = board.get("ports", [])
     cpus = board.get("cpus", [])
     target = float(board.get("rate", 0.0))
-    errors = {kind: sum(s.errors[k] for s in slots) for k, kind in enumerate(ERROR_KINDS)}
+    errors = error_counts(slots)
     rows = []
     for i, s in enumerate(slots):
         proc = procs.get(s.pid, ProcFigures()) if s.state == STATE_RUNNING else ProcFigures()
@@ -174,14 +158,14 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "rss_bytes": proc.rss_bytes,
         })
         if streams is not None and i < len(streams):
-            rows[-1]["received"] = streams[i][S_RECEIVED]
-            rows[-1]["lost"] = streams[i][S_LOST] - streams[i][S_LATE]
+            rows[-1]["received"] = streams[i][C.STREAM_RECEIVED]
+            rows[-1]["lost"] = streams[i][C.STREAM_GAPS] - streams[i][C.STREAM_LATE]
     eps = {f"{w}s": round(rates.rate(w), 1) for w in WINDOWS}
     return {
         "time": round(wall, 3),
         "version": __version__,
         "target": {"address": board.get("target", ""), "events_per_second": target},
-        "transport": ",".join(sorted({s.transport for s in slots if s.transport})) or None,
+        "transport": transports(slots) or None,
         "running": sum(1 for r in rows[:workers] if r["status"] == "running"),
         "workers": workers,
         "totals": {"events": sum(s.sent for s in slots), "bytes": sum(s.bytes for s in slots),
@@ -201,26 +185,21 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     }
 
 
-def summary_document(slots: list[SlotSnapshot], board: dict[str, Any], history: History, wall: float,
+def summary_document(totals: RunTotals, started: float, history: History,
                      sink: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document of ``GET /api/summary``: the run so far."""
-    started = float(board.get("started_unix", wall))
-    seconds = max(0.0, wall - started)
-    events = sum(s.sent for s in slots)
-    mean = events / seconds if seconds else 0.0
-    target = float(board.get("rate", 0.0))
     return {
         "started": started,
-        "duration_seconds": round(seconds, 3),
-        "target": {"address": board.get("target", ""), "events_per_second": target},
-        "events": events,
-        "bytes": sum(s.bytes for s in slots),
-        "events_per_second": {"mean": round(mean, 1), "peak": round(history.peak, 1),
+        "duration_seconds": round(totals.seconds, 3),
+        "target": {"address": totals.target, "events_per_second": totals.rate},
+        "events": totals.sent,
+        "bytes": totals.bytes,
+        "events_per_second": {"mean": round(totals.mean_rate, 1), "peak": round(history.peak, 1),
                               "p99": round(history.percentile(99), 1)},
-        "errors": {kind: sum(s.errors[k] for s in slots) for k, kind in enumerate(ERROR_KINDS)},
-        "restarts": sum(s.restarts for s in slots),
-        "achievement_percent": achievement(mean, target),
-        "peak_memory_bytes": board.get("peak_memory_bytes", 0),
+        "errors": totals.errors,
+        "restarts": totals.restarts,
+        "achievement_percent": achievement(totals.mean_rate, totals.rate),
+        "peak_memory_bytes": totals.peak_memory,
         "samples": len(history.all_eps),
         "sink": sink,
     }
@@ -262,11 +241,10 @@ class LoggenCollector(Collector):
         yield GaugeMetricFamily("loggen_target_events_per_second", "Configured total rate (0 = unlimited).",
                                 value=float(board.get("rate", 0.0)))
         yield GaugeMetricFamily("loggen_workers", "Configured worker processes.", value=float(board.get("workers", 0)))
-        yield GaugeMetricFamily("loggen_memory_bytes", "PSS of the supervisor and its workers.",
+        yield GaugeMetricFamily("loggen_memory_pss_bytes", "Proportional set size of the supervisor and its children.",
                                 value=float(board.get("memory_bytes", 0)))
         info = InfoMetricFamily("loggen", "Version and transport in use.")
-        info.add_metric([], {"version": __version__,
-                             "transport": ",".join(sorted({s.transport for s in slots if s.transport})) or "none"})
+        info.add_metric([], {"version": __version__, "transport": transports(slots) or "none"})
         yield info
 
 
@@ -281,23 +259,30 @@ class SinkCollector(Collector):
         if not rows:
             return
         families = [
-            (CounterMetricFamily("loggen_sink_received", "Datagrams the sink received.", labels=["sink"]), RECEIVED),
-            (CounterMetricFamily("loggen_sink_received_bytes", "Bytes the sink received.", labels=["sink"]), BYTES),
-            (CounterMetricFamily("loggen_sink_lost", "Sequence numbers found missing (late arrivals not subtracted).",
-                                 labels=["sink"]), LOST),
-            (CounterMetricFamily("loggen_sink_reordered", "Missing numbers that arrived late.", labels=["sink"]), LATE),
+            (CounterMetricFamily("loggen_sink_received", "Datagrams the sink received.", labels=["sink"]),
+             C.SINK_RECEIVED),
+            (CounterMetricFamily("loggen_sink_received_bytes", "Bytes the sink received.", labels=["sink"]),
+             C.SINK_BYTES),
+            (CounterMetricFamily("loggen_sink_gaps", "Sequence numbers found missing when a later one arrived.",
+                                 labels=["sink"]), C.SINK_GAPS),
+            (CounterMetricFamily("loggen_sink_late", "Missing numbers that arrived late after all (reordered).",
+                                 labels=["sink"]), C.SINK_LATE),
             (CounterMetricFamily("loggen_sink_duplicates", "Numbers received more than once.", labels=["sink"]),
-             DUPLICATES),
+             C.SINK_DUPLICATES),
             (CounterMetricFamily("loggen_sink_unsequenced", "Datagrams without stream=/seq=.", labels=["sink"]),
-             UNSEQUENCED),
+             C.SINK_UNSEQUENCED),
             (CounterMetricFamily("loggen_sink_kernel_drops", "Datagrams the kernel dropped for the sink's sockets.",
-                                 labels=["sink"]), KERNEL_DROPS),
+                                 labels=["sink"]), C.SINK_KERNEL_DROPS),
         ]
         up = GaugeMetricFamily("loggen_sink_up", "1 when the sink process is receiving.", labels=["sink"])
+        lost = GaugeMetricFamily("loggen_sink_lost", "Sequence numbers still missing: gaps minus late arrivals.",
+                                 labels=["sink"])
         for i, row in enumerate(rows):
             for family, field_index in families:
                 family.add_metric([str(i)], row[field_index])
-            up.add_metric([str(i)], 1.0 if row[STATE] == SINK_RUNNING else 0.0)
+            up.add_metric([str(i)], 1.0 if row[C.SINK_STATE] == STATE_RUNNING else 0.0)
+            lost.add_metric([str(i)], row[C.SINK_GAPS] - row[C.SINK_LATE])
         for family, _ in families:
             yield family
+        yield lost
         yield up

@@ -1,0 +1,62 @@
+"""The web process as a child kind: its listening socket (held by the parent) and its spawner.
+
+The parent binds the dashboard's socket before it forks anything, so a taken port is one clear
+line at start (not a traceback in a child restarted forever), port 0 becomes a real port the
+parent knows, and the socket outlives a restart of the web process: no refused connection while
+it comes back.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Callable
+from typing import TextIO
+
+from loggend.control.children import fork_child
+from loggend.engine.process import init_child
+from loggend.web.child import WebSettings, listen, serve, url
+from loggend.web.state import Sources
+
+
+class DashboardError(Exception):
+    """The dashboard's address cannot be bound."""
+
+
+class Dashboard:
+    def __init__(self, settings: WebSettings, sources: Sources, log: Callable[[str], None],
+                 outputs: tuple[TextIO, ...]) -> None:
+        self.settings, self.sources, self.log, self.outputs = settings, sources, log, outputs
+        self.sock: socket.socket | None = None
+
+    def open(self) -> str:
+        """Bind the socket; the dashboard's URL. DashboardError (one line) when it cannot."""
+        s = self.settings
+        try:
+            self.sock = listen(s)
+        except OSError as err:
+            raise DashboardError(f"dashboard: cannot listen on {s.host}:{s.port}: {err.strerror or err}") from None
+        host, port = self.sock.getsockname()[:2]
+        return url(host, port)
+
+    @property
+    def url(self) -> str:
+        if self.sock is None:
+            return ""
+        host, port = self.sock.getsockname()[:2]
+        return url(host, port)
+
+    def spawn(self, index: int = 0) -> int:
+        """Fork the web process on the held socket; it only reads the shared memory."""
+        assert self.sock is not None, "open() first"
+        settings, sources, sock, log = self.settings, self.sources, self.sock, self.log
+
+        def body() -> int:
+            init_child("loggend-web", signal.SIG_DFL)
+            return serve(settings, sources, sock, log)
+        return fork_child(body, self.outputs)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

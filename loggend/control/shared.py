@@ -1,0 +1,66 @@
+"""A run's shared memory as the parent sees it: the counter blocks, the board, and the totals.
+
+The parent creates every block before it forks (layouts in ``loggend.engine.counters``); children
+write their slots, the web process reads them (``Sources``), and the parent adds them up into
+``RunTotals`` for the live line and every summary.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config
+from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
+from loggend.parsers import format_ports
+from loggend.totals import RunTotals, SinkTotals
+from loggend.web.state import Sources
+
+
+class SharedRun:
+    def __init__(self) -> None:
+        self.block = CounterBlock(MAX_WORKERS)                   # worker slots
+        self.sink_block = CounterBlock(MAX_SINK_PROCESSES)       # sink process slots
+        self.stream_block = CounterBlock(MAX_WORKERS)            # what the local sink got of each stream
+        self.board = Board()
+        self.slots_used = 0              # worker slots that ever had a worker (a reload may shrink the pool)
+        self.sink_slots = 0
+        self.started = 0.0               # the parent's clock at the start
+        self.started_unix = 0.0
+        self.first_send_ns = 0           # CLOCK_MONOTONIC of the run's first send
+
+    @property
+    def sources(self) -> Sources:
+        return Sources(self.block, self.board, self.sink_block, self.stream_block)
+
+    def start(self, now: float, workers: int) -> None:
+        self.started, self.started_unix = now, time.time()
+        self.slots_used = workers
+
+    def snapshots(self) -> list[SlotSnapshot]:
+        return self.block.snapshots(self.slots_used)
+
+    def sink_totals(self) -> SinkTotals | None:
+        return SinkTotals.of(self.sink_block.rows(self.sink_slots)) if self.sink_slots else None
+
+    def totals(self, config: Config, peak_memory: int, now: float) -> RunTotals:
+        """The run so far; its time runs from the first send of the run to the last heartbeat."""
+        snaps = self.snapshots()
+        if not self.first_send_ns:
+            self.first_send_ns = min((s.started_ns for s in snaps if s.started_ns), default=0)
+        last = max((s.heartbeat_ns for s in snaps), default=0)
+        seconds = (last - self.first_send_ns) / 1e9 if self.first_send_ns and last else now - self.started
+        c = config
+        return RunTotals.of(snaps, max(0.0, seconds), c.target, c.rate, c.ports, c.cpus, peak_memory,
+                            c.memory_limit, self.sink_totals(),
+                            self.stream_block.rows(self.slots_used) if self.sink_slots else None)
+
+    def publish(self, config: Config, **state: Any) -> None:
+        """The board: the config in force and what the parent measured (memory, restarts...)."""
+        c = config
+        self.board.publish({
+            "target": c.target, "host": c.host, "ports": list(c.ports), "ports_text": format_ports(c.ports),
+            "rate": c.rate, "workers": c.workers, "slots": self.slots_used, "cpus": list(c.cpus),
+            "transport": c.transport, "duration": c.duration, "started_unix": self.started_unix,
+            "memory_limit": c.memory_limit, "source": c.source, "sink_slots": self.sink_slots, **state,
+        })

@@ -1,0 +1,152 @@
+"""``loggend sink``: K receiving processes sharing a port range, a line per second, a summary.
+
+The parent only forks, watches and reports, through the same ``ChildSet`` as the supervisor: a
+sink process that dies is restarted with back-off and carries its slot's counts on; one that
+cannot bind stops the command. Each child is a ``SinkWorker`` writing its slot of a shared
+``CounterBlock``; ``--dashboard`` adds the web process over the sink's counters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import TextIO
+
+from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS
+from loggend.control import children as K
+from loggend.control.children import ChildSet
+from loggend.control.dashboard import Dashboard, DashboardError
+from loggend.control.signals import SignalQueue
+from loggend.control.sinks import SinkProcesses
+from loggend.engine.counters import Board, CounterBlock
+from loggend.errors import EXIT_FAILURE, EXIT_OK
+from loggend.parsers import format_ports
+from loggend.sink.receiver import open_sockets
+from loggend.tools.console import sink_summary
+from loggend.totals import SinkTotals
+from loggend.web.child import WebSettings
+from loggend.web.state import Sources
+
+REPORT_SECONDS = 1.0
+STOP_TIMEOUT = 5.0
+START_TIMEOUT = 10.0
+MAX_STREAMS = MAX_WORKERS        # per-stream slots: stream "<prefix><i>" -> slot i
+
+
+class SinkCommand:
+    def __init__(self, host: str, ports: tuple[int, ...], processes: int, duration: float = 0.0,
+                 idle_exit: float = 0.0, gro: bool = True, out: TextIO = sys.stdout,
+                 dashboard: WebSettings | None = None) -> None:
+        assert processes <= MAX_SINK_PROCESSES
+        self.host, self.ports, self.processes, self.gro = host, ports, processes, gro
+        self.duration, self.idle_exit, self.out = duration, idle_exit, out
+        self.settings = dashboard
+        self.block = CounterBlock(processes)
+        self.streams = CounterBlock(MAX_STREAMS)
+        self.board = Board()
+        self.signals = SignalQueue()
+        self.children = ChildSet(self.log)
+        cpus = sorted(os.sched_getaffinity(0))
+        self.sinks = SinkProcesses(host, ports, self.block, cpus, self.log, (out, sys.stderr), gro, self.streams)
+        self.children.register(K.SINK, self.sinks.spawn, lambda i: f"sink process {i}")
+        self.dashboard: Dashboard | None = None
+        self.stopping = self.failed = self.stop_requested = False
+
+    def log(self, line: str) -> None:
+        print(f"loggend: {line}", file=sys.stderr, flush=True)
+
+    def totals(self) -> SinkTotals:
+        return SinkTotals.of(self.block.rows(self.processes))
+
+    def dispatch_signals(self) -> None:
+        while (name := self.signals.pop()) is not None:
+            if name == "sigchld":
+                self.reap()
+            else:
+                self.stop_requested = True
+
+    def reap(self) -> None:
+        for child, status in self.children.reap():
+            if self.stopping:
+                continue
+            verdict = ChildSet.verdict(child, status, wanted=True, timed=False)
+            if verdict == K.FATAL:
+                self.failed = True
+            else:
+                self.children.schedule_restart(child, status, " (the sink goes on without it)"
+                                               if child.kind == K.WEB else "")
+
+    def start(self) -> bool:
+        self.signals.install((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
+        held = None
+        if self.ports == (0,):       # any free port: hold one with SO_REUSEPORT until the sinks bound it too
+            (held,) = open_sockets(self.host, (0,))
+            self.ports = self.sinks.ports = (held.getsockname()[1],)
+            self.sinks.close_in_child = (held,)
+
+        def give_up() -> bool:
+            self.dispatch_signals()
+            return self.failed or self.stop_requested
+        ok = self.sinks.start(self.children, self.processes, START_TIMEOUT, give_up)
+        if held is not None:
+            held.close()
+        if not ok:
+            return False
+        print(f"READY listening on {self.host}:{format_ports(self.ports)} ({self.processes} processes)",
+              file=self.out, flush=True)
+        return self.open_dashboard()
+
+    def open_dashboard(self) -> bool:
+        if self.settings is None:
+            return True
+        self.board.publish({"target": f"{self.host}:{format_ports(self.ports)}", "ports": list(self.ports),
+                            "rate": 0, "workers": 0, "slots": 0, "sink_slots": self.processes,
+                            "started_unix": time.time()})
+        self.dashboard = Dashboard(self.settings, Sources(CounterBlock(1), self.board, self.block, self.streams),
+                                   self.log, (self.out, sys.stderr))
+        try:
+            self.log(f"dashboard: {self.dashboard.open()}/ (metrics at /metrics)")
+        except DashboardError as err:
+            self.log(str(err))
+            self.failed = True
+            return False
+        self.children.register(K.WEB, self.dashboard.spawn, lambda i: "sink dashboard")
+        self.children.spawn(K.WEB, 0)
+        return True
+
+    def run(self) -> int:
+        if self.start():
+            start = last_change = last_report = time.monotonic()
+            last = reported = 0
+            while not self.stop_requested and not self.failed:
+                self.signals.wait(min([last_report + REPORT_SECONDS, *self.children.pending.values()])
+                                  - time.monotonic())
+                self.dispatch_signals()
+                for kind, index in self.children.due():
+                    self.children.spawn(kind, index)
+                now = time.monotonic()
+                t = self.totals()
+                if t.received != last:
+                    last, last_change = t.received, now
+                if now - last_report >= REPORT_SECONDS:
+                    print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
+                          f"total {t.received:,}  lost {t.lost:,}  kernel drops {t.kernel_drops:,}",
+                          file=self.out, flush=True)
+                    last_report, reported = now, t.received
+                if self.duration and now - start >= self.duration:
+                    break
+                if self.idle_exit and t.received and now - last_change >= self.idle_exit:
+                    break
+        self.stop()
+        print(sink_summary(self.totals()), file=self.out, flush=True)
+        return EXIT_FAILURE if self.failed else EXIT_OK
+
+    def stop(self) -> None:
+        """The dashboard and the sink processes: SIGTERM (they drain their queues), SIGKILL after STOP_TIMEOUT."""
+        self.stopping = True
+        self.children.pending.clear()
+        self.children.stop(self.children.pids(), STOP_TIMEOUT)
+        if self.dashboard is not None:
+            self.dashboard.close()

@@ -1,0 +1,358 @@
+"""The arbiter: forks the children, watches them, turns signals into actions, reports.
+
+The shape is gunicorn's arbiter: signal handlers only enqueue (a wake-up pipe ends the loop's
+wait at once, so nothing polls); the loop drains the queue into ``handle_<signal>()``, then
+``reap_children``, ``manage_children`` (restarts that are due), ``murder_hung`` and, once a
+second, ``tick`` (live line, memory, board, systemd). Children are kept by kind in a
+``ChildSet`` (workers, local sink processes, the web process), whose exit policy says whether an
+exit is done, fatal or to be restarted. Workers and sinks write their counter slots; this
+process only reads them and owns each worker slot's RESTARTS field.
+
+The message corpus is rendered here once, before the workers fork, so that 40 workers start
+sending within a second or two instead of each rendering its own messages.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from loggend import __version__
+from loggend.config import Config
+from loggend.control import children as K
+from loggend.control.children import Child, ChildSet, fork_child
+from loggend.control.dashboard import Dashboard, DashboardError
+from loggend.control.memory import MemoryWatch
+from loggend.control.shared import SharedRun
+from loggend.control.signals import SignalQueue
+from loggend.control.sinks import SinkProcesses
+from loggend.control.systemd import Notifier
+from loggend.control.tuning import STATE_PATH, RunTuning
+from loggend.engine import counters as C
+from loggend.engine.render import Corpus
+from loggend.engine.worker import Worker
+from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from loggend.files import write_json
+from loggend.parsers import format_size
+from loggend.tools.console import LiveLine, summary
+from loggend.web.child import WebSettings
+
+REPORT_SECONDS = 1.0         # live line, memory check and board period
+GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for children that do not stop
+BOOT_SECONDS = 30.0          # a worker still setting up after this long is hung
+OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
+SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+
+Loader = Callable[[], Config]
+
+
+def share(total: int, index: int, parts: int) -> int:
+    """Worker ``index``'s whole part of ``total`` events: the parts add up to exactly ``total``."""
+    return total // parts + (1 if index < total % parts else 0)
+
+
+class Supervisor:
+    def __init__(self, config: Config, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+                 clock: Callable[[], float] = time.monotonic, notifier: Notifier | None = None,
+                 loader: Loader | None = None, summary_path: str = "", ready_path: str = "",
+                 tuning_state: str = STATE_PATH) -> None:
+        self.config, self.loader, self.clock, self.out, self.err = config, loader, clock, out, err
+        self.summary_path, self.ready_path = summary_path, ready_path
+        self.notifier = notifier or Notifier()
+        self.tuning = RunTuning(self.log, tuning_state)
+        self.memory = MemoryWatch(config.memory_limit)
+        self.shared = SharedRun()
+        self.signals = SignalQueue()
+        self.children = ChildSet(self.log, clock)
+        self.sinks = SinkProcesses(config.host, config.ports, self.shared.sink_block, [], self.log, (out, err),
+                                   streams=self.shared.stream_block)
+        self.children.register(K.WORKER, self.spawn_worker, lambda i: f"worker {i}")
+        self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
+        self.dashboard: Dashboard | None = None
+        self.corpus: Corpus | None = None
+        self.remaining: float | None = None       # the time left, shared by workers spawned together
+        self.deadline = 0.0
+        self.reloads = self.web_restarts = 0
+        self.ready = self.stopping = False
+        self.exit_code = EXIT_OK
+
+    def log(self, line: str) -> None:
+        print(f"loggend: {line}", file=self.err, flush=True)
+
+    # --- signals -------------------------------------------------------------------------------------
+
+    def dispatch_signals(self) -> None:
+        while not self.stopping and (name := self.signals.pop()) is not None:
+            getattr(self, f"handle_{name}")()
+
+    def handle_sigint(self) -> None:
+        self.stop()
+
+    def handle_sigterm(self) -> None:
+        self.stop()
+
+    def handle_sighup(self) -> None:
+        self.reload()
+
+    def handle_sigchld(self) -> None:
+        self.reap_children()
+
+    # --- spawning ------------------------------------------------------------------------------------
+
+    def render_corpus(self) -> None:
+        if self.corpus is None or self.corpus.spec != self.config.messages:
+            self.corpus = Corpus(self.config.messages, time.time())
+
+    def spawn_worker(self, index: int) -> int:
+        """Fork worker ``index`` for the rest of the run; its slot's counts carry on."""
+        c = self.config
+        duration, count = 0.0, 0
+        if c.duration:
+            duration = max(0.0, self.deadline - self.clock()) if self.remaining is None else self.remaining
+            if c.rate:
+                count = self.shared.block.slot(index)[C.SENT] + share(round(c.rate * duration), index, c.workers)
+        worker = Worker(c.worker_spec(index, duration, count), self.shared.block.slot(index), corpus=self.corpus)
+
+        def body() -> int:
+            worker.init_process()
+            return worker.run()
+        return fork_child(body, (self.out, self.err))
+
+    def spawn_workers(self, remaining: float) -> None:
+        """All workers, sharing one figure of the time left so that their counts add up exactly."""
+        self.remaining = remaining
+        for index in range(self.config.workers):
+            self.children.spawn(K.WORKER, index)
+        self.remaining = None
+
+    def spawn_sinks(self) -> bool:
+        """Start the local sinks and wait until they receive; False (the run stops) when they cannot."""
+        c = self.config
+        self.shared.sink_slots = count = c.sink_processes if c.local_sink else 0
+        self.sinks.host, self.sinks.ports = c.host, c.ports
+        self.sinks.cpus = list(c.cpus or sorted(os.sched_getaffinity(0)))
+
+        def give_up() -> bool:
+            self.reap_children()
+            return self.stopping
+        if not self.sinks.start(self.children, count, SINK_START_TIMEOUT, give_up):
+            self.fail("local sink: not receiving; stopping")
+            return False
+        return True
+
+    def open_dashboard(self) -> bool:
+        """Bind the dashboard's socket (kept across web restarts) and start the web process."""
+        c = self.config
+        if c.dashboard is None:
+            return True
+        settings = WebSettings(c.dashboard[0], c.dashboard[1], c.dashboard_token, c.dashboard_origins,
+                               c.dashboard_interval)
+        self.dashboard = Dashboard(settings, self.shared.sources, self.log, (self.out, self.err))
+        try:
+            self.log(f"dashboard: {self.dashboard.open()}/ (metrics at /metrics)")
+        except DashboardError as err:
+            self.fail(str(err))
+            return False
+        self.children.register(K.WEB, self.dashboard.spawn, lambda i: "dashboard")
+        self.children.spawn(K.WEB, 0)
+        return True
+
+    def close_dashboard(self) -> None:
+        self.children.stop(self.children.pids(K.WEB), GRACEFUL_TIMEOUT)
+        self.children.cancel(lambda key: key[0] != K.WEB)
+        if self.dashboard is not None:
+            self.dashboard.close()
+            self.dashboard = None
+
+    # --- watching ------------------------------------------------------------------------------------
+
+    def reap_children(self) -> None:
+        for child, status in self.children.reap():
+            if not self.stopping:
+                self.after_exit(child, status)
+
+    def after_exit(self, child: Child, status: int) -> None:
+        wanted = child.kind != K.WORKER or child.index < self.config.workers
+        verdict = ChildSet.verdict(child, status, wanted, bool(self.config.duration))
+        if verdict == K.FATAL:
+            what = {K.WORKER: "start sending to", K.SINK: "listen on"}.get(child.kind, "serve on")
+            self.fail(f"{self.children.label(child.kind, child.index)} could not {what} {self.config.target}; "
+                      "stopping")
+        elif verdict == K.RESTART:
+            self.web_restarts += child.kind == K.WEB
+            self.children.schedule_restart(child, status, " (sending goes on)" if child.kind == K.WEB else "")
+
+    def manage_children(self) -> None:
+        """Spawn the children whose restart is due."""
+        for kind, index in self.children.due():
+            if kind == K.WORKER:
+                self.shared.block.slot(index)[C.RESTARTS] += 1
+            self.children.spawn(kind, index)
+
+    def murder_hung(self) -> None:
+        """Kill workers whose heartbeat stopped; the reaper then restarts them."""
+        def heartbeat(child: Child) -> int | None:
+            slot = self.shared.block.slot(child.index)
+            running = slot[C.STATE] == C.STATE_RUNNING and slot[C.PID] == child.pid
+            return slot[C.HEARTBEAT_NS] if running else None
+        for child, what, age in self.children.hung(K.WORKER, heartbeat, self.config.hung_timeout, BOOT_SECONDS):
+            self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; killing it")
+            K.kill_quietly(child.pid, signal.SIGKILL)
+            child.spawned_ns = time.monotonic_ns()            # one kill per period, until it is reaped
+
+    # --- reporting -----------------------------------------------------------------------------------
+
+    def publish_board(self) -> None:
+        self.shared.publish(self.config, version=__version__, reloads=self.reloads, web_restarts=self.web_restarts,
+                            memory_bytes=self.memory.current, peak_memory_bytes=self.memory.peak,
+                            state="stopping" if self.stopping else "running")
+
+    def check_memory(self) -> None:
+        """Add up the PSS of this process and its children; over the limit, stop."""
+        pids = [os.getpid(), *self.children.pids()]
+        total = self.memory.measure(pids)
+        if self.memory.over:
+            self.fail(f"memory limit exceeded: {format_size(total)} in {len(pids)} processes > "
+                      f"{format_size(self.memory.limit)}; stopping")
+
+    def tick(self, live: LiveLine, now: float) -> None:
+        """Once a second: READY, the live line and STATUS, the memory check, the board, the overrun."""
+        snaps = self.shared.snapshots()
+        if not self.ready and all(s.state == C.STATE_RUNNING for s in snaps[:self.config.workers]):
+            self.ready = True
+            self.notifier.ready(f"sending to {self.config.target}")
+            self.write_file(self.ready_path, "ready file", {
+                "pid": os.getpid(), "dashboard": self.dashboard.url if self.dashboard else None,
+                "target": self.config.target, "started_unix": self.shared.started_unix})
+        line = live.line(now, snaps, self.config.workers, self.shared.sink_totals())
+        print(line, file=self.out, flush=True)
+        self.notifier.status(line.strip())
+        self.check_memory()
+        self.publish_board()
+        if self.config.duration and now > self.deadline + OVERRUN_SECONDS:
+            self.log(f"workers still running {OVERRUN_SECONDS:g} s after the end of the run; stopping them")
+            self.stop()
+
+    def write_file(self, path: str, what: str, doc: dict[str, object]) -> None:
+        if not path:
+            return
+        try:
+            write_json(path, doc)
+        except OSError as err:
+            self.log(f"cannot write the {what} {path}: {err.strerror}")
+
+    # --- stopping and reloading ----------------------------------------------------------------------
+
+    def fail(self, line: str) -> None:
+        self.log(line)
+        self.exit_code = EXIT_FAILURE
+        self.stop()
+
+    def stop(self) -> None:
+        """Workers first, then the helpers: a local sink drains what the workers sent last."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.notifier.stopping()
+        self.children.pending.clear()
+        self.children.stop(self.children.pids(K.WORKER), GRACEFUL_TIMEOUT)
+        self.children.stop(self.children.pids(), GRACEFUL_TIMEOUT)
+
+    def reload(self) -> None:
+        """Re-read the config; an invalid one is logged and the running one kept."""
+        if self.loader is None:
+            self.log("reload: no config to re-read; ignored")
+            return
+        self.notifier.reloading()
+        try:
+            new = self.loader()
+        except UsageError as err:
+            self.log(f"reload: {err}; keeping the running config")
+            self.notifier.ready()
+            return
+        changes = self.config.changes(new)
+        if not changes:
+            self.log("reload: config unchanged")
+            self.notifier.ready()
+            return
+        self.log(f"reload: {new.describe()}")
+        self.children.stop(self.children.pids(K.WORKER), GRACEFUL_TIMEOUT)
+        if "web" in changes:
+            self.close_dashboard()
+        if "sink" in changes:
+            self.children.stop(self.children.pids(K.SINK), GRACEFUL_TIMEOUT)
+        self.children.cancel(lambda key: key[0] == K.WEB or (key[0] == K.SINK and "sink" not in changes))
+        self.children.failures.clear()
+        self.reloads += 1
+        self.config = new
+        self.memory.limit = new.memory_limit
+        self.deadline = self.shared.started + new.duration
+        self.shared.slots_used = max(self.shared.slots_used, new.workers)
+        self.render_corpus()
+        self.ready = False
+        if "sink" in changes and not self.spawn_sinks():
+            return
+        self.publish_board()
+        self.spawn_workers(max(0.0, self.deadline - self.clock()))
+        if "web" in changes:
+            self.open_dashboard()
+
+    # --- main loop -----------------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        self.signals.install(HANDLED_SIGNALS)
+        self.log(f"config {self.config.source}: {self.config.describe()}")
+        if self.config.optimize:
+            self.tuning.apply()
+        self.render_corpus()
+        self.shared.start(self.clock(), self.config.workers)
+        self.deadline = self.shared.started + self.config.duration
+        if not self.spawn_sinks():
+            return False
+        self.publish_board()
+        self.spawn_workers(self.config.duration)
+        return self.open_dashboard()
+
+    def running(self) -> bool:
+        return not self.stopping and bool(self.children.pids(K.WORKER) or self.children.has_pending(K.WORKER))
+
+    def run(self) -> int:
+        if self.start():
+            live = LiveLine(self.shared.started)
+            next_report = self.shared.started + REPORT_SECONDS
+            next_ping = self.shared.started
+            while True:
+                self.dispatch_signals()
+                self.reap_children()
+                if not self.running():
+                    break
+                self.manage_children()
+                self.murder_hung()
+                now = self.clock()
+                if now >= next_report:
+                    self.tick(live, now)
+                    next_report += REPORT_SECONDS
+                if self.notifier.watchdog_interval and now >= next_ping:
+                    self.notifier.watchdog()
+                    next_ping = now + self.notifier.watchdog_interval
+                wake = min([next_report, *self.children.pending.values()])
+                if self.notifier.watchdog_interval:
+                    wake = min(wake, next_ping)
+                self.signals.wait(wake - self.clock())
+        return self.finish()
+
+    def finish(self) -> int:
+        self.stop()
+        if self.dashboard is not None:
+            self.dashboard.close()
+        self.check_memory()
+        totals = self.shared.totals(self.config, self.memory.peak, self.clock())
+        print(summary(totals), file=self.out, flush=True)
+        self.write_file(self.summary_path, "summary", totals.document())
+        self.tuning.restore()
+        return self.exit_code

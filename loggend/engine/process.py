@@ -1,0 +1,57 @@
+"""What every child of a run does to its own process before it works (the child side of a fork).
+
+Workers, sink processes and the web process all call ``init_child``: stop on SIGTERM / SIGINT
+through a flag (the handler only sets it), ignore SIGHUP (a reload is the supervisor's business),
+pin to a CPU, die with the parent (``PR_SET_PDEATHSIG``, even after a SIGKILL of it) and take a
+process name (``loggend-w3``, ``loggend-sink0``, ``loggend-web``) that ``ps``, ``top`` and
+``loggend profile`` show. The parent side (fork, reap, stop) is ``loggend.control.children``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
+NAME_BYTES = 15               # the kernel keeps 16 bytes of a task name, NUL included
+
+StopHandler = Callable[[int, object], None]
+
+
+def _prctl(option: int, value: int | bytes) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``sig`` to this process when its parent dies, even by SIGKILL."""
+    _prctl(PR_SET_PDEATHSIG, sig)
+
+
+def set_process_name(name: str) -> None:
+    """The task name ps, top and /proc/PID/comm show (at most 15 bytes)."""
+    _prctl(PR_SET_NAME, name.encode("ascii", "replace")[:NAME_BYTES])
+
+
+def init_child(name: str, on_stop: StopHandler | int, cpu: int | None = None) -> None:
+    """Signals, CPU pinning, parent-death signal and name of a freshly forked child."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for sig in (signal.SIGUSR1, signal.SIGUSR2):          # the supervisor's rate controls, not ours
+        signal.signal(sig, signal.SIG_IGN)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    set_parent_death_signal()
+    set_process_name(name)
+
+
+def log_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()

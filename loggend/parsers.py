@@ -1,0 +1,174 @@
+"""Small pure parsers of the values people type (durations, rates, ports, sizes, addresses).
+
+Every parser takes the name of the key or flag it is parsing, so the one-line error it raises
+names what the user typed (``/etc/loggen.yaml: rate`` or ``--rate``). Used by the config, the
+command line and every command's flags; each is a pure function but ``resolve_host`` (DNS).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+
+from loggend.errors import ConfigError
+
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+RATE_SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
+MAX_RATE = 1e9
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
+
+
+def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
+    """``90s``, ``30m``, ``1h``, ``1.5h``, ``250ms``; a bare number is in ``bare_unit``. 0 = forever."""
+    m = _DURATION_RE.fullmatch(str(text).strip())
+    if not m:
+        raise ConfigError(key, text, "a duration such as 90s, 30m or 1h (0 = until stopped)")
+    return float(m.group(1)) * DURATION_UNITS[m.group(2) or bare_unit]
+
+
+def parse_rate(key: str, text: str | float) -> float:
+    """Events per second: ``250000``, ``250k``, ``4M``; 0 = as fast as possible."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        m = _RATE_RE.fullmatch(str(text).strip())
+        if not m:
+            raise ConfigError(key, text, "events per second >= 0, e.g. 50000, 250k or 4M (0 = unlimited)")
+        value = float(m.group(1)) * RATE_SUFFIXES[m.group(2)]
+    if not (0 <= value <= MAX_RATE) or math.isnan(value):
+        raise ConfigError(key, text, f"events per second between 0 and {MAX_RATE:.0e} (0 = unlimited)")
+    return value
+
+
+def parse_port(key: str, text: str | int, lowest: int = 1) -> int:
+    """A UDP port; ``lowest=0`` lets a listener ask for any free port."""
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        port = -1
+    if not lowest <= port <= 65535:
+        raise ConfigError(key, text, f"a UDP port from {lowest} to 65535")
+    return port
+
+
+def parse_int(key: str, text: object, low: int, high: int) -> int:
+    try:
+        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+            raise ValueError(text)
+        value: int = int(text)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(key, text, f"a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise ConfigError(key, text, f"a whole number from {low} to {high}")
+    return value
+
+
+def parse_choice(key: str, text: str, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise ConfigError(key, text, "one of " + ", ".join(allowed))
+    return text
+
+
+def split_target(key: str, text: str, lowest_port: int = 1) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    text = str(text).strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError(key, text, "HOST, HOST:PORT or [IPv6]:PORT")
+        return host, parse_port(key, rest[1:], lowest_port) if rest else None
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, parse_port(key, port, lowest_port)
+    return text, None
+
+
+def resolve_host(key: str, host: str) -> str:
+    """The numeric address the workers will send to (resolved once, at start-up)."""
+    if not host:
+        raise ConfigError(key, host, "a host name or IP address")
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError):
+        raise ConfigError(key, host, "a host name that resolves, or an IP address") from None
+    infos.sort(key=lambda i: i[0] != socket.AF_INET)          # prefer IPv4, like most SIEM inputs
+    return str(infos[0][4][0])
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+_PORT_PART_RE = re.compile(r"(\d+)(?:-(\d+))?")
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def parse_bool(key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS or text in FALSE_WORDS:
+        return text in TRUE_WORDS
+    raise ConfigError(key, value, "true or false")
+
+
+def parse_int_list(key: str, value: object, allowed: str, low: int, high: int) -> tuple[int, ...]:
+    """``514-553``, ``514``, ``"514,600-610"`` or a YAML list of numbers and ranges."""
+    parts: list[object] = list(value) if isinstance(value, list) else list(str(value).split(","))
+    out: list[int] = []
+    for part in parts:
+        is_number = isinstance(part, int) and not isinstance(part, bool)
+        m = _PORT_PART_RE.fullmatch(str(part).strip()) if is_number or isinstance(part, str) else None
+        if not m:
+            raise ConfigError(key, value, allowed)
+        first = int(m.group(1))
+        last = int(m.group(2) or first)
+        if not low <= first <= last <= high:
+            raise ConfigError(key, value, allowed)
+        out.extend(range(first, last + 1))
+    if not out:
+        raise ConfigError(key, value, allowed)
+    return tuple(out)
+
+
+def parse_ports(key: str, value: object) -> tuple[int, ...]:
+    allowed = "ports from 1 to 65535: a range 514-553, a port, or a list [514, 600-610]"
+    return parse_int_list(key, value, allowed, 1, 65535)
+
+
+def parse_size(key: str, value: object) -> int:
+    """Bytes: ``12G``, ``512M``, ``12GiB``, a number of bytes; 0 = no limit."""
+    m = _SIZE_RE.fullmatch(str(value).strip())
+    if isinstance(value, bool) or not m:
+        raise ConfigError(key, value, "a size such as 512M or 12G (0 = no limit)")
+    return int(float(m.group(1)) * SIZE_UNITS[m.group(2).upper()])
+
+
+def parse_listen(key: str, value: object) -> tuple[str, int]:
+    """``ADDRESS:PORT`` for a listening socket; ``PORT`` alone means 127.0.0.1."""
+    text = str(value).strip()
+    if text.isdigit():
+        return "127.0.0.1", parse_port(key, text)
+    host, port = split_target(key, text, lowest_port=0)
+    if port is None or not host:
+        raise ConfigError(key, value, "ADDRESS:PORT, e.g. 127.0.0.1:8080")
+    return resolve_host(key, host), port
+
+
+def format_ports(ports: tuple[int, ...]) -> str:
+    """(514, 515, ..., 553) -> ``514-553``; anything else comma-separated ranges."""
+    runs: list[list[int]] = []
+    for p in ports:
+        if runs and p == runs[-1][1] + 1:
+            runs[-1][1] = p
+        else:
+            runs.append([p, p])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def format_size(nbytes: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if nbytes >= SIZE_UNITS[unit]:
+            return f"{nbytes / SIZE_UNITS[unit]:.1f} {unit}iB"
+    return f"{nbytes} B"

@@ -1,0 +1,125 @@
+"""One sink process: its sockets, its accounting, its counter slot (the child side of the sink).
+
+Counters go to one slot of a shared ``CounterBlock`` per sink process (layout in
+``loggend.engine.counters``); the kernel's own drop counters for our sockets are published
+beside them, so a report tells loss in our receive queues from loss before them. Per-stream
+figures go to the stream slot of the worker that sends the stream. The parent side (forking,
+watching) is the supervisor's ``--local-sink`` or ``loggend sink`` (``loggend.control``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import select
+import time
+from collections.abc import Callable
+
+from loggend.engine import counters as C
+from loggend.engine.counters import CounterBlock
+from loggend.engine.process import init_child
+from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
+from loggend.sink.accounting import Accounting
+from loggend.sink.receiver import BindError, Receiver, kernel_drops, open_sockets
+
+POLL_SECONDS = 0.05           # epoll timeout: how often stop flags, heartbeat and drops are looked at
+PUBLISH_SECONDS = 0.05        # counters and heartbeat are published this often (like a worker's tick)
+DROPS_SECONDS = 1.0           # /proc/net/udp is read this often
+
+
+class SinkWorker:
+    """One receiving process: its sockets, its accounting, its counter slot."""
+
+    def __init__(self, host: str, ports: tuple[int, ...], slot: memoryview, cpu: int | None = None,
+                 log: Callable[[str], None] = print, gro: bool = True, streams: CounterBlock | None = None,
+                 index: int = 0) -> None:
+        self.host, self.ports, self.slot, self.cpu, self.log, self.gro = host, ports, slot, cpu, log, gro
+        self.index = index
+        self.streams = streams
+        self.stream_slots: dict[bytes, memoryview | None] = {}
+        self.stream_base: dict[bytes, list[int]] = {}
+        self.alive = True
+        self.accounting = Accounting()
+        self.base = [0] * C.SLOT_FIELDS
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.alive = False
+
+    def init_process(self) -> None:
+        init_child(f"loggend-sink{self.index}", self._stop, self.cpu)
+
+    def run(self) -> int:
+        slot = self.slot
+        slot[C.SINK_STATE], slot[C.SINK_PID] = C.STATE_STARTING, os.getpid()
+        try:
+            socks = open_sockets(self.host, self.ports, gro=self.gro)
+        except BindError as err:
+            self.log(f"sink: {err}")
+            slot[C.SINK_STATE] = C.STATE_FAILED
+            return EXIT_BOOT_FAILED
+        inodes = {os.fstat(s.fileno()).st_ino for s in socks}
+        base_drops = kernel_drops(inodes)
+        receiver = Receiver()
+        poller = select.epoll()
+        fds = {s.fileno(): s for s in socks}
+        for fd in fds:
+            poller.register(fd, select.EPOLLIN)
+        acc = self.accounting
+        self.base = slot.tolist()                  # a restarted sink process carries its slot's counts on
+        gc.disable()
+        slot[C.SINK_STATE] = C.STATE_RUNNING
+        next_publish = next_drops = 0.0
+        try:
+            while self.alive:
+                for fd, _ in poller.poll(POLL_SECONDS):
+                    receiver.drain(fd, acc)
+                now = time.monotonic()
+                if now >= next_publish:            # on a timer: a busy sink wakes up thousands of times a second
+                    self.publish(receiver.calls)
+                    next_publish = now + PUBLISH_SECONDS
+                if now >= next_drops:
+                    self.publish_drops(inodes, base_drops)
+                    next_drops = now + DROPS_SECONDS
+            for fd in fds:                         # what is still queued counts too
+                receiver.drain(fd, acc)
+            self.publish(receiver.calls)
+            self.publish_drops(inodes, base_drops)
+        finally:
+            slot[C.SINK_STATE] = C.STATE_STOPPED
+            poller.close()
+            for s in socks:
+                s.close()
+        return EXIT_OK
+
+    def publish_drops(self, inodes: set[int], base: int) -> None:
+        self.slot[C.SINK_KERNEL_DROPS] = self.base[C.SINK_KERNEL_DROPS] + max(0, kernel_drops(inodes) - base)
+
+    def publish(self, calls: int) -> None:
+        acc, slot, b = self.accounting, self.slot, self.base
+        slot[C.SINK_RECEIVED], slot[C.SINK_BYTES] = b[C.SINK_RECEIVED] + acc.received, b[C.SINK_BYTES] + acc.octets
+        slot[C.SINK_UNSEQUENCED] = b[C.SINK_UNSEQUENCED] + acc.unsequenced
+        slot[C.SINK_GAPS], slot[C.SINK_LATE] = b[C.SINK_GAPS] + acc.gaps, b[C.SINK_LATE] + acc.late
+        slot[C.SINK_DUPLICATES] = b[C.SINK_DUPLICATES] + acc.duplicates
+        slot[C.SINK_STREAMS] = max(b[C.SINK_STREAMS], len(acc.streams))
+        slot[C.SINK_CALLS] = b[C.SINK_CALLS] + calls
+        slot[C.SINK_HEARTBEAT_NS] = time.monotonic_ns()
+        if self.streams is not None:
+            self.publish_streams()
+
+    def publish_streams(self) -> None:
+        """Per-stream figures into the slot of the worker whose index ends the stream's name."""
+        assert self.streams is not None
+        for name, st in self.accounting.streams.items():
+            if name not in self.stream_slots:
+                digits = len(name) - len(name.rstrip(b"0123456789"))
+                index = int(name[-digits:]) if digits else -1
+                self.stream_slots[name] = self.streams.slot(index) if 0 <= index < self.streams.slots else None
+                if self.stream_slots[name] is not None:
+                    self.stream_base[name] = self.streams.values(index)     # counts of a previous sink process
+            target = self.stream_slots[name]
+            if target is not None:
+                base = self.stream_base[name]
+                target[C.STREAM_RECEIVED] = base[C.STREAM_RECEIVED] + st.received
+                target[C.STREAM_GAPS] = base[C.STREAM_GAPS] + st.gaps
+                target[C.STREAM_LATE] = base[C.STREAM_LATE] + st.late
+                target[C.STREAM_DUPLICATES] = base[C.STREAM_DUPLICATES] + st.duplicates

@@ -1,0 +1,206 @@
+"""The dummy SIEM's receiving side: UDP sockets, batched receive and the hand-over to accounting.
+
+``open_sockets`` binds every port of the range with ``SO_REUSEPORT`` (so K sink processes share
+them, the kernel keeping each flow, hence each stream, on one of them) and turns on ``UDP_GRO``
+(a train of same-size datagrams of one flow arrives as one buffer with its segment size).
+``Receiver`` reads with ``recvmmsg`` through ctypes. A GRO train whose first and last messages
+are the same stream with consecutive numbers is accounted as one run; single datagrams are
+checked against the expected next tail (``Run``) and parsed only when it does not match.
+``kernel_drops`` reads the kernel's drop counters of our sockets from ``/proc/net/udp``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import socket
+import struct
+from collections.abc import Callable
+
+from loggend.engine.render import SEQ_DIGITS
+from loggend.engine.syscalls import (
+    MSG_DONTWAIT,
+    SO_RCVBUFFORCE,
+    SOL_UDP,
+    UDP_GRO,
+    Iovec,
+    Mmsghdr,
+    Msghdr,
+    libc_function,
+)
+from loggend.sink.accounting import Accounting, parse
+
+BATCH = 64                    # buffers per recvmmsg call
+SLOT = 65536                  # bytes per buffer: a whole GRO train (<= 64 KiB)
+CONTROL = 64                  # control bytes per buffer: room for the UDP_GRO cmsg
+RCVBUF_BYTES = 256 << 20      # asked for with SO_RCVBUFFORCE as root, else capped at rmem_max
+CMSG_HEADER = struct.Struct("@QiI")     # cmsg_len (size_t), cmsg_level, cmsg_type; data follows
+GRO_SIZE = struct.Struct("@i")          # udp_cmsg_recv() puts gso_size as an int
+PROC_NET_UDP = ("/proc/net/udp", "/proc/net/udp6")
+MSG_LEN_OFFSET = Mmsghdr.msg_len.offset
+CONTROLLEN_OFFSET = Msghdr.msg_controllen.offset
+
+
+class BindError(Exception):
+    """A port cannot be bound (taken without SO_REUSEPORT, privileged, bad address)."""
+
+
+def open_sockets(host: str, ports: tuple[int, ...], reuseport: bool = True, gro: bool = True) -> list[socket.socket]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks: list[socket.socket] = []
+    for port in ports:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+        if gro:
+            try:
+                sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+            except OSError:
+                pass                               # an old kernel: datagrams arrive one by one
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            sock.close()
+            for s in socks:
+                s.close()
+            hint = "; ports below 1024 need root or CAP_NET_BIND_SERVICE" if err.errno == errno.EACCES else ""
+            raise BindError(f"cannot listen on {host}:{port}: {err.strerror}{hint}") from None
+        sock.setblocking(False)
+        socks.append(sock)
+    return socks
+
+
+def kernel_drops(inodes: set[int], files: tuple[str, ...] = PROC_NET_UDP) -> int:
+    """Datagrams the kernel dropped for these sockets (full receive queue and the like)."""
+    total = 0
+    for path in files:
+        try:
+            with open(path, encoding="ascii") as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and int(cols[9]) in inodes:
+                        total += int(cols[12])
+        except (OSError, ValueError, StopIteration):
+            continue
+    return total
+
+
+class Receiver:
+    """recvmmsg over a set of non-blocking sockets; each buffer may hold a GRO train."""
+
+    def __init__(self) -> None:
+        self.buf = ctypes.create_string_buffer(BATCH * SLOT)
+        self.view = memoryview(self.buf).cast("B")
+        self.control = ctypes.create_string_buffer(BATCH * CONTROL)
+        self.control_view = memoryview(self.control).cast("B")
+        self.iov = (Iovec * BATCH)()
+        self.hdrs = (Mmsghdr * BATCH)()
+        base, cbase = ctypes.addressof(self.buf), ctypes.addressof(self.control)
+        for i in range(BATCH):
+            self.iov[i].iov_base = base + i * SLOT
+            self.iov[i].iov_len = SLOT
+            h = self.hdrs[i].msg_hdr
+            h.msg_iov = ctypes.pointer(self.iov[i])
+            h.msg_iovlen = 1
+            h.msg_control = cbase + i * CONTROL
+            h.msg_controllen = CONTROL
+        self.template = bytes(self.hdrs)         # the kernel rewrites lengths: restore them per call
+        raw = memoryview(self.hdrs).cast("B")
+        self.lengths = raw.cast("I")[MSG_LEN_OFFSET // 4::ctypes.sizeof(Mmsghdr) // 4]      # msg_len of each
+        self.controls = raw.cast("Q")[CONTROLLEN_OFFSET // 8::ctypes.sizeof(Mmsghdr) // 8]  # msg_controllen
+        recvmmsg = libc_function("recvmmsg")
+        if recvmmsg is None:
+            raise OSError(errno.ENOSYS, "recvmmsg is not available in this C library")
+        self.recvmmsg: Callable[..., int] = recvmmsg
+        self.calls = 0
+
+    def drain(self, fd: int, accounting: Accounting) -> int:
+        """Receive everything queued on ``fd`` into ``accounting``; the datagrams received."""
+        hdrs, view, cview = self.hdrs, self.view, self.control_view
+        lengths, controls = self.lengths, self.controls
+        got = 0
+        while True:
+            ctypes.memmove(hdrs, self.template, len(self.template))
+            n = self.recvmmsg(fd, hdrs, BATCH, MSG_DONTWAIT, None)
+            self.calls += 1
+            if n <= 0:
+                return got
+            lens = lengths[:n].tolist()
+            ctls = controls[:n].tolist()
+            run = Run(accounting)
+            for i in range(n):
+                length, at = lens[i], i * SLOT
+                if ctls[i] >= CMSG_HEADER.size + GRO_SIZE.size:
+                    _, level, kind = CMSG_HEADER.unpack_from(cview, i * CONTROL)
+                    if level == SOL_UDP and kind == UDP_GRO:
+                        size = GRO_SIZE.unpack_from(cview, i * CONTROL + CMSG_HEADER.size)[0] or length
+                        if size < length:
+                            run.flush()
+                            got += account(accounting, view, at, length, size)
+                            continue
+                run.add(view, at, length)
+                got += 1
+            run.flush()
+            if n < BATCH:
+                return got
+
+
+class Run:
+    """Consecutive single datagrams of one stream, checked against the expected next tail.
+
+    Per datagram this compares the last bytes with ``" stream=ID seq=NNNNNNNNNNNN"`` of the next
+    number; only a datagram that does not match is parsed, after the run so far is accounted.
+    """
+
+    def __init__(self, accounting: Accounting) -> None:
+        self.accounting = accounting
+        self.name = b""
+        self.first = self.count = self.octets = 0
+        self.head = b""                   # b" stream=ID seq="
+
+    def add(self, view: memoryview, at: int, length: int) -> None:
+        end = at + length
+        if self.count and view[end - SEQ_DIGITS - len(self.head):end] == b"%s%012d" % (
+                self.head, self.first + self.count):
+            self.count += 1
+            self.octets += length
+            return
+        self.flush()
+        message = bytes(view[at:end])
+        parsed = parse(message)
+        if parsed is None:
+            self.accounting.add_unsequenced(1, length)
+            return
+        self.name, self.first = parsed
+        self.head = b" stream=%s seq=" % self.name
+        self.count, self.octets = 1, length
+
+    def flush(self) -> None:
+        if self.count:
+            acc = self.accounting
+            acc.received += self.count
+            acc.octets += self.octets
+            acc.add_run(self.name, self.first, self.count)
+            self.count = 0
+
+
+def account(accounting: Accounting, view: memoryview, at: int, length: int, size: int) -> int:
+    """A buffer of ``length`` bytes holding messages of ``size`` bytes (the last may be shorter)."""
+    count = -(-length // size)
+    if count > 1 and length == count * size:
+        first = parse(bytes(view[at:at + size]))
+        last = parse(bytes(view[at + length - size:at + length]))
+        if first and last and first[0] == last[0] and last[1] - first[1] == count - 1:
+            accounting.received += count
+            accounting.octets += length
+            accounting.add_run(first[0], first[1], count)
+            return count
+    for k in range(count):
+        start = at + k * size
+        accounting.add(bytes(view[start:min(start + size, at + length)]))
+    return count

@@ -1,0 +1,76 @@
+"""What the operator reads in a terminal or the journal: the live line and the end-of-run summary.
+
+Both are built from ``loggend.totals`` objects, like every other summary of a run.
+"""
+
+from __future__ import annotations
+
+from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
+from loggend.parsers import format_size
+from loggend.totals import RunTotals, SinkTotals, error_counts, transports
+
+MB = 1e6
+
+
+def errors_text(errors: dict[str, int]) -> str:
+    parts = [f"{kind}={n:,}" for kind, n in errors.items() if n]
+    return " ".join(parts) if parts else "0"
+
+
+class LiveLine:
+    """Rate over the last interval from the monotonic counters."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.last_time = started
+        self.last_sent = 0
+
+    def line(self, now: float, snaps: list[SlotSnapshot], workers: int, sink: SinkTotals | None = None) -> str:
+        sent = sum(s.sent for s in snaps)
+        eps = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_sent = now, sent
+        running = sum(1 for s in snaps[:workers] if s.state == STATE_RUNNING)
+        restarts = sum(s.restarts for s in snaps)
+        received = f"received {sink.received:,} lost {sink.lost:,}  " if sink is not None else ""
+        return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  sent {sent:15,}  {received}"
+                f"errors {errors_text(error_counts(snaps))}  restarts {restarts}  "
+                f"transport {transports(snaps) or '-'}  ({running}/{workers} running)")
+
+
+def summary(t: RunTotals) -> str:
+    target = f"{t.rate:,.0f} ev/s" if t.rate else "unlimited"
+    lines = [
+        "summary:",
+        f"  target      {t.target}  rate {target}  transport {t.transport or '-'}",
+        f"  sent        {t.sent:,} events, {t.bytes / MB:,.1f} MB in {t.seconds:.2f} s",
+    ]
+    if t.seconds:
+        lines.append(f"  mean rate   {t.mean_rate:,.0f} ev/s, {t.bytes / MB / t.seconds:,.1f} MB/s")
+    lines.append(f"  errors      {errors_text(t.errors)}")
+    lines.append(f"  restarts    {t.restarts}")
+    if t.peak_memory:
+        limit = f" (limit {format_size(t.memory_limit)})" if t.memory_limit else ""
+        lines.append(f"  peak memory {format_size(t.peak_memory)} (PSS of supervisor and children){limit}")
+    if len(t.workers) > 1:
+        lines.append("  worker  port   cpu  state        sent  restarts  errors")
+        for w in t.workers:
+            cpu = "-" if w.cpu is None else str(w.cpu)
+            port = "-" if w.port is None else str(w.port)
+            lines.append(f"  {w.index:6d}  {port:>5}  {cpu:>3}  {w.state:8}  {w.sent:10,}  {w.restarts:8d}  "
+                         f"{sum(w.errors.values()):,}")
+    if t.sink is not None:
+        lines.append(sink_summary(t.sink, t.sent))
+    return "\n".join(lines)
+
+
+def sink_summary(t: SinkTotals, sent: int | None = None) -> str:
+    """What a sink saw; ``sent`` beside it when the generator is the same run."""
+    beside = f"; sent - received = {sent - t.received:,}" if sent is not None else ""
+    return "\n".join((
+        "local sink:" if sent is not None else "sink summary:",
+        f"  received    {t.received:,} events ({t.bytes:,} bytes) from {t.streams} streams ({t.processes} processes)",
+        f"  lost        {t.lost:,} ({t.loss_percent:.4f} %) by sequence{beside}",
+        f"  gaps        {t.gaps:,}  of them late (reordered) {t.late:,}  duplicates {t.duplicates:,}  "
+        f"without sequence {t.unsequenced:,}",
+        f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)",
+    ))

@@ -1,0 +1,145 @@
+"""The figures of a run, added up once: every summary (console, ``--summary-json``, ``/api/summary``,
+the perftest report, the sink's own line) is built from these objects, never from raw slots.
+
+``SinkTotals`` adds up sink slots; ``RunTotals`` adds up worker slots and carries the sink's
+totals and the per-stream rows beside them. Pure data: no processes, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loggend.engine import counters as C
+from loggend.engine.counters import ERROR_KINDS, SlotSnapshot
+
+
+def error_counts(snapshots: list[SlotSnapshot]) -> dict[str, int]:
+    """Events refused by the kernel over these workers, by kind."""
+    return {kind: sum(s.errors[k] for s in snapshots) for k, kind in enumerate(ERROR_KINDS)}
+
+
+def transports(snapshots: list[SlotSnapshot]) -> str:
+    """The send methods in use, e.g. ``gso`` or ``gso,sendmmsg``; "" before any worker chose."""
+    return ",".join(sorted({s.transport for s in snapshots if s.transport}))
+
+
+@dataclass(frozen=True)
+class SinkTotals:
+    received: int = 0
+    bytes: int = 0
+    gaps: int = 0            # numbers that were missing when a later one arrived
+    late: int = 0            # of those, arrived after all (reordered)
+    duplicates: int = 0
+    unsequenced: int = 0
+    kernel_drops: int = 0
+    streams: int = 0
+    processes: int = 0
+    running: int = 0
+
+    @property
+    def lost(self) -> int:
+        """Sequence numbers never seen: gaps minus late fills (the net loss)."""
+        return self.gaps - self.late
+
+    @property
+    def loss_percent(self) -> float:
+        sequenced = self.received - self.unsequenced - self.duplicates
+        expected = sequenced + self.lost
+        return 100.0 * self.lost / expected if expected else 0.0
+
+    @classmethod
+    def of(cls, rows: list[list[int]]) -> SinkTotals:
+        """From the raw sink slots of a run."""
+        def total(f: int) -> int:
+            return sum(r[f] for r in rows)
+        return cls(received=total(C.SINK_RECEIVED), bytes=total(C.SINK_BYTES), gaps=total(C.SINK_GAPS),
+                   late=total(C.SINK_LATE), duplicates=total(C.SINK_DUPLICATES),
+                   unsequenced=total(C.SINK_UNSEQUENCED), kernel_drops=total(C.SINK_KERNEL_DROPS),
+                   streams=total(C.SINK_STREAMS), processes=len(rows),
+                   running=sum(1 for r in rows if r[C.SINK_STATE] == C.STATE_RUNNING))
+
+    def document(self) -> dict[str, Any]:
+        return {"received": self.received, "bytes": self.bytes, "lost": self.lost, "gaps": self.gaps,
+                "late": self.late, "duplicates": self.duplicates, "unsequenced": self.unsequenced,
+                "kernel_drops": self.kernel_drops, "streams": self.streams, "processes": self.processes,
+                "running": self.running, "loss_percent": self.loss_percent}
+
+
+@dataclass(frozen=True)
+class WorkerTotals:
+    index: int
+    port: int | None
+    cpu: int | None
+    state: str
+    sent: int
+    bytes: int
+    errors: dict[str, int]
+    restarts: int
+    received: int | None = None          # what the local sink got of this worker's stream
+    lost: int | None = None
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"index": self.index, "port": self.port, "cpu": self.cpu, "state": self.state,
+                               "sent": self.sent, "bytes": self.bytes, "errors": self.errors,
+                               "restarts": self.restarts}
+        if self.received is not None:
+            doc["received"], doc["lost"] = self.received, self.lost
+        return doc
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """A run so far (or at its end): what was sent, how fast, what failed, what the sink saw."""
+
+    target: str
+    rate: float                      # configured total events/s (0 = unlimited)
+    seconds: float                   # sending time: the first worker's first send to the last heartbeat
+    sent: int
+    bytes: int
+    errors: dict[str, int]
+    restarts: int
+    transport: str
+    peak_memory: int = 0
+    memory_limit: int = 0
+    workers: tuple[WorkerTotals, ...] = ()
+    sink: SinkTotals | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+    @property
+    def sent_minus_received(self) -> int | None:
+        return None if self.sink is None else self.sent - self.sink.received
+
+    @classmethod
+    def of(cls, snapshots: list[SlotSnapshot], seconds: float, target: str, rate: float,
+           ports: tuple[int, ...] = (), cpus: tuple[int, ...] = (), peak_memory: int = 0, memory_limit: int = 0,
+           sink: SinkTotals | None = None, streams: list[list[int]] | None = None) -> RunTotals:
+        rows = []
+        for i, s in enumerate(snapshots):
+            received = lost = None
+            if sink is not None and streams is not None and i < len(streams):
+                received = streams[i][C.STREAM_RECEIVED]
+                lost = streams[i][C.STREAM_GAPS] - streams[i][C.STREAM_LATE]
+            rows.append(WorkerTotals(
+                index=i, port=ports[i % len(ports)] if ports else None, cpu=cpus[i % len(cpus)] if cpus else None,
+                state=s.state_name, sent=s.sent, bytes=s.bytes, errors=dict(zip(ERROR_KINDS, s.errors)),
+                restarts=s.restarts, received=received, lost=lost))
+        return cls(target=target, rate=rate, seconds=seconds, sent=sum(s.sent for s in snapshots),
+                   bytes=sum(s.bytes for s in snapshots), errors=error_counts(snapshots),
+                   restarts=sum(s.restarts for s in snapshots), transport=transports(snapshots),
+                   peak_memory=peak_memory, memory_limit=memory_limit, workers=tuple(rows), sink=sink)
+
+    def document(self) -> dict[str, Any]:
+        """The summary as data (``--summary-json``, the perftest report)."""
+        return {
+            "target": self.target, "rate": self.rate, "seconds": self.seconds, "sent": self.sent,
+            "bytes": self.bytes, "mean_rate": self.mean_rate, "errors": self.errors, "restarts": self.restarts,
+            "peak_memory_bytes": self.peak_memory, "transport": self.transport or "-",
+            "workers": [w.document() for w in self.workers],
+            "sink": self.sink.document() if self.sink is not None else None,
+            "sent_minus_received": self.sent_minus_received, **self.extra,
+        }

@@ -1,0 +1,117 @@
+"""The Flask app of the web process: dashboard, REST, WebSocket feed and Prometheus ``/metrics``.
+
+``/api/metrics`` returns the sampler's latest frame, every ``/ws`` client is sent each new one
+from its own thread, ``/metrics`` is built from the counters at scrape time. Endpoints are GET
+only; with a token set, every one wants ``Authorization: Bearer TOKEN`` (or ``?token=`` where a
+browser cannot set headers).
+"""
+
+from __future__ import annotations
+
+import hmac
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, jsonify, request
+from flask_sock import Sock
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from loggend.web.metrics import LoggenCollector, SinkCollector
+from loggend.web.state import WebState
+
+DASHBOARD_FILES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
+                   "/style.css": ("style.css", "text/css")}
+
+
+def same_origin(origin: str, host: str, allowed: tuple[str, ...], server_port: int | None = None) -> bool:
+    """A WebSocket handshake from a page of this server (or an allowed origin), or from no browser.
+
+    ``host`` is the request's Host header; a client that leaves the port out of it is matched
+    on the port this server really listens on.
+    """
+    if not origin:
+        return True                      # curl, Prometheus, scripts: no Origin header
+    if origin.rstrip("/") in allowed:
+        return True
+    parts = urlsplit(origin)
+    if parts.netloc == host:
+        return True
+    return server_port is not None and ":" not in host and parts.hostname == host and parts.port == server_port
+
+
+def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = ()) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
+    sock = Sock(app)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LoggenCollector(state.collector_source))
+    registry.register(SinkCollector(state.sink_rows))
+
+    def error(status: int, message: str) -> Response:
+        response = jsonify({"error": message, "status": status})
+        response.status_code = status
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="loggen"'
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        return error(err.code or 500, err.description or err.name)
+
+    @app.errorhandler(Exception)
+    def internal_error(err: Exception) -> Response:
+        app.logger.error("request failed: %s: %s", type(err).__name__, err)
+        return error(500, "internal error")
+
+    @app.before_request
+    def guard() -> Response | None:
+        if token:
+            header = request.headers.get("Authorization", "")
+            given = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return error(401, "a valid bearer token is required")
+        port = int(request.environ.get("SERVER_PORT") or 0) or None
+        if request.path == "/ws" and not same_origin(request.headers.get("Origin", ""), request.host, origins, port):
+            return error(403, f"origin {request.headers.get('Origin')!r} may not open the feed")
+        return None
+
+    def page(name: str, mimetype: str) -> Response:
+        body = resources.files("loggend.web").joinpath("dashboard", name).read_bytes()
+        return Response(body, mimetype=mimetype, headers={"Cache-Control": "no-cache"})
+
+    for path, (name, mimetype) in DASHBOARD_FILES.items():
+        app.add_url_rule(path, f"page:{name}", lambda n=name, m=mimetype: page(n, m), methods=["GET"])
+
+    @app.get("/api/metrics")
+    def api_metrics() -> Response:
+        return Response(state.frame_json, mimetype="application/json")
+
+    @app.get("/api/summary")
+    def api_summary() -> Response:
+        return jsonify(state.summary())
+
+    @app.get("/api/history")
+    def api_history() -> Response:
+        return jsonify({"interval": state.interval, "points": state.history_points()})
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok", "frame": state.frame_number})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @sock.route("/ws")  # type: ignore[untyped-decorator]
+    def ws(socket: Any) -> None:
+        number, frame = state.latest()
+        socket.send(frame)
+        while socket.connected:
+            newer, frame = state.wait_frame(number)
+            if newer != number:
+                number = newer
+                socket.send(frame)
+
+    return app
