@@ -18,7 +18,8 @@ UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
 
-.PHONY: venv run test bench lint clean install uninstall test-performance run-test optimize-system restore-system
+.PHONY: venv run test test-fast test-coverage bench lint build build-dev clean install uninstall test-performance \
+	run-test optimize-system restore-system
 
 venv: $(STAMP)
 
@@ -38,6 +39,34 @@ run: venv
 test: venv
 	@scripts/system-deps.sh
 	$(BIN)/python -m pytest
+
+# Under 30 s: everything but the slow, root-only and browser tests (no system packages installed).
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow and not root and not browser"
+
+# The whole suite under coverage (branch), children and forks included; a total and reports/coverage/index.html.
+test-coverage: build-dev
+	@scripts/system-deps.sh
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine -q
+	@echo "total coverage (statements and branches): $$($(BIN)/coverage report --format=total --precision=1) %"
+	$(BIN)/coverage html -q -d reports/coverage
+	@echo "coverage report: reports/coverage/index.html"
+
+# A wheel and an sdist in dist/ (the dashboard inside).
+build: build-dev
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist . >/dev/null
+	@ls dist
+
+# Editable install with the dev tools (build, coverage, py-spy for `loggend profile`). Python has no race
+# detector build; scripts/loggend-dev runs loggend in Python's development mode instead (-X dev: faulthandler
+# on crashes and hangs, debug memory allocators, warnings shown, asyncio debug).
+build-dev: $(VENV)/.dev
+$(VENV)/.dev: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,lint,dev]'
+	touch $@
 
 # The 30-minute performance test against the targets (DURATION=, RATE=, WORKERS= to change).
 test-performance: venv
@@ -86,5 +115,5 @@ uninstall:
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
-	rm -rf $(VENV) build reports *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist reports *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

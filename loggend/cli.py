@@ -1,4 +1,6 @@
-"""Command line: ``loggend run | check-config | sink | bench``. Bad input is one line and exit 2.
+"""Command line: ``loggend run | check-config | sink | perftest | tune | bench | profile``.
+
+Bad input is one line and exit 2.
 
 ``run`` reads ``/etc/loggen.yaml`` (or ``--config PATH``) and lays its flags over the file. The
 original tool's flags keep working: ``-target=HOST``, ``-dashboard-port=PORT``,
@@ -120,6 +122,15 @@ def build_parser() -> Parser:
     bench.add_argument("--seconds", default="3", help="per measurement")
     bench.add_argument("--repeats", default="3", help="runs per figure (the median is printed)")
     bench.add_argument("--yardstick", default="", help="folder of the C reference tools to compare with")
+    prof = sub.add_parser("profile", help="sample where a live worker spends its time (py-spy): a flame graph")
+    prof.add_argument("--worker", default="0", help="worker index to profile (default %(default)s)")
+    prof.add_argument("--name", help="any process of a run by name instead: loggend-sink0, loggend-web...")
+    prof.add_argument("--pid", help="the supervisor's pid, when several runs are up")
+    prof.add_argument("--seconds", default="10", help="how long to sample (default %(default)s)")
+    prof.add_argument("--format", default="flamegraph", help="flamegraph (SVG), speedscope (JSON) or raw "
+                      "(collapsed stacks)")
+    prof.add_argument("--output", help="file to write (default profile-<name>.svg|.json|.txt)")
+    prof.add_argument("--dump", action="store_true", help="print the stacks right now instead of sampling")
     return parser
 
 
@@ -275,6 +286,20 @@ def cmd_perftest(args: argparse.Namespace) -> int:
                     sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES)).run()
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from loggend.config import MAX_WORKERS
+    from loggend.parsers import parse_choice
+    from loggend.tools.profile import FORMATS, default_output, process_name, profile
+    worker = parse_int("--worker", args.worker, 0, MAX_WORKERS - 1)
+    name = process_name(worker, args.name)
+    fmt = parse_choice("--format", args.format, FORMATS)
+    seconds = parse_duration("--seconds", args.seconds)
+    if not 1 <= seconds <= 3600:
+        raise UsageError(f"--seconds: {args.seconds!r} is not allowed; expected 1s to 1h")
+    parent = parse_int("--pid", args.pid, 1, 2**22) if args.pid else None
+    return profile(name, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent)
+
+
 def parse_percent(key: str, text: str) -> float:
     try:
         value = float(text)
@@ -286,7 +311,7 @@ def parse_percent(key: str, text: str) -> float:
 
 
 COMMANDS = {"perftest": cmd_perftest, "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink,
-            "bench": cmd_bench, "tune": cmd_tune}
+            "bench": cmd_bench, "tune": cmd_tune, "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,3 +201,22 @@ def write_config(path: Path, text: str) -> str:
 
 def stream_of(datagram: bytes) -> str:
     return datagram.rsplit(b" stream=", 1)[1].split(b" ", 1)[0].decode()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every integration test runs real processes on real loopback sockets: mark it ``network``."""
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.network)
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)

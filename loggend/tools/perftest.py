@@ -13,7 +13,6 @@ import html
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -204,7 +203,8 @@ class PerfTest:
                 "--ports", self.ports, "--workers", str(self.workers), "--rate", self.rate,
                 "--duration", f"{self.duration:g}s", "--local-sink", "--sink-processes", str(self.sink_processes),
                 "--dashboard", "127.0.0.1:0", "--dashboard-interval", f"{SAMPLE_SECONDS:g}s",
-                "--summary-json", str(self.report_dir / "run-summary.json")]
+                "--summary-json", str(self.report_dir / "run-summary.json"),
+                "--ready-file", str(self.report_dir / "ready.json")]
 
     def run(self) -> int:
         self.report_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +236,7 @@ class PerfTest:
 
     def _drive(self, log: TextIO, log_path: Path) -> int:
         proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = self._dashboard(proc, log_path)
+        url = self._dashboard(proc)
         begin = time.monotonic()
         deadline = begin + self.duration + STOP_GRACE
         next_at = begin
@@ -258,13 +258,16 @@ class PerfTest:
             self.say(f"perftest: loggend run exited with status {code}: {lines[-1] if lines else 'no output'}")
         return code
 
-    def _dashboard(self, proc: subprocess.Popen[bytes], log_path: Path) -> str:
+    def _dashboard(self, proc: subprocess.Popen[bytes]) -> str:
+        """The dashboard's address, from the ready file the run writes once every worker sends."""
+        ready = self.report_dir / "ready.json"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and proc.poll() is None and not self.interrupted:
-            m = re.search(r"dashboard: (http://\S+?)/ ", log_path.read_text(encoding="utf-8", errors="replace"))
-            if m:
-                return m.group(1)
-            time.sleep(0.1)
+            try:
+                url: str = json.loads(ready.read_text())["dashboard"] or ""
+                return url
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
         return ""
 
     def _sample(self, url: str) -> None:

@@ -56,6 +56,7 @@ def test_bad_input_is_one_line_naming_the_flag_and_exit_2(args, name):
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", "4000", "--duration", "2s",
                          "--pool-size", "1000", "--seed", "7")
@@ -70,6 +71,7 @@ def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
     assert "worker 0: transport gso" in result.stderr
 
 
+@pytest.mark.slow
 def test_pacing_spreads_traffic_over_the_run(receiver):
     rate, seconds = 2000, 3
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", str(rate),
@@ -133,6 +135,7 @@ def test_hot_path_imports_only_the_standard_library_and_the_engine():
     assert [getattr(n, "module", None) for n in imports] == ["__future__"]
 
 
+@pytest.mark.slow
 def test_sd_notify_ready_status_watchdog_reloading_and_stopping(receiver, tmp_path):
     import socket as s
     path = str(tmp_path / "notify")

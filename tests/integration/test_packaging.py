@@ -48,6 +48,7 @@ def test_unit_security_exposure_is_low(tmp_path):
     assert float(m.group(1)) <= MAX_EXPOSURE, result.stdout
 
 
+@pytest.mark.slow
 def test_make_install_and_uninstall(tmp_path):
     dirs = {"PREFIX": tmp_path / "usr/local", "SYSCONFDIR": tmp_path / "etc", "UNITDIR": tmp_path / "units",
             "LIBDIR": tmp_path / "opt/loggen"}

@@ -5,9 +5,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
 
-from tests.conftest import ROOT, alive
+import pytest
+
+from tests.conftest import ROOT, alive, wait_until
 
 SCRIPT = ROOT / "scripts" / "test.sh"
 
@@ -36,6 +37,7 @@ def run_script(tmp_path, duration: str, target_eps: str, *extra: str, timeout: f
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_short_run_passes_and_writes_the_report(tmp_path):
     result = run_script(tmp_path, "8s", "15k")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -55,6 +57,7 @@ def test_short_run_passes_and_writes_the_report(tmp_path):
     assert page.count("<svg") == 4 and "PASS" in page and "<polyline" in page
 
 
+@pytest.mark.slow
 def test_a_missed_target_fails_with_a_nonzero_status(tmp_path):
     result = run_script(tmp_path, "5s", "500M")
     assert result.returncode == 1
@@ -63,6 +66,7 @@ def test_a_missed_target_fails_with_a_nonzero_status(tmp_path):
     assert json.loads((tmp_path / "report" / "report.json").read_text())["pass"] is False
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_both_cleanly_and_still_reports(tmp_path):
     env = dict(os.environ, DURATION="60s", RATE="20k", WORKERS="2", REPORT_DIR=str(tmp_path / "report"))
     proc = subprocess.Popen([str(SCRIPT), "--no-optimize", "--ports", free_port_pair(), "--sink-processes", "1"],
@@ -80,6 +84,5 @@ def test_ctrl_c_stops_both_cleanly_and_still_reports(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert "report in" in rest
-    time.sleep(0.5)
-    assert not [p for p in children if alive(int(p))]
+    wait_until(lambda: not [p for p in children if alive(int(p))], timeout=5, what="every child of the run to end")
     assert json.loads((tmp_path / "report" / "report.json").read_text())["interrupted"] is True

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import RUN, run_loggend
+from tests.conftest import RUN, run_loggend, wait_until
 from tests.unit.test_accounting import msg
 
 
@@ -28,6 +28,7 @@ def summary_counts(text: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("gro", [True, False])
+@pytest.mark.slow
 def test_crafted_gaps_duplicates_and_reordering_are_counted_exactly(loggend, gro):
     proc, port = start_sink(loggend, "--idle-exit", "1s", *([] if gro else ["--no-gro"]))
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -45,6 +46,7 @@ def test_crafted_gaps_duplicates_and_reordering_are_counted_exactly(loggend, gro
                       "duplicates": 1, "without sequence": 3, "kernel drops": 0}
 
 
+@pytest.mark.slow
 def test_generator_trains_are_counted_per_stream(loggend):
     proc, port = start_sink(loggend, "--idle-exit", "1s")
     result = run_loggend(*RUN, "--workers", "3", "--target", f"127.0.0.1:{port}", "--rate", "30000",
@@ -68,11 +70,11 @@ def test_a_port_it_cannot_bind_is_one_line_and_exit_1(loggend):
 
 def test_sink_stops_on_sigterm_with_its_summary(loggend):
     proc, port = start_sink(loggend)
-    time.sleep(0.3)
     proc.proc.terminate()
     assert proc.wait(10) == 0 and summary_counts(proc.stdout)["datagrams"] == 0
 
 
+@pytest.mark.slow
 def test_local_sink_under_the_supervisor_counts_what_was_sent(loggend):
     """`loggend run --local-sink`: received equals sent, and the dashboard's API shows both."""
     import json
@@ -87,9 +89,12 @@ def test_local_sink_under_the_supervisor_counts_what_was_sent(loggend):
                    "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.5s")
     url = re.search(r"(http://\S+?)/ ", proc.wait_line("dashboard: http://", stream="err")).group(1)
     proc.wait_line("received ")
-    time.sleep(1.0)
-    with urllib.request.urlopen(url + "/api/metrics", timeout=10) as r:
-        live = json.loads(r.read())
+
+    def sink_received() -> dict | None:
+        with urllib.request.urlopen(url + "/api/metrics", timeout=10) as r:
+            doc = json.loads(r.read())
+        return doc if doc["sink"] and doc["sink"]["received"] > 0 else None
+    live = wait_until(sink_received, what="the sink's figures in /api/metrics")
     assert live["sink"]["received"] > 0 and live["sink"]["processes"] == 2 and live["sink"]["lost"] == 0
     assert live["sink"]["received"] <= live["totals"]["events"] + 20000
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r:

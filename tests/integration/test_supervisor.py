@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import alive, run_loggend, seq_of, stream_of, worker_pids, write_config
+from tests.conftest import alive, run_loggend, seq_of, stream_of, wait_until, worker_pids, write_config
 
 MIB = 1 << 20
 
@@ -31,6 +31,7 @@ def config(tmp_path, receivers, **keys) -> str:
     return write_config(tmp_path / "loggen.yaml", "".join(f"{k}: {v}\n" for k, v in body.items()))
 
 
+@pytest.mark.slow
 def test_four_workers_send_their_streams_and_the_counters_match(tmp_path, receivers, loggend):
     rx = receivers(2)
     path = config(tmp_path, rx, workers=4, rate=8000, duration="2s")
@@ -51,6 +52,7 @@ def test_four_workers_send_their_streams_and_the_counters_match(tmp_path, receiv
             assert seqs == list(range(rows[int(stream[1:])]))
 
 
+@pytest.mark.slow
 def test_killed_worker_is_restarted_and_its_counter_carries_on(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=2000))
@@ -62,7 +64,8 @@ def test_killed_worker_is_restarted_and_its_counter_carries_on(tmp_path, receive
     line = proc.wait_line("restarts 1 ", after=len(proc.out))
     proc.wait_line("(2/2 running)", after=proc.out.index(line))
     assert victim not in worker_pids(proc.pid) and len(worker_pids(proc.pid)) == 2
-    time.sleep(1.5)
+    restarted = sent_of(live_lines(proc)[-1])
+    wait_until(lambda: sent_of(live_lines(proc)[-1]) >= restarted + 1000, what="sending after the restart")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
     sent = [sent_of(line) for line in live_lines(proc)]
@@ -77,6 +80,7 @@ def test_killed_worker_is_restarted_and_its_counter_carries_on(tmp_path, receive
         assert len(numbers) == len(set(numbers)), stream
 
 
+@pytest.mark.slow
 def test_hung_worker_is_killed_and_restarted(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=1000, hung_timeout="1s"))
@@ -88,6 +92,7 @@ def test_hung_worker_is_killed_and_restarted(tmp_path, receivers, loggend):
     assert not alive(victim)
 
 
+@pytest.mark.slow
 def test_sighup_reloads_the_rate_and_ignores_a_broken_file(tmp_path, receivers, loggend):
     rx = receivers(1)
     path = config(tmp_path, rx, workers=2, rate=2000)
@@ -98,19 +103,21 @@ def test_sighup_reloads_the_rate_and_ignores_a_broken_file(tmp_path, receivers, 
     proc.wait_line("reload: 2 workers", stream="err")
     mark = len(proc.out)
     proc.wait_line("(2/2 running)", after=mark)
-    time.sleep(3.5)
+    wait_until(lambda: len(proc.out) >= mark + 4, what="three live lines at the new rate")
     rates = [eps_of(line) for line in live_lines(proc)[-2:]]
     assert all(6000 < r < 10000 for r in rates), rates            # the new rate, not 2000
     write_config(tmp_path / "loggen.yaml", "rate: [unclosed\n")
     proc.signal(signal.SIGHUP)
     err = proc.wait_line("keeping the running config", stream="err")
     assert "malformed YAML" in err and "line 2" in err
-    time.sleep(2.5)
+    mark = len(proc.out)
+    wait_until(lambda: len(proc.out) >= mark + 2, what="two live lines after the refused reload")
     assert all(6000 < eps_of(line) < 10000 for line in live_lines(proc)[-2:])
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
 
 
+@pytest.mark.slow
 def test_sighup_changes_the_worker_count_and_keeps_the_counts(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=2000))
@@ -132,6 +139,7 @@ def test_sighup_changes_the_worker_count_and_keeps_the_counts(tmp_path, receiver
     assert "restarts    0" in proc.stdout                      # a reload is not a crash
 
 
+@pytest.mark.slow
 def test_sigterm_stops_every_worker_within_the_bound(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000))
@@ -144,6 +152,7 @@ def test_sigterm_stops_every_worker_within_the_bound(tmp_path, receivers, loggen
     assert "summary:" in proc.stdout and not any(alive(p) for p in workers)
 
 
+@pytest.mark.slow
 def test_workers_die_with_a_killed_supervisor(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=3, rate=3000))
@@ -157,6 +166,7 @@ def test_workers_die_with_a_killed_supervisor(tmp_path, receivers, loggend):
     assert not any(alive(p) for p in workers)
 
 
+@pytest.mark.slow
 def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
     """The default worker count: all running quickly (2 s is the target; the bound allows a busy CI box)."""
     rx = receivers(1)
@@ -174,6 +184,7 @@ def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
     assert "peak memory" in proc.stdout
 
 
+@pytest.mark.slow
 def test_memory_limit_is_enforced(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000, memory_limit="40M"))
@@ -190,6 +201,7 @@ def test_a_worker_that_cannot_boot_stops_the_supervisor(tmp_path, loggend):
     assert proc.stderr.count("restarting") == 0
 
 
+@pytest.mark.slow
 def test_daemon_mode_pidfile_refusal_and_cleanup(tmp_path, receivers):
     rx = receivers(1)
     path = config(tmp_path, rx, workers=2, rate=1000)

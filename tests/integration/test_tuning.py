@@ -54,6 +54,7 @@ def test_refusal_changes_nothing(tmp_path):
     assert not (tmp_path / "s.json").exists()
 
 
+@pytest.mark.root
 def test_not_root_is_a_clear_error_and_nothing_changes(tmp_path):
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root to drop to an unprivileged user (setpriv)")
@@ -72,6 +73,7 @@ def test_not_root_is_a_clear_error_and_nothing_changes(tmp_path):
     shutil.rmtree(scratch)
 
 
+@pytest.mark.root
 def test_real_kernel_round_trip(tmp_path):
     real = Tuner(state=str(tmp_path / "state.json"))
     try:
@@ -87,6 +89,8 @@ def test_real_kernel_round_trip(tmp_path):
     assert {k: real.read(k) for k in KEYS} == before
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_run_with_optimize_applies_and_restores(tmp_path, receiver):
     real = Tuner()
     try:

@@ -1,11 +1,14 @@
 """The web process of a real `loggend run`: REST, /metrics, /ws, token, restart, and a real browser."""
 
+import base64
+import fcntl
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import termios
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from simple_websocket import Client, ConnectionError
 
-from tests.conftest import ROOT, worker_pids
+from tests.conftest import ROOT, wait_until, worker_pids
 
 TOKEN = "test-token-0123456789abcdef"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,11 +45,12 @@ def get(url: str, token: str = "") -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
+@pytest.mark.slow
 def test_rest_and_metrics_of_a_running_generator(loggend, receiver):
     proc, url = start(loggend, receiver)
     assert get(url + "/healthz")[0] == 200
-    time.sleep(2.5)
-    first = json.loads(get(url + "/api/metrics")[1])
+    first = wait_until(lambda: (m := json.loads(get(url + "/api/metrics")[1]))["events_per_second"]["1s"] > 1500
+                       and m, what="a full second of sending in /api/metrics")
     status, body = get(url + "/metrics")
     second = json.loads(get(url + "/api/metrics")[1])
     assert status == 200
@@ -70,6 +74,7 @@ def web_pid(proc, snapshot) -> int:
     return pid
 
 
+@pytest.mark.slow
 def test_websocket_feeds_two_clients_and_refuses_foreign_origins(loggend, receiver):
     proc, url = start(loggend, receiver)
     ws_url = url.replace("http://", "ws://") + "/ws"
@@ -96,6 +101,64 @@ def test_websocket_feeds_two_clients_and_refuses_foreign_origins(loggend, receiv
     same.close()
 
 
+def raw_websocket(url: str, rcvbuf: int = 4096) -> socket.socket:
+    """A WebSocket opened by hand on a socket with a tiny receive buffer, that will never be read."""
+    host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)          # before connect: a small window
+    sock.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):            # the response headers only, byte by byte: no frame read
+        head += sock.recv(1)
+    assert head.split(b"\r\n")[0].split()[1] == b"101", head
+    return sock
+
+
+def server_send_queue(server_port: int, client_port: int) -> int:
+    """Bytes the server has queued for this connection but the client has not taken (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            local, remote = cols[1], cols[2]
+            if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+                return int(cols[4].split(":")[0], 16)
+    return -1
+
+
+@pytest.mark.slow
+def test_a_client_that_never_reads_fills_its_buffers_and_holds_up_nobody(loggend, receiver):
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{receiver.port}", "--workers", "8",
+                   "--rate", "8000", "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.1s",
+                   "--pool-size", "1000")
+    url = base_url(proc.wait_line("dashboard: http://", stream="err"))
+    proc.wait_line("(8/8 running)")
+    server_port = int(url.rsplit(":", 1)[1])
+    stuck = raw_websocket(url)
+    try:
+        client_port = stuck.getsockname()[1]
+        # the frames (~5 KB, ten a second) pile up until both the client's receive buffer and the server's
+        # send buffer are full: the server thread of this client is blocked in send()
+        wait_until(lambda: server_send_queue(server_port, client_port) > 8192, timeout=20,
+                   what="the stuck client's server-side send queue to fill")
+        unread = int.from_bytes(fcntl.ioctl(stuck.fileno(), termios.FIONREAD, b"\0" * 4), "little")
+        assert unread >= 2048
+        # meanwhile another client gets every frame on time, and the API answers
+        other = Client.connect(url.replace("http://", "ws://") + "/ws")
+        t0 = time.monotonic()
+        frames = [json.loads(other.receive(timeout=5)) for _ in range(10)]
+        assert time.monotonic() - t0 < 3.0
+        assert [f["time"] for f in frames] == sorted({f["time"] for f in frames})
+        other.close()
+        assert get(url + "/healthz")[0] == 200
+        assert server_send_queue(server_port, client_port) > 8192          # still stuck: nobody read it
+    finally:
+        stuck.close()
+
+
+@pytest.mark.slow
 def test_token_protects_the_real_server(loggend, receiver):
     proc, url = start(loggend, receiver, "--dashboard-token", TOKEN)
     assert get(url + "/api/metrics")[0] == 401
@@ -109,6 +172,7 @@ def test_token_protects_the_real_server(loggend, receiver):
     c.close()
 
 
+@pytest.mark.slow
 def test_a_killed_web_process_is_restarted_and_sending_goes_on(loggend, receiver):
     proc, url = start(loggend, receiver)
     pid = web_pid(proc, json.loads(get(url + "/api/metrics")[1]))
@@ -128,7 +192,9 @@ def test_a_killed_web_process_is_restarted_and_sending_goes_on(loggend, receiver
     assert proc.wait() == 0
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (scripts/system-deps.sh does it)")
+@pytest.mark.slow
 def test_dashboard_in_a_real_browser(loggend, receiver):
     playwright = pytest.importorskip("playwright.sync_api")
     port = free_tcp_port()
@@ -182,3 +248,16 @@ def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_taken_dashboard_port_is_one_line_and_exit_1(loggend, receiver):
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    try:
+        proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{receiver.port}", "--workers", "1",
+                       "--rate", "1000", "--dashboard", f"127.0.0.1:{port}")
+        assert proc.wait(30) == 1
+    finally:
+        holder.close()
+    assert f"dashboard: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr and "restarting" not in proc.stderr

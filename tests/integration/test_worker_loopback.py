@@ -25,6 +25,7 @@ class FakeTime:
         self.t = 100.0
         self.wall0 = wall - self.t
         self.sleeps: list[float] = []
+        self.on_sleep = None
 
     def clock(self) -> float:
         self.t += 1e-6
@@ -36,6 +37,8 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(self.t)
 
 
 def run_worker(port: int, fake: FakeTime, **kw) -> tuple[int, C.SlotSnapshot, Worker]:
@@ -108,16 +111,60 @@ def test_unlimited_rate_sends_as_fast_as_possible_for_the_duration(receiver):
 
 
 def test_refused_sends_are_counted_not_fatal_and_not_counted_as_sent():
+    """Nobody listens for the first half second, then a receiver binds the port.
+
+    The kernel refuses sends after the ICMP port-unreachable comes back: those messages must be
+    counted as refused, not as sent, and sent again under the same sequence numbers, so the
+    receiver sees one contiguous run of numbers that ends exactly at the worker's SENT count.
+    """
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()                      # nobody listens: the kernel answers port unreachable
+    late = LateReceiver(port, at=100.5)
     fake = FakeTime()
-    code, snap, worker = run_worker(port, fake, rate=2000, duration=1.0, transport="gso")
-    assert code == EXIT_OK
-    assert snap.errors[KIND_REFUSED] > 0
-    assert snap.sent + snap.errors[KIND_REFUSED] >= 2000 * 0.9
-    assert fake.sleeps                 # backed off instead of spinning
+    fake.on_sleep = late.maybe_bind
+    try:
+        code, snap, worker = run_worker(port, fake, rate=2000, duration=1.5, transport="gso")
+        assert code == EXIT_OK and late.sock is not None
+        seqs = sorted(seq_of(d) for d in late.drain(expect=snap.sent))
+    finally:
+        late.close()
+    assert snap.errors[KIND_REFUSED] > 0                       # refused while nobody listened
+    assert seqs and seqs == list(range(seqs[0], snap.sent))    # no hole after the refusals, none twice
+    # before the receiver bound, some sends were accepted (the ICMP had not come back yet) and
+    # vanished; everything after that was either refused (and resent) or delivered
+    assert 0 < seqs[0] < 2000 * 0.6
+    assert snap.sent >= 2000 * 1.5 * 0.9                        # refusals did not eat the rate either
+
+
+class LateReceiver:
+    """Binds ``port`` once the fake clock passes ``at``; collects what arrives after that."""
+
+    def __init__(self, port: int, at: float) -> None:
+        self.port, self.at = port, at
+        self.sock: socket.socket | None = None
+
+    def maybe_bind(self, now: float) -> None:
+        if self.sock is None and now >= self.at:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            self.sock.bind(("127.0.0.1", self.port))
+
+    def drain(self, expect: int) -> list[bytes]:
+        assert self.sock is not None
+        self.sock.settimeout(0.5)
+        got = []
+        while len(got) < expect:
+            try:
+                got.append(self.sock.recv(65536))
+            except TimeoutError:
+                break
+        return got
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
 
 
 def test_a_target_the_socket_cannot_connect_to_is_a_boot_failure():

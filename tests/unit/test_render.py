@@ -153,7 +153,17 @@ def test_pool_rejects_a_size_that_is_not_a_power_of_ten_with_sequences():
 
 
 def test_catalog_weights_shape_the_stream():
+    """Each tag's share of 10,000 messages is its templates' share of the catalogue's weight."""
     msgs = render_messages(spec(pool_size=10_000), 0, "w0", STAMP)
-    nginx = sum(1 for m in msgs if b" nginx[" in m)
-    assert 0.2 < nginx / len(msgs) < 0.6
-    assert catalog.TEMPLATES
+    total = sum(t.weight for t in catalog.TEMPLATES)
+    expected: dict[bytes, float] = {}
+    for t in catalog.TEMPLATES:
+        expected[t.tag.encode()] = expected.get(t.tag.encode(), 0.0) + t.weight / total
+    seen: dict[bytes, int] = {}
+    for m in msgs:
+        tag = RFC3164.fullmatch(m)["tag"]
+        seen[tag] = seen.get(tag, 0) + 1
+    assert set(seen) == set(expected)                  # every source appears, nothing else does
+    for tag, share in expected.items():
+        sigma = (share * (1 - share) / len(msgs)) ** 0.5
+        assert abs(seen[tag] / len(msgs) - share) < 4 * sigma + 0.002, (tag, seen[tag], share)

@@ -1,0 +1,44 @@
+"""Developer tools: `loggend profile` on a live worker, and the wheel carrying the dashboard."""
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.conftest import ROOT, RUN
+
+PYSPY = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+
+
+@pytest.mark.slow
+@pytest.mark.root
+@pytest.mark.skipif(not os.access(PYSPY, os.X_OK), reason="py-spy is not installed (make test installs it)")
+def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, tmp_path):
+    run = loggend(*RUN, "--workers", "2", "--target", f"127.0.0.1:{receiver.port}", "--rate", "20000")
+    run.wait_line("(2/2 running)")
+    out = tmp_path / "w1.txt"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=os.path.dirname(PYSPY) + ":" + os.environ["PATH"])
+    result = subprocess.run([sys.executable, "-m", "loggend", "profile", "--worker", "1", "--pid", str(run.pid),
+                             "--seconds", "1", "--format", "raw", "--output", str(out)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    stacks = out.read_text()
+    assert "Worker._loop (loggend/engine/worker.py" in stacks        # the hot loop, sampled in the worker
+    assert "Supervisor.run (loggend/control/supervisor.py" in stacks  # forked from the supervisor's loop
+    missing = subprocess.run([sys.executable, "-m", "loggend", "profile", "--worker", "7", "--pid", str(run.pid)],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert missing.returncode == 2 and "no running process named 'loggend-w7'" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_dashboard(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                             "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("loggend-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"loggend/web/dashboard/index.html", "loggend/web/dashboard/app.js",
+            "loggend/web/dashboard/style.css"} <= names
