@@ -57,8 +57,8 @@ test-coverage: build-dev
 # A wheel and an sdist in dist/ (the dashboard inside).
 build: build-dev
 	rm -rf dist
-	$(BIN)/python -m build --outdir dist . >/dev/null
-	@ls dist
+	@$(BIN)/python -m build --outdir dist . >build.log 2>&1 || { cat build.log; exit 1; }
+	@rm -f build.log; ls dist
 
 # Editable install with the dev tools (build, coverage, py-spy for `loggend profile`). Python has no race
 # detector build; scripts/loggend-dev runs loggend in Python's development mode instead (-X dev: faulthandler

@@ -122,15 +122,20 @@ def build_parser() -> Parser:
     bench.add_argument("--seconds", default="3", help="per measurement")
     bench.add_argument("--repeats", default="3", help="runs per figure (the median is printed)")
     bench.add_argument("--yardstick", default="", help="folder of the C reference tools to compare with")
-    prof = sub.add_parser("profile", help="sample where a live worker spends its time (py-spy): a flame graph")
+    prof = sub.add_parser("profile", help="sample where a live worker spends its time: a flame graph (needs py-spy)",
+                          description="Samples a process of a running `loggend run` with py-spy (root, or the "
+                          "right to ptrace it). Processes are found by name: loggend-run (the supervisor), "
+                          "loggend-w0.., loggend-sink0.., loggend-web.")
     prof.add_argument("--worker", default="0", help="worker index to profile (default %(default)s)")
     prof.add_argument("--name", help="any process of a run by name instead: loggend-sink0, loggend-web...")
+    prof.add_argument("--supervisor", action="store_true", help="profile the supervisor itself (loggend-run)")
     prof.add_argument("--pid", help="the supervisor's pid, when several runs are up")
-    prof.add_argument("--seconds", default="10", help="how long to sample (default %(default)s)")
-    prof.add_argument("--format", default="flamegraph", help="flamegraph (SVG), speedscope (JSON) or raw "
-                      "(collapsed stacks)")
-    prof.add_argument("--output", help="file to write (default profile-<name>.svg|.json|.txt)")
-    prof.add_argument("--dump", action="store_true", help="print the stacks right now instead of sampling")
+    prof.add_argument("--seconds", default="10", help="whole seconds to sample (default %(default)s)")
+    prof.add_argument("--format", default="flamegraph", help="flamegraph (SVG, default), speedscope (JSON) or "
+                      "raw (collapsed stacks)")
+    prof.add_argument("--output", help="file to write (default ./profile-<name>.svg|.json|.txt)")
+    prof.add_argument("--dump", action="store_true", help="print the stacks right now instead of sampling "
+                      "(--format and --output do not apply)")
     return parser
 
 
@@ -291,13 +296,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from loggend.parsers import parse_choice
     from loggend.tools.profile import FORMATS, default_output, process_name, profile
     worker = parse_int("--worker", args.worker, 0, MAX_WORKERS - 1)
-    name = process_name(worker, args.name)
+    name = process_name(worker, args.name, args.supervisor)
+    label = "--supervisor" if args.supervisor else "--name" if args.name else "--worker"
     fmt = parse_choice("--format", args.format, FORMATS)
-    seconds = parse_duration("--seconds", args.seconds)
-    if not 1 <= seconds <= 3600:
-        raise UsageError(f"--seconds: {args.seconds!r} is not allowed; expected 1s to 1h")
+    seconds = parse_int("--seconds", args.seconds, 1, 3600)
     parent = parse_int("--pid", args.pid, 1, 2**22) if args.pid else None
-    return profile(name, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent)
+    return profile(name, label, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent)
 
 
 def parse_percent(key: str, text: str) -> float:

@@ -20,6 +20,7 @@ import yaml
 
 from loggend.engine import catalog
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
+from loggend.engine.schedule import Profile
 from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec, WorkerSpec
 from loggend.errors import ConfigError, UsageError
 from loggend.parsers import (
@@ -34,6 +35,7 @@ from loggend.parsers import (
     parse_ports,
     parse_rate,
     parse_size,
+    plural,
     resolve_host,
     split_target,
 )
@@ -145,9 +147,13 @@ def auto_pool_size(workers: int) -> int:
     return size
 
 
+# What a reload may change, by who applies it (see Supervisor.reload).
+IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize"})     # no process restarts
+WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins"})
+SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports"})
+
+
 @dataclass(frozen=True)
-
-
 class Config:
     host: str                           # resolved numeric address
     ports: tuple[int, ...] = (514,)     # worker i sends to ports[i % len(ports)]
@@ -174,33 +180,21 @@ class Config:
     def target(self) -> str:
         return f"{self.target_name or self.host}:{format_ports(self.ports)}"
 
-    def worker_rate(self) -> float:
-        return self.rate / self.workers
+    def profile(self) -> Profile:
+        """The run's rate over time (a constant ``rate``; 0 = unlimited)."""
+        return Profile.constant(self.rate)
 
-    def worker_spec(self, index: int = 0, duration: float | None = None, count: int = 0) -> WorkerSpec:
+    def worker_spec(self, index: int = 0, takes_over: int = 0) -> WorkerSpec:
         return WorkerSpec(
-            host=self.host, port=self.ports[index % len(self.ports)], index=index, rate=self.worker_rate(),
-            duration=self.duration if duration is None else duration, count=count,
-            cpu=self.cpus[index % len(self.cpus)] if self.cpus else None,
+            host=self.host, port=self.ports[index % len(self.ports)], index=index,
+            cpu=self.cpus[index % len(self.cpus)] if self.cpus else None, takes_over=takes_over,
             transport=self.transport, stream_id=self.stream_id, messages=self.messages,
         )
 
     def changes(self, new: Config) -> frozenset[str]:
-        """What a reload to ``new`` touches: ``rate``, ``workers`` (anything a worker was built
-        with), ``sink``, ``web``, ``other`` (limits and the like, applied by the supervisor)."""
-        web = ("dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins")
-        sink = ("local_sink", "sink_processes", "host", "ports")
-        rate_only = ("rate",)
-        own = ("memory_limit", "optimize", "hung_timeout", "source")
-        out = set()
-        for f in fields(self):
-            if getattr(self, f.name) == getattr(new, f.name):
-                continue
-            out.add("web" if f.name in web else "rate" if f.name in rate_only else
-                    "other" if f.name in own else "workers")
-            if f.name in sink:
-                out.add("sink")
-        return frozenset(out)
+        """The names of the fields a reload to ``new`` changes (``source`` aside)."""
+        return frozenset(f.name for f in fields(self)
+                         if f.name != "source" and getattr(self, f.name) != getattr(new, f.name))
 
     def describe(self) -> str:
         rate = f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"
@@ -208,7 +202,7 @@ class Config:
         cpus = ",".join(str(c) for c in self.cpus) or "any"
         web = "off" if self.dashboard is None else f"{self.dashboard[0]}:{self.dashboard[1]}"
         sink = f", local sink x{self.sink_processes}" if self.local_sink else ""
-        return (f"{self.workers} workers -> {self.target}, {rate}, {duration}, transport {self.transport}, "
+        return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, transport {self.transport}, "
                 f"cpus {cpus}, pool {self.messages.pool_size:,}/worker, dashboard {web}{sink}")
 
 

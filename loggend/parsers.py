@@ -172,3 +172,8 @@ def format_size(nbytes: int) -> str:
         if nbytes >= SIZE_UNITS[unit]:
             return f"{nbytes / SIZE_UNITS[unit]:.1f} {unit}iB"
     return f"{nbytes} B"
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """``1 worker``, ``2 workers``; ``many`` where adding an s is wrong (``processes``)."""
+    return f"{count:,} {one if count == 1 else many or one + 's'}"

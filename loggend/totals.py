@@ -78,11 +78,14 @@ class WorkerTotals:
     restarts: int
     received: int | None = None          # what the local sink got of this worker's stream
     lost: int | None = None
+    forgiven: int = 0                    # due while it was down or stalled, too old to make up
+    down_seconds: float = 0.0            # time the index had no worker sending (after the start)
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"index": self.index, "port": self.port, "cpu": self.cpu, "state": self.state,
                                "sent": self.sent, "bytes": self.bytes, "errors": self.errors,
-                               "restarts": self.restarts}
+                               "restarts": self.restarts, "forgiven": self.forgiven,
+                               "down_seconds": round(self.down_seconds, 3)}
         if self.received is not None:
             doc["received"], doc["lost"] = self.received, self.lost
         return doc
@@ -104,11 +107,25 @@ class RunTotals:
     memory_limit: int = 0
     workers: tuple[WorkerTotals, ...] = ()
     sink: SinkTotals | None = None
+    planned: int | None = None       # what the plan made due by the end (None: nobody knows, e.g. unlimited)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mean_rate(self) -> float:
         return self.sent / self.seconds if self.seconds else 0.0
+
+    @property
+    def forgiven(self) -> int:
+        return sum(w.forgiven for w in self.workers)
+
+    @property
+    def refused(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def shortfall(self) -> int | None:
+        """Planned events that were not sent (down time, refusals, a run cut short); None: no plan."""
+        return None if self.planned is None else self.planned - self.sent
 
     @property
     def sent_minus_received(self) -> int | None:
@@ -117,7 +134,8 @@ class RunTotals:
     @classmethod
     def of(cls, snapshots: list[SlotSnapshot], seconds: float, target: str, rate: float,
            ports: tuple[int, ...] = (), cpus: tuple[int, ...] = (), peak_memory: int = 0, memory_limit: int = 0,
-           sink: SinkTotals | None = None, streams: list[list[int]] | None = None) -> RunTotals:
+           sink: SinkTotals | None = None, streams: list[list[int]] | None = None,
+           planned: int | None = None) -> RunTotals:
         rows = []
         for i, s in enumerate(snapshots):
             received = lost = None
@@ -127,17 +145,19 @@ class RunTotals:
             rows.append(WorkerTotals(
                 index=i, port=ports[i % len(ports)] if ports else None, cpu=cpus[i % len(cpus)] if cpus else None,
                 state=s.state_name, sent=s.sent, bytes=s.bytes, errors=dict(zip(ERROR_KINDS, s.errors)),
-                restarts=s.restarts, received=received, lost=lost))
+                restarts=s.restarts, received=received, lost=lost, forgiven=s.forgiven, down_seconds=s.down_ns / 1e9))
         return cls(target=target, rate=rate, seconds=seconds, sent=sum(s.sent for s in snapshots),
                    bytes=sum(s.bytes for s in snapshots), errors=error_counts(snapshots),
                    restarts=sum(s.restarts for s in snapshots), transport=transports(snapshots),
-                   peak_memory=peak_memory, memory_limit=memory_limit, workers=tuple(rows), sink=sink)
+                   peak_memory=peak_memory, memory_limit=memory_limit, workers=tuple(rows), sink=sink,
+                   planned=planned)
 
     def document(self) -> dict[str, Any]:
         """The summary as data (``--summary-json``, the perftest report)."""
         return {
             "target": self.target, "rate": self.rate, "seconds": self.seconds, "sent": self.sent,
-            "bytes": self.bytes, "mean_rate": self.mean_rate, "errors": self.errors, "restarts": self.restarts,
+            "bytes": self.bytes, "mean_rate": self.mean_rate, "planned": self.planned, "shortfall": self.shortfall,
+            "forgiven": self.forgiven, "errors": self.errors, "restarts": self.restarts,
             "peak_memory_bytes": self.peak_memory, "transport": self.transport or "-",
             "workers": [w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,

@@ -23,6 +23,7 @@ class SharedRun:
         self.sink_block = CounterBlock(MAX_SINK_PROCESSES)       # sink process slots
         self.stream_block = CounterBlock(MAX_WORKERS)            # what the local sink got of each stream
         self.board = Board()
+        self.plan_board = Board()                                # the rate plan the workers follow
         self.slots_used = 0              # worker slots that ever had a worker (a reload may shrink the pool)
         self.sink_slots = 0
         self.started = 0.0               # the parent's clock at the start
@@ -43,7 +44,7 @@ class SharedRun:
     def sink_totals(self) -> SinkTotals | None:
         return SinkTotals.of(self.sink_block.rows(self.sink_slots)) if self.sink_slots else None
 
-    def totals(self, config: Config, peak_memory: int, now: float) -> RunTotals:
+    def totals(self, config: Config, peak_memory: int, now: float, planned: int | None = None) -> RunTotals:
         """The run so far; its time runs from the first send of the run to the last heartbeat."""
         snaps = self.snapshots()
         if not self.first_send_ns:
@@ -53,7 +54,7 @@ class SharedRun:
         c = config
         return RunTotals.of(snaps, max(0.0, seconds), c.target, c.rate, c.ports, c.cpus, peak_memory,
                             c.memory_limit, self.sink_totals(),
-                            self.stream_block.rows(self.slots_used) if self.sink_slots else None)
+                            self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned)
 
     def publish(self, config: Config, **state: Any) -> None:
         """The board: the config in force and what the parent measured (memory, restarts...)."""

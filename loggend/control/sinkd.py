@@ -22,7 +22,7 @@ from loggend.control.signals import SignalQueue
 from loggend.control.sinks import SinkProcesses
 from loggend.engine.counters import Board, CounterBlock
 from loggend.errors import EXIT_FAILURE, EXIT_OK
-from loggend.parsers import format_ports
+from loggend.parsers import format_ports, plural
 from loggend.sink.receiver import open_sockets
 from loggend.tools.console import sink_summary
 from loggend.totals import SinkTotals
@@ -94,8 +94,8 @@ class SinkCommand:
             held.close()
         if not ok:
             return False
-        print(f"READY listening on {self.host}:{format_ports(self.ports)} ({self.processes} processes)",
-              file=self.out, flush=True)
+        processes = plural(self.processes, "process", "processes")
+        print(f"READY listening on {self.host}:{format_ports(self.ports)} ({processes})", file=self.out, flush=True)
         return self.open_dashboard()
 
     def open_dashboard(self) -> bool:

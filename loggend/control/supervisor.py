@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 from loggend import __version__
-from loggend.config import Config
+from loggend.config import IN_PLACE, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
-from loggend.control.children import Child, ChildSet, fork_child
+from loggend.control.children import Child, ChildSet
 from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.memory import MemoryWatch
 from loggend.control.shared import SharedRun
@@ -32,9 +32,9 @@ from loggend.control.signals import SignalQueue
 from loggend.control.sinks import SinkProcesses
 from loggend.control.systemd import Notifier
 from loggend.control.tuning import STATE_PATH, RunTuning
+from loggend.control.workers import WorkerPool, abort_then_kill
 from loggend.engine import counters as C
-from loggend.engine.render import Corpus
-from loggend.engine.worker import Worker
+from loggend.engine.process import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.files import write_json
 from loggend.parsers import format_size
@@ -44,16 +44,13 @@ from loggend.web.child import WebSettings
 REPORT_SECONDS = 1.0         # live line, memory check and board period
 GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for children that do not stop
 BOOT_SECONDS = 30.0          # a worker still setting up after this long is hung
+ABORT_GRACE = 2.0            # a hung worker that SIGABRT did not end is SIGKILLed after this
+START_POLL_SECONDS = 0.005   # until the plan starts, look this often whether every worker is ready
 OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
 SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
 Loader = Callable[[], Config]
-
-
-def share(total: int, index: int, parts: int) -> int:
-    """Worker ``index``'s whole part of ``total`` events: the parts add up to exactly ``total``."""
-    return total // parts + (1 if index < total % parts else 0)
 
 
 class Supervisor:
@@ -71,12 +68,11 @@ class Supervisor:
         self.children = ChildSet(self.log, clock)
         self.sinks = SinkProcesses(config.host, config.ports, self.shared.sink_block, [], self.log, (out, err),
                                    streams=self.shared.stream_block)
-        self.children.register(K.WORKER, self.spawn_worker, lambda i: f"worker {i}")
+        self.workers = WorkerPool(config, self.shared, self.log, (out, err))
+        self.children.register(K.WORKER, self.workers.spawn, lambda i: f"worker {i}")
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
         self.dashboard: Dashboard | None = None
-        self.corpus: Corpus | None = None
-        self.remaining: float | None = None       # the time left, shared by workers spawned together
-        self.deadline = 0.0
+        self.aborted: dict[int, float] = {}       # pid of a hung worker -> when it was sent SIGABRT
         self.reloads = self.web_restarts = 0
         self.ready = self.stopping = False
         self.exit_code = EXIT_OK
@@ -103,32 +99,6 @@ class Supervisor:
         self.reap_children()
 
     # --- spawning ------------------------------------------------------------------------------------
-
-    def render_corpus(self) -> None:
-        if self.corpus is None or self.corpus.spec != self.config.messages:
-            self.corpus = Corpus(self.config.messages, time.time())
-
-    def spawn_worker(self, index: int) -> int:
-        """Fork worker ``index`` for the rest of the run; its slot's counts carry on."""
-        c = self.config
-        duration, count = 0.0, 0
-        if c.duration:
-            duration = max(0.0, self.deadline - self.clock()) if self.remaining is None else self.remaining
-            if c.rate:
-                count = self.shared.block.slot(index)[C.SENT] + share(round(c.rate * duration), index, c.workers)
-        worker = Worker(c.worker_spec(index, duration, count), self.shared.block.slot(index), corpus=self.corpus)
-
-        def body() -> int:
-            worker.init_process()
-            return worker.run()
-        return fork_child(body, (self.out, self.err))
-
-    def spawn_workers(self, remaining: float) -> None:
-        """All workers, sharing one figure of the time left so that their counts add up exactly."""
-        self.remaining = remaining
-        for index in range(self.config.workers):
-            self.children.spawn(K.WORKER, index)
-        self.remaining = None
 
     def spawn_sinks(self) -> bool:
         """Start the local sinks and wait until they receive; False (the run stops) when they cannot."""
@@ -177,7 +147,9 @@ class Supervisor:
                 self.after_exit(child, status)
 
     def after_exit(self, child: Child, status: int) -> None:
-        wanted = child.kind != K.WORKER or child.index < self.config.workers
+        now_ns = time.monotonic_ns()
+        self.aborted.pop(child.pid, None)
+        wanted = child.kind != K.WORKER or self.workers.wanted(child, now_ns)
         verdict = ChildSet.verdict(child, status, wanted, bool(self.config.duration))
         if verdict == K.FATAL:
             what = {K.WORKER: "start sending to", K.SINK: "listen on"}.get(child.kind, "serve on")
@@ -185,6 +157,8 @@ class Supervisor:
                       "stopping")
         elif verdict == K.RESTART:
             self.web_restarts += child.kind == K.WEB
+            if child.kind == K.WORKER:
+                self.workers.died(child, now_ns)
             self.children.schedule_restart(child, status, " (sending goes on)" if child.kind == K.WEB else "")
 
     def manage_children(self) -> None:
@@ -195,22 +169,21 @@ class Supervisor:
             self.children.spawn(kind, index)
 
     def murder_hung(self) -> None:
-        """Kill workers whose heartbeat stopped; the reaper then restarts them."""
-        def heartbeat(child: Child) -> int | None:
-            slot = self.shared.block.slot(child.index)
-            running = slot[C.STATE] == C.STATE_RUNNING and slot[C.PID] == child.pid
-            return slot[C.HEARTBEAT_NS] if running else None
-        for child, what, age in self.children.hung(K.WORKER, heartbeat, self.config.hung_timeout, BOOT_SECONDS):
-            self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; killing it")
-            K.kill_quietly(child.pid, signal.SIGKILL)
-            child.spawned_ns = time.monotonic_ns()            # one kill per period, until it is reaped
+        """SIGABRT workers whose heartbeat stopped (their stack goes to the log), SIGKILL them if that
+        does not end them; the reaper then restarts them."""
+        hung = self.children.hung(K.WORKER, self.workers.heartbeat, self.config.hung_timeout, BOOT_SECONDS)
+        for child, what, age in hung:
+            sent = abort_then_kill(child, self.aborted, ABORT_GRACE, self.clock())
+            if sent:
+                self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; {sent}")
 
     # --- reporting -----------------------------------------------------------------------------------
 
     def publish_board(self) -> None:
         self.shared.publish(self.config, version=__version__, reloads=self.reloads, web_restarts=self.web_restarts,
                             memory_bytes=self.memory.current, peak_memory_bytes=self.memory.peak,
-                            state="stopping" if self.stopping else "running")
+                            state="stopping" if self.stopping else "running",
+                            target_rate=self.workers.target_rate(time.monotonic_ns()))
 
     def check_memory(self) -> None:
         """Add up the PSS of this process and its children; over the limit, stop."""
@@ -234,9 +207,18 @@ class Supervisor:
         self.notifier.status(line.strip())
         self.check_memory()
         self.publish_board()
-        if self.config.duration and now > self.deadline + OVERRUN_SECONDS:
+        self.workers.account_down(time.monotonic_ns())
+        if self.workers.over(time.monotonic_ns() - round(OVERRUN_SECONDS * 1e9)):
             self.log(f"workers still running {OVERRUN_SECONDS:g} s after the end of the run; stopping them")
             self.stop()
+
+    def remove_ready_file(self) -> None:
+        """A ready file says a run is up: none before it is, none after it ended."""
+        if self.ready_path:
+            try:
+                os.unlink(self.ready_path)
+            except OSError:
+                pass
 
     def write_file(self, path: str, what: str, doc: dict[str, object]) -> None:
         if not path:
@@ -264,7 +246,12 @@ class Supervisor:
         self.children.stop(self.children.pids(), GRACEFUL_TIMEOUT)
 
     def reload(self) -> None:
-        """Re-read the config; an invalid one is logged and the running one kept."""
+        """Re-read the config and apply what changed; an invalid one is logged and the running one kept.
+
+        A new rate or duration is a new plan (nobody restarts); new workers (any other change to
+        what they send or where) take over from the old ones without a silent moment; the web
+        process and the local sinks are restarted only when their own keys change.
+        """
         if self.loader is None:
             self.log("reload: no config to re-read; ignored")
             return
@@ -276,46 +263,47 @@ class Supervisor:
             self.notifier.ready()
             return
         changes = self.config.changes(new)
-        if not changes:
-            self.log("reload: config unchanged")
-            self.notifier.ready()
-            return
-        self.log(f"reload: {new.describe()}")
-        self.children.stop(self.children.pids(K.WORKER), GRACEFUL_TIMEOUT)
-        if "web" in changes:
+        self.log(f"reload: {new.describe()}" if changes else "reload: config unchanged")
+        if changes & WEB_FIELDS:
             self.close_dashboard()
-        if "sink" in changes:
+        if changes & SINK_FIELDS:
             self.children.stop(self.children.pids(K.SINK), GRACEFUL_TIMEOUT)
-        self.children.cancel(lambda key: key[0] == K.WEB or (key[0] == K.SINK and "sink" not in changes))
+            self.children.cancel(lambda key: key[0] != K.SINK)
         self.children.failures.clear()
-        self.reloads += 1
-        self.config = new
+        self.reloads += bool(changes)
         self.memory.limit = new.memory_limit
-        self.deadline = self.shared.started + new.duration
         self.shared.slots_used = max(self.shared.slots_used, new.workers)
-        self.render_corpus()
-        self.ready = False
-        if "sink" in changes and not self.spawn_sinks():
+        old, self.config = self.config, new
+        if changes & SINK_FIELDS and not self.spawn_sinks():
             return
-        self.publish_board()
-        self.spawn_workers(max(0.0, self.deadline - self.clock()))
-        if "web" in changes:
+        if changes - IN_PLACE - WEB_FIELDS - {"local_sink", "sink_processes"}:
+            self.workers.hand_over(new, self.children, time.monotonic_ns,
+                                   lambda pids: self.children.stop(pids, GRACEFUL_TIMEOUT))
+        elif changes & IN_PLACE:
+            self.workers.change_in_place(new, time.monotonic_ns())
+        if changes & WEB_FIELDS:
             self.open_dashboard()
+        self.publish_board()
+        self.notifier.ready()
+        del old
 
     # --- main loop -----------------------------------------------------------------------------------
 
     def start(self) -> bool:
         self.signals.install(HANDLED_SIGNALS)
+        set_process_name("loggend-run")
+        self.remove_ready_file()
         self.log(f"config {self.config.source}: {self.config.describe()}")
         if self.config.optimize:
             self.tuning.apply()
-        self.render_corpus()
+        self.workers.render_corpus()
         self.shared.start(self.clock(), self.config.workers)
-        self.deadline = self.shared.started + self.config.duration
         if not self.spawn_sinks():
             return False
         self.publish_board()
-        self.spawn_workers(self.config.duration)
+        self.workers.publish(self.workers.plan)
+        for index in range(self.config.workers):
+            self.children.spawn(K.WORKER, index)
         return self.open_dashboard()
 
     def running(self) -> bool:
@@ -340,9 +328,12 @@ class Supervisor:
                 if self.notifier.watchdog_interval and now >= next_ping:
                     self.notifier.watchdog()
                     next_ping = now + self.notifier.watchdog_interval
+                started = self.workers.start_when_ready(time.monotonic_ns())
                 wake = min([next_report, *self.children.pending.values()])
                 if self.notifier.watchdog_interval:
                     wake = min(wake, next_ping)
+                if not started:
+                    wake = min(wake, self.clock() + START_POLL_SECONDS)
                 self.signals.wait(wake - self.clock())
         return self.finish()
 
@@ -351,8 +342,11 @@ class Supervisor:
         if self.dashboard is not None:
             self.dashboard.close()
         self.check_memory()
-        totals = self.shared.totals(self.config, self.memory.peak, self.clock())
+        now_ns = time.monotonic_ns()
+        self.workers.account_down(now_ns, final=True)
+        totals = self.shared.totals(self.config, self.memory.peak, self.clock(), self.workers.planned(now_ns))
         print(summary(totals), file=self.out, flush=True)
         self.write_file(self.summary_path, "summary", totals.document())
+        self.remove_ready_file()
         self.tuning.restore()
         return self.exit_code

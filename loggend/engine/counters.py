@@ -14,11 +14,13 @@ restarted process carries its predecessor's counts on and totals never go down.
 
 A slot is 256 bytes (four cache lines) so two writers never share a line.
 
-**Worker slot** (one per worker index; the worker writes every field but ``RESTARTS``, which the
-supervisor owns): ``SENT`` events accepted by the kernel, ``BYTES``, ``CALLS`` (system calls),
-the four ``ERROR_FIELDS`` (events refused, by ``ERROR_KINDS``), ``HEARTBEAT_NS`` and
+**Worker slot** (one per worker index; the worker writes every field but ``RESTARTS`` and
+``DOWN_NS``, which the supervisor owns, and ``STANDBY_PID``, which a replacement waiting to take
+the slot over writes): ``SENT`` events accepted by the kernel, ``BYTES``, ``CALLS`` (system
+calls), the four ``ERROR_FIELDS`` (events refused, by ``ERROR_KINDS``), ``HEARTBEAT_NS`` and
 ``STARTED_NS`` (CLOCK_MONOTONIC), ``PID``, ``STATE`` (``STATE_*``), ``TRANSPORT``
-(``TRANSPORT_CODES``).
+(``TRANSPORT_CODES``), ``FORGIVEN`` (events due while the worker was down or stalled that were
+too old to make up), ``DOWN_NS`` (time the index had no worker sending, after the start).
 
 **Sink slot** (one per sink process; the sink process writes it): ``SINK_RECEIVED`` datagrams,
 ``SINK_BYTES``, ``SINK_GAPS`` (sequence numbers found missing when a later one arrived),
@@ -46,13 +48,14 @@ from typing import Any
 SLOT_FIELDS = 32
 SLOT_BYTES = SLOT_FIELDS * 8
 
-# States, shared by every kind of child (worker, sink process).
-STATE_EMPTY, STATE_STARTING, STATE_RUNNING, STATE_STOPPED, STATE_FAILED = range(5)
-STATE_NAMES = ("empty", "starting", "running", "stopped", "failed")
+# States, shared by every kind of child (worker, sink process). READY: set up, waiting for the
+# plan to start (or for the worker it replaces to stop).
+STATE_EMPTY, STATE_STARTING, STATE_RUNNING, STATE_STOPPED, STATE_FAILED, STATE_READY = range(6)
+STATE_NAMES = ("empty", "starting", "running", "stopped", "failed", "ready")
 
 # --- worker slot ---------------------------------------------------------------------------------
 SENT, BYTES, CALLS, ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER, HEARTBEAT_NS, \
-    PID, STATE, RESTARTS, STARTED_NS, TRANSPORT = range(13)
+    PID, STATE, RESTARTS, STARTED_NS, TRANSPORT, FORGIVEN, DOWN_NS, STANDBY_PID = range(16)
 ERROR_FIELDS = (ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER)
 ERROR_KINDS = ("refused", "queue_full", "unreachable", "other")     # the kinds, in ERROR_FIELDS order
 # Values of TRANSPORT (0 = not chosen yet).
@@ -85,6 +88,8 @@ class SlotSnapshot:
     restarts: int
     started_ns: int             # CLOCK_MONOTONIC when sending began, like heartbeat_ns
     transport: str
+    forgiven: int = 0
+    down_ns: int = 0
 
     @property
     def state_name(self) -> str:
@@ -118,6 +123,7 @@ class CounterBlock:
             errors=(v[ERR_REFUSED], v[ERR_QUEUE_FULL], v[ERR_UNREACHABLE], v[ERR_OTHER]),
             heartbeat_ns=v[HEARTBEAT_NS], pid=v[PID], state=v[STATE], restarts=v[RESTARTS],
             started_ns=v[STARTED_NS], transport=TRANSPORT_NAMES.get(v[TRANSPORT], ""),
+            forgiven=v[FORGIVEN], down_ns=v[DOWN_NS],
         )
 
     def snapshots(self, count: int | None = None) -> list[SlotSnapshot]:
@@ -156,6 +162,10 @@ class Board:
         BOARD_HEADER.pack_into(self._map, 0, generation + 1, 0)                  # odd: being written
         self._map[BOARD_HEADER.size:BOARD_HEADER.size + len(data)] = data
         BOARD_HEADER.pack_into(self._map, 0, generation + 2, len(data))          # even: complete
+
+    def generation(self) -> int:
+        """Changes with every publish: a reader re-reads the document only when this moved."""
+        return int(BOARD_HEADER.unpack_from(self._map, 0)[0])
 
     def read(self) -> dict[str, Any]:
         for _ in range(BOARD_READ_RETRIES):

@@ -2,7 +2,8 @@
 
 Workers, sink processes and the web process all call ``init_child``: stop on SIGTERM / SIGINT
 through a flag (the handler only sets it), ignore SIGHUP (a reload is the supervisor's business),
-pin to a CPU, die with the parent (``PR_SET_PDEATHSIG``, even after a SIGKILL of it) and take a
+pin to a CPU, die with the parent (``PR_SET_PDEATHSIG``, even after a SIGKILL of it), print
+every thread's stack when killed as hung (SIGABRT, through ``faulthandler``) and take a
 process name (``loggend-w3``, ``loggend-sink0``, ``loggend-web``) that ``ps``, ``top`` and
 ``loggend profile`` show. The parent side (fork, reap, stop) is ``loggend.control.children``.
 """
@@ -10,6 +11,7 @@ process name (``loggend-w3``, ``loggend-sink0``, ``loggend-web``) that ``ps``, `
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import signal
 import sys
@@ -50,6 +52,7 @@ def init_child(name: str, on_stop: StopHandler | int, cpu: int | None = None) ->
         os.sched_setaffinity(0, {cpu})
     set_parent_death_signal()
     set_process_name(name)
+    faulthandler.enable(all_threads=True)                  # SIGABRT from the supervisor: the stack, then death
 
 
 def log_stderr(line: str) -> None:

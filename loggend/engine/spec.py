@@ -28,10 +28,8 @@ class WorkerSpec:
     host: str                         # numeric address, already resolved
     port: int
     index: int = 0                    # worker index: picks its stream and counter slot
-    rate: float = 0.0                 # events/s for this worker; 0 = as fast as possible
-    duration: float = 0.0             # seconds; 0 = until stopped
-    count: int = 0                    # stop when the slot's SENT reaches this; 0 = no count
     cpu: int | None = None            # CPU to pin to; None = leave affinity alone
+    takes_over: int = 0               # pid of the worker this one replaces at a reload (0: none)
     transport: str = "auto"
     stream_id: str = "w"              # prefix of the stream label: worker 3 sends "stream=w3"
     messages: MessageSpec = field(default_factory=MessageSpec)

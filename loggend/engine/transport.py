@@ -6,12 +6,19 @@ number, which is the high part of the sequence numbers) at the end. ``send(budge
 position only moves past accepted messages, so a refused message is sent again later under the
 same sequence number and the stream on the wire stays contiguous.
 
-Send errors never escape: each is counted in ``errors[kind]`` (messages, by the kinds below) and
-``refused`` holds the messages the last call had refused, so the pacer can charge them.
+One error path for every sender and system call:
 
-The socket is connected (so ICMP port-unreachable comes back as ECONNREFUSED) and blocking with a
-short send timeout: a full send queue applies back-pressure for at most ``SEND_TIMEOUT`` and then
-counts as ``queue_full`` instead of stalling the worker.
+* ``EINTR``: tried again.
+* A full queue (``EAGAIN``, ``ENOBUFS``): back-pressure. The sender waits until the socket is
+  writable (``poll``), at most ``BLOCK_TIMEOUT`` per ``send`` call, and tries again; the time
+  it waited is ``blocked_ns``. Past the bound, the rest of the grant counts as ``queue_full``.
+* Anything else (nobody listening, no route...): the rest of the grant is refused once, counted
+  in ``errors[kind]`` (messages, by kind) and in ``refused`` so the pacer can charge it.
+* ``sendmmsg`` that stops early (it returns how many messages went, and the kernel drops the
+  error of the next one, e.g. the ECONNREFUSED an ICMP port-unreachable left on the socket):
+  the next frame goes out alone with ``sendmsg``, which reports its error if it has one.
+
+The socket is connected (so ICMP port-unreachable comes back as ECONNREFUSED) and non-blocking.
 """
 
 from __future__ import annotations
@@ -19,20 +26,24 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import select
 import socket
 import struct
+import time
 from bisect import bisect_right
 from collections.abc import Callable
 
 from loggend.engine.render import Pool
 from loggend.engine.syscalls import SOL_UDP, UDP_SEGMENT, Iovec, Mmsghdr, libc_function
 
-SEND_TIMEOUT = 0.1                 # seconds a blocking send may wait for queue space
+BLOCK_TIMEOUT = 0.1                # seconds one send() may wait for queue space before it refuses the rest
+NOBUFS_PAUSE = 0.0002              # ENOBUFS is a device queue: poll says writable at once, so pause
 SNDBUF_BYTES = 8 << 20             # asked for; the kernel caps it at net.core.wmem_max
 MMSG_BATCH = 1024                  # messages per sendmmsg call (UIO_MAXIOV)
 GSO_FRAMES_PER_CALL = 16           # GSO frames (each up to 64 messages) per sendmmsg call
 CMSG_LEN_U16 = 18                  # CMSG_LEN(sizeof(uint16_t)) on 64-bit Linux
 CMSG_SPACE_U16 = 24                # CMSG_SPACE(sizeof(uint16_t))
+FULL_QUEUE = frozenset({errno.EAGAIN, errno.ENOBUFS})
 
 # Error kinds: positions in ``Sender.errors``, in the order of ``counters.ERROR_KINDS``.
 KIND_REFUSED, KIND_QUEUE_FULL, KIND_UNREACHABLE, KIND_OTHER = range(4)
@@ -52,18 +63,17 @@ class TransportError(Exception):
     """The asked-for transport cannot run here (a boot failure, not a send error)."""
 
 
-def error_kind(err: OSError) -> int:
-    if isinstance(err, TimeoutError):      # the blocking send waited SEND_TIMEOUT for queue space
-        return KIND_QUEUE_FULL
-    return _KIND_OF_ERRNO.get(err.errno or 0, KIND_OTHER)
+def error_kind(err: OSError | int) -> int:
+    code = err if isinstance(err, int) else (err.errno or 0)
+    return _KIND_OF_ERRNO.get(code, KIND_OTHER)
 
 
 def open_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF_BYTES)
-    sock.settimeout(SEND_TIMEOUT)
     sock.connect((host, port))
+    sock.setblocking(False)
     return sock
 
 
@@ -78,7 +88,7 @@ def _libc_sendmmsg() -> Callable[..., int] | None:
 
 
 class Sender:
-    """Shared state of the three senders: position in the pool, counts, errors."""
+    """Shared state of the three senders: position in the pool, counts, errors, back-pressure."""
 
     mode = ""
 
@@ -92,6 +102,10 @@ class Sender:
         self.errors = [0, 0, 0, 0]
         self.refused = 0        # messages the last send() had refused
         self.last_error: OSError | None = None
+        self.blocked_ns = 0     # time spent waiting for queue space (push-back)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLOUT)
+        self._deadline = 0.0    # of the current send() call's waiting, once it started to wait
 
     def send(self, budget: int) -> int:
         raise NotImplementedError
@@ -113,10 +127,33 @@ class Sender:
         self.frame = 0
         self.pool.set_cycle(self.pool.cycle + 1)
 
-    def _refuse(self, err: OSError, messages: int) -> None:
-        self.errors[error_kind(err)] += messages
+    def _again(self, code: int) -> bool:
+        """After a failed call: True to try it again (EINTR, or a full queue that drained in time)."""
+        if code == errno.EINTR:
+            return True
+        if code not in FULL_QUEUE:
+            return False
+        start = time.monotonic()
+        if not self._deadline:
+            self._deadline = start + BLOCK_TIMEOUT
+        left = self._deadline - start
+        if left <= 0:
+            return False
+        self._poll.poll(max(1, int(left * 1000)))
+        if code == errno.ENOBUFS:
+            time.sleep(NOBUFS_PAUSE)
+        self.blocked_ns += int((time.monotonic() - start) * 1e9)
+        return True
+
+    def _refuse(self, code: int, messages: int) -> None:
+        err = OSError(code, os.strerror(code))
+        self.errors[error_kind(code)] += messages
         self.refused = messages
         self.last_error = err
+
+    def _begin(self) -> None:
+        self.refused = 0
+        self._deadline = 0.0
 
     def close(self) -> None:
         self.sock.close()
@@ -158,55 +195,61 @@ class GsoSender(Sender):
 
     def send(self, budget: int) -> int:
         sendmsg, fd, mmsg = self.sock.sendmsg, self.sock.fileno(), self._sendmmsg
-        cmsgs, counts, lengths = self.cmsgs, self.pool.counts, self.pool.lengths
+        cmsgs, counts, lengths, view = self.cmsgs, self.pool.counts, self.pool.lengths, self.view
         first, starts = self.first_end, self.starts_end
         hdr_base, hdr_size = self._hdr_base, self._hdr_size
         nframes = len(counts)
         f, j = self.frame, self.offset
         done = nbytes = calls = 0
-        self.refused = 0
-        try:
-            while done < budget:
-                left = budget - done
-                if j == 0 and mmsg is not None:
-                    h = bisect_right(first, first[f] + left) - 1      # frames f..h-1 fit whole
-                    if h > f + GSO_FRAMES_PER_CALL:
-                        h = f + GSO_FRAMES_PER_CALL
-                    if h > f + 1:
-                        n, k = counts[f], h - f
-                        m = mmsg(fd, hdr_base + f * hdr_size, k, 0)
-                        calls += 1
-                        if m < 0:
-                            code = ctypes.get_errno()
-                            raise OSError(code, os.strerror(code))
-                        done += first[f + m] - first[f]
-                        nbytes += starts[f + m] - starts[f]
-                        f += m
-                        if f == nframes:
-                            self._wrap()
-                            f = 0
-                        if m < k:
-                            break           # the kernel stopped early: its error comes next call
-                        continue
-                n = counts[f] - j
-                if n > left:
-                    n = left
-                length = lengths[f]
-                start = starts[f] + j * length
-                sendmsg([self.view[start:start + n * length]], cmsgs[f])
-                calls += 1
-                done += n
-                nbytes += n * length
-                j += n
-                if j == counts[f]:
-                    j = 0
-                    f += 1
+        alone = False               # after sendmmsg stopped early: the next frame alone, so its error shows
+        self._begin()
+        while done < budget:
+            left = budget - done
+            if j == 0 and mmsg is not None and not alone:
+                h = bisect_right(first, first[f] + left) - 1      # frames f..h-1 fit whole
+                if h > f + GSO_FRAMES_PER_CALL:
+                    h = f + GSO_FRAMES_PER_CALL
+                if h > f + 1:
+                    k = h - f
+                    m = mmsg(fd, hdr_base + f * hdr_size, k, 0)
+                    calls += 1
+                    if m < 0:
+                        code = ctypes.get_errno()
+                        if self._again(code):
+                            continue
+                        self._refuse(code, left)
+                        break
+                    done += first[f + m] - first[f]
+                    nbytes += starts[f + m] - starts[f]
+                    f += m
                     if f == nframes:
                         self._wrap()
                         f = 0
-        except OSError as err:
+                    alone = m < k
+                    continue
+            alone = False
+            n = counts[f] - j
+            if n > left:
+                n = left
+            length = lengths[f]
+            start = starts[f] + j * length
             calls += 1
-            self._refuse(err, n)
+            try:
+                sendmsg([view[start:start + n * length]], cmsgs[f])
+            except OSError as err:
+                if self._again(err.errno or 0):
+                    continue
+                self._refuse(err.errno or 0, left)
+                break
+            done += n
+            nbytes += n * length
+            j += n
+            if j == counts[f]:
+                j = 0
+                f += 1
+                if f == nframes:
+                    self._wrap()
+                    f = 0
         self.frame, self.offset = f, j
         self.bytes += nbytes
         self.calls += calls
@@ -241,6 +284,7 @@ class MmsgSender(Sender):
             hdr.msg_iovlen = 1
         self._hdr_size = ctypes.sizeof(Mmsghdr)
         self._hdr_base = ctypes.addressof(self._hdrs)
+        self.view = memoryview(pool.buf)
         self.index = 0          # pool index of the next message
 
     def seek(self, sent: int) -> None:
@@ -248,29 +292,39 @@ class MmsgSender(Sender):
         self.index = sent % self.pool.size
 
     def send(self, budget: int) -> int:
-        fn, fd, size = self._sendmmsg, self.sock.fileno(), self.pool.size
-        hdr_base, hdr_size, offsets = self._hdr_base, self._hdr_size, self._offsets
+        fn, fd, size, send = self._sendmmsg, self.sock.fileno(), self.pool.size, self.sock.send
+        hdr_base, hdr_size, offsets, view = self._hdr_base, self._hdr_size, self._offsets, self.view
         i = self.index
         done = calls = nbytes = 0
-        self.refused = 0
+        alone = False
+        self._begin()
         while done < budget:
             n = min(budget - done, size - i, MMSG_BATCH)
-            sent = fn(fd, hdr_base + i * hdr_size, n, 0)
             calls += 1
-            if sent < 0:
-                code = ctypes.get_errno()
-                if code == errno.EINTR:
-                    continue
-                self._refuse(OSError(code, os.strerror(code)), n)
-                break
+            if alone:                    # sendmmsg stopped early and dropped this one's error: find it out
+                alone = False
+                try:
+                    sent = 1 if send(view[offsets[i]:offsets[i + 1]]) else 0
+                except OSError as err:
+                    if self._again(err.errno or 0):
+                        continue
+                    self._refuse(err.errno or 0, budget - done)
+                    break
+            else:
+                sent = fn(fd, hdr_base + i * hdr_size, n, 0)
+                if sent < 0:
+                    code = ctypes.get_errno()
+                    if self._again(code):
+                        continue
+                    self._refuse(code, budget - done)
+                    break
+                alone = sent < n
             nbytes += offsets[i + sent] - offsets[i]
             done += sent
             i += sent
             if i == size:
                 i = 0
                 self._wrap()
-            if sent < n:
-                break
         self.index = i
         self.bytes += nbytes
         self.calls += calls
@@ -291,27 +345,31 @@ class SendtoSender(Sender):
         starts, counts, lengths = self.pool.starts, self.pool.counts, self.pool.lengths
         nframes = len(counts)
         f, j = self.frame, self.offset
-        done = nbytes = 0
-        self.refused = 0
-        try:
-            while done < budget:
-                length = lengths[f]
-                at = starts[f] + j * length
+        done = nbytes = calls = 0
+        self._begin()
+        while done < budget:
+            length = lengths[f]
+            at = starts[f] + j * length
+            calls += 1
+            try:
                 send(view[at:at + length])
-                done += 1
-                nbytes += length
-                j += 1
-                if j == counts[f]:
-                    j = 0
-                    f += 1
-                    if f == nframes:
-                        self._wrap()
-                        f = 0
-        except OSError as err:
-            self._refuse(err, 1)
+            except OSError as err:
+                if self._again(err.errno or 0):
+                    continue
+                self._refuse(err.errno or 0, budget - done)
+                break
+            done += 1
+            nbytes += length
+            j += 1
+            if j == counts[f]:
+                j = 0
+                f += 1
+                if f == nframes:
+                    self._wrap()
+                    f = 0
         self.frame, self.offset = f, j
         self.bytes += nbytes
-        self.calls += done + (1 if self.refused else 0)
+        self.calls += calls
         return done
 
 
@@ -354,10 +412,12 @@ def fall_back(sender: Sender) -> tuple[Sender, str] | None:
     err = sender.last_error
     if sender.mode != "gso" or err is None or err.errno not in GSO_UNSUPPORTED:
         return None
+    sender._poll.unregister(sender.sock.fileno())
     replacement, _ = choose("sendmmsg", sender.sock, sender.pool)
     replacement.frame, replacement.offset = sender.frame, sender.offset
     if isinstance(replacement, MmsgSender):
         replacement.index = sender.pool.first[sender.frame] + sender.offset
     replacement.bytes, replacement.calls, replacement.errors = sender.bytes, sender.calls, sender.errors
+    replacement.blocked_ns = sender.blocked_ns
     replacement.errors[error_kind(err)] -= sender.refused     # not lost: the next rung resends them
     return replacement, f"sendmmsg: gso send failed ({err.strerror}), falling back"

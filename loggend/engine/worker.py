@@ -1,12 +1,19 @@
-"""The worker: pace -> send a batch -> count, until stopped or the duration is over.
+"""The worker: pace -> send a batch -> count, until stopped, retired or its part of the run is done.
 
-``Worker(spec, slot)`` does nothing to the process; the process that will run it calls
-``init_process()`` (signals, CPU affinity, parent-death signal) and then ``run()``, which renders
-the pool, opens the socket, picks the transport and loops. Per batch the loop makes one clock
-read, one bucket grant, one ``sender.send`` and three counter stores; the timestamp is patched
-when the wall clock's second changes; the heartbeat and error counters are published every
-``TICK_SECONDS``. After set-up the garbage collector is frozen and disabled: the loop makes no
-reference cycles.
+``Worker(spec, slot, plan)`` does nothing to the process; the process that will run it calls
+``init_process()`` (signals, CPU affinity, parent-death signal, name) and then ``run()``:
+
+1. ``setup``: render the pool, open the socket, pick the transport (a failure is a boot failure).
+2. ``take_slot``: at a reload the worker it replaces is still sending; this one waits, set up, in
+   standby (``STANDBY_PID``) until that one has stopped, then takes the slot over and continues
+   its stream at the slot's ``SENT``. Then it waits (``STATE_READY``) until the plan has started
+   and counts it in (a worker added by a reload waits for the plan that adds it).
+3. ``loop``: per batch, one clock read, one pacer grant, one ``sender.send`` and three counter
+   stores; the timestamp is patched when the wall clock's second changes (and once before the
+   first send, so no message carries a stale second after a restart); every ``TICK_SECONDS``
+   the heartbeat and error counters are published and the plan is looked at again.
+
+After set-up the garbage collector is frozen and disabled: the loop makes no reference cycles.
 
 Imports: the standard library, ``loggend.engine`` and the import-free ``loggend.errors`` only
 (a test holds this).
@@ -21,24 +28,30 @@ import time
 from collections.abc import Callable
 
 from loggend.engine import counters as C
-from loggend.engine.pacing import TokenBucket
+from loggend.engine.pacing import Pacer
 from loggend.engine.process import init_child, log_stderr
 from loggend.engine.render import Corpus, build_pool, timestamp_at
+from loggend.engine.schedule import PlanSource
 from loggend.engine.spec import WorkerSpec
-from loggend.engine.transport import (
-    Sender,
-    TransportError,
-    choose,
-    fall_back,
-    open_socket,
-)
+from loggend.engine.transport import Sender, TransportError, choose, fall_back, open_socket
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 
-TICK_SECONDS = 0.05           # heartbeat / error publication interval
-COUNT_GRACE = 1.0             # a counted run may overrun its duration this long to finish its count
+TICK_SECONDS = 0.05           # heartbeat / error / plan publication interval
+COUNT_GRACE = 1.0             # a timed run may overrun its end this long to finish its count
 ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
+STANDBY_POLL = 0.002          # a replacement looks this often whether the worker it replaces stopped
+START_POLL = 0.002            # a set-up worker looks this often whether the plan has started
 
 Log = Callable[[str], None]
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` has exited (a zombie not yet reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 class Worker:
@@ -46,6 +59,7 @@ class Worker:
         self,
         spec: WorkerSpec,
         slot: memoryview,
+        plan: PlanSource,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -53,12 +67,13 @@ class Worker:
         corpus: Corpus | None = None,
     ) -> None:
         self.spec = spec
-        self.corpus = corpus
         self.slot = slot
+        self.plan = plan
         self.clock = clock
         self.wallclock = wallclock
         self.sleep = sleep
         self.log = log
+        self.corpus = corpus
         self.alive = True
         self.sender: Sender | None = None
 
@@ -70,20 +85,22 @@ class Worker:
     def _handle_stop(self, signum: int, frame: object) -> None:
         self.alive = False
 
-    # --- the loop --------------------------------------------------------------------------------------
-
     def run(self) -> int:
-        """Set up, then send until stopped; the exit status for the process."""
+        """Set up, take the slot, send until done; the exit status for the process."""
         if self.setup() is None:
             return EXIT_BOOT_FAILED
-        self.loop()
+        if self.take_slot():
+            self.loop()
+        elif self.sender is not None:
+            self.sender.close()
         return EXIT_OK
 
     def setup(self) -> Sender | None:
         """Render the pool, open the socket, pick the transport; None (logged) when that fails."""
         spec, slot = self.spec, self.slot
-        slot[C.STATE] = C.STATE_STARTING
-        slot[C.PID] = os.getpid()
+        if not spec.takes_over:
+            slot[C.STATE] = C.STATE_STARTING
+            slot[C.PID] = os.getpid()
         try:
             pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock(), self.corpus)
             self.corpus = None              # the shared pages are not needed any more
@@ -91,17 +108,44 @@ class Worker:
             sender, why = choose(spec.transport, sock, pool)
         except (OSError, TransportError) as err:
             self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}")
-            slot[C.STATE] = C.STATE_FAILED
+            if not spec.takes_over:
+                slot[C.STATE] = C.STATE_FAILED
             return None
-        if slot[C.SENT]:
-            sender.seek(slot[C.SENT])       # a restart carries on the stream's sequence numbers
         self.log(f"worker {spec.index}: transport {why}")
         self.sender = sender
-        slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
         return sender
 
+    def take_slot(self) -> bool:
+        """Wait for the worker this one replaces, take the slot over, wait for the plan's start.
+        False when stopped meanwhile."""
+        slot, old = self.slot, self.spec.takes_over
+        if old:
+            slot[C.STANDBY_PID] = os.getpid()
+            while self.alive and slot[C.PID] == old and not process_gone(old) \
+                    and slot[C.STATE] not in (C.STATE_STOPPED, C.STATE_FAILED):
+                self.sleep(STANDBY_POLL)
+            slot[C.STANDBY_PID] = 0
+            if not self.alive:
+                return False
+        assert self.sender is not None
+        slot[C.PID] = os.getpid()
+        slot[C.TRANSPORT] = C.TRANSPORT_CODES[self.sender.mode]
+        if slot[C.SENT]:
+            self.sender.seek(slot[C.SENT])      # a restart carries on the stream's sequence numbers
+        slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+        slot[C.STATE] = C.STATE_READY
+        plan = self.plan.read()
+        while self.alive and (not plan.started or self.spec.index >= plan.workers):   # until the plan has it
+            self.sleep(START_POLL)
+            slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+            if self.plan.changed():
+                plan = self.plan.read()
+        return self.alive
+
+    # --- the loop --------------------------------------------------------------------------------------
+
     def loop(self) -> None:
-        """Send until stopped or the duration is over (after ``setup``)."""
+        """Send until stopped, retired or done (after ``setup`` and ``take_slot``)."""
         assert self.sender is not None
         slot = self.slot
         gc.disable()          # no collection ever: it would touch (and copy) every page shared with the parent
@@ -111,62 +155,60 @@ class Worker:
         try:
             self._loop(self.sender)
         finally:
+            slot[C.HEARTBEAT_NS] = time.monotonic_ns()
             slot[C.STATE] = C.STATE_STOPPED
             self.sender.close()
 
     def _loop(self, sender: Sender) -> None:
         spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep
-        utc = spec.messages.timezone == "utc"
-        pool = sender.pool
+        index, utc, pool = spec.index, spec.messages.timezone == "utc", sender.pool
         base_sent, base_bytes, base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
         base_errors = [slot[f] for f in C.ERROR_FIELDS]
-        bucket = TokenBucket(spec.rate, clock)
-        start = bucket.start
-        # With a count, send until the slot's total reaches it (exactly rate * duration in a run);
-        # the last events fall due right at the end, so the end only bounds a run that falls behind.
-        if spec.count:
-            remaining = max(0, spec.count - base_sent)
-        else:
-            remaining = round(spec.rate * spec.duration) if spec.rate and spec.duration else -1
-        end = start + spec.duration + (COUNT_GRACE if remaining >= 0 else 0) if spec.duration else math.inf
-        next_tick = start
-        next_second = math.floor(wallclock()) + 1
-        sent = 0
+        plan = self.plan.read()
+        pacer = Pacer(plan, index, slot[C.FORGIVEN], sum(base_errors))
+        quota = pacer.quota()
+        stop_at = pacer.end + COUNT_GRACE
+        wall = wallclock()
+        pool.set_stamp(timestamp_at(wall, utc))             # the current second from the first datagram on
+        next_second = math.floor(wall) + 1
+        next_tick = 0.0
+        sent = base_sent
         while self.alive:
             now = clock()
             if now >= next_tick:
-                if now >= end:
-                    break
                 slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+                slot[C.FORGIVEN] = pacer.forgiven
                 next_tick = now + TICK_SECONDS
+                if self.plan.changed():
+                    plan = self.plan.read()
+                    pacer.set_plan(plan)
+                    quota, stop_at = pacer.quota(), pacer.end + COUNT_GRACE
+                if index >= plan.workers or now >= stop_at:
+                    break                                   # retired by a reload, or the run is over
+            if quota is not None and sent >= quota:
+                break
             wall = wallclock()
             if wall >= next_second:
                 pool.set_stamp(timestamp_at(wall, utc))
                 next_second = math.floor(wall) + 1
-            budget = bucket.available(now)
-            if not budget:
-                wait = bucket.delay(now)
-                if wait:
-                    sleep(min(wait, next_tick - now, TICK_SECONDS))
+            budget = pacer.grant(now, sent)
+            if quota is not None:
+                budget = min(budget, quota - sent)
+            if budget <= 0:
+                sleep(min(pacer.wait(now), max(0.0, next_tick - now)) or 0.0001)
                 continue
-            if remaining >= 0:
-                if remaining == 0:
-                    break
-                budget = min(budget, remaining)
             n = sender.send(budget)
             sent += n
-            slot[C.SENT] = base_sent + sent
+            slot[C.SENT] = sent
             slot[C.BYTES] = base_bytes + sender.bytes
             slot[C.CALLS] = base_calls + sender.calls
-            bucket.take(n)
-            if remaining >= 0:
-                remaining -= n
             if sender.refused:
-                sender = self._after_error(sender, bucket, base_errors)
-        slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+                sender = self._after_error(sender, pacer, base_errors)
+                quota = pacer.quota()
+        slot[C.FORGIVEN] = pacer.forgiven
 
-    def _after_error(self, sender: Sender, bucket: TokenBucket, base_errors: list[int]) -> Sender:
-        """Charge, count and pace a failed send; switch transport if GSO turned out unusable."""
+    def _after_error(self, sender: Sender, pacer: Pacer, base_errors: list[int]) -> Sender:
+        """Count and charge a failed send; switch transport if GSO turned out unusable."""
         replacement = fall_back(sender)
         if replacement is not None:
             sender, why = replacement
@@ -174,7 +216,7 @@ class Worker:
             self.sender = sender
             self.slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
             return sender
-        bucket.take(sender.refused)
+        pacer.charge(sender.refused)
         for field, base, count in zip(C.ERROR_FIELDS, base_errors, sender.errors):
             self.slot[field] = base + count
         self.sleep(ERROR_BACKOFF)

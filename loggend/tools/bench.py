@@ -32,6 +32,7 @@ from pathlib import Path
 
 from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
+from loggend.engine.schedule import Plan, PlanSource, Profile
 from loggend.engine.spec import MessageSpec, WorkerSpec
 from loggend.engine.worker import Worker
 
@@ -125,15 +126,17 @@ def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Pope
 def loggend_send(mode: str, port: int, seconds: float) -> Figure:
     """One loggend worker, unlimited rate, in a forked child pinned to SENDER_CPU."""
     block = CounterBlock(1)
-    spec = WorkerSpec(host="127.0.0.1", port=port, rate=0, duration=seconds, transport=mode,
-                      cpu=SENDER_CPU, messages=MessageSpec())
-    worker = Worker(spec, block.slot(0), log=lambda line: None)
+    spec = WorkerSpec(host="127.0.0.1", port=port, transport=mode, cpu=SENDER_CPU, messages=MessageSpec())
+    plan = PlanSource(Plan(Profile.constant(0), 1))
+    worker = Worker(spec, block.slot(0), plan, log=lambda line: None)
     read_end, write_end = os.pipe()
 
     def body() -> int:
         os.close(read_end)
         worker.init_process()
         worker.setup()
+        plan.plan = plan.plan.start(time.monotonic_ns(), seconds)        # the clock starts once set up
+        worker.take_slot()
         cpu0, t0 = time.process_time(), time.monotonic()
         worker.loop()
         cpu, wall = time.process_time() - cpu0, time.monotonic() - t0

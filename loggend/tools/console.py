@@ -6,7 +6,7 @@ Both are built from ``loggend.totals`` objects, like every other summary of a ru
 from __future__ import annotations
 
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
-from loggend.parsers import format_size
+from loggend.parsers import format_size, plural
 from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
 MB = 1e6
@@ -46,6 +46,8 @@ def summary(t: RunTotals) -> str:
     ]
     if t.seconds:
         lines.append(f"  mean rate   {t.mean_rate:,.0f} ev/s, {t.bytes / MB / t.seconds:,.1f} MB/s")
+    if t.planned is not None:
+        lines.append(f"  planned     {plan_text(t)}")
     lines.append(f"  errors      {errors_text(t.errors)}")
     lines.append(f"  restarts    {t.restarts}")
     if t.peak_memory:
@@ -68,9 +70,30 @@ def sink_summary(t: SinkTotals, sent: int | None = None) -> str:
     beside = f"; sent - received = {sent - t.received:,}" if sent is not None else ""
     return "\n".join((
         "local sink:" if sent is not None else "sink summary:",
-        f"  received    {t.received:,} events ({t.bytes:,} bytes) from {t.streams} streams ({t.processes} processes)",
+        f"  received    {t.received:,} events ({t.bytes:,} bytes) from {plural(t.streams, 'stream')} "
+        f"({plural(t.processes, 'process', 'processes')})",
         f"  lost        {t.lost:,} ({t.loss_percent:.4f} %) by sequence{beside}",
         f"  gaps        {t.gaps:,}  of them late (reordered) {t.late:,}  duplicates {t.duplicates:,}  "
         f"without sequence {t.unsequenced:,}",
         f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)",
     ))
+
+
+def plan_text(t: RunTotals) -> str:
+    """Planned against sent, and why they differ: ``planned 1,000, sent 990: worker 1 was down 1.6 s...``."""
+    assert t.planned is not None
+    if t.shortfall == 0:
+        return f"{t.planned:,} events: all sent"
+    why = [f"worker {w.index} was down {w.down_seconds:.1f} s ({w.forgiven:,} not made up)" if w.forgiven
+           else f"worker {w.index} was down {w.down_seconds:.1f} s (made up)"
+           for w in t.workers if w.down_seconds >= 0.05]
+    stalled = sum(w.forgiven for w in t.workers if w.down_seconds < 0.05)
+    if stalled:
+        why.append(f"{stalled:,} given up after stalls (more than 1 s behind)")
+    if t.refused:
+        why.append(f"{t.refused:,} refused by the kernel")
+    if not why:
+        why.append("the run was stopped or cut short before its plan was done")
+    short = t.shortfall or 0
+    gap = f"{short:,} short" if short > 0 else f"{-short:,} more than planned"
+    return f"{t.planned:,} events, sent {t.sent:,} ({gap}): " + "; ".join(why)

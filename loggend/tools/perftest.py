@@ -235,6 +235,7 @@ class PerfTest:
         return self._report(started, code, tuned)
 
     def _drive(self, log: TextIO, log_path: Path) -> int:
+        (self.report_dir / "ready.json").unlink(missing_ok=True)      # a report dir may be reused
         proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         url = self._dashboard(proc)
         begin = time.monotonic()

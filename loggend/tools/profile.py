@@ -27,17 +27,22 @@ SUFFIXES = {"flamegraph": ".svg", "speedscope": ".json", "raw": ".txt"}
 SAMPLE_RATE = 250                 # samples per second
 
 
-def process_name(worker: int | None, name: str | None) -> str:
+SUPERVISOR = "loggend-run"        # the name `loggend run` gives itself
+
+
+def process_name(worker: int | None, name: str | None, supervisor: bool) -> str:
+    if supervisor:
+        return SUPERVISOR
     if name:
         return name
     return f"loggend-w{worker}"
 
 
 def find(name: str, parent: int | None = None, proc: Path = PROC) -> list[int]:
-    """PIDs whose task name is ``name`` (and whose parent is ``parent``, when given)."""
+    """PIDs whose task name is ``name`` and whose parent (or itself) is ``parent``, when given."""
     out = []
     for entry in proc.iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             comm = (entry / "comm").read_text().strip()
@@ -46,34 +51,42 @@ def find(name: str, parent: int | None = None, proc: Path = PROC) -> list[int]:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if parent is None or ppid == parent:
+        if parent is None or parent in (ppid, int(entry.name)):
             out.append(int(entry.name))
     return sorted(out)
 
 
-def profile(name: str, seconds: float, out: str, fmt: str, dump: bool, parent: int | None) -> int:
-    pids = find(name, parent)
-    if not pids:
-        where = f" among the children of pid {parent}" if parent else ""
-        raise UsageError(f"--worker: no running process named {name!r}{where} (is `loggend run` up?)")
-    if len(pids) > 1:
-        raise UsageError(f"--worker: {len(pids)} processes are named {name!r} (pids "
-                         f"{', '.join(map(str, pids))}); say which run with --pid SUPERVISOR_PID")
+def profile(name: str, label: str, seconds: int, out: str, fmt: str, dump: bool, parent: int | None) -> int:
+    """Sample process ``name`` (``label`` is the flag that named it, for errors)."""
+    if not dump:
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"--output: cannot write {out!r}: {folder} is not a writable folder")
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not os.access(pyspy, os.X_OK):
         print("loggend: profile needs py-spy (`pip install py-spy`, or `make build-dev`)", file=sys.stderr)
         return EXIT_FAILURE
+    pids = find(name, parent)
+    if not pids:
+        where = f" under pid {parent}" if parent else ""
+        print(f"loggend: {label}: no running process named {name!r}{where} (is `loggend run` up? "
+              f"`ps -o pid,comm` lists loggend-run, loggend-w0..., loggend-sink0..., loggend-web)", file=sys.stderr)
+        return EXIT_FAILURE
+    if len(pids) > 1:
+        raise UsageError(f"{label}: {len(pids)} processes are named {name!r} (pids "
+                         f"{', '.join(map(str, pids))}); say which run with --pid SUPERVISOR_PID")
     pid = pids[0]
     if dump:
         cmd = [pyspy, "dump", "--pid", str(pid)]
-    else:
-        cmd = [pyspy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate",
-               str(SAMPLE_RATE), "--format", fmt, "--output", out, "--nonblocking"]
-    print(f"loggend: profiling {name} (pid {pid})" + ("" if dump else f" for {seconds:g} s into {out}"),
+    else:                             # --idle: a waiting process is worth seeing too (and has samples)
+        cmd = [pyspy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(SAMPLE_RATE),
+               "--format", fmt, "--output", out, "--nonblocking", "--idle"]
+    print(f"loggend: profiling {name} (pid {pid})" + ("" if dump else f" for {seconds} s into {out}"),
           file=sys.stderr, flush=True)
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, RUST_BACKTRACE="0"))
     if result.returncode != 0:
-        why = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        lines = result.stderr.strip().splitlines() or ["no output"]
+        why = next((line for line in lines if line.startswith("Error")), lines[0])
         print(f"loggend: py-spy failed on pid {pid}: {why}", file=sys.stderr)
         return EXIT_FAILURE
     if dump:

@@ -3,6 +3,7 @@ from dataclasses import replace
 import pytest
 
 from loggend.config import parse_pool_size, parse_pri_mix
+from loggend.engine.schedule import NS, Plan
 from loggend.errors import ConfigError
 from loggend.parsers import parse_duration, parse_port, parse_rate, resolve_host, split_target
 
@@ -97,7 +98,9 @@ def test_overrides_win_and_rate_is_split():
     from loggend.config import load
     c = load("/dev/null", {"rate": ("--rate", "4M"), "workers": ("--workers", "8"),
                            "ports": ("--ports", "600-601,700")}, usable_cpus={0, 1, 2, 3})
-    assert c.worker_rate() == 500_000 and c.ports == (600, 601, 700)
+    plan = Plan(c.profile(), c.workers).start(NS, 1.0)
+    assert plan.worker_rate(NS) == 500_000 and sum(plan.quota(i) for i in range(8)) == 4_000_000
+    assert c.ports == (600, 601, 700)
     assert [c.worker_spec(i).port for i in range(4)] == [600, 601, 700, 600]
     assert [c.worker_spec(i).cpu for i in range(5)] == [0, 1, 2, 3, 0]
     assert load("/dev/null", {"target": ("--target", "127.0.0.1:9999")}, usable_cpus={0}).ports == (9999,)

@@ -1,89 +1,173 @@
-from loggend.engine.pacing import BURST_SECONDS, MAX_LAG_SECONDS, UNLIMITED_GRANT, TokenBucket
+"""The rate plan and the pacer, on a fake clock: exact counts, burst sizes, catch-up, forgiveness."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loggend.engine.pacing import (
+    CATCHUP_SPEEDUP,
+    FRAME,
+    MAX_BURST_SECONDS,
+    MAX_LAG_SECONDS,
+    UNLIMITED_GRANT,
+    Pacer,
+)
+from loggend.engine.schedule import NS, Plan, Profile, Segment, share
+
+T0 = 1000.0                      # seconds on the fake monotonic clock
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def started(rate: float, workers: int = 1, duration: float = 0.0, **kw) -> Plan:
+    return Plan(Profile.constant(rate), workers, **kw).start(int(T0 * NS), duration)
 
 
-def drive(bucket: TokenBucket, clock: FakeClock, seconds: float, step: float) -> list[tuple[float, int]]:
-    """Grant and take everything available every ``step`` seconds."""
+def drive(pacer: Pacer, seconds: float, step: float, start: float = T0, sent: int = 0) -> list[tuple[float, int]]:
+    """Grant and 'send' everything granted every ``step`` seconds; the list of (time, burst)."""
     grants = []
-    end = clock.now + seconds
-    while clock.now < end:
-        n = bucket.available(clock.now)
-        while n:
-            bucket.take(n)
-            grants.append((clock.now, n))
-            n = bucket.available(clock.now)
-        clock.now += step
+    now = start
+    while now < start + seconds:
+        n = pacer.grant(now, sent)
+        if n:
+            sent += n
+            grants.append((now, n))
+            continue
+        now += step
     return grants
 
 
-def test_absolute_schedule_has_no_drift():
-    clock = FakeClock()
-    bucket = TokenBucket(123_456, clock)
-    drive(bucket, clock, 100.0, 0.000_37)      # an awkward step: rounding must not accumulate
-    expected = 123_456 * 100.0
-    assert abs(bucket.granted - expected) <= bucket.burst + 1
+@given(st.integers(0, 10**12), st.integers(1, 64))
+def test_shares_add_up_and_never_go_back(total, parts):
+    assert sum(share(total, i, parts) for i in range(parts)) == total
+    assert all(share(total + 1, i, parts) >= share(total, i, parts) for i in range(parts))
+    assert max(share(total, i, parts) for i in range(parts)) - min(share(total, i, parts) for i in range(parts)) <= 1
 
 
-def test_bursts_are_about_a_millisecond_of_traffic():
-    clock = FakeClock()
-    bucket = TokenBucket(1_000_000, clock)
-    grants = drive(bucket, clock, 1.0, 0.0001)
-    assert max(n for _, n in grants) == 1_000_000 * BURST_SECONDS
-    per_10ms: dict[int, int] = {}
+def test_no_drift_over_a_long_run_at_an_awkward_rate():
+    pacer = Pacer(started(123_456), 0)
+    grants = drive(pacer, 100.0, 0.000_37)
+    assert abs(sum(n for _, n in grants) - 123_456 * 100) <= pacer.max_burst
+
+
+def test_a_timed_run_sends_its_quota_exactly_over_the_workers():
+    plan = started(10_007, workers=7, duration=3.3)
+    quotas = [plan.quota(i) for i in range(7)]
+    assert sum(quotas) == math.floor(10_007 * 3.3) and max(quotas) - min(quotas) <= 1
+    for i in range(7):
+        pacer = Pacer(plan, i)
+        grants = drive(pacer, 3.31, 0.003)
+        assert sum(n for _, n in grants) == quotas[i]          # the last, partial burst goes out at the end
+
+
+@pytest.mark.parametrize("rate,first,most", [
+    (5_000, FRAME, 100),            # a worker of 40 at 200k: a full frame per wake-up, never more than 20 ms
+    (25_000, FRAME, 500),
+    (500_000, 500, 10_000),         # fast workers: a millisecond of traffic per wake-up
+    (1_000, 20, 20),                # slow ones: 20 ms of traffic, though that is less than a frame
+    (10, 1, 1),
+])
+def test_burst_sizes_a_frame_at_least_and_20_ms_at_most(rate, first, most):
+    pacer = Pacer(started(rate), 0)
+    grants = drive(pacer, 2.0, 0.0002)
+    sizes = [n for _, n in grants[1:]]
+    assert min(sizes) >= min(first, most) and max(sizes) <= most
+    assert pacer.max_burst == max(1, math.floor(rate * MAX_BURST_SECONDS))
+    wakeups = len(grants) / 2.0
+    assert wakeups <= rate / min(first, most) * 1.05 + 2          # few wake-ups: one per burst
+
+
+def test_per_10ms_traffic_never_exceeds_20ms_worth():
+    pacer = Pacer(started(5_000), 0)
+    grants = drive(pacer, 3.0, 0.0005)
+    per_window: dict[int, int] = {}
     for t, n in grants:
-        per_10ms[int((t - 1000.0) * 100)] = per_10ms.get(int((t - 1000.0) * 100), 0) + n
-    assert max(per_10ms.values()) <= 10_000 + bucket.burst
+        per_window[int((t - T0) / 0.010)] = per_window.get(int((t - T0) / 0.010), 0) + n
+    assert max(per_window.values()) <= 5_000 * 0.020
 
 
-def test_low_rates_send_one_event_at_a_time_on_schedule():
-    clock = FakeClock()
-    bucket = TokenBucket(1, clock)
-    grants = drive(bucket, clock, 10.0, 0.01)
-    assert 10 <= len(grants) <= 11 and all(n == 1 for _, n in grants)   # event 0 is due at start
-    gaps = [b[0] - a[0] for a, b in zip(grants, grants[1:])]
-    assert all(abs(g - 1.0) < 0.011 for g in gaps)
+def test_a_late_start_catches_up_at_twice_the_rate_and_forgives_beyond_a_second():
+    rate = 10_000
+    pacer = Pacer(started(rate), 0)
+    # the worker starts 1.5 s late (a restart): 1 s is made up, 0.5 s is forgiven and counted
+    grants = drive(pacer, 3.0, 0.0005, start=T0 + 1.5)
+    assert pacer.forgiven == pytest.approx(rate * (1.5 - MAX_LAG_SECONDS), abs=pacer.max_burst + 1)
+    sent = sum(n for _, n in grants)
+    assert sent + pacer.forgiven == pytest.approx(rate * 4.5, abs=pacer.max_burst + 1)
+    # catching up: at most CATCHUP_SPEEDUP x the rate in any 100 ms, never one flood
+    per_100ms: dict[int, int] = {}
+    for t, n in grants:
+        per_100ms[int((t - T0) * 10)] = per_100ms.get(int((t - T0) * 10), 0) + n
+    assert max(per_100ms.values()) <= rate * 0.1 * CATCHUP_SPEEDUP + pacer.max_burst
+    assert max(n for _, n in grants) <= rate * MAX_BURST_SECONDS
 
 
-def test_delay_points_at_the_next_burst():
-    clock = FakeClock()
-    bucket = TokenBucket(1000, clock)
-    bucket.take(bucket.available(clock.now))
-    assert bucket.available(clock.now) == 0
-    wait = bucket.delay(clock.now)
-    assert 0.0009 < wait <= 0.0011
-    clock.now += wait
-    assert bucket.available(clock.now) == 1
+def test_refused_events_are_charged_not_retried_in_a_storm():
+    pacer = Pacer(started(10_000), 0)
+    sent = 0
+    now = T0
+    attempts = 0
+    while now < T0 + 1.0:
+        n = pacer.grant(now, sent)
+        if n:
+            attempts += 1
+            pacer.charge(n)                  # every send refused (nobody listens)
+        now += 0.001
+    assert pacer.charged == pytest.approx(10_000, abs=pacer.max_burst + 1)
+    assert attempts <= 10_000 / FRAME + 2
 
 
-def test_a_stall_is_caught_up_only_up_to_the_lag_limit():
-    clock = FakeClock()
-    bucket = TokenBucket(10_000, clock)
-    clock.now += 5.0                                  # the sender stalled for five seconds
-    caught_up = 0
-    while n := bucket.available(clock.now):
-        bucket.take(n)
-        caught_up += n
-    assert caught_up <= 10_000 * MAX_LAG_SECONDS + bucket.burst
+def test_unlimited_grants_without_waiting_until_the_end():
+    plan = started(0, duration=1.0)
+    pacer = Pacer(plan, 0)
+    assert plan.unlimited and pacer.quota() is None
+    assert pacer.grant(T0 + 0.5, 10**9) == UNLIMITED_GRANT
+    assert pacer.grant(T0 + 1.0, 10**9) == 0
 
 
-def test_rate_zero_is_unlimited_and_never_waits():
-    clock = FakeClock()
-    bucket = TokenBucket(0, clock)
-    assert bucket.available(clock.now) == UNLIMITED_GRANT
-    assert bucket.delay(clock.now) == 0.0
+def test_nothing_is_due_before_the_start():
+    plan = Plan(Profile.constant(1000), 1)
+    pacer = Pacer(plan, 0)
+    assert not plan.started and pacer.grant(T0 + 100, 0) == 0 and pacer.wait(T0) > 0
 
 
-def test_set_rate_restarts_the_schedule():
-    clock = FakeClock()
-    bucket = TokenBucket(1000, clock)
-    drive(bucket, clock, 1.0, 0.001)
-    bucket.set_rate(5000)
-    drive(bucket, clock, 1.0, 0.001)
-    assert abs(bucket.granted - 5000) <= bucket.burst + 1
+def test_a_rate_change_keeps_every_count_continuous():
+    plan = started(12_000, workers=3)
+    t = int((T0 + 2.5) * NS)
+    before = [plan.due(i, t) for i in range(3)]
+    changed = plan.with_profile(Profile.constant(30_000), t)
+    assert [changed.due(i, t) for i in range(3)] == before
+    later = int((T0 + 3.5) * NS)
+    assert sum(changed.due(i, later) for i in range(3)) == 12_000 * 2.5 + 30_000
+
+
+def test_a_new_worker_count_starts_an_epoch_from_each_index_due_count():
+    plan = started(9_000, workers=3)
+    t = int((T0 + 2.0) * NS)
+    due = [plan.due(i, t) for i in range(3)]
+    grown = plan.with_workers(5, t, carried={3: 0, 4: 0})
+    assert [grown.due(i, t) for i in range(5)] == due + [0, 0]
+    later = int((T0 + 3.0) * NS)
+    assert sum(grown.due(i, later) for i in range(5)) == 9_000 * 3
+    shrunk = plan.with_workers(2, t, carried={})
+    assert sum(shrunk.due(i, later) for i in range(2)) == sum(due[:2]) + 9_000
+
+
+def test_the_plan_survives_the_board_round_trip():
+    plan = started(4_000, workers=4, duration=30, instance=1, instances=3).with_workers(5, int((T0 + 1) * NS), {4: 7})
+    assert Plan.from_document(plan.document()) == plan
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(1, 50_000), st.floats(0.1, 5)), min_size=1, max_size=5),
+       st.booleans(), st.floats(0, 40))
+def test_a_profile_is_the_integral_of_its_rates(segments, repeat, dt):
+    profile = Profile(tuple(Segment(r, s) for r, s in segments), repeat)
+    step = 0.001
+    approx = sum(profile.rate_at(k * step) * step for k in range(int(dt / step)))
+    assert profile.events(dt) == pytest.approx(approx, rel=0.02, abs=max(r for r, _ in segments) * 0.01)
+
+
+def test_instances_split_the_run_exactly():
+    plans = [started(7_777, workers=4, duration=10, instance=i, instances=3) for i in range(3)]
+    assert sum(p.quota(w) for p in plans for w in range(4)) == 77_770

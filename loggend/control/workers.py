@@ -1,0 +1,183 @@
+"""Workers as a child kind: their spawner, the run's rate plan, the start, reloads and down time.
+
+* **The plan.** ``Plan`` (``loggend.engine.schedule``) is published on the shared plan board; the
+  workers pace against it and pick up every change within a tick. A rate or duration change is
+  a new plan: no process restarts, every count continuous.
+* **The start.** Workers set up (pool, socket, transport) and wait; once every one of them is
+  ready the plan starts, so 40 workers begin together instead of the first one running 1.5 s
+  ahead of the last (and nobody starts behind).
+* **Hand-over.** Any other reload (the target, the messages, the worker count...) starts the new
+  workers first; each waits, set up, until the worker of its index has stopped and then
+  continues that stream. Only when every replacement is ready does the new plan go out and the
+  old workers get SIGTERM, so the run never stops sending.
+* **Down time.** From a worker's death to its replacement's first send, the index sends nothing:
+  the time is added to the slot's ``DOWN_NS`` and the replacement makes up what it can
+  (``loggend.engine.pacing``); the summary says what it could not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from loggend.config import Config
+from loggend.control.children import Child, ChildSet, fork_child, kill_quietly
+from loggend.control.shared import SharedRun
+from loggend.engine import counters as C
+from loggend.engine.render import Corpus
+from loggend.engine.schedule import NS, BoardPlan, Plan
+from loggend.engine.worker import COUNT_GRACE, Worker, process_gone
+
+START_DELAY_NS = 5_000_000       # the plan starts this long after the last worker is ready
+HANDOVER_TIMEOUT = 30.0          # replacements not ready by then: the old workers are stopped anyway
+HANDOVER_POLL = 0.005
+READY_STATES = (C.STATE_READY, C.STATE_RUNNING)
+
+
+class WorkerPool:
+    def __init__(self, config: Config, shared: SharedRun, log: Callable[[str], None],
+                 outputs: tuple[TextIO, ...]) -> None:
+        self.config, self.shared, self.log, self.outputs = config, shared, log, outputs
+        self.corpus: Corpus | None = None
+        self.plan = Plan(config.profile(), config.workers)
+        self.takes_over: dict[int, int] = {}          # index -> pid of the worker a replacement waits for
+        self.down_since: dict[int, int] = {}          # index -> CLOCK_MONOTONIC ns it stopped sending
+        self.retired: dict[int, int] = {}             # index -> its due count when a reload retired it
+        self.run_start_ns = 0                         # when the plan first started
+
+    def render_corpus(self) -> None:
+        if self.corpus is None or self.corpus.spec != self.config.messages:
+            self.corpus = Corpus(self.config.messages, time.time())
+
+    def spawn(self, index: int) -> int:
+        """Fork worker ``index``; it carries its slot's counts and stream on."""
+        spec = self.config.worker_spec(index, self.takes_over.get(index, 0))
+        worker = Worker(spec, self.shared.block.slot(index), BoardPlan(self.shared.plan_board), corpus=self.corpus)
+
+        def body() -> int:
+            worker.init_process()
+            return worker.run()
+        return fork_child(body, self.outputs)
+
+    def publish(self, plan: Plan) -> None:
+        self.plan = plan
+        self.shared.plan_board.publish(plan.document())
+
+    # --- the start and the end -------------------------------------------------------------------------
+
+    def ready(self, indexes: range) -> bool:
+        return all(self.shared.block.slot(i)[C.STATE] in READY_STATES for i in indexes)
+
+    def start_when_ready(self, now_ns: int) -> bool:
+        """Start the plan once every worker is set up; True when it has started (now or before)."""
+        if self.plan.started:
+            return True
+        if not self.ready(range(self.config.workers)):
+            return False
+        self.run_start_ns = now_ns + START_DELAY_NS
+        self.publish(self.plan.start(self.run_start_ns, self.config.duration))
+        return True
+
+    def over(self, now_ns: int) -> bool:
+        """A timed run past its end and the grace to finish: nobody is restarted any more."""
+        return bool(self.plan.end_ns) and now_ns > self.plan.end_ns + COUNT_GRACE * NS
+
+    def wanted(self, child: Child, now_ns: int) -> bool:
+        return child.index < self.config.workers and not self.over(now_ns)
+
+    def planned(self, now_ns: int) -> int | None:
+        """What the plan made due up to now (or its end), over every index; None when unlimited."""
+        if not self.plan.started or self.plan.unlimited:
+            return None
+        t = min(now_ns, self.plan.end_ns) if self.plan.end_ns else now_ns
+        return sum(self.plan.due(i, t) for i in range(self.plan.workers)) + sum(self.retired.values())
+
+    def target_rate(self, now_ns: int) -> float:
+        return 0.0 if self.plan.unlimited else self.plan.rate_now(now_ns) if self.plan.started \
+            else self.config.rate
+
+    # --- down time -----------------------------------------------------------------------------------
+
+    def died(self, child: Child, now_ns: int) -> None:
+        if self.plan.started and child.index not in self.down_since:
+            self.down_since[child.index] = now_ns
+
+    def account_down(self, now_ns: int, final: bool = False) -> None:
+        """Close the down periods whose replacement sends again (all of them at the end)."""
+        for index, since in list(self.down_since.items()):
+            slot = self.shared.block.slot(index)
+            back = slot[C.STARTED_NS] if slot[C.STARTED_NS] > since else (now_ns if final else 0)
+            if back:
+                slot[C.DOWN_NS] += back - since
+                del self.down_since[index]
+
+    def heartbeat(self, child: Child) -> int | None:
+        """A running worker's last heartbeat, None while it sets up or waits (hung detection)."""
+        slot = self.shared.block.slot(child.index)
+        running = slot[C.STATE] in READY_STATES and slot[C.PID] == child.pid
+        return slot[C.HEARTBEAT_NS] if running else None
+
+    # --- reloads -------------------------------------------------------------------------------------
+
+    def change_in_place(self, new: Config, now_ns: int) -> None:
+        """A new rate and/or duration from now on, for the workers that run."""
+        plan = self.plan
+        if new.rate != self.config.rate:
+            plan = plan.with_profile(new.profile(), now_ns)
+        if new.duration != self.config.duration and plan.started:
+            plan = plan.with_end(self._end_ns(new.duration))
+        self.config = new
+        self.publish(plan)
+
+    def _end_ns(self, duration: float) -> int:
+        """The end of a run of ``duration`` seconds from the plan's start (0: none)."""
+        return self.run_start_ns + round(duration * NS) if duration else 0
+
+    def hand_over(self, new: Config, children: ChildSet, now: Callable[[], int],
+                  stop: Callable[[list[int]], None]) -> None:
+        """Replace every worker with one built from ``new``, without a moment of silence."""
+        old = {c.index: c.pid for c in children.of_kind("worker")}
+        self.config = new
+        self.render_corpus()
+        self.takes_over = {i: old.get(i, 0) for i in range(new.workers)}
+        fresh = [children.spawn("worker", i) for i in range(new.workers)]
+        deadline = time.monotonic() + HANDOVER_TIMEOUT
+        while not all(self._standing_by(c) for c in fresh) and time.monotonic() < deadline:
+            if any(process_gone(c.pid) for c in fresh):
+                break                                       # one died: go on (the reaper restarts it)
+            time.sleep(HANDOVER_POLL)
+        t = now()
+        carried = {i: self._accounted(i) for i in range(new.workers) if i >= self.plan.workers}
+        self.retired.update({i: self.plan.due(i, t) for i in range(new.workers, self.plan.workers)})
+        plan = self.plan.with_workers(new.workers, t, carried)
+        if plan.started:
+            plan = plan.with_profile(new.profile(), t).with_end(self._end_ns(new.duration))
+        self.publish(plan)
+        self.takes_over = {}
+        stop(list(old.values()))
+
+    def _standing_by(self, child: Child) -> bool:
+        slot = self.shared.block.slot(child.index)
+        if self.takes_over.get(child.index):
+            return bool(slot[C.STANDBY_PID] == child.pid)
+        return bool(slot[C.PID] == child.pid and slot[C.STATE] in READY_STATES)
+
+    def _accounted(self, index: int) -> int:
+        """Everything an index has sent, forgiven or had refused: where a new epoch starts it."""
+        v = self.shared.block.values(index)
+        return v[C.SENT] + v[C.FORGIVEN] + sum(v[f] for f in C.ERROR_FIELDS)
+
+
+def abort_then_kill(child: Child, aborted: dict[int, float], grace: float, now: float) -> str:
+    """SIGABRT first (the worker's faulthandler prints its stack to the log), SIGKILL if that did
+    not end it within ``grace``; returns what was sent."""
+    import signal
+    if child.pid not in aborted:
+        aborted[child.pid] = now
+        kill_quietly(child.pid, signal.SIGABRT)
+        return "SIGABRT (its stack goes to the log)"
+    if now - aborted[child.pid] >= grace:
+        kill_quietly(child.pid, signal.SIGKILL)
+        return "SIGKILL"
+    return ""
