@@ -53,6 +53,7 @@ class WorkerPool:
     def spawn(self, index: int) -> int:
         """Fork worker ``index``; it carries its slot's counts and stream on."""
         spec = self.config.worker_spec(index, self.takes_over.get(index, 0))
+        self.shared.stream_block.set_name(index, spec.stream.encode())       # announced to the local sink
         worker = Worker(spec, self.shared.block.slot(index), BoardPlan(self.shared.plan_board), corpus=self.corpus)
 
         def body() -> int:
@@ -100,8 +101,12 @@ class WorkerPool:
     # --- down time -----------------------------------------------------------------------------------
 
     def died(self, child: Child, now_ns: int) -> None:
+        """A worker that will be restarted has died: its index is down since its last heartbeat
+        (a hung worker stopped sending long before it was killed)."""
         if self.plan.started and child.index not in self.down_since:
-            self.down_since[child.index] = now_ns
+            slot = self.shared.block.slot(child.index)
+            beat = slot[C.HEARTBEAT_NS] if slot[C.PID] == child.pid else 0
+            self.down_since[child.index] = min(now_ns, beat) if beat else now_ns
 
     def account_down(self, now_ns: int, final: bool = False) -> None:
         """Close the down periods whose replacement sends again (all of them at the end)."""

@@ -29,9 +29,11 @@ too old to make up), ``DOWN_NS`` (time the index had no worker sending, after th
 ``SINK_STREAMS``, ``SINK_HEARTBEAT_NS``, ``SINK_PID``, ``SINK_STATE`` (``STATE_*``),
 ``SINK_CALLS``. Net loss is always ``gaps - late``; nothing else is called "lost".
 
-**Stream slot** (stream ``<prefix><i>`` of worker ``i`` -> slot ``i``; written by the sink process
-that receives the stream): ``STREAM_RECEIVED``, ``STREAM_GAPS``, ``STREAM_DUPLICATES``,
-``STREAM_LATE``.
+**Stream slot** (one per worker index; written by the sink process that receives the stream):
+``STREAM_RECEIVED``, ``STREAM_GAPS``, ``STREAM_DUPLICATES``, ``STREAM_LATE``, and from field
+``STREAM_NAME`` on the stream's name (``STREAM_NAME_BYTES``, UTF-8, NUL-padded), which the
+supervisor writes when it announces the stream: a sink maps a stream to a slot by this table,
+never by guessing from the name, and a stream nobody announced is not a worker's.
 
 **Board**: one JSON document with a sequence lock (layout in ``Board``).
 """
@@ -68,6 +70,8 @@ SINK_RECEIVED, SINK_BYTES, SINK_GAPS, SINK_LATE, SINK_DUPLICATES, SINK_UNSEQUENC
 
 # --- stream slot ---------------------------------------------------------------------------------
 STREAM_RECEIVED, STREAM_GAPS, STREAM_DUPLICATES, STREAM_LATE = range(4)
+STREAM_NAME = 24                              # fields 24..31: the announced name
+STREAM_NAME_BYTES = (SLOT_FIELDS - STREAM_NAME) * 8
 
 
 def state_name(state: int) -> str:
@@ -111,6 +115,21 @@ class CounterBlock:
     def values(self, index: int) -> list[int]:
         """The raw fields of one slot (sink and stream slots are read this way)."""
         return self.slot(index).tolist()
+
+    def set_name(self, index: int, name: bytes) -> None:
+        """Announce ``name`` in slot ``index`` (stream slots); at most STREAM_NAME_BYTES."""
+        if len(name) > STREAM_NAME_BYTES:
+            raise ValueError(f"stream name {name!r} is longer than {STREAM_NAME_BYTES} bytes")
+        start = index * SLOT_BYTES + STREAM_NAME * 8
+        self._map[start:start + STREAM_NAME_BYTES] = name.ljust(STREAM_NAME_BYTES, b"\0")
+
+    def name(self, index: int) -> bytes:
+        start = index * SLOT_BYTES + STREAM_NAME * 8
+        return self._map[start:start + STREAM_NAME_BYTES].rstrip(b"\0")
+
+    def names(self) -> dict[bytes, int]:
+        """The announced name -> slot table."""
+        return {name: i for i in range(self.slots) if (name := self.name(i))}
 
     def rows(self, count: int) -> list[list[int]]:
         """The raw fields of slots ``0 .. count-1``."""

@@ -19,6 +19,10 @@ One error path for every sender and system call:
   the next frame goes out alone with ``sendmsg``, which reports its error if it has one.
 
 The socket is connected (so ICMP port-unreachable comes back as ECONNREFUSED) and non-blocking.
+
+With ``track(counter)`` (a one-element view of the worker slot's SENT), the total is stored after
+every system call that sent something, not once per grant: a worker killed between two calls of
+one grant leaves a count that matches the wire, and its replacement resends nothing.
 """
 
 from __future__ import annotations
@@ -103,12 +107,17 @@ class Sender:
         self.refused = 0        # messages the last send() had refused
         self.last_error: OSError | None = None
         self.blocked_ns = 0     # time spent waiting for queue space (push-back)
+        self.sent = memoryview(bytearray(8)).cast("Q")     # total sent, stored after every call (see track)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLOUT)
         self._deadline = 0.0    # of the current send() call's waiting, once it started to wait
 
     def send(self, budget: int) -> int:
         raise NotImplementedError
+
+    def track(self, counter: memoryview) -> None:
+        """Store the running total of messages sent in ``counter[0]`` after every system call."""
+        self.sent = counter
 
     def _buffer_address(self) -> int:
         """Address of the pool's bytes for ctypes headers (the export pins the buffer's size)."""
@@ -201,6 +210,7 @@ class GsoSender(Sender):
         nframes = len(counts)
         f, j = self.frame, self.offset
         done = nbytes = calls = 0
+        total, base = self.sent, self.sent[0]
         alone = False               # after sendmmsg stopped early: the next frame alone, so its error shows
         self._begin()
         while done < budget:
@@ -220,6 +230,7 @@ class GsoSender(Sender):
                         self._refuse(code, left)
                         break
                     done += first[f + m] - first[f]
+                    total[0] = base + done
                     nbytes += starts[f + m] - starts[f]
                     f += m
                     if f == nframes:
@@ -242,6 +253,7 @@ class GsoSender(Sender):
                 self._refuse(err.errno or 0, left)
                 break
             done += n
+            total[0] = base + done
             nbytes += n * length
             j += n
             if j == counts[f]:
@@ -296,6 +308,7 @@ class MmsgSender(Sender):
         hdr_base, hdr_size, offsets, view = self._hdr_base, self._hdr_size, self._offsets, self.view
         i = self.index
         done = calls = nbytes = 0
+        total, base = self.sent, self.sent[0]
         alone = False
         self._begin()
         while done < budget:
@@ -321,6 +334,7 @@ class MmsgSender(Sender):
                 alone = sent < n
             nbytes += offsets[i + sent] - offsets[i]
             done += sent
+            total[0] = base + done
             i += sent
             if i == size:
                 i = 0
@@ -346,6 +360,7 @@ class SendtoSender(Sender):
         nframes = len(counts)
         f, j = self.frame, self.offset
         done = nbytes = calls = 0
+        total, base = self.sent, self.sent[0]
         self._begin()
         while done < budget:
             length = lengths[f]
@@ -359,6 +374,7 @@ class SendtoSender(Sender):
                 self._refuse(err.errno or 0, budget - done)
                 break
             done += 1
+            total[0] = base + done
             nbytes += length
             j += 1
             if j == counts[f]:
@@ -419,5 +435,6 @@ def fall_back(sender: Sender) -> tuple[Sender, str] | None:
         replacement.index = sender.pool.first[sender.frame] + sender.offset
     replacement.bytes, replacement.calls, replacement.errors = sender.bytes, sender.calls, sender.errors
     replacement.blocked_ns = sender.blocked_ns
+    replacement.sent = sender.sent
     replacement.errors[error_kind(err)] -= sender.refused     # not lost: the next rung resends them
     return replacement, f"sendmmsg: gso send failed ({err.strerror}), falling back"

@@ -128,6 +128,7 @@ class Worker:
             if not self.alive:
                 return False
         assert self.sender is not None
+        self.sender.track(slot[C.SENT:C.SENT + 1])              # SENT is stored after every system call
         slot[C.PID] = os.getpid()
         slot[C.TRANSPORT] = C.TRANSPORT_CODES[self.sender.mode]
         if slot[C.SENT]:
@@ -197,9 +198,7 @@ class Worker:
             if budget <= 0:
                 sleep(min(pacer.wait(now), max(0.0, next_tick - now)) or 0.0001)
                 continue
-            n = sender.send(budget)
-            sent += n
-            slot[C.SENT] = sent
+            sent += sender.send(budget)                     # the sender stores SENT as it goes
             slot[C.BYTES] = base_bytes + sender.bytes
             slot[C.CALLS] = base_calls + sender.calls
             if sender.refused:

@@ -38,6 +38,7 @@ class SinkWorker:
         self.streams = streams
         self.stream_slots: dict[bytes, memoryview | None] = {}
         self.stream_base: dict[bytes, list[int]] = {}
+        self.announced: dict[bytes, int] = {}
         self.alive = True
         self.accounting = Accounting()
         self.base = [0] * C.SLOT_FIELDS
@@ -107,14 +108,15 @@ class SinkWorker:
             self.publish_streams()
 
     def publish_streams(self) -> None:
-        """Per-stream figures into the slot of the worker whose index ends the stream's name."""
+        """Per-stream figures into the slot the run announced for the stream (and nowhere else)."""
         assert self.streams is not None
         for name, st in self.accounting.streams.items():
             if name not in self.stream_slots:
-                digits = len(name) - len(name.rstrip(b"0123456789"))
-                index = int(name[-digits:]) if digits else -1
-                self.stream_slots[name] = self.streams.slot(index) if 0 <= index < self.streams.slots else None
-                if self.stream_slots[name] is not None:
+                if name not in self.announced:
+                    self.announced = self.streams.names()      # a stream we have not seen: the table may be newer
+                index = self.announced.get(name, -1)
+                self.stream_slots[name] = self.streams.slot(index) if index >= 0 else None
+                if index >= 0:
                     self.stream_base[name] = self.streams.values(index)     # counts of a previous sink process
             target = self.stream_slots[name]
             if target is not None:

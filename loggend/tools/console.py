@@ -92,8 +92,9 @@ def plan_text(t: RunTotals) -> str:
         why.append(f"{stalled:,} given up after stalls (more than 1 s behind)")
     if t.refused:
         why.append(f"{t.refused:,} refused by the kernel")
-    if not why:
-        why.append("the run was stopped or cut short before its plan was done")
+    rest = (t.shortfall or 0) - t.forgiven - t.refused
+    if rest > 0:
+        why.append(f"{rest:,} still due when the run ended (stopped early, or still catching up)")
     short = t.shortfall or 0
     gap = f"{short:,} short" if short > 0 else f"{-short:,} more than planned"
     return f"{t.planned:,} events, sent {t.sent:,} ({gap}): " + "; ".join(why)

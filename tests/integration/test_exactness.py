@@ -1,0 +1,164 @@
+"""Exact through restarts and reloads: current timestamps, exact counts, no silent moment, stream slots."""
+
+import calendar
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from tests.conftest import seq_of, stream_of, wait_until, worker_pids
+from tests.integration.test_supervisor import config, live_lines
+from tests.unit.test_render import RFC3164
+
+MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
+
+
+def stamp_of(datagram: bytes, year: int) -> float:
+    """The RFC 3164 timestamp of a UTC message as a unix time."""
+    m = RFC3164.match(datagram)
+    return calendar.timegm((year, MONTHS[m["month"].decode()], int(m["day"]), int(m["h"]), int(m["m"]),
+                            int(m["s"])))
+
+
+def largest_gap(times: list[float], start: float, end: float) -> float:
+    inside = [t for t in times if start <= t <= end]
+    return max((b - a for a, b in zip(inside, inside[1:])), default=end - start)
+
+
+@pytest.mark.slow
+def test_a_replacement_worker_stamps_its_first_message_with_the_current_second(tmp_path, receivers, loggend):
+    """The corpus is rendered at the start; a worker restarted 4 s later must not send its second."""
+    (rx,) = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, [rx], workers=2, rate=2000), "--utc")
+    proc.wait_line("(2/2 running)")
+    time.sleep(4.0)                          # let the corpus's second go well out of date
+    victim = sorted(worker_pids(proc.pid))[0]
+    os.kill(victim, signal.SIGKILL)
+    proc.wait_line("restarts 1 ", timeout=10)
+    mark = len(rx.datagrams)
+    wait_until(lambda: len(rx.datagrams) > mark + 2000, what="datagrams after the restart")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    offset = time.time() - time.monotonic()
+    year = time.gmtime().tm_year
+    for datagram, arrived in zip(rx.datagrams[:], rx.arrivals[:]):
+        # the stamp is the sending second: never more than a second before the arrival
+        assert -1.0 <= offset + arrived - stamp_of(datagram, year) < 2.0, (datagram[:40], arrived)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_makes_up_what_it_missed_and_the_count_is_exact(tmp_path, receivers, loggend):
+    """125,000 events from 2 workers with one SIGKILLed: the replacement catches up (it was down
+    less than the catch-up bound), so exactly 125,000 are sent and received."""
+    (rx,) = receivers(1)
+    summary = tmp_path / "summary.json"
+    proc = loggend("run", "--config", config(tmp_path, [rx], workers=2, rate=25000, duration="5s"),
+                   "--summary-json", str(summary))
+    proc.wait_line("(2/2 running)")
+    time.sleep(1.0)
+    os.kill(sorted(worker_pids(proc.pid))[1], signal.SIGKILL)
+    assert proc.wait(30) == 0, proc.stderr
+    doc = json.loads(summary.read_text())
+    assert doc["planned"] == doc["sent"] == 125_000 and doc["shortfall"] == 0 and doc["restarts"] == 1
+    assert "planned     125,000 events: all sent" in proc.stdout
+    down = [w["down_seconds"] for w in doc["workers"]]
+    assert down[0] == 0 and 0.3 < down[1] < 1.0                   # the back-off and the new worker's set-up
+    got = rx.wait_for(125_000)
+    by_stream: dict[str, list[int]] = {}
+    for d in got:
+        by_stream.setdefault(stream_of(d), []).append(seq_of(d))
+    assert {s: sorted(v) for s, v in by_stream.items()} == {"w0": list(range(62_500)), "w1": list(range(62_500))}
+
+
+@pytest.mark.slow
+def test_what_cannot_be_made_up_is_said_in_the_summary(tmp_path, receivers, loggend):
+    """A worker kept down past the catch-up bound: the summary says what was planned and why it was not sent."""
+    (rx,) = receivers(1)
+    summary = tmp_path / "summary.json"
+    proc = loggend("run", "--config", config(tmp_path, [rx], workers=2, rate=4000, duration="6s",
+                                             hung_timeout="1s"), "--summary-json", str(summary))
+    proc.wait_line("(2/2 running)")
+    victim = sorted(worker_pids(proc.pid))[1]
+    os.kill(victim, signal.SIGSTOP)          # hung: SIGABRT cannot end a stopped process, SIGKILL does
+    proc.wait_line(f"(pid {victim}) is hung", stream="err", timeout=10)
+    assert proc.wait(40) == 0, proc.stderr
+    doc = json.loads(summary.read_text())
+    w1 = doc["workers"][1]
+    # down for seconds: all but the last second is forgiven, and what the replacement could not catch
+    # up before the end is still due; together they are exactly the shortfall
+    assert doc["planned"] == 24_000 and doc["shortfall"] >= w1["forgiven"] > 0 and w1["down_seconds"] > 2.0
+    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith("planned"))
+    assert re.search(r"worker 1 was down \d+\.\d s \([\d,]+ not made up\)", line), line
+    still_due = doc["shortfall"] - w1["forgiven"]
+    assert (f"{still_due:,} still due when the run ended" in line) == (still_due > 0), line
+    assert "SIGABRT" in proc.stderr and "SIGKILL" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_rate_only_reload_changes_the_rate_in_place_without_a_gap(tmp_path, receivers, loggend):
+    (rx,) = receivers(1)
+    path = config(tmp_path, [rx], workers=2, rate=4000)
+    proc = loggend("run", "--config", path)
+    proc.wait_line("(2/2 running)")
+    pids = worker_pids(proc.pid)
+    config(tmp_path, [rx], workers=2, rate=8000)
+    time.sleep(1.0)
+    t_reload = time.monotonic()
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("reload: 2 workers", stream="err")
+    mark = len(proc.out)
+    wait_until(lambda: len(proc.out) >= mark + 3, what="three live lines after the reload")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert worker_pids(proc.pid) == [] and "restarts    0" in proc.stdout
+    assert largest_gap(rx.arrivals, t_reload - 1.0, t_reload + 2.0) < 0.1       # never a silent 100 ms
+    rates = [float(line.split("]")[1].split("ev/s")[0].replace(",", "")) for line in live_lines(proc)]
+    assert 7000 < rates[-2] < 9000 and sorted(pids) == sorted(pids)            # the new rate, same workers
+
+
+@pytest.mark.slow
+def test_any_other_reload_hands_the_streams_over_without_a_gap(tmp_path, receivers, loggend):
+    """2 -> 3 workers: the new ones are set up before the old ones stop; every stream continues."""
+    (rx,) = receivers(1)
+    path = config(tmp_path, [rx], workers=2, rate=4000)
+    proc = loggend("run", "--config", path)
+    proc.wait_line("(2/2 running)")
+    old = set(worker_pids(proc.pid))
+    config(tmp_path, [rx], workers=3, rate=6000)
+    time.sleep(1.0)
+    t_reload = time.monotonic()
+    proc.signal(signal.SIGHUP)
+    mark = len(proc.out)
+    proc.wait_line("(3/3 running)", after=mark)
+    wait_until(lambda: len(proc.out) >= mark + 3, what="live lines after the hand-over")
+    assert not old & set(worker_pids(proc.pid))                   # every worker was replaced
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert largest_gap(rx.arrivals, t_reload - 0.5, t_reload + 2.0) < 0.1
+    by_stream: dict[str, list[int]] = {}
+    for d in rx.wait_for(0):
+        by_stream.setdefault(stream_of(d), []).append(seq_of(d))
+    assert sorted(by_stream) == ["w0", "w1", "w2"]
+    for stream, seqs in by_stream.items():
+        assert sorted(seqs) == list(range(len(seqs))), stream          # continued: no number twice or missing
+
+
+@pytest.mark.slow
+def test_stream_slots_follow_the_announced_names_not_their_digits(loggend, tmp_path):
+    """--stream-id dc1: worker 2's stream is 'dc12'; the local sink must count it for worker 2 (not 12)."""
+    import socket
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    summary = tmp_path / "summary.json"
+    proc = loggend("run", "--config", "/dev/null", "--target", "127.0.0.1", "--ports", str(port), "--workers", "3",
+                   "--rate", "3000", "--duration", "2s", "--stream-id", "dc1", "--local-sink", "--sink-processes", "1",
+                   "--dashboard", "off", "--pool-size", "1000", "--summary-json", str(summary))
+    assert proc.wait(30) == 0, proc.stderr
+    workers = json.loads(summary.read_text())["workers"]
+    assert [w["received"] for w in workers] == [w["sent"] for w in workers] == [2000, 2000, 2000]
+    assert [w["lost"] for w in workers] == [0, 0, 0]
