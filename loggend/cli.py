@@ -118,10 +118,14 @@ def build_parser() -> Parser:
     perf.add_argument("--target-memory", default="12G", help="peak loggen memory at most (default %(default)s)")
     perf.add_argument("--target-loss", default="0.5", help="loss %% below (default %(default)s)")
 
-    bench = sub.add_parser("bench", help="measure each transport on one core")
-    bench.add_argument("--seconds", default="3", help="per measurement")
-    bench.add_argument("--repeats", default="3", help="runs per figure (the median is printed)")
+    bench = sub.add_parser("bench", help="speed tables: senders against the machine's ceiling, the sink, worker counts")
+    bench.add_argument("--seconds", default="3", help="per measurement (default %(default)s)")
+    bench.add_argument("--repeats", default="3", help="runs per figure; the median is printed (default %(default)s)")
     bench.add_argument("--yardstick", default="", help="folder of the C reference tools to compare with")
+    bench.add_argument("--tables", default="senders,sink,workers",
+                       help="which tables, comma-separated (default %(default)s)")
+    bench.add_argument("--worker-seconds", default="6", help="steady seconds per worker-count figure (default 6)")
+    bench.add_argument("--worker-repeats", default="1", help="rounds of the worker-count table (default 1)")
     prof = sub.add_parser("profile", help="sample where a live worker spends its time: a flame graph (needs py-spy)",
                           description="Samples a process of a running `loggend run` with py-spy (root, or the "
                           "right to ptrace it). Processes are found by name: loggend-run (the supervisor), "
@@ -234,11 +238,16 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from loggend.tools.bench import run_bench
+    from loggend.parsers import parse_choice
+    from loggend.tools.bench import TABLES, run_bench
+    tables = tuple(parse_choice("--tables", t.strip(), TABLES) for t in args.tables.split(",") if t.strip())
     return run_bench(
         seconds=parse_duration("--seconds", args.seconds),
         repeats=parse_int("--repeats", args.repeats, 1, 99),
         yardstick=args.yardstick,
+        tables=tables,
+        worker_seconds=parse_duration("--worker-seconds", args.worker_seconds),
+        worker_repeats=parse_int("--worker-repeats", args.worker_repeats, 1, 99),
     )
 
 

@@ -3,10 +3,12 @@
 RSS double-counts what the children share with the supervisor (the interpreter, the message
 corpus); the sum of PSS over the processes of a run is the memory the run really uses. But PSS
 is dear: the kernel walks every page table for ``smaps_rollup`` (about 2.5 ms a worker here, a
-tenth of a core for 40 workers every second). So ``MemoryWatch`` reads the cheap RSS of every
-process each time (``statm``), refreshes the PSS of a rotating tenth of them, and adds up the
-latest PSS of each: a figure never more than ``PSS_ROUNDS`` measurements old per process. The
-limit is checked against it; a total over the limit is re-measured in full before anybody stops.
+tenth of a core for 40 workers every second). So ``MemoryWatch`` measures a process's PSS when
+it first sees it, then refreshes a rotating tenth of them per measurement, and adds up the latest
+PSS of each: a figure never more than ``PSS_ROUNDS`` measurements old per process. The limit is
+guarded by the cheap RSS of every process (``statm``) each time: PSS is never more than RSS, so
+while the RSS total is under the limit nothing can be over it; when it is not, PSS is measured in
+full before anybody stops.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import os
 
 PROC = "/proc"
 KIB = 1024
-PSS_ROUNDS = 10              # every process's PSS is re-read at least every this many measurements
 PAGE = os.sysconf("SC_PAGE_SIZE")
+PSS_ROUNDS = 10              # every process's PSS is re-read at least every this many measurements
 
 
 def pss_bytes(pid: int, proc: str = PROC) -> int:
@@ -55,14 +57,15 @@ class MemoryWatch:
     def measure(self, pids: list[int], full: bool = False) -> int:
         """The run's memory now (PSS, at most ``PSS_ROUNDS`` measurements stale per process)."""
         self.pss = {pid: v for pid, v in self.pss.items() if pid in pids}
+        if not full and self.limit and sum(rss_bytes(p, self.proc) for p in pids) > self.limit:
+            full = True                                   # it might be over: a verdict is never stale
         step = max(1, math.ceil(len(pids) / PSS_ROUNDS))
-        due = pids if full else [p for i, p in enumerate(sorted(pids)) if i // step == self.round % PSS_ROUNDS]
+        due = pids if full else [p for i, p in enumerate(sorted(pids))
+                                 if i // step == self.round % PSS_ROUNDS or p not in self.pss]
         self.round += 1
         for pid in due:
             self.pss[pid] = pss_bytes(pid, self.proc)
-        total = sum(self.pss[p] if p in self.pss else rss_bytes(p, self.proc) for p in pids)
-        if not full and self.limit and total > self.limit:
-            return self.measure(pids, full=True)          # a verdict that stops the run is never stale
+        total = sum(self.pss[p] for p in pids)
         self.current = total
         self.peak = max(self.peak, total)
         return total

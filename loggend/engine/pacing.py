@@ -3,10 +3,11 @@
 The plan (``loggend.engine.schedule``) says how many events worker ``i`` should have sent by any
 moment; the pacer compares that with what it has sent and grants the difference in *bursts*:
 
-* A burst is at least one full GSO frame (``FRAME`` events) whenever the worker's rate allows
-  one within ``MAX_BURST_SECONDS``, and at least ``MIN_BURST_SECONDS`` of traffic: few wake-ups
-  per second whatever the worker count (a worker of 40 at 200k ev/s wakes about 78 times a
-  second, not a thousand).
+* A burst is at least ``FRAMES_PER_BURST`` full GSO frames (``FRAME`` events each) whenever the
+  worker's rate allows them within ``MAX_BURST_SECONDS``, and at least ``MIN_BURST_SECONDS`` of
+  traffic: few wake-ups per second whatever the worker count (a worker of 40 at 200k ev/s wakes
+  50 times a second, not a thousand), and a fast worker still sends a millisecond at a time,
+  so a receiver's queue never takes more than a few hundred kilobytes at once from one worker.
 * A burst is never more than ``MAX_BURST_SECONDS`` (20 ms) of the worker's traffic.
 * Behind (after a stall or a restart), it catches up at most ``MAX_LAG_SECONDS`` of traffic, at up
   to ``CATCHUP_SPEEDUP`` times its rate, never in one flood; older debt is *forgiven* and counted
@@ -26,6 +27,7 @@ import math
 from loggend.engine.schedule import NS, Plan
 
 FRAME = 64                   # messages in a full UDP GSO frame (UDP_MAX_SEGMENTS)
+FRAMES_PER_BURST = 4         # the smallest worthwhile burst, when the rate allows it
 MIN_BURST_SECONDS = 0.001    # a burst is at least this much traffic...
 MAX_BURST_SECONDS = 0.020    # ...and never more than this
 MAX_LAG_SECONDS = 1.0        # debt older than this is forgiven, not caught up
@@ -56,7 +58,8 @@ class Pacer:
     def _size(self, rate: float) -> None:
         """Burst sizes and the lag bound for a worker rate (recomputed when the rate changes)."""
         self.rate = rate
-        self.min_burst = max(1, math.floor(rate * MIN_BURST_SECONDS), min(FRAME, math.floor(rate * MAX_BURST_SECONDS)))
+        self.min_burst = max(1, math.floor(rate * MIN_BURST_SECONDS),
+                             min(FRAMES_PER_BURST * FRAME, math.floor(rate * MAX_BURST_SECONDS)))
         self.max_burst = max(self.min_burst, math.floor(rate * MAX_BURST_SECONDS))
         self.max_lag = max(self.max_burst, math.floor(rate * MAX_LAG_SECONDS))
 
@@ -91,9 +94,16 @@ class Pacer:
         if now < self.not_before:
             return 0
         n = min(behind, self.max_burst)
-        if behind > self.max_burst:                          # catching up: at most CATCHUP_SPEEDUP x the rate
-            self.not_before = now + n / (self.rate * CATCHUP_SPEEDUP)
+        if behind > 2 * self.max_burst:                      # really behind (not a late wake-up): catching up,
+            self.not_before = now + n / (self.rate * CATCHUP_SPEEDUP)       # at most CATCHUP_SPEEDUP x the rate
         return n
+
+    def wait_after(self, now: float, sent: int) -> float:
+        """Seconds until the next burst is due, right after ``sent`` of the last grant went out."""
+        if self.unlimited or self.current <= 0:
+            return 0.0
+        self.behind -= sent
+        return self.wait(now)
 
     def wait(self, now: float) -> float:
         """Seconds until a burst is likely due (after a grant of 0)."""

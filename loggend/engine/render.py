@@ -222,6 +222,8 @@ class Pool:
             pos += length * len(chunk)
             index += len(chunk)
         self.stamp = stamp
+        self._fills: dict[int, bytes] = {}
+        self._ts_columns: list[list[tuple[slice, int]]] = []
         self.sequence = sequence
         self.static_digits = len(str(self.size)) - 1 if sequence else 0
         self.cycle_digits = SEQ_DIGITS - self.static_digits
@@ -252,16 +254,30 @@ class Pool:
                 self.buf[end - k:end] = b"%0*d" % (k, self.first[f] + j) if k else b""
 
     def _patch_column(self, first_byte: int, count: int, stride: int, char: int) -> None:
-        self.buf[first_byte:first_byte + count * stride:stride] = bytes((char,)) * count
+        self.buf[first_byte:first_byte + count * stride:stride] = self._fill(char, count)
+
+    def _fill(self, char: int, count: int) -> bytes:
+        """``count`` times ``char``, made once (the patches run every second in every worker)."""
+        key = char << 16 | count
+        fill = self._fills.get(key)
+        if fill is None:
+            fill = self._fills[key] = bytes((char,)) * count
+        return fill
 
     def set_stamp(self, stamp: bytes) -> int:
         """Rewrite the timestamp columns that changed; returns the slice assignments made."""
-        changed = [c for c in range(TS_LEN) if stamp[c] != self.stamp[c]]
-        for first_byte, count, stride in self.ts_runs:
-            for c in changed:
-                self._patch_column(first_byte + c, count, stride, stamp[c])
+        if not self._ts_columns:         # per column, the slice of every run: made once, used every second
+            self._ts_columns = [[(slice(first + c, first + c + count * stride, stride), count)
+                                 for first, count, stride in self.ts_runs] for c in range(TS_LEN)]
+        buf, old, made = self.buf, self.stamp, 0
+        for c in range(TS_LEN):
+            char = stamp[c]
+            if char != old[c]:
+                for where, count in self._ts_columns[c]:
+                    buf[where] = self._fill(char, count)
+                made += len(self.ts_runs)
         self.stamp = stamp
-        return len(changed) * len(self.ts_runs)
+        return made
 
     def set_cycle(self, cycle: int) -> int:
         """Make the pool carry pass number ``cycle`` in the high sequence digits."""

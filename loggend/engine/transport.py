@@ -171,9 +171,10 @@ class Sender:
 class GsoSender(Sender):
     """Frames sent with a ``UDP_SEGMENT`` control message: the kernel splits each into datagrams.
 
-    Whole frames go out up to ``GSO_FRAMES_PER_CALL`` at a time through one ``sendmmsg`` (one
-    header per frame, each with its own segment size), so the Python cost of a call is shared by
-    hundreds of messages. A partial frame (where a pacing grant ends) goes out with ``sendmsg``.
+    A grant goes out in one ``sendmmsg`` of up to ``GSO_FRAMES_PER_CALL`` frames (one header per
+    frame, each with its own segment size), so the Python and system-call cost is shared by
+    hundreds of messages; where the grant starts or ends inside a frame, that header is trimmed
+    for the call. ``sendmsg`` of one frame is the path after a call that stopped early.
     """
 
     mode = "gso"
@@ -205,40 +206,63 @@ class GsoSender(Sender):
     def send(self, budget: int) -> int:
         sendmsg, fd, mmsg = self.sock.sendmsg, self.sock.fileno(), self._sendmmsg
         cmsgs, counts, lengths, view = self.cmsgs, self.pool.counts, self.pool.lengths, self.view
-        first, starts = self.first_end, self.starts_end
+        first, starts, iov = self.first_end, self.starts_end, self._iov
         hdr_base, hdr_size = self._hdr_base, self._hdr_size
         nframes = len(counts)
         f, j = self.frame, self.offset
         done = nbytes = calls = 0
         total, base = self.sent, self.sent[0]
-        alone = False               # after sendmmsg stopped early: the next frame alone, so its error shows
+        alone = mmsg is None        # after sendmmsg stopped early: the next frame alone, so its error shows
         self._begin()
         while done < budget:
             left = budget - done
-            if j == 0 and mmsg is not None and not alone:
-                h = bisect_right(first, first[f] + left) - 1      # frames f..h-1 fit whole
+            if not alone and mmsg is not None:
+                # One call for the whole grant: the rest of frame f (from message j), the whole frames
+                # after it, and the head of the frame where the grant ends; the first and last headers
+                # are trimmed for the call and put back after it.
+                end = first[f] + j + left
+                h = bisect_right(first, end) - 1 if end < first[nframes] else nframes
                 if h > f + GSO_FRAMES_PER_CALL:
-                    h = f + GSO_FRAMES_PER_CALL
-                if h > f + 1:
-                    k = h - f
-                    m = mmsg(fd, hdr_base + f * hdr_size, k, 0)
-                    calls += 1
-                    if m < 0:
-                        code = ctypes.get_errno()
-                        if self._again(code):
-                            continue
-                        self._refuse(code, left)
-                        break
-                    done += first[f + m] - first[f]
-                    total[0] = base + done
-                    nbytes += starts[f + m] - starts[f]
-                    f += m
-                    if f == nframes:
-                        self._wrap()
-                        f = 0
+                    h, tail = f + GSO_FRAMES_PER_CALL, 0
+                else:
+                    tail = end - first[h] if h < nframes else 0     # messages of frame h in this grant
+                k = h - f + (1 if tail else 0)
+                last = f + k - 1
+                length0 = lengths[f]
+                if j:
+                    iov[f].iov_base += j * length0
+                    iov[f].iov_len -= j * length0
+                if tail:
+                    iov[last].iov_len = (tail - (j if last == f else 0)) * lengths[last]
+                m = mmsg(fd, hdr_base + f * hdr_size, k, 0)
+                code = ctypes.get_errno() if m < 0 else 0
+                if j:
+                    iov[f].iov_base -= j * length0
+                if j or tail:
+                    iov[f].iov_len = counts[f] * length0
+                    iov[last].iov_len = counts[last] * lengths[last]
+                calls += 1
+                if m < 0:
+                    if self._again(code):
+                        continue
+                    self._refuse(code, left)
+                    break
+                if m == k and tail:                                  # ends inside frame h
+                    sent_here = first[h] + tail - (first[f] + j)
+                    nbytes += starts[h] + tail * lengths[h] - (starts[f] + j * length0)
+                    f, j = h, tail
+                else:                                                # m whole headers: frames f..f+m-1
+                    sent_here = first[f + m] - (first[f] + j)
+                    nbytes += starts[f + m] - (starts[f] + j * length0)
+                    f, j = f + m, 0
                     alone = m < k
-                    continue
-            alone = False
+                done += sent_here
+                total[0] = base + done
+                if f == nframes:
+                    self._wrap()
+                    f = 0
+                continue
+            alone = mmsg is None
             n = counts[f] - j
             if n > left:
                 n = left

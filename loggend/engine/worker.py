@@ -36,7 +36,7 @@ from loggend.engine.spec import WorkerSpec
 from loggend.engine.transport import Sender, TransportError, choose, fall_back, open_socket
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 
-TICK_SECONDS = 0.05           # heartbeat / error / plan publication interval
+TICK_SECONDS = 0.1            # heartbeat / error / plan publication interval
 COUNT_GRACE = 1.0             # a timed run may overrun its end this long to finish its count
 ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
 STANDBY_POLL = 0.002          # a replacement looks this often whether the worker it replaces stopped
@@ -198,12 +198,15 @@ class Worker:
             if budget <= 0:
                 sleep(min(pacer.wait(now), max(0.0, next_tick - now)) or 0.0001)
                 continue
-            sent += sender.send(budget)                     # the sender stores SENT as it goes
+            n = sender.send(budget)                         # the sender stores SENT as it goes
+            sent += n
             slot[C.BYTES] = base_bytes + sender.bytes
             slot[C.CALLS] = base_calls + sender.calls
             if sender.refused:
                 sender = self._after_error(sender, pacer, base_errors)
                 quota = pacer.quota()
+            else:                                           # the next burst's time is known: no second look
+                sleep(min(pacer.wait_after(now, n), max(0.0, next_tick - now)))
         slot[C.FORGIVEN] = pacer.forgiven
 
     def _after_error(self, sender: Sender, pacer: Pacer, base_errors: list[int]) -> Sender:

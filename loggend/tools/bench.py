@@ -35,6 +35,7 @@ from loggend.engine.counters import CounterBlock
 from loggend.engine.schedule import Plan, PlanSource, Profile
 from loggend.engine.spec import MessageSpec, WorkerSpec
 from loggend.engine.worker import Worker
+from loggend.tools.bench_workers import RATES, WORKER_COUNTS, WorkerFigure, measure_workers, print_worker_table
 
 SENDER_CPU = 0
 RECEIVER_CPU = 1
@@ -234,32 +235,43 @@ def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick:
     return fig
 
 
-def run_bench(seconds: float, repeats: int, yardstick: str = "") -> int:
+TABLES = ("senders", "sink", "workers")
+
+
+def run_bench(seconds: float, repeats: int, yardstick: str = "", tables: tuple[str, ...] = TABLES,
+              worker_seconds: float = 6.0, worker_repeats: int = 1) -> int:
     ys: Yardstick | None = None
     if yardstick and Path(yardstick, "Makefile").exists():
         try:
             ys = Yardstick(yardstick)
         except (OSError, subprocess.CalledProcessError) as err:
             print(f"bench: yardstick not built ({err}); comparing against nothing", file=sys.stderr)
-    senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES]
     receiver = "yardstick C udp_sink (recvmmsg)" if ys else "loggend's Python recvmmsg receiver"
     print(f"loggend bench: {seconds:g} s per figure, median of {repeats}, sender on cpu{SENDER_CPU}, "
           f"receiver on cpu{RECEIVER_CPU} ({receiver}); {os.cpu_count()} CPUs, kernel {os.uname().release}")
-    delivered: dict[str, list[Figure]] = {s: [] for s in senders}
-    queued: dict[str, list[Figure]] = {s: [] for s in senders}
-    sinks: dict[str, list[SinkFigure]] = {name: [] for name in SINK_MODES}
-    port = _free_port()
     try:
-        for round_no in range(repeats):
-            for s in senders:
-                delivered[s].append(measure(s, port, seconds, False, ys))
-                queued[s].append(measure(s, port, seconds, True, ys))
-            for name, gro in SINK_MODES.items():
-                sinks[name].append(sink_measure(gro, port, seconds))
-            print(f"  round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
+        if "senders" in tables:
+            sender_table(seconds, repeats, ys)
+        if "sink" in tables:
+            sink_table(seconds, repeats)
+        if "workers" in tables:
+            worker_table(worker_seconds, worker_repeats, ys)
     finally:
         if ys:
             ys.close()
+    return 0
+
+
+def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
+    senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES]
+    delivered: dict[str, list[Figure]] = {s: [] for s in senders}
+    queued: dict[str, list[Figure]] = {s: [] for s in senders}
+    port = _free_port()
+    for round_no in range(repeats):
+        for s in senders:
+            delivered[s].append(measure(s, port, seconds, False, ys))
+            queued[s].append(measure(s, port, seconds, True, ys))
+        print(f"  senders: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
     print()
     print("| sender | delivered ev/s | never-read ev/s | delivered MB/s | CPU us/event | delivered vs C GSO |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -275,8 +287,29 @@ def run_bench(seconds: float, repeats: int, yardstick: str = "") -> int:
         else:
             ratio_text = "-"
         print(f"| {s} | {dev:,.0f} | {qev:,.0f} | {mbs:,.1f} | {cpu_us:.2f} | {ratio_text} |")
+
+
+def sink_table(seconds: float, repeats: int) -> None:
+    sinks: dict[str, list[SinkFigure]] = {name: [] for name in SINK_MODES}
+    port = _free_port()
+    for round_no in range(repeats):
+        for name, gro in SINK_MODES.items():
+            sinks[name].append(sink_measure(gro, port, seconds))
+        print(f"  sink: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
     print_sink_table(sinks)
-    return 0
+
+
+def worker_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
+    """The whole supervisor at 200k and 1M ev/s with 1, 2, 8 and 40 workers (see bench_workers)."""
+    figures: dict[tuple[int, int], list[WorkerFigure]] = {}
+    for round_no in range(repeats):
+        for rate in RATES:
+            for workers in WORKER_COUNTS:
+                port = _free_port()
+                sink = ys.sink(port, seconds + 30, False) if ys else _python_sink(port, seconds + 30, False)
+                figures.setdefault((rate, workers), []).append(measure_workers(rate, workers, port, seconds, sink))
+        print(f"  workers: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
+    print_worker_table(figures)
 
 
 def _free_port() -> int:

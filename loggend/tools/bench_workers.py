@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,11 +77,10 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def measure_workers(rate: int, workers: int, port: int, seconds: float, sink_cmd: list[str]) -> WorkerFigure:
-    """One ``loggend run`` at ``rate`` with ``workers`` into the counting sink started by ``sink_cmd``."""
-    sink = subprocess.Popen(sink_cmd, stdout=subprocess.PIPE, text=True)
-    assert sink.stdout is not None
-    sink.stdout.readline()                                       # READY
+def measure_workers(rate: int, workers: int, port: int, seconds: float,
+                    sink: subprocess.Popen[str]) -> WorkerFigure:
+    """One ``loggend run`` at ``rate`` with ``workers`` into ``sink``, a counting receiver that has
+    printed READY and prints ``RESULT recv=N`` when it ends."""
     with tempfile.TemporaryDirectory(prefix="loggend-bench-") as tmp:
         ready, summary = Path(tmp) / "ready.json", Path(tmp) / "summary.json"
         run = subprocess.Popen(
@@ -102,6 +102,7 @@ def measure_workers(rate: int, workers: int, port: int, seconds: float, sink_cmd
             sent_total = int(json.loads(summary.read_text())["sent"])
         except (OSError, ValueError, KeyError):
             sent_total = 0
+    sink.send_signal(signal.SIGTERM)                             # it would wait for its idle timeout
     out, _ = sink.communicate(timeout=30)
     received = int(dict(kv.split("=", 1) for kv in (out.split("RESULT", 1) + [""])[1].split()).get("recv", 0))
     steady = samples[WARM_LINES:-1]
@@ -114,12 +115,14 @@ def measure_workers(rate: int, workers: int, port: int, seconds: float, sink_cmd
 
 def print_worker_table(figures: dict[tuple[int, int], list[WorkerFigure]]) -> None:
     print()
-    print("| total rate | workers | sender CPU % | CPU us/event | reached ev/s | worst second | x of 2 workers |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| total rate | workers | sender CPU % | CPU us/event | x of 2 workers | reached ev/s | worst second "
+          "| delivered |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (rate, workers), figs in sorted(figures.items()):
         fig = sorted(figs, key=lambda f: f.us_per_event)[len(figs) // 2]          # the median round
         two = figures.get((rate, 2))
         base = sorted(two, key=lambda f: f.us_per_event)[len(two) // 2].us_per_event if two else 0.0
         ratio = f"{fig.us_per_event / base:.2f}x" if base else "-"
-        print(f"| {rate:,} | {workers} | {fig.cpu_percent:.0f} | {fig.us_per_event:.2f} | {fig.reached:,.0f} "
-              f"| {100 * fig.worst_deviation:.2f} % | {ratio} |")
+        delivered = 100.0 * fig.received_total / fig.sent_total if fig.sent_total else 0.0
+        print(f"| {rate:,} | {workers} | {fig.cpu_percent:.0f} | {fig.us_per_event:.2f} | {ratio} | {fig.reached:,.0f} "
+              f"| {100 * fig.worst_deviation:.2f} % | {delivered:.1f} % |")
