@@ -168,7 +168,7 @@ class Worker:
         plan = self.plan.read()
         pacer = Pacer(plan, index, slot[C.FORGIVEN], sum(base_errors))
         quota = pacer.quota()
-        stop_at = pacer.end + COUNT_GRACE
+        stop_at = pacer.end + (COUNT_GRACE if quota is not None else 0.0)    # a quota may need the grace
         wall = wallclock()
         pool.set_stamp(timestamp_at(wall, utc))             # the current second from the first datagram on
         next_second = math.floor(wall) + 1
@@ -183,10 +183,11 @@ class Worker:
                 if self.plan.changed():
                     plan = self.plan.read()
                     pacer.set_plan(plan)
-                    quota, stop_at = pacer.quota(), pacer.end + COUNT_GRACE
+                    quota = pacer.quota()
+                    stop_at = pacer.end + (COUNT_GRACE if quota is not None else 0.0)
                 if index >= plan.workers or now >= stop_at:
                     break                                   # retired by a reload, or the run is over
-            if quota is not None and sent >= quota:
+            if (quota is not None and sent >= quota) or now >= stop_at:
                 break
             wall = wallclock()
             if wall >= next_second:
@@ -206,7 +207,9 @@ class Worker:
                 sender = self._after_error(sender, pacer, base_errors)
                 quota = pacer.quota()
             else:                                           # the next burst's time is known: no second look
-                sleep(min(pacer.wait_after(now, n), max(0.0, next_tick - now)))
+                wait = pacer.wait_after(now, n)
+                if wait > 0:
+                    sleep(min(wait, max(0.0, next_tick - now)))
         slot[C.FORGIVEN] = pacer.forgiven
 
     def _after_error(self, sender: Sender, pacer: Pacer, base_errors: list[int]) -> Sender:
