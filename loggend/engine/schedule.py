@@ -80,6 +80,11 @@ class Profile:
     segments: tuple[Segment, ...]
     repeat: bool = False
 
+    def __post_init__(self) -> None:
+        # the common case, one constant rate for ever, is computed without a walk (the hot path asks per wake-up)
+        object.__setattr__(self, "_flat", self.segments[0].rate if len(self.segments) == 1 else None)
+        object.__setattr__(self, "_period", sum(s.seconds for s in self.segments))
+
     @classmethod
     def constant(cls, rate: float) -> Profile:
         """``rate`` events/s for ever; 0 means unlimited, as everywhere in the config."""
@@ -91,7 +96,7 @@ class Profile:
 
     @property
     def period(self) -> float:
-        return sum(s.seconds for s in self.segments)
+        return float(self._period)      # type: ignore[attr-defined]
 
     def _locate(self, dt: float) -> tuple[float, Segment, float]:
         """(events before the segment, the segment, seconds into it) at ``dt`` seconds in."""
@@ -112,10 +117,16 @@ class Profile:
         """Events due ``dt`` seconds into the profile (its integral)."""
         if dt <= 0:
             return 0.0
+        flat: float | None = self._flat     # type: ignore[attr-defined]
+        if flat is not None:
+            return flat * dt
         before, seg, into = self._locate(dt)
         return before + seg.events(into)
 
     def rate_at(self, dt: float) -> float:
+        flat: float | None = self._flat     # type: ignore[attr-defined]
+        if flat is not None:
+            return flat
         _, seg, into = self._locate(max(0.0, dt))
         return seg.rate_at(into)
 
