@@ -1,18 +1,50 @@
 #!/usr/bin/env bash
-# The Debian tools the test suite drives besides Python: systemd-analyze (unit file checks) and
-# chromium (the dashboard's browser test, driven by Playwright).
-# Installs what is missing when it can (root + apt); otherwise says so, and the tests that need
-# a missing tool are skipped with that reason.
+# The real parts the test suite drives besides Python, installed when they are missing and we may
+# (root + apt); otherwise it says so, and the tests that need a missing part are skipped with
+# that reason (never passed):
+#   systemd-analyze (unit checks), systemd-nspawn (a real booted systemd for the unit test),
+#   chromium (the dashboard in a real browser), rsyslog with its TLS drivers (a real receiver and
+#   relay), prometheus + promtool (real scrapes and rules).
+# syslog-ng conflicts with rsyslog as a Debian package, so its .debs are only downloaded and
+# unpacked (dpkg -x) into .cache/syslog-ng, where tests/support/receivers.py finds it.
+# No daemon is left running: Debian starts services through invoke-rc.d; we install with a
+# policy-rc.d that refuses, and the tests start every part privately (own config, own port).
 set -uo pipefail
+cd "$(dirname "$0")/.." || exit 0
 need=()
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-[ ${#need[@]} -eq 0 ] && exit 0
+command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || [ -e /usr/lib/aarch64-linux-gnu/rsyslog/lmnsd_gtls.so ] \
+    || need+=(rsyslog-gnutls)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || [ -e /usr/lib/aarch64-linux-gnu/rsyslog/lmnsd_ossl.so ] \
+    || need+=(rsyslog-openssl)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+want_sng=0
+[ -x .cache/syslog-ng/usr/sbin/syslog-ng ] || want_sng=1
+[ ${#need[@]} -eq 0 ] && [ $want_sng -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "system-deps: missing ${need[*]} (needs root and apt-get); the tests that use them will be skipped" >&2
+    echo "system-deps: missing ${need[*]} $([ $want_sng -eq 1 ] && echo syslog-ng) (needs root and apt-get);" \
+         "the tests that use them will be skipped" >&2
     exit 0
 fi
-echo "system-deps: installing ${need[*]}" >&2
-apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-    || echo "system-deps: could not install ${need[*]}; the tests that use them will be skipped" >&2
+apt-get update -qq >/dev/null 2>&1 || echo "system-deps: apt-get update failed; trying with the lists we have" >&2
+if [ ${#need[@]} -gt 0 ]; then
+    echo "system-deps: installing ${need[*]}" >&2
+    policy=/usr/sbin/policy-rc.d
+    added_policy=0
+    if [ ! -e "$policy" ]; then                       # no service may start while we install
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && added_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+        || echo "system-deps: could not install all of ${need[*]}; the tests that use them will be skipped" >&2
+    [ $added_policy -eq 1 ] && rm -f "$policy"
+fi
+if [ $want_sng -eq 1 ]; then
+    echo "system-deps: unpacking syslog-ng into .cache/syslog-ng" >&2
+    python3 -c 'import sys; sys.path.insert(0, "."); from tests.support.receivers import fetch_syslog_ng; fetch_syslog_ng()' \
+        >/dev/null 2>&1 || echo "system-deps: could not unpack syslog-ng; its tests will be skipped" >&2
+fi
 exit 0
