@@ -1,29 +1,32 @@
-"""RFC 3164 rendering into a pre-rendered pool that the sender patches in place.
+r"""Rendering into a pre-rendered pool that the sender patches in place, in every wire format.
 
-Each worker renders its whole stream once, at start-up, into one ``bytearray``::
-
-    <PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG stream=ID seq=CCCCCCCLLLLL
+Each worker renders its whole stream once, at start-up, into one ``bytearray``: catalogue
+templates become ``Event``\ s, a ``Format`` (``loggend.engine.formats``: RFC 3164, RFC 5424, CEF,
+LEEF, JSON) renders each into ``head + stream id + tail``, and the transport's framing is added
+(nothing for UDP; ``LEN `` before each message for octet-counted TCP, a line feed after it for LF
+framing), so a send never does work per message.
 
 Messages are grouped into *frames*: runs of up to ``GSO_MAX_SEGMENTS`` messages of exactly the
 same length, stored back to back, so that one frame is one ``UDP_SEGMENT`` send whose segment size
 is that length (no padding). Frame order is shuffled, so the stream mixes sources like a real one.
+Over TCP the pool is the same bytes, sent as one contiguous range per grant.
 
 Two things change while the pool is sent over and over, and both are patched with strided slice
 assignment (``buf[a:b:L] = column``): one Python operation writes one character column of every
-message of a run, so nothing is done per message.
+message of a *run* (messages of one frame with the same layout of patch sites), so nothing is
+done per message.
 
-* The timestamp (15 bytes after ``<PRI>``): when the clock's second changes, only the columns
-  that differ from the previous stamp are rewritten, for each *ts run* (messages of one frame whose
-  PRI has the same width, hence the same timestamp offset).
-* The sequence number (12 digits at the end of every message): the pool holds exactly
-  ``pool_size = 10**k`` messages, and the message at pool index ``i`` in pass ``c`` over the pool
-  carries ``seq = c * 10**k + i``. The low ``k`` digits are written once at build time; the high
-  digits are the pass number, the same for every message, rewritten per frame when a pass begins.
+* Every timestamp (the header's, and the body's in CEF, LEEF and JSON): when the clock's second
+  changes, only the columns that differ from the previous stamp are rewritten.
+* The sequence number (12 digits): the pool holds exactly ``pool_size = 10**k`` messages, and the
+  message at pool index ``i`` in pass ``c`` over the pool carries ``seq = c * 10**k + i``. The low
+  ``k`` digits are written once at build time; the high digits are the pass number, the same for
+  every message, rewritten per run when a pass begins.
 
 The content is a pure function of (spec, worker index). Under the supervisor the messages come
-from a ``Corpus`` rendered once before the workers fork (rendering is ~8 us a message, too slow
-to repeat in 40 workers at start-up); each worker takes its own window of it, appends its stream
-suffix and shuffles its frames with its own seed.
+from a ``Corpus`` rendered once before the workers fork (rendering is several microseconds a
+message, too slow to repeat in 40 workers at start-up); each worker takes its own window of it,
+puts its stream id in, frames it and shuffles its frames with its own seed.
 """
 
 from __future__ import annotations
@@ -31,28 +34,22 @@ from __future__ import annotations
 import mmap
 import random
 import string
-import time
 import zlib
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from loggend.engine import catalog
+from loggend.engine.formats import SEQ_DIGITS, STAMPS, Event, Format, Rendered, make_format, stamp_rfc3164
 from loggend.engine.spec import MessageSpec
 
-SEQ_DIGITS = 12
-TS_LEN = 15
 GSO_MAX_SEGMENTS = 64        # UDP_MAX_SEGMENTS of Linux 4.18+
 UDP_MAX_PAYLOAD = 65507      # 65535 - IPv4 header - UDP header
-MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
-
-
-def format_timestamp(tm: time.struct_time) -> bytes:
-    """RFC 3164 TIMESTAMP: English month, space-padded day, whatever the locale."""
-    return b"%s %2d %02d:%02d:%02d" % (MONTHS[tm.tm_mon - 1], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+FRAMINGS = ("", "octet-counting", "lf")        # UDP (none), RFC 6587 octet counting, LF
 
 
 def timestamp_at(seconds: float, utc: bool) -> bytes:
-    return format_timestamp(time.gmtime(seconds) if utc else time.localtime(seconds))
+    """The RFC 3164 header timestamp (kept for callers that want one)."""
+    return stamp_rfc3164(seconds, utc)
 
 
 def max_segments(length: int) -> int:
@@ -98,85 +95,168 @@ def _fields(text: str) -> tuple[str, ...]:
 
 # --- rendering --------------------------------------------------------------------------------------
 
-SUFFIX_ROOM = len(b" stream= seq=") + 16 + SEQ_DIGITS    # the longest suffix a stream id allows
+STREAM_ROOM = 64             # the longest stream id a message keeps room for (engine.counters' name limit)
 CORPUS_SIZE = 100_000        # messages rendered once per run, before the workers fork
 CORPUS_CHUNK = 4096
+NAME_WORDS = 6               # a CEF event name: the template's first words
 
 
-def _suffix(stream: str, sequence: bool) -> bytes:
-    return b" stream=%s seq=%s" % (stream.encode("ascii"), b"0" * SEQ_DIGITS) if sequence else b""
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What a format needs of a template beside its text: ids and a short name."""
+
+    event_id: str
+    name: str
+    fields: tuple[str, ...]
 
 
-def render_bodies(spec: MessageSpec, count: int, rng: random.Random, stamp: bytes) -> list[bytes]:
-    """``count`` messages without the stream suffix, each short enough to take any suffix."""
-    fleet = Fleet.build(spec.hosts, spec.seed)
-    templates = catalog.TEMPLATES
-    eligible = [fleet.eligible(t.roles) for t in templates]
-    fields = [_fields(t.text) for t in templates]
-    generators = catalog.FIELDS
-    reserve = SUFFIX_ROOM if spec.sequence else 0
-    if spec.pri_mix:
-        pris = rng.choices([p for p, _ in spec.pri_mix], [w for _, w in spec.pri_mix], k=count)
-    chosen = rng.choices(range(len(templates)), [t.weight for t in templates], k=count)
-    headers: dict[tuple[int, int, int], bytes] = {}
+def template_infos() -> list[TemplateInfo]:
+    """Per catalogue template: ``source-N`` (N counts the source's templates) and a short name."""
+    seen: dict[str, int] = {}
     out = []
-    for n, ti in enumerate(chosen):
-        t = templates[ti]
-        host = rng.choice(eligible[ti])
-        pri = pris[n] if spec.pri_mix else t.facility * 8 + t.severity
-        key = (pri, host, ti)
-        head = headers.get(key)
-        if head is None:
-            name = fleet.names[host]
-            tag = f"{t.tag}[{stable_pid(spec.seed, name, t.tag)}]" if t.pid else t.tag
-            head = headers[key] = b"<%d>%s %s %s: " % (pri, stamp, name.encode(), tag.encode())
-        values = {f: generators[f](rng) for f in fields[ti]}
-        body = t.text.format_map(values).encode("ascii", "replace")
-        out.append(head + body[:spec.max_length - len(head) - reserve])
+    for t in catalog.TEMPLATES:
+        seen[t.source] = seen.get(t.source, 0) + 1
+        head = t.text.split("{", 1)[0]
+        words = [w.strip('"[]:;,()') for w in head.split() if "=" not in w]
+        words = [w for w in words if w][:NAME_WORDS]
+        out.append(TemplateInfo(f"{t.source}-{seen[t.source]}", " ".join(words) or t.source, _fields(t.text)))
     return out
 
 
-def render_messages(spec: MessageSpec, worker: int, stream: str, stamp: bytes) -> list[bytes]:
-    """``spec.pool_size`` complete messages (sequence digits all zero) of one worker's own."""
-    suffix = _suffix(stream, spec.sequence)
-    rng = random.Random(f"stream:{spec.seed}:{worker}")
-    return [m + suffix for m in render_bodies(spec, spec.pool_size, rng, stamp)]
+def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Event]:
+    """``count`` filled-in templates, weighted like a real fleet's stream."""
+    fleet = Fleet.build(spec.hosts, spec.seed)
+    templates = catalog.TEMPLATES
+    infos = template_infos()
+    eligible = [fleet.eligible(t.roles) for t in templates]
+    generators = catalog.FIELDS
+    if spec.pri_mix:
+        pris = rng.choices([p for p, _ in spec.pri_mix], [w for _, w in spec.pri_mix], k=count)
+    chosen = rng.choices(range(len(templates)), [t.weight for t in templates], k=count)
+    pids: dict[tuple[int, int], int | None] = {}
+    out = []
+    for n, ti in enumerate(chosen):
+        t, info = templates[ti], infos[ti]
+        host = rng.choice(eligible[ti])
+        name = fleet.names[host]
+        pid = pids.get((host, ti), -1)
+        if pid == -1:
+            pid = pids[(host, ti)] = stable_pid(spec.seed, name, t.tag) if t.pid else None
+        values = {f: generators[f](rng) for f in info.fields}
+        out.append(Event(pri=pris[n] if spec.pri_mix else t.facility * 8 + t.severity, host=name, program=t.tag,
+                         pid=pid, text=t.text.format_map(values), fields=values, source=t.source,
+                         event_id=info.event_id, name=info.name))
+    return out
+
+
+def fit(fmt: Format, event: Event, now: float, limit: int) -> Rendered:
+    """The event rendered so that the message with any stream id fits ``limit`` bytes: the text is
+    cut first, then the named fields are left out (CEF, LEEF and JSON repeat them), then the
+    text is cut further. ``MIN_LENGTHS`` are limits every format can meet."""
+    room = STREAM_ROOM if fmt.sequence else 0
+
+    def excess(r: Rendered) -> int:
+        return len(r.head) + len(r.tail) + room - limit
+
+    r = fmt.render(event, now)
+    for fields in (event.fields, {}):
+        text = event.text
+        while excess(r) > 0 and text:
+            text = text[:max(0, len(text) - excess(r) - 1)]
+            r = fmt.render(replace(event, text=text, fields=fields), now)
+        if excess(r) <= 0:
+            return r
+        r = fmt.render(replace(event, fields={}), now)
+    return r
+
+
+def spec_format(spec: MessageSpec) -> Format:
+    return make_format(spec.format, spec.sequence, spec.timezone == "utc", spec.enterprise)
 
 
 class Corpus:
     """Messages rendered once per run and shared by every worker, copy-on-write after fork.
 
-    One shared-memory blob plus an offsets array: a worker reading a window of it touches only
-    the pages it reads and no per-message object headers, so the pages stay shared.
+    One shared-memory blob (head, then tail, of every message) plus arrays of offsets and patch
+    sites: a worker reading a window of it touches only the pages it reads and no per-message
+    object headers, so the pages stay shared.
     """
 
     def __init__(self, spec: MessageSpec, now: float, size: int = CORPUS_SIZE) -> None:
         self.spec = spec
-        self.stamp = timestamp_at(now, spec.timezone == "utc")
+        self.now = now
+        fmt = spec_format(spec)
         rng = random.Random(f"corpus:{spec.seed}")
         blob = bytearray()
-        self.offsets = array("Q", [0])
+        self.offsets = array("Q", [0])                 # head i: offsets[2i]..[2i+1], tail i: ..[2i+2]
+        self.seq_from_end = array("i")
+        self.layout = array("H")                       # index into self.layouts
+        self.layouts: list[tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]] = []
+        seen: dict[tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]], int] = {}
         total = max(size, spec.pool_size)
         for first in range(0, total, CORPUS_CHUNK):     # in chunks: little garbage left in the heap
-            for m in render_bodies(spec, min(CORPUS_CHUNK, total - first), rng, self.stamp):
-                blob += m
+            for event in render_events(spec, min(CORPUS_CHUNK, total - first), rng):
+                r = fit(fmt, event, now, spec.max_length)
+                blob += r.head
                 self.offsets.append(len(blob))
+                blob += r.tail
+                self.offsets.append(len(blob))
+                key = (r.start_sites, r.end_sites)
+                self.layout.append(seen.setdefault(key, len(seen)))
+                if len(seen) > len(self.layouts):
+                    self.layouts.append(key)
+                self.seq_from_end.append(r.seq_from_end)
         # A shared mapping, not a bytes object: fork copies the page tables of private memory, so
         # every worker would be charged the whole corpus in its RSS; here it pays for what it reads.
         self.blob = mmap.mmap(-1, max(1, len(blob)))
         self.blob[:len(blob)] = blob
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return len(self.seq_from_end)
 
-    def window(self, start: int, count: int) -> list[bytes]:
+    def rendered(self, i: int) -> Rendered:
+        o, blob = self.offsets, self.blob
+        start_sites, end_sites = self.layouts[self.layout[i]]
+        return Rendered(blob[o[2 * i]:o[2 * i + 1]], blob[o[2 * i + 1]:o[2 * i + 2]], start_sites, end_sites,
+                        self.seq_from_end[i])
+
+    def window(self, start: int, count: int) -> list[Rendered]:
         """``count`` messages from ``start`` on, wrapping around the end."""
-        n, blob, offsets = len(self), self.blob, self.offsets
-        return [blob[offsets[i % n]:offsets[i % n + 1]] for i in range(start, start + count)]
+        n = len(self)
+        return [self.rendered(i % n) for i in range(start, start + count)]
 
 
-def _ts_offset(message: bytes) -> int:
-    return message.index(b">") + 1
+@dataclass(frozen=True)
+class Message:
+    """One framed message of a worker's stream, with its patch sites (offsets from its start)."""
+
+    data: bytes
+    sites: tuple[tuple[int, int], ...]     # (offset, stamp kind)
+    seq_at: int                            # offset of the sequence digits; -1: none
+
+    @property
+    def layout(self) -> tuple[tuple[tuple[int, int], ...], int]:
+        return self.sites, self.seq_at
+
+
+def assemble(r: Rendered, stream: bytes, framing: str) -> Message:
+    """``head + stream + tail`` with its framing, and where its patch sites ended up."""
+    body = r.head + (stream if r.seq_from_end >= 0 else b"") + r.tail
+    prefix = b"%d " % len(body) if framing == "octet-counting" else b""
+    suffix = b"\n" if framing == "lf" else b""
+    at_stream = len(prefix) + len(r.head)
+    sites = tuple(sorted([(len(prefix) + o, k) for o, k in r.start_sites] +
+                         [(at_stream - o, k) for o, k in r.end_sites]))
+    seq_at = len(prefix) + len(body) - r.seq_from_end if r.seq_from_end >= 0 else -1
+    return Message(prefix + body + suffix, sites, seq_at)
+
+
+def render_messages(spec: MessageSpec, worker: int, stream: str, now: float) -> list[Message]:
+    """``spec.pool_size`` messages of one worker's own (sequence digits all zero), without a corpus."""
+    fmt = spec_format(spec)
+    rng = random.Random(f"stream:{spec.seed}:{worker}")
+    return [assemble(fit(fmt, e, now, spec.max_length), stream.encode("ascii"), spec.framing)
+            for e in render_events(spec, spec.pool_size, rng)]
 
 
 class Pool:
@@ -184,54 +264,60 @@ class Pool:
 
     Layout of ``buf``: frame after frame, no gaps; frame ``f`` holds ``counts[f]`` messages of
     ``lengths[f]`` bytes each starting at byte ``starts[f]``; message ``j`` of frame ``f`` is pool
-    index ``first[f] + j`` and lives at ``starts[f] + j * lengths[f]``.
-    ``ts_runs`` holds ``(offset of the first timestamp byte, messages, stride)`` per run of equal
-    timestamp offset. The last ``SEQ_DIGITS`` bytes of each message are the sequence number.
+    index ``first[f] + j`` and lives at ``starts[f] + j * lengths[f]``. ``runs`` holds, per run of
+    messages of one frame with the same patch-site layout, ``(offset of its first message,
+    messages, stride, sites, seq_at)``.
     """
 
-    def __init__(self, messages: list[bytes], stamp: bytes, sequence: bool, rng: random.Random) -> None:
-        by_length: dict[int, list[bytes]] = {}
+    def __init__(self, messages: list[Message], now: float, utc: bool, rng: random.Random,
+                 sequence: bool = True) -> None:
+        by_length: dict[int, list[Message]] = {}
         for m in messages:
-            by_length.setdefault(len(m), []).append(m)
-        chunks: list[list[bytes]] = []
+            by_length.setdefault(len(m.data), []).append(m)
+        chunks: list[list[Message]] = []
         for length in sorted(by_length):
-            group = sorted(by_length[length], key=_ts_offset)   # stable: keeps generation order
+            group = sorted(by_length[length], key=lambda m: m.layout)   # stable: keeps generation order
             step = max_segments(length)
             chunks.extend(group[i:i + step] for i in range(0, len(group), step))
         rng.shuffle(chunks)
         self.size = len(messages)
-        self.buf = bytearray(b"".join(m for chunk in chunks for m in chunk))
+        self.utc = utc
+        self.buf = bytearray(b"".join(m.data for chunk in chunks for m in chunk))
         self.starts: list[int] = []
         self.counts: list[int] = []
         self.lengths: list[int] = []
         self.first: list[int] = []
-        self.ts_runs: list[tuple[int, int, int]] = []
+        self.runs: list[tuple[int, int, int, tuple[tuple[int, int], ...], int]] = []
+        self.seq_offsets: list[int] = []               # per pool index (build time only)
         pos = index = 0
         for chunk in chunks:
-            length = len(chunk[0])
+            length = len(chunk[0].data)
             self.starts.append(pos)
             self.counts.append(len(chunk))
             self.lengths.append(length)
             self.first.append(index)
-            run_start, run_off = 0, _ts_offset(chunk[0])
+            run_start = 0
             for j in range(1, len(chunk) + 1):
-                off = _ts_offset(chunk[j]) if j < len(chunk) else -1
-                if off != run_off:
-                    self.ts_runs.append((pos + run_start * length + run_off, j - run_start, length))
-                    run_start, run_off = j, off
+                if j == len(chunk) or chunk[j].layout != chunk[run_start].layout:
+                    m = chunk[run_start]
+                    self.runs.append((pos + run_start * length, j - run_start, length, m.sites, m.seq_at))
+                    run_start = j
+            self.seq_offsets.extend(pos + j * length + m.seq_at for j, m in enumerate(chunk))
             pos += length * len(chunk)
             index += len(chunk)
-        self.stamp = stamp
+        kinds = sorted({k for m in messages for _, k in m.sites})
+        self.stamps = {k: STAMPS[k](now, utc) for k in kinds}   # what every message carries now, by kind
         self._fills: dict[int, bytes] = {}
-        self._ts_columns: list[list[tuple[slice, int]]] = []
-        self.sequence = sequence
-        self.static_digits = len(str(self.size)) - 1 if sequence else 0
+        self._columns: dict[tuple[int, int], list[tuple[slice, int]]] = {}
+        self.sequence = sequence and all(m.seq_at >= 0 for m in messages)
+        self.static_digits = len(str(self.size)) - 1 if self.sequence else 0
         self.cycle_digits = SEQ_DIGITS - self.static_digits
         self.cycle = 0
-        if sequence:
+        if self.sequence:
             if self.size != 10 ** self.static_digits:
                 raise ValueError(f"pool size {self.size} is not a power of ten")
             self._write_static_digits()
+        del self.seq_offsets
 
     @property
     def frames(self) -> int:
@@ -247,14 +333,13 @@ class Pool:
 
     def _write_static_digits(self) -> None:
         k = self.static_digits
+        if not k:
+            return
         for f in range(self.frames):
-            length = self.lengths[f]
             for j in range(self.counts[f]):
-                end = self.starts[f] + (j + 1) * length
-                self.buf[end - k:end] = b"%0*d" % (k, self.first[f] + j) if k else b""
-
-    def _patch_column(self, first_byte: int, count: int, stride: int, char: int) -> None:
-        self.buf[first_byte:first_byte + count * stride:stride] = self._fill(char, count)
+                i = self.first[f] + j
+                at = self.seq_offsets[i] + SEQ_DIGITS - k
+                self.buf[at:at + k] = b"%0*d" % (k, i)
 
     def _fill(self, char: int, count: int) -> bytes:
         """``count`` times ``char``, made once (the patches run every second in every worker)."""
@@ -264,19 +349,33 @@ class Pool:
             fill = self._fills[key] = bytes((char,)) * count
         return fill
 
-    def set_stamp(self, stamp: bytes) -> int:
-        """Rewrite the timestamp columns that changed; returns the slice assignments made."""
-        if not self._ts_columns:         # per column, the slice of every run: made once, used every second
-            self._ts_columns = [[(slice(first + c, first + c + count * stride, stride), count)
-                                 for first, count, stride in self.ts_runs] for c in range(TS_LEN)]
-        buf, old, made = self.buf, self.stamp, 0
-        for c in range(TS_LEN):
-            char = stamp[c]
-            if char != old[c]:
-                for where, count in self._ts_columns[c]:
-                    buf[where] = self._fill(char, count)
-                made += len(self.ts_runs)
-        self.stamp = stamp
+    def _slices(self, kind: int, column: int) -> list[tuple[slice, int]]:
+        """Every run's slice of one column of one kind of patch site (kind -1: the sequence's pass
+        digits); made once, used every second."""
+        key = (kind, column)
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = []
+            for at, count, stride, sites, seq_at in self.runs:
+                for off in ([seq_at] if kind < 0 else [o for o, k in sites if k == kind]):
+                    start = at + off + column
+                    found.append((slice(start, start + count * stride, stride), count))
+        return found
+
+    def set_time(self, now: float) -> int:
+        """Every timestamp to the second of ``now``; returns the slice assignments made."""
+        made, buf = 0, self.buf
+        for kind, old in self.stamps.items():
+            new = STAMPS[kind](now, self.utc)
+            if new == old:
+                continue
+            for c in range(len(new)):
+                char = new[c]
+                if char != old[c]:
+                    for where, count in self._slices(kind, c):
+                        buf[where] = self._fill(char, count)
+                        made += 1
+            self.stamps[kind] = new
         return made
 
     def set_cycle(self, cycle: int) -> int:
@@ -286,22 +385,23 @@ class Pool:
         width = self.cycle_digits
         cycle %= 10 ** width
         old, new = b"%0*d" % (width, self.cycle), b"%0*d" % (width, cycle)
-        changed = [c for c in range(width) if old[c] != new[c]]
-        for f in range(self.frames):
-            length = self.lengths[f]
-            seq_start = self.starts[f] + length - SEQ_DIGITS
-            for c in changed:
-                self._patch_column(seq_start + c, self.counts[f], length, new[c])
+        made, buf = 0, self.buf
+        for c in range(width):
+            if old[c] != new[c]:
+                for where, count in self._slices(-1, c):
+                    buf[where] = self._fill(new[c], count)
+                    made += 1
         self.cycle = cycle
-        return len(changed) * self.frames
+        return made
 
 
 def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: Corpus | None = None) -> Pool:
     """The worker's pool: its own rendering, or its window of the run's shared corpus."""
     frames_rng = random.Random(f"frames:{spec.seed}:{worker}")
     if corpus is None:
-        stamp = timestamp_at(now, spec.timezone == "utc")
-        return Pool(render_messages(spec, worker, stream, stamp), stamp, spec.sequence, frames_rng)
-    suffix = _suffix(stream, spec.sequence)
+        return Pool(render_messages(spec, worker, stream, now), now, spec.timezone == "utc", frames_rng,
+                    spec.sequence)
+    name = stream.encode("ascii")
     window = corpus.window(worker * spec.pool_size % len(corpus), spec.pool_size)
-    return Pool([m + suffix for m in window], corpus.stamp, spec.sequence, frames_rng)
+    return Pool([assemble(r, name, spec.framing) for r in window], corpus.now, spec.timezone == "utc", frames_rng,
+                spec.sequence)

@@ -21,13 +21,68 @@ case costs one comparison per run, not per message. Counters only ever go up; th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from loggend.engine.render import SEQ_DIGITS
+from loggend.engine.formats import SEQ_DIGITS
 
 MAX_GAPS = 4096
-STREAM_MARK = b" stream="
-SEQ_MARK = b" seq="
-SUFFIX = len(SEQ_MARK) + SEQ_DIGITS
+# Where each format carries the stream id and the sequence number (loggend.engine.formats): the
+# marker before the stream id, the one between it and the digits, and what follows the digits.
+# RFC 5424's SD element is in the middle of the message and is searched for instead.
+END_MARKS: tuple[tuple[bytes, bytes, bytes], ...] = (
+    (b" stream=", b" seq=", b""),                                 # RFC 3164
+    (b" cs1Label=stream cs1=", b" cn1Label=seq cn1=", b""),       # CEF
+    (b"^stream=", b"^seq=", b""),                                 # LEEF 2.0 (delimiter ^)
+    (b',"stream":"', b'","seq":"', b'"}'),                        # JSON
+)
+SD_STREAM, SD_SEQ, SD_END = b' stream="', b'" seq="', b'"]'       # RFC 5424
+
+
+class Tail(NamedTuple):
+    """Where a message carries its stream and number, and the pattern the next one will match."""
+
+    name: bytes
+    number: int
+    before: bytes            # the bytes before the digits: stream marker + name + sequence marker
+    after: bytes             # the bytes after them
+    at_end: bool             # the pattern ends the message (all but RFC 5424, whose SD is mid-message)
+
+    def next_pattern(self, ahead: int = 1) -> bytes:
+        return b"%s%0*d%s" % (self.before, SEQ_DIGITS, self.number + ahead, self.after)
+
+
+def parse(message: bytes) -> tuple[bytes, int] | None:
+    """(stream id, sequence number) of a loggen message in any format, or None for anything else."""
+    found = parse_tail(message)
+    return (found.name, found.number) if found else None
+
+
+def parse_tail(message: bytes) -> Tail | None:
+    """Stream id, sequence number and tail pattern of a loggen message in any format.
+
+    For the formats that end in their sequence number, the next message of the stream ends in
+    ``before + next number + after``, which the UDP receiver checks without parsing; in RFC 5424
+    the pattern is in the structured data (``at_end`` False), which only the stream receiver uses."""
+    n = len(message)
+    for stream_mark, seq_mark, after in END_MARKS:
+        digits_at = n - len(after) - SEQ_DIGITS
+        mark_at = digits_at - len(seq_mark)
+        if mark_at > 0 and message[mark_at:digits_at] == seq_mark and message.endswith(after):
+            digits = message[digits_at:digits_at + SEQ_DIGITS]
+            at = message.rfind(stream_mark, 0, mark_at)
+            if at < 0 or not digits.isdigit():
+                return None
+            name = message[at + len(stream_mark):mark_at]
+            return Tail(name, int(digits), stream_mark + name + seq_mark, after, True)
+    seq_at = message.find(SD_SEQ)
+    if seq_at < 0:
+        return None
+    digits = message[seq_at + len(SD_SEQ):seq_at + len(SD_SEQ) + SEQ_DIGITS]
+    at = message.rfind(SD_STREAM, 0, seq_at)
+    if at < 0 or not digits.isdigit() or len(digits) != SEQ_DIGITS:
+        return None
+    name = message[at + len(SD_STREAM):seq_at]
+    return Tail(name, int(digits), SD_STREAM + name + SD_SEQ, SD_END, False)
 
 
 @dataclass
@@ -44,19 +99,6 @@ class Stream:
     def lost(self) -> int:
         """Numbers still missing: gaps not filled by late arrivals."""
         return self.gaps - self.late
-
-
-def parse(message: bytes) -> tuple[bytes, int] | None:
-    """(stream id, sequence number) of a loggen message, or None for any other datagram."""
-    if len(message) < SUFFIX + len(STREAM_MARK) or message[-SUFFIX:-SEQ_DIGITS] != SEQ_MARK:
-        return None
-    digits = message[-SEQ_DIGITS:]
-    if not digits.isdigit():
-        return None
-    at = message.rfind(STREAM_MARK, 0, len(message) - SUFFIX)
-    if at < 0:
-        return None
-    return message[at + len(STREAM_MARK):len(message) - SUFFIX], int(digits)
 
 
 class Accounting:

@@ -17,7 +17,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-from loggend.engine.render import SEQ_DIGITS
+from loggend.engine.formats import SEQ_DIGITS
 from loggend.engine.syscalls import (
     MSG_DONTWAIT,
     SO_RCVBUFFORCE,
@@ -28,7 +28,7 @@ from loggend.engine.syscalls import (
     Msghdr,
     libc_function,
 )
-from loggend.sink.accounting import Accounting, parse
+from loggend.sink.accounting import Accounting, parse, parse_tail
 
 BATCH = 64                    # buffers per recvmmsg call
 SLOT = 65536                  # bytes per buffer: a whole GRO train (<= 64 KiB)
@@ -151,33 +151,36 @@ class Receiver:
 
 
 class Run:
-    """Consecutive single datagrams of one stream, checked against the expected next tail.
+    """Consecutive messages of one stream, checked against the expected tail of the next one.
 
-    Per datagram this compares the last bytes with ``" stream=ID seq=NNNNNNNNNNNN"`` of the next
-    number; only a datagram that does not match is parsed, after the run so far is accounted.
+    Per message this compares the last bytes with the stream's tail pattern carrying the next
+    number (``" stream=ID seq=NNNNNNNNNNNN"`` in RFC 3164; see ``accounting.parse_tail``); only a
+    message that does not match is parsed, after the run so far is accounted. RFC 5424 messages
+    have no tail pattern and are parsed one by one.
     """
 
     def __init__(self, accounting: Accounting) -> None:
         self.accounting = accounting
         self.name = b""
         self.first = self.count = self.octets = 0
-        self.head = b""                   # b" stream=ID seq="
+        self.before = self.after = b""             # the tail pattern around the digits
+        self.tail_len = 0                          # 0: no pattern
 
     def add(self, view: memoryview, at: int, length: int) -> None:
         end = at + length
-        if self.count and view[end - SEQ_DIGITS - len(self.head):end] == b"%s%012d" % (
-                self.head, self.first + self.count):
+        if self.count and self.tail_len and view[end - self.tail_len:end] == b"%s%012d%s" % (
+                self.before, self.first + self.count, self.after):
             self.count += 1
             self.octets += length
             return
         self.flush()
         message = bytes(view[at:end])
-        parsed = parse(message)
+        parsed = parse_tail(message)
         if parsed is None:
             self.accounting.add_unsequenced(1, length)
             return
-        self.name, self.first = parsed
-        self.head = b" stream=%s seq=" % self.name
+        self.name, self.first, self.before, self.after = parsed.name, parsed.number, parsed.before, parsed.after
+        self.tail_len = len(self.before) + SEQ_DIGITS + len(self.after) if parsed.at_end else 0
         self.count, self.octets = 1, length
 
     def flush(self) -> None:

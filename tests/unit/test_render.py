@@ -7,14 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loggend.engine import catalog
+from loggend.engine.formats import MONTHS, SEQ_DIGITS
 from loggend.engine.render import (
     GSO_MAX_SEGMENTS,
-    MONTHS,
-    SEQ_DIGITS,
     UDP_MAX_PAYLOAD,
     Pool,
     build_pool,
-    format_timestamp,
     render_messages,
     timestamp_at,
 )
@@ -27,13 +25,18 @@ RFC3164 = re.compile(
     rb"(?P<host>[!-~]+) (?P<tag>[A-Za-z0-9_./-]{1,32})(?:\[(?P<pid>\d+)\])?: (?P<msg>[ -~]*)"
 )
 SEQ_RE = re.compile(rb" stream=(?P<stream>[A-Za-z0-9_.-]+) seq=(?P<seq>\d{12})$")
-STAMP = b"Nov  8 04:05:06"
+NOW = calendar.timegm((2026, 11, 8, 4, 5, 6, 0, 0, 0))       # b"Nov  8 04:05:06" in UTC
 PRIS = st.tuples(st.integers(0, 191), st.floats(0.1, 10))
 
 
 def spec(**kw) -> MessageSpec:
     kw.setdefault("pool_size", 1000)
+    kw.setdefault("timezone", "utc")
     return MessageSpec(**kw)
+
+
+def rendered(s: MessageSpec, worker: int, stream: str) -> list[bytes]:
+    return [m.data for m in render_messages(s, worker, stream, NOW)]
 
 
 def pool_messages(pool: Pool) -> list[bytes]:
@@ -47,7 +50,7 @@ def pool_messages(pool: Pool) -> list[bytes]:
 def test_every_message_is_rfc3164_and_fits(seed, worker, hosts, pri_mix, max_length, sequence):
     s = spec(seed=seed, hosts=hosts, pri_mix=tuple(pri_mix), max_length=max_length, sequence=sequence)
     allowed_pris = {p for p, _ in pri_mix}
-    for m in render_messages(s, worker, "w7", STAMP):
+    for m in rendered(s, worker, "w7"):
         assert len(m) <= max_length
         match = RFC3164.fullmatch(m)
         assert match, m
@@ -68,7 +71,7 @@ def test_timestamps_use_english_months_and_space_padded_days(moment, utc):
     stamp = timestamp_at(moment, utc)
     tm = time.gmtime(moment) if utc else time.localtime(moment)
     assert len(stamp) == 15
-    assert stamp[:3] == MONTHS[tm.tm_mon - 1]
+    assert stamp[:3] == MONTHS[tm.tm_mon - 1].encode()
     assert stamp[4:6] == (b"%2d" % tm.tm_mday)
     assert stamp[7:] == b"%02d:%02d:%02d" % (tm.tm_hour, tm.tm_min, tm.tm_sec)
 
@@ -77,14 +80,14 @@ def test_single_digit_day_and_year_boundary():
     eve = calendar.timegm((2026, 12, 31, 23, 59, 59, 0, 0, 0))
     assert timestamp_at(eve, True) == b"Dec 31 23:59:59"
     assert timestamp_at(eve + 1, True) == b"Jan  1 00:00:00"
-    assert format_timestamp(time.gmtime(calendar.timegm((2027, 2, 9, 7, 3, 0, 0, 0, 0)))) == b"Feb  9 07:03:00"
+    assert timestamp_at(calendar.timegm((2027, 2, 9, 7, 3, 0, 0, 0, 0)), True) == b"Feb  9 07:03:00"
 
 
 def test_stream_is_a_pure_function_of_seed_and_worker():
-    a = render_messages(spec(seed=5), 3, "w3", STAMP)
-    assert a == render_messages(spec(seed=5), 3, "w3", STAMP)
-    assert a != render_messages(spec(seed=5), 4, "w3", STAMP)
-    assert a != render_messages(spec(seed=6), 3, "w3", STAMP)
+    a = rendered(spec(seed=5), 3, "w3")
+    assert a == rendered(spec(seed=5), 3, "w3")
+    assert a != rendered(spec(seed=5), 4, "w3")
+    assert a != rendered(spec(seed=6), 3, "w3")
     p1 = build_pool(spec(seed=5), 3, "w3", 0.0)
     p2 = build_pool(spec(seed=5), 3, "w3", 0.0)
     assert p1.buf == p2.buf
@@ -92,7 +95,7 @@ def test_stream_is_a_pure_function_of_seed_and_worker():
 
 def test_pids_are_stable_per_host_and_service():
     pids: dict[tuple[bytes, bytes], set[bytes]] = {}
-    for m in render_messages(spec(pool_size=10_000, hosts=50), 0, "w0", STAMP):
+    for m in rendered(spec(pool_size=10_000, hosts=50), 0, "w0"):
         match = RFC3164.fullmatch(m)
         assert match
         if match["pid"]:
@@ -101,7 +104,7 @@ def test_pids_are_stable_per_host_and_service():
 
 
 def test_realistic_mix_uses_many_hosts_and_sources():
-    msgs = render_messages(spec(pool_size=10_000), 0, "w0", STAMP)
+    msgs = rendered(spec(pool_size=10_000), 0, "w0")
     hosts = {RFC3164.fullmatch(m)["host"] for m in msgs}
     tags = {RFC3164.fullmatch(m)["tag"] for m in msgs}
     assert len(hosts) > 500
@@ -134,7 +137,7 @@ def test_stamp_patch_rewrites_every_timestamp_and_nothing_else():
     pool = build_pool(spec(pool_size=1000, pri_mix=((4, 1), (38, 1), (134, 1))), 0, "w0", 0.0)
     before = pool_messages(pool)
     new = b"Jan  1 00:00:00"
-    pool.set_stamp(new)
+    pool.set_time(calendar.timegm((2027, 1, 1, 0, 0, 0, 0, 0, 0)))
     after = pool_messages(pool)
     for old, cur in zip(before, after):
         off = old.index(b">") + 1
@@ -143,9 +146,9 @@ def test_stamp_patch_rewrites_every_timestamp_and_nothing_else():
 
 
 def test_pool_rejects_a_size_that_is_not_a_power_of_ten_with_sequences():
-    msgs = render_messages(spec(pool_size=1000), 0, "w0", STAMP)[:999]
+    msgs = render_messages(spec(pool_size=1000), 0, "w0", NOW)[:999]
     try:
-        Pool(msgs, STAMP, True, random.Random(0))
+        Pool(msgs, NOW, True, random.Random(0))
     except ValueError as err:
         assert "power of ten" in str(err)
     else:
@@ -154,7 +157,7 @@ def test_pool_rejects_a_size_that_is_not_a_power_of_ten_with_sequences():
 
 def test_catalog_weights_shape_the_stream():
     """Each tag's share of 10,000 messages is its templates' share of the catalogue's weight."""
-    msgs = render_messages(spec(pool_size=10_000), 0, "w0", STAMP)
+    msgs = rendered(spec(pool_size=10_000), 0, "w0")
     total = sum(t.weight for t in catalog.TEMPLATES)
     expected: dict[bytes, float] = {}
     for t in catalog.TEMPLATES:
