@@ -16,7 +16,8 @@ from typing import NoReturn
 
 from loggend import __version__
 from loggend.config import DASHBOARD_PORT, DEFAULT_CONFIG_PATH, MAX_SINK_PROCESSES, Config, load, parse_dashboard
-from loggend.engine.spec import TIMEZONES, TRANSPORTS
+from loggend.engine.formats import FORMATS
+from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, resolve_host, split_target
 
@@ -27,7 +28,9 @@ FLAG_KEYS = {
     "timezone": "messages.timezone", "pri_mix": "messages.pri_mix", "max_length": "messages.max_length",
     "pool_size": "messages.pool_size", "stream_id": "messages.stream_id", "dashboard": "dashboard",
     "memory_limit": "memory_limit", "dashboard_token": "dashboard_token", "dashboard_interval": "dashboard_interval",
-    "sink_processes": "sink_processes",
+    "sink_processes": "sink_processes", "protocol": "protocol", "framing": "framing", "format": "format",
+    "tls_ca": "tls_ca", "tls_cert": "tls_cert", "tls_key": "tls_key", "tls_verify": "tls_verify",
+    "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -59,7 +62,17 @@ def build_parser() -> Parser:
     run.add_argument("--workers", help="worker processes (default 40)")
     run.add_argument("--cpus", help="auto, or CPUs to pin workers to round robin, e.g. 0-3")
     run.add_argument("--duration", help="90s, 30m, 1h; 0 = until stopped")
-    run.add_argument("--transport", help="|".join(TRANSPORTS))
+    run.add_argument("--transport", help="how UDP datagrams leave the box: " + "|".join(TRANSPORTS))
+    run.add_argument("--protocol", help="|".join(PROTOCOLS) + " (default udp)")
+    run.add_argument("--framing", help="tcp and tls: " + "|".join(STREAM_FRAMINGS) + " (RFC 6587; default "
+                     "octet-counting, which TLS requires)")
+    run.add_argument("--format", help="|".join(FORMATS) + " (default rfc3164)")
+    run.add_argument("--tls-ca", help="CA certificates (PEM) to verify the server with (default: the system's)")
+    run.add_argument("--tls-cert", help="client certificate (PEM) for mutual TLS")
+    run.add_argument("--tls-key", help="the client certificate's private key (PEM)")
+    run.add_argument("--tls-verify", help="yes|no: verify the server's certificate and name (default yes)")
+    run.add_argument("--tls-server-name", help="SNI and the name verified (default: the target as written)")
+    run.add_argument("--sd-enterprise", help="RFC 5424: the private enterprise number of the loggen@N SD element")
     run.add_argument("--seed", help="the same seed gives the same messages")
     run.add_argument("--hosts", help="simulated hosts")
     run.add_argument("--timezone", help="|".join(TIMEZONES) + " timestamps")
@@ -95,6 +108,11 @@ def build_parser() -> Parser:
     sink.add_argument("--processes", default="0", help="receiving processes sharing the ports (0 = one per CPU)")
     sink.add_argument("--dashboard", default="off",
                       help="ADDRESS:PORT for the sink's /metrics, /api/metrics and dashboard (default off)")
+    sink.add_argument("--protocol", default="udp", help="udp, tcp or tls (default %(default)s); tcp and tls "
+                      "take octet-counted and LF-framed messages alike (RFC 6587)")
+    sink.add_argument("--tls-cert", default="", help="tls: the server certificate (PEM)")
+    sink.add_argument("--tls-key", default="", help="tls: its private key (PEM)")
+    sink.add_argument("--tls-ca", default="", help="tls: ask clients for a certificate signed by this CA (mutual TLS)")
     sink.add_argument("--no-gro", action="store_true",
                       help="one datagram per receive, as a SIEM's socket sees them (default: UDP_GRO trains)")
     sink.add_argument("--duration", default="0", help="stop after this long; 0 = until stopped")
@@ -111,6 +129,10 @@ def build_parser() -> Parser:
     perf.add_argument("--workers", default="40", help="generator workers (default %(default)s)")
     perf.add_argument("--ports", default="55000-55039", help="loopback ports the sink receives on")
     perf.add_argument("--sink-processes", default="0", help="sink processes (0 = one per CPU)")
+    perf.add_argument("--protocol", default="udp", help="udp, tcp or tls (default %(default)s; tls with a "
+                      "throw-away certificate)")
+    perf.add_argument("--framing", default="", help="tcp and tls: octet-counting (default) or lf")
+    perf.add_argument("--format", default="rfc3164", help=f"{', '.join(FORMATS)} (default %(default)s)")
     perf.add_argument("--report-dir", default="", help="where report.json and report.html go (default reports/DATE)")
     perf.add_argument("--no-optimize", action="store_true", help="leave the kernel tuning alone")
     perf.add_argument("--target-eps", default="4M", help="events/s to sustain (default %(default)s)")
@@ -122,7 +144,7 @@ def build_parser() -> Parser:
     bench.add_argument("--seconds", default="3", help="per measurement (default %(default)s)")
     bench.add_argument("--repeats", default="3", help="runs per figure; the median is printed (default %(default)s)")
     bench.add_argument("--yardstick", default="", help="folder of the C reference tools to compare with")
-    bench.add_argument("--tables", default="senders,sink,workers",
+    bench.add_argument("--tables", default="senders,sink,workers,streams",
                        help="which tables, comma-separated (default %(default)s)")
     bench.add_argument("--worker-seconds", default="6", help="steady seconds per worker-count figure (default 6)")
     bench.add_argument("--worker-repeats", default="1", help="rounds of the worker-count table (default 1)")
@@ -220,19 +242,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
+    from loggend.config import parse_server_tls
     from loggend.control.sinkd import SinkCommand
+    from loggend.parsers import parse_choice
+    from loggend.sink.spec import SinkSpec
     from loggend.web.child import WebSettings
     host, port = split_target("--listen", args.listen, lowest_port=0)
     ports = (port,) if port is not None else parse_ports("--ports", args.ports)
     processes = parse_int("--processes", args.processes, 0, MAX_SINK_PROCESSES) or len(os.sched_getaffinity(0))
     dashboard = parse_dashboard("--dashboard", args.dashboard)
+    protocol = parse_choice("--protocol", args.protocol, PROTOCOLS)
+    tls = parse_server_tls(("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--tls-ca", args.tls_ca))
+    if (protocol == "tls") != (tls is not None):
+        raise UsageError("--tls-cert and --tls-key: needed with --protocol tls, and only with it")
     return SinkCommand(
-        host=resolve_host("--listen", host),
-        ports=ports,
+        SinkSpec(resolve_host("--listen", host), ports, protocol, gro=not args.no_gro, tls=tls),
         processes=processes,
         duration=parse_duration("--duration", args.duration),
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
-        gro=not args.no_gro,
         dashboard=WebSettings(*dashboard) if dashboard else None,
     ).run()
 
@@ -280,7 +307,7 @@ def cmd_perftest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from loggend.config import MAX_WORKERS
-    from loggend.parsers import parse_rate, parse_size
+    from loggend.parsers import parse_choice, parse_rate, parse_size
     from loggend.tools.perftest import PerfTest, Targets
     duration = parse_duration("--duration", args.duration)
     if not duration:
@@ -293,11 +320,18 @@ def cmd_perftest(args: argparse.Namespace) -> int:
         loss_percent=parse_percent("--target-loss", args.target_loss),
     )
     report_dir = Path(args.report_dir or time.strftime("reports/%Y%m%d-%H%M%S"))
+    protocol = parse_choice("--protocol", args.protocol, PROTOCOLS)
+    framing = parse_choice("--framing", args.framing, STREAM_FRAMINGS) if args.framing else ""
+    if framing and protocol == "udp":
+        raise UsageError("--framing: only with --protocol tcp or tls")
+    if protocol == "tls" and framing == "lf":
+        raise UsageError("--framing: 'lf' is not allowed with tls; RFC 5425 requires octet-counting")
     return PerfTest(duration=duration, rate=str(int(rate)) if rate.is_integer() else str(rate),
                     workers=parse_int("--workers", args.workers, 1, MAX_WORKERS),
                     ports=format_ports(parse_ports("--ports", args.ports)), report_dir=report_dir, targets=targets,
                     optimize=not args.no_optimize,
-                    sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES)).run()
+                    sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES),
+                    protocol=protocol, framing=framing, fmt=parse_choice("--format", args.format, FORMATS)).run()
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -19,9 +20,10 @@ from typing import Any
 import yaml
 
 from loggend.engine import catalog
+from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
 from loggend.engine.schedule import Profile
-from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec, WorkerSpec
+from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.errors import ConfigError, UsageError
 from loggend.parsers import (
     format_ports,
@@ -39,6 +41,7 @@ from loggend.parsers import (
     resolve_host,
     split_target,
 )
+from loggend.sink.spec import ServerTls
 
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
@@ -50,6 +53,7 @@ ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence suffix
 MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
+MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
 POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + the worker index <= 16 characters
 
@@ -150,7 +154,8 @@ def auto_pool_size(workers: int) -> int:
 # What a reload may change, by who applies it (see Supervisor.reload).
 IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize"})     # no process restarts
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins"})
-SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports"})
+SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
+                         "sink_tls_key"})
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,12 @@ class Config:
     workers: int = 1
     cpus: tuple[int, ...] = ()          # worker i pins to cpus[i % len(cpus)]; () = no pinning
     duration: float = 0.0               # seconds; 0 = until stopped
-    transport: str = "auto"
+    transport: str = "auto"             # the UDP send method
+    protocol: str = "udp"               # udp | tcp | tls
+    framing: str = "octet-counting"     # tcp and tls: octet-counting (RFC 6587, required for TLS) or lf
+    tls: TlsSpec = field(default_factory=TlsSpec)
+    sink_tls_cert: str = ""             # the local sink's server certificate and key (tls)
+    sink_tls_key: str = ""
     target_name: str = ""               # as the user wrote it, for messages
     stream_id: str = "w"                # stream prefix: worker i's messages carry stream=<prefix><i>
     messages: MessageSpec = field(default_factory=MessageSpec)
@@ -186,9 +196,10 @@ class Config:
 
     def worker_spec(self, index: int = 0, takes_over: int = 0) -> WorkerSpec:
         return WorkerSpec(
-            host=self.host, port=self.ports[index % len(self.ports)], index=index,
+            host=self.host, port=self.ports[index % len(self.ports)], target_name=self.target_name, index=index,
             cpu=self.cpus[index % len(self.cpus)] if self.cpus else None, takes_over=takes_over,
-            transport=self.transport, stream_id=self.stream_id, messages=self.messages,
+            transport=self.transport, protocol=self.protocol, tls=self.tls, stream_id=self.stream_id,
+            messages=self.messages,
         )
 
     def changes(self, new: Config) -> frozenset[str]:
@@ -202,8 +213,74 @@ class Config:
         cpus = ",".join(str(c) for c in self.cpus) or "any"
         web = "off" if self.dashboard is None else f"{self.dashboard[0]}:{self.dashboard[1]}"
         sink = f", local sink x{self.sink_processes}" if self.local_sink else ""
-        return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, transport {self.transport}, "
-                f"cpus {cpus}, pool {self.messages.pool_size:,}/worker, dashboard {web}{sink}")
+        how = (f"transport {self.transport}" if self.protocol == "udp" else
+               f"{self.protocol} ({self.framing})")
+        return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, {how}, "
+                f"format {self.messages.format}, cpus {cpus}, pool {self.messages.pool_size:,}/worker, "
+                f"dashboard {web}{sink}")
+
+
+def parse_file(key: str, value: object) -> str:
+    """A readable regular file, as an absolute path ("" stays "": none)."""
+    path = str(value or "").strip()
+    if not path:
+        return ""
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(key, path, "a readable file (" + ("no such file" if not os.path.exists(path)
+                                                           else "not a readable regular file") + ")")
+    return os.path.abspath(path)
+
+
+def parse_tls(raw: Raw) -> TlsSpec:
+    """The TLS client settings, with their files checked the way the handshake will use them."""
+    tls = TlsSpec(ca=parse_file(raw.label("tls_ca"), raw["tls_ca"]),
+                  cert=parse_file(raw.label("tls_cert"), raw["tls_cert"]),
+                  key=parse_file(raw.label("tls_key"), raw["tls_key"]),
+                  verify=parse_bool(raw.label("tls_verify"), raw["tls_verify"]),
+                  server_name=str(raw["tls_server_name"] or "").strip())
+    if tls.key and not tls.cert:
+        raise ConfigError(raw.label("tls_key"), tls.key, "a key together with tls_cert (mutual TLS)")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.ca:
+        _load_ca(ctx, raw.label("tls_ca"), tls.ca)
+    if tls.cert:
+        _load_chain(ctx, raw.label("tls_key" if tls.key else "tls_cert"), tls.cert, tls.key)
+    return tls
+
+
+def _load_ca(ctx: ssl.SSLContext, label: str, path: str) -> None:
+    try:
+        ctx.load_verify_locations(cafile=path)
+    except ssl.SSLError as err:
+        raise ConfigError(label, path, f"PEM CA certificates ({err.reason or err})") from None
+
+
+def _load_chain(ctx: ssl.SSLContext, label: str, cert: str, key: str) -> None:
+    try:
+        ctx.load_cert_chain(cert, key or None)
+    except ssl.SSLError as err:
+        what = "a key that matches the certificate" if "MISMATCH" in str(err).upper() else \
+            "a PEM certificate and its PEM private key"
+        raise ConfigError(label, key or cert, f"{what} ({err.reason or err})") from None
+
+
+def parse_server_tls(cert: tuple[str, object], key: tuple[str, object],
+                     ca: tuple[str, object] = ("", "")) -> ServerTls | None:
+    """A TLS server's certificate and key (and the CA its clients must be signed by), checked by
+    loading them; None when no certificate is given. Each argument is (its key or flag, value)."""
+    cert_path, key_path = parse_file(cert[0], cert[1]), parse_file(key[0], key[1])
+    ca_path = parse_file(ca[0], ca[1]) if ca[0] else ""
+    if not cert_path:
+        if key_path or ca_path:
+            raise ConfigError(cert[0], "", "a certificate together with the key and CA")
+        return None
+    if not key_path:
+        raise ConfigError(key[0], "", "the certificate's private key")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _load_chain(ctx, key[0], cert_path, key_path)
+    if ca_path:
+        _load_ca(ctx, ca[0], ca_path)
+    return ServerTls(cert_path, key_path, ca_path)
 
 
 def check_transport(key: str, text: str) -> str:
@@ -221,6 +298,16 @@ DEFAULTS: dict[str, object] = {
     "target": "127.0.0.1",
     "ports": "514-553",
     "transport": "auto",
+    "protocol": "udp",
+    "framing": "octet-counting",
+    "format": "rfc3164",
+    "tls_ca": "",
+    "tls_cert": "",
+    "tls_key": "",
+    "tls_verify": True,
+    "tls_server_name": "",
+    "sink_tls_cert": "",
+    "sink_tls_key": "",
     "rate": 0,
     "workers": 40,
     "cpus": "auto",
@@ -233,6 +320,7 @@ DEFAULTS: dict[str, object] = {
     "messages.max_length": 1024,
     "messages.pool_size": "auto",
     "messages.stream_id": "w",
+    "messages.sd_enterprise": DEFAULT_ENTERPRISE,
     "dashboard": "127.0.0.1:8080",
     "dashboard_token": "",
     "dashboard_interval": "1s",
@@ -327,15 +415,29 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
     pri_mix = raw["messages.pri_mix"]
     if isinstance(pri_mix, dict):
         pri_mix = ",".join(f"{k}={v}" for k, v in pri_mix.items())
+    protocol = parse_choice(raw.label("protocol"), str(raw["protocol"]), PROTOCOLS)
+    framing = parse_choice(raw.label("framing"), str(raw["framing"]), STREAM_FRAMINGS)
+    if protocol == "tls" and framing != "octet-counting" and "framing" in raw:
+        raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
+    fmt = parse_choice(raw.label("format"), str(raw["format"]), FORMATS)
+    max_length = parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"])
+    if max_length < MIN_LENGTHS[fmt]:
+        raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
+                          f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
     messages = MessageSpec(
+        format=fmt,
+        framing=framing if protocol != "udp" else "",
+        enterprise=parse_int(raw.label("messages.sd_enterprise"), raw["messages.sd_enterprise"], 1, MAX_ENTERPRISE),
         seed=parse_int(raw.label("messages.seed"), raw["messages.seed"], 0, MAX_SEED),
         hosts=parse_int(raw.label("messages.hosts"), raw["messages.hosts"], 1, MAX_HOSTS),
         pool_size=pool_size,
         sequence=parse_bool(raw.label("messages.sequence"), raw["messages.sequence"]),
         timezone=check_timezone(raw.label("messages.timezone"), str(raw["messages.timezone"])),
         pri_mix=parse_pri_mix(raw.label("messages.pri_mix"), str(pri_mix)),
-        max_length=parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"]),
+        max_length=max_length,
     )
+    sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
+                                (raw.label("sink_tls_key"), raw["sink_tls_key"]))
     return Config(
         host=resolve_host(raw.label("target"), host_text),
         ports=ports,
@@ -344,6 +446,11 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         cpus=parse_cpus(raw.label("cpus"), raw["cpus"], usable_cpus),
         duration=parse_duration(raw.label("duration"), raw["duration"]),
         transport=check_transport(raw.label("transport"), str(raw["transport"])),
+        protocol=protocol,
+        framing=framing,
+        tls=parse_tls(raw) if protocol == "tls" else TlsSpec(),
+        sink_tls_cert=sink_tls.cert if sink_tls else "",
+        sink_tls_key=sink_tls.key if sink_tls else "",
         target_name=host_text,
         stream_id=parse_stream_id(raw.label("messages.stream_id"), str(raw["messages.stream_id"])),
         messages=messages,

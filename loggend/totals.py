@@ -36,6 +36,11 @@ class SinkTotals:
     streams: int = 0
     processes: int = 0
     running: int = 0
+    connections: int = 0     # TCP/TLS: accepted so far
+    open: int = 0            # open now
+    torn: int = 0            # messages cut by a connection's end (not received)
+    tls_failures: int = 0    # handshakes that failed
+    rejected: int = 0        # connections closed for sending something that is not syslog framing
 
     @property
     def lost(self) -> int:
@@ -57,13 +62,17 @@ class SinkTotals:
                    late=total(C.SINK_LATE), duplicates=total(C.SINK_DUPLICATES),
                    unsequenced=total(C.SINK_UNSEQUENCED), kernel_drops=total(C.SINK_KERNEL_DROPS),
                    streams=total(C.SINK_STREAMS), processes=len(rows),
-                   running=sum(1 for r in rows if r[C.SINK_STATE] == C.STATE_RUNNING))
+                   running=sum(1 for r in rows if r[C.SINK_STATE] == C.STATE_RUNNING),
+                   connections=total(C.SINK_CONNECTIONS), open=total(C.SINK_OPEN), torn=total(C.SINK_TORN),
+                   tls_failures=total(C.SINK_TLS_FAILURES), rejected=total(C.SINK_REJECTED))
 
     def document(self) -> dict[str, Any]:
         return {"received": self.received, "bytes": self.bytes, "lost": self.lost, "gaps": self.gaps,
                 "late": self.late, "duplicates": self.duplicates, "unsequenced": self.unsequenced,
                 "kernel_drops": self.kernel_drops, "streams": self.streams, "processes": self.processes,
-                "running": self.running, "loss_percent": self.loss_percent}
+                "running": self.running, "loss_percent": self.loss_percent, "connections": self.connections,
+                "open": self.open, "torn": self.torn, "tls_failures": self.tls_failures,
+                "rejected": self.rejected}
 
 
 @dataclass(frozen=True)
@@ -80,12 +89,17 @@ class WorkerTotals:
     lost: int | None = None
     forgiven: int = 0                    # due while it was down or stalled, too old to make up
     down_seconds: float = 0.0            # time the index had no worker sending (after the start)
+    blocked_seconds: float = 0.0         # TCP/TLS: time waiting for the receiver to read (push-back)
+    reconnects: int = 0                  # TCP/TLS: connections re-opened after a drop
+    possibly_lost: int = 0               # TCP/TLS: in the kernel's send queue when a connection dropped
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"index": self.index, "port": self.port, "cpu": self.cpu, "state": self.state,
                                "sent": self.sent, "bytes": self.bytes, "errors": self.errors,
                                "restarts": self.restarts, "forgiven": self.forgiven,
-                               "down_seconds": round(self.down_seconds, 3)}
+                               "down_seconds": round(self.down_seconds, 3),
+                               "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
+                               "possibly_lost": self.possibly_lost}
         if self.received is not None:
             doc["received"], doc["lost"] = self.received, self.lost
         return doc
@@ -119,6 +133,18 @@ class RunTotals:
         return sum(w.forgiven for w in self.workers)
 
     @property
+    def blocked_seconds(self) -> float:
+        return sum(w.blocked_seconds for w in self.workers)
+
+    @property
+    def reconnects(self) -> int:
+        return sum(w.reconnects for w in self.workers)
+
+    @property
+    def possibly_lost(self) -> int:
+        return sum(w.possibly_lost for w in self.workers)
+
+    @property
     def refused(self) -> int:
         return sum(self.errors.values())
 
@@ -145,7 +171,8 @@ class RunTotals:
             rows.append(WorkerTotals(
                 index=i, port=ports[i % len(ports)] if ports else None, cpu=cpus[i % len(cpus)] if cpus else None,
                 state=s.state_name, sent=s.sent, bytes=s.bytes, errors=dict(zip(ERROR_KINDS, s.errors)),
-                restarts=s.restarts, received=received, lost=lost, forgiven=s.forgiven, down_seconds=s.down_ns / 1e9))
+                restarts=s.restarts, received=received, lost=lost, forgiven=s.forgiven, down_seconds=s.down_ns / 1e9,
+                blocked_seconds=s.blocked_ns / 1e9, reconnects=s.reconnects, possibly_lost=s.possibly_lost))
         return cls(target=target, rate=rate, seconds=seconds, sent=sum(s.sent for s in snapshots),
                    bytes=sum(s.bytes for s in snapshots), errors=error_counts(snapshots),
                    restarts=sum(s.restarts for s in snapshots), transport=transports(snapshots),
@@ -158,6 +185,8 @@ class RunTotals:
             "target": self.target, "rate": self.rate, "seconds": self.seconds, "sent": self.sent,
             "bytes": self.bytes, "mean_rate": self.mean_rate, "planned": self.planned, "shortfall": self.shortfall,
             "forgiven": self.forgiven, "errors": self.errors, "restarts": self.restarts,
+            "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
+            "possibly_lost": self.possibly_lost,
             "peak_memory_bytes": self.peak_memory, "transport": self.transport or "-",
             "workers": [w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,

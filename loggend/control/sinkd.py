@@ -24,6 +24,8 @@ from loggend.engine.counters import Board, CounterBlock
 from loggend.errors import EXIT_FAILURE, EXIT_OK
 from loggend.parsers import format_ports, plural
 from loggend.sink.receiver import open_sockets
+from loggend.sink.spec import SinkSpec
+from loggend.sink.streams import listen
 from loggend.tools.console import sink_summary
 from loggend.totals import SinkTotals
 from loggend.web.child import WebSettings
@@ -36,11 +38,11 @@ MAX_STREAMS = MAX_WORKERS        # per-stream slots: stream "<prefix><i>" -> slo
 
 
 class SinkCommand:
-    def __init__(self, host: str, ports: tuple[int, ...], processes: int, duration: float = 0.0,
-                 idle_exit: float = 0.0, gro: bool = True, out: TextIO = sys.stdout,
+    def __init__(self, spec: SinkSpec, processes: int, duration: float = 0.0,
+                 idle_exit: float = 0.0, out: TextIO = sys.stdout,
                  dashboard: WebSettings | None = None) -> None:
         assert processes <= MAX_SINK_PROCESSES
-        self.host, self.ports, self.processes, self.gro = host, ports, processes, gro
+        self.spec, self.processes = spec, processes
         self.duration, self.idle_exit, self.out = duration, idle_exit, out
         self.settings = dashboard
         self.block = CounterBlock(processes)
@@ -49,7 +51,7 @@ class SinkCommand:
         self.signals = SignalQueue()
         self.children = ChildSet(self.log)
         cpus = sorted(os.sched_getaffinity(0))
-        self.sinks = SinkProcesses(host, ports, self.block, cpus, self.log, (out, sys.stderr), gro, self.streams)
+        self.sinks = SinkProcesses(spec, self.block, cpus, self.log, (out, sys.stderr), self.streams)
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"sink process {i}")
         self.dashboard: Dashboard | None = None
         self.stopping = self.failed = self.stop_requested = False
@@ -81,9 +83,10 @@ class SinkCommand:
     def start(self) -> bool:
         self.signals.install((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
         held = None
-        if self.ports == (0,):       # any free port: hold one with SO_REUSEPORT until the sinks bound it too
-            (held,) = open_sockets(self.host, (0,))
-            self.ports = self.sinks.ports = (held.getsockname()[1],)
+        spec = self.spec
+        if spec.ports == (0,):       # any free port: hold one with SO_REUSEPORT until the sinks bound it too
+            (held,) = (open_sockets if spec.protocol == "udp" else listen)(spec.host, (0,))
+            self.spec = self.sinks.spec = spec.with_ports((held.getsockname()[1],))
             self.sinks.close_in_child = (held,)
 
         def give_up() -> bool:
@@ -95,13 +98,15 @@ class SinkCommand:
         if not ok:
             return False
         processes = plural(self.processes, "process", "processes")
-        print(f"READY listening on {self.host}:{format_ports(self.ports)} ({processes})", file=self.out, flush=True)
+        where = f"{self.spec.host}:{format_ports(self.spec.ports)}"
+        print(f"READY listening on {where} ({self.spec.protocol}, {processes})", file=self.out, flush=True)
         return self.open_dashboard()
 
     def open_dashboard(self) -> bool:
         if self.settings is None:
             return True
-        self.board.publish({"target": f"{self.host}:{format_ports(self.ports)}", "ports": list(self.ports),
+        self.board.publish({"target": f"{self.spec.host}:{format_ports(self.spec.ports)}",
+                            "ports": list(self.spec.ports), "protocol": self.spec.protocol,
                             "rate": 0, "workers": 0, "slots": 0, "sink_slots": self.processes,
                             "started_unix": time.time()})
         self.dashboard = Dashboard(self.settings, Sources(CounterBlock(1), self.board, self.block, self.streams),
@@ -131,9 +136,10 @@ class SinkCommand:
                 if t.received != last:
                     last, last_change = t.received, now
                 if now - last_report >= REPORT_SECONDS:
+                    extra = (f"kernel drops {t.kernel_drops:,}" if self.spec.protocol == "udp" else
+                             f"connections {t.open:,} open  torn {t.torn:,}")
                     print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
-                          f"total {t.received:,}  lost {t.lost:,}  kernel drops {t.kernel_drops:,}",
-                          file=self.out, flush=True)
+                          f"total {t.received:,}  lost {t.lost:,}  {extra}", file=self.out, flush=True)
                     last_report, reported = now, t.received
                 if self.duration and now - start >= self.duration:
                     break

@@ -1,36 +1,43 @@
 """Sink processes as a child kind: the spawner and the wait until every one receives.
 
-Used by the supervisor (``loggend run --local-sink``) and by ``loggend sink``.
+Used by the supervisor (``loggend run --local-sink``) and by ``loggend sink``. ``LocalSinkTls``
+gives a local TLS sink its certificate: the configured one, or a throw-away one the run's
+workers are then told to trust.
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TextIO
 
+from loggend.config import Config
 from loggend.control.children import ChildSet, fork_child
+from loggend.control.pki import Pki, make_pki
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.sink.process import SinkWorker
+from loggend.sink.spec import ServerTls, SinkSpec
 
 START_POLL_SECONDS = 0.01
 
 
 class SinkProcesses:
-    def __init__(self, host: str, ports: tuple[int, ...], block: CounterBlock, cpus: list[int],
-                 log: Callable[[str], None], outputs: tuple[TextIO, ...], gro: bool = True,
-                 streams: CounterBlock | None = None) -> None:
-        self.host, self.ports, self.block, self.cpus, self.log = host, ports, block, cpus, log
-        self.outputs, self.gro, self.streams = outputs, gro, streams
+    def __init__(self, spec: SinkSpec, block: CounterBlock, cpus: list[int], log: Callable[[str], None],
+                 outputs: tuple[TextIO, ...], streams: CounterBlock | None = None) -> None:
+        self.spec, self.block, self.cpus, self.log = spec, block, cpus, log
+        self.outputs, self.streams = outputs, streams
         self.count = 0
         self.close_in_child: tuple[socket.socket, ...] = ()     # parent sockets a sink must not keep
 
     def spawn(self, k: int) -> int:
         """Fork sink process ``k``: it receives on the ports and writes sink slot ``k``."""
-        sink = SinkWorker(self.host, self.ports, self.block.slot(k), self.cpus[k % len(self.cpus)],
-                          log=self.log, gro=self.gro, streams=self.streams, index=k)
+        sink = SinkWorker(self.spec, self.block.slot(k), self.cpus[k % len(self.cpus)],
+                          log=self.log, streams=self.streams, index=k)
         close = self.close_in_child
 
         def body() -> int:
@@ -58,3 +65,35 @@ class SinkProcesses:
                 return False
             time.sleep(START_POLL_SECONDS)
         return True
+
+
+class LocalSinkTls:
+    """The local sink's spec for a run's config, made the same way at start and at every reload.
+
+    For TLS without ``sink_tls_cert`` a throw-away PKI is made once per run (``loggend.control.pki``;
+    SAN: the target as written, its address and localhost) and, unless the config names a CA or
+    turns verification off, the workers trust its CA: a local TLS run verifies like a real one."""
+
+    def __init__(self) -> None:
+        self.pki: Pki | None = None
+
+    def apply(self, c: Config) -> tuple[SinkSpec, Config]:
+        """(the sink's spec, the config the workers get); PkiError when a certificate cannot be made."""
+        if c.protocol != "tls":
+            return SinkSpec(c.host, c.ports, c.protocol), c
+        if c.sink_tls_cert:
+            return SinkSpec(c.host, c.ports, "tls", tls=ServerTls(c.sink_tls_cert, c.sink_tls_key)), c
+        if not c.local_sink:
+            return SinkSpec(c.host, c.ports, "tls", tls=ServerTls("", "")), c
+        if self.pki is None:
+            names = tuple(dict.fromkeys(n for n in (c.target_name, c.host, "localhost", "127.0.0.1") if n))
+            self.pki = make_pki(tempfile.mkdtemp(prefix="loggend-pki-"), names)
+        spec = SinkSpec(c.host, c.ports, "tls", tls=ServerTls(str(self.pki.server_cert), str(self.pki.server_key)))
+        if c.tls.ca or not c.tls.verify:
+            return spec, c
+        return spec, replace(c, tls=replace(c.tls, ca=str(self.pki.ca_cert)))
+
+    def close(self) -> None:
+        if self.pki is not None:
+            shutil.rmtree(self.pki.dir, ignore_errors=True)
+            self.pki = None

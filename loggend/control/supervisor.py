@@ -27,9 +27,10 @@ from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
 from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.memory import MemoryWatch
+from loggend.control.pki import PkiError
 from loggend.control.shared import SharedRun
 from loggend.control.signals import SignalQueue
-from loggend.control.sinks import SinkProcesses
+from loggend.control.sinks import LocalSinkTls, SinkProcesses
 from loggend.control.systemd import Notifier
 from loggend.control.tuning import STATE_PATH, RunTuning
 from loggend.control.workers import WorkerPool, abort_then_kill
@@ -38,6 +39,7 @@ from loggend.engine.process import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.files import write_json
 from loggend.parsers import format_size
+from loggend.sink.spec import SinkSpec
 from loggend.tools.console import LiveLine, summary
 from loggend.web.child import WebSettings
 
@@ -66,8 +68,9 @@ class Supervisor:
         self.shared = SharedRun()
         self.signals = SignalQueue()
         self.children = ChildSet(self.log, clock)
-        self.sinks = SinkProcesses(config.host, config.ports, self.shared.sink_block, [], self.log, (out, err),
-                                   streams=self.shared.stream_block)
+        self.local_tls = LocalSinkTls()
+        self.sinks = SinkProcesses(SinkSpec(config.host, config.ports), self.shared.sink_block, [], self.log,
+                                   (out, err), streams=self.shared.stream_block)
         self.workers = WorkerPool(config, self.shared, self.log, (out, err))
         self.children.register(K.WORKER, self.workers.spawn, lambda i: f"worker {i}")
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
@@ -104,7 +107,6 @@ class Supervisor:
         """Start the local sinks and wait until they receive; False (the run stops) when they cannot."""
         c = self.config
         self.shared.sink_slots = count = c.sink_processes if c.local_sink else 0
-        self.sinks.host, self.sinks.ports = c.host, c.ports
         self.sinks.cpus = list(c.cpus or sorted(os.sched_getaffinity(0)))
 
         def give_up() -> bool:
@@ -257,8 +259,8 @@ class Supervisor:
             return
         self.notifier.reloading()
         try:
-            new = self.loader()
-        except UsageError as err:
+            spec, new = self.local_tls.apply(self.loader())
+        except (UsageError, PkiError) as err:
             self.log(f"reload: {err}; keeping the running config")
             self.notifier.ready()
             return
@@ -273,7 +275,7 @@ class Supervisor:
         self.reloads += bool(changes)
         self.memory.limit = new.memory_limit
         self.shared.slots_used = max(self.shared.slots_used, new.workers)
-        old, self.config = self.config, new
+        old, self.config, self.sinks.spec = self.config, new, spec
         if changes & SINK_FIELDS and not self.spawn_sinks():
             return
         if changes - IN_PLACE - WEB_FIELDS - {"local_sink", "sink_processes"}:
@@ -294,6 +296,12 @@ class Supervisor:
         set_process_name("loggend-run")
         self.remove_ready_file()
         self.log(f"config {self.config.source}: {self.config.describe()}")
+        try:
+            self.sinks.spec, self.config = self.local_tls.apply(self.config)
+        except PkiError as err:
+            self.fail(f"local sink: {err}")
+            return False
+        self.workers.config = self.config
         if self.config.optimize:
             self.tuning.apply()
         self.workers.render_corpus()
@@ -349,4 +357,5 @@ class Supervisor:
         self.write_file(self.summary_path, "summary", totals.document())
         self.remove_ready_file()
         self.tuning.restore()
+        self.local_tls.close()
         return self.exit_code

@@ -20,14 +20,21 @@ the slot over writes): ``SENT`` events accepted by the kernel, ``BYTES``, ``CALL
 calls), the four ``ERROR_FIELDS`` (events refused, by ``ERROR_KINDS``), ``HEARTBEAT_NS`` and
 ``STARTED_NS`` (CLOCK_MONOTONIC), ``PID``, ``STATE`` (``STATE_*``), ``TRANSPORT``
 (``TRANSPORT_CODES``), ``FORGIVEN`` (events due while the worker was down or stalled that were
-too old to make up), ``DOWN_NS`` (time the index had no worker sending, after the start).
+too old to make up), ``DOWN_NS`` (time the index had no worker sending, after the start),
+``BLOCKED_NS`` (time spent waiting for the receiver: push-back), ``RECONNECTS`` and
+``POSSIBLY_LOST`` (TCP/TLS: connections re-opened, and messages still in the kernel's send queue
+when a connection dropped).
 
 **Sink slot** (one per sink process; the sink process writes it): ``SINK_RECEIVED`` datagrams,
 ``SINK_BYTES``, ``SINK_GAPS`` (sequence numbers found missing when a later one arrived),
 ``SINK_LATE`` (of those, arrived after all), ``SINK_DUPLICATES``, ``SINK_UNSEQUENCED`` (without
 ``stream=/seq=``), ``SINK_KERNEL_DROPS`` (the kernel's drop counter for the sink's sockets),
 ``SINK_STREAMS``, ``SINK_HEARTBEAT_NS``, ``SINK_PID``, ``SINK_STATE`` (``STATE_*``),
-``SINK_CALLS``. Net loss is always ``gaps - late``; nothing else is called "lost".
+``SINK_CALLS``; for TCP and TLS also ``SINK_CONNECTIONS`` (accepted), ``SINK_OPEN`` (open now),
+``SINK_TORN`` (messages cut by a connection's end, not counted as received) and
+``SINK_TLS_FAILURES`` (handshakes that failed) and ``SINK_REJECTED`` (connections closed for
+sending something that is not syslog framing). Net loss is always ``gaps - late``; nothing else
+is called "lost".
 
 **Stream slot** (one per worker index; written by the sink process that receives the stream):
 ``STREAM_RECEIVED``, ``STREAM_GAPS``, ``STREAM_DUPLICATES``, ``STREAM_LATE``, and from field
@@ -57,16 +64,18 @@ STATE_NAMES = ("empty", "starting", "running", "stopped", "failed", "ready")
 
 # --- worker slot ---------------------------------------------------------------------------------
 SENT, BYTES, CALLS, ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER, HEARTBEAT_NS, \
-    PID, STATE, RESTARTS, STARTED_NS, TRANSPORT, FORGIVEN, DOWN_NS, STANDBY_PID = range(16)
+    PID, STATE, RESTARTS, STARTED_NS, TRANSPORT, FORGIVEN, DOWN_NS, STANDBY_PID, BLOCKED_NS, RECONNECTS, \
+    POSSIBLY_LOST = range(19)
 ERROR_FIELDS = (ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER)
 ERROR_KINDS = ("refused", "queue_full", "unreachable", "other")     # the kinds, in ERROR_FIELDS order
 # Values of TRANSPORT (0 = not chosen yet).
-TRANSPORT_CODES = {"gso": 1, "sendmmsg": 2, "sendto": 3}
+TRANSPORT_CODES = {"gso": 1, "sendmmsg": 2, "sendto": 3, "tcp": 4, "tls": 5}
 TRANSPORT_NAMES = {v: k for k, v in TRANSPORT_CODES.items()}
 
 # --- sink slot -----------------------------------------------------------------------------------
 SINK_RECEIVED, SINK_BYTES, SINK_GAPS, SINK_LATE, SINK_DUPLICATES, SINK_UNSEQUENCED, SINK_KERNEL_DROPS, \
-    SINK_STREAMS, SINK_HEARTBEAT_NS, SINK_PID, SINK_STATE, SINK_CALLS = range(12)
+    SINK_STREAMS, SINK_HEARTBEAT_NS, SINK_PID, SINK_STATE, SINK_CALLS, SINK_CONNECTIONS, SINK_OPEN, SINK_TORN, \
+    SINK_TLS_FAILURES, SINK_REJECTED = range(17)
 
 # --- stream slot ---------------------------------------------------------------------------------
 STREAM_RECEIVED, STREAM_GAPS, STREAM_DUPLICATES, STREAM_LATE = range(4)
@@ -94,6 +103,9 @@ class SlotSnapshot:
     transport: str
     forgiven: int = 0
     down_ns: int = 0
+    blocked_ns: int = 0
+    reconnects: int = 0
+    possibly_lost: int = 0
 
     @property
     def state_name(self) -> str:
@@ -142,7 +154,8 @@ class CounterBlock:
             errors=(v[ERR_REFUSED], v[ERR_QUEUE_FULL], v[ERR_UNREACHABLE], v[ERR_OTHER]),
             heartbeat_ns=v[HEARTBEAT_NS], pid=v[PID], state=v[STATE], restarts=v[RESTARTS],
             started_ns=v[STARTED_NS], transport=TRANSPORT_NAMES.get(v[TRANSPORT], ""),
-            forgiven=v[FORGIVEN], down_ns=v[DOWN_NS],
+            forgiven=v[FORGIVEN], down_ns=v[DOWN_NS], blocked_ns=v[BLOCKED_NS], reconnects=v[RECONNECTS],
+            possibly_lost=v[POSSIBLY_LOST],
         )
 
     def snapshots(self, count: int | None = None) -> list[SlotSnapshot]:

@@ -38,3 +38,10 @@ def libc_function(name: str) -> Any | None:
         return getattr(libc, name)
     except (OSError, AttributeError):
         return None
+
+
+def release_free_memory() -> None:
+    """``malloc_trim(0)``: give the heap's free pages back to the kernel (they count in RSS)."""
+    trim = libc_function("malloc_trim")
+    if trim is not None:
+        trim(0)

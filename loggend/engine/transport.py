@@ -36,6 +36,7 @@ import struct
 import time
 from bisect import bisect_right
 from collections.abc import Callable
+from typing import Protocol
 
 from loggend.engine.render import Pool
 from loggend.engine.syscalls import SOL_UDP, UDP_SEGMENT, Iovec, Mmsghdr, libc_function
@@ -65,6 +66,24 @@ GSO_UNSUPPORTED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.E
 
 class TransportError(Exception):
     """The asked-for transport cannot run here (a boot failure, not a send error)."""
+
+
+class Sending(Protocol):
+    """What the worker needs of a sender (these UDP ones, and ``engine.stream``'s TCP/TLS one)."""
+
+    mode: str
+    pool: Pool
+    bytes: int
+    calls: int
+    errors: list[int]
+    refused: int
+    last_error: OSError | None
+    blocked_ns: int
+
+    def send(self, budget: int) -> int: ...
+    def seek(self, sent: int) -> None: ...
+    def track(self, counter: memoryview) -> None: ...
+    def close(self) -> None: ...
 
 
 def error_kind(err: OSError | int) -> int:

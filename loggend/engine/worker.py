@@ -30,10 +30,12 @@ from collections.abc import Callable
 from loggend.engine import counters as C
 from loggend.engine.pacing import Pacer
 from loggend.engine.process import init_child, log_stderr
-from loggend.engine.render import Corpus, build_pool, timestamp_at
+from loggend.engine.render import Corpus, build_pool
 from loggend.engine.schedule import PlanSource
 from loggend.engine.spec import WorkerSpec
-from loggend.engine.transport import Sender, TransportError, choose, fall_back, open_socket
+from loggend.engine.stream import StreamSender, open_stream
+from loggend.engine.syscalls import release_free_memory
+from loggend.engine.transport import Sender, Sending, TransportError, choose, fall_back, open_socket
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 
 TICK_SECONDS = 0.1            # heartbeat / error / plan publication interval
@@ -75,7 +77,9 @@ class Worker:
         self.log = log
         self.corpus = corpus
         self.alive = True
-        self.sender: Sender | None = None
+        self.sender: Sending | None = None
+        self.link = ""                    # TCP/TLS: the connection's state as last logged
+        self.base_blocked = self.base_reconnects = self.base_possibly_lost = 0     # a previous life's counts
 
     # --- per-process set-up ----------------------------------------------------------------------
 
@@ -95,8 +99,8 @@ class Worker:
             self.sender.close()
         return EXIT_OK
 
-    def setup(self) -> Sender | None:
-        """Render the pool, open the socket, pick the transport; None (logged) when that fails."""
+    def setup(self) -> Sending | None:
+        """Render the pool, open the socket (connect), pick the transport; None (logged) when that fails."""
         spec, slot = self.spec, self.slot
         if not spec.takes_over:
             slot[C.STATE] = C.STATE_STARTING
@@ -104,8 +108,13 @@ class Worker:
         try:
             pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock(), self.corpus)
             self.corpus = None              # the shared pages are not needed any more
-            sock = open_socket(spec.host, spec.port)
-            sender, why = choose(spec.transport, sock, pool)
+            release_free_memory()           # what building the pool left on the heap goes back to the system
+            sender: Sending
+            if spec.protocol == "udp":
+                sender, why = choose(spec.transport, open_socket(spec.host, spec.port), pool)
+            else:
+                sender, why = open_stream(pool, spec.host, spec.port, spec.target_name,
+                                          spec.tls if spec.protocol == "tls" else None)
         except (OSError, TransportError) as err:
             self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}")
             if not spec.takes_over:
@@ -160,17 +169,19 @@ class Worker:
             slot[C.STATE] = C.STATE_STOPPED
             self.sender.close()
 
-    def _loop(self, sender: Sender) -> None:
+    def _loop(self, sender: Sending) -> None:
         spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep
-        index, utc, pool = spec.index, spec.messages.timezone == "utc", sender.pool
+        index, pool = spec.index, sender.pool
         base_sent, base_bytes, base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
         base_errors = [slot[f] for f in C.ERROR_FIELDS]
+        self.base_blocked, self.base_reconnects = slot[C.BLOCKED_NS], slot[C.RECONNECTS]
+        self.base_possibly_lost = slot[C.POSSIBLY_LOST]
         plan = self.plan.read()
         pacer = Pacer(plan, index, slot[C.FORGIVEN], sum(base_errors))
         quota = pacer.quota()
         stop_at = pacer.end + (COUNT_GRACE if quota is not None else 0.0)    # a quota may need the grace
         wall = wallclock()
-        pool.set_stamp(timestamp_at(wall, utc))             # the current second from the first datagram on
+        pool.set_time(wall)                                 # the current second from the first datagram on
         next_second = math.floor(wall) + 1
         next_tick = 0.0
         sent = base_sent
@@ -179,6 +190,7 @@ class Worker:
             if now >= next_tick:
                 slot[C.HEARTBEAT_NS] = time.monotonic_ns()
                 slot[C.FORGIVEN] = pacer.forgiven
+                self.publish_link(sender)
                 next_tick = now + TICK_SECONDS
                 if self.plan.changed():
                     plan = self.plan.read()
@@ -191,7 +203,7 @@ class Worker:
                 break
             wall = wallclock()
             if wall >= next_second:
-                pool.set_stamp(timestamp_at(wall, utc))
+                pool.set_time(wall)
                 next_second = math.floor(wall) + 1
             budget = pacer.grant(now, sent)
             if quota is not None:
@@ -211,10 +223,29 @@ class Worker:
                 if wait > 0:
                     sleep(min(wait, max(0.0, next_tick - now)))
         slot[C.FORGIVEN] = pacer.forgiven
+        self.publish_link(sender)
 
-    def _after_error(self, sender: Sender, pacer: Pacer, base_errors: list[int]) -> Sender:
+    def publish_link(self, sender: Sending) -> None:
+        """Push-back time, and for TCP/TLS reconnections and what a drop may have lost (logged once)."""
+        slot = self.slot
+        slot[C.BLOCKED_NS] = self.base_blocked + sender.blocked_ns
+        if not isinstance(sender, StreamSender):
+            return
+        slot[C.RECONNECTS] = self.base_reconnects + sender.reconnects
+        slot[C.POSSIBLY_LOST] = self.base_possibly_lost + sender.possibly_lost
+        link = "up" if sender.sock is not None else "down"
+        if link != self.link:
+            where = f"worker {self.spec.index}: {sender.mode} to {sender.host}:{sender.port}"
+            if link == "down":
+                self.log(f"{where} lost ({sender.down_reason}); {sender.possibly_lost:,} messages possibly lost "
+                         f"so far; reconnecting")
+            elif self.link:
+                self.log(f"{where} reconnected ({sender.reconnects} reconnects)")
+        self.link = link
+
+    def _after_error(self, sender: Sending, pacer: Pacer, base_errors: list[int]) -> Sending:
         """Count and charge a failed send; switch transport if GSO turned out unusable."""
-        replacement = fall_back(sender)
+        replacement = fall_back(sender) if isinstance(sender, Sender) else None
         if replacement is not None:
             sender, why = replacement
             self.log(f"worker {self.spec.index}: transport {why}")

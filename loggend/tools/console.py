@@ -49,6 +49,8 @@ def summary(t: RunTotals) -> str:
     if t.planned is not None:
         lines.append(f"  planned     {plan_text(t)}")
     lines.append(f"  errors      {errors_text(t.errors)}")
+    if t.transport in ("tcp", "tls"):
+        lines.append(f"  push-back   {pushback_text(t)}")
     lines.append(f"  restarts    {t.restarts}")
     if t.peak_memory:
         limit = f" (limit {format_size(t.memory_limit)})" if t.memory_limit else ""
@@ -65,18 +67,35 @@ def summary(t: RunTotals) -> str:
     return "\n".join(lines)
 
 
+def pushback_text(t: RunTotals) -> str:
+    """TCP/TLS: time blocked on the receiver, reconnects and what they may have cost."""
+    worst = max(t.workers, key=lambda w: w.blocked_seconds, default=None)
+    share = f" ({t.blocked_seconds / t.seconds / max(1, len(t.workers)) * 100:.1f} % of the workers' time)" \
+        if t.seconds else ""
+    most = f", most worker {worst.index} {worst.blocked_seconds:.2f} s" if worst and len(t.workers) > 1 \
+        and worst.blocked_seconds else ""
+    return (f"blocked {t.blocked_seconds:.2f} s waiting for the receiver{share}{most}; "
+            f"reconnects {t.reconnects:,}; possibly lost {t.possibly_lost:,} "
+            "(unsent in the kernel when a connection dropped)")
+
+
 def sink_summary(t: SinkTotals, sent: int | None = None) -> str:
     """What a sink saw; ``sent`` beside it when the generator is the same run."""
     beside = f"; sent - received = {sent - t.received:,}" if sent is not None else ""
-    return "\n".join((
+    lines = [
         "local sink:" if sent is not None else "sink summary:",
         f"  received    {t.received:,} events ({t.bytes:,} bytes) from {plural(t.streams, 'stream')} "
         f"({plural(t.processes, 'process', 'processes')})",
         f"  lost        {t.lost:,} ({t.loss_percent:.4f} %) by sequence{beside}",
         f"  gaps        {t.gaps:,}  of them late (reordered) {t.late:,}  duplicates {t.duplicates:,}  "
         f"without sequence {t.unsequenced:,}",
-        f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)",
-    ))
+    ]
+    if t.connections or t.tls_failures:
+        lines.append(f"  connections {t.connections:,} accepted ({t.open:,} open)  torn messages {t.torn:,}  "
+                     f"TLS handshakes failed {t.tls_failures:,}  not syslog {t.rejected:,}")
+    else:
+        lines.append(f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)")
+    return "\n".join(lines)
 
 
 def plan_text(t: RunTotals) -> str:

@@ -182,8 +182,10 @@ td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:
 
 class PerfTest:
     def __init__(self, duration: float, rate: str, workers: int, ports: str, report_dir: Path,
-                 targets: Targets, optimize: bool = True, sink_processes: int = 0, out: TextIO = sys.stdout) -> None:
+                 targets: Targets, optimize: bool = True, sink_processes: int = 0, out: TextIO = sys.stdout,
+                 protocol: str = "udp", framing: str = "", fmt: str = "rfc3164") -> None:
         self.duration, self.rate, self.workers, self.ports = duration, rate, workers, ports
+        self.protocol, self.framing, self.fmt = protocol, framing, fmt
         self.report_dir, self.targets, self.optimize = report_dir, targets, optimize
         self.sink_processes, self.out = sink_processes, out
         self.interrupted = False
@@ -204,7 +206,9 @@ class PerfTest:
                 "--duration", f"{self.duration:g}s", "--local-sink", "--sink-processes", str(self.sink_processes),
                 "--dashboard", "127.0.0.1:0", "--dashboard-interval", f"{SAMPLE_SECONDS:g}s",
                 "--summary-json", str(self.report_dir / "run-summary.json"),
-                "--ready-file", str(self.report_dir / "ready.json")]
+                "--ready-file", str(self.report_dir / "ready.json"),
+                "--protocol", self.protocol, "--format", self.fmt,
+                *(["--framing", self.framing] if self.framing else [])]
 
     def run(self) -> int:
         self.report_dir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +310,7 @@ class PerfTest:
             "duration_seconds": self.samples[-1].t if self.samples else 0.0,
             "final": {"sent": final[0], "received": final[1]} if final else None,
             "config": {"rate": self.rate, "workers": self.workers, "ports": self.ports, "duration": self.duration,
+                       "protocol": self.protocol, "framing": self.framing or None, "format": self.fmt,
                        "command": " ".join(self.command()[1:])},
             "targets": asdict(self.targets),
             "manifest": manifest(self.last.get("transport") or "", tuned, self.sysctls),
@@ -315,11 +320,16 @@ class PerfTest:
             "sink": (summary or {}).get("sink"),
             "errors": (summary or {}).get("errors", {}),
             "restarts": (summary or {}).get("restarts", 0),
+            "pushback": {k: (summary or {}).get(k, 0) for k in ("blocked_seconds", "reconnects", "possibly_lost")},
         }
         (self.report_dir / "report.json").write_text(json.dumps(report, indent=1))
         (self.report_dir / "report.html").write_text(html_report(report))
         for v in results:
             self.say(f"{'PASS' if v['pass'] else 'FAIL'}  {v['target']}: {v['shown']} (goal {v['goal']})")
+        if self.protocol != "udp":
+            p = report["pushback"]
+            self.say(f"push-back: blocked {p['blocked_seconds']:.2f} s waiting for the sink, reconnects "
+                     f"{p['reconnects']}, possibly lost {p['possibly_lost']}")
         self.say(f"{'PASS' if ok else 'FAIL'}: report in {self.report_dir}/report.html and report.json")
         if self.interrupted:
             return EXIT_INTERRUPTED

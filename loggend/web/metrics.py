@@ -155,7 +155,8 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "events": s.sent, "bytes": s.bytes, "events_per_second": round(rates.slot_rate(i, 1), 1),
             "errors": sum(s.errors), "restarts": s.restarts, "transport": s.transport,
             "cpu_percent": round(proc.cpu_percent, 1), "cpu_seconds": round(proc.cpu_seconds, 3),
-            "rss_bytes": proc.rss_bytes,
+            "rss_bytes": proc.rss_bytes, "blocked_seconds": round(s.blocked_ns / 1e9, 3),
+            "reconnects": s.reconnects, "possibly_lost": s.possibly_lost,
         })
         if streams is not None and i < len(streams):
             rows[-1]["received"] = streams[i][C.STREAM_RECEIVED]
@@ -170,7 +171,10 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
         "workers": workers,
         "totals": {"events": sum(s.sent for s in slots), "bytes": sum(s.bytes for s in slots),
                    "batches": sum(s.calls for s in slots), "errors": errors,
-                   "restarts": sum(s.restarts for s in slots)},
+                   "restarts": sum(s.restarts for s in slots),
+                   "blocked_seconds": round(sum(s.blocked_ns for s in slots) / 1e9, 3),
+                   "reconnects": sum(s.reconnects for s in slots),
+                   "possibly_lost": sum(s.possibly_lost for s in slots)},
         "events_per_second": eps,
         "achievement_percent": achievement(rates.rate(10), target),
         "worker_status": rows,
@@ -223,6 +227,12 @@ class LoggenCollector(Collector):
         cpu = CounterMetricFamily("loggen_worker_cpu_seconds", "CPU time of the worker process.", labels=["worker"])
         rss = GaugeMetricFamily("loggen_worker_resident_memory_bytes", "Resident memory of the worker process.",
                                 labels=["worker"])
+        blocked = CounterMetricFamily("loggen_send_blocked_seconds", "TCP/TLS: time spent waiting for the "
+                                      "receiver to read (push-back).", labels=["worker"])
+        reconnects = CounterMetricFamily("loggen_reconnects", "TCP/TLS: connections re-opened after a drop.",
+                                         labels=["worker"])
+        possibly = CounterMetricFamily("loggen_possibly_lost", "TCP/TLS: events still unsent in the kernel's "
+                                       "queue when a connection dropped.", labels=["worker"])
         for i, s in enumerate(slots):
             w = str(i)
             sent.add_metric([w], s.sent)
@@ -231,13 +241,16 @@ class LoggenCollector(Collector):
             for k, kind in enumerate(ERROR_KINDS):
                 errors.add_metric([w, kind], s.errors[k])
             restarts.add_metric([w], s.restarts)
+            blocked.add_metric([w], s.blocked_ns / 1e9)
+            reconnects.add_metric([w], s.reconnects)
+            possibly.add_metric([w], s.possibly_lost)
             running = s.state == STATE_RUNNING
             up.add_metric([w], 1.0 if running else 0.0)
             proc = procs.get(s.pid) if running else None
             if proc is not None:
                 cpu.add_metric([w], proc.cpu_seconds)
                 rss.add_metric([w], proc.rss_bytes)
-        yield from (sent, nbytes, batches, errors, restarts, up, cpu, rss)
+        yield from (sent, nbytes, batches, errors, restarts, up, cpu, rss, blocked, reconnects, possibly)
         yield GaugeMetricFamily("loggen_target_events_per_second", "Configured total rate (0 = unlimited).",
                                 value=float(board.get("rate", 0.0)))
         yield GaugeMetricFamily("loggen_workers", "Configured worker processes.", value=float(board.get("workers", 0)))
@@ -273,16 +286,27 @@ class SinkCollector(Collector):
              C.SINK_UNSEQUENCED),
             (CounterMetricFamily("loggen_sink_kernel_drops", "Datagrams the kernel dropped for the sink's sockets.",
                                  labels=["sink"]), C.SINK_KERNEL_DROPS),
+            (CounterMetricFamily("loggen_sink_connections", "TCP/TLS connections accepted.", labels=["sink"]),
+             C.SINK_CONNECTIONS),
+            (CounterMetricFamily("loggen_sink_torn", "TCP/TLS messages cut by a connection's end (not counted).",
+                                 labels=["sink"]), C.SINK_TORN),
+            (CounterMetricFamily("loggen_sink_tls_failures", "TLS handshakes that failed.", labels=["sink"]),
+             C.SINK_TLS_FAILURES),
+            (CounterMetricFamily("loggen_sink_rejected_connections", "Connections closed for sending something "
+                                 "that is not syslog framing.", labels=["sink"]), C.SINK_REJECTED),
         ]
         up = GaugeMetricFamily("loggen_sink_up", "1 when the sink process is receiving.", labels=["sink"])
         lost = GaugeMetricFamily("loggen_sink_lost", "Sequence numbers still missing: gaps minus late arrivals.",
                                  labels=["sink"])
+        opened = GaugeMetricFamily("loggen_sink_open_connections", "TCP/TLS connections open now.", labels=["sink"])
         for i, row in enumerate(rows):
             for family, field_index in families:
                 family.add_metric([str(i)], row[field_index])
             up.add_metric([str(i)], 1.0 if row[C.SINK_STATE] == STATE_RUNNING else 0.0)
             lost.add_metric([str(i)], row[C.SINK_GAPS] - row[C.SINK_LATE])
+            opened.add_metric([str(i)], row[C.SINK_OPEN])
         for family, _ in families:
             yield family
         yield lost
+        yield opened
         yield up

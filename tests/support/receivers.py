@@ -47,6 +47,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loggend.control.pki import Pki
+from loggend.control.pki import make_pki as _make_pki
+
 __all__ = [
     "ConfTemplate", "render", "free_port", "make_pki", "Pki", "client_ssl_context",
     "rsyslog_available", "rsyslog_tls_available", "syslog_ng_available",
@@ -159,54 +162,11 @@ def openssl_available() -> str | None:
     return None if shutil.which("openssl") else "openssl CLI not found (apt-get install openssl)"
 
 
-@dataclass
-class Pki:
-    dir: Path
-    ca_cert: Path
-    ca_key: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-def _openssl(args: list[str], cwd: Path, timeout: float = 60) -> None:
-    r = subprocess.run(["openssl"] + args, cwd=str(cwd), stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-    if r.returncode != 0:
-        raise ReceiverError("openssl {} failed:\n{}".format(" ".join(args), r.stdout.decode(errors="replace")))
-
-
 def make_pki(directory, *, days: int = 2, server_dns=("localhost",), server_ips=("127.0.0.1",),
-             client_cn: str = "loggen-client", key: str = "rsa:2048") -> Pki:
-    """CA + server cert (SAN: DNS:localhost, IP:127.0.0.1) + client cert, all
-    signed by the CA, made with the openssl CLI.  key: "rsa:2048" or "ec"."""
-    d = Path(directory).resolve()
-    d.mkdir(parents=True, exist_ok=True)
-    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if key == "ec" \
-        else ["-newkey", key]
-    _openssl(["req", "-x509", *newkey, "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-              "-days", str(days), "-subj", "/CN=loggen-test-CA",
-              "-addext", "basicConstraints=critical,CA:TRUE",
-              "-addext", "keyUsage=critical,keyCertSign,cRLSign"], d)
-    san = ",".join(["DNS:" + n for n in server_dns] + ["IP:" + i for i in server_ips])
-    (d / "server.ext").write_text(
-        f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth,clientAuth\n")
-    (d / "client.ext").write_text(
-        f"subjectAltName=DNS:{client_cn}\nbasicConstraints=CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n")
-    for name, cn in (("server", server_dns[0] if server_dns else "localhost"), ("client", client_cn)):
-        _openssl(["req", *newkey, "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                  "-subj", f"/CN={cn}"], d)
-        _openssl(["x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                  "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days),
-                  "-extfile", f"{name}.ext"], d)
-    for k in ("ca.key", "server.key", "client.key"):
-        os.chmod(d / k, 0o600)
-    return Pki(d, d / "ca.pem", d / "ca.key", d / "server.pem", d / "server.key",
-               d / "client.pem", d / "client.key")
+             client_cn: str = "loggen-client") -> Pki:
+    """CA + server cert (SAN: DNS:localhost, IP:127.0.0.1) + client cert, all signed by the CA
+    (the product's own throw-away PKI, made with the openssl CLI)."""
+    return _make_pki(directory, (*server_dns, *server_ips), client_cn, days)
 
 
 def client_ssl_context(pki: Pki, mutual: bool = False) -> ssl.SSLContext:
@@ -875,6 +835,7 @@ global(
   maxMessageSize="@@{max_msg_size}"
   processInternalMessages="on"
   parser.escapeControlCharactersOnReceive="off"
+  parser.permitSlashInProgramName="on"
 @@{tls_global})
 @@{modules}
 # rsyslog's own messages (start/stop/errors) go to the default ruleset

@@ -37,6 +37,13 @@ function render(m) {
   const errs = Object.entries(m.totals.errors);
   $("errors").textContent = nf.format(errs.reduce((a, [, v]) => a + v, 0));
   $("error-kinds").textContent = errs.filter(([, v]) => v).map(([k, v]) => `${k} ${nf.format(v)}`).join(" · ");
+  const stream = m.transport === "tcp" || m.transport === "tls";
+  $("pushback-tile").hidden = !stream;
+  if (stream) {
+    $("pushback").textContent = `${m.totals.blocked_seconds.toFixed(1)} s`;
+    $("pushback-detail").textContent =
+      `reconnects ${nf.format(m.totals.reconnects)} · possibly lost ${nf.format(m.totals.possibly_lost)}`;
+  }
   const s = m.system;
   $("sys-cpu").textContent = `${s.cpu_percent.toFixed(0)} %`;
   $("sys-mem").textContent = `${s.memory_percent.toFixed(0)} %`;
@@ -70,8 +77,9 @@ function renderWorkers(workers) {
     tile.querySelector(".port").textContent = `:${w.port ?? "-"} ${w.status}`;
     tile.querySelector(".eps").textContent = `${fmtRate(w.events_per_second)} ev/s`;
     const sink = w.received === undefined ? "" : ` · lost ${nf.format(w.lost)}`;
+    const blocked = w.blocked_seconds ? ` · blocked ${w.blocked_seconds.toFixed(1)} s` : "";
     tile.querySelector(".detail").textContent =
-      `cpu ${w.cpu_percent.toFixed(0)} % · restarts ${w.restarts}${w.errors ? ` · err ${nf.format(w.errors)}` : ""}${sink}`;
+      `cpu ${w.cpu_percent.toFixed(0)} % · restarts ${w.restarts}${w.errors ? ` · err ${nf.format(w.errors)}` : ""}${blocked}${sink}`;
   });
 }
 

@@ -1,0 +1,104 @@
+"""The stream receiver's accounting: every format and framing, cut anywhere, fast path or walked."""
+
+import random
+
+import pytest
+
+from loggend.engine.formats import FORMATS
+from loggend.engine.render import build_pool
+from loggend.engine.spec import MessageSpec
+from loggend.sink.accounting import Accounting
+from loggend.sink.streams import account_lines, account_octets
+
+FRAMINGS = ("octet-counting", "lf")
+
+
+def wire(fmt: str, framing: str, stream: str = "w3", passes: int = 2) -> bytes:
+    """What a worker sends for ``passes`` passes over a 1000-message pool."""
+    p = build_pool(MessageSpec(pool_size=1000, format=fmt, framing=framing, timezone="utc"), 3, stream, 1.8e9)
+    out = []
+    for k in range(passes):
+        p.set_cycle(k)
+        out.append(bytes(p.buf))
+    return b"".join(out)
+
+
+def feed(data: bytes, framing: str, cuts: list[int], acc: Accounting) -> int:
+    """Deliver ``data`` in pieces ending at ``cuts`` the way a connection buffers them; bytes left over."""
+    account = account_octets if framing == "octet-counting" else account_lines
+    buf = b""
+    last = 0
+    for cut in [*cuts, len(data)]:
+        buf += data[last:cut]
+        last = cut
+        used = account(acc, buf)
+        assert used >= 0
+        buf = buf[used:]
+    return len(buf)
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_and_framing_is_counted_exactly_wherever_the_reads_cut(fmt, framing):
+    data = wire(fmt, framing)
+    rng = random.Random(7)
+    cuts = sorted(rng.sample(range(1, len(data)), 60))
+    acc = Accounting()
+    assert feed(data, framing, cuts, acc) == 0
+    st = acc.streams[b"w3"]
+    assert (acc.received, st.received, acc.lost, acc.duplicates, acc.unsequenced) == (2000, 2000, 0, 0, 0)
+    assert st.expected == 2000
+    assert acc.octets == len(data)                                   # bytes as received, framing included
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_whole_chunk_of_one_stream_is_one_run_not_a_parse_per_message(fmt, framing, monkeypatch):
+    data = wire(fmt, framing, passes=1)
+    account = account_octets if framing == "octet-counting" else account_lines
+    acc = Accounting()
+    monkeypatch.setattr(Accounting, "add", lambda self, m: pytest.fail("parsed one by one"))
+    assert account(acc, data + data[:50]) == len(data)            # a partial message after: left for later
+    assert acc.received == 1000 and acc.streams[b"w3"].expected == 1000
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_relay_mixing_streams_and_foreign_lines_is_walked_message_by_message(framing):
+    a = wire("rfc3164", framing, "w0", passes=1)
+    b = wire("cef", framing, "w1", passes=1)
+    frame = (lambda m: b"%d %s" % (len(m), m)) if framing == "octet-counting" else (lambda m: m + b"\n")
+    foreign = frame(b"<13>Nov 29 08:49:12 host app: a line from someone else")
+    pieces = split(a, framing)
+    other = split(b, framing)
+    mixed = b"".join(x + y + (foreign if i % 100 == 0 else b"") for i, (x, y) in enumerate(zip(pieces, other)))
+    acc = Accounting()
+    assert feed(mixed, framing, [len(mixed) // 3], acc) == 0
+    assert acc.streams[b"w0"].received == 1000 and acc.streams[b"w1"].received == 1000
+    assert acc.unsequenced == 10 and acc.received == 2010 and acc.lost == 0
+
+
+def test_a_gap_inside_a_connection_is_seen_even_when_first_and_last_would_match():
+    data = split(wire("rfc3164", "lf", passes=1), "lf")
+    kept = data[:10] + data[11:]                      # number 10 never sent
+    acc = Accounting()
+    feed(b"".join(kept), "lf", [], acc)
+    assert acc.received == 999 and acc.lost == 1
+
+
+def test_not_syslog_framing_is_refused():
+    acc = Accounting()
+    assert account_octets(acc, b"12x <13>hello") == -1
+    assert account_octets(acc, b"123") == 0                          # a length still coming
+
+
+def split(data: bytes, framing: str) -> list[bytes]:
+    out, at = [], 0
+    while at < len(data):
+        if framing == "lf":
+            end = data.index(b"\n", at) + 1
+        else:
+            space = data.index(b" ", at)
+            end = space + 1 + int(data[at:space])
+        out.append(data[at:end])
+        at = end
+    return out
