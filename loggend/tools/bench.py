@@ -17,11 +17,9 @@ test: nothing here passes or fails.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,29 +30,22 @@ from pathlib import Path
 
 from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
-from loggend.engine.schedule import Plan, PlanSource, Profile
-from loggend.engine.spec import MessageSpec, WorkerSpec
-from loggend.engine.worker import Worker
 from loggend.tools.bench_workers import RATES, WORKER_COUNTS, WorkerFigure, measure_workers, print_worker_table
+from loggend.tools.benchkit import (
+    RECEIVER_CPU,
+    SENDER_CPU,
+    Figure,
+    cpu_seconds,
+    free_port,
+    loggend_send,
+    pin,
+    pinned,
+    result,
+)
 
-SENDER_CPU = 0
-RECEIVER_CPU = 1
 SETTLE_SECONDS = 0.3          # receiver bound before the sender starts
 MODES = ("gso", "sendmmsg", "sendto")
 C_SENDER = "C udp_gso_blast"
-
-
-@dataclass
-class Figure:
-    sent: int                 # accepted by the kernel
-    seconds: float            # sending time
-    cpu: float                # sender CPU seconds while sending
-    received: int = 0         # counted by the receiver (0 in never-read mode)
-    received_bytes: int = 0
-
-    @property
-    def eps(self) -> float:
-        return self.sent / self.seconds if self.seconds else 0.0
 
 
 # --- receivers --------------------------------------------------------------------------------------
@@ -71,35 +62,16 @@ class Yardstick:
 
     def sink(self, port: int, seconds: float, never_read: bool) -> subprocess.Popen[str]:
         args = [str(self.dir / "udp_sink"), "-p", str(port), "-d", str(seconds + 5), "-i", "1"]
-        return _pinned(args + (["-B"] if never_read else []), RECEIVER_CPU)
+        return pinned(args + (["-B"] if never_read else []), RECEIVER_CPU)
 
     def blast(self, port: int, seconds: float) -> Figure:
         out = subprocess.run([str(self.dir / "udp_gso_blast"), "-p", str(port), "-d", str(seconds), "-c"],
-                             capture_output=True, text=True, preexec_fn=lambda: _pin(SENDER_CPU)).stdout
-        r = _result(out)
+                             capture_output=True, text=True, preexec_fn=lambda: pin(SENDER_CPU)).stdout
+        r = result(out)
         return Figure(sent=int(r["sent"]), seconds=float(r["secs"]), cpu=float(r["utime"]) + float(r["stime"]))
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _pin(cpu: int) -> None:
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except OSError:
-        pass        # fewer CPUs than we asked for: measure anyway, unpinned
-
-
-def _pinned(args: list[str], cpu: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: _pin(cpu))
-    assert proc.stdout is not None
-    proc.stdout.readline()                                    # READY
-    return proc
-
-
-def _result(text: str) -> dict[str, str]:
-    line = next((ln for ln in text.splitlines() if ln.startswith("RESULT")), "")
-    return dict(kv.split("=", 1) for kv in line.split()[1:])
 
 
 def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Popen[str]:
@@ -119,39 +91,10 @@ def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Pope
         "    elif acc.received and t - last > 1: break\n"
         "print(f'RESULT recv={acc.received} bytes={acc.octets} span={last - first:.4f}', flush=True)\n"
     )
-    return _pinned([sys.executable, "-c", code], RECEIVER_CPU)
+    return pinned([sys.executable, "-c", code], RECEIVER_CPU)
 
 
 # --- loggend senders --------------------------------------------------------------------------------
-
-def loggend_send(mode: str, port: int, seconds: float) -> Figure:
-    """One loggend worker, unlimited rate, in a forked child pinned to SENDER_CPU."""
-    block = CounterBlock(1)
-    spec = WorkerSpec(host="127.0.0.1", port=port, transport=mode, cpu=SENDER_CPU, messages=MessageSpec())
-    plan = PlanSource(Plan(Profile.constant(0), 1))
-    worker = Worker(spec, block.slot(0), plan, log=lambda line: None)
-    read_end, write_end = os.pipe()
-
-    def body() -> int:
-        os.close(read_end)
-        worker.init_process()
-        worker.setup()
-        plan.plan = plan.plan.start(time.monotonic_ns(), seconds)        # the clock starts once set up
-        worker.take_slot()
-        cpu0, t0 = time.process_time(), time.monotonic()
-        worker.loop()
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-        os.write(write_end, json.dumps({"cpu": cpu, "wall": wall}).encode())
-        return 0
-
-    pid = fork_child(body)
-    os.close(write_end)
-    with os.fdopen(read_end) as f:
-        measured = json.loads(f.read() or '{"cpu": 0, "wall": 0}')
-    os.waitpid(pid, 0)
-    snap = block.snapshot(0)
-    return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"])
-
 
 # --- loggend's own sink --------------------------------------------------------------------------------
 
@@ -168,18 +111,13 @@ class SinkFigure:
     cpu: float
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     """loggend's gso sender (unpaced, SENDER_CPU) into one loggend sink process on RECEIVER_CPU."""
     from loggend.engine import counters as C
     from loggend.sink.process import SinkWorker
+    from loggend.sink.spec import SinkSpec
     block = CounterBlock(1)
-    worker = SinkWorker("127.0.0.1", (port,), block.slot(0), RECEIVER_CPU, log=lambda line: None, gro=gro)
+    worker = SinkWorker(SinkSpec("127.0.0.1", (port,), gro=gro), block.slot(0), RECEIVER_CPU, log=lambda line: None)
 
     def body() -> int:
         worker.init_process()
@@ -188,10 +126,10 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     pid = fork_child(body)
     while block.values(0)[C.SINK_STATE] != C.STATE_RUNNING:
         time.sleep(0.01)
-    cpu0 = _cpu_seconds(pid)
+    cpu0 = cpu_seconds(pid)
     fig = loggend_send("gso", port, seconds)
     time.sleep(DRAIN_SECONDS)
-    cpu = _cpu_seconds(pid) - cpu0
+    cpu = cpu_seconds(pid) - cpu0
     os.kill(pid, signal.SIGTERM)
     os.waitpid(pid, 0)
     v = block.values(0)
@@ -230,12 +168,12 @@ def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick:
         if sink.poll() is None:
             sink.send_signal(signal.SIGTERM)
             sink.wait()
-    r = _result(out)
+    r = result(out)
     fig.received, fig.received_bytes = int(r.get("recv", 0)), int(r.get("bytes", 0))
     return fig
 
 
-TABLES = ("senders", "sink", "workers")
+TABLES = ("senders", "sink", "workers", "streams")
 
 
 def run_bench(seconds: float, repeats: int, yardstick: str = "", tables: tuple[str, ...] = TABLES,
@@ -256,6 +194,9 @@ def run_bench(seconds: float, repeats: int, yardstick: str = "", tables: tuple[s
             sink_table(seconds, repeats)
         if "workers" in tables:
             worker_table(worker_seconds, worker_repeats, ys)
+        if "streams" in tables:
+            from loggend.tools.bench_streams import stream_table
+            stream_table(seconds, repeats)
     finally:
         if ys:
             ys.close()
@@ -266,7 +207,7 @@ def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
     senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES]
     delivered: dict[str, list[Figure]] = {s: [] for s in senders}
     queued: dict[str, list[Figure]] = {s: [] for s in senders}
-    port = _free_port()
+    port = free_port()
     for round_no in range(repeats):
         for s in senders:
             delivered[s].append(measure(s, port, seconds, False, ys))
@@ -291,7 +232,7 @@ def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
 
 def sink_table(seconds: float, repeats: int) -> None:
     sinks: dict[str, list[SinkFigure]] = {name: [] for name in SINK_MODES}
-    port = _free_port()
+    port = free_port()
     for round_no in range(repeats):
         for name, gro in SINK_MODES.items():
             sinks[name].append(sink_measure(gro, port, seconds))
@@ -305,16 +246,8 @@ def worker_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
     for round_no in range(repeats):
         for rate in RATES:
             for workers in WORKER_COUNTS:
-                port = _free_port()
+                port = free_port()
                 sink = ys.sink(port, seconds + 30, False) if ys else _python_sink(port, seconds + 30, False)
                 figures.setdefault((rate, workers), []).append(measure_workers(rate, workers, port, seconds, sink))
         print(f"  workers: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
     print_worker_table(figures)
-
-
-def _free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port

@@ -1,0 +1,99 @@
+"""What every ``loggend bench`` table shares: pinned processes, RESULT lines, one unpaced worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+from loggend.control.children import fork_child
+from loggend.engine.counters import CounterBlock
+from loggend.engine.schedule import Plan, PlanSource, Profile
+from loggend.engine.spec import MessageSpec, WorkerSpec
+from loggend.engine.worker import Worker
+
+SENDER_CPU = 0
+RECEIVER_CPU = 1
+
+
+@dataclass
+class Figure:
+    sent: int                 # accepted by the kernel
+    seconds: float            # sending time
+    cpu: float                # sender CPU seconds while sending
+    received: int = 0         # counted by the receiver (0 in never-read mode)
+    received_bytes: int = 0
+
+    @property
+    def eps(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+def pin(cpu: int) -> None:
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        pass        # fewer CPUs than we asked for: measure anyway, unpinned
+
+
+def pinned(args: list[str], cpu: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: pin(cpu))
+    assert proc.stdout is not None
+    proc.stdout.readline()                                    # READY
+    return proc
+
+
+def result(text: str) -> dict[str, str]:
+    line = next((ln for ln in text.splitlines() if ln.startswith("RESULT")), "")
+    return dict(kv.split("=", 1) for kv in line.split()[1:])
+
+
+def run_worker(spec: WorkerSpec, seconds: float) -> Figure:
+    """One loggend worker, unlimited rate, in a forked child pinned to its spec's CPU."""
+    block = CounterBlock(1)
+    plan = PlanSource(Plan(Profile.constant(0), 1))
+    worker = Worker(spec, block.slot(0), plan, log=lambda line: None)
+    read_end, write_end = os.pipe()
+
+    def body() -> int:
+        os.close(read_end)
+        worker.init_process()
+        worker.setup()
+        plan.plan = plan.plan.start(time.monotonic_ns(), seconds)        # the clock starts once set up
+        worker.take_slot()
+        cpu0, t0 = time.process_time(), time.monotonic()
+        worker.loop()
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+        os.write(write_end, json.dumps({"cpu": cpu, "wall": wall}).encode())
+        return 0
+
+    pid = fork_child(body)
+    os.close(write_end)
+    with os.fdopen(read_end) as f:
+        measured = json.loads(f.read() or '{"cpu": 0, "wall": 0}')
+    os.waitpid(pid, 0)
+    snap = block.snapshot(0)
+    return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"])
+
+
+def loggend_send(mode: str, port: int, seconds: float) -> Figure:
+    """One UDP worker sending with ``mode`` (gso, sendmmsg, sendto), unpaced, on SENDER_CPU."""
+    return run_worker(WorkerSpec(host="127.0.0.1", port=port, transport=mode, cpu=SENDER_CPU,
+                                 messages=MessageSpec()), seconds)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
