@@ -13,6 +13,7 @@ from typing import TextIO
 from loggend.control.children import ChildSet, fork_child
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
+from loggend.engine.journal import ERR, Log
 from loggend.sink.process import SinkWorker
 
 START_POLL_SECONDS = 0.01
@@ -20,7 +21,7 @@ START_POLL_SECONDS = 0.01
 
 class SinkProcesses:
     def __init__(self, host: str, ports: tuple[int, ...], block: CounterBlock, cpus: list[int],
-                 log: Callable[[str], None], outputs: tuple[TextIO, ...], gro: bool = True,
+                 log: Log, outputs: tuple[TextIO, ...], gro: bool = True,
                  streams: CounterBlock | None = None) -> None:
         self.host, self.ports, self.block, self.cpus, self.log = host, ports, block, cpus, log
         self.outputs, self.gro, self.streams = outputs, gro, streams
@@ -54,7 +55,7 @@ class SinkProcesses:
             if give_up():
                 return False
             if time.monotonic() >= deadline:
-                self.log(f"sink: not receiving after {timeout:g} s")
+                self.log(f"sink: not receiving after {timeout:g} s", ERR)
                 return False
             time.sleep(START_POLL_SECONDS)
         return True

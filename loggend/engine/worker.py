@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from loggend.engine import counters as C
+from loggend.engine.journal import ERR, NOTICE, Log
 from loggend.engine.pacing import Pacer
 from loggend.engine.process import init_child, log_stderr
 from loggend.engine.render import Corpus, build_pool, timestamp_at
@@ -41,8 +42,6 @@ COUNT_GRACE = 1.0             # a timed run may overrun its end this long to fin
 ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
 STANDBY_POLL = 0.002          # a replacement looks this often whether the worker it replaces stopped
 START_POLL = 0.002            # a set-up worker looks this often whether the plan has started
-
-Log = Callable[[str], None]
 
 
 def process_gone(pid: int) -> bool:
@@ -107,7 +106,7 @@ class Worker:
             sock = open_socket(spec.host, spec.port)
             sender, why = choose(spec.transport, sock, pool)
         except (OSError, TransportError) as err:
-            self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}")
+            self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}", ERR)
             if not spec.takes_over:
                 slot[C.STATE] = C.STATE_FAILED
             return None
@@ -217,7 +216,7 @@ class Worker:
         replacement = fall_back(sender)
         if replacement is not None:
             sender, why = replacement
-            self.log(f"worker {self.spec.index}: transport {why}")
+            self.log(f"worker {self.spec.index}: transport {why}", NOTICE)
             self.sender = sender
             self.slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
             return sender

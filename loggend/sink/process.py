@@ -13,11 +13,11 @@ import gc
 import os
 import select
 import time
-from collections.abc import Callable
 
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
-from loggend.engine.process import init_child
+from loggend.engine.journal import ERR, Log
+from loggend.engine.process import init_child, log_stderr
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 from loggend.sink.accounting import Accounting
 from loggend.sink.receiver import BindError, Receiver, kernel_drops, open_sockets
@@ -31,7 +31,7 @@ class SinkWorker:
     """One receiving process: its sockets, its accounting, its counter slot."""
 
     def __init__(self, host: str, ports: tuple[int, ...], slot: memoryview, cpu: int | None = None,
-                 log: Callable[[str], None] = print, gro: bool = True, streams: CounterBlock | None = None,
+                 log: Log = log_stderr, gro: bool = True, streams: CounterBlock | None = None,
                  index: int = 0) -> None:
         self.host, self.ports, self.slot, self.cpu, self.log, self.gro = host, ports, slot, cpu, log, gro
         self.index = index
@@ -55,7 +55,7 @@ class SinkWorker:
         try:
             socks = open_sockets(self.host, self.ports, gro=self.gro)
         except BindError as err:
-            self.log(f"sink: {err}")
+            self.log(f"sink: {err}", ERR)
             slot[C.SINK_STATE] = C.STATE_FAILED
             return EXIT_BOOT_FAILED
         inodes = {os.fstat(s.fileno()).st_ino for s in socks}

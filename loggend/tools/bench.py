@@ -129,7 +129,7 @@ def loggend_send(mode: str, port: int, seconds: float) -> Figure:
     block = CounterBlock(1)
     spec = WorkerSpec(host="127.0.0.1", port=port, transport=mode, cpu=SENDER_CPU, messages=MessageSpec())
     plan = PlanSource(Plan(Profile.constant(0), 1))
-    worker = Worker(spec, block.slot(0), plan, log=lambda line: None)
+    worker = Worker(spec, block.slot(0), plan, log=lambda line, level=0: None)
     read_end, write_end = os.pipe()
 
     def body() -> int:
@@ -179,7 +179,7 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     from loggend.engine import counters as C
     from loggend.sink.process import SinkWorker
     block = CounterBlock(1)
-    worker = SinkWorker("127.0.0.1", (port,), block.slot(0), RECEIVER_CPU, log=lambda line: None, gro=gro)
+    worker = SinkWorker("127.0.0.1", (port,), block.slot(0), RECEIVER_CPU, log=lambda line, level=0: None, gro=gro)
 
     def body() -> int:
         worker.init_process()

@@ -68,6 +68,19 @@ def test_a_port_it_cannot_bind_is_one_line_and_exit_1(loggend):
     holder.close()
 
 
+def test_a_taken_dashboard_port_is_one_line_and_exit_1_before_anything_starts(loggend):
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    try:
+        proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "2", "--dashboard", f"127.0.0.1:{port}")
+        assert proc.wait(20) == 1
+    finally:
+        holder.close()
+    assert proc.stderr.strip().splitlines() == [
+        f"loggend: dashboard: cannot listen on 127.0.0.1:{port}: Address already in use"], proc.stderr
+    assert proc.stdout == ""                          # no READY, no summary: no sink process was started
+
+
 def test_sink_stops_on_sigterm_with_its_summary(loggend):
     proc, port = start_sink(loggend)
     proc.proc.terminate()
