@@ -38,8 +38,8 @@ def test_the_template_is_the_unit_with_one_config_per_instance():
 
 @analyze
 def test_the_template_verifies(tmp_path):
-    result = subprocess.run(["systemd-analyze", "verify", unit_with_our_loggend(tmp_path, TEMPLATE, "loggen@a.service")],
-                            capture_output=True, text=True, timeout=60)
+    instance = unit_with_our_loggend(tmp_path, TEMPLATE, "loggen@a.service")
+    result = subprocess.run(["systemd-analyze", "verify", instance], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
 
 

@@ -212,8 +212,8 @@ def test_daemon_mode_pidfile_refusal_and_cleanup(tmp_path, receivers):
     log = tmp_path / "loggen.log"
     try:
         # the shell got its answer once every worker was sending: one line, the daemon's pid in it
-        assert started.stderr.strip().splitlines() == [
-            f"loggend: ready: pid {pid} sending to 127.0.0.1:{rx[0].port}; pidfile {pidfile}, log {log}"], started.stderr
+        expected = f"loggend: ready: pid {pid} sending to 127.0.0.1:{rx[0].port}; pidfile {pidfile}, log {log}"
+        assert started.stderr.strip().splitlines() == [expected], started.stderr
         assert "ready: 2 of 2 workers sending to" in log.read_text()
         assert alive(pid) and os.getsid(pid) != os.getsid(0)         # detached into its own session
         with open(f"/proc/{pid}/stat") as f:
