@@ -51,6 +51,7 @@ def test_log_lines_carry_journal_priorities_when_the_output_is_the_journal():
     assert "summary:" in lines                    # the summary keeps the unit's default priority, info
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("journal", [None, "1:2"])
 def test_no_prefixes_when_the_output_is_not_the_journal(journal):
     """Not set, or set for another stream (a child whose output was redirected inherits the variable)."""

@@ -183,15 +183,18 @@ def test_when_every_connection_is_busy_a_new_one_gets_503_without_a_thread():
         busy = [s.connect() for _ in range(2)]
         for b in busy:
             b.sendall(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        deadline = time.monotonic() + 5
-        while s.server.parked and time.monotonic() < deadline:
+        deadline = time.monotonic() + 5          # both accepted and handed to their threads
+        while (s.server.open < 2 or s.server.parked) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert s.get("/") == BUSY
         assert s.server.refused == 1
         s.gate.set()
         for b in busy:
             assert b.recv(4096).startswith(b"HTTP/1.1 200")
-            b.close()
+            b.close()                               # (kept alive until then: they counted till now)
+        deadline = time.monotonic() + 5
+        while s.server.open and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert s.get("/").endswith(b"ok")
     finally:
         s.close()
