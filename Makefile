@@ -11,7 +11,9 @@ DEMO_DASHBOARD_PORT ?= 8080
 BENCH_SECONDS ?= 2
 BENCH_REPEATS ?= 3
 YARDSTICK ?= $(wildcard ../shared/yardstick)
-# `make install` (root) puts loggen here.
+# `make install` (root) puts loggen here, in a venv of INSTALL_PYTHON (the system's: the unit's
+# throw-away user must be able to run it, and cannot see /root or /home).
+INSTALL_PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
 UNITDIR ?= /etc/systemd/system
@@ -90,25 +92,32 @@ lint: venv
 	$(BIN)/ruff check loggend tests
 	$(BIN)/mypy
 
-# Installs loggend into its own venv, links $(PREFIX)/bin/loggend, the config (never over an
-# existing one) and the systemd unit. Run as root.
+# Installs loggend into its own venv of INSTALL_PYTHON (refused in one line when the unit's user could
+# not run it), links $(PREFIX)/bin/loggend, the config (never over an existing one), the systemd units
+# (loggen.service, and loggen@.service for one instance per /etc/loggen/NAME.yaml) and the docs, then
+# runs the installed loggend as an unprivileged user. Run as root.
+UNIT_PATHS = -e 's\#/usr/local/bin/loggend\#$(PREFIX)/bin/loggend\#g' -e 's\#/etc/loggen\#$(SYSCONFDIR)/loggen\#g' \
+	-e 's\#/usr/local/share/doc/loggen\#$(DOCDIR)\#g'
 install:
-	$(PYTHON) -m venv $(LIBDIR)
-	$(LIBDIR)/bin/pip install --quiet .
+	@scripts/install-check python $(INSTALL_PYTHON)
+	umask 022 && $(INSTALL_PYTHON) -m venv --clear $(LIBDIR)
+	umask 022 && $(LIBDIR)/bin/pip install --quiet .
 	install -d $(PREFIX)/bin $(SYSCONFDIR) $(UNITDIR) $(DOCDIR)
 	ln -sfn $(LIBDIR)/bin/loggend $(PREFIX)/bin/loggend
 	@if [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "keeping the existing $(SYSCONFDIR)/loggen.yaml"; \
 	else install -m 0644 config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; fi
-	sed -e 's#/usr/local/bin/loggend#$(PREFIX)/bin/loggend#g' -e 's#/etc/loggen.yaml#$(SYSCONFDIR)/loggen.yaml#g' \
-		-e 's#/usr/local/share/doc/loggen#$(DOCDIR)#g' systemd/loggen.service > $(UNITDIR)/loggen.service
-	chmod 0644 $(UNITDIR)/loggen.service
-	install -m 0644 README.md $(DOCDIR)/README.md
+	sed $(UNIT_PATHS) systemd/loggen.service > $(UNITDIR)/loggen.service
+	sed $(UNIT_PATHS) systemd/loggen@.service > $(UNITDIR)/loggen@.service
+	chmod 0644 $(UNITDIR)/loggen.service $(UNITDIR)/loggen@.service
+	install -m 0644 README.md config/loggen.yaml $(DOCDIR)/
+	@scripts/install-check installed $(PREFIX)/bin/loggend
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
-	@echo "installed: edit $(SYSCONFDIR)/loggen.yaml, then: systemctl start loggen"
+	@echo "installed $$($(PREFIX)/bin/loggend --version) from $(INSTALL_PYTHON): edit $(SYSCONFDIR)/loggen.yaml, then: systemctl start loggen"
 
 uninstall:
-	@if [ -d /run/systemd/system ]; then systemctl disable --now loggen 2>/dev/null || true; fi
-	rm -f $(PREFIX)/bin/loggend $(UNITDIR)/loggen.service
+	@if [ -d /run/systemd/system ]; then systemctl disable --now loggen 2>/dev/null || true; \
+	systemctl stop 'loggen@*' 2>/dev/null || true; fi
+	rm -f $(PREFIX)/bin/loggend $(UNITDIR)/loggen.service $(UNITDIR)/loggen@.service
 	rm -rf $(LIBDIR) $(DOCDIR)
 	@if cmp -s config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; then rm -f $(SYSCONFDIR)/loggen.yaml; \
 	elif [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "kept $(SYSCONFDIR)/loggen.yaml (edited)"; fi

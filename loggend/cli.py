@@ -2,24 +2,36 @@
 
 Bad input is one line and exit 2.
 
-``run`` reads ``/etc/loggen.yaml`` (or ``--config PATH``) and lays its flags over the file. The
-original tool's flags keep working: ``-target=HOST``, ``-dashboard-port=PORT``,
-``-duration=MINUTES`` (a bare number is minutes) and ``-optimize=true|false``.
+``run`` reads ``/etc/loggen.yaml`` (or ``--config PATH``), lays the ``LOGGEN_*`` environment
+variables over it and its flags over both (file < environment < flags). The original tool's
+flags keep working: ``-target=HOST``, ``-dashboard-port=PORT``, ``-duration=MINUTES`` (a bare
+number is minutes there, seconds in ``--duration``) and ``-optimize=true|false``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from loggend import __version__
-from loggend.config import DASHBOARD_PORT, DEFAULT_CONFIG_PATH, MAX_SINK_PROCESSES, Config, load, parse_dashboard
+from loggend.config import (
+    DASHBOARD_PORT,
+    DEFAULT_CONFIG_PATH,
+    MAX_SINK_PROCESSES,
+    Config,
+    load,
+    parse_dashboard,
+    parse_hosts,
+)
+from loggend.engine import journal
 from loggend.engine.formats import FORMATS
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS
-from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, resolve_host, split_target
+
+if TYPE_CHECKING:
+    from loggend.control.daemon import ReadyPipe
 
 # Flags of ``run`` that override a config key (dest -> key); the error label is the flag itself.
 FLAG_KEYS = {
@@ -31,6 +43,7 @@ FLAG_KEYS = {
     "sink_processes": "sink_processes", "protocol": "protocol", "framing": "framing", "format": "format",
     "tls_ca": "tls_ca", "tls_cert": "tls_cert", "tls_key": "tls_key", "tls_verify": "tls_verify",
     "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
+    "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -54,14 +67,21 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="send syslog to a target (the supervisor daemon)",
-                         description="Every flag overrides the same key of the config file.")
+                         description="Every flag overrides the same key of the config file and its LOGGEN_* "
+                         "environment variable (LOGGEN_RATE, LOGGEN_MESSAGES_SEED...): file < environment < "
+                         "flags. Without a config, rate and duration are 0: it sends as fast as it can until "
+                         "stopped. Units: a rate's m/M is million (--rate 4m = 4,000,000 ev/s); a duration's m "
+                         "is minutes (--duration 4m = 240 s) and a bare number is seconds (--duration 5 = 5 s; "
+                         "only the original tool's -duration=5 means minutes).")
     run.add_argument("--config", help=f"YAML config (default {DEFAULT_CONFIG_PATH} if it exists)")
     run.add_argument("--target", help="HOST or HOST:PORT (a port here replaces 'ports')")
     run.add_argument("--ports", help="514-553, 514 or 514,600-610: worker i sends to port i mod count")
-    run.add_argument("--rate", help="total events/s, e.g. 50000, 250k, 4M; 0 = unlimited")
+    run.add_argument("--rate", help="total events/s: 50000, 250k (thousand), 4M or 4m (million, not minutes); "
+                     "0 = unlimited")
     run.add_argument("--workers", help="worker processes (default 40)")
     run.add_argument("--cpus", help="auto, or CPUs to pin workers to round robin, e.g. 0-3")
-    run.add_argument("--duration", help="90s, 30m, 1h; 0 = until stopped")
+    run.add_argument("--duration", help="90s, 30m (minutes), 1h; a bare number is seconds (-duration=N, the "
+                     "original tool's flag, is minutes); 0 = until stopped")
     run.add_argument("--transport", help="how UDP datagrams leave the box: " + "|".join(TRANSPORTS))
     run.add_argument("--protocol", help="|".join(PROTOCOLS) + " (default udp)")
     run.add_argument("--framing", help="tcp and tls: " + "|".join(STREAM_FRAMINGS) + " (RFC 6587; default "
@@ -84,13 +104,19 @@ def build_parser() -> Parser:
     run.add_argument("--stream-id", help="stream label prefix: worker i sends stream=<prefix><i>")
     run.add_argument("--dashboard", help="ADDRESS:PORT of the dashboard and /metrics (port 0 = any), or off")
     run.add_argument("--dashboard-token", help="bearer token the web endpoints want")
+    run.add_argument("--dashboard-hosts", help="Host names the dashboard answers to besides its own addresses, "
+                     "e.g. loadgen.example,.example (DNS-rebinding guard; * = any)")
     run.add_argument("--dashboard-interval", help="seconds between WebSocket frames, e.g. 1s")
     run.add_argument("--memory-limit", help="e.g. 12G; 0 = no limit")
     run.add_argument("--local-sink", action="store_true", help="also receive on the target ports and count loss")
     run.add_argument("--sink-processes", help="receiving processes of the local sink (0 = one per CPU)")
+    run.add_argument("--quiet", action="store_true", help="no live line on stdout (the summary stays)")
+    run.add_argument("--live-interval", help="seconds between live lines: auto (1s on a terminal, 10s to the "
+                     "journal, a pipe or a file) or e.g. 1s, 60s")
     run.add_argument("--summary-json", help="also write the end-of-run summary to this file as JSON")
     run.add_argument("--ready-file", help="once every worker sends, write JSON here: pid, dashboard URL, target")
-    run.add_argument("--daemon", action="store_true", help="detach from the shell (needs --pidfile)")
+    run.add_argument("--daemon", action="store_true", help="detach from the shell once every worker sends "
+                     "(exit 0), or say why not (exit 1); needs --pidfile")
     run.add_argument("--pidfile", help="write the pid here; refuse to start if it is held")
     run.add_argument("--log-file", help="daemon output (default: the pidfile's name with .log)")
     run.add_argument("-target", dest="legacy_target", help=argparse.SUPPRESS)
@@ -98,7 +124,7 @@ def build_parser() -> Parser:
     run.add_argument("-duration", dest="legacy_duration", help=argparse.SUPPRESS)
     run.add_argument("-optimize", dest="legacy_optimize", help=argparse.SUPPRESS)
 
-    check = sub.add_parser("check-config", help="validate a config file without running")
+    check = sub.add_parser("check-config", help="validate a config file (and the LOGGEN_* variables) without running")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
 
     sink = sub.add_parser("sink", help="the dummy SIEM: receive, check sequences, count loss")
@@ -113,6 +139,8 @@ def build_parser() -> Parser:
     sink.add_argument("--tls-cert", default="", help="tls: the server certificate (PEM)")
     sink.add_argument("--tls-key", default="", help="tls: its private key (PEM)")
     sink.add_argument("--tls-ca", default="", help="tls: ask clients for a certificate signed by this CA (mutual TLS)")
+    sink.add_argument("--dashboard-hosts", default="",
+                      help="Host names the dashboard answers to besides its own addresses (* = any)")
     sink.add_argument("--no-gro", action="store_true",
                       help="one datagram per receive, as a SIEM's socket sees them (default: UDP_GRO trains)")
     sink.add_argument("--duration", default="0", help="stop after this long; 0 = until stopped")
@@ -178,6 +206,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object
         out["messages.sequence"] = ("--no-sequence", False)
     if args.local_sink:
         out["local_sink"] = ("--local-sink", True)
+    if args.quiet:
+        out["quiet"] = ("--quiet", True)
     for dest, (label, key) in LEGACY_FLAGS.items():
         value = getattr(args, dest)
         if value is None:
@@ -204,9 +234,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.log_file and not args.daemon:
         raise UsageError("--log-file: only with --daemon (in the foreground the output is the terminal)")
 
-    def main() -> int:
+    def main(pipe: ReadyPipe | None = None) -> int:
         from loggend.control.supervisor import Supervisor
-        return Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path).run()
+        supervisor = Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path,
+                                on_ready=pipe.ready if pipe else None)
+        code = supervisor.run()
+        if pipe is not None and code != EXIT_OK:
+            pipe.failed(supervisor.failure or f"stopped with exit status {code}")
+        return code
 
     if not args.pidfile:
         return main()
@@ -215,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pidfile.acquire()
     except AlreadyRunning as err:
-        print(f"loggend: {err}", file=sys.stderr)
+        journal.write(str(err), journal.ERR)
         return err.exit_code
     except OSError as err:
         raise UsageError(f"--pidfile: cannot open {args.pidfile!r}: {err.strerror}") from None
@@ -231,13 +266,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as err:
         pidfile.release()
         raise UsageError(f"--log-file: cannot write {log_path!r}: {err.strerror}") from None
-    print(f"loggend: detaching; pidfile {pidfile.path}, log {log_path}", file=sys.stderr)
     return run_detached(pidfile, log_path, main)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load(args.path)
-    print(f"{args.path}: ok: {config.describe()}")
+    print(f"{config.source}: ok: {config.describe()}")
     return 0
 
 
@@ -255,12 +289,13 @@ def cmd_sink(args: argparse.Namespace) -> int:
     tls = parse_server_tls(("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--tls-ca", args.tls_ca))
     if (protocol == "tls") != (tls is not None):
         raise UsageError("--tls-cert and --tls-key: needed with --protocol tls, and only with it")
+    hosts = parse_hosts("--dashboard-hosts", args.dashboard_hosts)
     return SinkCommand(
         SinkSpec(resolve_host("--listen", host), ports, protocol, gro=not args.no_gro, tls=tls),
         processes=processes,
         duration=parse_duration("--duration", args.duration),
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
-        dashboard=WebSettings(*dashboard) if dashboard else None,
+        dashboard=WebSettings(*dashboard, hosts=hosts) if dashboard else None,
     ).run()
 
 
@@ -290,7 +325,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         had_state = tuner.saved() is not None
         changed = tuner.apply() if args.action == "apply" else tuner.restore()
     except TuningError as err:
-        print(f"loggend: tune {args.action}: {err}", file=sys.stderr)
+        journal.write(f"tune {args.action}: {err}", journal.ERR)
         return EXIT_FAILURE
     for key, before, after in changed:
         print(f"tune: {key} {before} -> {after}")
@@ -366,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as err:
-        print(f"loggend: error: {err}", file=sys.stderr)
+        journal.write(f"error: {err}", journal.ERR)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -1,10 +1,15 @@
 """Validated, frozen run configuration: the only YAML reader, the run's own keys, ``load``.
 
 Every value goes through a parser that names the key or flag in its one-line error
-(``loggend.parsers`` for the common kinds of value). ``load(path, overrides)``
-reads the file, lays the command-line overrides over it and validates every key into a frozen
-``Config``; nothing downstream sees a raw string or dict. ``config/loggen.yaml`` documents
-every key with its default (a test holds the two together).
+(``loggend.parsers`` for the common kinds of value). ``load(path, overrides, env=)`` reads the
+file, lays the ``LOGGEN_*`` environment variables over it, then the command-line overrides, and
+validates every key into a frozen ``Config``; nothing downstream sees a raw string or dict.
+``config/loggen.yaml`` documents every key with its default (a test holds the two together).
+
+Environment: every key has a variable, ``LOGGEN_`` + the key in capitals with ``.`` as ``_``
+(``rate`` -> ``LOGGEN_RATE``, ``messages.seed`` -> ``LOGGEN_MESSAGES_SEED``). Its value is read
+as the file's would be (lists comma-separated) and a bad one is refused naming the variable. A
+``LOGGEN_*`` variable that names no key is refused too: a typo must not be silently ignored.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ MIN_HUNG_TIMEOUT = 1.0
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
 TOKEN_RE = re.compile(r"|[!-~]{16,256}")
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+HOST_RE = re.compile(r"\*|\.?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A-Fa-f:.]+\]?")
+ENV_PREFIX = "LOGGEN_"
+LIVE_AUTO = 0.0                   # live_interval: auto (1 s on a terminal, LIVE_PIPE_SECONDS elsewhere)
+MIN_LIVE, MAX_LIVE = 1.0, 3600.0
 MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence suffix
 MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
@@ -143,6 +152,28 @@ def parse_origins(key: str, value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_hosts(key: str, value: object) -> tuple[str, ...]:
+    """Host names the dashboard answers to besides its own addresses: ``name``, ``.suffix`` or ``*``."""
+    items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
+    out = []
+    for item in items:
+        text = str(item).strip().lower()
+        if not HOST_RE.fullmatch(text):
+            raise ConfigError(key, item, "host names such as loadgen.example, .example (any name under it) or *")
+        out.append(text.strip("[]"))
+    return tuple(out)
+
+
+def parse_live_interval(key: str, value: object) -> float:
+    """``auto`` (LIVE_AUTO), or seconds between live lines on stdout."""
+    if str(value).strip() == "auto":
+        return LIVE_AUTO
+    seconds = parse_duration(key, value)  # type: ignore[arg-type]
+    if not MIN_LIVE <= seconds <= MAX_LIVE:
+        raise ConfigError(key, value, f"auto, or from {MIN_LIVE:g}s to {MAX_LIVE:g}s")
+    return seconds
+
+
 def auto_pool_size(workers: int) -> int:
     """The largest power of ten <= CORPUS_SIZE / workers, at least the second smallest pool."""
     size = POOL_SIZES[-1]
@@ -153,7 +184,8 @@ def auto_pool_size(workers: int) -> int:
 
 # What a reload may change, by who applies it (see Supervisor.reload).
 IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize"})     # no process restarts
-WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins"})
+WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
+OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
 SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
                          "sink_tls_key"})
 
@@ -179,11 +211,14 @@ class Config:
     dashboard_token: str = ""           # bearer token every web endpoint wants; "" = open
     dashboard_interval: float = 1.0     # seconds between samples / WebSocket frames
     dashboard_origins: tuple[str, ...] = ()   # extra Origins allowed to open /ws
+    dashboard_hosts: tuple[str, ...] = ()     # Host names the dashboard answers to besides its addresses
     memory_limit: int = 0               # bytes over supervisor + workers; 0 = no limit
     optimize: bool = False              # apply kernel network tuning when allowed
     hung_timeout: float = 10.0          # a worker whose heartbeat is this old is killed and restarted
     local_sink: bool = False            # run sink processes on the target ports under the supervisor
     sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
+    quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
+    live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
     source: str = "built-in defaults"   # where it was read from, for messages
 
     @property
@@ -325,11 +360,14 @@ DEFAULTS: dict[str, object] = {
     "dashboard_token": "",
     "dashboard_interval": "1s",
     "dashboard_origins": [],
+    "dashboard_hosts": [],
     "memory_limit": "12G",
     "optimize": False,
     "hung_timeout": "10s",
     "local_sink": False,
     "sink_processes": 0,
+    "quiet": False,
+    "live_interval": "auto",
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -390,15 +428,42 @@ def read_file(path: str) -> dict[str, tuple[str, object]]:
     return out
 
 
+def env_name(key: str) -> str:
+    """``messages.seed`` -> ``LOGGEN_MESSAGES_SEED``."""
+    return ENV_PREFIX + key.upper().replace(".", "_")
+
+
+ENV_KEYS = {env_name(key): key for key in DEFAULTS}
+
+
+def read_env(env: Mapping[str, str]) -> dict[str, tuple[str, object]]:
+    """The ``LOGGEN_*`` variables as keys labelled with the variable's name; an unknown one is refused."""
+    out: dict[str, tuple[str, object]] = {}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if name not in ENV_KEYS:
+            raise UsageError(f"{name}: no such setting; LOGGEN_* variables are the config keys in capitals "
+                             f"(LOGGEN_RATE, LOGGEN_MESSAGES_SEED...): {', '.join(ENV_KEYS)}")
+        out[ENV_KEYS[name]] = (name, env[name])
+    return out
+
+
 def load(path: str | None = None, overrides: Mapping[str, tuple[str, object]] | None = None,
-         usable_cpus: set[int] | None = None) -> Config:
-    """Read ``path`` (None: DEFAULT_CONFIG_PATH if it exists), lay ``overrides`` over it, validate."""
+         usable_cpus: set[int] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (None: DEFAULT_CONFIG_PATH if it exists), lay the ``LOGGEN_*`` variables of ``env``
+    (default: this process's) over it, then ``overrides`` (the flags), and validate."""
     if path is None:
         path = DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else ""
     values = read_file(path) if path else {}
+    from_env = read_env(os.environ if env is None else env)
+    values.update(from_env)
     values.update(overrides or {})
     usable = usable_cpus if usable_cpus is not None else os.sched_getaffinity(0)
-    return build(Raw(values), path or "built-in defaults", usable)
+    source = path or "built-in defaults"
+    if from_env:
+        source += " + " + ", ".join(label for label, _ in from_env.values())
+    return build(Raw(values), source, usable)
 
 
 def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
@@ -458,12 +523,15 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         dashboard_token=parse_token(raw.label("dashboard_token"), raw["dashboard_token"]),
         dashboard_interval=parse_interval(raw.label("dashboard_interval"), raw["dashboard_interval"]),
         dashboard_origins=parse_origins(raw.label("dashboard_origins"), raw["dashboard_origins"]),
+        dashboard_hosts=parse_hosts(raw.label("dashboard_hosts"), raw["dashboard_hosts"]),
         memory_limit=parse_size(raw.label("memory_limit"), raw["memory_limit"]),
         optimize=parse_bool(raw.label("optimize"), raw["optimize"]),
         hung_timeout=parse_hung_timeout(raw.label("hung_timeout"), raw["hung_timeout"]),
         local_sink=parse_bool(raw.label("local_sink"), raw["local_sink"]),
         sink_processes=parse_int(raw.label("sink_processes"), raw["sink_processes"], 0, MAX_SINK_PROCESSES)
         or len(usable_cpus),
+        quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
+        live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
         source=source,
     )
 

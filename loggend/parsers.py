@@ -18,6 +18,7 @@ RATE_SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
 MAX_RATE = 1e9
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
+_NUMERIC_LABEL_RE = re.compile(r"\d+|0[xX][0-9A-Fa-f]*")
 
 
 def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
@@ -85,10 +86,36 @@ def split_target(key: str, text: str, lowest_port: int = 1) -> tuple[str, int | 
     return text, None
 
 
+def is_address(host: str) -> bool:
+    """A full IPv4 dotted quad or an IPv6 address (no inet_aton shorthand such as ``5`` or ``127.1``)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            pass
+    return False
+
+
+def is_shorthand(host: str) -> bool:
+    """What inet_aton would read as an address but is not written as one: ``5``, ``127.1``, ``0x7f.1``,
+    ``10.0.0.010``. A host name's last label is never all digits (RFC 1123, 3696), so nothing is lost."""
+    if is_address(host):
+        return False
+    last = host.rstrip(".").rsplit(".", 1)[-1]
+    return bool(_NUMERIC_LABEL_RE.fullmatch(last))
+
+
 def resolve_host(key: str, host: str) -> str:
-    """The numeric address the workers will send to (resolved once, at start-up)."""
+    """The numeric address the workers will send to (resolved once, at start-up).
+
+    Shorthand addresses are refused: ``target: 5`` would otherwise be 0.0.0.5 and send off the box.
+    """
     if not host:
         raise ConfigError(key, host, "a host name or IP address")
+    if is_shorthand(host):
+        raise ConfigError(key, host, "a host name, or an address written in full such as 192.0.2.10 or "
+                          "2001:db8::1 (shorthand such as 5 or 127.1 is not accepted)")
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError):

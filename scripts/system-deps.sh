@@ -2,7 +2,8 @@
 # The real parts the test suite drives besides Python, installed when they are missing and we may
 # (root + apt); otherwise it says so, and the tests that need a missing part are skipped with
 # that reason (never passed):
-#   systemd-analyze (unit checks), systemd-nspawn (a real booted systemd for the unit test),
+#   systemd-analyze (unit checks), systemd-nspawn (a real booted systemd for the unit test; curl
+#   and the system's python3-venv for the install it runs),
 #   chromium (the dashboard in a real browser), rsyslog with its TLS drivers (a real receiver and
 #   relay), prometheus + promtool (real scrapes and rules).
 # syslog-ng conflicts with rsyslog as a Debian package, so its .debs are only downloaded and
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.." || exit 0
 need=()
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || [ -e /usr/lib/aarch64-linux-gnu/rsyslog/lmnsd_gtls.so ] \

@@ -20,6 +20,9 @@ RCVBUF = 64 << 20
 # "loggend run" without the machine's /etc/loggen.yaml, with one worker unless a test asks for more,
 # and no web process unless a test asks for one.
 RUN = ("run", "--config", "/dev/null", "--workers", "1", "--dashboard", "off")
+# The tests read the live line through a pipe, where it would come every 10 s: ask for one a second
+# (through the environment, as an operator could; a test of the default removes it).
+TEST_ENV = {"LOGGEN_LIVE_INTERVAL": "1s"}
 
 
 class LoopbackReceiver:
@@ -70,11 +73,18 @@ def receiver():
     r.close()
 
 
-def run_loggend(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def child_environ(env: dict[str, str | None] | None = None) -> dict[str, str]:
+    """This environment, the checkout on PYTHONPATH, TEST_ENV, then ``env`` (a None value removes one)."""
+    environ: dict[str, str | None] = dict(os.environ, PYTHONPATH=str(ROOT), **TEST_ENV)
+    environ.update(env or {})
+    return {k: v for k, v in environ.items() if v is not None}
+
+
+def run_loggend(*args: str, timeout: float = 60.0,
+                env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "loggend", *args], capture_output=True, text=True, timeout=timeout,
-        env=env, cwd=ROOT, start_new_session=True,
+        env=child_environ(env), cwd=ROOT, start_new_session=True,
     )
 
 
@@ -102,11 +112,11 @@ def alive(pid: int) -> bool:
 class Loggend:
     """``python -m loggend ARGS`` in its own process group, with its output collected in threads."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str | None] | None = None) -> None:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "loggend", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})), cwd=ROOT, start_new_session=True,
+            env=child_environ(env), cwd=ROOT, start_new_session=True,
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -168,7 +178,7 @@ def loggend():
     """Start loggend processes; every one's process group is killed in teardown."""
     started: list[Loggend] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Loggend:
+    def start(*args: str, env: dict[str, str | None] | None = None) -> Loggend:
         p = Loggend(*args, env=env)
         started.append(p)
         return p

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from loggend.engine import journal
+from loggend.engine.journal import WARNING, Log
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_FAILURE
 
 POLL_SECONDS = 0.01
@@ -50,7 +52,7 @@ def fork_child(body: Callable[[], int], outputs: Iterable[TextIO] = (sys.stdout,
     try:
         code = body()
     except BaseException:          # a child must never return into the parent's code
-        traceback.print_exc()
+        journal.write(traceback.format_exc().rstrip("\n"), journal.ERR)
     finally:
         os._exit(code)
 
@@ -116,7 +118,7 @@ Label = Callable[[int], str]     # index -> how the log names the child
 
 
 class ChildSet:
-    def __init__(self, log: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, log: Log, clock: Callable[[], float] = time.monotonic) -> None:
         self.log = log
         self.clock = clock
         self.children: dict[int, Child] = {}                     # pid -> child
@@ -152,7 +154,7 @@ class ChildSet:
         self.failures[child.key] = failures
         delay = backoff(failures)
         self.log(f"{self.label(child.kind, child.index)} (pid {child.pid}) {describe_exit(status)}; "
-                 f"restarting in {delay:g} s (it ran {ran:.1f} s){note}")
+                 f"restarting in {delay:g} s (it ran {ran:.1f} s){note}", WARNING)
         self.pending[child.key] = self.clock() + delay
 
     def cancel(self, keep: Callable[[tuple[str, int]], bool]) -> None:

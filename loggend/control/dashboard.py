@@ -8,12 +8,13 @@ it comes back.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
-from collections.abc import Callable
 from typing import TextIO
 
 from loggend.control.children import fork_child
+from loggend.engine.journal import Log
 from loggend.engine.process import init_child
 from loggend.web.child import WebSettings, listen, serve, url
 from loggend.web.state import Sources
@@ -24,7 +25,7 @@ class DashboardError(Exception):
 
 
 class Dashboard:
-    def __init__(self, settings: WebSettings, sources: Sources, log: Callable[[str], None],
+    def __init__(self, settings: WebSettings, sources: Sources, log: Log,
                  outputs: tuple[TextIO, ...]) -> None:
         self.settings, self.sources, self.log, self.outputs = settings, sources, log, outputs
         self.sock: socket.socket | None = None
@@ -35,9 +36,15 @@ class Dashboard:
         try:
             self.sock = listen(s)
         except OSError as err:
-            raise DashboardError(f"dashboard: cannot listen on {s.host}:{s.port}: {err.strerror or err}") from None
+            # (create_server appends "(while attempting to bind on address ...)": the errno says it all)
+            why = os.strerror(err.errno) if err.errno else str(err)
+            raise DashboardError(f"dashboard: cannot listen on {s.host}:{s.port}: {why}") from None
         host, port = self.sock.getsockname()[:2]
         return url(host, port)
+
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening socket, for the other children to close after their fork."""
+        return (self.sock,) if self.sock is not None else ()
 
     @property
     def url(self) -> str:

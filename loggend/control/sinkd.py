@@ -3,7 +3,8 @@
 The parent only forks, watches and reports, through the same ``ChildSet`` as the supervisor: a
 sink process that dies is restarted with back-off and carries its slot's counts on; one that
 cannot bind stops the command. Each child is a ``SinkWorker`` writing its slot of a shared
-``CounterBlock``; ``--dashboard`` adds the web process over the sink's counters.
+``CounterBlock``; ``--dashboard`` adds the web process over the sink's counters. Its socket is
+bound first, before any sink process: a taken dashboard port is one line and exit 1, at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from loggend.control.children import ChildSet
 from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.signals import SignalQueue
 from loggend.control.sinks import SinkProcesses
+from loggend.engine import journal
 from loggend.engine.counters import Board, CounterBlock
+from loggend.engine.journal import ERR, INFO
 from loggend.errors import EXIT_FAILURE, EXIT_OK
 from loggend.parsers import format_ports, plural
 from loggend.sink.receiver import open_sockets
@@ -56,8 +59,8 @@ class SinkCommand:
         self.dashboard: Dashboard | None = None
         self.stopping = self.failed = self.stop_requested = False
 
-    def log(self, line: str) -> None:
-        print(f"loggend: {line}", file=sys.stderr, flush=True)
+    def log(self, line: str, level: int = INFO) -> None:
+        journal.write(line, level, sys.stderr)
 
     def totals(self) -> SinkTotals:
         return SinkTotals.of(self.block.rows(self.processes))
@@ -80,6 +83,21 @@ class SinkCommand:
                 self.children.schedule_restart(child, status, " (the sink goes on without it)"
                                                if child.kind == K.WEB else "")
 
+    def bind_dashboard(self) -> bool:
+        """Bind the dashboard's socket before anything starts; False (one line) when it cannot."""
+        if self.settings is None:
+            return True
+        self.dashboard = Dashboard(self.settings, Sources(CounterBlock(1), self.board, self.block, self.streams),
+                                   self.log, (self.out, sys.stderr))
+        try:
+            self.log(f"dashboard: {self.dashboard.open()}/ (metrics at /metrics)")
+        except DashboardError as err:
+            self.log(str(err), ERR)
+            self.dashboard = None
+            return False
+        self.sinks.close_in_child = self.dashboard.sockets()
+        return True
+
     def start(self) -> bool:
         self.signals.install((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
         held = None
@@ -87,7 +105,7 @@ class SinkCommand:
         if spec.ports == (0,):       # any free port: hold one with SO_REUSEPORT until the sinks bound it too
             (held,) = (open_sockets if spec.protocol == "udp" else listen)(spec.host, (0,))
             self.spec = self.sinks.spec = spec.with_ports((held.getsockname()[1],))
-            self.sinks.close_in_child = (held,)
+            self.sinks.close_in_child = (held, *self.sinks.close_in_child)
 
         def give_up() -> bool:
             self.dispatch_signals()
@@ -95,6 +113,7 @@ class SinkCommand:
         ok = self.sinks.start(self.children, self.processes, START_TIMEOUT, give_up)
         if held is not None:
             held.close()
+            self.sinks.close_in_child = self.dashboard.sockets() if self.dashboard else ()
         if not ok:
             return False
         processes = plural(self.processes, "process", "processes")
@@ -103,25 +122,19 @@ class SinkCommand:
         return self.open_dashboard()
 
     def open_dashboard(self) -> bool:
-        if self.settings is None:
+        if self.dashboard is None:
             return True
         self.board.publish({"target": f"{self.spec.host}:{format_ports(self.spec.ports)}",
                             "ports": list(self.spec.ports), "protocol": self.spec.protocol,
                             "rate": 0, "workers": 0, "slots": 0, "sink_slots": self.processes,
                             "started_unix": time.time()})
-        self.dashboard = Dashboard(self.settings, Sources(CounterBlock(1), self.board, self.block, self.streams),
-                                   self.log, (self.out, sys.stderr))
-        try:
-            self.log(f"dashboard: {self.dashboard.open()}/ (metrics at /metrics)")
-        except DashboardError as err:
-            self.log(str(err))
-            self.failed = True
-            return False
         self.children.register(K.WEB, self.dashboard.spawn, lambda i: "sink dashboard")
         self.children.spawn(K.WEB, 0)
         return True
 
     def run(self) -> int:
+        if not self.bind_dashboard():
+            return EXIT_FAILURE
         if self.start():
             start = last_change = last_report = time.monotonic()
             last = reported = 0

@@ -20,6 +20,7 @@ from loggend.control.children import ChildSet, fork_child
 from loggend.control.pki import Pki, make_pki
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
+from loggend.engine.journal import ERR, Log
 from loggend.sink.process import SinkWorker
 from loggend.sink.spec import ServerTls, SinkSpec
 
@@ -27,7 +28,7 @@ START_POLL_SECONDS = 0.01
 
 
 class SinkProcesses:
-    def __init__(self, spec: SinkSpec, block: CounterBlock, cpus: list[int], log: Callable[[str], None],
+    def __init__(self, spec: SinkSpec, block: CounterBlock, cpus: list[int], log: Log,
                  outputs: tuple[TextIO, ...], streams: CounterBlock | None = None) -> None:
         self.spec, self.block, self.cpus, self.log = spec, block, cpus, log
         self.outputs, self.streams = outputs, streams
@@ -61,7 +62,7 @@ class SinkProcesses:
             if give_up():
                 return False
             if time.monotonic() >= deadline:
-                self.log(f"sink: not receiving after {timeout:g} s")
+                self.log(f"sink: not receiving after {timeout:g} s", ERR)
                 return False
             time.sleep(START_POLL_SECONDS)
         return True

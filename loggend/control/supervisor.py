@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from loggend import __version__
-from loggend.config import IN_PLACE, SINK_FIELDS, WEB_FIELDS, Config
+from loggend.config import IN_PLACE, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
 from loggend.control.dashboard import Dashboard, DashboardError
@@ -35,6 +35,8 @@ from loggend.control.systemd import Notifier
 from loggend.control.tuning import STATE_PATH, RunTuning
 from loggend.control.workers import WorkerPool, abort_then_kill
 from loggend.engine import counters as C
+from loggend.engine import journal
+from loggend.engine.journal import ERR, INFO, NOTICE, WARNING
 from loggend.engine.process import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.files import write_json
@@ -50,6 +52,8 @@ ABORT_GRACE = 2.0            # a hung worker that SIGABRT did not end is SIGKILL
 START_POLL_SECONDS = 0.005   # until the plan starts, look this often whether every worker is ready
 OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
 SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
+LIVE_TTY_SECONDS = 1.0       # live_interval: auto on a terminal
+LIVE_PIPE_SECONDS = 10.0     # live_interval: auto anywhere else (the journal, a pipe, a file); STATUS= stays 1 s
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
 Loader = Callable[[], Config]
@@ -59,11 +63,11 @@ class Supervisor:
     def __init__(self, config: Config, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
                  clock: Callable[[], float] = time.monotonic, notifier: Notifier | None = None,
                  loader: Loader | None = None, summary_path: str = "", ready_path: str = "",
-                 tuning_state: str = STATE_PATH) -> None:
+                 tuning_state: str = STATE_PATH, on_ready: Callable[[str], None] | None = None) -> None:
         self.config, self.loader, self.clock, self.out, self.err = config, loader, clock, out, err
-        self.summary_path, self.ready_path = summary_path, ready_path
+        self.summary_path, self.ready_path, self.on_ready = summary_path, ready_path, on_ready
         self.notifier = notifier or Notifier()
-        self.tuning = RunTuning(self.log, tuning_state)
+        self.tuning = RunTuning(self.log, tuning_state, under_systemd=self.notifier.enabled)
         self.memory = MemoryWatch(config.memory_limit)
         self.shared = SharedRun()
         self.signals = SignalQueue()
@@ -79,9 +83,11 @@ class Supervisor:
         self.reloads = self.web_restarts = 0
         self.ready = self.stopping = False
         self.exit_code = EXIT_OK
+        self.failure = ""                         # the line that said why the run failed
+        self.live_printed = 0.0                   # when the live line last went to stdout
 
-    def log(self, line: str) -> None:
-        print(f"loggend: {line}", file=self.err, flush=True)
+    def log(self, line: str, level: int = INFO) -> None:
+        journal.write(line, level, self.err)
 
     # --- signals -------------------------------------------------------------------------------------
 
@@ -117,21 +123,30 @@ class Supervisor:
             return False
         return True
 
-    def open_dashboard(self) -> bool:
-        """Bind the dashboard's socket (kept across web restarts) and start the web process."""
+    def bind_dashboard(self) -> bool:
+        """Bind the dashboard's socket (kept across web restarts); False (said in one line) when taken."""
         c = self.config
         if c.dashboard is None:
             return True
         settings = WebSettings(c.dashboard[0], c.dashboard[1], c.dashboard_token, c.dashboard_origins,
-                               c.dashboard_interval)
+                               c.dashboard_interval, c.dashboard_hosts)
         self.dashboard = Dashboard(settings, self.shared.sources, self.log, (self.out, self.err))
         try:
             self.log(f"dashboard: {self.dashboard.open()}/ (metrics at /metrics)")
         except DashboardError as err:
+            self.dashboard = None
             self.fail(str(err))
             return False
-        self.children.register(K.WEB, self.dashboard.spawn, lambda i: "dashboard")
-        self.children.spawn(K.WEB, 0)
+        self.workers.close_in_child = self.sinks.close_in_child = self.dashboard.sockets()
+        return True
+
+    def open_dashboard(self) -> bool:
+        """Bind the dashboard's socket if not yet bound, and start the web process on it."""
+        if self.dashboard is None and not self.bind_dashboard():
+            return False
+        if self.dashboard is not None:
+            self.children.register(K.WEB, self.dashboard.spawn, lambda i: "dashboard")
+            self.children.spawn(K.WEB, 0)
         return True
 
     def close_dashboard(self) -> None:
@@ -140,6 +155,7 @@ class Supervisor:
         if self.dashboard is not None:
             self.dashboard.close()
             self.dashboard = None
+        self.workers.close_in_child = self.sinks.close_in_child = ()
 
     # --- watching ------------------------------------------------------------------------------------
 
@@ -155,8 +171,8 @@ class Supervisor:
         verdict = ChildSet.verdict(child, status, wanted, bool(self.config.duration))
         if verdict == K.FATAL:
             what = {K.WORKER: "start sending to", K.SINK: "listen on"}.get(child.kind, "serve on")
-            self.fail(f"{self.children.label(child.kind, child.index)} could not {what} {self.config.target}; "
-                      "stopping")
+            where = self.dashboard.url if child.kind == K.WEB and self.dashboard else self.config.target
+            self.fail(f"{self.children.label(child.kind, child.index)} could not {what} {where}; stopping")
         elif verdict == K.RESTART:
             self.web_restarts += child.kind == K.WEB
             if child.kind == K.WORKER:
@@ -177,7 +193,7 @@ class Supervisor:
         for child, what, age in hung:
             sent = abort_then_kill(child, self.aborted, ABORT_GRACE, self.clock())
             if sent:
-                self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; {sent}")
+                self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; {sent}", WARNING)
 
     # --- reporting -----------------------------------------------------------------------------------
 
@@ -195,23 +211,44 @@ class Supervisor:
             self.fail(f"memory limit exceeded: {format_size(total)} in {len(pids)} processes > "
                       f"{format_size(self.memory.limit)}; stopping")
 
+    def announce_ready(self, now: float) -> None:
+        """Every worker sends: READY=1, the log line, the ready file, the starting shell (--daemon)."""
+        self.ready = True
+        text = f"sending to {self.config.target}"
+        self.notifier.ready(text)
+        web = f"; dashboard {self.dashboard.url}/" if self.dashboard else ""
+        self.log(f"ready: {self.config.workers} of {self.config.workers} workers {text} "
+                 f"({now - self.shared.started:.1f} s after start){web}")
+        self.write_file(self.ready_path, "ready file", {
+            "pid": os.getpid(), "dashboard": self.dashboard.url if self.dashboard else None,
+            "target": self.config.target, "started_unix": self.shared.started_unix})
+        if self.on_ready is not None:
+            self.on_ready(text + web)
+
+    def live_interval(self) -> float:
+        """Seconds between live lines on stdout: the config's, or by what stdout is."""
+        if self.config.live_interval:
+            return self.config.live_interval
+        isatty = getattr(self.out, "isatty", None)
+        return LIVE_TTY_SECONDS if isatty is not None and isatty() else LIVE_PIPE_SECONDS
+
     def tick(self, live: LiveLine, now: float) -> None:
         """Once a second: READY, the live line and STATUS, the memory check, the board, the overrun."""
         snaps = self.shared.snapshots()
         if not self.ready and all(s.state == C.STATE_RUNNING for s in snaps[:self.config.workers]):
-            self.ready = True
-            self.notifier.ready(f"sending to {self.config.target}")
-            self.write_file(self.ready_path, "ready file", {
-                "pid": os.getpid(), "dashboard": self.dashboard.url if self.dashboard else None,
-                "target": self.config.target, "started_unix": self.shared.started_unix})
+            self.announce_ready(now)
         line = live.line(now, snaps, self.config.workers, self.shared.sink_totals())
-        print(line, file=self.out, flush=True)
+        # a tick comes every REPORT_SECONDS, give or take the loop's latency: half a tick of slack
+        if not self.config.quiet and now - self.live_printed >= self.live_interval() - REPORT_SECONDS / 2:
+            print(line, file=self.out, flush=True)
+            self.live_printed = now
         self.notifier.status(line.strip())
         self.check_memory()
         self.publish_board()
         self.workers.account_down(time.monotonic_ns())
         if self.workers.over(time.monotonic_ns() - round(OVERRUN_SECONDS * 1e9)):
-            self.log(f"workers still running {OVERRUN_SECONDS:g} s after the end of the run; stopping them")
+            self.log(f"workers still running {OVERRUN_SECONDS:g} s after the end of the run; stopping them",
+                     WARNING)
             self.stop()
 
     def remove_ready_file(self) -> None:
@@ -228,12 +265,13 @@ class Supervisor:
         try:
             write_json(path, doc)
         except OSError as err:
-            self.log(f"cannot write the {what} {path}: {err.strerror}")
+            self.log(f"cannot write the {what} {path}: {err.strerror}", ERR)
 
     # --- stopping and reloading ----------------------------------------------------------------------
 
     def fail(self, line: str) -> None:
-        self.log(line)
+        self.log(line, ERR)
+        self.failure = self.failure or line
         self.exit_code = EXIT_FAILURE
         self.stop()
 
@@ -261,11 +299,11 @@ class Supervisor:
         try:
             spec, new = self.local_tls.apply(self.loader())
         except (UsageError, PkiError) as err:
-            self.log(f"reload: {err}; keeping the running config")
+            self.log(f"reload: {err}; keeping the running config", ERR)
             self.notifier.ready()
             return
         changes = self.config.changes(new)
-        self.log(f"reload: {new.describe()}" if changes else "reload: config unchanged")
+        self.log(f"reload: {new.describe()}" if changes else "reload: config unchanged", NOTICE)
         if changes & WEB_FIELDS:
             self.close_dashboard()
         if changes & SINK_FIELDS:
@@ -278,7 +316,7 @@ class Supervisor:
         old, self.config, self.sinks.spec = self.config, new, spec
         if changes & SINK_FIELDS and not self.spawn_sinks():
             return
-        if changes - IN_PLACE - WEB_FIELDS - {"local_sink", "sink_processes"}:
+        if changes - IN_PLACE - WEB_FIELDS - OUTPUT_FIELDS - {"local_sink", "sink_processes"}:
             self.workers.hand_over(new, self.children, time.monotonic_ns,
                                    lambda pids: self.children.stop(pids, GRACEFUL_TIMEOUT))
         elif changes & IN_PLACE:
@@ -296,6 +334,11 @@ class Supervisor:
         set_process_name("loggend-run")
         self.remove_ready_file()
         self.log(f"config {self.config.source}: {self.config.describe()}")
+        if not self.config.rate and not self.config.duration:
+            self.log("rate 0 and duration 0: sending as fast as it can, until stopped (set rate and duration, "
+                     "e.g. --rate 10k --duration 5m, for a bounded run)", WARNING)
+        if not self.bind_dashboard():
+            return False
         try:
             self.sinks.spec, self.config = self.local_tls.apply(self.config)
         except PkiError as err:
@@ -349,6 +392,8 @@ class Supervisor:
         self.stop()
         if self.dashboard is not None:
             self.dashboard.close()
+        if not self.shared.started:
+            return self.exit_code                 # stopped before anything ran (the dashboard's port is taken)
         self.check_memory()
         now_ns = time.monotonic_ns()
         self.workers.account_down(now_ns, final=True)

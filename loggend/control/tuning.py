@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from loggend.engine.journal import WARNING, Log
 
 SYSCTL_ROOT = "/proc/sys"
 STATE_PATH = "/var/lib/loggen/tuning.json"
+UNIT_HINT = ("; a systemd service may not write /proc/sys (ProtectKernelTunables=yes in loggen.service): "
+             "run `sudo loggend tune apply` once outside it (`loggend tune restore` undoes it)")
 
 # What `apply` sets, and why.
 TUNING: dict[str, str] = {
@@ -123,12 +126,15 @@ class Tuner:
 class RunTuning:
     """``optimize: true`` for one run: apply when allowed (saying what changed), restore at the end.
 
-    A tuning already applied by ``loggend tune apply`` is left alone and not restored away.
+    A tuning already applied by ``loggend tune apply`` is left alone and not restored away. Under
+    systemd the unit cannot write /proc/sys (``ProtectKernelTunables=yes``, no capabilities): the
+    warning then says how to apply it once, as root, outside the unit.
     """
 
-    def __init__(self, log: Callable[[str], None], state: str = STATE_PATH) -> None:
+    def __init__(self, log: Log, state: str = STATE_PATH, under_systemd: bool = False) -> None:
         self.log = log
         self.state = state
+        self.under_systemd = under_systemd
         self.tuner: Tuner | None = None
 
     def apply(self) -> None:
@@ -139,7 +145,8 @@ class RunTuning:
                 return
             changed = tuner.apply()
         except TuningError as err:
-            self.log(f"optimize: not applied: {err}")
+            hint = (UNIT_HINT if self.under_systemd else "")
+            self.log(f"optimize: not applied: {err}{hint}", WARNING)
             return
         self.tuner = tuner
         done = ", ".join(f"{k} {a} -> {b}" for k, a, b in changed) or "already in place"
@@ -152,5 +159,5 @@ class RunTuning:
             changed = self.tuner.restore()
             self.log(f"optimize: kernel tuning restored ({len(changed)} values)")
         except TuningError as err:
-            self.log(f"optimize: could not restore: {err}; run `loggend tune restore`")
+            self.log(f"optimize: could not restore: {err}; run `loggend tune restore`", WARNING)
         self.tuner = None

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -25,6 +26,7 @@ from loggend.config import Config
 from loggend.control.children import Child, ChildSet, fork_child, kill_quietly
 from loggend.control.shared import SharedRun
 from loggend.engine import counters as C
+from loggend.engine.journal import Log
 from loggend.engine.render import Corpus
 from loggend.engine.schedule import NS, BoardPlan, Plan
 from loggend.engine.worker import COUNT_GRACE, Worker, process_gone
@@ -36,7 +38,7 @@ READY_STATES = (C.STATE_READY, C.STATE_RUNNING)
 
 
 class WorkerPool:
-    def __init__(self, config: Config, shared: SharedRun, log: Callable[[str], None],
+    def __init__(self, config: Config, shared: SharedRun, log: Log,
                  outputs: tuple[TextIO, ...]) -> None:
         self.config, self.shared, self.log, self.outputs = config, shared, log, outputs
         self.corpus: Corpus | None = None
@@ -45,6 +47,7 @@ class WorkerPool:
         self.down_since: dict[int, int] = {}          # index -> CLOCK_MONOTONIC ns it stopped sending
         self.retired: dict[int, int] = {}             # index -> its due count when a reload retired it
         self.run_start_ns = 0                         # when the plan first started
+        self.close_in_child: tuple[socket.socket, ...] = ()     # the parent's sockets a worker must not keep
 
     def render_corpus(self) -> None:
         if self.corpus is None or self.corpus.spec != self.config.messages:
@@ -55,8 +58,11 @@ class WorkerPool:
         spec = self.config.worker_spec(index, self.takes_over.get(index, 0))
         self.shared.stream_block.set_name(index, spec.stream.encode())       # announced to the local sink
         worker = Worker(spec, self.shared.block.slot(index), BoardPlan(self.shared.plan_board), corpus=self.corpus)
+        close = self.close_in_child
 
         def body() -> int:
+            for sock in close:      # the dashboard's listening socket: it must not outlive the supervisor
+                sock.close()
             worker.init_process()
             return worker.run()
         return fork_child(body, self.outputs)

@@ -17,6 +17,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from loggend.engine import journal
+
 PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
 NAME_BYTES = 15               # the kernel keeps 16 bytes of a task name, NUL included
@@ -55,6 +57,5 @@ def init_child(name: str, on_stop: StopHandler | int, cpu: int | None = None) ->
     faulthandler.enable(all_threads=True)                  # SIGABRT from the supervisor: the stack, then death
 
 
-def log_stderr(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+def log_stderr(line: str, level: int = journal.INFO) -> None:
+    journal.write(line, level, sys.stderr)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from loggend.engine import counters as C
+from loggend.engine.journal import ERR, NOTICE, WARNING, Log
 from loggend.engine.pacing import Pacer
 from loggend.engine.process import init_child, log_stderr
 from loggend.engine.render import Corpus, build_pool
@@ -43,8 +44,6 @@ COUNT_GRACE = 1.0             # a timed run may overrun its end this long to fin
 ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
 STANDBY_POLL = 0.002          # a replacement looks this often whether the worker it replaces stopped
 START_POLL = 0.002            # a set-up worker looks this often whether the plan has started
-
-Log = Callable[[str], None]
 
 
 def process_gone(pid: int) -> bool:
@@ -116,7 +115,7 @@ class Worker:
                 sender, why = open_stream(pool, spec.host, spec.port, spec.target_name,
                                           spec.tls if spec.protocol == "tls" else None)
         except (OSError, TransportError) as err:
-            self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}")
+            self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}", ERR)
             if not spec.takes_over:
                 slot[C.STATE] = C.STATE_FAILED
             return None
@@ -238,9 +237,9 @@ class Worker:
             where = f"worker {self.spec.index}: {sender.mode} to {sender.host}:{sender.port}"
             if link == "down":
                 self.log(f"{where} lost ({sender.down_reason}); {sender.possibly_lost:,} messages possibly lost "
-                         f"so far; reconnecting")
+                         f"so far; reconnecting", WARNING)
             elif self.link:
-                self.log(f"{where} reconnected ({sender.reconnects} reconnects)")
+                self.log(f"{where} reconnected ({sender.reconnects} reconnects)", NOTICE)
         self.link = link
 
     def _after_error(self, sender: Sending, pacer: Pacer, base_errors: list[int]) -> Sending:
@@ -248,7 +247,7 @@ class Worker:
         replacement = fall_back(sender) if isinstance(sender, Sender) else None
         if replacement is not None:
             sender, why = replacement
-            self.log(f"worker {self.spec.index}: transport {why}")
+            self.log(f"worker {self.spec.index}: transport {why}", NOTICE)
             self.sender = sender
             self.slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
             return sender

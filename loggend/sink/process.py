@@ -16,11 +16,11 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Callable
 
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
-from loggend.engine.process import init_child
+from loggend.engine.journal import ERR, Log
+from loggend.engine.process import init_child, log_stderr
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 from loggend.sink.accounting import Accounting
 from loggend.sink.receiver import BindError, Receiver, kernel_drops, open_sockets
@@ -36,7 +36,7 @@ class SinkWorker:
     """One receiving process: its sockets, its accounting, its counter slot."""
 
     def __init__(self, spec: SinkSpec, slot: memoryview, cpu: int | None = None,
-                 log: Callable[[str], None] = print, streams: CounterBlock | None = None, index: int = 0) -> None:
+                 log: Log = log_stderr, streams: CounterBlock | None = None, index: int = 0) -> None:
         self.spec, self.slot, self.cpu, self.log = spec, slot, cpu, log
         self.index = index
         self.streams = streams
@@ -64,11 +64,11 @@ class SinkWorker:
             else:
                 server = StreamServer(spec.host, spec.ports, spec.tls, self.log)
         except BindError as err:
-            self.log(f"sink: {err}")
+            self.log(f"sink: {err}", ERR)
             slot[C.SINK_STATE] = C.STATE_FAILED
             return EXIT_BOOT_FAILED
         except (ssl.SSLError, OSError) as err:           # the certificate or key (checked before, but files change)
-            self.log(f"sink: cannot load the TLS certificate: {getattr(err, 'reason', None) or err}")
+            self.log(f"sink: cannot load the TLS certificate: {getattr(err, 'reason', None) or err}", ERR)
             slot[C.SINK_STATE] = C.STATE_FAILED
             return EXIT_BOOT_FAILED
         inodes = {os.fstat(s.fileno()).st_ino for s in socks}

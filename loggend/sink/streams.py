@@ -23,8 +23,8 @@ import errno
 import select
 import socket
 import ssl
-from collections.abc import Callable
 
+from loggend.engine.journal import ERR, WARNING, Log
 from loggend.sink.accounting import Accounting, parse_tail
 from loggend.sink.receiver import BindError
 from loggend.sink.spec import ServerTls
@@ -228,8 +228,7 @@ class StreamServer:
     ``accepted``, ``open``, ``torn`` (messages cut by a connection's end), ``tls_failures`` and
     ``rejected`` (connections closed for sending something that is not syslog framing)."""
 
-    def __init__(self, host: str, ports: tuple[int, ...], tls: ServerTls | None,
-                 log: Callable[[str], None]) -> None:
+    def __init__(self, host: str, ports: tuple[int, ...], tls: ServerTls | None, log: Log) -> None:
         self.context = server_context(tls) if tls is not None else None
         self.listeners = {s.fileno(): s for s in listen(host, ports)}
         self.connections: dict[int, Connection] = {}
@@ -263,7 +262,7 @@ class StreamServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as err:                       # EMFILE and the like: say so, keep serving
-                self.log(f"sink: cannot accept a connection: {err.strerror}")
+                self.log(f"sink: cannot accept a connection: {err.strerror}", ERR)
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
@@ -282,7 +281,8 @@ class StreamServer:
                 wait = conn.handshake()
             except (ssl.SSLError, OSError) as err:
                 self.tls_failures += 1
-                self.log(f"sink: TLS handshake with {conn.peer()} failed: {getattr(err, 'reason', None) or err}")
+                why = getattr(err, "reason", None) or err
+                self.log(f"sink: TLS handshake with {conn.peer()} failed: {why}", WARNING)
                 self._close(conn)
                 return
             if wait:
@@ -295,7 +295,7 @@ class StreamServer:
             self.rejected += 1
             peer = conn.peer()
             what = "a TLS handshake to a TCP port" if conn.buf[0] == 0x16 else "something that is not syslog framing"
-            self.log(f"sink: {peer} sent {what}; closed")
+            self.log(f"sink: {peer} sent {what}; closed", WARNING)
         if not still_open:
             self._close(conn)
 

@@ -41,6 +41,7 @@ from loggend.tools.benchkit import (
     pin,
     pinned,
     result,
+    silent,
 )
 
 SETTLE_SECONDS = 0.3          # receiver bound before the sender starts
@@ -117,7 +118,7 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     from loggend.sink.process import SinkWorker
     from loggend.sink.spec import SinkSpec
     block = CounterBlock(1)
-    worker = SinkWorker(SinkSpec("127.0.0.1", (port,), gro=gro), block.slot(0), RECEIVER_CPU, log=lambda line: None)
+    worker = SinkWorker(SinkSpec("127.0.0.1", (port,), gro=gro), block.slot(0), RECEIVER_CPU, log=silent)
 
     def body() -> int:
         worker.init_process()

@@ -45,6 +45,7 @@ from loggend.tools.benchkit import (
     pinned,
     result,
     run_worker,
+    silent,
 )
 
 TCP_CEILING, LOGGEND_TCP, SYSLOG_NG = "TCP ceiling: static 150-byte lines, sendall", "loggend tcp", \
@@ -108,7 +109,7 @@ def loggen_send(loggen: tuple[str, dict[str, str]], port: int, seconds: float) -
 def sink_measure(port: int, seconds: float) -> tuple[int, float, float]:
     """loggend tcp (octet counting, unpaced) into one loggend sink process: (lines, seconds, sink CPU)."""
     block = CounterBlock(1)
-    worker = SinkWorker(SinkSpec("127.0.0.1", (port,), "tcp"), block.slot(0), RECEIVER_CPU, log=lambda line: None)
+    worker = SinkWorker(SinkSpec("127.0.0.1", (port,), "tcp"), block.slot(0), RECEIVER_CPU, log=silent)
 
     def body() -> int:
         worker.init_process()

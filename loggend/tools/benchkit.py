@@ -51,11 +51,15 @@ def result(text: str) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in line.split()[1:])
 
 
+def silent(line: str, level: int = 0) -> None:
+    """A log that says nothing (benchmarks print their own figures)."""
+
+
 def run_worker(spec: WorkerSpec, seconds: float) -> Figure:
     """One loggend worker, unlimited rate, in a forked child pinned to its spec's CPU."""
     block = CounterBlock(1)
     plan = PlanSource(Plan(Profile.constant(0), 1))
-    worker = Worker(spec, block.slot(0), plan, log=lambda line: None)
+    worker = Worker(spec, block.slot(0), plan, log=silent)
     read_end, write_end = os.pipe()
 
     def body() -> int:

@@ -1,9 +1,12 @@
 """The Flask app of the web process: dashboard, REST, WebSocket feed and Prometheus ``/metrics``.
 
 ``/api/metrics`` returns the sampler's latest frame, every ``/ws`` client is sent each new one
-from its own thread, ``/metrics`` is built from the counters at scrape time. Endpoints are GET
-only; with a token set, every one wants ``Authorization: Bearer TOKEN`` (or ``?token=`` where a
-browser cannot set headers).
+from its own thread, ``/metrics`` is built from the counters at scrape time, in the Prometheus
+text format or OpenMetrics when the scraper's ``Accept`` asks for it, with the supervisor's
+``process_*`` figures beside loggen's own. Endpoints are GET only; a request whose ``Host`` is
+not one of the dashboard's (``loggend.web.hosts``: DNS rebinding) gets 403; with a token set,
+every one wants ``Authorization: Bearer TOKEN`` (or ``?token=`` where a browser cannot set
+headers).
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, request
 from flask_sock import Sock
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
 from werkzeug.exceptions import HTTPException
 
+from loggend.web.hosts import HostCheck
 from loggend.web.metrics import LoggenCollector, SinkCollector
+from loggend.web.server import WS_SEND_SECONDS
 from loggend.web.state import WebState
 
 DASHBOARD_FILES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
@@ -41,13 +47,19 @@ def same_origin(origin: str, host: str, allowed: tuple[str, ...], server_port: i
     return server_port is not None and ":" not in host and parts.hostname == host and parts.port == server_port
 
 
-def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = ()) -> Flask:
+def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), listen: str = "127.0.0.1",
+               hosts: tuple[str, ...] = (), supervisor_pid: int | None = None) -> Flask:
+    """The app; ``listen`` is the address the dashboard is bound to (for the Host check), ``hosts`` the
+    names allowed besides, ``supervisor_pid`` the process whose ``process_*`` figures /metrics shows."""
     app = Flask(__name__, static_folder=None)
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LoggenCollector(state.collector_source))
     registry.register(SinkCollector(state.sink_rows))
+    if supervisor_pid is not None:
+        ProcessCollector(pid=lambda: supervisor_pid, registry=registry)
+    host_check = HostCheck(listen, hosts)
 
     def error(status: int, message: str) -> Response:
         response = jsonify({"error": message, "status": status})
@@ -67,6 +79,10 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = ()) 
 
     @app.before_request
     def guard() -> Response | None:
+        header = request.headers.get("Host", "")
+        if not host_check.allows(header):
+            return error(403, f"host {header!r} is not one of this dashboard's; add it to dashboard_hosts "
+                         "to allow it")
         if token:
             header = request.headers.get("Authorization", "")
             given = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
@@ -102,16 +118,21 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = ()) 
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return Response(encoder(registry), content_type=content_type)
 
     @sock.route("/ws")  # type: ignore[untyped-decorator]
     def ws(socket: Any) -> None:
+        socket.sock.settimeout(WS_SEND_SECONDS)     # a client that takes no frame this long is dropped
         number, frame = state.latest()
-        socket.send(frame)
-        while socket.connected:
-            newer, frame = state.wait_frame(number)
-            if newer != number:
-                number = newer
-                socket.send(frame)
+        try:
+            socket.send(frame)
+            while socket.connected:
+                newer, frame = state.wait_frame(number)
+                if newer != number:
+                    number = newer
+                    socket.send(frame)
+        except OSError:
+            socket.connected = False
 
     return app

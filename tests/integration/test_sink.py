@@ -68,6 +68,19 @@ def test_a_port_it_cannot_bind_is_one_line_and_exit_1(loggend):
     holder.close()
 
 
+def test_a_taken_dashboard_port_is_one_line_and_exit_1_before_anything_starts(loggend):
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    try:
+        proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "2", "--dashboard", f"127.0.0.1:{port}")
+        assert proc.wait(20) == 1
+    finally:
+        holder.close()
+    assert proc.stderr.strip().splitlines() == [
+        f"loggend: dashboard: cannot listen on 127.0.0.1:{port}: Address already in use"], proc.stderr
+    assert proc.stdout == ""                          # no READY, no summary: no sink process was started
+
+
 def test_sink_stops_on_sigterm_with_its_summary(loggend):
     proc, port = start_sink(loggend)
     proc.proc.terminate()
@@ -78,6 +91,7 @@ def test_sink_stops_on_sigterm_with_its_summary(loggend):
 def test_local_sink_under_the_supervisor_counts_what_was_sent(loggend):
     """`loggend run --local-sink`: received equals sent, and the dashboard's API shows both."""
     import json
+    import urllib.error
     import urllib.request
 
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -111,7 +125,8 @@ def test_standalone_sink_serves_its_own_metrics(loggend):
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "2", "--dashboard", "127.0.0.1:0")
+    proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "2", "--dashboard", "127.0.0.1:0",
+                   "--dashboard-hosts", "sink.example")
     port = int(re.search(r":(\d+) \(", proc.wait_line("READY listening on")).group(1))
     url = re.search(r"(http://\S+?)/ ", proc.wait_line("dashboard: http://", stream="err")).group(1)
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -134,3 +149,11 @@ def test_standalone_sink_serves_its_own_metrics(loggend):
     assert total == {"loggen_sink_received": 5, "loggen_sink_gaps": 2, "loggen_sink_duplicates": 1,
                      "loggen_sink_kernel_drops": 0, "loggen_sink_late": 0}
     assert sum(s.value for s in families["loggen_sink_lost"].samples) == 2          # net loss: a gauge
+    # the same Host check as the generator's dashboard, with --dashboard-hosts
+    for host, status in (("sink.example", 200), ("rebound.example", 403)):
+        request = urllib.request.Request(url + "/healthz", headers={"Host": f"{host}:{url.rsplit(':', 1)[1]}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                assert r.status == status
+        except urllib.error.HTTPError as err:
+            assert err.code == status

@@ -208,15 +208,16 @@ def test_daemon_mode_pidfile_refusal_and_cleanup(tmp_path, receivers):
     pidfile = tmp_path / "loggen.pid"
     started = run_loggend("run", "--config", path, "--daemon", "--pidfile", str(pidfile), timeout=30)
     assert started.returncode == 0, started.stderr
-    deadline = time.monotonic() + 10
-    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.05)
     pid = int(pidfile.read_text())
+    log = tmp_path / "loggen.log"
     try:
+        # the shell got its answer once every worker was sending: one line, the daemon's pid in it
+        expected = f"loggend: ready: pid {pid} sending to 127.0.0.1:{rx[0].port}; pidfile {pidfile}, log {log}"
+        assert started.stderr.strip().splitlines() == [expected], started.stderr
+        assert "ready: 2 of 2 workers sending to" in log.read_text()
         assert alive(pid) and os.getsid(pid) != os.getsid(0)         # detached into its own session
         with open(f"/proc/{pid}/stat") as f:
             assert int(f.read().rsplit(")", 1)[1].split()[2]) != os.getpid()
-        log = tmp_path / "loggen.log"
         deadline = time.monotonic() + 20
         while "(2/2 running)" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -233,6 +234,24 @@ def test_daemon_mode_pidfile_refusal_and_cleanup(tmp_path, receivers):
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_daemon_that_cannot_send_tells_the_shell_why_and_exits_1(tmp_path):
+    """255.255.255.255 without SO_BROADCAST: connect() fails with EACCES in every worker, after detaching."""
+    pidfile, log = tmp_path / "loggen.pid", tmp_path / "loggen.log"
+    t0 = time.monotonic()
+    result = run_loggend("run", "--config", "/dev/null", "--target", "255.255.255.255:9", "--workers", "2",
+                         "--dashboard", "off", "--pool-size", "1000", "--daemon", "--pidfile", str(pidfile),
+                         timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert time.monotonic() - t0 < 30                              # the verdict, not the 60 s time-out
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert re.fullmatch(rf"loggend: worker \d could not start sending to 255\.255\.255\.255:9; stopping "
+                        rf"\(log {re.escape(str(log))}\)", lines[0]), lines[0]
+    wait_until(lambda: not pidfile.exists(), timeout=10, what="the daemon to remove its pidfile")
+    text = log.read_text()
+    assert "cannot start sending to 255.255.255.255:9" in text and "summary:" in text
 
 
 BAD_CONFIGS = [
@@ -253,6 +272,9 @@ BAD_CONFIGS = [
     ("messages: 5\n", "messages: 5 is not allowed"),
     ("messages:\n  sequence: sometimes\n", "messages.sequence: 'sometimes' is not allowed"),
     ("target: no-such-host.invalid\n", "target: 'no-such-host.invalid' is not allowed"),
+    ("target: 5\n", "target: '5' is not allowed; expected a host name, or an address written in full"),
+    ("dashboard_hosts: [http://x]\n", "dashboard_hosts: 'http://x' is not allowed"),
+    ("quiet: maybe\n", "quiet: 'maybe' is not allowed"),
     ("rate:\n", "rate: None is not allowed"),
     ("- a list\n", "expected a mapping of keys"),
     ("rate: [unclosed\n", "line 2, column 1: malformed YAML"),
@@ -284,6 +306,10 @@ def test_bad_config_is_one_line_naming_the_key_and_exit_2(tmp_path, text, messag
     (["run", "--config", "/dev/null", "--cpus", "0-9999"], "--cpus: '0-9999' is not allowed"),
     (["run", "--config", "/dev/null", "--ports", "x"], "--ports: 'x' is not allowed"),
     (["run", "--config", "/dev/null", "--daemon"], "--daemon: needs --pidfile"),
+    (["run", "--config", "/dev/null", "--target", "127.1"], "--target: '127.1' is not allowed"),
+    (["run", "--config", "/dev/null", "--live-interval", "0s"], "--live-interval: '0s' is not allowed"),
+    (["run", "--config", "/dev/null", "--dashboard", "1.2:8080"], "--dashboard: '1.2' is not allowed"),
+    (["sink", "--listen", "10.1"], "--listen: '10.1' is not allowed"),
     (["run", "--config", "/dev/null", "--pidfile", "/nonexistent/x.pid"], "--pidfile: cannot open"),
 ])
 def test_bad_files_and_flags_are_one_line_and_exit_2(args, message):

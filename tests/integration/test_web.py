@@ -259,5 +259,101 @@ def test_a_taken_dashboard_port_is_one_line_and_exit_1(loggend, receiver):
         assert proc.wait(30) == 1
     finally:
         holder.close()
-    assert f"dashboard: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
+    assert f"loggend: dashboard: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.err
     assert "Traceback" not in proc.stderr and "restarting" not in proc.stderr
+    assert proc.stdout == "" and "worker 0:" not in proc.stderr   # bound before any worker was forked
+
+
+def request(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode()
+
+
+def start_time(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as f:
+        boot = next(float(line.split()[1]) for line in f if line.startswith("btime"))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.slow
+def test_metrics_formats_process_figures_and_the_host_check_of_the_real_server(loggend, receiver):
+    proc, url = start(loggend, receiver)
+    status, headers, body = request(url + "/metrics", {})
+    assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    # process_* is the supervisor's (the web process's parent), not the web process's own
+    assert families["process_start_time_seconds"].samples[0].value == pytest.approx(start_time(proc.pid), abs=0.02)
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    accept = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1"
+    status, headers, body = request(url + "/metrics", {"Accept": accept})
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    assert body.endswith("# EOF\n") and "loggen_events_sent_total{worker=" in body
+    # DNS rebinding: a name that is not the dashboard's is refused, the address and localhost are not
+    port = url.rsplit(":", 1)[1]
+    status, _, body = request(url + "/api/metrics", {"Host": f"rebound.example:{port}"})
+    assert status == 403 and "rebound.example" in json.loads(body)["error"]
+    assert request(url + "/api/metrics", {"Host": f"localhost:{port}"})[0] == 200
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as ws:     # the feed too
+        key = base64.b64encode(os.urandom(16)).decode()
+        ws.sendall(f"GET /ws HTTP/1.1\r\nHost: rebound.example:{port}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        assert ws.recv(4096).split(b"\r\n")[0].split()[1] == b"403"
+
+
+def open_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    out = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        try:
+            s.connect((host, port))
+        except OSError:
+            s.close()
+            continue
+        out.append(s)
+    return out
+
+
+def threads_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("Threads:")))
+
+
+@pytest.mark.slow
+def test_two_thousand_half_open_sockets_make_no_threads_and_healthz_answers(loggend, receiver):
+    from loggend.web.server import MAX_CONNECTIONS
+    proc, url = start(loggend, receiver)
+    pid = web_pid(proc, json.loads(get(url + "/api/metrics")[1]))
+    before = threads_of(pid)
+    host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
+    idle = open_sockets(host, int(port), 2000)
+    try:
+        assert len(idle) >= 1900                           # connected: the server accepts as fast as they come
+        for _ in range(5):
+            t0 = time.monotonic()
+            assert get(url + "/healthz")[0] == 200
+            assert time.monotonic() - t0 < 2.0
+        assert threads_of(pid) <= before + 4              # a parked connection has no thread
+        assert len(os.listdir(f"/proc/{pid}/fd")) <= MAX_CONNECTIONS + 64
+        # the oldest idle ones made room: the server closed them
+        import selectors
+        with selectors.DefaultSelector() as sel:
+            for s in idle:
+                sel.register(s, selectors.EVENT_READ)
+            closed = {key.fileobj for key, _ in sel.select(timeout=2)}
+        assert len(closed) >= len(idle) - MAX_CONNECTIONS
+        assert all(s.recv(1) == b"" for s in list(closed)[:50])
+        # a WebSocket client is still let in, and counts as a connection like any other
+        ws = Client.connect(url.replace("http://", "ws://") + "/ws")
+        assert json.loads(ws.receive(timeout=5))["workers"] == 2
+        ws.close()
+    finally:
+        for s in idle:
+            s.close()
+    assert proc.proc.poll() is None

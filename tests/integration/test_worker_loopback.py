@@ -56,7 +56,7 @@ def run_worker(port: int, fake: FakeTime, rate: float = 0, duration: float = 0, 
     block = block or CounterBlock(1)
     spec = WorkerSpec(host="127.0.0.1", port=port, messages=messages, **kw)
     worker = Worker(spec, block.slot(0), fixed_plan(fake, rate, duration), clock=fake.clock,
-                    wallclock=fake.wallclock, sleep=fake.sleep, log=lambda line: None)
+                    wallclock=fake.wallclock, sleep=fake.sleep, log=lambda line, level=0: None)
     code = worker.run()
     return code, block.snapshot(0), worker
 
@@ -87,7 +87,7 @@ def test_a_restarted_worker_carries_on_its_stream(receiver, mode):
     fake.t += 2.345                                          # the new life starts on time: nothing missed
     spec = WorkerSpec(host="127.0.0.1", port=receiver.port, transport=mode, messages=MessageSpec(pool_size=1000))
     worker = Worker(spec, block.slot(0), plan, clock=fake.clock, wallclock=fake.wallclock, sleep=fake.sleep,
-                    log=lambda line: None)
+                    log=lambda line, level=0: None)
     assert worker.run() == EXIT_OK
     assert block.snapshot(0).sent == 4345                  # the quota is the slot's total
     got = receiver.wait_for(2000)
@@ -115,7 +115,7 @@ def test_unlimited_rate_sends_as_fast_as_possible_for_the_duration(receiver):
     block = CounterBlock(1)
     spec = WorkerSpec(host="127.0.0.1", port=receiver.port, transport="gso", messages=MessageSpec(pool_size=1000))
     plan = PlanSource(Plan(Profile.constant(0), 1).start(time.monotonic_ns(), 0.3))
-    worker = Worker(spec, block.slot(0), plan, log=lambda line: None)       # real clock
+    worker = Worker(spec, block.slot(0), plan, log=lambda line, level=0: None)       # real clock
     assert worker.run() == EXIT_OK
     snap = block.snapshot(0)
     got = receiver.wait_for(snap.sent, timeout=2.0)
@@ -187,7 +187,7 @@ def test_a_target_the_socket_cannot_connect_to_is_a_boot_failure():
     # connect() to the broadcast address without SO_BROADCAST fails with EACCES: nothing is sent
     spec = WorkerSpec(host="255.255.255.255", port=9, transport="gso", messages=MessageSpec(pool_size=1000))
     plan = PlanSource(Plan(Profile.constant(1000), 1))
-    assert Worker(spec, block.slot(0), plan, log=lines.append).run() == EXIT_BOOT_FAILED
+    assert Worker(spec, block.slot(0), plan, log=lambda line, level=0: lines.append(line)).run() == EXIT_BOOT_FAILED
     assert block.snapshot(0).state == C.STATE_FAILED and block.snapshot(0).sent == 0
     assert len(lines) == 1 and "cannot start sending to 255.255.255.255:9" in lines[0]
 

@@ -133,3 +133,79 @@ def test_cpus_sizes_and_pool_sizes():
     assert parse_size("m", "12G") == 12 << 30 and parse_size("m", "512MiB") == 512 << 20
     assert parse_size("m", 0) == 0 and parse_size("m", "1.5k") == 1536
     assert [auto_pool_size(w) for w in (1, 2, 10, 40, 1000)] == [100_000, 10_000, 10_000, 10_000, 10_000]
+
+
+# --- the environment: LOGGEN_* ---------------------------------------------------------------------------
+
+def test_every_key_has_one_environment_variable():
+    from loggend.config import DEFAULTS, ENV_KEYS, env_name
+    assert env_name("rate") == "LOGGEN_RATE" and env_name("messages.seed") == "LOGGEN_MESSAGES_SEED"
+    assert sorted(ENV_KEYS.values()) == sorted(DEFAULTS)            # one each, no two keys on one name
+
+
+def test_environment_overrides_the_file_and_flags_override_both(tmp_path):
+    from loggend.config import load
+    path = tmp_path / "c.yaml"
+    path.write_text("rate: 1000\nworkers: 2\nmessages:\n  seed: 3\n")
+    env = {"LOGGEN_RATE": "2k", "LOGGEN_MESSAGES_SEED": "7", "LOGGEN_DASHBOARD_HOSTS": "a.example,.b.example",
+           "LOGGEN_QUIET": "yes", "PATH": "/bin", "LOGGENX": "not ours"}
+    c = load(str(path), env=env, usable_cpus={0})
+    assert (c.rate, c.workers, c.messages.seed, c.quiet) == (2000, 2, 7, True)
+    assert c.dashboard_hosts == ("a.example", ".b.example")
+    assert c.source == f"{path} + LOGGEN_DASHBOARD_HOSTS, LOGGEN_MESSAGES_SEED, LOGGEN_QUIET, LOGGEN_RATE"
+    flagged = load(str(path), {"rate": ("--rate", "3k")}, env=env, usable_cpus={0})
+    assert flagged.rate == 3000 and flagged.messages.seed == 7
+    assert load(str(path), env={}, usable_cpus={0}).rate == 1000
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"LOGGEN_WORKERS": "many"}, "LOGGEN_WORKERS: 'many' is not allowed; expected a whole number from 1 to 1024"),
+    ({"LOGGEN_MESSAGES_SEED": "-1"}, "LOGGEN_MESSAGES_SEED: '-1' is not allowed"),
+    ({"LOGGEN_TARGET": "5"}, "LOGGEN_TARGET: '5' is not allowed"),
+    ({"LOGGEN_RAET": "5"}, "LOGGEN_RAET: no such setting"),
+])
+def test_a_bad_variable_is_refused_naming_it(env, message):
+    from loggend.config import load
+    from loggend.errors import UsageError
+    with pytest.raises(UsageError) as err:
+        load("/dev/null", env=env, usable_cpus={0})
+    assert message in str(err.value)
+
+
+# --- targets: a host name or an address written in full --------------------------------------------------
+
+@pytest.mark.parametrize("target", ["5", "127.1", "10.1", "0x7f.1", "2130706433", "10.0.0.010", "1.2.3.4."])
+def test_address_shorthand_is_refused(target):
+    from loggend.config import load
+    with pytest.raises(ConfigError, match="shorthand such as 5 or 127.1 is not accepted"):
+        load("/dev/null", {"target": ("target", target)}, usable_cpus={0}, env={})
+
+
+@pytest.mark.parametrize("target,host", [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("::1", "::1"),
+                                         ("[::1]:5514", "::1"), ("127.0.0.1:5514", "127.0.0.1")])
+def test_full_addresses_and_names_are_accepted(target, host):
+    from loggend.config import load
+    assert load("/dev/null", {"target": ("target", target)}, usable_cpus={0}, env={}).host == host
+
+
+def test_yaml_number_target_is_refused(tmp_path):
+    from loggend.config import load
+    path = tmp_path / "c.yaml"
+    path.write_text("target: 5\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: target: '5' is not allowed"):
+        load(str(path), usable_cpus={0}, env={})
+
+
+# --- output and dashboard keys ---------------------------------------------------------------------------
+
+def test_live_interval_and_dashboard_hosts():
+    from loggend.config import LIVE_AUTO, parse_hosts, parse_live_interval
+    assert parse_live_interval("k", "auto") == LIVE_AUTO and parse_live_interval("k", "60s") == 60
+    for bad in ("0.5s", "2h", "often"):
+        with pytest.raises(ConfigError):
+            parse_live_interval("k", bad)
+    assert parse_hosts("k", ["LoadGen.example", ".example", "*", "[::1]", "10.0.0.5"]) == (
+        "loadgen.example", ".example", "*", "::1", "10.0.0.5")
+    for bad in ("http://x", "a b", "x/y"):
+        with pytest.raises(ConfigError):
+            parse_hosts("k", bad)

@@ -1,0 +1,66 @@
+"""Log lines with a priority the journal understands: sd-daemon(3) ``<N>`` prefixes.
+
+When a service's stdout / stderr is connected to the journal, systemd sets ``JOURNAL_STREAM`` to
+the ``DEVICE:INODE`` of that stream, and a line that starts with ``<3>`` is stored with priority
+3 (err), so ``journalctl -u loggen -p err`` finds it. Every line a loggend process logs goes
+through ``write``: prefixed when its stream *is* the journal stream (the variable alone is not
+enough: a child whose output was redirected inherits it), plain otherwise (a terminal, a file, a
+pipe). Unprefixed lines, such as the live line and the summary, get the unit's default, info.
+
+Standard library only: workers log through it too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Protocol, TextIO
+
+ERR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7      # syslog(3) priorities, as sd-daemon(3) spells them
+
+
+class Log(Protocol):
+    """Every ``log`` a loggend object is given: one line, and its priority (default info)."""
+
+    def __call__(self, line: str, level: int = INFO) -> None: ...
+
+
+def is_journal_stream(fd: int, env: Mapping[str, str] | None = None) -> bool:
+    """True when ``fd`` is the stream ``JOURNAL_STREAM`` (``DEVICE:INODE``) names."""
+    value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    try:
+        st = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError):
+        return False
+
+
+_journal: dict[int, bool] = {}        # fd -> is_journal_stream(fd), asked once per process
+
+
+def prefix(level: int, stream: TextIO) -> str:
+    """``<N>`` when ``stream`` goes to the journal, else nothing."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return ""                     # an in-memory stream (a test's StringIO)
+    if fd not in _journal:
+        _journal[fd] = is_journal_stream(fd)
+    return f"<{level}>" if _journal[fd] else ""
+
+
+def write(line: str, level: int = INFO, stream: TextIO | None = None) -> None:
+    """``loggend: LINE`` on ``stream`` (stderr), flushed; every line of a multi-line text (a traceback)
+    carries the journal's prefix, so none of it falls back to the default priority."""
+    out = stream if stream is not None else sys.stderr
+    mark = prefix(level, out)
+    first, *rest = line.splitlines() or [""]
+    out.write(f"{mark}loggend: {first}\n" + "".join(f"{mark}{part}\n" for part in rest))
+    out.flush()
+
+
+def forget() -> None:
+    """Ask again which streams are the journal's (after a daemon re-pointed stdout and stderr)."""
+    _journal.clear()
