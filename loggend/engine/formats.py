@@ -277,10 +277,16 @@ class Leef(Format):
                           SEQ_DIGITS)
 
 
+# ECS fields whose type is a number (long): sent as JSON numbers, as Elastic maps them.
+ECS_NUMBERS = frozenset({"source.port", "destination.port", "http.response.status_code", "http.response.bytes",
+                         "network.bytes"})
+
+
 def _nest(flat: list[tuple[str, str]]) -> dict[str, object]:
     """ECS dotted names into nested objects (``source.ip`` -> {"source": {"ip": ...}})."""
     out: dict[str, object] = {}
-    for key, value in flat:
+    for key, text in flat:
+        value: object = int(text) if key in ECS_NUMBERS and text.isdigit() else text
         node = out
         *parents, leaf = key.split(".")
         for p in parents:

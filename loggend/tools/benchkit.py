@@ -26,6 +26,7 @@ class Figure:
     cpu: float                # sender CPU seconds while sending
     received: int = 0         # counted by the receiver (0 in never-read mode)
     received_bytes: int = 0
+    sent_bytes: int = 0
 
     @property
     def eps(self) -> float:
@@ -80,7 +81,7 @@ def run_worker(spec: WorkerSpec, seconds: float) -> Figure:
         measured = json.loads(f.read() or '{"cpu": 0, "wall": 0}')
     os.waitpid(pid, 0)
     snap = block.snapshot(0)
-    return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"])
+    return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"], sent_bytes=snap.bytes)
 
 
 def loggend_send(mode: str, port: int, seconds: float) -> Figure:

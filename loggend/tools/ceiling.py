@@ -4,8 +4,10 @@
 150-byte lines with ``sendall`` in a loop (over Python's ``ssl`` for tls): no content, no
 timestamps, no sequence numbers, so nothing a Python sender can do over one connection is
 faster. ``... count tcp|tls PORT [CERT KEY]`` accepts one connection and counts its line feeds
-with ``bytes.count`` (C speed). Both print one ``RESULT key=value ...`` line. ``loggend bench``
-runs them pinned to their CPUs; they are figures, not tests.
+with ``bytes.count`` (C speed); ``... discard tcp PORT`` lets the kernel drop what arrives
+(``MSG_TRUNC``: no copy to user space) and counts bytes only, so a TCP sender is measured and
+not the receiver. Each prints one ``RESULT key=value ...`` line. ``loggend bench`` runs them
+pinned to their CPUs; they are figures, not tests.
 """
 
 from __future__ import annotations
@@ -64,12 +66,13 @@ def count(protocol: str, port: int, cert: str = "", key: str = "") -> None:
     conn.settimeout(IDLE_SECONDS)
     buf = bytearray(RECV_BYTES)
     view = memoryview(buf)
+    discard = protocol == "discard"
     lines = nbytes = 0
     first = last = 0.0
     cpu0 = time.process_time()
     while True:
         try:
-            got = conn.recv_into(view)
+            got = conn.recv_into(view, RECV_BYTES, socket.MSG_TRUNC) if discard else conn.recv_into(view)
         except (TimeoutError, ssl.SSLError, OSError):
             break
         if not got:
@@ -77,18 +80,21 @@ def count(protocol: str, port: int, cert: str = "", key: str = "") -> None:
         last = time.monotonic()
         first = first or last
         nbytes += got
-        lines += buf.count(b"\n", 0, got)
+        if not discard:
+            lines += buf.count(b"\n", 0, got)
     cpu = time.process_time() - cpu0
     print(f"RESULT lines={lines} bytes={nbytes} span={last - first:.4f} cpu={cpu:.4f}", flush=True)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[0] not in ("send", "count") or argv[1] not in ("tcp", "tls"):
-        print("usage: python -m loggend.tools.ceiling send tcp|tls PORT SECONDS | count tcp|tls PORT [CERT KEY]",
-              file=sys.stderr)
+    if len(argv) < 3 or argv[0] not in ("send", "count", "discard") or argv[1] not in ("tcp", "tls"):
+        print("usage: python -m loggend.tools.ceiling send tcp|tls PORT SECONDS | count tcp|tls PORT [CERT KEY]"
+              " | discard tcp PORT", file=sys.stderr)
         return 2
     if argv[0] == "send":
         send(argv[1], int(argv[2]), float(argv[3]))
+    elif argv[0] == "discard":
+        count("discard", int(argv[2]))
     else:
         count(argv[1], int(argv[2]), *argv[3:5])
     return 0
