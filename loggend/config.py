@@ -29,6 +29,7 @@ from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
 from loggend.engine.schedule import Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
+from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError
 from loggend.parsers import (
     format_ports,
@@ -47,6 +48,7 @@ from loggend.parsers import (
     split_target,
 )
 from loggend.sink.spec import ServerTls
+from loggend.templates import load_templates
 
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
@@ -250,9 +252,12 @@ class Config:
         sink = f", local sink x{self.sink_processes}" if self.local_sink else ""
         how = (f"transport {self.transport}" if self.protocol == "udp" else
                f"{self.protocol} ({self.framing})")
+        m = self.messages
+        what = f"format {m.format}"
+        if m.templates:
+            what += f", {plural(len(m.templates), 'template')}" + (" + the catalogue" if m.catalogue else " only")
         return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, {how}, "
-                f"format {self.messages.format}, cpus {cpus}, pool {self.messages.pool_size:,}/worker, "
-                f"dashboard {web}{sink}")
+                f"{what}, cpus {cpus}, pool {m.pool_size:,}/worker, dashboard {web}{sink}")
 
 
 def parse_file(key: str, value: object) -> str:
@@ -318,6 +323,15 @@ def parse_server_tls(cert: tuple[str, object], key: tuple[str, object],
     return ServerTls(cert_path, key_path, ca_path)
 
 
+def _relative_to(raw: Raw, key: str, path: str) -> object:
+    """A file named in the config file is relative to the config file's folder."""
+    value = raw[key]
+    if isinstance(value, str) and value and path and not os.path.isabs(value) and \
+            raw.label(key).startswith(f"{path}: "):
+        return os.path.join(os.path.dirname(os.path.abspath(path)), value)
+    return value
+
+
 def check_transport(key: str, text: str) -> str:
     return parse_choice(key, text, TRANSPORTS)
 
@@ -368,6 +382,8 @@ DEFAULTS: dict[str, object] = {
     "sink_processes": 0,
     "quiet": False,
     "live_interval": "auto",
+    "templates": [],
+    "catalogue": True,
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -463,10 +479,10 @@ def load(path: str | None = None, overrides: Mapping[str, tuple[str, object]] | 
     source = path or "built-in defaults"
     if from_env:
         source += " + " + ", ".join(label for label, _ in from_env.values())
-    return build(Raw(values), source, usable)
+    return build(Raw(values), source, usable, path)
 
 
-def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
+def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Config:
     host_text, target_port = split_target(raw.label("target"), str(raw["target"]))
     ports = (target_port,) if target_port is not None else parse_ports(raw.label("ports"), raw["ports"])
     workers = parse_int(raw.label("workers"), raw["workers"], 1, MAX_WORKERS)
@@ -489,6 +505,14 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
+    templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path)
+    catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
+    if not catalogue and not templates:
+        raise ConfigError(raw.label("catalogue"), raw["catalogue"], "on unless templates are given (nothing to send)")
+    if not parse_bool(raw.label("messages.sequence"), raw["messages.sequence"]) and \
+            any(uses(t.message, "seq") for t in templates):
+        raise ConfigError(raw.label("messages.sequence"), raw["messages.sequence"],
+                          "true while a template uses {seq} (it carries the sequence number)")
     messages = MessageSpec(
         format=fmt,
         framing=framing if protocol != "udp" else "",
@@ -500,6 +524,8 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         timezone=check_timezone(raw.label("messages.timezone"), str(raw["messages.timezone"])),
         pri_mix=parse_pri_mix(raw.label("messages.pri_mix"), str(pri_mix)),
         max_length=max_length,
+        templates=templates,
+        catalogue=catalogue,
     )
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from loggend import __version__
@@ -75,7 +76,20 @@ def stamp_cef(seconds: float, utc: bool) -> bytes:
 
 
 STAMP_RFC3164, STAMP_RFC3339, STAMP_CEF = range(3)
-STAMPS = (stamp_rfc3164, stamp_rfc3339, stamp_cef)      # by kind; every kind has one width per time zone
+Stamp = Callable[[float, bool], bytes]
+# By kind; every kind has one width per time zone. Templates' timestamp tokens and replayed lines
+# add kinds of their own (``register_stamp``) before the pool is built; forked workers inherit them.
+STAMPS: dict[int, Stamp] = {STAMP_RFC3164: stamp_rfc3164, STAMP_RFC3339: stamp_rfc3339, STAMP_CEF: stamp_cef}
+_STAMP_NAMES: dict[str, int] = {}
+
+
+def register_stamp(name: str, stamp: Stamp) -> int:
+    """The kind of the stamp called ``name`` (registered on first use, the same kind after)."""
+    kind = _STAMP_NAMES.get(name)
+    if kind is None:
+        kind = _STAMP_NAMES[name] = len(STAMPS)
+        STAMPS[kind] = stamp
+    return kind
 
 
 # --- events and renderings ------------------------------------------------------------------------------
@@ -93,6 +107,7 @@ class Event:
     source: str                  # the log source (CEF product, JSON event.dataset)
     event_id: str                # the kind of event (RFC 5424 MSGID, CEF signature id, LEEF event id)
     name: str                    # a short name of the event (CEF name)
+    placeholders: tuple[tuple[str, int], ...] = ()   # user templates: (placeholder, stamp kind) in the text
 
     @property
     def facility(self) -> int:
@@ -118,6 +133,11 @@ class Rendered:
     start_sites: tuple[tuple[int, int], ...]
     end_sites: tuple[tuple[int, int], ...]
     seq_from_end: int
+    tail_sites: tuple[tuple[int, int], ...] = ()     # (offset from the start of the tail, kind)
+
+    @property
+    def layout(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        return self.start_sites, self.end_sites, self.tail_sites
 
 
 @dataclass(frozen=True)
@@ -316,7 +336,8 @@ class Json(Format):
         for key, value in _nest(_named_fields(event, 2)).items():
             doc.setdefault(key, value)
         stamp = self.stamp(STAMP_RFC3339, now)
-        text = json.dumps(doc, separators=(",", ":"))[:-1] + f',"@timestamp":"{stamp}"'
+        # a user template's placeholders stay one byte each, as in the other formats
+        text = json.dumps(doc, separators=(",", ":")).replace("\\u007f", "\x7f")[:-1] + f',"@timestamp":"{stamp}"'
         if not self.sequence:
             return Rendered(_ascii(header + text + "}"), b"", ((at, STAMP_RFC3164),),
                             ((len(stamp) + 2, STAMP_RFC3339),), -1)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from loggend.engine import catalog
 from loggend.engine.formats import SEQ_DIGITS, STAMPS, Event, Format, Rendered, make_format, stamp_rfc3164
 from loggend.engine.spec import MessageSpec
+from loggend.engine.tokens import SEQ_KIND, UserTemplate, fill_placeholders, render_parts
 
 GSO_MAX_SEGMENTS = 64        # UDP_MAX_SEGMENTS of Linux 4.18+
 UDP_MAX_PAYLOAD = 65507      # 65535 - IPv4 header - UDP header
@@ -124,18 +125,24 @@ def template_infos() -> list[TemplateInfo]:
 
 
 def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Event]:
-    """``count`` filled-in templates, weighted like a real fleet's stream."""
+    """``count`` filled-in templates, weighted like a real fleet's stream (and the user's own)."""
     fleet = Fleet.build(spec.hosts, spec.seed)
-    templates = catalog.TEMPLATES
+    templates = catalog.TEMPLATES if spec.catalogue else ()
     infos = template_infos()
     eligible = [fleet.eligible(t.roles) for t in templates]
     generators = catalog.FIELDS
+    weights = [t.weight for t in templates] + [u.weight for u in spec.templates]
     if spec.pri_mix:
         pris = rng.choices([p for p, _ in spec.pri_mix], [w for _, w in spec.pri_mix], k=count)
-    chosen = rng.choices(range(len(templates)), [t.weight for t in templates], k=count)
+    chosen = rng.choices(range(len(weights)), weights, k=count)
+    everyone = tuple(range(len(fleet.names)))
     pids: dict[tuple[int, int], int | None] = {}
     out = []
     for n, ti in enumerate(chosen):
+        if ti >= len(templates):
+            out.append(user_event(spec.templates[ti - len(templates)], spec, fleet, everyone, rng, pids, ti,
+                                  pris[n] if spec.pri_mix else None))
+            continue
         t, info = templates[ti], infos[ti]
         host = rng.choice(eligible[ti])
         name = fleet.names[host]
@@ -147,6 +154,21 @@ def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Eve
                          pid=pid, text=t.text.format_map(values), fields=values, source=t.source,
                          event_id=info.event_id, name=info.name))
     return out
+
+
+def user_event(u: UserTemplate, spec: MessageSpec, fleet: Fleet, hosts: tuple[int, ...], rng: random.Random,
+               pids: dict[tuple[int, int], int | None], key: int, pri: int | None) -> Event:
+    """One event of a user template: any simulated host, its tokens filled in."""
+    host = rng.choice(hosts)
+    name = fleet.names[host]
+    pid = pids.get((host, key), -1)
+    if pid == -1:
+        pid = pids[(host, key)] = stable_pid(spec.seed, name, u.program) if u.pid else None
+    stamps: dict[str, int] = {}
+    text, values = render_parts(u.message, rng, name, stamps)
+    return Event(pri=pri if pri is not None else u.facility * 8 + u.severity, host=name, program=u.program,
+                 pid=pid, text=text, fields=values, source=u.name, event_id=u.name, name=u.name,
+                 placeholders=tuple(stamps.items()))
 
 
 def fit(fmt: Format, event: Event, now: float, limit: int) -> Rendered:
@@ -165,9 +187,20 @@ def fit(fmt: Format, event: Event, now: float, limit: int) -> Rendered:
             text = text[:max(0, len(text) - excess(r) - 1)]
             r = fmt.render(replace(event, text=text, fields=fields), now)
         if excess(r) <= 0:
-            return r
+            return with_placeholders(r, event, now, fmt.utc)
         r = fmt.render(replace(event, fields={}), now)
-    return r
+    return with_placeholders(r, event, now, fmt.utc)
+
+
+def with_placeholders(r: Rendered, event: Event, now: float, utc: bool) -> Rendered:
+    """A user template's timestamp and ``{seq}`` placeholders turned into values and patch sites."""
+    if not event.placeholders:
+        return r
+    stamps = dict(event.placeholders)
+    head, head_sites = fill_placeholders(r.head, stamps, now, utc)
+    tail, tail_sites = fill_placeholders(r.tail, stamps, now, utc)
+    return Rendered(head, tail, tuple(sorted((*r.start_sites, *head_sites))), r.end_sites, r.seq_from_end,
+                    tuple(sorted((*r.tail_sites, *tail_sites))))
 
 
 def spec_format(spec: MessageSpec) -> Format:
@@ -191,8 +224,8 @@ class Corpus:
         self.offsets = array("Q", [0])                 # head i: offsets[2i]..[2i+1], tail i: ..[2i+2]
         self.seq_from_end = array("i")
         self.layout = array("H")                       # index into self.layouts
-        self.layouts: list[tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]] = []
-        seen: dict[tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]], int] = {}
+        self.layouts: list[tuple[tuple[tuple[int, int], ...], ...]] = []
+        seen: dict[tuple[tuple[tuple[int, int], ...], ...], int] = {}
         total = max(size, spec.pool_size)
         for first in range(0, total, CORPUS_CHUNK):     # in chunks: little garbage left in the heap
             for event in render_events(spec, min(CORPUS_CHUNK, total - first), rng):
@@ -201,7 +234,7 @@ class Corpus:
                 self.offsets.append(len(blob))
                 blob += r.tail
                 self.offsets.append(len(blob))
-                key = (r.start_sites, r.end_sites)
+                key = r.layout
                 self.layout.append(seen.setdefault(key, len(seen)))
                 if len(seen) > len(self.layouts):
                     self.layouts.append(key)
@@ -216,9 +249,9 @@ class Corpus:
 
     def rendered(self, i: int) -> Rendered:
         o, blob = self.offsets, self.blob
-        start_sites, end_sites = self.layouts[self.layout[i]]
+        start_sites, end_sites, tail_sites = self.layouts[self.layout[i]]
         return Rendered(blob[o[2 * i]:o[2 * i + 1]], blob[o[2 * i + 1]:o[2 * i + 2]], start_sites, end_sites,
-                        self.seq_from_end[i])
+                        self.seq_from_end[i], tail_sites)
 
     def window(self, start: int, count: int) -> list[Rendered]:
         """``count`` messages from ``start`` on, wrapping around the end."""
@@ -231,12 +264,17 @@ class Message:
     """One framed message of a worker's stream, with its patch sites (offsets from its start)."""
 
     data: bytes
-    sites: tuple[tuple[int, int], ...]     # (offset, stamp kind)
-    seq_at: int                            # offset of the sequence digits; -1: none
+    sites: tuple[tuple[int, int], ...]     # (offset, stamp kind; SEQ_KIND: a template's {seq})
+    seq_at: int                            # offset of the stream's sequence digits; -1: none
 
     @property
     def layout(self) -> tuple[tuple[tuple[int, int], ...], int]:
         return self.sites, self.seq_at
+
+    @property
+    def seq_sites(self) -> list[int]:
+        """Every place the sequence number goes: the stream's, then each ``{seq}``."""
+        return [self.seq_at, *[o for o, k in self.sites if k == SEQ_KIND]] if self.seq_at >= 0 else []
 
 
 def assemble(r: Rendered, stream: bytes, framing: str) -> Message:
@@ -245,8 +283,10 @@ def assemble(r: Rendered, stream: bytes, framing: str) -> Message:
     prefix = b"%d " % len(body) if framing == "octet-counting" else b""
     suffix = b"\n" if framing == "lf" else b""
     at_stream = len(prefix) + len(r.head)
+    at_tail = at_stream + (len(stream) if r.seq_from_end >= 0 else 0)
     sites = tuple(sorted([(len(prefix) + o, k) for o, k in r.start_sites] +
-                         [(at_stream - o, k) for o, k in r.end_sites]))
+                         [(at_stream - o, k) for o, k in r.end_sites] +
+                         [(at_tail + o, k) for o, k in r.tail_sites]))
     seq_at = len(prefix) + len(body) - r.seq_from_end if r.seq_from_end >= 0 else -1
     return Message(prefix + body + suffix, sites, seq_at)
 
@@ -288,7 +328,7 @@ class Pool:
         self.lengths: list[int] = []
         self.first: list[int] = []
         self.runs: list[tuple[int, int, int, tuple[tuple[int, int], ...], int]] = []
-        self.seq_offsets: list[int] = []               # per pool index (build time only)
+        self.seq_offsets: list[list[int]] = []         # per pool index, every sequence site (build time only)
         pos = index = 0
         for chunk in chunks:
             length = len(chunk[0].data)
@@ -302,10 +342,10 @@ class Pool:
                     m = chunk[run_start]
                     self.runs.append((pos + run_start * length, j - run_start, length, m.sites, m.seq_at))
                     run_start = j
-            self.seq_offsets.extend(pos + j * length + m.seq_at for j, m in enumerate(chunk))
+            self.seq_offsets.extend([pos + j * length + o for o in m.seq_sites] for j, m in enumerate(chunk))
             pos += length * len(chunk)
             index += len(chunk)
-        kinds = sorted({k for m in messages for _, k in m.sites})
+        kinds = sorted({k for m in messages for _, k in m.sites if k != SEQ_KIND})
         self.stamps = {k: STAMPS[k](now, utc) for k in kinds}   # what every message carries now, by kind
         self._fills: dict[int, bytes] = {}
         self._columns: dict[tuple[int, int], list[tuple[slice, int]]] = {}
@@ -338,8 +378,9 @@ class Pool:
         for f in range(self.frames):
             for j in range(self.counts[f]):
                 i = self.first[f] + j
-                at = self.seq_offsets[i] + SEQ_DIGITS - k
-                self.buf[at:at + k] = b"%0*d" % (k, i)
+                for site in self.seq_offsets[i]:
+                    at = site + SEQ_DIGITS - k
+                    self.buf[at:at + k] = b"%0*d" % (k, i)
 
     def _fill(self, char: int, count: int) -> bytes:
         """``count`` times ``char``, made once (the patches run every second in every worker)."""
@@ -350,14 +391,17 @@ class Pool:
         return fill
 
     def _slices(self, kind: int, column: int) -> list[tuple[slice, int]]:
-        """Every run's slice of one column of one kind of patch site (kind -1: the sequence's pass
-        digits); made once, used every second."""
+        """Every run's slice of one column of one kind of patch site (``SEQ_KIND``: the sequence's
+        pass digits, at the stream's number and at every ``{seq}`` of a user template); made once,
+        used every second."""
         key = (kind, column)
         found = self._columns.get(key)
         if found is None:
             found = self._columns[key] = []
             for at, count, stride, sites, seq_at in self.runs:
-                for off in ([seq_at] if kind < 0 else [o for o, k in sites if k == kind]):
+                offsets = [seq_at, *[o for o, k in sites if k == SEQ_KIND]] if kind == SEQ_KIND else \
+                    [o for o, k in sites if k == kind]
+                for off in offsets:
                     start = at + off + column
                     found.append((slice(start, start + count * stride, stride), count))
         return found
@@ -388,7 +432,7 @@ class Pool:
         made, buf = 0, self.buf
         for c in range(width):
             if old[c] != new[c]:
-                for where, count in self._slices(-1, c):
+                for where, count in self._slices(SEQ_KIND, c):
                     buf[where] = self._fill(new[c], count)
                     made += 1
         self.cycle = cycle

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loggend.engine.formats import DEFAULT_ENTERPRISE
+from loggend.engine.tokens import UserTemplate
 
 TRANSPORTS = ("auto", "gso", "sendmmsg", "sendto")
 TIMEZONES = ("local", "utc")
@@ -28,6 +29,8 @@ class MessageSpec:
     format: str = "rfc3164"           # rfc3164 | rfc5424 | cef | leef | json
     enterprise: int = DEFAULT_ENTERPRISE   # the RFC 5424 SD-ID's private enterprise number
     framing: str = ""                 # "" (UDP: one message per datagram), "octet-counting" or "lf"
+    templates: tuple[UserTemplate, ...] = ()   # the user's own, mixed with the catalogue by weight
+    catalogue: bool = True            # the built-in templates too (False: only the user's)
 
 
 @dataclass(frozen=True)

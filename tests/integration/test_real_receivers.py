@@ -150,3 +150,41 @@ def test_syslog_ng_parses_every_format_over_tls_with_a_throw_away_ca(tmp_path, p
     assert len(records) == EVENTS * len(FORMATS)
     for k, fmt in enumerate(FORMATS):
         check_all(records, fmt, f"tls{k}x", quirks=True)
+
+
+TEMPLATES = """\
+- name: login
+  message: "login user={user} src={ipv4:10.20.0.0/16} port={int:1024-65535} session={sid=hex:16} again={sid}"
+  facility: auth
+  severity: notice
+  program: shopd
+- name: order
+  message: "order id={uuid} amount={float:1-500/2} at={timestamp:%Y-%m-%d %H:%M:%S} n={seq}"
+  weight: 3
+  program: shopd
+"""
+
+
+def test_rsyslog_parses_templated_messages_field_by_field(tmp_path):
+    needs(R.rsyslog_available())
+    templates = tmp_path / "shop.yaml"
+    templates.write_text(TEMPLATES)
+    formats = ("rfc3164", "rfc5424", "cef", "json")
+    with R.RsyslogReceiver(tmp_path / "rsyslog", udp=False, tcp=True) as rx:
+        for k, fmt in enumerate(formats):
+            send(rx.ports["tcp"], fmt, f"t{k}x", "--protocol", "tcp", "--templates", str(templates),
+                 "--catalogue", "off", "--utc")
+        records = rx.wait_for_records(EVENTS * len(formats), timeout=30, settle=0.5)
+    assert len(records) == EVENTS * len(formats)
+    for k, fmt in enumerate(formats):
+        check_all(records, fmt, f"t{k}x")
+    for rec in records:
+        assert rec["appname"] == "shopd" and rec["pri"] in (37, 14)           # auth.notice, user.info
+        assert re.search(r"session\\?=([0-9a-f]{16}) again\\?=\1", rec["raw"]) or "order id" in rec["raw"], rec["raw"]
+        if rec.get("cef") and "login" in rec["raw"]:
+            assert len(rec["cef"]["Extensions"]["sid"]) == 16            # a named value is a CEF field
+        if rec.get("json") and "order id=" in rec["raw"]:
+            stamp = re.search(r"at=(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", rec["json"]["message"])[1]
+            sent = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+            got = dt.datetime.fromisoformat(rec["received"])
+            assert abs((got - sent).total_seconds()) < 5                # current at sending, not at rendering
