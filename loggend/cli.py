@@ -44,7 +44,7 @@ FLAG_KEYS = {
     "tls_ca": "tls_ca", "tls_cert": "tls_cert", "tls_key": "tls_key", "tls_verify": "tls_verify",
     "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
     "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval", "templates": "templates",
-    "catalogue": "catalogue",
+    "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -95,6 +95,9 @@ def build_parser() -> Parser:
     run.add_argument("--tls-server-name", help="SNI and the name verified (default: the target as written)")
     run.add_argument("--templates", help="a YAML file of your own templates (tokens such as {int:1-100}; see README)")
     run.add_argument("--catalogue", help="on|off: the built-in templates too (default on; off = only yours)")
+    run.add_argument("--replay", help="send a captured log file's lines (plain or gzip), timestamps rewritten to now")
+    run.add_argument("--speed", help="replay with the file's own timing, this many times faster (10 or 10x); "
+                     "without it, at --rate, looping over the file")
     run.add_argument("--sd-enterprise", help="RFC 5424: the private enterprise number of the loggen@N SD element")
     run.add_argument("--seed", help="the same seed gives the same messages")
     run.add_argument("--hosts", help="simulated hosts")

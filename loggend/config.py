@@ -18,6 +18,7 @@ import math
 import os
 import re
 import ssl
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -27,7 +28,8 @@ import yaml
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
-from loggend.engine.schedule import Profile
+from loggend.engine.replay import ReplaySpec, file_timing
+from loggend.engine.schedule import Profile, Segment
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError
@@ -65,6 +67,7 @@ MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence
 MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
+MAX_REPLAY_SPEED = 1e6
 POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + the worker index <= 16 characters
 
@@ -222,13 +225,16 @@ class Config:
     quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
     live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
     source: str = "built-in defaults"   # where it was read from, for messages
+    replay_timing: tuple[tuple[float, float], ...] = ()   # replay_speed: (rate, seconds) from the file's times
 
     @property
     def target(self) -> str:
         return f"{self.target_name or self.host}:{format_ports(self.ports)}"
 
     def profile(self) -> Profile:
-        """The run's rate over time (a constant ``rate``; 0 = unlimited)."""
+        """The run's rate over time (a constant ``rate``; 0 = unlimited), or a replay's own timing."""
+        if self.replay_timing:
+            return Profile((*(Segment(rate, seconds) for rate, seconds in self.replay_timing), Segment(0.0)))
         return Profile.constant(self.rate)
 
     def worker_spec(self, index: int = 0, takes_over: int = 0) -> WorkerSpec:
@@ -246,6 +252,9 @@ class Config:
 
     def describe(self) -> str:
         rate = f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"
+        if self.replay_timing and self.messages.replay is not None:
+            peak = max(r for r, _ in self.replay_timing)
+            rate = f"the file's own timing x{self.messages.replay.speed:g} (peak {peak:,.0f} ev/s)"
         duration = f"{self.duration:g} s" if self.duration else "until stopped"
         cpus = ",".join(str(c) for c in self.cpus) or "any"
         web = "off" if self.dashboard is None else f"{self.dashboard[0]}:{self.dashboard[1]}"
@@ -253,7 +262,7 @@ class Config:
         how = (f"transport {self.transport}" if self.protocol == "udp" else
                f"{self.protocol} ({self.framing})")
         m = self.messages
-        what = f"format {m.format}"
+        what = f"replay {m.replay.path}" if m.replay else f"format {m.format}"
         if m.templates:
             what += f", {plural(len(m.templates), 'template')}" + (" + the catalogue" if m.catalogue else " only")
         return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, {how}, "
@@ -323,6 +332,34 @@ def parse_server_tls(cert: tuple[str, object], key: tuple[str, object],
     return ServerTls(cert_path, key_path, ca_path)
 
 
+def parse_replay(raw: Raw, path: str, workers: int) -> tuple[ReplaySpec | None, tuple[tuple[float, float], ...]]:
+    """The replay file (checked readable, and read once for its timing when ``replay_speed`` is set)."""
+    speed_text = str(raw["replay_speed"]).strip().lower().removesuffix("x")
+    try:
+        speed = float(speed_text)
+    except ValueError:
+        speed = -1.0
+    if not 0 <= speed <= MAX_REPLAY_SPEED or speed != speed:
+        raise ConfigError(raw.label("replay_speed"), raw["replay_speed"],
+                          f"0 (a fixed rate) or how many times faster than the file's own timing, up to "
+                          f"{MAX_REPLAY_SPEED:g} (10 or 10x)")
+    file = parse_file(raw.label("replay"), _relative_to(raw, "replay", path))
+    if not file:
+        if speed:
+            raise ConfigError(raw.label("replay_speed"), raw["replay_speed"], "0 without a replay file")
+        return None, ()
+    try:
+        with open(file, "rb") as f:
+            f.read(1)
+        timing = tuple(file_timing(file, speed)) if speed else ()
+    except (OSError, EOFError, ValueError, zlib.error) as err:
+        raise ConfigError(raw.label("replay"), file, f"a log file, plain or gzip ({err})") from None
+    if speed and ("rate" in raw):
+        raise ConfigError(raw.label("rate"), raw["rate"], "not set with replay_speed (the file's own timing "
+                          "sets the rate)")
+    return ReplaySpec(file, workers, speed), timing
+
+
 def _relative_to(raw: Raw, key: str, path: str) -> object:
     """A file named in the config file is relative to the config file's folder."""
     value = raw[key]
@@ -384,6 +421,8 @@ DEFAULTS: dict[str, object] = {
     "live_interval": "auto",
     "templates": [],
     "catalogue": True,
+    "replay": "",
+    "replay_speed": 0,
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -507,7 +546,11 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
     templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path)
     catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
-    if not catalogue and not templates:
+    replay, timing = parse_replay(raw, path, workers)
+    if replay and (templates or "catalogue" in raw):
+        raise ConfigError(raw.label("replay"), raw["replay"], "a file without templates or catalogue (a replay "
+                          "sends the file's lines, not generated messages)")
+    if not catalogue and not templates and not replay:
         raise ConfigError(raw.label("catalogue"), raw["catalogue"], "on unless templates are given (nothing to send)")
     if not parse_bool(raw.label("messages.sequence"), raw["messages.sequence"]) and \
             any(uses(t.message, "seq") for t in templates):
@@ -526,6 +569,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         max_length=max_length,
         templates=templates,
         catalogue=catalogue,
+        replay=replay,
     )
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))
@@ -535,7 +579,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         rate=parse_rate(raw.label("rate"), raw["rate"]),
         workers=workers,
         cpus=parse_cpus(raw.label("cpus"), raw["cpus"], usable_cpus),
-        duration=parse_duration(raw.label("duration"), raw["duration"]),
+        duration=parse_duration(raw.label("duration"), raw["duration"]) or sum(s for _, s in timing),
         transport=check_transport(raw.label("transport"), str(raw["transport"])),
         protocol=protocol,
         framing=framing,
@@ -559,5 +603,6 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
         live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
         source=source,
+        replay_timing=timing,
     )
 

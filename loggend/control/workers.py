@@ -50,7 +50,9 @@ class WorkerPool:
         self.close_in_child: tuple[socket.socket, ...] = ()     # the parent's sockets a worker must not keep
 
     def render_corpus(self) -> None:
-        if self.corpus is None or self.corpus.spec != self.config.messages:
+        if self.config.messages.replay is not None:
+            self.corpus = None                        # a replay: each worker reads its own lines of the file
+        elif self.corpus is None or self.corpus.spec != self.config.messages:
             self.corpus = Corpus(self.config.messages, time.time())
 
     def spawn(self, index: int) -> int:

@@ -34,12 +34,14 @@ from __future__ import annotations
 import mmap
 import random
 import string
+import time
 import zlib
 from array import array
 from dataclasses import dataclass, replace
 
 from loggend.engine import catalog
 from loggend.engine.formats import SEQ_DIGITS, STAMPS, Event, Format, Rendered, make_format, stamp_rfc3164
+from loggend.engine.replay import ReplaySource, render_line
 from loggend.engine.spec import MessageSpec
 from loggend.engine.tokens import SEQ_KIND, UserTemplate, fill_placeholders, render_parts
 
@@ -358,6 +360,21 @@ class Pool:
                 raise ValueError(f"pool size {self.size} is not a power of ten")
             self._write_static_digits()
         del self.seq_offsets
+        self.replay: Replay | None = None      # a replay pool: where its next pass comes from
+
+    def next_pool(self) -> Pool | None:
+        """At the end of a pass: None (the same messages go again, ``set_cycle``), or for a replay
+        the pool of the next pass, read and rendered now."""
+        if self.replay is None or self.replay.source.fits:
+            return None
+        return self.replay.pool(self.cycle + 1)
+
+    def for_pass(self, cycle: int) -> Pool:
+        """This pool set to pass ``cycle`` (a restarted worker), or a replay's pool of that pass."""
+        if self.replay is None or self.replay.source.fits:
+            self.set_cycle(cycle)
+            return self
+        return self.replay.pool(cycle)
 
     @property
     def frames(self) -> int:
@@ -439,8 +456,45 @@ class Pool:
         return made
 
 
+@dataclass
+class Replay:
+    """Where a replay pool's passes come from (``loggend.engine.replay``)."""
+
+    source: ReplaySource
+    spec: MessageSpec
+    worker: int
+    stream: bytes
+    unstamped: int = 0                     # lines of the passes so far without a timestamp loggen rewrites
+    lines: int = 0
+
+    def pool(self, index: int) -> Pool:
+        spec = self.spec
+        now, utc = time.time(), spec.timezone == "utc"
+        messages = []
+        for line in self.source.read(index):
+            rendered, stamped = render_line(line, spec.sequence, spec.enterprise)
+            self.unstamped += not stamped
+            self.lines += 1
+            if rendered.start_sites:                       # the pool patches from the time it was built at
+                head = bytearray(rendered.head)
+                for at, kind in rendered.start_sites:
+                    stamp = STAMPS[kind](now, utc)
+                    head[at:at + len(stamp)] = stamp
+                rendered = replace(rendered, head=bytes(head))
+            messages.append(assemble(rendered, self.stream, spec.framing))
+        rng = random.Random(f"replay:{spec.seed}:{self.worker}:{index}")
+        pool = Pool(messages, now, utc, rng, spec.sequence)
+        pool.set_cycle(index)
+        pool.replay = self
+        return pool
+
+
 def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: Corpus | None = None) -> Pool:
-    """The worker's pool: its own rendering, or its window of the run's shared corpus."""
+    """The worker's pool: its own rendering, its window of the run's shared corpus, or the first
+    pass of its share of a replayed file."""
+    if spec.replay is not None:
+        source = ReplaySource(spec.replay, worker, spec.pool_size)
+        return Replay(source, spec, worker, stream.encode("ascii")).pool(0)
     frames_rng = random.Random(f"frames:{spec.seed}:{worker}")
     if corpus is None:
         return Pool(render_messages(spec, worker, stream, now), now, spec.timezone == "utc", frames_rng,

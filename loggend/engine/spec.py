@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loggend.engine.formats import DEFAULT_ENTERPRISE
+from loggend.engine.replay import ReplaySpec
 from loggend.engine.tokens import UserTemplate
 
 TRANSPORTS = ("auto", "gso", "sendmmsg", "sendto")
@@ -31,6 +32,7 @@ class MessageSpec:
     framing: str = ""                 # "" (UDP: one message per datagram), "octet-counting" or "lf"
     templates: tuple[UserTemplate, ...] = ()   # the user's own, mixed with the catalogue by weight
     catalogue: bool = True            # the built-in templates too (False: only the user's)
+    replay: ReplaySpec | None = None  # send a captured file's lines instead of generated messages
 
 
 @dataclass(frozen=True)

@@ -89,11 +89,7 @@ class StreamSender:
         self.mode = "tls" if tls is not None else "tcp"
         self.context = tls_context(tls) if tls is not None else None
         self.server_name = (tls.server_name if tls is not None and tls.server_name else server_name) or host
-        self.view = memoryview(pool.buf)
-        # Byte offset of each pool index in the buffer (messages lie back to back in pool order), and the end.
-        self.offsets = array("Q", [start + j * length for start, count, length in
-                                   zip(pool.starts, pool.counts, pool.lengths) for j in range(count)])
-        self.offsets.append(len(pool.buf))
+        self._bind(pool)
         self.index = 0                    # pool index of the current message
         self.partial = 0                  # bytes of it already written on this connection
         self.bytes = 0
@@ -109,6 +105,14 @@ class StreamSender:
         self.retry_at = 0.0
         self.retry_delay = RECONNECT_FIRST
         self.down_reason = ""
+
+    def _bind(self, pool: Pool) -> None:
+        self.pool = pool
+        self.view = memoryview(pool.buf)
+        # Byte offset of each pool index in the buffer (messages lie back to back in pool order), and the end.
+        self.offsets = array("Q", [start + j * length for start, count, length in
+                                   zip(pool.starts, pool.counts, pool.lengths) for j in range(count)])
+        self.offsets.append(len(pool.buf))
 
     # --- connections ---------------------------------------------------------------------------------
 
@@ -225,7 +229,9 @@ class StreamSender:
     def seek(self, sent: int) -> None:
         """Continue a stream that has already sent ``sent`` messages (a restarted worker)."""
         self.index = sent % self.pool.size
-        self.pool.set_cycle(sent // self.pool.size)
+        pool = self.pool.for_pass(sent // self.pool.size)
+        if pool is not self.pool:
+            self._bind(pool)
         self.partial = 0
 
     def track(self, counter: memoryview) -> None:
@@ -266,6 +272,10 @@ class StreamSender:
                 i, partial = j, pos - offsets[j]
                 if i == size:
                     i = 0
+                    nxt = self.pool.next_pool()
+                    if nxt is not None:                   # a replay's next lines: a new buffer
+                        self._bind(nxt)
+                        break
                     self.pool.set_cycle(self.pool.cycle + 1)
                 if k == end - start:
                     continue

@@ -143,17 +143,29 @@ class Sender:
         self._raw = (ctypes.c_char * len(self.pool.buf)).from_buffer(self.pool.buf)
         return ctypes.addressof(self._raw)
 
+    def _bind(self, pool: Pool) -> None:
+        """Point at ``pool`` (its buffer, frames and offsets); senders add their own structures."""
+        self.pool = pool
+
     def seek(self, sent: int) -> None:
         """Continue a stream that has already sent ``sent`` messages (a restarted worker)."""
-        pool = self.pool
-        position = sent % pool.size
-        pool.set_cycle(sent // pool.size)
+        position = sent % self.pool.size
+        pool = self.pool.for_pass(sent // self.pool.size)
+        if pool is not self.pool:
+            self._bind(pool)
         self.frame = bisect_right(pool.first, position) - 1
         self.offset = position - pool.first[self.frame]
 
-    def _wrap(self) -> None:
+    def _wrap(self) -> bool:
+        """A pass is over: the next one. True when that is a new pool (a replay's next lines), now
+        bound: the caller's cached locals are stale and it returns what it sent so far."""
         self.frame = 0
-        self.pool.set_cycle(self.pool.cycle + 1)
+        pool = self.pool.next_pool()
+        if pool is None:
+            self.pool.set_cycle(self.pool.cycle + 1)
+            return False
+        self._bind(pool)
+        return True
 
     def _again(self, code: int) -> bool:
         """After a failed call: True to try it again (EINTR, or a full queue that drained in time)."""
@@ -200,11 +212,15 @@ class GsoSender(Sender):
 
     def __init__(self, sock: socket.socket, pool: Pool) -> None:
         super().__init__(sock, pool)
+        self._sendmmsg = _libc_sendmmsg()
+        self._bind(pool)
+
+    def _bind(self, pool: Pool) -> None:
+        super()._bind(pool)
         self.view = memoryview(pool.buf)
         self.cmsgs = [[(SOL_UDP, UDP_SEGMENT, struct.pack("=H", length))] for length in pool.lengths]
         self.first_end = [*pool.first, pool.size]          # pool index of each frame, and the end
         self.starts_end = [*pool.starts, len(pool.buf)]    # byte offset of each frame, and the end
-        self._sendmmsg = _libc_sendmmsg()
         nframes = pool.frames
         self._iov = (Iovec * nframes)()
         self._hdrs = (Mmsghdr * nframes)()
@@ -278,8 +294,9 @@ class GsoSender(Sender):
                 done += sent_here
                 total[0] = base + done
                 if f == nframes:
-                    self._wrap()
                     f = 0
+                    if self._wrap():
+                        break
                 continue
             alone = mmsg is None
             n = counts[f] - j
@@ -303,8 +320,9 @@ class GsoSender(Sender):
                 j = 0
                 f += 1
                 if f == nframes:
-                    self._wrap()
                     f = 0
+                    if self._wrap():
+                        break
         self.frame, self.offset = f, j
         self.bytes += nbytes
         self.calls += calls
@@ -322,6 +340,11 @@ class MmsgSender(Sender):
         if fn is None:
             raise TransportError("sendmmsg is not available in this C library")
         self._sendmmsg = fn
+        self._bind(pool)
+        self.index = 0          # pool index of the next message
+
+    def _bind(self, pool: Pool) -> None:
+        super()._bind(pool)
         size = pool.size
         # Messages lie back to back in pool order, so byte offsets by pool index (with the end)
         # give the bytes of any run of messages in one subtraction.
@@ -340,7 +363,6 @@ class MmsgSender(Sender):
         self._hdr_size = ctypes.sizeof(Mmsghdr)
         self._hdr_base = ctypes.addressof(self._hdrs)
         self.view = memoryview(pool.buf)
-        self.index = 0          # pool index of the next message
 
     def seek(self, sent: int) -> None:
         super().seek(sent)
@@ -381,7 +403,8 @@ class MmsgSender(Sender):
             i += sent
             if i == size:
                 i = 0
-                self._wrap()
+                if self._wrap():
+                    break
         self.index = i
         self.bytes += nbytes
         self.calls += calls
@@ -395,6 +418,10 @@ class SendtoSender(Sender):
 
     def __init__(self, sock: socket.socket, pool: Pool) -> None:
         super().__init__(sock, pool)
+        self._bind(pool)
+
+    def _bind(self, pool: Pool) -> None:
+        super()._bind(pool)
         self.view = memoryview(pool.buf)
 
     def send(self, budget: int) -> int:
@@ -424,8 +451,9 @@ class SendtoSender(Sender):
                 j = 0
                 f += 1
                 if f == nframes:
-                    self._wrap()
                     f = 0
+                    if self._wrap():
+                        break
         self.frame, self.offset = f, j
         self.bytes += nbytes
         self.calls += calls

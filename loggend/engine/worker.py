@@ -120,6 +120,11 @@ class Worker:
                 slot[C.STATE] = C.STATE_FAILED
             return None
         self.log(f"worker {spec.index}: transport {why}")
+        if pool.replay is not None:
+            r = pool.replay
+            skipped = f", {r.source.too_long:,} longer than a datagram skipped" if r.source.too_long else ""
+            self.log(f"worker {spec.index}: replay: {r.lines:,} lines in its first pass, {r.unstamped:,} without a "
+                     f"timestamp loggen rewrites (sent unchanged){skipped}")
         self.sender = sender
         return sender
 

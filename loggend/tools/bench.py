@@ -30,6 +30,8 @@ from pathlib import Path
 
 from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
+from loggend.engine.replay import ReplaySpec
+from loggend.engine.spec import MessageSpec
 from loggend.tools.bench_workers import RATES, WORKER_COUNTS, WorkerFigure, measure_workers, print_worker_table
 from loggend.tools.benchkit import (
     RECEIVER_CPU,
@@ -41,6 +43,8 @@ from loggend.tools.benchkit import (
     pin,
     pinned,
     result,
+    sample_access_log,
+    sample_templates,
     silent,
 )
 
@@ -154,14 +158,15 @@ def print_sink_table(figures: dict[str, list[SinkFigure]]) -> None:
 
 # --- the table ----------------------------------------------------------------------------------------
 
-def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick: Yardstick | None) -> Figure:
+def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick: Yardstick | None,
+            messages: MessageSpec | None = None) -> Figure:
     sink = yardstick.sink(port, seconds, never_read) if yardstick else _python_sink(port, seconds, never_read)
     time.sleep(SETTLE_SECONDS)
     try:
         if sender == C_SENDER and yardstick:
             fig = yardstick.blast(port, seconds)
         else:
-            fig = loggend_send(sender.split()[-1], port, seconds)
+            fig = loggend_send("gso" if messages else sender.split()[-1], port, seconds, messages)
         if never_read:
             sink.send_signal(signal.SIGTERM)
         out, _ = sink.communicate(timeout=seconds + 15)
@@ -204,16 +209,25 @@ def run_bench(seconds: float, repeats: int, yardstick: str = "", tables: tuple[s
     return 0
 
 
+TEMPLATES_ROW, REPLAY_ROW = "loggend gso, 20 user templates", "loggend gso, replay of an nginx log"
+
+
 def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
-    senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES]
+    senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES] + [TEMPLATES_ROW, REPLAY_ROW]
+    scratch = tempfile.mkdtemp(prefix="loggend-bench-")
+    content = {TEMPLATES_ROW: MessageSpec(templates=sample_templates(20), catalogue=False),
+               REPLAY_ROW: MessageSpec(replay=ReplaySpec(sample_access_log(f"{scratch}/access.log")))}
     delivered: dict[str, list[Figure]] = {s: [] for s in senders}
     queued: dict[str, list[Figure]] = {s: [] for s in senders}
     port = free_port()
-    for round_no in range(repeats):
-        for s in senders:
-            delivered[s].append(measure(s, port, seconds, False, ys))
-            queued[s].append(measure(s, port, seconds, True, ys))
-        print(f"  senders: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
+    try:
+        for round_no in range(repeats):
+            for s in senders:
+                delivered[s].append(measure(s, port, seconds, False, ys, content.get(s)))
+                queued[s].append(measure(s, port, seconds, True, ys, content.get(s)))
+            print(f"  senders: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print()
     print("| sender | delivered ev/s | never-read ev/s | delivered MB/s | CPU us/event | delivered vs C GSO |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import time
@@ -13,6 +14,7 @@ from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
 from loggend.engine.schedule import Plan, PlanSource, Profile
 from loggend.engine.spec import MessageSpec, WorkerSpec
+from loggend.engine.tokens import UserTemplate, parse_message
 from loggend.engine.worker import Worker
 
 SENDER_CPU = 0
@@ -84,10 +86,33 @@ def run_worker(spec: WorkerSpec, seconds: float) -> Figure:
     return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"], sent_bytes=snap.bytes)
 
 
-def loggend_send(mode: str, port: int, seconds: float) -> Figure:
+def loggend_send(mode: str, port: int, seconds: float, messages: MessageSpec | None = None) -> Figure:
     """One UDP worker sending with ``mode`` (gso, sendmmsg, sendto), unpaced, on SENDER_CPU."""
     return run_worker(WorkerSpec(host="127.0.0.1", port=port, transport=mode, cpu=SENDER_CPU,
-                                 messages=MessageSpec()), seconds)
+                                 messages=messages or MessageSpec()), seconds)
+
+
+def sample_templates(count: int = 20) -> tuple[UserTemplate, ...]:
+    """``count`` templates of a made-up application, every token kind among them."""
+    kinds = ("user={user} src={ipv4:10.20.0.0/16} port={int:1024-65535}", "session={sid=hex:16} again={sid}",
+             "amount={float:1-500/2} currency={choice:EUR*5|USD*3|GBP}", "id={uuid} mac={mac}",
+             "at={timestamp:%Y-%m-%d %H:%M:%S} epoch={timestamp:epoch}", "v6={ipv6} word={word} host={host}")
+    return tuple(UserTemplate(f"event{i}", parse_message(f"shop event {i}: {kinds[i % len(kinds)]} "
+                                                         f"{kinds[(i + 1) % len(kinds)]} n={{seq}}"),
+                              weight=1 + i % 5, program="shopd") for i in range(count))
+
+
+def sample_access_log(path: str, lines: int = 100_000) -> str:
+    """An nginx access log of ``lines`` lines over an hour, for the replay row."""
+    rng = random.Random(5)
+    with open(path, "w", encoding="ascii") as f:
+        for i in range(lines):
+            s = i * 3600 // lines
+            f.write(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)} - - "
+                    f"[29/Nov/2026:{s // 3600 + 6:02d}:{s // 60 % 60:02d}:{s % 60:02d} +0000] "
+                    f"\"GET /api/v1/items/{rng.randrange(99999)} HTTP/1.1\" {rng.choice((200, 200, 304, 404))} "
+                    f"{rng.randrange(20000)} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\" rt=0.{rng.randrange(999):03d}\n")
+    return path
 
 
 def cpu_seconds(pid: int) -> float:

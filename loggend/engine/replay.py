@@ -1,0 +1,269 @@
+"""Replay of a captured log file: its lines as they are, their timestamps rewritten to the sending time.
+
+Each line's first timestamp in a style loggen recognises becomes a patch site of the pool, like
+the header timestamp of a generated message, so it carries the time of sending (to the second):
+
+=========== ================================== =========================================
+style       example                            rewritten as
+=========== ================================== =========================================
+RFC 3164    ``Nov 29 06:00:00``                the same, local time (UTC with ``--utc``)
+ISO 8601    ``2026-11-29T06:00:00.123+01:00``  date and time in the line's own offset
+            (RFC 5424, also with a space)      (``Z``: UTC; none: local); fraction kept
+CLF         ``[29/Nov/2026:06:00:00 +0000]``   date and time in the line's own offset
+epoch       ``1795932000`` or ``1795932000.5`` the epoch second; fraction kept
+=========== ================================== =========================================
+
+A line without one is sent unchanged and counted. With sequence numbers on (the default) the
+stream and sequence are added where a receiver looks: an RFC 5424 line gets the SD element
+``[loggen@N stream=... seq=...]`` (before its own), a line ending in a JSON object gets
+``"stream"`` and ``"seq"`` members, any other line ends in `` stream=ID seq=N`` as loggen's
+own messages do; ``sequence: false`` sends the lines byte for byte.
+
+Worker ``i`` of ``W`` takes lines ``i, i + W, i + 2W...`` of the file (a file with fewer lines
+than workers: every worker takes all), ``pool_size`` at a time: a pool holds one pass, and when
+the sender finishes it the next pass is read and rendered (the file is streamed, plain or gzip,
+looping at its end), so memory follows the pool, not the file. When a worker's lines fit in one
+pass (repeated to fill it), that pass is sent again and again like a generated pool, with no
+reading or rendering at all. Within a pass lines go
+out grouped by length (UDP segmentation offload needs equal lengths); sequence numbers follow
+the sending order.
+
+``file_timing`` reads the file once for ``--speed``: the number of lines in each second of the
+file's own time, which the control plane turns into a rate profile.
+"""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import itertools
+import json
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from loggend.engine.formats import MONTHS, SEQ_DIGITS, Rendered, register_stamp
+
+MONTH_RE = b"(" + b"|".join(m.encode() for m in MONTHS) + b")"
+CLF = re.compile(rb"\[(\d\d)/" + MONTH_RE + rb"/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\]")
+ISO = re.compile(rb"(\d{4})-(\d\d)-(\d\d)([T ])(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?")
+BSD = re.compile(MONTH_RE + rb" ([ 0-3]\d) (\d\d):(\d\d):(\d\d)")
+EPOCH = re.compile(rb"(?<![\d.])(1\d{9})(?:\.\d+)?(?![\d])")
+RFC5424 = re.compile(rb"<\d{1,3}>1 (?:\S+ ){5}")      # PRI VERSION TIMESTAMP HOST APP PROCID MSGID, then SD
+MONTH_NUMBERS = {m.encode(): i + 1 for i, m in enumerate(MONTHS)}
+MAX_LINE = 65_000                 # a longer line cannot be one datagram: skipped and counted
+BSD_YEAR = 2026                   # RFC 3164 carries no year: timing only needs differences
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    path: str
+    workers: int = 1              # the run's workers: worker i takes every workers-th line from line i
+    speed: float = 0.0            # > 0: the file's own timing, this many times faster (the plan's profile)
+
+
+@dataclass(frozen=True)
+class Found:
+    at: int                       # where the patched part starts in the line
+    kind: int                     # its stamp kind (registered)
+    seconds: float                # the time the line carries (epoch seconds; timing only)
+
+
+def _offset_stamp(name: str, offset: int, render: str) -> int:
+    """A stamp kind writing the time in a fixed UTC offset (seconds) with ``render``
+    (``clf`` or ``iso`` with a separator)."""
+    def stamp(now: float, utc: bool) -> bytes:
+        import time
+        t = time.gmtime(int(now) + offset)
+        if render == "clf":
+            return b"%02d/%s/%04d:%02d:%02d:%02d" % (t.tm_mday, MONTHS[t.tm_mon - 1].encode(), t.tm_year,
+                                                     t.tm_hour, t.tm_min, t.tm_sec)
+        return b"%04d-%02d-%02d%s%02d:%02d:%02d" % (t.tm_year, t.tm_mon, t.tm_mday, render[-1].encode(),
+                                                    t.tm_hour, t.tm_min, t.tm_sec)
+    return register_stamp(f"replay:{name}:{offset}", stamp)
+
+
+def _local_iso_stamp(sep: bytes) -> int:
+    def stamp(now: float, utc: bool) -> bytes:
+        import time
+        t = time.gmtime(now) if utc else time.localtime(now)
+        return b"%04d-%02d-%02d%s%02d:%02d:%02d" % (t.tm_year, t.tm_mon, t.tm_mday, sep, t.tm_hour, t.tm_min,
+                                                    t.tm_sec)
+    return register_stamp(f"replay:iso-local:{sep.decode()}", stamp)
+
+
+def find_stamp(line: bytes) -> Found | None:
+    """The first timestamp of the line in a recognised style, or None."""
+    best: Found | None = None
+    m = CLF.search(line)
+    if m:
+        sign = 1 if m[7] == b"+" else -1
+        offset = sign * (int(m[8]) * 3600 + int(m[9]) * 60)
+        secs = calendar.timegm((int(m[3]), MONTH_NUMBERS[m[2]], int(m[1]), int(m[4]), int(m[5]), int(m[6]))) - offset
+        best = Found(m.start(1), _offset_stamp("clf", offset, "clf"), secs)
+    m = ISO.search(line, 0, best.at if best else len(line))
+    if m:
+        zone = m[9]
+        secs = calendar.timegm((int(m[1]), int(m[2]), int(m[3]), int(m[5]), int(m[6]), int(m[7])))
+        if zone is None:
+            kind = _local_iso_stamp(m[4])
+        else:
+            offset = 0 if zone == b"Z" else (1 if zone[:1] == b"+" else -1) * (
+                int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
+            kind = _offset_stamp("iso" + m[4].decode(), offset, "iso" + m[4].decode())
+            secs -= offset
+        best = Found(m.start(1), kind, secs + float(m[8] or 0))
+    m = BSD.search(line, 0, best.at if best else len(line))
+    if m:
+        from loggend.engine.formats import STAMP_RFC3164
+        secs = calendar.timegm((BSD_YEAR, MONTH_NUMBERS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5])))
+        best = Found(m.start(1), STAMP_RFC3164, secs)
+    m = EPOCH.search(line, 0, best.at if best else len(line))
+    if m:
+        best = Found(m.start(1), register_stamp("replay:epoch", lambda now, utc: b"%010d" % int(now)),
+                     float(m[1]))
+    return best
+
+
+def render_line(line: bytes, sequence: bool, enterprise: int) -> tuple[Rendered, bool]:
+    """The line as a ``Rendered`` (stream id and sequence where the receiver looks for them) and
+    whether it carried a timestamp loggen rewrites."""
+    found = find_stamp(line)
+    sites = ((found.at, found.kind),) if found else ()
+    zeros = b"0" * SEQ_DIGITS
+    if not sequence:
+        return Rendered(line, b"", sites, (), -1), found is not None
+    m = RFC5424.match(line)
+    if m:
+        sd_at = m.end()
+        rest = line[sd_at:]
+        if rest[:1] == b"-":
+            rest = rest[1:]
+        head = line[:sd_at] + b'[loggen@%d stream="' % enterprise
+        tail = b'" seq="' + zeros + b'"]' + rest
+        return Rendered(head, tail, sites, (), len(tail) - len(b'" seq="')), found is not None
+    brace = line.find(b"{")
+    if line.endswith(b"}") and brace >= 0 and line[brace:] != b"{}":
+        try:
+            is_object = isinstance(json.loads(line[brace:]), dict)
+        except ValueError:
+            is_object = False
+        if is_object:
+            tail = b'","seq":"' + zeros + b'"}'
+            return Rendered(line[:-1] + b',"stream":"', tail, sites, (), SEQ_DIGITS + 2), found is not None
+    return Rendered(line + b" stream=", b" seq=" + zeros, sites, (), SEQ_DIGITS), found is not None
+
+
+def open_lines(path: str) -> Iterator[bytes]:
+    """The file's non-empty lines (gzip or plain), without their line ends."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == GZIP_MAGIC
+    f = gzip.open(path, "rb") if gz else open(path, "rb")       # noqa: SIM115 (closed below)
+    with f:
+        for line in f:
+            line = line.rstrip(b"\r\n")
+            if line:
+                yield line
+
+
+class ReplaySource:
+    """One worker's lines of the file, a pass (``size`` lines) at a time, looping at the end."""
+
+    def __init__(self, spec: ReplaySpec, worker: int, size: int) -> None:
+        self.spec, self.worker, self.size = spec, worker, size
+        self.step = max(1, spec.workers)
+        self.lines: Iterator[bytes] | None = None
+        self.next_pass = 0            # the pass ``read`` continues with
+        self.unstamped = self.too_long = self.read_lines = 0
+        self.empty_share = False      # fewer lines than workers: this worker takes them all
+        self.loops = 0                # times this worker's lines were read to the end
+        self.first_pass_looped = False
+
+    def _mine(self) -> Iterator[bytes]:
+        step, me = (1, 0) if self.empty_share else (self.step, self.worker % self.step)
+        while True:
+            got = False
+            for k, line in enumerate(open_lines(self.spec.path)):
+                if k % step == me:
+                    got = True
+                    yield line
+            if not got:
+                if step == 1:
+                    raise ValueError(f"{self.spec.path}: no lines to replay")
+                self.empty_share, step, me = True, 1, 0
+                continue
+            self.loops += 1
+
+    def read(self, index: int) -> list[bytes]:
+        """The lines of pass ``index`` (a restarted worker asks for a later one: the earlier are skipped)."""
+        if self.lines is None or index < self.next_pass:
+            self.lines, self.next_pass, self.loops = self._mine(), 0, 0
+        while self.next_pass < index:
+            self._take()
+        return self._take()
+
+    @property
+    def fits(self) -> bool:
+        """This worker's lines fit in one pass: every pass is the first one again (nothing to re-read)."""
+        return self.loops > 0 and self.first_pass_looped
+
+    def _take(self) -> list[bytes]:
+        assert self.lines is not None
+        out: list[bytes] = []
+        loops = self.loops
+        while len(out) < self.size:
+            line = next(self.lines)
+            self.read_lines += 1
+            if len(line) > MAX_LINE:
+                self.too_long += 1
+                continue
+            out.append(line)
+        if self.next_pass == 0:
+            if self.loops == loops:                    # did the share end exactly here? look one line ahead
+                self.lines = itertools.chain([next(self.lines)], self.lines)
+            self.first_pass_looped = self.loops > loops
+        self.next_pass += 1
+        return out
+
+
+def file_timing(path: str, speed: float, max_segments: int = 2000) -> list[tuple[float, float]]:
+    """(rate, seconds) segments that send the file's lines with its own inter-arrival times,
+    ``speed`` times faster: lines per second of the file's time, in buckets of a whole number of
+    seconds wide enough for at most ``max_segments`` segments. Lines without a timestamp keep the
+    time of the line before them; time going backwards (a new year in RFC 3164) counts as none."""
+    counts: dict[int, int] = {}
+    last = None
+    first = None
+    clock = 0.0
+    for line in open_lines(path):
+        found = find_stamp(line)
+        if found is not None:
+            if last is not None and found.seconds > last:
+                clock += found.seconds - last
+            last = found.seconds
+        if first is None:
+            first = clock
+        second = int(clock)
+        counts[second] = counts.get(second, 0) + 1
+    if not counts:
+        raise ValueError(f"{path}: no lines to replay")
+    span = max(counts) + 1
+    width = max(1, -(-span // max_segments))
+    buckets = [0] * (-(-span // width))
+    for second, n in counts.items():
+        buckets[second // width] += n
+    seconds = width / speed
+    out: list[tuple[float, float]] = []
+    for n in buckets:                                  # equal neighbours (quiet stretches) in one segment
+        rate = n / seconds
+        if out and out[-1][0] == rate:
+            out[-1] = (rate, out[-1][1] + seconds)
+        else:
+            out.append((rate, seconds))
+    return out
+
+
+def shuffle_seed(seed: int, worker: int, index: int) -> random.Random:
+    return random.Random(f"replay:{seed}:{worker}:{index}")
