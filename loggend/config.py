@@ -30,6 +30,7 @@ from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
 from loggend.engine.schedule import Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.errors import ConfigError, UsageError
+from loggend.fleet import parse_instance, parse_run_id, stream_prefix
 from loggend.parsers import (
     format_ports,
     parse_bool,
@@ -64,7 +65,7 @@ MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
 POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
-STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + the worker index <= 16 characters
+STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + "i999." + the worker index: well within STREAM_ROOM
 
 
 def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
@@ -183,7 +184,8 @@ def auto_pool_size(workers: int) -> int:
 
 
 # What a reload may change, by who applies it (see Supervisor.reload).
-IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize"})     # no process restarts
+IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize", "run_id"})  # no restarts
+FIXED = frozenset({"instance", "instances"})      # a fleet's split: a reload that changes it is refused
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
 OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
 SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
@@ -194,7 +196,7 @@ SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "proto
 class Config:
     host: str                           # resolved numeric address
     ports: tuple[int, ...] = (514,)     # worker i sends to ports[i % len(ports)]
-    rate: float = 0.0                   # events/s in total, split evenly; 0 = unlimited
+    rate: float = 0.0                   # events/s of the whole fleet, split over instances and workers; 0 = unlimited
     workers: int = 1
     cpus: tuple[int, ...] = ()          # worker i pins to cpus[i % len(cpus)]; () = no pinning
     duration: float = 0.0               # seconds; 0 = until stopped
@@ -219,11 +221,19 @@ class Config:
     sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
     quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
     live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
+    instance: int = 0                   # this process is instance `instance` of `instances` (a fleet)
+    instances: int = 1
+    run_id: str = ""                    # the fleet's Prometheus label; "" = a random one per run
     source: str = "built-in defaults"   # where it was read from, for messages
 
     @property
     def target(self) -> str:
         return f"{self.target_name or self.host}:{format_ports(self.ports)}"
+
+    @property
+    def instance_rate(self) -> float:
+        """This instance's share of ``rate`` (events/s; 0 = unlimited)."""
+        return self.rate / self.instances
 
     def profile(self) -> Profile:
         """The run's rate over time (a constant ``rate``; 0 = unlimited)."""
@@ -233,7 +243,8 @@ class Config:
         return WorkerSpec(
             host=self.host, port=self.ports[index % len(self.ports)], target_name=self.target_name, index=index,
             cpu=self.cpus[index % len(self.cpus)] if self.cpus else None, takes_over=takes_over,
-            transport=self.transport, protocol=self.protocol, tls=self.tls, stream_id=self.stream_id,
+            transport=self.transport, protocol=self.protocol, tls=self.tls,
+            stream_id=stream_prefix(self.instance, self.instances) + self.stream_id,
             messages=self.messages,
         )
 
@@ -250,9 +261,11 @@ class Config:
         sink = f", local sink x{self.sink_processes}" if self.local_sink else ""
         how = (f"transport {self.transport}" if self.protocol == "udp" else
                f"{self.protocol} ({self.framing})")
+        share = f"{self.instance_rate:,.0f} ev/s of the fleet's {rate}" if self.rate else "unlimited"
+        fleet = f", instance {self.instance}/{self.instances} ({share})" if self.instances > 1 else ""
         return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, {how}, "
                 f"format {self.messages.format}, cpus {cpus}, pool {self.messages.pool_size:,}/worker, "
-                f"dashboard {web}{sink}")
+                f"dashboard {web}{sink}{fleet}")
 
 
 def parse_file(key: str, value: object) -> str:
@@ -368,6 +381,8 @@ DEFAULTS: dict[str, object] = {
     "sink_processes": 0,
     "quiet": False,
     "live_interval": "auto",
+    "instance": "0/1",
+    "run_id": "",
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -489,6 +504,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
+    instance, instances = parse_instance(raw.label("instance"), raw["instance"])
     messages = MessageSpec(
         format=fmt,
         framing=framing if protocol != "udp" else "",
@@ -532,6 +548,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         or len(usable_cpus),
         quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
         live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
+        instance=instance,
+        instances=instances,
+        run_id=parse_run_id(raw.label("run_id"), raw["run_id"]),
         source=source,
     )
 
