@@ -223,7 +223,8 @@ class LoggenCollector(Collector):
 
     Every series carries ``run_id`` and ``instance_index`` (constant for a process, so they add
     no series within a run): a fleet adds up with ``sum by (run_id)``, one instance is picked
-    with ``instance_index``, and nothing needs a join or the scrape config's help.
+    with ``instance_index``, and nothing needs a join or the scrape config's help. A standalone sink
+    exports none of these (only ``loggen_sink_*``), so ``count(loggen_info)`` counts the generators.
     """
 
     def __init__(self, source: Callable[[], tuple[list[SlotSnapshot], dict[str, Any], dict[int, ProcFigures]]]) -> None:
@@ -231,6 +232,8 @@ class LoggenCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         slots, board, procs = self.source()
+        if not int(board.get("workers", 0)):
+            return                  # a sink on its own (loggend sink): no generator to speak of, no fleet member
         fleet = fleet_values(board)
         per_worker = [*FLEET_LABELS, "worker"]
         sent = CounterMetricFamily("loggen_events_sent", "Syslog events accepted by the kernel.", labels=per_worker)

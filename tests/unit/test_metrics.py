@@ -199,3 +199,4 @@ def test_a_standalone_sink_is_labelled_with_its_run_only():
     s.sample()
     body = client(s).get("/metrics").get_data(as_text=True)
     assert 'loggen_sink_received_total{instance_index="",run_id="soak-7",sink="0"} 5.0' in body
+    assert "loggen_info" not in body and "loggen_target_events_per_second" not in body     # not a generator
