@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 
 import pytest
@@ -27,7 +28,7 @@ START_SKEW = 0.100                  # seconds between the first and the last ins
 RATE_TOLERANCE = 0.02
 RATE_WINDOW = "4s"                  # Grafana's $__rate_interval at a 1 s scrape interval (4 x scrape)
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+PROMETHEUS_MISSING = available()
 
 
 def free_udp_pair() -> str:
@@ -53,6 +54,7 @@ def summary_count(label: str, text: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(PROMETHEUS_MISSING is not None, reason=str(PROMETHEUS_MISSING))
 def test_three_instances_start_together_and_add_up_in_the_sink_and_in_prometheus(loggend, tmp_path):
     ports = free_udp_pair()
     dashboards = [free_port() for _ in range(INSTANCES)]
@@ -109,3 +111,26 @@ def test_three_instances_start_together_and_add_up_in_the_sink_and_in_prometheus
     print(f"fleet: first sends within {(max(firsts) - min(firsts)) * 1000:.1f} ms, "
           f"late {[s['start']['late_ms'] for s in summaries]} ms, ready {waits} s before the start; "
           f"Prometheus fleet rate {fleet_rate:,.1f} ev/s (target {RATE:,}); the sink got {RATE * SECONDS:,}")
+
+
+@pytest.mark.slow
+def test_a_reload_cannot_change_the_instance_but_changes_the_rest(loggend, receiver, tmp_path):
+    """The fleet's split is fixed for a run: a SIGHUP that moves the instance is refused in one line and the
+    streams stay the instance's; the run id (a label) may change in place."""
+    path = tmp_path / "loggen.yaml"
+    body = f"target: 127.0.0.1\nports: {receiver.port}\nworkers: 1\nrate: 2000\ndashboard: off\n"
+    write_config(path, body + "instance: 1/2\nrun_id: before\n")
+    proc = loggend("run", "--config", str(path))
+    proc.wait_line("(1/1 running)")
+    write_config(path, body + "instance: 0/2\nrun_id: before\n")
+    proc.signal(signal.SIGHUP)
+    err = proc.wait_line("reload: instance 0/2", stream="err")
+    assert "cannot change while it runs (this is 1/2); keeping the running config" in err
+    write_config(path, body + "instance: 1/2\nrun_id: after\n")
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("reload: 1 worker", stream="err")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "(instance 1/2 of 2,000 ev/s, run after)" in proc.stdout
+    streams = {d.rsplit(b" stream=", 1)[1].split(b" ", 1)[0] for d in receiver.wait_for(100)}
+    assert streams == {b"i1.w0"}

@@ -188,6 +188,8 @@ def test_every_series_carries_the_fleet_labels():
     assert blocked == {"0": 0.0, "1": 1.5}
     assert [x.value for x in families["loggen_events_forgiven"].samples if x.name.endswith("_total")] == [0, 7]
     assert families["loggen_sink_streams"].samples[0].value == 6
+    assert client(s).get("/api/metrics").get_json()["fleet"] == {"run_id": "soak-7", "instance": 2, "instances": 3,
+                                                                 "events_per_second": 6000.0}
 
 
 def test_a_standalone_sink_is_labelled_with_its_run_only():
