@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from loggend import __version__
+from loggend.config import ENV_KEYS, ENV_PREFIX
 from tests.conftest import ROOT, LoopbackReceiver, wait_until
 
 CONTAINERFILE = ROOT / "deploy" / "Containerfile"
@@ -88,8 +90,23 @@ def test_the_health_check_asks_the_web_process():
     options, _, command = stage["HEALTHCHECK"].partition("CMD ")
     assert "--interval=" in options and "--timeout=" in options
     argv = json.loads(command)
-    assert argv[0] == "/opt/loggen/bin/python" and "LOGGEN_HEALTH_URL" in argv[-1]
-    assert "LOGGEN_HEALTH_URL=http://127.0.0.1:8080/healthz" in stage["ENV"]
+    assert argv[0] == "/opt/loggen/bin/python" and "HEALTH_URL" in argv[-1]
+    assert image_env()["HEALTH_URL"] == "http://127.0.0.1:8080/healthz"
+
+
+def image_env() -> dict[str, str]:
+    """The final stage's ENV, as the image's processes see it."""
+    env: dict[str, str] = {}
+    for keyword, rest in final_stage():
+        if keyword == "ENV":
+            env.update(pair.split("=", 1) for pair in shlex.split(rest))
+    return env
+
+
+def test_the_image_sets_no_variable_loggend_would_refuse():
+    """Every LOGGEN_* variable is a setting to loggend, and an unknown one is refused at start: the
+    image must set none it does not mean as one (the running test below uses the image's ENV)."""
+    assert not [name for name in image_env() if name.startswith(ENV_PREFIX) and name not in ENV_KEYS]
 
 
 def test_the_build_context_is_only_the_wheel():
@@ -139,9 +156,10 @@ def image_root() -> Iterator[Path]:
 def as_the_image(root: Path, *args: str) -> subprocess.Popen[str]:
     """``loggend ARGS`` as PID 1 of a new PID and mount namespace, uid 10001, no capabilities, root read-only."""
     venv = root / "opt" / "loggen"
+    env = {**image_env(), "PATH": f"{venv}/bin:/usr/bin:/bin"}                 # the image's ENV, our venv's PATH
     script = ('mount -o remount,bind,ro / && exec setpriv --reuid {uid} --regid {uid} --clear-groups '
-              '--inh-caps=-all --bounding-set=-all --no-new-privs -- env -i PATH={path} PYTHONDONTWRITEBYTECODE=1 '
-              'PYTHONUNBUFFERED=1 "$@"').format(uid=IMAGE_UID, path=f"{venv}/bin:/usr/bin:/bin")
+              '--inh-caps=-all --bounding-set=-all --no-new-privs -- env -i {env} "$@"').format(
+        uid=IMAGE_UID, env=" ".join(shlex.quote(f"{k}={v}") for k, v in env.items()))
     return subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "--", "/bin/sh", "-c", script, "sh",
                              str(venv / "bin" / "loggend"), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -20,7 +20,7 @@ from loggend.cli import build_parser, overrides_from_args
 from loggend.config import load
 from loggend.errors import ConfigError
 from loggend.fleet import format_time, parse_run_id, parse_start_at
-from loggend.parsers import parse_int, split_target
+from loggend.parsers import parse_duration, parse_int, split_target
 from tests.conftest import ROOT
 from tests.support import k8s
 
@@ -137,9 +137,8 @@ def test_a_timed_run_is_an_indexed_job_whose_completion_index_is_the_instance(re
     headless = one(docs, "Service", spec["template"]["spec"]["subdomain"])
     assert headless["spec"]["clusterIP"] == "None"
     env = environment(docs, container)
-    assert {"--start-at=$(LOGGEN_START_AT)", "--run-id=$(LOGGEN_RUN_ID)", "--duration=$(LOGGEN_DURATION)"} \
-        <= set(container["args"])
-    assert {"LOGGEN_START_AT", "LOGGEN_RUN_ID", "LOGGEN_DURATION"} <= set(env)       # the start time is passed in
+    assert "--start-at=$(START_AT)" in container["args"]                    # the start time is passed in,
+    assert {"START_AT", "LOGGEN_RUN_ID", "LOGGEN_DURATION"} <= set(env)       # with the run's id and duration
 
 
 def test_a_long_run_is_a_statefulset_whose_ordinal_is_the_instance(rendered):
@@ -155,7 +154,9 @@ def test_a_long_run_is_a_statefulset_whose_ordinal_is_the_instance(rendered):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_of_the_fleet_runs_a_command_loggend_accepts(rendered, overlay, tmp_path):
     """Each instance's arguments, with $(VARS) expanded as Kubernetes will, through loggend's own parser
-    and config loader with the rendered ConfigMap: instance i of N for every i, the run id, the start."""
+    and config loader with the rendered ConfigMap and the container's environment (every LOGGEN_*
+    variable is a setting, and an unknown one is refused): instance i of N for every i, the run id,
+    the duration, the start."""
     docs = objects(rendered[overlay])
     _, container = generator(docs, overlay)
     config_file = tmp_path / "loggen.yaml"
@@ -164,8 +165,8 @@ def test_every_pod_of_the_fleet_runs_a_command_loggend_accepts(rendered, overlay
     variable = INDEX_VARIABLE[overlay]
     n = fleet_size(container["args"], variable)
     env = environment(docs, container)
-    if "LOGGEN_START_AT" in env:        # run.env's placeholder is the user's to set; any time ahead will do
-        env["LOGGEN_START_AT"] = format_time(time.time() + 600)
+    if "START_AT" in env:               # run.env's placeholder is the user's to set; any time ahead will do
+        env["START_AT"] = format_time(time.time() + 600)
     seen = set()
     for i in range(n):
         args = expand(container["args"], {**env, variable: str(i)})
@@ -173,9 +174,11 @@ def test_every_pod_of_the_fleet_runs_a_command_loggend_accepts(rendered, overlay
         parsed = build_parser().parse_args(args)
         overrides = overrides_from_args(parsed)
         overrides["target"] = ("k8s test", "127.0.0.1")          # the sink's Service name resolves in-cluster only
-        config = load(parsed.config, overrides)
+        config = load(parsed.config, overrides, env={**env, variable: str(i)})
         assert (config.instance, config.instances) == (i, n)
         assert config.run_id == env["LOGGEN_RUN_ID"] and parse_run_id("run", config.run_id)
+        if "LOGGEN_DURATION" in env:
+            assert config.duration == parse_duration("LOGGEN_DURATION", env["LOGGEN_DURATION"]) > 0
         if parsed.start_at is not None:
             parse_start_at("--start-at", parsed.start_at)
         seen |= {config.worker_spec(w).stream for w in range(config.workers)}
@@ -275,6 +278,6 @@ def test_the_example_start_time_is_refused_until_the_user_sets_one():
     """run.env's start time is a placeholder: as it is, loggend refuses it in one line (not silently
     waiting for years), so nobody starts a fleet with the example's time by mistake."""
     text = (K8S / "overlays" / "timed" / "run.env").read_text()
-    start = dict(line.split("=", 1) for line in text.split())["LOGGEN_START_AT"]
+    start = dict(line.split("=", 1) for line in text.split())["START_AT"]
     with pytest.raises(ConfigError, match="^--start-at: .* at most 7 days ahead"):
         parse_start_at("--start-at", start)
