@@ -28,6 +28,7 @@ from loggend.engine import journal
 from loggend.engine.formats import FORMATS
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from loggend.fleet import parse_run_id, parse_start_at
 from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, resolve_host, split_target
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ FLAG_KEYS = {
     "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
     "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval", "templates": "templates",
     "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed",
+    "instance": "instance", "run_id": "run_id",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -119,6 +121,10 @@ def build_parser() -> Parser:
     run.add_argument("--quiet", action="store_true", help="no live line on stdout (the summary stays)")
     run.add_argument("--live-interval", help="seconds between live lines: auto (1s on a terminal, 10s to the "
                      "journal, a pipe or a file) or e.g. 1s, 60s")
+    run.add_argument("--instance", help="I/N: this is instance I of a fleet of N, sending its share of --rate")
+    run.add_argument("--run-id", help="the run's Prometheus label, the same for every instance of a fleet")
+    run.add_argument("--start-at", help="set up, then start at this time: RFC 3339 (2026-11-29T10:53:00Z) or "
+                     "+30s (after the command was started)")
     run.add_argument("--summary-json", help="also write the end-of-run summary to this file as JSON")
     run.add_argument("--ready-file", help="once every worker sends, write JSON here: pid, dashboard URL, target")
     run.add_argument("--daemon", action="store_true", help="detach from the shell once every worker sends "
@@ -151,6 +157,8 @@ def build_parser() -> Parser:
                       help="one datagram per receive, as a SIEM's socket sees them (default: UDP_GRO trains)")
     sink.add_argument("--duration", default="0", help="stop after this long; 0 = until stopped")
     sink.add_argument("--idle-exit", default="0", help="stop after this long without a datagram")
+    sink.add_argument("--run-id", default="", help="the run_id label of the sink's metrics (that of the fleet it "
+                      "counts)")
 
     tune = sub.add_parser("tune", help="kernel network tuning: apply (saving what was there), restore, show")
     tune.add_argument("action", choices=("apply", "restore", "show"))
@@ -233,6 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return load(args.config, overrides)
 
     config = loader()
+    start_at = parse_start_at("--start-at", args.start_at) if args.start_at is not None else None
     summary_path = os.path.abspath(args.summary_json) if args.summary_json else ""
     ready_path = os.path.abspath(args.ready_file) if args.ready_file else ""
     if args.daemon and not args.pidfile:
@@ -243,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def main(pipe: ReadyPipe | None = None) -> int:
         from loggend.control.supervisor import Supervisor
         supervisor = Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path,
-                                on_ready=pipe.ready if pipe else None)
+                                on_ready=pipe.ready if pipe else None, start_at=start_at)
         code = supervisor.run()
         if pipe is not None and code != EXIT_OK:
             pipe.failed(supervisor.failure or f"stopped with exit status {code}")
@@ -302,6 +311,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
         duration=parse_duration("--duration", args.duration),
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
         dashboard=WebSettings(*dashboard, hosts=hosts) if dashboard else None,
+        run_id=parse_run_id("--run-id", args.run_id),
     ).run()
 
 

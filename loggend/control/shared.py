@@ -8,12 +8,13 @@ write their slots, the web process reads them (``Sources``), and the parent adds
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config
 from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
 from loggend.parsers import format_ports
-from loggend.totals import RunTotals, SinkTotals
+from loggend.totals import RunTotals, SinkTotals, Start
 from loggend.web.state import Sources
 
 
@@ -29,6 +30,7 @@ class SharedRun:
         self.started = 0.0               # the parent's clock at the start
         self.started_unix = 0.0
         self.first_send_ns = 0           # CLOCK_MONOTONIC of the run's first send
+        self.first_send_unix = 0.0       # the same on the wall clock
 
     @property
     def sources(self) -> Sources:
@@ -44,24 +46,41 @@ class SharedRun:
     def sink_totals(self) -> SinkTotals | None:
         return SinkTotals.of(self.sink_block.rows(self.sink_slots)) if self.sink_slots else None
 
-    def totals(self, config: Config, peak_memory: int, now: float, planned: int | None = None) -> RunTotals:
-        """The run so far; its time runs from the first send of the run to the last heartbeat."""
+    def note_first_send(self) -> None:
+        """Remember when the run's first event went out (a worker's STARTED_NS is its first send)."""
+        if self.first_send_ns:
+            return
+        first = min((s.started_ns for s in self.snapshots() if s.started_ns and s.sent), default=0)
+        if first:
+            self.first_send_ns = first
+            self.first_send_unix = time.time() - (time.monotonic_ns() - first) / 1e9
+
+    def totals(self, config: Config, peak_memory: int, now: float, planned: int | None = None,
+               start_at: float | None = None, requested_ns: int = 0, run_id: str = "") -> RunTotals:
+        """The run so far; its time runs from the first send of the run to the last heartbeat.
+        ``start_at``/``requested_ns``: the start time asked for (unix / CLOCK_MONOTONIC), if any."""
         snaps = self.snapshots()
-        if not self.first_send_ns:
-            self.first_send_ns = min((s.started_ns for s in snaps if s.started_ns), default=0)
+        self.note_first_send()
         last = max((s.heartbeat_ns for s in snaps), default=0)
         seconds = (last - self.first_send_ns) / 1e9 if self.first_send_ns and last else now - self.started
         c = config
-        return RunTotals.of(snaps, max(0.0, seconds), c.target, c.rate, c.ports, c.cpus, peak_memory,
-                            c.memory_limit, self.sink_totals(),
-                            self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned)
+        totals = RunTotals.of(snaps, max(0.0, seconds), c.target, c.instance_rate, c.ports, c.cpus, peak_memory,
+                              c.memory_limit, self.sink_totals(),
+                              self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned)
+        start = None
+        if self.first_send_ns:
+            late = (self.first_send_ns - requested_ns) / 1e6 if requested_ns else None
+            start = Start(start_at, self.first_send_unix, late)
+        return replace(totals, instance=c.instance, instances=c.instances, fleet_rate=c.rate, run_id=run_id,
+                       start=start)
 
     def publish(self, config: Config, **state: Any) -> None:
         """The board: the config in force and what the parent measured (memory, restarts...)."""
         c = config
         self.board.publish({
             "target": c.target, "host": c.host, "ports": list(c.ports), "ports_text": format_ports(c.ports),
-            "rate": c.rate, "workers": c.workers, "slots": self.slots_used, "cpus": list(c.cpus),
+            "rate": c.instance_rate, "fleet_rate": c.rate, "instance": c.instance, "instances": c.instances,
+            "workers": c.workers, "slots": self.slots_used, "cpus": list(c.cpus),
             "transport": c.transport, "duration": c.duration, "started_unix": self.started_unix,
             "memory_limit": c.memory_limit, "source": c.source, "sink_slots": self.sink_slots, **state,
         })

@@ -43,11 +43,12 @@ MAX_STREAMS = MAX_WORKERS        # per-stream slots: stream "<prefix><i>" -> slo
 class SinkCommand:
     def __init__(self, spec: SinkSpec, processes: int, duration: float = 0.0,
                  idle_exit: float = 0.0, out: TextIO = sys.stdout,
-                 dashboard: WebSettings | None = None) -> None:
+                 dashboard: WebSettings | None = None, run_id: str = "") -> None:
         assert processes <= MAX_SINK_PROCESSES
         self.spec, self.processes = spec, processes
         self.duration, self.idle_exit, self.out = duration, idle_exit, out
         self.settings = dashboard
+        self.run_id = run_id
         self.block = CounterBlock(processes)
         self.streams = CounterBlock(MAX_STREAMS)
         self.board = Board()
@@ -127,6 +128,7 @@ class SinkCommand:
         self.board.publish({"target": f"{self.spec.host}:{format_ports(self.spec.ports)}",
                             "ports": list(self.spec.ports), "protocol": self.spec.protocol,
                             "rate": 0, "workers": 0, "slots": 0, "sink_slots": self.processes,
+                            "run_id": self.run_id,
                             "started_unix": time.time()})
         self.children.register(K.WEB, self.dashboard.spawn, lambda i: "sink dashboard")
         self.children.spawn(K.WEB, 0)

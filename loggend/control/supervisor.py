@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from loggend import __version__
-from loggend.config import IN_PLACE, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
+from loggend.config import FIXED, IN_PLACE, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
 from loggend.control.dashboard import Dashboard, DashboardError
@@ -40,6 +40,7 @@ from loggend.engine.journal import ERR, INFO, NOTICE, WARNING
 from loggend.engine.process import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from loggend.files import write_json
+from loggend.fleet import new_run_id
 from loggend.parsers import format_size
 from loggend.sink.spec import SinkSpec
 from loggend.tools.console import LiveLine, summary
@@ -49,7 +50,6 @@ REPORT_SECONDS = 1.0         # live line, memory check and board period
 GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for children that do not stop
 BOOT_SECONDS = 30.0          # a worker still setting up after this long is hung
 ABORT_GRACE = 2.0            # a hung worker that SIGABRT did not end is SIGKILLed after this
-START_POLL_SECONDS = 0.005   # until the plan starts, look this often whether every worker is ready
 OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
 SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
 LIVE_TTY_SECONDS = 1.0       # live_interval: auto on a terminal
@@ -63,7 +63,8 @@ class Supervisor:
     def __init__(self, config: Config, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
                  clock: Callable[[], float] = time.monotonic, notifier: Notifier | None = None,
                  loader: Loader | None = None, summary_path: str = "", ready_path: str = "",
-                 tuning_state: str = STATE_PATH, on_ready: Callable[[str], None] | None = None) -> None:
+                 tuning_state: str = STATE_PATH, on_ready: Callable[[str], None] | None = None,
+                 start_at: float | None = None) -> None:
         self.config, self.loader, self.clock, self.out, self.err = config, loader, clock, out, err
         self.summary_path, self.ready_path, self.on_ready = summary_path, ready_path, on_ready
         self.notifier = notifier or Notifier()
@@ -75,7 +76,8 @@ class Supervisor:
         self.local_tls = LocalSinkTls()
         self.sinks = SinkProcesses(SinkSpec(config.host, config.ports), self.shared.sink_block, [], self.log,
                                    (out, err), streams=self.shared.stream_block)
-        self.workers = WorkerPool(config, self.shared, self.log, (out, err))
+        self.workers = WorkerPool(config, self.shared, self.log, (out, err), start_at=start_at)
+        self.generated_run_id = new_run_id()          # the run's id when the config gives none
         self.children.register(K.WORKER, self.workers.spawn, lambda i: f"worker {i}")
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
         self.dashboard: Dashboard | None = None
@@ -197,8 +199,13 @@ class Supervisor:
 
     # --- reporting -----------------------------------------------------------------------------------
 
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id or self.generated_run_id
+
     def publish_board(self) -> None:
-        self.shared.publish(self.config, version=__version__, reloads=self.reloads, web_restarts=self.web_restarts,
+        self.shared.publish(self.config, run_id=self.run_id, version=__version__, reloads=self.reloads,
+                            web_restarts=self.web_restarts,
                             memory_bytes=self.memory.current, peak_memory_bytes=self.memory.peak,
                             state="stopping" if self.stopping else "running",
                             target_rate=self.workers.target_rate(time.monotonic_ns()))
@@ -246,6 +253,7 @@ class Supervisor:
         self.check_memory()
         self.publish_board()
         self.workers.account_down(time.monotonic_ns())
+        self.shared.note_first_send()
         if self.workers.over(time.monotonic_ns() - round(OVERRUN_SECONDS * 1e9)):
             self.log(f"workers still running {OVERRUN_SECONDS:g} s after the end of the run; stopping them",
                      WARNING)
@@ -303,6 +311,11 @@ class Supervisor:
             self.notifier.ready()
             return
         changes = self.config.changes(new)
+        if changes & FIXED:
+            self.log(f"reload: instance {new.instance}/{new.instances}: a fleet's split cannot change while it "
+                     f"runs (this is {self.config.instance}/{self.config.instances}); keeping the running config", ERR)
+            self.notifier.ready()
+            return
         self.log(f"reload: {new.describe()}" if changes else "reload: config unchanged", NOTICE)
         if changes & WEB_FIELDS:
             self.close_dashboard()
@@ -379,12 +392,10 @@ class Supervisor:
                 if self.notifier.watchdog_interval and now >= next_ping:
                     self.notifier.watchdog()
                     next_ping = now + self.notifier.watchdog_interval
-                started = self.workers.start_when_ready(time.monotonic_ns())
-                wake = min([next_report, *self.children.pending.values()])
+                look = self.workers.start_when_ready(time.monotonic_ns())
+                wake = min([next_report, *self.children.pending.values(), self.clock() + look])
                 if self.notifier.watchdog_interval:
                     wake = min(wake, next_ping)
-                if not started:
-                    wake = min(wake, self.clock() + START_POLL_SECONDS)
                 self.signals.wait(wake - self.clock())
         return self.finish()
 
@@ -397,7 +408,9 @@ class Supervisor:
         self.check_memory()
         now_ns = time.monotonic_ns()
         self.workers.account_down(now_ns, final=True)
-        totals = self.shared.totals(self.config, self.memory.peak, self.clock(), self.workers.planned(now_ns))
+        self.shared.note_first_send()
+        totals = self.shared.totals(self.config, self.memory.peak, self.clock(), self.workers.planned(now_ns),
+                                    self.workers.start_at, self.workers.requested_start_ns, self.run_id)
         print(summary(totals), file=self.out, flush=True)
         self.write_file(self.summary_path, "summary", totals.document())
         self.remove_ready_file()

@@ -5,7 +5,11 @@
   a new plan: no process restarts, every count continuous.
 * **The start.** Workers set up (pool, socket, transport) and wait; once every one of them is
   ready the plan starts, so 40 workers begin together instead of the first one running 1.5 s
-  ahead of the last (and nobody starts behind).
+  ahead of the last (and nobody starts behind). With a start time (``--start-at``, the fleet's
+  common start) the plan goes out ``START_LEAD_NS`` before that wall-clock moment, converted to
+  CLOCK_MONOTONIC then, and the supervisor sleeps until then instead of polling.
+* **The instance.** In a fleet the plan carries this instance's index and count, so its due
+  counts are exactly its share of the fleet's (``Plan.due``).
 * **Hand-over.** Any other reload (the target, the messages, the worker count...) starts the new
   workers first; each waits, set up, until the worker of its index has stopped and then
   continues that stream. Only when every replacement is ready does the new plan go out and the
@@ -17,6 +21,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -27,11 +32,14 @@ from loggend.control.children import Child, ChildSet, fork_child, kill_quietly
 from loggend.control.shared import SharedRun
 from loggend.engine import counters as C
 from loggend.engine.journal import Log
-from loggend.engine.render import Corpus
+from loggend.engine.render import CORPUS_CHUNK, CORPUS_SIZE, Corpus
 from loggend.engine.schedule import NS, BoardPlan, Plan
 from loggend.engine.worker import COUNT_GRACE, Worker, process_gone
+from loggend.fleet import format_time
 
 START_DELAY_NS = 5_000_000       # the plan starts this long after the last worker is ready
+START_LEAD_NS = 50_000_000       # with a start time: the plan goes out this long before it
+START_POLL_SECONDS = 0.005       # until every worker is ready, look this often
 HANDOVER_TIMEOUT = 30.0          # replacements not ready by then: the old workers are stopped anyway
 HANDOVER_POLL = 0.005
 READY_STATES = (C.STATE_READY, C.STATE_RUNNING)
@@ -39,21 +47,35 @@ READY_STATES = (C.STATE_READY, C.STATE_RUNNING)
 
 class WorkerPool:
     def __init__(self, config: Config, shared: SharedRun, log: Log,
-                 outputs: tuple[TextIO, ...]) -> None:
+                 outputs: tuple[TextIO, ...], start_at: float | None = None,
+                 wallclock: Callable[[], float] = time.time) -> None:
         self.config, self.shared, self.log, self.outputs = config, shared, log, outputs
+        self.start_at, self.wallclock = start_at, wallclock     # the fleet's start (unix seconds), or None
         self.corpus: Corpus | None = None
-        self.plan = Plan(config.profile(), config.workers)
+        self.plan = Plan(config.profile(), config.workers, instance=config.instance, instances=config.instances)
+        self.requested_start_ns = 0                   # the start time on CLOCK_MONOTONIC, once converted
         self.takes_over: dict[int, int] = {}          # index -> pid of the worker a replacement waits for
         self.down_since: dict[int, int] = {}          # index -> CLOCK_MONOTONIC ns it stopped sending
         self.retired: dict[int, int] = {}             # index -> its due count when a reload retired it
         self.run_start_ns = 0                         # when the plan first started
         self.close_in_child: tuple[socket.socket, ...] = ()     # the parent's sockets a worker must not keep
 
+    def corpus_size(self) -> int:
+        """Messages the workers' windows reach: all of ``CORPUS_SIZE`` only when they need it.
+
+        The corpus is rendered in chunks from one seed, so a shorter one is a prefix of the full
+        one and every window within it is the same: 2 workers of 10,000 start 5 times sooner
+        (which is what lets a fleet's instances be ready well before their start time).
+        """
+        need = self.config.messages.pool_size * self.config.workers
+        return min(CORPUS_SIZE, -(-need // CORPUS_CHUNK) * CORPUS_CHUNK)
+
     def render_corpus(self) -> None:
+        size = self.corpus_size()
         if self.config.messages.replay is not None:
             self.corpus = None                        # a replay: each worker reads its own lines of the file
-        elif self.corpus is None or self.corpus.spec != self.config.messages:
-            self.corpus = Corpus(self.config.messages, time.time())
+        elif self.corpus is None or self.corpus.spec != self.config.messages or len(self.corpus) < size:
+            self.corpus = Corpus(self.config.messages, time.time(), size)
 
     def spawn(self, index: int) -> int:
         """Fork worker ``index``; it carries its slot's counts and stream on."""
@@ -78,15 +100,26 @@ class WorkerPool:
     def ready(self, indexes: range) -> bool:
         return all(self.shared.block.slot(i)[C.STATE] in READY_STATES for i in indexes)
 
-    def start_when_ready(self, now_ns: int) -> bool:
-        """Start the plan once every worker is set up; True when it has started (now or before)."""
+    def start_when_ready(self, now_ns: int) -> float:
+        """Start the plan once every worker is set up (and its start time is near); returns the
+        seconds until it is worth looking again (``math.inf`` once started)."""
         if self.plan.started:
-            return True
+            return math.inf
         if not self.ready(range(self.config.workers)):
-            return False
-        self.run_start_ns = now_ns + START_DELAY_NS
+            return START_POLL_SECONDS
+        at_ns = now_ns + START_DELAY_NS
+        if self.start_at is not None:
+            requested = now_ns + round((self.start_at - self.wallclock()) * NS)
+            if not self.requested_start_ns:
+                self.log(f"every worker is ready; the run starts at {format_time(self.start_at)} "
+                         f"(in {(requested - now_ns) / NS:.3f} s)")
+            self.requested_start_ns = requested
+            if requested - START_LEAD_NS > now_ns:
+                return (requested - START_LEAD_NS - now_ns) / NS
+            at_ns = max(requested, at_ns)
+        self.run_start_ns = at_ns
         self.publish(self.plan.start(self.run_start_ns, self.config.duration))
-        return True
+        return math.inf
 
     def over(self, now_ns: int) -> bool:
         """A timed run past its end and the grace to finish: nobody is restarted any more."""

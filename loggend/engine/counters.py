@@ -18,7 +18,8 @@ A slot is 256 bytes (four cache lines) so two writers never share a line.
 ``DOWN_NS``, which the supervisor owns, and ``STANDBY_PID``, which a replacement waiting to take
 the slot over writes): ``SENT`` events accepted by the kernel, ``BYTES``, ``CALLS`` (system
 calls), the four ``ERROR_FIELDS`` (events refused, by ``ERROR_KINDS``), ``HEARTBEAT_NS`` and
-``STARTED_NS`` (CLOCK_MONOTONIC), ``PID``, ``STATE`` (``STATE_*``), ``TRANSPORT``
+``STARTED_NS`` (CLOCK_MONOTONIC; ``STARTED_NS`` is the worker's first send, 0 until then),
+``PID``, ``STATE`` (``STATE_*``), ``TRANSPORT``
 (``TRANSPORT_CODES``), ``FORGIVEN`` (events due while the worker was down or stalled that were
 too old to make up), ``DOWN_NS`` (time the index had no worker sending, after the start),
 ``BLOCKED_NS`` (time spent waiting for the receiver: push-back), ``RECONNECTS`` and

@@ -60,8 +60,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 @dataclass(frozen=True)
 class ReplaySpec:
     path: str
-    workers: int = 1              # the run's workers: worker i takes every workers-th line from line i
+    workers: int = 1              # the fleet's workers: worker i takes every workers-th line from line i
     speed: float = 0.0            # > 0: the file's own timing, this many times faster (the plan's profile)
+    first: int = 0                # this instance's first worker in the fleet's numbering (I x workers)
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class ReplaySource:
         self.first_pass_looped = False
 
     def _mine(self) -> Iterator[bytes]:
-        step, me = (1, 0) if self.empty_share else (self.step, self.worker % self.step)
+        step, me = (1, 0) if self.empty_share else (self.step, (self.spec.first + self.worker) % self.step)
         while True:
             got = False
             for k, line in enumerate(open_lines(self.spec.path)):

@@ -57,7 +57,7 @@ class WorkerSpec:
     transport: str = "auto"           # the UDP send method
     protocol: str = "udp"             # udp | tcp | tls
     tls: TlsSpec = field(default_factory=TlsSpec)
-    stream_id: str = "w"              # prefix of the stream label: worker 3 sends "stream=w3"
+    stream_id: str = "w"              # prefix of the stream label: worker 3 sends "stream=w3" ("i2.w3" in a fleet)
     messages: MessageSpec = field(default_factory=MessageSpec)
 
     @property

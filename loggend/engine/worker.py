@@ -9,9 +9,10 @@
    its stream at the slot's ``SENT``. Then it waits (``STATE_READY``) until the plan has started
    and counts it in (a worker added by a reload waits for the plan that adds it).
 3. ``loop``: per batch, one clock read, one pacer grant, one ``sender.send`` and three counter
-   stores; the timestamp is patched when the wall clock's second changes (and once before the
-   first send, so no message carries a stale second after a restart); every ``TICK_SECONDS``
-   the heartbeat and error counters are published and the plan is looked at again.
+   stores (``STARTED_NS`` once, right after the first send); the timestamp is patched when the
+   wall clock's second changes (and once before the first send, so no message carries a stale
+   second after a restart); every ``TICK_SECONDS`` the heartbeat and error counters are
+   published and the plan is looked at again.
 
 After set-up the garbage collector is frozen and disabled: the loop makes no reference cycles.
 
@@ -164,7 +165,8 @@ class Worker:
         slot = self.slot
         gc.disable()          # no collection ever: it would touch (and copy) every page shared with the parent
         gc.freeze()
-        slot[C.STARTED_NS] = slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+        slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+        slot[C.STARTED_NS] = 0                              # set by the first send (see _loop)
         slot[C.STATE] = C.STATE_RUNNING
         try:
             self._loop(self.sender)
@@ -189,6 +191,7 @@ class Worker:
         next_second = math.floor(wall) + 1
         next_tick = 0.0
         sent = base_sent
+        first = True
         while self.alive:
             now = clock()
             if now >= next_tick:
@@ -216,6 +219,9 @@ class Worker:
                 sleep(min(pacer.wait(now), max(0.0, next_tick - now)) or 0.0001)
                 continue
             n = sender.send(budget)                         # the sender stores SENT as it goes
+            if first and n:                                 # when sending really began (a fleet's start,
+                slot[C.STARTED_NS] = time.monotonic_ns()    # a replacement's first send after down time)
+                first = False
             sent += n
             slot[C.BYTES] = base_bytes + sender.bytes
             slot[C.CALLS] = base_calls + sender.calls

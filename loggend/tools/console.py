@@ -6,6 +6,7 @@ Both are built from ``loggend.totals`` objects, like every other summary of a ru
 from __future__ import annotations
 
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
+from loggend.fleet import format_time
 from loggend.parsers import format_size, plural
 from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
@@ -39,11 +40,17 @@ class LiveLine:
 
 def summary(t: RunTotals) -> str:
     target = f"{t.rate:,.0f} ev/s" if t.rate else "unlimited"
+    if t.instances > 1:
+        fleet = f"{t.fleet_rate:,.0f} ev/s" if t.fleet_rate else "unlimited"
+        target += f" (instance {t.instance}/{t.instances} of {fleet}, run {t.run_id})"
     lines = [
         "summary:",
         f"  target      {t.target}  rate {target}  transport {t.transport or '-'}",
-        f"  sent        {t.sent:,} events, {t.bytes / MB:,.1f} MB in {t.seconds:.2f} s",
     ]
+    if t.start is not None and t.start.requested is not None and t.start.late_ms is not None:
+        asked = format_time(t.start.requested)
+        lines.append(f"  start       {asked} as asked; first send {t.start.late_ms:.1f} ms late")
+    lines.append(f"  sent        {t.sent:,} events, {t.bytes / MB:,.1f} MB in {t.seconds:.2f} s")
     if t.seconds:
         lines.append(f"  mean rate   {t.mean_rate:,.0f} ev/s, {t.bytes / MB / t.seconds:,.1f} MB/s")
     if t.planned is not None:

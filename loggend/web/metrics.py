@@ -166,6 +166,9 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
         "time": round(wall, 3),
         "version": __version__,
         "target": {"address": board.get("target", ""), "events_per_second": target},
+        "fleet": {"run_id": board.get("run_id", ""), "instance": int(board.get("instance", 0)),
+                  "instances": int(board.get("instances", 1)),
+                  "events_per_second": float(board.get("fleet_rate", target))},
         "transport": transports(slots) or None,
         "running": sum(1 for r in rows[:workers] if r["status"] == "running"),
         "workers": workers,
@@ -209,102 +212,136 @@ def summary_document(totals: RunTotals, started: float, history: History,
     }
 
 
+FLEET_LABELS = ["run_id", "instance_index"]    # on every series: a fleet adds up with sum by (run_id)
+
+
+def fleet_values(board: dict[str, Any]) -> list[str]:
+    """The values of ``FLEET_LABELS`` for this process (empty ones vanish in Prometheus)."""
+    workers = int(board.get("workers", 0))
+    return [str(board.get("run_id", "")), str(board.get("instance", 0)) if workers else ""]
+
+
 class LoggenCollector(Collector):
-    """Prometheus families built at scrape time from the shared counters (a custom collector)."""
+    """Prometheus families built at scrape time from the shared counters (a custom collector).
+
+    Every series carries ``run_id`` and ``instance_index`` (constant for a process, so they add
+    no series within a run): a fleet adds up with ``sum by (run_id)``, one instance is picked
+    with ``instance_index``, and nothing needs a join or the scrape config's help. A standalone sink
+    exports none of these (only ``loggen_sink_*``), so ``count(loggen_info)`` counts the generators.
+    """
 
     def __init__(self, source: Callable[[], tuple[list[SlotSnapshot], dict[str, Any], dict[int, ProcFigures]]]) -> None:
         self.source = source
 
     def collect(self) -> Iterator[Metric]:
         slots, board, procs = self.source()
-        sent = CounterMetricFamily("loggen_events_sent", "Syslog events accepted by the kernel.", labels=["worker"])
-        nbytes = CounterMetricFamily("loggen_bytes_sent", "Payload bytes accepted by the kernel.", labels=["worker"])
-        batches = CounterMetricFamily("loggen_send_calls", "Send system calls made.", labels=["worker"])
+        if not int(board.get("workers", 0)):
+            return                  # a sink on its own (loggend sink): no generator to speak of, no fleet member
+        fleet = fleet_values(board)
+        per_worker = [*FLEET_LABELS, "worker"]
+        sent = CounterMetricFamily("loggen_events_sent", "Syslog events accepted by the kernel.", labels=per_worker)
+        nbytes = CounterMetricFamily("loggen_bytes_sent", "Payload bytes accepted by the kernel.", labels=per_worker)
+        batches = CounterMetricFamily("loggen_send_calls", "Send system calls made.", labels=per_worker)
         errors = CounterMetricFamily("loggen_send_errors", "Events refused by the kernel, by reason.",
-                                     labels=["worker", "reason"])
-        restarts = CounterMetricFamily("loggen_worker_restarts", "Times the worker was restarted.", labels=["worker"])
-        up = GaugeMetricFamily("loggen_worker_up", "1 when the worker is running.", labels=["worker"])
-        cpu = CounterMetricFamily("loggen_worker_cpu_seconds", "CPU time of the worker process.", labels=["worker"])
+                                     labels=[*per_worker, "reason"])
+        blocked = CounterMetricFamily("loggen_send_blocked_seconds", "Time spent waiting for send queue space or "
+                                      "for the receiver to read (push-back).", labels=per_worker)
+        forgiven = CounterMetricFamily("loggen_events_forgiven", "Events due while the worker was down or stalled "
+                                       "that were too old to make up.", labels=per_worker)
+        restarts = CounterMetricFamily("loggen_worker_restarts", "Times the worker was restarted.", labels=per_worker)
+        up = GaugeMetricFamily("loggen_worker_up", "1 when the worker is running.", labels=per_worker)
+        cpu = CounterMetricFamily("loggen_worker_cpu_seconds", "CPU time of the worker process.", labels=per_worker)
         rss = GaugeMetricFamily("loggen_worker_resident_memory_bytes", "Resident memory of the worker process.",
-                                labels=["worker"])
-        blocked = CounterMetricFamily("loggen_send_blocked_seconds", "TCP/TLS: time spent waiting for the "
-                                      "receiver to read (push-back).", labels=["worker"])
+                                labels=per_worker)
         reconnects = CounterMetricFamily("loggen_reconnects", "TCP/TLS: connections re-opened after a drop.",
-                                         labels=["worker"])
+                                         labels=per_worker)
         possibly = CounterMetricFamily("loggen_possibly_lost", "TCP/TLS: events still unsent in the kernel's "
-                                       "queue when a connection dropped.", labels=["worker"])
+                                       "queue when a connection dropped.", labels=per_worker)
         for i, s in enumerate(slots):
-            w = str(i)
-            sent.add_metric([w], s.sent)
-            nbytes.add_metric([w], s.bytes)
-            batches.add_metric([w], s.calls)
+            w = [*fleet, str(i)]
+            sent.add_metric(w, s.sent)
+            nbytes.add_metric(w, s.bytes)
+            batches.add_metric(w, s.calls)
             for k, kind in enumerate(ERROR_KINDS):
-                errors.add_metric([w, kind], s.errors[k])
-            restarts.add_metric([w], s.restarts)
-            blocked.add_metric([w], s.blocked_ns / 1e9)
-            reconnects.add_metric([w], s.reconnects)
-            possibly.add_metric([w], s.possibly_lost)
+                errors.add_metric([*w, kind], s.errors[k])
+            blocked.add_metric(w, s.blocked_ns / 1e9)
+            forgiven.add_metric(w, s.forgiven)
+            restarts.add_metric(w, s.restarts)
+            reconnects.add_metric(w, s.reconnects)
+            possibly.add_metric(w, s.possibly_lost)
             running = s.state == STATE_RUNNING
-            up.add_metric([w], 1.0 if running else 0.0)
+            up.add_metric(w, 1.0 if running else 0.0)
             proc = procs.get(s.pid) if running else None
             if proc is not None:
-                cpu.add_metric([w], proc.cpu_seconds)
-                rss.add_metric([w], proc.rss_bytes)
-        yield from (sent, nbytes, batches, errors, restarts, up, cpu, rss, blocked, reconnects, possibly)
-        yield GaugeMetricFamily("loggen_target_events_per_second", "Configured total rate (0 = unlimited).",
-                                value=float(board.get("rate", 0.0)))
-        yield GaugeMetricFamily("loggen_workers", "Configured worker processes.", value=float(board.get("workers", 0)))
-        yield GaugeMetricFamily("loggen_memory_pss_bytes", "Proportional set size of the supervisor and its children.",
-                                value=float(board.get("memory_bytes", 0)))
-        info = InfoMetricFamily("loggen", "Version and transport in use.")
-        info.add_metric([], {"version": __version__, "transport": transports(slots) or "none"})
+                cpu.add_metric(w, proc.cpu_seconds)
+                rss.add_metric(w, proc.rss_bytes)
+        yield from (sent, nbytes, batches, errors, blocked, forgiven, restarts, up, cpu, rss, reconnects,
+                    possibly)
+        for name, text, value in (
+                ("loggen_target_events_per_second", "This instance's configured rate, its share of the fleet's "
+                 "(0 = unlimited).", board.get("rate", 0.0)),
+                ("loggen_workers", "Configured worker processes.", board.get("workers", 0)),
+                ("loggen_memory_pss_bytes", "Proportional set size of the supervisor and its children.",
+                 board.get("memory_bytes", 0))):
+            family = GaugeMetricFamily(name, text, labels=FLEET_LABELS)
+            family.add_metric(fleet, float(value))
+            yield family
+        info = InfoMetricFamily("loggen", "Version, transport and place in the fleet.", labels=FLEET_LABELS)
+        info.add_metric(fleet, {"version": __version__, "transport": transports(slots) or "none",
+                                "instances": str(board.get("instances", 1))})
         yield info
 
 
 class SinkCollector(Collector):
-    """``loggen_sink_*`` families from the sink processes' counter slots."""
+    """``loggen_sink_*`` families from the sink processes' counter slots (with the fleet labels of
+    the run the sink belongs to: ``loggend sink --run-id``, or the run of a local sink)."""
 
-    def __init__(self, source: Callable[[], list[list[int]]]) -> None:
+    def __init__(self, source: Callable[[], tuple[list[list[int]], dict[str, Any]]]) -> None:
         self.source = source
 
     def collect(self) -> Iterator[Metric]:
-        rows = self.source()
+        rows, board = self.source()
         if not rows:
             return
-        families = [
-            (CounterMetricFamily("loggen_sink_received", "Datagrams the sink received.", labels=["sink"]),
+        fleet = fleet_values(board)
+        labels = [*FLEET_LABELS, "sink"]
+        families: list[tuple[CounterMetricFamily | GaugeMetricFamily, int]] = [
+            (CounterMetricFamily("loggen_sink_received", "Datagrams the sink received.", labels=labels),
              C.SINK_RECEIVED),
-            (CounterMetricFamily("loggen_sink_received_bytes", "Bytes the sink received.", labels=["sink"]),
+            (CounterMetricFamily("loggen_sink_received_bytes", "Bytes the sink received.", labels=labels),
              C.SINK_BYTES),
             (CounterMetricFamily("loggen_sink_gaps", "Sequence numbers found missing when a later one arrived.",
-                                 labels=["sink"]), C.SINK_GAPS),
+                                 labels=labels), C.SINK_GAPS),
             (CounterMetricFamily("loggen_sink_late", "Missing numbers that arrived late after all (reordered).",
-                                 labels=["sink"]), C.SINK_LATE),
-            (CounterMetricFamily("loggen_sink_duplicates", "Numbers received more than once.", labels=["sink"]),
+                                 labels=labels), C.SINK_LATE),
+            (CounterMetricFamily("loggen_sink_duplicates", "Numbers received more than once.", labels=labels),
              C.SINK_DUPLICATES),
-            (CounterMetricFamily("loggen_sink_unsequenced", "Datagrams without stream=/seq=.", labels=["sink"]),
+            (CounterMetricFamily("loggen_sink_unsequenced", "Datagrams without stream=/seq=.", labels=labels),
              C.SINK_UNSEQUENCED),
             (CounterMetricFamily("loggen_sink_kernel_drops", "Datagrams the kernel dropped for the sink's sockets.",
-                                 labels=["sink"]), C.SINK_KERNEL_DROPS),
-            (CounterMetricFamily("loggen_sink_connections", "TCP/TLS connections accepted.", labels=["sink"]),
+                                 labels=labels), C.SINK_KERNEL_DROPS),
+            (CounterMetricFamily("loggen_sink_connections", "TCP/TLS connections accepted.", labels=labels),
              C.SINK_CONNECTIONS),
             (CounterMetricFamily("loggen_sink_torn", "TCP/TLS messages cut by a connection's end (not counted).",
-                                 labels=["sink"]), C.SINK_TORN),
-            (CounterMetricFamily("loggen_sink_tls_failures", "TLS handshakes that failed.", labels=["sink"]),
+                                 labels=labels), C.SINK_TORN),
+            (CounterMetricFamily("loggen_sink_tls_failures", "TLS handshakes that failed.", labels=labels),
              C.SINK_TLS_FAILURES),
             (CounterMetricFamily("loggen_sink_rejected_connections", "Connections closed for sending something "
-                                 "that is not syslog framing.", labels=["sink"]), C.SINK_REJECTED),
+                                 "that is not syslog framing.", labels=labels), C.SINK_REJECTED),
+            (GaugeMetricFamily("loggen_sink_streams", "Streams (stream=ID) the sink process has seen, from any "
+                               "number of instances.", labels=labels), C.SINK_STREAMS),
         ]
-        up = GaugeMetricFamily("loggen_sink_up", "1 when the sink process is receiving.", labels=["sink"])
+        up = GaugeMetricFamily("loggen_sink_up", "1 when the sink process is receiving.", labels=labels)
         lost = GaugeMetricFamily("loggen_sink_lost", "Sequence numbers still missing: gaps minus late arrivals.",
-                                 labels=["sink"])
-        opened = GaugeMetricFamily("loggen_sink_open_connections", "TCP/TLS connections open now.", labels=["sink"])
+                                 labels=labels)
+        opened = GaugeMetricFamily("loggen_sink_open_connections", "TCP/TLS connections open now.", labels=labels)
         for i, row in enumerate(rows):
+            values = [*fleet, str(i)]
             for family, field_index in families:
-                family.add_metric([str(i)], row[field_index])
-            up.add_metric([str(i)], 1.0 if row[C.SINK_STATE] == STATE_RUNNING else 0.0)
-            lost.add_metric([str(i)], row[C.SINK_GAPS] - row[C.SINK_LATE])
-            opened.add_metric([str(i)], row[C.SINK_OPEN])
+                family.add_metric(values, row[field_index])
+            up.add_metric(values, 1.0 if row[C.SINK_STATE] == STATE_RUNNING else 0.0)
+            lost.add_metric(values, row[C.SINK_GAPS] - row[C.SINK_LATE])
+            opened.add_metric(values, row[C.SINK_OPEN])
         for family, _ in families:
             yield family
         yield lost

@@ -109,6 +109,11 @@ class WebState:
             return []
         return self.sources.sink_block.rows(count)
 
+    def sink_source(self) -> tuple[list[list[int]], dict[str, Any]]:
+        """The sink slots and the board they are labelled from (the sink's Prometheus collector)."""
+        board = self.sources.board.read()
+        return self.sink_rows(board), board
+
     def stream_rows(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> list[list[int]] | None:
         if self.sources.stream_block is None or not int(board.get("sink_slots", 0)):
             return None

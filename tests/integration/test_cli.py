@@ -41,6 +41,16 @@ BAD_INPUT = [
     (["run", "--sink-processes", "999"], "--sink-processes"),
     (["run", "--dashboard-token", "short"], "--dashboard-token"),
     (["run", "--dashboard-interval", "0s"], "--dashboard-interval"),
+    (["run", "--instance", "3/3"], "--instance"),
+    (["run", "--instance", "0/0"], "--instance"),
+    (["run", "--instance", "two of three"], "--instance"),
+    (["run", "--instance", "1/1001"], "--instance"),
+    (["run", "--run-id", "has space"], "--run-id"),
+    (["run", "--start-at", "2020-01-01T00:00:00Z"], "--start-at"),
+    (["run", "--start-at", "2099-01-01T00:00:00"], "--start-at"),      # no offset: whose midnight?
+    (["run", "--start-at", "tomorrow"], "--start-at"),
+    (["run", "--start-at", "+soon"], "--start-at"),
+    (["sink", "--run-id", "a/b"], "--run-id"),
 ]
 
 

@@ -165,7 +165,9 @@ def test_install_start_metrics_reload_watchdog_restart_stop_under_systemd(box):
 
     # /metrics answers inside the box, with one charset and the supervisor's process figures
     metrics = sh(box, COMMANDS["metrics"])
-    assert metrics.returncode == 0 and "loggen_events_sent_total{worker=\"0\"}" in metrics.stdout, metrics.stdout
+    assert metrics.returncode == 0, metrics.stdout
+    sent = r'^loggen_events_sent_total\{instance_index="0",run_id="[0-9a-f]{8}",worker="0"\} '
+    assert re.search(sent, metrics.stdout, re.M), metrics.stdout
     head = box.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "http://127.0.0.1:8080/metrics"]).stdout
     assert "Content-Type: text/plain; version=0.0.4; charset=utf-8" in head.splitlines(), head
     body = box.run(["curl", "-s", "http://127.0.0.1:8080/metrics"]).stdout

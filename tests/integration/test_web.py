@@ -293,7 +293,7 @@ def test_metrics_formats_process_figures_and_the_host_check_of_the_real_server(l
     accept = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1"
     status, headers, body = request(url + "/metrics", {"Accept": accept})
     assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0; charset=utf-8")
-    assert body.endswith("# EOF\n") and "loggen_events_sent_total{worker=" in body
+    assert body.endswith("# EOF\n") and 'loggen_events_sent_total{instance_index="0",run_id=' in body
     # DNS rebinding: a name that is not the dashboard's is refused, the address and localhost are not
     port = url.rsplit(":", 1)[1]
     status, _, body = request(url + "/api/metrics", {"Host": f"rebound.example:{port}"})

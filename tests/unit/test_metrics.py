@@ -159,3 +159,46 @@ def test_dashboard_is_served_offline(state):
     page = c.get("/").get_data(as_text=True)
     assert 'id="eps"' in page and "http" not in page.replace('http-equiv', '')      # no CDN, nothing remote
     assert c.get("/app.js").status_code == 200 and c.get("/style.css").mimetype == "text/css"
+
+
+def test_every_series_carries_the_fleet_labels():
+    """run_id and instance_index on every family (a fleet adds up with sum by (run_id)), the share as target."""
+    block = CounterBlock(2)
+    for i in range(2):
+        slot = block.slot(i)
+        slot[C.SENT], slot[C.STATE], slot[C.PID] = 100 * (i + 1), C.STATE_RUNNING, os.getpid()
+        slot[C.BLOCKED_NS], slot[C.FORGIVEN] = 1_500_000_000 * i, 7 * i
+    sinks = CounterBlock(1)
+    sinks.slot(0)[C.SINK_RECEIVED], sinks.slot(0)[C.SINK_STREAMS] = 300, 6
+    sinks.slot(0)[C.SINK_STATE] = C.STATE_RUNNING
+    board = Board()
+    board.publish({"target": "10.0.0.1:514", "rate": 2000.0, "fleet_rate": 6000.0, "workers": 2, "slots": 2,
+                   "instance": 2, "instances": 3, "run_id": "soak-7", "sink_slots": 1})
+    s = WebState(Sources(block, board, sinks), interval=1.0)
+    s.sample()
+    families = {f.name: f for f in text_string_to_metric_families(client(s).get("/metrics").get_data(as_text=True))}
+    for family in families.values():
+        for sample in family.samples:
+            assert sample.labels["run_id"] == "soak-7" and sample.labels["instance_index"] == "2", sample
+    assert families["loggen_target_events_per_second"].samples[0].value == 2000          # this instance's share
+    info = families["loggen_info"].samples[0].labels
+    assert info["instances"] == "3" and info["version"]
+    blocked = {x.labels["worker"]: x.value for x in families["loggen_send_blocked_seconds"].samples
+               if x.name.endswith("_total")}
+    assert blocked == {"0": 0.0, "1": 1.5}
+    assert [x.value for x in families["loggen_events_forgiven"].samples if x.name.endswith("_total")] == [0, 7]
+    assert families["loggen_sink_streams"].samples[0].value == 6
+    assert client(s).get("/api/metrics").get_json()["fleet"] == {"run_id": "soak-7", "instance": 2, "instances": 3,
+                                                                 "events_per_second": 6000.0}
+
+
+def test_a_standalone_sink_is_labelled_with_its_run_only():
+    sinks = CounterBlock(1)
+    sinks.slot(0)[C.SINK_RECEIVED] = 5
+    board = Board()
+    board.publish({"rate": 0, "workers": 0, "slots": 0, "sink_slots": 1, "run_id": "soak-7"})
+    s = WebState(Sources(CounterBlock(1), board, sinks), interval=1.0)
+    s.sample()
+    body = client(s).get("/metrics").get_data(as_text=True)
+    assert 'loggen_sink_received_total{instance_index="",run_id="soak-7",sink="0"} 5.0' in body
+    assert "loggen_info" not in body and "loggen_target_events_per_second" not in body     # not a generator

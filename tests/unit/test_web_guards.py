@@ -85,7 +85,7 @@ def test_openmetrics_when_the_scraper_asks(state):
     r = create_app(state).test_client().get("/metrics", headers={"Accept": accept})
     assert r.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0; charset=utf-8")
     body = r.get_data(as_text=True)
-    assert body.endswith("# EOF\n") and "loggen_workers 1.0" in body
+    assert body.endswith("# EOF\n") and 'loggen_workers{instance_index="0",run_id=""} 1.0' in body
     plain = create_app(state).test_client().get("/metrics", headers={"Accept": "text/plain"})
     assert not plain.get_data(as_text=True).endswith("# EOF\n")
 
