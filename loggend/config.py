@@ -47,6 +47,7 @@ from loggend.parsers import (
     split_target,
 )
 from loggend.sink.spec import ServerTls
+from loggend.profiles import format_profile, parse_profile
 
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
@@ -65,6 +66,7 @@ MAX_SEED = 2**63 - 1
 MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
 POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + the worker index <= 16 characters
+SOCKET_PATH_BYTES = 107           # sun_path holds 108 bytes, NUL included
 
 
 def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
@@ -172,6 +174,36 @@ def parse_live_interval(key: str, value: object) -> float:
     if not MIN_LIVE <= seconds <= MAX_LIVE:
         raise ConfigError(key, value, f"auto, or from {MIN_LIVE:g}s to {MAX_LIVE:g}s")
     return seconds
+def parse_control_socket(key: str, value: object) -> str:
+    """``auto`` (a per-run socket in the runtime directory), ``off``, or a path (made absolute)."""
+    text = str(value).strip()
+    if value is False or text.lower() in ("off", "false", "no", "none"):
+        return "off"
+    if text == "auto":
+        return text
+    path = os.path.abspath(text) if text else ""
+    if not path or len(path.encode()) > SOCKET_PATH_BYTES:
+        raise ConfigError(key, value, f"auto, off, or a path of at most {SOCKET_PATH_BYTES} bytes")
+    return path
+
+
+def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
+    """``rate`` and ``profile`` are two ways to say one thing: given in the same place (both in the file,
+    or both as flags), that is an error; a flag wins over a LOGGEN_* variable, and both over the file."""
+    rate = parse_rate(raw.label("rate"), raw["rate"])
+    profile = parse_profile(raw.label("profile"), raw["profile"])
+    if profile is None or "rate" not in raw:
+        return rate, profile
+    rate_layer, profile_layer = (layer(raw.label(k)) for k in ("rate", "profile"))
+    if rate_layer == profile_layer:
+        raise UsageError(f"{raw.label('rate')} and {raw.label('profile')}: give one of them "
+                         "(a profile is the rate over time)")
+    return (rate, None) if rate_layer > profile_layer else (0.0, profile)
+
+
+def layer(label: str) -> int:
+    """Where a value came from, by its label: 2 a flag, 1 a ``LOGGEN_*`` variable, 0 the file."""
+    return 2 if label.startswith("-") else 1 if label.startswith(ENV_PREFIX) else 0
 
 
 def auto_pool_size(workers: int) -> int:
@@ -183,7 +215,10 @@ def auto_pool_size(workers: int) -> int:
 
 
 # What a reload may change, by who applies it (see Supervisor.reload).
-IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize"})     # no process restarts
+IN_PLACE = frozenset({"rate", "profile_spec", "duration", "memory_limit", "hung_timeout",   # no process restarts
+                      "optimize"})
+RATE_FIELDS = frozenset({"rate", "profile_spec"})
+NEXT_START = frozenset({"control_socket"})                         # a reload leaves these for the next start
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
 OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
 SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
@@ -219,6 +254,8 @@ class Config:
     sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
     quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
     live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
+    profile_spec: Profile | None = None  # the rate over time (None: the constant ``rate``)
+    control_socket: str = "auto"        # the live-control socket: auto, off or a path
     source: str = "built-in defaults"   # where it was read from, for messages
 
     @property
@@ -226,8 +263,14 @@ class Config:
         return f"{self.target_name or self.host}:{format_ports(self.ports)}"
 
     def profile(self) -> Profile:
-        """The run's rate over time (a constant ``rate``; 0 = unlimited)."""
-        return Profile.constant(self.rate)
+        """The run's rate over time: the ``profile``, or a constant ``rate`` (0 = unlimited)."""
+        return self.profile_spec or Profile.constant(self.rate)
+
+    @property
+    def rate_text(self) -> str:
+        if self.profile_spec is not None:
+            return f"profile {format_profile(self.profile_spec)}"
+        return f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"
 
     def worker_spec(self, index: int = 0, takes_over: int = 0) -> WorkerSpec:
         return WorkerSpec(
@@ -243,7 +286,7 @@ class Config:
                          if f.name != "source" and getattr(self, f.name) != getattr(new, f.name))
 
     def describe(self) -> str:
-        rate = f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"
+        rate = self.rate_text
         duration = f"{self.duration:g} s" if self.duration else "until stopped"
         cpus = ",".join(str(c) for c in self.cpus) or "any"
         web = "off" if self.dashboard is None else f"{self.dashboard[0]}:{self.dashboard[1]}"
@@ -368,6 +411,8 @@ DEFAULTS: dict[str, object] = {
     "sink_processes": 0,
     "quiet": False,
     "live_interval": "auto",
+    "profile": [],
+    "control_socket": "auto",
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -503,10 +548,11 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
     )
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))
+    rate, profile = rate_or_profile(raw)
     return Config(
         host=resolve_host(raw.label("target"), host_text),
         ports=ports,
-        rate=parse_rate(raw.label("rate"), raw["rate"]),
+        rate=rate,
         workers=workers,
         cpus=parse_cpus(raw.label("cpus"), raw["cpus"], usable_cpus),
         duration=parse_duration(raw.label("duration"), raw["duration"]),
@@ -532,6 +578,8 @@ def build(raw: Raw, source: str, usable_cpus: set[int]) -> Config:
         or len(usable_cpus),
         quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
         live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
+        profile_spec=profile,
+        control_socket=parse_control_socket(raw.label("control_socket"), raw["control_socket"]),
         source=source,
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config
 from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
 from loggend.parsers import format_ports
+from loggend.profiles import format_profile
 from loggend.totals import RunTotals, SinkTotals
 from loggend.web.state import Sources
 
@@ -44,7 +45,8 @@ class SharedRun:
     def sink_totals(self) -> SinkTotals | None:
         return SinkTotals.of(self.sink_block.rows(self.sink_slots)) if self.sink_slots else None
 
-    def totals(self, config: Config, peak_memory: int, now: float, planned: int | None = None) -> RunTotals:
+    def totals(self, config: Config, peak_memory: int, now: float, planned: int | None = None,
+               live_changes: int = 0, paused_seconds: float = 0.0) -> RunTotals:
         """The run so far; its time runs from the first send of the run to the last heartbeat."""
         snaps = self.snapshots()
         if not self.first_send_ns:
@@ -54,7 +56,8 @@ class SharedRun:
         c = config
         return RunTotals.of(snaps, max(0.0, seconds), c.target, c.rate, c.ports, c.cpus, peak_memory,
                             c.memory_limit, self.sink_totals(),
-                            self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned)
+                            self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned,
+                            format_profile(c.profile_spec) if c.profile_spec else "", live_changes, paused_seconds)
 
     def publish(self, config: Config, **state: Any) -> None:
         """The board: the config in force and what the parent measured (memory, restarts...)."""
@@ -63,5 +66,6 @@ class SharedRun:
             "target": c.target, "host": c.host, "ports": list(c.ports), "ports_text": format_ports(c.ports),
             "rate": c.rate, "workers": c.workers, "slots": self.slots_used, "cpus": list(c.cpus),
             "transport": c.transport, "duration": c.duration, "started_unix": self.started_unix,
-            "memory_limit": c.memory_limit, "source": c.source, "sink_slots": self.sink_slots, **state,
+            "memory_limit": c.memory_limit, "source": c.source, "sink_slots": self.sink_slots,
+            "profile": format_profile(c.profile_spec) if c.profile_spec else None, **state,
         })

@@ -11,7 +11,10 @@
 3. ``loop``: per batch, one clock read, one pacer grant, one ``sender.send`` and three counter
    stores; the timestamp is patched when the wall clock's second changes (and once before the
    first send, so no message carries a stale second after a restart); every ``TICK_SECONDS``
-   the heartbeat and error counters are published and the plan is looked at again.
+   the heartbeat and error counters are published and the plan is looked at again; so is the
+   plan's generation before every sleep, so that a live rate change (``loggend ctl``) takes effect
+   within one burst instead of one tick (a worker that went on for a tick at the old rate after a
+   cut to a tenth of it would then stay silent most of a second, until its due count caught up).
 
 After set-up the garbage collector is frozen and disabled: the loop makes no reference cycles.
 
@@ -170,6 +173,7 @@ class Worker:
 
     def _loop(self, sender: Sending) -> None:
         spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep
+        plan_changed = self.plan.changed
         index, pool = spec.index, sender.pool
         base_sent, base_bytes, base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
         base_errors = [slot[f] for f in C.ERROR_FIELDS]
@@ -208,6 +212,9 @@ class Worker:
             if quota is not None:
                 budget = min(budget, quota - sent)
             if budget <= 0:
+                if plan_changed():
+                    next_tick = 0.0                         # read it now, not at the next tick
+                    continue
                 sleep(min(pacer.wait(now), max(0.0, next_tick - now)) or 0.0001)
                 continue
             n = sender.send(budget)                         # the sender stores SENT as it goes
@@ -220,7 +227,10 @@ class Worker:
             else:                                           # the next burst's time is known: no second look
                 wait = pacer.wait_after(now, n)
                 if wait > 0:
-                    sleep(min(wait, max(0.0, next_tick - now)))
+                    if plan_changed():
+                        next_tick = 0.0
+                    else:
+                        sleep(min(wait, max(0.0, next_tick - now)))
         slot[C.FORGIVEN] = pacer.forgiven
         self.publish_link(sender)
 

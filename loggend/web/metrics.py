@@ -97,14 +97,15 @@ class SystemFigures:
 
 @dataclass
 class History:
-    """Per-sample (unix time, events/s) points: the chart, and peak / p99 / mean for the summary."""
+    """Per-sample (unix time, events/s, target events/s) points: the chart (the target line follows a
+    profile and live changes), and peak / p99 / mean for the summary."""
 
-    points: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SECONDS))
+    points: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SECONDS))
     peak: float = 0.0
     all_eps: list[float] = field(default_factory=list)
 
-    def add(self, wall: float, eps: float) -> None:
-        self.points.append((round(wall, 3), round(eps, 1)))
+    def add(self, wall: float, eps: float, target: float = 0.0) -> None:
+        self.points.append((round(wall, 3), round(eps, 1), round(target, 1)))
         self.peak = max(self.peak, eps)
         self.all_eps.append(eps)
 
@@ -137,6 +138,12 @@ def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: fl
     return doc
 
 
+def target_rate(board: dict[str, Any]) -> float:
+    """The total rate due now, as the supervisor published it (it follows the profile and live changes;
+    0: unlimited, paused or no generator)."""
+    return float(board.get("target_rate", board.get("rate", 0.0)))
+
+
 def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: Rates,
                       procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int,
                       sink: dict[str, Any] | None = None, streams: list[list[int]] | None = None) -> dict[str, Any]:
@@ -144,7 +151,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     workers = int(board.get("workers", len(slots)))
     ports = board.get("ports", [])
     cpus = board.get("cpus", [])
-    target = float(board.get("rate", 0.0))
+    target = target_rate(board)
     errors = error_counts(slots)
     rows = []
     for i, s in enumerate(slots):
@@ -251,8 +258,9 @@ class LoggenCollector(Collector):
                 cpu.add_metric([w], proc.cpu_seconds)
                 rss.add_metric([w], proc.rss_bytes)
         yield from (sent, nbytes, batches, errors, restarts, up, cpu, rss, blocked, reconnects, possibly)
-        yield GaugeMetricFamily("loggen_target_events_per_second", "Configured total rate (0 = unlimited).",
-                                value=float(board.get("rate", 0.0)))
+        yield GaugeMetricFamily("loggen_target_events_per_second",
+                                "Total rate due now; follows the profile and live changes (0 = unlimited or paused).",
+                                value=target_rate(board))
         yield GaugeMetricFamily("loggen_workers", "Configured worker processes.", value=float(board.get("workers", 0)))
         yield GaugeMetricFamily("loggen_memory_pss_bytes", "Proportional set size of the supervisor and its children.",
                                 value=float(board.get("memory_bytes", 0)))
