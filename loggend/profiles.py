@@ -176,7 +176,7 @@ def format_rate(rate: float) -> str:
     for suffix, unit in (("M", 1e6), ("k", 1e3)):
         scaled = rate / unit
         if rate >= unit and abs(scaled - round(scaled, 3)) < 1e-9:
-            return f"{round(scaled, 3):g}{suffix}"
+            return f"{round(scaled, 3):.10g}{suffix}"
     return f"{rate:.10g}"
 
 

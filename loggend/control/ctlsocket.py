@@ -21,7 +21,7 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,13 +40,13 @@ class ControlError(Exception):
     """The socket cannot be set up or reached: one line for the log or the terminal."""
 
 
-def runtime_dir(euid: int | None = None, environ: dict[str, str] | None = None) -> str:
+def runtime_dir(euid: int | None = None, environ: Mapping[str, str] | None = None, run_dir: str = RUN_DIR) -> str:
     """Where ``auto`` sockets go: /run/loggen as root (or when it is writable, e.g. the systemd unit's
     RuntimeDirectory), else $XDG_RUNTIME_DIR, else /tmp/loggen-<uid>."""
     euid = os.geteuid() if euid is None else euid
     env = os.environ if environ is None else environ
-    if euid == 0 or os.access(RUN_DIR, os.W_OK | os.X_OK):
-        return RUN_DIR
+    if euid == 0 or os.access(run_dir, os.W_OK | os.X_OK):
+        return run_dir
     xdg = env.get("XDG_RUNTIME_DIR", "")
     if xdg and os.path.isdir(xdg):
         return xdg

@@ -15,6 +15,7 @@ GOAL_COLOUR = "#e69f00"
 MARK_COLOUR = "#555"
 TICKS = 5
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 78, 16, 28, 58
+LEGEND_CHAR_PX, LEGEND_GAP_PX = 6.5, 28         # the legend's entries are placed by their length
 
 
 def si(value: float, unit: str = "") -> str:
@@ -41,8 +42,9 @@ def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: st
               goal: float | None = None, width: int = 860, height: int = 260, x_label: str = "seconds",
               y_label: str = "", x_unit: str = "", dots: bool = False, lines: bool = True,
               mark_x: float | None = None, mark_label: str = "", dashed: tuple[str, ...] = (),
-              x_from_zero: bool = False) -> str:
-    """A chart as inline SVG: one polyline (and/or dots) per series, ``dashed`` series drawn dashed."""
+              x_from_zero: bool = False, dots_only: tuple[str, ...] = ()) -> str:
+    """A chart as inline SVG: one polyline (and/or dots) per series; ``dashed`` series are drawn dashed,
+    ``dots_only`` series as dots without a line."""
     xs = [x for pts in series.values() for x, _ in pts] or [0.0, 1.0]
     ys = [y for pts in series.values() for _, y in pts] + ([goal] if goal else [])
     x0 = 0.0 if x_from_zero else min(xs)
@@ -85,15 +87,17 @@ def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: st
         out.append(f'<line x1="{px(mark_x):.1f}" x2="{px(mark_x):.1f}" y1="{PAD_TOP}" y2="{PAD_TOP + plot_h}" '
                    f'stroke="{MARK_COLOUR}" stroke-dasharray="2,3"/>')
         out.append(f'<text x="{px(mark_x) + 4:.1f}" y="{PAD_TOP + 10}">{html.escape(mark_label)}</text>')
-    legend_y = height - 8
+    legend_x, legend_y = PAD_LEFT + 10.0, height - 8
     for n, (name, pts) in enumerate(series.items()):
         colour = COLOURS[n % len(COLOURS)]
         dash = ' stroke-dasharray="6,4"' if name in dashed else ""
-        if lines and pts:
+        if lines and pts and name not in dots_only:
             points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
             out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} points="{points}"/>')
-        if dots and name not in dashed:
-            out.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in pts)
-        out.append(f'<text x="{PAD_LEFT + 10 + 170 * n}" y="{legend_y}" fill="{colour}">{html.escape(name)}</text>')
+        if (dots or name in dots_only) and name not in dashed:
+            shape = 'r="4" fill="none" stroke-width="2" stroke' if name in dots_only else 'r="3" fill'
+            out.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" {shape}="{colour}"/>' for x, y in pts)
+        out.append(f'<text x="{legend_x:.0f}" y="{legend_y}" fill="{colour}">{html.escape(name)}</text>')
+        legend_x += len(name) * LEGEND_CHAR_PX + LEGEND_GAP_PX
     out.append("</svg>")
     return "".join(out)

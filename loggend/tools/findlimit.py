@@ -254,21 +254,26 @@ class FindLimit:
 
 def knee_charts(report: dict[str, Any]) -> list[str]:
     """Delivered against offered (with the y = x line), and loss against offered (with the threshold)."""
-    trials = sorted(report["trials"], key=lambda t: (t["rate"], t["confirmation"]))
-    offered = [t["rate"] for t in trials]
+    trials = sorted((t for t in report["trials"] if not t["confirmation"]), key=lambda t: t["rate"])
+    confirmations = [t for t in report["trials"] if t["confirmation"]]
     limit = report["limit_eps"] or report["best_passing_eps"]
     mark = {"mark_x": limit, "mark_label": f"limit {limit:,.0f} ev/s"} if limit else {}
-    top = max(offered, default=1.0)
+    top = max((t["rate"] for t in report["trials"]), default=1.0)
+    trial_s, confirm_s = report["settings"]["trial_seconds"], report["settings"]["confirm_seconds"]
+    trial_name, confirm_name = f"trials ({trial_s:g} s)", f"confirmations ({confirm_s:g} s)"
     delivered = svg_chart(
         "delivered against offered", {
-            "delivered (received / trial time)": [(t["rate"], t["delivered_eps"]) for t in trials],
+            trial_name: [(t["rate"], t["delivered_eps"]) for t in trials],
+            confirm_name: [(t["rate"], t["delivered_eps"]) for t in confirmations],
             "offered (y = x)": [(0.0, 0.0), (top, top)]},
-        x_label="offered events/s", y_label="delivered events/s", dots=True, dashed=("offered (y = x)",),
-        x_from_zero=True, **mark)
+        x_label="offered events/s", y_label="delivered events/s (received / trial time)", dots=True,
+        dashed=("offered (y = x)",), dots_only=(confirm_name,), x_from_zero=True, **mark)
     loss = svg_chart(
-        "loss against offered", {"loss %": [(t["rate"], t["loss_percent"]) for t in trials]},
+        "loss against offered", {
+            trial_name: [(t["rate"], t["loss_percent"]) for t in trials],
+            confirm_name: [(t["rate"], t["loss_percent"]) for t in confirmations]},
         unit=" %", goal=report["settings"]["loss_percent"], x_label="offered events/s",
-        y_label="loss % (dashed: --loss)", dots=True, x_from_zero=True, **mark)
+        y_label="loss % (dashed: --loss)", dots=True, dots_only=(confirm_name,), x_from_zero=True, **mark)
     return [delivered, loss]
 
 

@@ -8,8 +8,10 @@ function for trials and decides from their verdicts, so it is tested with a simu
 2. **Bisect** between the highest rate that passed (``lo``) and the lowest that did not (``hi``)
    until ``hi - lo <= precision * lo``: the true limit is then within ``precision`` above ``lo``.
 3. **Confirm**: one longer trial (``confirm`` seconds) at ``lo``. If it passes, ``lo`` is the
-   limit. If not, ``lo`` becomes the new ``hi`` and the search goes on below it, from the highest
-   rate that passed before (at most ``MAX_CONFIRMATIONS`` times).
+   limit. If not, the short trials were too lenient there (a receiver's buffers absorb more of a
+   short trial), so the search goes on with confirmation-length trials only: down from ``lo`` in
+   steps of ``precision``, doubling, until one passes, then a bisection between the two; every
+   pass is then itself a confirmation.
 
 Every trial is judged by a list of *criteria* (``Criterion``), each returning None (satisfied)
 or a ``(verdict, reason)``; the first objection decides. ``fail`` means the receiver did not keep
@@ -32,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 PASS, FAIL, SHORT = "pass", "fail", "short"
-MAX_CONFIRMATIONS = 3
 OFFERED_FRACTION = 0.99        # loggen must send at least this part of what the plan made due
 
 
@@ -219,23 +220,36 @@ class Search:
                 out.at_max_rate = True
                 break
             rate = min(trial.rate * 2, s.max_rate)
-        for _ in range(MAX_CONFIRMATIONS):
-            if out.limit is None:
-                return                                                 # nothing ever passed
-            if not self._bisect():                                     # 2. bisect
-                return
-            trial = self._trial(out.limit, confirmation=True)          # 3. confirm
-            if trial is None:
-                return
-            if trial.passed:
-                out.confirmed = True
-                return
-            out.at_max_rate = False
-            below = [t.rate for t in out.trials if t.passed and t.rate < trial.rate]
-            out.limit = max(below) if below else None
-        out.stopped = f"{MAX_CONFIRMATIONS} confirmations failed"
+        if out.limit is None or not self._bisect(confirmation=False):  # 2. bisect (nothing passed: no limit)
+            return
+        trial = self._trial(out.limit, confirmation=True)              # 3. confirm
+        if trial is None:
+            return
+        if trial.passed:
+            out.confirmed = True
+            return
+        out.at_max_rate = False
+        if self._descend() and self._bisect(confirmation=True):
+            out.confirmed = True
 
-    def _bisect(self) -> bool:
+    def _descend(self) -> bool:
+        """Down from a failed confirmation with confirmation-length trials, in steps of ``precision``
+        that double, until one passes (it is the new lower bound); False when none can."""
+        out = self.outcome
+        assert out.upper is not None
+        step = max(1.0, self.settings.precision * out.upper)
+        while (rate := out.upper - step) >= 1:
+            trial = self._trial(rate, confirmation=True)
+            if trial is None:
+                return False
+            if trial.passed:
+                out.limit = trial.rate
+                return True
+            step *= 2
+        out.limit, out.stopped = None, "every confirmation-length trial failed"
+        return False
+
+    def _bisect(self, confirmation: bool) -> bool:
         """Narrow ``limit`` .. ``upper`` down to the precision; False when out of time."""
         out, precision = self.outcome, self.settings.precision
         while (out.limit is not None and out.upper is not None
@@ -243,7 +257,7 @@ class Search:
             mid = math.floor((out.limit + out.upper) / 2)
             if mid <= out.limit:
                 break
-            trial = self._trial(mid)
+            trial = self._trial(mid, confirmation)
             if trial is None:
                 return False
             if trial.passed:
