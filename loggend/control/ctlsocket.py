@@ -67,7 +67,7 @@ def _private_dir(path: str) -> None:
     if path == RUN_DIR:
         os.makedirs(path, mode=0o755, exist_ok=True)
         return
-    if not path.startswith("/tmp/loggen-"):
+    if path != f"/tmp/loggen-{os.geteuid()}":
         return                                  # a directory the user chose or $XDG_RUNTIME_DIR: theirs
     try:
         os.mkdir(path, TMP_DIR_MODE)
@@ -278,7 +278,10 @@ def request(path: str, line: str, timeout: float = REQUEST_TIMEOUT) -> dict[str,
     sock.settimeout(timeout)
     try:
         sock.connect(path)
-        sock.sendall(line.strip().encode() + b"\n")
+        try:
+            sock.sendall(line.strip().encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass                        # refused at once (SO_PEERCRED): its reason is waiting to be read
         data = bytearray()
         while b"\n" not in data:
             chunk = sock.recv(65536)
@@ -297,6 +300,8 @@ def request(path: str, line: str, timeout: float = REQUEST_TIMEOUT) -> dict[str,
         raise ControlError(f"{path}: {err.strerror or err}") from None
     finally:
         sock.close()
+    if not data:
+        raise ControlError(f"{path}: closed without an answer")
     try:
         reply: dict[str, Any] = json.loads(bytes(data).split(b"\n", 1)[0])
     except ValueError:

@@ -6,7 +6,9 @@ like a reload's: nobody restarts, every count stays continuous and exact.
 * ``rate R`` / ``profile SPEC``: a constant rate (0 = unlimited, as ``--rate``) or a profile from
   its start, from now on. While paused, it is what the resume will continue with.
 * ``pause``: nothing more is due; the profile is frozen where it was (its phase, and what is left
-  of a timed run). ``resume``: it continues from exactly there.
+  of a timed run). ``resume``: it continues from exactly there, ``RESUME_LEAD`` from now: a paused
+  worker looks at the plan every ``IDLE_WAIT``, so by then every one has it and they all start
+  together, instead of the late ones catching up with a burst (which a receiver would pay for).
 * SIGUSR1 doubles and SIGUSR2 halves every rate of the profile in force (as syslog-ng's loggen
   does), at the same point of it.
 * ``status``: the state, the target now, the profile, sent and planned so far.
@@ -23,12 +25,14 @@ from typing import Any
 
 from loggend.control.ctlsocket import Peer
 from loggend.control.workers import WorkerPool
+from loggend.engine.pacing import IDLE_WAIT
 from loggend.engine.schedule import NS, Plan, Profile
 from loggend.errors import UsageError
 from loggend.parsers import parse_rate
 from loggend.profiles import format_profile, parse_profile
 
 COMMANDS = ("status", "rate", "profile", "pause", "resume")
+RESUME_LEAD_NS = round(2 * IDLE_WAIT * NS)       # a resume starts this long after it is asked for
 SCALE_NAMES = {2.0: "doubled", 0.5: "halved"}
 
 Counters = Callable[[int], dict[str, Any]]
@@ -126,7 +130,7 @@ class LiveRate:
         if held is None:
             return True, "not paused"
         seconds = (now - held.since_ns) / NS
-        return True, self._apply(self.plan.resumed_at(now), f"resumed: {describe(held.profile)} from "
+        return True, self._apply(self.plan.resumed_at(now + RESUME_LEAD_NS), f"resumed: {describe(held.profile)} from "
                                                             f"{held.phase:.1f} s in, after {seconds:.1f} s paused", by)
 
     def scale(self, factor: float, by: str) -> tuple[bool, str]:

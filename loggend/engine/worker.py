@@ -11,10 +11,10 @@
 3. ``loop``: per batch, one clock read, one pacer grant, one ``sender.send`` and three counter
    stores; the timestamp is patched when the wall clock's second changes (and once before the
    first send, so no message carries a stale second after a restart); every ``TICK_SECONDS``
-   the heartbeat and error counters are published and the plan is looked at again; so is the
-   plan's generation before every sleep, so that a live rate change (``loggend ctl``) takes effect
-   within one burst instead of one tick (a worker that went on for a tick at the old rate after a
-   cut to a tenth of it would then stay silent most of a second, until its due count caught up).
+   the heartbeat and error counters are published. The plan's generation (one 8-byte read) is
+   looked at per batch and the plan re-read when it moved, so a live rate change (``loggend ctl``)
+   applies from the next burst: a worker that went on for a tick at the old rate after a cut to a
+   tenth of it would stay silent most of a second, until the new due count caught up.
 
 After set-up the garbage collector is frozen and disabled: the loop makes no reference cycles.
 
@@ -190,7 +190,7 @@ class Worker:
         sent = base_sent
         while self.alive:
             now = clock()
-            if now >= next_tick:
+            if now >= next_tick or plan_changed():
                 slot[C.HEARTBEAT_NS] = time.monotonic_ns()
                 slot[C.FORGIVEN] = pacer.forgiven
                 self.publish_link(sender)
@@ -212,9 +212,6 @@ class Worker:
             if quota is not None:
                 budget = min(budget, quota - sent)
             if budget <= 0:
-                if plan_changed():
-                    next_tick = 0.0                         # read it now, not at the next tick
-                    continue
                 sleep(min(pacer.wait(now), max(0.0, next_tick - now)) or 0.0001)
                 continue
             n = sender.send(budget)                         # the sender stores SENT as it goes
@@ -227,10 +224,7 @@ class Worker:
             else:                                           # the next burst's time is known: no second look
                 wait = pacer.wait_after(now, n)
                 if wait > 0:
-                    if plan_changed():
-                        next_tick = 0.0
-                    else:
-                        sleep(min(wait, max(0.0, next_tick - now)))
+                    sleep(min(wait, max(0.0, next_tick - now)))
         slot[C.FORGIVEN] = pacer.forgiven
         self.publish_link(sender)
 

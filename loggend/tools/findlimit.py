@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from loggend.control.ctlsocket import ControlError, request
+from loggend.control.live import RESUME_LEAD_NS
 from loggend.control.tuning import Tuner
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from loggend.tools.charts import svg_chart
@@ -163,17 +164,18 @@ class FindLimit:
         before, counted_before = self.ctl("status"), self.read_feedback()
         started = time.time()
         self.ctl(f"rate {rate:.0f}")
-        self.ctl("resume")
+        self.ctl("resume")                                  # sending starts RESUME_LEAD from now
         t0 = time.monotonic()
-        completed = self.wait(seconds)
+        completed = self.wait(seconds + RESUME_LEAD_NS / 1e9)
         self.ctl("pause")
-        took = time.monotonic() - t0
+        took = time.monotonic() - t0 - RESUME_LEAD_NS / 1e9
         if not completed or not self.wait(self.settings.pause):
             raise Interrupted()
         after, counted_after = self.ctl("status"), self.read_feedback()
         figures = {k: v - counted_before.figures.get(k, 0) for k, v in counted_after.figures.items()}
-        trial = Trial(number=len(self.outcome_trials) + 1, rate=rate, seconds=took,
-                      planned=int(after["planned"] or 0) - int(before["planned"] or 0),
+        planned = int(after["planned"] or 0) - int(before["planned"] or 0)
+        trial = Trial(number=len(self.outcome_trials) + 1, rate=rate, seconds=planned / rate if planned else took,
+                      planned=planned,
                       sent=int(after["sent"]) - int(before["sent"]),
                       counted=counted_after.total - counted_before.total, confirmation=confirmation,
                       started=started, figures=figures)
