@@ -62,6 +62,25 @@ def socket_path(setting: str, pid: int, euid: int | None = None) -> str | None:
     return setting
 
 
+def sweep_stale(directory: str) -> list[str]:
+    """Remove ``loggend-<pid>.sock`` files of runs that are gone (killed before they could), ours only."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(directory, name)
+        owner = pid_of(path)
+        try:
+            if owner is not None and not os.path.exists(f"/proc/{owner}") and os.lstat(path).st_uid == os.geteuid():
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def _private_dir(path: str) -> None:
     """Make the socket's directory; one under /tmp must be ours, not a link, and closed to others."""
     if path == RUN_DIR:

@@ -81,8 +81,8 @@ class LiveRate:
         return {
             "state": self.state(now_ns), "target_rate": self.pool.target_rate(now_ns),
             "unlimited": profile.unlimited, "following": describe(profile),
-            "profile": format_profile(profile), "phase_seconds": round(plan.pause.phase if plan.pause
-                                                                       else plan.phase(now_ns), 3),
+            "profile": format_profile(profile),
+            "phase_seconds": round(plan.pause.phase if plan.pause else max(0.0, plan.phase(now_ns)), 3),
             "paused_seconds": round(self.paused_seconds(now_ns), 3), "changes": self.changes,
             "end_in_seconds": round((plan.end_ns - now_ns) / NS, 3) if plan.end_ns else None,
             **self.counters(now_ns),

@@ -26,7 +26,7 @@ from loggend import __version__
 from loggend.config import IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
-from loggend.control.ctlsocket import ControlError, ControlServer, socket_path
+from loggend.control.ctlsocket import ControlError, ControlServer, socket_path, sweep_stale
 from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.live import LiveRate
 from loggend.control.memory import MemoryWatch
@@ -170,6 +170,8 @@ class Supervisor:
         self.control = ControlServer(path, self.live.command, self.log, self.clock)
         try:
             self.control.open()
+            if self.config.control_socket == "auto":
+                sweep_stale(os.path.dirname(path))           # left by runs that were killed
         except (ControlError, OSError) as err:
             self.control = None
             self.fail(f"{err}; stopping" if isinstance(err, ControlError) else

@@ -5,8 +5,11 @@ Both are built from ``loggend.totals`` objects, like every other summary of a ru
 
 from __future__ import annotations
 
+import math
+
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.parsers import format_size, plural
+from loggend.profiles import parse_profile
 from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
 MB = 1e6
@@ -40,6 +43,14 @@ class LiveLine:
                 f"transport {transports(snaps) or '-'}  ({running}/{workers} running)")
 
 
+def profile_end(text: str) -> str:
+    """What comes after a profile's segments, when they end: `` (then held at 40,000 ev/s)``."""
+    profile = parse_profile("profile", text)
+    if profile is None or profile.repeat or math.isinf(profile.segments[-1].seconds):
+        return ""
+    return f" (then held at {profile.segments[-1].end_rate:,.0f} ev/s)"
+
+
 def target_text(rate: float, state: str) -> str:
     """The live line's target: ``250,000``, ``unlimited`` or ``paused``."""
     if state == "paused":
@@ -54,7 +65,7 @@ def summary(t: RunTotals) -> str:
         f"  target      {t.target}  rate {target}  transport {t.transport or '-'}",
     ]
     if t.profile:
-        lines.append(f"  profile     {t.profile}" + ("" if t.profile.endswith(",repeat") else " (then held)"))
+        lines.append(f"  profile     {t.profile}{profile_end(t.profile)}")
     if t.live_changes or t.paused_seconds:
         lines.append(f"  live        {plural(t.live_changes, 'change')} (rate, profile, pause, resume by loggend ctl; "
                      f"SIGUSR1/SIGUSR2), paused {t.paused_seconds:.1f} s in all")

@@ -55,7 +55,7 @@ def test_a_timed_profile_sends_exactly_its_integral(tmp_path, receivers, loggend
     assert proc.wait(40) == 0, proc.stderr
     doc = json.loads(summary.read_text())
     assert doc["planned"] == doc["sent"] == expected and doc["profile"] == PROFILE
-    assert f"profile     {PROFILE} (then held)" in proc.stdout and "rate profile" in proc.stdout
+    assert f"  profile     {PROFILE}\n" in proc.stdout and "rate profile" in proc.stdout   # the sine lasts for ever
     streams = by_stream(rx.wait_for(expected))
     assert sum(len(s) for s in streams.values()) == expected
     assert all(sorted(s) == list(range(len(s))) for s in streams.values())

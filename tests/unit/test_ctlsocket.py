@@ -119,3 +119,13 @@ def test_the_client_finds_the_one_run_or_says_why_not(tmp_path):
     assert find_socket(pid=os.getpid(), directory=str(tmp_path)) == str(mine)
     with pytest.raises(ControlError, match="no such control socket"):
         request(str(tmp_path / "gone.sock"), "status")
+
+
+def test_sockets_of_runs_that_are_gone_are_swept(tmp_path):
+    import os
+
+    from loggend.control.ctlsocket import sweep_stale
+    for name in ("loggend-999999999.sock", f"loggend-{os.getpid()}.sock", "other.sock"):
+        (tmp_path / name).touch()
+    assert sweep_stale(str(tmp_path)) == [str(tmp_path / "loggend-999999999.sock")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"loggend-{os.getpid()}.sock", "other.sock"]
