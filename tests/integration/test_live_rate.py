@@ -168,6 +168,7 @@ def test_sigusr1_doubles_and_sigusr2_halves_and_the_children_ignore_them(tmp_pat
     assert "restarts    0" in proc.stdout and "lost        0 " in proc.stdout
 
 
+@pytest.mark.slow
 def test_unlimited_is_not_doubled(tmp_path, receivers, loggend):
     (rx,) = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate=0, duration="3s"),
@@ -179,6 +180,7 @@ def test_unlimited_is_not_doubled(tmp_path, receivers, loggend):
     assert proc.wait() == 0 and "control socket" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_socket_is_refused(tmp_path, receivers, loggend):
     (rx,) = receivers(1)
     sock = str(tmp_path / "ctl.sock")
