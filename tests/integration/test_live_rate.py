@@ -222,3 +222,26 @@ def test_only_root_or_the_runs_own_user_may_control_it(receivers, loggend):
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
     shutil.rmtree(scratch)
+
+
+@pytest.mark.slow
+def test_a_reload_while_paused_stays_paused_and_its_profile_waits_for_the_resume(tmp_path, receivers, loggend):
+    (rx,) = receivers(1)
+    sock = str(tmp_path / "ctl.sock")
+    proc = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="2k"), "--control-socket", sock)
+    proc.wait_line("(1/1 running)")
+    assert ctl(sock, "pause").returncode == 0
+    config(tmp_path, [rx], workers=1, profile='"constant:4k"')          # the rate becomes a profile
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("reload: 1 worker", stream="err")
+    st = status(sock)
+    assert st["state"] == "paused" and st["target_rate"] == 0 and st["following"] == "4,000 ev/s"
+    assert st["profile"] == "constant:4k"
+    mark = len(rx.arrivals)
+    time.sleep(0.5)
+    assert len(rx.arrivals) == mark
+    assert ctl(sock, "resume").returncode == 0
+    wait_until(lambda: status(sock)["target_rate"] == 4000, timeout=5, what="the reloaded profile after the resume")
+    wait_until(lambda: len(rx.arrivals) > mark + 1000, timeout=5, what="datagrams after the resume")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0 and "restarts    0" in proc.stdout
