@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from loggend import __version__
 from loggend.config import (
@@ -28,7 +28,7 @@ from loggend.engine import journal
 from loggend.engine.formats import FORMATS
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
-from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, resolve_host, split_target
+from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, plural, resolve_host, split_target
 
 if TYPE_CHECKING:
     from loggend.control.daemon import ReadyPipe
@@ -440,27 +440,29 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         path = args.socket or find_socket(parse_int("--pid", args.pid, 1, 2**22) if args.pid else None)
         reply = request(path, line)
     except ControlError as err:
-        print(f"loggend: ctl: {err}", file=sys.stderr)
+        journal.write(f"ctl: {err}", journal.ERR)
         return EXIT_FAILURE
     if args.json:
         print(json.dumps(reply, indent=1))
     elif args.action == "status" and reply.get("ok"):
         print(status_text(reply["status"]))
+    elif reply.get("ok"):
+        print(reply.get("message", ""))
     else:
-        print(reply.get("message", ""), file=sys.stdout if reply.get("ok") else sys.stderr)
+        journal.write(f"ctl {line}: {reply.get('message', '')}", journal.ERR)
     if reply.get("usage"):
         return EXIT_USAGE
     return 0 if reply.get("ok") else EXIT_FAILURE
 
 
-def status_text(st: dict[str, object]) -> str:
+def status_text(st: dict[str, Any]) -> str:
     """``loggend ctl status`` for people."""
     target = "unlimited" if st["unlimited"] else f"{st['target_rate']:,.0f} ev/s now"
     planned = st.get("planned")
     lines = [f"state     {st['state']} (pid {st['pid']}, {st['workers']} workers -> {st['target']})",
              f"target    {target}, following {st['following']} ({st['phase_seconds']} s in)",
              f"sent      {st['sent']:,}" + (f" of {planned:,} planned" if isinstance(planned, int) else ""),
-             f"live      {st['changes']} changes, paused {st['paused_seconds']} s in all"]
+             f"live      {plural(st['changes'], 'change')}, paused {st['paused_seconds']} s in all"]
     sink = st.get("sink")
     if isinstance(sink, dict):
         lines.append(f"sink      received {sink['received']:,}, lost {sink['lost']:,}")

@@ -46,8 +46,8 @@ from loggend.parsers import (
     resolve_host,
     split_target,
 )
-from loggend.sink.spec import ServerTls
 from loggend.profiles import format_profile, parse_profile
+from loggend.sink.spec import ServerTls
 
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024

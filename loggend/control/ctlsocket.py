@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from loggend.engine.journal import ERR, WARNING, Log
+
 RUN_DIR = "/run/loggen"
 SOCKET_PREFIX, SOCKET_SUFFIX = "loggend-", ".sock"
 SOCKET_MODE = 0o600
@@ -41,10 +43,14 @@ class ControlError(Exception):
 
 
 def runtime_dir(euid: int | None = None, environ: Mapping[str, str] | None = None, run_dir: str = RUN_DIR) -> str:
-    """Where ``auto`` sockets go: /run/loggen as root (or when it is writable, e.g. the systemd unit's
-    RuntimeDirectory), else $XDG_RUNTIME_DIR, else /tmp/loggen-<uid>."""
+    """Where ``auto`` sockets go: systemd's $RUNTIME_DIRECTORY (a unit with ``RuntimeDirectory=``; the
+    units ship ``loggen/%N``, so /run/loggen/loggen or /run/loggen/loggen@NAME), /run/loggen as root
+    (or when it is writable), else $XDG_RUNTIME_DIR, else /tmp/loggen-<uid>."""
     euid = os.geteuid() if euid is None else euid
     env = os.environ if environ is None else environ
+    systemd = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if systemd and os.path.isdir(systemd):
+        return systemd
     if euid == 0 or os.access(run_dir, os.W_OK | os.X_OK):
         return run_dir
     xdg = env.get("XDG_RUNTIME_DIR", "")
@@ -132,7 +138,7 @@ class _Client:
 class ControlServer:
     """The listening socket and its open connections, serviced from the supervisor's loop."""
 
-    def __init__(self, path: str, handler: Handler, log: Callable[[str], None],
+    def __init__(self, path: str, handler: Handler, log: Log,
                  clock: Callable[[], float], uid: int | None = None) -> None:
         self.path, self.handler, self.log, self.clock = path, handler, log, clock
         self.uid = os.geteuid() if uid is None else uid
@@ -192,12 +198,13 @@ class ControlServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as err:
-                self.log(f"control socket: accept failed: {err.strerror}")
+                self.log(f"control socket: accept failed: {err.strerror}", ERR)
                 return
             sock.setblocking(False)
             peer = Peer(*UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)))
             if peer.uid not in (0, self.uid):
-                self.log(f"control socket: refused pid {peer.pid} (uid {peer.uid}): only root or uid {self.uid}")
+                self.log(f"control socket: refused pid {peer.pid} (uid {peer.uid}): only root or uid {self.uid}",
+                         WARNING)
                 self._answer(sock, {"ok": False, "message": f"refused: uid {peer.uid} is neither root nor "
                                                             f"the run's uid {self.uid}"})
                 continue
@@ -224,13 +231,13 @@ class ControlServer:
         try:
             reply = self.handler(line, client.peer)
         except Exception as err:            # a bug in a handler must not take the supervisor down
-            self.log(f"control socket: {line!r} failed: {type(err).__name__}: {err}")
+            self.log(f"control socket: {line!r} failed: {type(err).__name__}: {err}", ERR)
             reply = {"ok": False, "message": f"internal error: {type(err).__name__}"}
         self._answer(client.sock, reply)
 
     def _drop(self, fd: int, why: str) -> None:
         client = self.clients.pop(fd)
-        self.log(f"control socket: dropped a connection from pid {client.peer.pid}: {why}")
+        self.log(f"control socket: dropped a connection from pid {client.peer.pid}: {why}", WARNING)
         client.sock.close()
 
     @staticmethod
@@ -264,24 +271,41 @@ def pid_of(path: str) -> int | None:
     return None
 
 
-def find_socket(pid: int | None = None, directory: str | None = None) -> str:
-    """The socket of the run with ``pid``, or of the one run found in the runtime directory."""
-    directory = directory or runtime_dir()
-    if pid is not None:
-        path = os.path.join(directory, f"{SOCKET_PREFIX}{pid}{SOCKET_SUFFIX}")
-        if not os.path.exists(path):
-            raise ControlError(f"no control socket of pid {pid} in {directory}")
-        return path
+def _candidates(directory: str) -> list[str]:
+    """Socket-like names in ``directory`` and its subdirectories (a unit's own, /run/loggen/loggen@x)."""
+    out: list[str] = []
     try:
-        names = sorted(os.listdir(directory))
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError:
-        names = []
+        return out
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            out.extend(os.path.join(entry.path, name) for name in sorted(_listdir(entry.path)))
+        else:
+            out.append(entry.path)
+    return out
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def find_socket(pid: int | None = None, directory: str | None = None) -> str:
+    """The socket of the run with ``pid``, or of the one run found in the runtime directory (or one
+    level below it, where the systemd units keep theirs)."""
+    directory = directory or runtime_dir()
     found = []
-    for name in names:
-        path = os.path.join(directory, name)
+    for path in _candidates(directory):
         owner = pid_of(path)
-        if owner is not None and os.path.exists(f"/proc/{owner}"):
+        if owner is not None and os.path.exists(f"/proc/{owner}") and pid in (None, owner):
             found.append((owner, path))
+    if pid is not None:
+        if not found:
+            raise ControlError(f"no control socket of pid {pid} in {directory}")
+        return found[0][1]
     if not found:
         raise ControlError(f"no running loggend in {directory} (is it started with control_socket: off, or "
                            "elsewhere? give --socket PATH)")

@@ -25,6 +25,7 @@ from typing import Any
 
 from loggend.control.ctlsocket import Peer
 from loggend.control.workers import WorkerPool
+from loggend.engine.journal import NOTICE, WARNING, Log
 from loggend.engine.pacing import IDLE_WAIT
 from loggend.engine.schedule import NS, Plan, Profile
 from loggend.errors import UsageError
@@ -47,7 +48,7 @@ def describe(profile: Profile) -> str:
 
 
 class LiveRate:
-    def __init__(self, pool: WorkerPool, log: Callable[[str], None], counters: Counters,
+    def __init__(self, pool: WorkerPool, log: Log, counters: Counters,
                  now_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.pool, self.log, self.counters, self.now_ns = pool, log, counters, now_ns
         self.changes = 0                  # live changes so far (the summary says how many)
@@ -93,7 +94,7 @@ class LiveRate:
     def _apply(self, plan: Plan, line: str, by: str) -> str:
         self.changes += 1
         self.pool.publish(plan)
-        self.log(f"{line} ({by})")
+        self.log(f"{line} ({by})", NOTICE)
         return line
 
     def _refusal(self, now_ns: int) -> str | None:
@@ -137,11 +138,11 @@ class LiveRate:
         """Every rate times ``factor`` (SIGUSR1: 2, SIGUSR2: 0.5), at the same point of the profile."""
         now = self.now_ns()
         if (why := self._refusal(now)) is not None:
-            self.log(f"{by}: ignored: {why}")
+            self.log(f"{by}: ignored: {why}", WARNING)
             return False, why
         profile = self.following()
         if profile.unlimited:
-            self.log(f"{by}: ignored: the rate is unlimited")
+            self.log(f"{by}: ignored: the rate is unlimited", WARNING)
             return False, "the rate is unlimited"
         scaled = profile.scaled(factor)
         verb = SCALE_NAMES.get(factor, f"scaled x{factor:g}")

@@ -379,7 +379,7 @@ class Supervisor:
         set_process_name("loggend-run")
         self.remove_ready_file()
         self.log(f"config {self.config.source}: {self.config.describe()}")
-        if not self.config.rate and not self.config.duration:
+        if self.config.profile().unlimited and not self.config.duration:
             self.log("rate 0 and duration 0: sending as fast as it can, until stopped (set rate and duration, "
                      "e.g. --rate 10k --duration 5m, for a bounded run)", WARNING)
         if not self.bind_dashboard():

@@ -36,7 +36,7 @@ def server(tmp_path):
     def handler(line, peer):
         seen.append((line, peer.uid))
         return {"ok": True, "message": f"did {line}"}
-    s = ControlServer(str(tmp_path / "c.sock"), handler, log.append, clock)
+    s = ControlServer(str(tmp_path / "c.sock"), handler, lambda line, level=6: log.append(line), clock)
     s.open()
     s.log_lines, s.fake_clock, s.seen = log, clock, seen
     yield s
@@ -75,7 +75,7 @@ def test_a_silent_client_is_dropped_and_never_holds_up_the_others(server):
 
 
 def test_a_handler_that_raises_answers_an_error_and_the_server_goes_on(tmp_path):
-    s = ControlServer(str(tmp_path / "c.sock"), lambda line, peer: 1 / 0, [].append, FakeClock())
+    s = ControlServer(str(tmp_path / "c.sock"), lambda line, peer: 1 / 0, lambda line, level=6: None, FakeClock())
     s.open()
     got: list = []
     t = ask(s.path, "status", got)
@@ -129,3 +129,14 @@ def test_sockets_of_runs_that_are_gone_are_swept(tmp_path):
         (tmp_path / name).touch()
     assert sweep_stale(str(tmp_path)) == [str(tmp_path / "loggend-999999999.sock")]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"loggend-{os.getpid()}.sock", "other.sock"]
+
+
+def test_systemds_runtime_directory_first_and_units_one_level_down(tmp_path):
+    import os
+    unit = tmp_path / "loggen@second"
+    unit.mkdir()
+    assert runtime_dir(1000, {"RUNTIME_DIRECTORY": f"{unit}:/elsewhere"}, run_dir=str(tmp_path)) == str(unit)
+    mine = unit / f"loggend-{os.getpid()}.sock"
+    mine.touch()
+    assert find_socket(directory=str(tmp_path)) == str(mine)
+    assert find_socket(pid=os.getpid(), directory=str(tmp_path)) == str(mine)
