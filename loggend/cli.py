@@ -153,11 +153,14 @@ def build_parser() -> Parser:
     limit.add_argument("--pause", default="5s", help="paused between trials, for the receiver to drain "
                        "(default %(default)s)")
     limit.add_argument("--max-time", default="1h", help="the whole search at most this long (default %(default)s)")
+    limit.add_argument("--max-blocked", default="1", help="tcp, tls: a trial fails when the workers wait for the "
+                       "receiver more than this %% of the time (default %(default)s)")
     limit.add_argument("--report-dir", default="", help="report.json and report.html (default reports/limit-DATE)")
     limit.add_argument("--config", help=f"the run's YAML config (default {DEFAULT_CONFIG_PATH} if it exists)")
     for flag, what in (("--target", "HOST or HOST:PORT"), ("--ports", "ports, as for run"),
                        ("--workers", "worker processes"), ("--cpus", "CPUs to pin workers to"),
-                       ("--transport", "|".join(TRANSPORTS))):
+                       ("--transport", "|".join(TRANSPORTS)), ("--protocol", "|".join(PROTOCOLS)),
+                       ("--framing", "|".join(STREAM_FRAMINGS)), ("--format", "|".join(FORMATS))):
         limit.add_argument(flag, help=f"{what} (passed to the run)")
 
     check = sub.add_parser("check-config", help="validate a config file (and the LOGGEN_* variables) without running")
@@ -495,19 +498,20 @@ def cmd_find_limit(args: argparse.Namespace) -> int:
     settings = Settings(start_rate=start, max_rate=top, precision=precision / 100,
                         loss_percent=parse_percent("--loss", args.loss), trial=trial, confirm=confirm,
                         pause=parse_duration("--pause", args.pause),
-                        max_time=parse_duration("--max-time", args.max_time))
+                        max_time=parse_duration("--max-time", args.max_time),
+                        max_blocked=parse_percent("--max-blocked", args.max_blocked))
     if settings.trial + settings.pause > settings.max_time:
         raise UsageError(f"--max-time {args.max_time}: shorter than one trial and its pause")
     run_args = ["--config", os.path.abspath(args.config)] if args.config else []
     overrides = {}
-    for flag in ("target", "ports", "workers", "cpus", "transport"):
+    for flag in ("target", "ports", "workers", "cpus", "transport", "protocol", "framing", "format"):
         value = getattr(args, flag)
         if value is not None:
             run_args += [f"--{flag}", value]
             overrides[flag] = (f"--{flag}", value)
-    load(os.path.abspath(args.config) if args.config else None, overrides)      # bad run flags: exit 2 now
+    run = load(os.path.abspath(args.config) if args.config else None, overrides)      # bad run flags: exit 2 now
     report_dir = Path(args.report_dir or time.strftime("reports/limit-%Y%m%d-%H%M%S"))
-    return FindLimit(settings, feedback, run_args, report_dir).run()
+    return FindLimit(settings, feedback, run_args, report_dir, protocol=run.protocol).run()
 
 
 def parse_percent(key: str, text: str) -> float:

@@ -182,9 +182,10 @@ class Supervisor:
 
     def counters(self, now_ns: int) -> dict[str, object]:
         """What ``loggend ctl status`` adds to the plan's state: the run's counts so far."""
-        sink = self.shared.sink_totals()
+        sink, snaps = self.shared.sink_totals(), self.shared.snapshots()
         return {"pid": os.getpid(), "workers": self.config.workers, "target": self.config.target,
-                "sent": sum(s.sent for s in self.shared.snapshots()), "planned": self.workers.planned(now_ns),
+                "sent": sum(s.sent for s in snaps), "planned": self.workers.planned(now_ns),
+                "blocked_ns": sum(s.blocked_ns for s in snaps), "possibly_lost": sum(s.possibly_lost for s in snaps),
                 "sink": None if sink is None else {"received": sink.received, "lost": sink.lost}}
 
     def close_dashboard(self) -> None:

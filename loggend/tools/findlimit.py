@@ -12,9 +12,11 @@ The trials are driven through **one** long-running ``loggend run``, steered by i
 * ``ctl status`` gives exact counts at the trial's edges: the run is paused on both sides, so what
   was sent (and due) in a trial is the difference of two totals that do not move.
 
-A trial: read the receiver's total (``loggend.tools.feedback``) and the run's; ``rate R`` and
-``resume``; wait ``--trial``; ``pause``; wait ``--pause`` for the receiver to drain; read both
-totals again. Loss = sent - counted. The search (``loggend.tools.limitsearch``) decides what to
+A trial: wait until the receiver's total (``loggend.tools.feedback``) stops moving (a receiver
+slower than the pause is still working off the last trial, whose late arrivals would otherwise be
+counted for this one), read it and the run's; ``rate R`` and ``resume``; wait ``--trial``;
+``pause``; wait ``--pause`` for the receiver to drain; read both totals again. Loss = sent -
+counted: what had not arrived by the end of the pause. The search (``loggend.tools.limitsearch``) decides what to
 try next. The run's own flags (``--config``, ``--target``, ``--ports``, ``--workers``...) are
 passed through; the run starts at rate 0 (``--profile constant:0``).
 
@@ -42,20 +44,12 @@ from loggend.control.tuning import Tuner
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from loggend.tools.charts import svg_chart
 from loggend.tools.feedback import Feedback, FeedbackError, Reading
-from loggend.tools.limitsearch import (
-    Criterion,
-    Interrupted,
-    LossCriterion,
-    OfferedCriterion,
-    Outcome,
-    Search,
-    Settings,
-    Trial,
-    judge,
-)
+from loggend.tools.limitsearch import Criterion, Interrupted, Outcome, Search, Settings, Trial, criteria_for, judge
 from loggend.tools.perftest import manifest
 
 START_TIMEOUT = 60.0           # the run must have every worker sending within this
+SETTLE_POLL = 0.5              # before a trial, the receiver's total must not move for this long...
+SETTLE_MAX = 60.0              # ...waiting at most this for it (then the trial goes on, and says so)
 STOP_GRACE = 20.0              # SIGTERM -> SIGKILL for the run at the end
 CONTROL_RETRIES = 3
 
@@ -72,11 +66,10 @@ def _duration(seconds: float) -> str:
 
 class FindLimit:
     def __init__(self, settings: Settings, feedback: Feedback, run_args: list[str], report_dir: Path,
-                 out: TextIO = sys.stdout, criteria: list[Criterion] | None = None) -> None:
+                 out: TextIO = sys.stdout, protocol: str = "udp") -> None:
         self.settings, self.feedback, self.run_args = settings, feedback, run_args
-        self.report_dir, self.out = report_dir, out
-        self.criteria: list[Criterion] = criteria if criteria is not None else [
-            OfferedCriterion(), LossCriterion(settings.loss_percent)]
+        self.report_dir, self.out, self.protocol = report_dir, out, protocol
+        self.criteria: list[Criterion] = criteria_for(protocol, settings.loss_percent, settings.max_blocked)
         self.socket = str(report_dir / "ctl.sock")
         self.proc: subprocess.Popen[bytes] | None = None
         self.stop_requested = threading.Event()
@@ -161,7 +154,8 @@ class FindLimit:
     def trial(self, rate: float, seconds: float, confirmation: bool) -> Trial:
         if self.stop_requested.is_set():
             raise Interrupted()
-        before, counted_before = self.ctl("status"), self.read_feedback()
+        counted_before = self.settled()
+        before = self.ctl("status")
         started = time.time()
         self.ctl(f"rate {rate:.0f}")
         self.ctl("resume")                                  # sending starts RESUME_LEAD from now
@@ -178,16 +172,31 @@ class FindLimit:
                       planned=planned,
                       sent=int(after["sent"]) - int(before["sent"]),
                       counted=counted_after.total - counted_before.total, confirmation=confirmation,
-                      started=started, figures=figures)
+                      started=started, figures=figures, workers=int(after["workers"]),
+                      blocked_ns=int(after["blocked_ns"]) - int(before["blocked_ns"]))
         judge(trial, self.criteria)
         self.say(self.trial_line(trial))
         return trial
 
+    def settled(self) -> Reading:
+        """The receiver's total once it has stopped moving (the previous trial fully worked off)."""
+        reading, deadline = self.read_feedback(), time.monotonic() + SETTLE_MAX
+        while time.monotonic() < deadline:
+            if not self.wait(SETTLE_POLL):
+                raise Interrupted()
+            again = self.read_feedback()
+            if again.total == reading.total:
+                return again
+            reading = again
+        self.say(f"find-limit: the receiver's total still moves {SETTLE_MAX:g} s after the last trial; going on")
+        return reading
+
     def trial_line(self, t: Trial) -> str:
         label = "confirm" if t.confirmation else f"trial {t.number:2d}"
         reason = f" ({t.reason})" if t.reason else ""
+        blocked = f"blocked {t.blocked_percent:5.1f} %  " if self.protocol != "udp" else ""
         return (f"{label}  {t.rate:12,.0f} ev/s  {t.seconds:5.1f} s  sent {t.sent:12,}  received {t.counted:12,}  "
-                f"loss {t.loss_percent:8.4f} %  {t.verdict.upper():5}{reason}  "
+                f"loss {t.loss_percent:8.4f} %  {blocked}{t.verdict.upper():5}{reason}  "
                 f"(time left {_duration(self.settings.max_time - self.elapsed())})")
 
     @property
@@ -203,7 +212,9 @@ class FindLimit:
         self.began, started = time.monotonic(), time.time()
         self.search = Search(self.settings, self.trial, self.elapsed)
         s = self.settings
-        self.say(f"find-limit: from {s.start_rate:,.0f} ev/s up to {s.max_rate:,.0f}, loss <= {s.loss_percent:g} %, "
+        pushback = f", blocked <= {s.max_blocked:g} % ({self.protocol})" if self.protocol != "udp" else ""
+        self.say(f"find-limit: from {s.start_rate:,.0f} ev/s up to {s.max_rate:,.0f}, loss <= {s.loss_percent:g} %"
+                 f"{pushback}, "
                  f"trials of {s.trial:g} s (confirmation {s.confirm:g} s), {s.pause:g} s pause, precision "
                  f"{s.precision * 100:g} %, at most {_duration(s.max_time)}; feedback {self.feedback.text}")
         error = ""
@@ -241,7 +252,7 @@ class FindLimit:
             "found": outcome.found, "confirmed": outcome.confirmed, "best_passing_eps": outcome.limit,
             "lowest_failing_eps": outcome.upper, "upper_is_loggen": outcome.ceiling,
             "at_max_rate": outcome.at_max_rate, "stopped": outcome.stopped or None, "error": error or None,
-            "summary": outcome.summary(), "feedback": self.feedback.text,
+            "summary": outcome.summary(), "feedback": self.feedback.text, "protocol": self.protocol,
             "started": started, "started_iso": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
             "duration_seconds": round(self.elapsed(), 1),
             "settings": self.settings.document(),

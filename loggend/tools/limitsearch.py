@@ -16,11 +16,12 @@ function for trials and decides from their verdicts, so it is tested with a simu
 Every trial is judged by a list of *criteria* (``Criterion``), each returning None (satisfied)
 or a ``(verdict, reason)``; the first objection decides. ``fail`` means the receiver did not keep
 up; ``short`` means loggen could not offer the rate (the sender is the limit there, so the search
-treats it as an upper bound and says so). The UDP criteria are ``LossCriterion`` (loss at most
-``--loss`` percent) and ``OfferedCriterion`` (loggen sent what the plan asked). A push-back
-criterion for TCP/TLS (a trial fails when workers are blocked more than ``--max-blocked`` percent
-of the time, or the reached rate is under the offered one) is one more ``Criterion`` reading
-those figures from the trial's ``figures``: nothing else in the search changes.
+treats it as an upper bound and says so). Over UDP the criteria are ``OfferedCriterion`` (loggen
+sent what the plan asked, else ``short``) and ``LossCriterion`` (loss at most ``--loss`` percent).
+Over TCP and TLS the receiver pushes back instead of dropping, so ``PushBackCriterion`` takes the
+place of the first: a trial fails when the workers were blocked (waiting for the receiver to read)
+more than ``--max-blocked`` percent of the time, or when the reached rate is under the offered one;
+the loss criterion still counts what never arrived (``criteria_for``).
 
 The search stops early when the next trial would overrun ``max_time`` or when ``run_trial``
 raises ``Interrupted`` (Ctrl-C); the ``Outcome`` then says what is known.
@@ -51,11 +52,13 @@ class Settings:
     confirm: float
     pause: float
     max_time: float
+    max_blocked: float = 1.0      # percent of the workers' time (TCP, TLS)
 
     def document(self) -> dict[str, Any]:
         return {"start_rate": self.start_rate, "max_rate": self.max_rate, "precision_percent": self.precision * 100,
                 "loss_percent": self.loss_percent, "trial_seconds": self.trial, "confirm_seconds": self.confirm,
-                "pause_seconds": self.pause, "max_time_seconds": self.max_time}
+                "pause_seconds": self.pause, "max_time_seconds": self.max_time,
+                "max_blocked_percent": self.max_blocked}
 
 
 @dataclass
@@ -74,6 +77,13 @@ class Trial:
     figures: dict[str, int] = field(default_factory=dict)   # feedback extras (the sink's loss...)
     verdict: str = ""
     reason: str = ""
+    blocked_ns: int = 0                        # the workers' time waiting for the receiver, summed
+    workers: int = 1
+
+    @property
+    def blocked_percent(self) -> float:
+        """Of the workers' time in the trial, the part spent blocked by the receiver (push-back)."""
+        return 100.0 * self.blocked_ns / (self.workers * self.seconds * 1e9) if self.seconds else 0.0
 
     @property
     def lost(self) -> int:
@@ -101,7 +111,7 @@ class Trial:
                 "sent": self.sent, "received": self.counted, "lost": self.lost,
                 "loss_percent": round(self.loss_percent, 6), "sent_eps": round(self.sent_eps, 1),
                 "delivered_eps": round(self.delivered_eps, 1), "verdict": self.verdict, "reason": self.reason,
-                "figures": self.figures}
+                "blocked_percent": round(self.blocked_percent, 3), "figures": self.figures}
 
 
 class Criterion(Protocol):
@@ -131,6 +141,29 @@ class OfferedCriterion:
             return SHORT, (f"loggen sent only {100.0 * trial.sent / trial.planned:.1f} % of the rate "
                            "(its own limit here, not the receiver's)")
         return None
+
+
+@dataclass(frozen=True)
+class PushBackCriterion:
+    """TCP and TLS: the receiver kept up without pushing back: the workers were blocked at most
+    ``max_blocked_percent`` of the time and sent what the plan asked."""
+
+    max_blocked_percent: float
+    fraction: float = OFFERED_FRACTION
+
+    def judge(self, trial: Trial) -> tuple[str, str] | None:
+        if trial.blocked_percent > self.max_blocked_percent:
+            return FAIL, (f"pushed back: workers blocked {trial.blocked_percent:.1f} % of the time > "
+                          f"{self.max_blocked_percent:g} %")
+        if trial.planned and trial.sent < self.fraction * trial.planned:
+            return FAIL, f"pushed back: loggen sent only {100.0 * trial.sent / trial.planned:.1f} % of the rate"
+        return None
+
+
+def criteria_for(protocol: str, loss_percent: float, max_blocked_percent: float) -> list[Criterion]:
+    """The verdict of a trial over ``protocol``: the first of these that objects decides."""
+    first: Criterion = OfferedCriterion() if protocol == "udp" else PushBackCriterion(max_blocked_percent)
+    return [first, LossCriterion(loss_percent)]
 
 
 def judge(trial: Trial, criteria: Sequence[Criterion]) -> Trial:

@@ -36,6 +36,17 @@ class Throttled:
         self.proc.wait(10)
 
 
+class SlowTcpReader(Throttled):
+    """tests/support/throttled.py --tcp: reads about ``rate`` lines a second from a small buffer."""
+
+    def __init__(self, tmp_path, rate: float) -> None:      # its own process, not the parent's
+        self.count, ready = tmp_path / "count", tmp_path / "port"
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.throttled", "--tcp", "--rate", str(rate),
+                                      "--count-file", str(self.count), "--ready-file", str(ready)],
+                                     cwd=ROOT, start_new_session=True)
+        self.port = int(wait_until(lambda: ready.exists() and ready.read_text().strip(), what="the TCP reader"))
+
+
 class Sink:
     """``loggend sink --dashboard``: the receiving end find-limit reads (sink:http://...)."""
 
@@ -185,3 +196,21 @@ def test_ctrl_c_stops_the_search_and_reports_what_is_known(tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["stopped"] == "interrupted" and len(report["trials"]) == 2 and not report["found"]
     assert not list((tmp_path / "report").glob("ctl.sock"))                 # the run was stopped too
+
+
+@pytest.mark.slow
+def test_over_tcp_a_receiver_that_pushes_back_fails_the_trial(tmp_path):
+    """40k ev/s into a reader of about 4k/s: the send queue fills and the worker waits, most of the
+    trial: the verdict is the push-back (not loss), and there is no limit above the start rate."""
+    rx = SlowTcpReader(tmp_path, 4000)
+    try:
+        result = find_limit(tmp_path / "report", f"127.0.0.1:{rx.port}", f"command:cat {rx.count}",
+                            "--protocol", "tcp", "--framing", "lf", "--start-rate", "40k", timeout=120)
+    finally:
+        rx.stop()
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    (trial,) = report["trials"]
+    assert report["protocol"] == "tcp" and trial["verdict"] == "fail" and trial["blocked_percent"] > 50
+    assert trial["reason"].startswith("pushed back: workers blocked ") and trial["sent"] < 0.99 * trial["planned"]
+    assert "blocked <= 1 % (tcp)" in result.stdout and "no limit: even the start rate 40,000 ev/s" in result.stdout

@@ -11,6 +11,9 @@ the highest rate with at most ``loss`` percent lost is ``(burst / T + rate) / (1
 It writes its running total of accepted datagrams to ``--count-file`` (atomically, every 20 ms),
 which ``find-limit --feedback "command:cat FILE"`` reads.
 
+``--tcp``: a TCP listener (line-feed framing) that reads only about ``rate`` messages a second
+from a small receive buffer, so a faster sender fills its send queue and is blocked: push-back.
+
     python -m tests.support.throttled --port 40000 --rate 8000 --burst 1000 --count-file /tmp/n
 """
 
@@ -81,15 +84,58 @@ def serve(port: int, rate: float, burst: float, count_file: str, ready_file: str
     write_count(count_file, accepted)
 
 
+def serve_tcp(port: int, rate: float, count_file: str, ready_file: str) -> None:
+    """Accept connections; read ``rate`` lines a second in all (chunks of ~20 lines), count them."""
+    import select
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(16)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    conns: list[socket.socket] = []
+    lines, last = 0, time.monotonic()
+    tokens = 0.0
+    write_count(count_file, 0)
+    write_count(ready_file, listener.getsockname()[1])
+    while not stop:
+        ready, _, _ = select.select([listener, *conns], [], [], 0.001)
+        now = time.monotonic()
+        tokens = min(rate * 0.05, tokens + rate * (now - last))     # at most 50 ms banked
+        last = now
+        for sock in ready:
+            if sock is listener:
+                conn, _ = listener.accept()
+                conns.append(conn)
+            elif tokens >= 20:
+                data = sock.recv(4096)
+                if not data:
+                    conns.remove(sock)
+                    sock.close()
+                    continue
+                got = data.count(b"\n")
+                lines += got
+                tokens -= got
+        if not ready or tokens < 20:
+            time.sleep(0.001)
+        write_count(count_file, lines)
+    write_count(count_file, lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--rate", type=float, required=True)
-    p.add_argument("--burst", type=float, required=True)
+    p.add_argument("--burst", type=float, default=0.0)
+    p.add_argument("--tcp", action="store_true", help="a slow TCP reader instead (line-feed framing)")
     p.add_argument("--count-file", required=True)
     p.add_argument("--ready-file", required=True, help="gets the port once it receives")
     a = p.parse_args(argv)
-    serve(a.port, a.rate, a.burst, a.count_file, a.ready_file)
+    if a.tcp:
+        serve_tcp(a.port, a.rate, a.count_file, a.ready_file)
+    else:
+        serve(a.port, a.rate, a.burst, a.count_file, a.ready_file)
     return 0
 
 

@@ -142,3 +142,18 @@ def test_command_feedback_reads_the_last_number(tmp_path):
     with pytest.raises(FeedbackError, match="exited with status 3"):
         CommandFeedback("echo oops >&2; exit 3", "x").read()
     assert parse_feedback("command:wc -l < /dev/null").read().total == 0
+
+
+def test_push_back_fails_a_tcp_trial_where_udp_would_call_it_short():
+    from loggend.tools.limitsearch import PushBackCriterion, criteria_for
+    blocked = Trial(1, 40_000, 2.0, planned=80_000, sent=54_000, counted=54_000, workers=2, blocked_ns=int(1.7e9))
+    assert blocked.blocked_percent == pytest.approx(42.5)
+    tcp = judge(blocked, criteria_for("tcp", 0.1, 1.0))
+    assert tcp.verdict == FAIL and tcp.reason == "pushed back: workers blocked 42.5 % of the time > 1 %"
+    udp = judge(Trial(1, 40_000, 2.0, planned=80_000, sent=54_000, counted=54_000), criteria_for("udp", 0.1, 1.0))
+    assert udp.verdict == SHORT
+    slow = judge(Trial(1, 1000, 1.0, planned=1000, sent=900, counted=900), [PushBackCriterion(1.0)])
+    assert slow.verdict == FAIL and slow.reason == "pushed back: loggen sent only 90.0 % of the rate"
+    fine = judge(Trial(1, 1000, 1.0, planned=1000, sent=1000, counted=1000, blocked_ns=int(5e6)),
+                 criteria_for("tls", 0.1, 1.0))
+    assert fine.verdict == PASS and fine.document()["blocked_percent"] == 0.5
