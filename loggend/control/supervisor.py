@@ -237,10 +237,11 @@ class Supervisor:
     # --- reporting -----------------------------------------------------------------------------------
 
     def publish_board(self) -> None:
+        now_ns = time.monotonic_ns()
         self.shared.publish(self.config, version=__version__, reloads=self.reloads, web_restarts=self.web_restarts,
                             memory_bytes=self.memory.current, peak_memory_bytes=self.memory.peak,
                             state="stopping" if self.stopping else "running",
-                            target_rate=self.workers.target_rate(time.monotonic_ns()))
+                            target_rate=self.workers.target_rate(now_ns), paused=self.live.state(now_ns) == "paused")
 
     def check_memory(self) -> None:
         """Add up the PSS of this process and its children; over the limit, stop."""

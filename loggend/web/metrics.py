@@ -172,7 +172,8 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     return {
         "time": round(wall, 3),
         "version": __version__,
-        "target": {"address": board.get("target", ""), "events_per_second": target},
+        "target": {"address": board.get("target", ""), "events_per_second": target,
+                   "paused": bool(board.get("paused", False))},
         "transport": transports(slots) or None,
         "running": sum(1 for r in rows[:workers] if r["status"] == "running"),
         "workers": workers,

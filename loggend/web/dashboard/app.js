@@ -29,7 +29,7 @@ function render(m) {
   $("eps").textContent = nf.format(m.events_per_second["1s"]);
   $("eps10").textContent = nf.format(m.events_per_second["10s"]);
   $("eps60").textContent = nf.format(m.events_per_second["60s"]);
-  $("target-eps").textContent = targetRate ? nf.format(targetRate) : "unlimited";
+  $("target-eps").textContent = m.target.paused ? "paused" : targetRate ? nf.format(targetRate) : "unlimited";
   $("achievement").textContent = m.achievement_percent == null ? "-" : `${m.achievement_percent.toFixed(1)} %`;
   $("events").textContent = nf.format(m.totals.events);
   $("running").textContent = `${m.running} / ${m.workers}`;
