@@ -217,7 +217,6 @@ def auto_pool_size(workers: int) -> int:
 # What a reload may change, by who applies it (see Supervisor.reload).
 IN_PLACE = frozenset({"rate", "profile_spec", "duration", "memory_limit", "hung_timeout",   # no process restarts
                       "optimize"})
-RATE_FIELDS = frozenset({"rate", "profile_spec"})
 NEXT_START = frozenset({"control_socket"})                         # a reload leaves these for the next start
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
 OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
