@@ -1,4 +1,4 @@
-"""Command line: ``loggend run | check-config | sink | perftest | tune | bench | profile``.
+"""Command line: ``loggend run | ctl | find-limit | check-config | sink | perftest | tune | bench | profile``.
 
 Bad input is one line and exit 2.
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from loggend import __version__
 from loggend.config import (
@@ -29,7 +29,7 @@ from loggend.engine.formats import FORMATS
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from loggend.fleet import parse_run_id, parse_start_at
-from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, resolve_host, split_target
+from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, plural, resolve_host, split_target
 
 if TYPE_CHECKING:
     from loggend.control.daemon import ReadyPipe
@@ -46,7 +46,7 @@ FLAG_KEYS = {
     "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
     "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval", "templates": "templates",
     "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed",
-    "instance": "instance", "run_id": "run_id",
+    "instance": "instance", "run_id": "run_id", "profile": "profile", "control_socket": "control_socket",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -81,6 +81,8 @@ def build_parser() -> Parser:
     run.add_argument("--ports", help="514-553, 514 or 514,600-610: worker i sends to port i mod count")
     run.add_argument("--rate", help="total events/s: 50000, 250k (thousand), 4M or 4m (million, not minutes); "
                      "0 = unlimited")
+    run.add_argument("--profile", help="the rate over time instead: segments such as ramp:10k-200k/60s,"
+                     "constant:200k/5m (kinds constant, ramp, steps, burst, sine; then repeat or hold)")
     run.add_argument("--workers", help="worker processes (default 40)")
     run.add_argument("--cpus", help="auto, or CPUs to pin workers to round robin, e.g. 0-3")
     run.add_argument("--duration", help="90s, 30m (minutes), 1h; a bare number is seconds (-duration=N, the "
@@ -125,6 +127,7 @@ def build_parser() -> Parser:
     run.add_argument("--run-id", help="the run's Prometheus label, the same for every instance of a fleet")
     run.add_argument("--start-at", help="set up, then start at this time: RFC 3339 (2026-11-29T10:53:00Z) or "
                      "+30s (after the command was started)")
+    run.add_argument("--control-socket", help="auto, off, or the path of the socket `loggend ctl` talks to")
     run.add_argument("--summary-json", help="also write the end-of-run summary to this file as JSON")
     run.add_argument("--ready-file", help="once every worker sends, write JSON here: pid, dashboard URL, target")
     run.add_argument("--daemon", action="store_true", help="detach from the shell once every worker sends "
@@ -135,6 +138,41 @@ def build_parser() -> Parser:
     run.add_argument("-dashboard-port", dest="legacy_dashboard_port", help=argparse.SUPPRESS)
     run.add_argument("-duration", dest="legacy_duration", help=argparse.SUPPRESS)
     run.add_argument("-optimize", dest="legacy_optimize", help=argparse.SUPPRESS)
+
+    ctl = sub.add_parser("ctl", help="change a running instance's rate: rate R, profile SPEC, pause, resume, status",
+                         description="Talks to the control socket of a running `loggend run` (root or the run's "
+                         "own user only). Without --socket or --pid it finds the one run in the runtime directory.")
+    ctl.add_argument("action", choices=("status", "rate", "profile", "pause", "resume"))
+    ctl.add_argument("value", nargs="?", help="rate: events/s (250k; 0 = unlimited); profile: segments as --profile")
+    ctl.add_argument("--socket", help="the run's control socket (its ready file says where)")
+    ctl.add_argument("--pid", help="the supervisor's pid, when several runs are up")
+    ctl.add_argument("--json", action="store_true", help="print the whole reply as JSON")
+
+    limit = sub.add_parser("find-limit", help="search the highest rate the receiver keeps up with (RFC 2544 style)",
+                           description="Starts one `loggend run` and steers it by its control socket: trials "
+                           "rising from --start-rate until one loses more than --loss percent, a binary search "
+                           "to --precision, a confirmation trial. Exit 0: a limit found and confirmed; 1: none.")
+    limit.add_argument("--feedback", required=True, help="what the receiver got: sink:http://HOST:PORT (a loggend "
+                       "sink --dashboard), prometheus:http://HOST:PORT (with --feedback-query) or command:CMD")
+    limit.add_argument("--feedback-query", default="", help="PromQL whose value is the receiver's running total")
+    limit.add_argument("--start-rate", default="10k", help="first trial's events/s (default %(default)s)")
+    limit.add_argument("--max-rate", default="10M", help="never above this (default %(default)s)")
+    limit.add_argument("--precision", default="2", help="stop bisecting within this %% (default %(default)s)")
+    limit.add_argument("--loss", default="0.1", help="a trial passes with at most this %% lost (default %(default)s)")
+    limit.add_argument("--trial", default="30s", help="length of a trial (default %(default)s)")
+    limit.add_argument("--confirm", default="", help="length of the confirmation trial (default 3x --trial)")
+    limit.add_argument("--pause", default="5s", help="paused between trials, for the receiver to drain "
+                       "(default %(default)s)")
+    limit.add_argument("--max-time", default="1h", help="the whole search at most this long (default %(default)s)")
+    limit.add_argument("--max-blocked", default="1", help="tcp, tls: a trial fails when the workers wait for the "
+                       "receiver more than this %% of the time (default %(default)s)")
+    limit.add_argument("--report-dir", default="", help="report.json and report.html (default reports/limit-DATE)")
+    limit.add_argument("--config", help=f"the run's YAML config (default {DEFAULT_CONFIG_PATH} if it exists)")
+    for flag, what in (("--target", "HOST or HOST:PORT"), ("--ports", "ports, as for run"),
+                       ("--workers", "worker processes"), ("--cpus", "CPUs to pin workers to"),
+                       ("--transport", "|".join(TRANSPORTS)), ("--protocol", "|".join(PROTOCOLS)),
+                       ("--framing", "|".join(STREAM_FRAMINGS)), ("--format", "|".join(FORMATS))):
+        limit.add_argument(flag, help=f"{what} (passed to the run)")
 
     check = sub.add_parser("check-config", help="validate a config file (and the LOGGEN_* variables) without running")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
@@ -398,6 +436,99 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return profile(name, label, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent)
 
 
+def cmd_ctl(args: argparse.Namespace) -> int:
+    import json
+
+    from loggend.control.ctlsocket import ControlError, find_socket, request
+    from loggend.parsers import parse_rate
+    from loggend.profiles import parse_profile
+    line = args.action
+    if args.action in ("rate", "profile"):
+        if not args.value:
+            raise UsageError(f"ctl {args.action}: needs a value, e.g. " +
+                             ("250k" if args.action == "rate" else "ramp:10k-200k/60s"))
+        if args.action == "rate":
+            parse_rate("rate", args.value)
+        elif parse_profile("profile", args.value) is None:
+            raise UsageError("ctl profile: needs segments, e.g. ramp:10k-200k/60s")
+        line = f"{args.action} {args.value}"
+    elif args.value:
+        raise UsageError(f"ctl {args.action}: takes no value (got {args.value!r})")
+    try:
+        path = args.socket or find_socket(parse_int("--pid", args.pid, 1, 2**22) if args.pid else None)
+        reply = request(path, line)
+    except ControlError as err:
+        journal.write(f"ctl: {err}", journal.ERR)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(reply, indent=1))
+    elif args.action == "status" and reply.get("ok"):
+        print(status_text(reply["status"]))
+    elif reply.get("ok"):
+        print(reply.get("message", ""))
+    else:
+        journal.write(f"ctl {line}: {reply.get('message', '')}", journal.ERR)
+    if reply.get("usage"):
+        return EXIT_USAGE
+    return 0 if reply.get("ok") else EXIT_FAILURE
+
+
+def status_text(st: dict[str, Any]) -> str:
+    """``loggend ctl status`` for people."""
+    target = "unlimited" if st["unlimited"] else f"{st['target_rate']:,.0f} ev/s now"
+    planned = st.get("planned")
+    lines = [f"state     {st['state']} (pid {st['pid']}, {st['workers']} workers -> {st['target']})",
+             f"target    {target}, following {st['following']} ({st['phase_seconds']} s in)",
+             f"sent      {st['sent']:,}" + (f" of {planned:,} planned" if isinstance(planned, int) else ""),
+             f"live      {plural(st['changes'], 'change')}, paused {st['paused_seconds']} s in all"]
+    sink = st.get("sink")
+    if isinstance(sink, dict):
+        lines.append(f"sink      received {sink['received']:,}, lost {sink['lost']:,}")
+    if st.get("end_in_seconds") is not None:
+        lines.append(f"ends in   {st['end_in_seconds']} s")
+    return "\n".join(lines)
+
+
+def cmd_find_limit(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from loggend.parsers import parse_rate
+    from loggend.tools.feedback import parse_feedback
+    from loggend.tools.findlimit import FindLimit
+    from loggend.tools.limitsearch import Settings
+    feedback = parse_feedback(args.feedback, args.feedback_query)
+    start, top = parse_rate("--start-rate", args.start_rate), parse_rate("--max-rate", args.max_rate)
+    if not 0 < start <= top:
+        raise UsageError(f"--start-rate {args.start_rate} / --max-rate {args.max_rate}: expected 0 < start rate "
+                         "<= max rate")
+    precision = parse_percent("--precision", args.precision)
+    if not 0 < precision < 100:
+        raise UsageError(f"--precision: {args.precision!r} is not allowed; expected a percentage above 0 and below 100")
+    trial = parse_duration("--trial", args.trial)
+    confirm = parse_duration("--confirm", args.confirm) if args.confirm else 3 * trial
+    for flag, value in (("--trial", trial), ("--confirm", confirm)):
+        if not value > 0:
+            raise UsageError(f"{flag}: 0 is not allowed; expected a duration such as 30s")
+    settings = Settings(start_rate=start, max_rate=top, precision=precision / 100,
+                        loss_percent=parse_percent("--loss", args.loss), trial=trial, confirm=confirm,
+                        pause=parse_duration("--pause", args.pause),
+                        max_time=parse_duration("--max-time", args.max_time),
+                        max_blocked=parse_percent("--max-blocked", args.max_blocked))
+    if settings.trial + settings.pause > settings.max_time:
+        raise UsageError(f"--max-time {args.max_time}: shorter than one trial and its pause")
+    run_args = ["--config", os.path.abspath(args.config)] if args.config else []
+    overrides = {}
+    for flag in ("target", "ports", "workers", "cpus", "transport", "protocol", "framing", "format"):
+        value = getattr(args, flag)
+        if value is not None:
+            run_args += [f"--{flag}", value]
+            overrides[flag] = (f"--{flag}", value)
+    run = load(os.path.abspath(args.config) if args.config else None, overrides)      # bad run flags: exit 2 now
+    report_dir = Path(args.report_dir or time.strftime("reports/limit-%Y%m%d-%H%M%S"))
+    return FindLimit(settings, feedback, run_args, report_dir, protocol=run.protocol).run()
+
+
 def parse_percent(key: str, text: str) -> float:
     try:
         value = float(text)
@@ -409,7 +540,7 @@ def parse_percent(key: str, text: str) -> float:
 
 
 COMMANDS = {"perftest": cmd_perftest, "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink,
-            "bench": cmd_bench, "tune": cmd_tune, "profile": cmd_profile}
+            "bench": cmd_bench, "tune": cmd_tune, "profile": cmd_profile, "ctl": cmd_ctl, "find-limit": cmd_find_limit}
 
 
 def main(argv: list[str] | None = None) -> int:

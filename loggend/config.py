@@ -29,7 +29,7 @@ from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
 from loggend.engine.replay import ReplaySpec, file_timing
-from loggend.engine.schedule import Profile, Segment
+from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError
@@ -50,6 +50,7 @@ from loggend.parsers import (
     resolve_host,
     split_target,
 )
+from loggend.profiles import format_profile, parse_profile
 from loggend.sink.spec import ServerTls
 from loggend.templates import load_templates
 
@@ -71,6 +72,7 @@ MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
 MAX_REPLAY_SPEED = 1e6
 POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + "i999." + the worker index: well within STREAM_ROOM
+SOCKET_PATH_BYTES = 107           # sun_path holds 108 bytes, NUL included
 
 
 def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
@@ -178,6 +180,36 @@ def parse_live_interval(key: str, value: object) -> float:
     if not MIN_LIVE <= seconds <= MAX_LIVE:
         raise ConfigError(key, value, f"auto, or from {MIN_LIVE:g}s to {MAX_LIVE:g}s")
     return seconds
+def parse_control_socket(key: str, value: object) -> str:
+    """``auto`` (a per-run socket in the runtime directory), ``off``, or a path (made absolute)."""
+    text = str(value).strip()
+    if value is False or text.lower() in ("off", "false", "no", "none"):
+        return "off"
+    if text == "auto":
+        return text
+    path = os.path.abspath(text) if text else ""
+    if not path or len(path.encode()) > SOCKET_PATH_BYTES:
+        raise ConfigError(key, value, f"auto, off, or a path of at most {SOCKET_PATH_BYTES} bytes")
+    return path
+
+
+def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
+    """``rate`` and ``profile`` are two ways to say one thing: given in the same place (both in the file,
+    or both as flags), that is an error; a flag wins over a LOGGEN_* variable, and both over the file."""
+    rate = parse_rate(raw.label("rate"), raw["rate"])
+    profile = parse_profile(raw.label("profile"), raw["profile"])
+    if profile is None or "rate" not in raw:
+        return rate, profile
+    rate_layer, profile_layer = (layer(raw.label(k)) for k in ("rate", "profile"))
+    if rate_layer == profile_layer:
+        raise UsageError(f"{raw.label('rate')} and {raw.label('profile')}: give one of them "
+                         "(a profile is the rate over time)")
+    return (rate, None) if rate_layer > profile_layer else (0.0, profile)
+
+
+def layer(label: str) -> int:
+    """Where a value came from, by its label: 2 a flag, 1 a ``LOGGEN_*`` variable, 0 the file."""
+    return 2 if label.startswith("-") else 1 if label.startswith(ENV_PREFIX) else 0
 
 
 def auto_pool_size(workers: int) -> int:
@@ -189,8 +221,10 @@ def auto_pool_size(workers: int) -> int:
 
 
 # What a reload may change, by who applies it (see Supervisor.reload).
-IN_PLACE = frozenset({"rate", "duration", "memory_limit", "hung_timeout", "optimize", "run_id"})  # no restarts
+IN_PLACE = frozenset({"rate", "profile_spec", "duration", "memory_limit", "hung_timeout",   # no process restarts
+                      "optimize", "run_id"})
 FIXED = frozenset({"instance", "instances"})      # a fleet's split: a reload that changes it is refused
+NEXT_START = frozenset({"control_socket"})                         # a reload leaves these for the next start
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
 OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
 SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
@@ -229,6 +263,8 @@ class Config:
     instance: int = 0                   # this process is instance `instance` of `instances` (a fleet)
     instances: int = 1
     run_id: str = ""                    # the fleet's Prometheus label; "" = a random one per run
+    profile_spec: Profile | None = None  # the rate over time (None: the constant ``rate``)
+    control_socket: str = "auto"        # the live-control socket: auto, off or a path
     source: str = "built-in defaults"   # where it was read from, for messages
     replay_timing: tuple[tuple[float, float], ...] = ()   # replay_speed: (rate, seconds) from the file's times
 
@@ -242,10 +278,20 @@ class Config:
         return self.rate / self.instances
 
     def profile(self) -> Profile:
-        """The run's rate over time (a constant ``rate``; 0 = unlimited), or a replay's own timing."""
+        """The run's rate over time: a replay's own timing, the ``profile``, or a constant ``rate``
+        (0 = unlimited)."""
         if self.replay_timing:
-            return Profile((*(Segment(rate, seconds) for rate, seconds in self.replay_timing), Segment(0.0)))
-        return Profile.constant(self.rate)
+            return Profile((*(Constant(rate, seconds) for rate, seconds in self.replay_timing), Constant(0.0)))
+        return self.profile_spec or Profile.constant(self.rate)
+
+    @property
+    def rate_text(self) -> str:
+        if self.replay_timing and self.messages.replay is not None:
+            peak = max(r for r, _ in self.replay_timing)
+            return f"the file's own timing x{self.messages.replay.speed:g} (peak {peak:,.0f} ev/s)"
+        if self.profile_spec is not None:
+            return f"profile {format_profile(self.profile_spec)}"
+        return f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"
 
     def worker_spec(self, index: int = 0, takes_over: int = 0) -> WorkerSpec:
         return WorkerSpec(
@@ -262,10 +308,7 @@ class Config:
                          if f.name != "source" and getattr(self, f.name) != getattr(new, f.name))
 
     def describe(self) -> str:
-        rate = f"{self.rate:,.0f} ev/s" if self.rate else "unlimited rate"
-        if self.replay_timing and self.messages.replay is not None:
-            peak = max(r for r, _ in self.replay_timing)
-            rate = f"the file's own timing x{self.messages.replay.speed:g} (peak {peak:,.0f} ev/s)"
+        rate = self.rate_text
         duration = f"{self.duration:g} s" if self.duration else "until stopped"
         cpus = ",".join(str(c) for c in self.cpus) or "any"
         web = "off" if self.dashboard is None else f"{self.dashboard[0]}:{self.dashboard[1]}"
@@ -369,9 +412,10 @@ def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
         timing = tuple(file_timing(file, speed)) if speed else ()
     except (OSError, EOFError, ValueError, zlib.error) as err:
         raise ConfigError(raw.label("replay"), file, f"a log file, plain or gzip ({err})") from None
-    if speed and ("rate" in raw):
-        raise ConfigError(raw.label("rate"), raw["rate"], "not set with replay_speed (the file's own timing "
-                          "sets the rate)")
+    for key in ("rate", "profile"):
+        if speed and key in raw:
+            raise ConfigError(raw.label(key), raw[key], "not set with replay_speed (the file's own timing "
+                              "sets the rate)")
     return ReplaySpec(file, workers * instances, speed, first=instance * workers), timing
 
 
@@ -440,6 +484,8 @@ DEFAULTS: dict[str, object] = {
     "replay_speed": 0,
     "instance": "0/1",
     "run_id": "",
+    "profile": [],
+    "control_socket": "auto",
 }
 SECTIONS = ("messages",)
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
@@ -591,10 +637,11 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     )
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))
+    rate, profile = rate_or_profile(raw)
     return Config(
         host=resolve_host(raw.label("target"), host_text),
         ports=ports,
-        rate=parse_rate(raw.label("rate"), raw["rate"]),
+        rate=rate,
         workers=workers,
         cpus=parse_cpus(raw.label("cpus"), raw["cpus"], usable_cpus),
         duration=parse_duration(raw.label("duration"), raw["duration"]) or sum(s for _, s in timing),
@@ -623,6 +670,8 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         instance=instance,
         instances=instances,
         run_id=parse_run_id(raw.label("run_id"), raw["run_id"]),
+        profile_spec=profile,
+        control_socket=parse_control_socket(raw.label("control_socket"), raw["control_socket"]),
         source=source,
         replay_timing=timing,
     )

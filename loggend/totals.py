@@ -140,6 +140,9 @@ class RunTotals:
     fleet_rate: float = 0.0          # the fleet's total rate (`rate` is this instance's share)
     run_id: str = ""
     start: Start | None = None
+    profile: str = ""                # the configured rate profile (compact form); "" = the constant rate
+    live_changes: int = 0            # rate changes made while it ran (loggend ctl, SIGUSR1/SIGUSR2)
+    paused_seconds: float = 0.0      # time spent paused
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -179,7 +182,8 @@ class RunTotals:
     def of(cls, snapshots: list[SlotSnapshot], seconds: float, target: str, rate: float,
            ports: tuple[int, ...] = (), cpus: tuple[int, ...] = (), peak_memory: int = 0, memory_limit: int = 0,
            sink: SinkTotals | None = None, streams: list[list[int]] | None = None,
-           planned: int | None = None) -> RunTotals:
+           planned: int | None = None, profile: str = "", live_changes: int = 0,
+           paused_seconds: float = 0.0) -> RunTotals:
         rows = []
         for i, s in enumerate(snapshots):
             received = lost = None
@@ -195,7 +199,7 @@ class RunTotals:
                    bytes=sum(s.bytes for s in snapshots), errors=error_counts(snapshots),
                    restarts=sum(s.restarts for s in snapshots), transport=transports(snapshots),
                    peak_memory=peak_memory, memory_limit=memory_limit, workers=tuple(rows), sink=sink,
-                   planned=planned)
+                   planned=planned, profile=profile, live_changes=live_changes, paused_seconds=paused_seconds)
 
     def document(self) -> dict[str, Any]:
         """The summary as data (``--summary-json``, the perftest report)."""
@@ -208,7 +212,8 @@ class RunTotals:
             "peak_memory_bytes": self.peak_memory, "transport": self.transport or "-",
             "workers": [w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,
-            "sent_minus_received": self.sent_minus_received,
+            "sent_minus_received": self.sent_minus_received, "profile": self.profile or None,
+            "live_changes": self.live_changes, "paused_seconds": round(self.paused_seconds, 3),
             "instance": self.instance, "instances": self.instances, "fleet_rate": self.fleet_rate,
             "run_id": self.run_id, "start": self.start.document() if self.start is not None else None,
             **self.extra,

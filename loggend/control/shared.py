@@ -14,6 +14,7 @@ from typing import Any
 from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config
 from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
 from loggend.parsers import format_ports
+from loggend.profiles import format_profile
 from loggend.totals import RunTotals, SinkTotals, Start
 from loggend.web.state import Sources
 
@@ -56,7 +57,8 @@ class SharedRun:
             self.first_send_unix = time.time() - (time.monotonic_ns() - first) / 1e9
 
     def totals(self, config: Config, peak_memory: int, now: float, planned: int | None = None,
-               start_at: float | None = None, requested_ns: int = 0, run_id: str = "") -> RunTotals:
+               start_at: float | None = None, requested_ns: int = 0, run_id: str = "", live_changes: int = 0,
+               paused_seconds: float = 0.0) -> RunTotals:
         """The run so far; its time runs from the first send of the run to the last heartbeat.
         ``start_at``/``requested_ns``: the start time asked for (unix / CLOCK_MONOTONIC), if any."""
         snaps = self.snapshots()
@@ -66,7 +68,9 @@ class SharedRun:
         c = config
         totals = RunTotals.of(snaps, max(0.0, seconds), c.target, c.instance_rate, c.ports, c.cpus, peak_memory,
                               c.memory_limit, self.sink_totals(),
-                              self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned)
+                              self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned,
+                              format_profile(c.profile_spec) if c.profile_spec else "", live_changes,
+                              paused_seconds)
         start = None
         if self.first_send_ns:
             late = (self.first_send_ns - requested_ns) / 1e6 if requested_ns else None
@@ -82,5 +86,6 @@ class SharedRun:
             "rate": c.instance_rate, "fleet_rate": c.rate, "instance": c.instance, "instances": c.instances,
             "workers": c.workers, "slots": self.slots_used, "cpus": list(c.cpus),
             "transport": c.transport, "duration": c.duration, "started_unix": self.started_unix,
-            "memory_limit": c.memory_limit, "source": c.source, "sink_slots": self.sink_slots, **state,
+            "memory_limit": c.memory_limit, "source": c.source, "sink_slots": self.sink_slots,
+            "profile": format_profile(c.profile_spec) if c.profile_spec else None, **state,
         })

@@ -2,7 +2,8 @@
 
 ``signal.set_wakeup_fd`` makes the C-level handler write the signal number to a pipe, so the
 loop sleeps in ``select`` until its next timer or the next signal, whichever comes first: no
-polling interval stands between a SIGCHLD and the restart it asks for.
+polling interval stands between a SIGCHLD and the restart it asks for. The same ``select`` waits
+on the control socket's descriptors, so a ``loggend ctl`` request is answered as soon as it comes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import select
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class SignalQueue:
@@ -26,15 +27,21 @@ class SignalQueue:
     def _enqueue(self, signum: int, frame: object) -> None:
         self.queue.append(signum)
 
-    def wait(self, seconds: float) -> None:
-        """Up to ``seconds``; returns at once when a signal is (or was already) queued."""
+    def wait(self, seconds: float, fds: Sequence[int] = ()) -> set[int]:
+        """Up to ``seconds``; returns at once when a signal is (or was already) queued, or when one of
+        ``fds`` (the control socket and its connections) is readable: those are returned."""
+        ready: list[int] = []
         if not self.queue:
-            select.select([self.read_fd], [], [], max(0.0, seconds))
+            try:
+                ready, _, _ = select.select([self.read_fd, *fds], [], [], max(0.0, seconds))
+            except InterruptedError:
+                ready = []
         try:
             while os.read(self.read_fd, 512):
                 pass
         except BlockingIOError:
             pass
+        return set(ready) - {self.read_fd}
 
     def pop(self) -> str | None:
         """The oldest queued signal as a lower-case name (``sighup``), or None."""

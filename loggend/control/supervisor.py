@@ -19,13 +19,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TextIO
 
 from loggend import __version__
-from loggend.config import FIXED, IN_PLACE, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
+from loggend.config import FIXED, IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
+from loggend.control.ctlsocket import ControlError, ControlServer, socket_path, sweep_stale
 from loggend.control.dashboard import Dashboard, DashboardError
+from loggend.control.live import LiveRate
 from loggend.control.memory import MemoryWatch
 from loggend.control.pki import PkiError
 from loggend.control.shared import SharedRun
@@ -43,7 +46,7 @@ from loggend.files import write_json
 from loggend.fleet import new_run_id
 from loggend.parsers import format_size
 from loggend.sink.spec import SinkSpec
-from loggend.tools.console import LiveLine, summary
+from loggend.tools.console import LiveLine, summary, target_text
 from loggend.web.child import WebSettings
 
 REPORT_SECONDS = 1.0         # live line, memory check and board period
@@ -54,7 +57,7 @@ OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is sti
 SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
 LIVE_TTY_SECONDS = 1.0       # live_interval: auto on a terminal
 LIVE_PIPE_SECONDS = 10.0     # live_interval: auto anywhere else (the journal, a pipe, a file); STATUS= stays 1 s
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2)
 
 Loader = Callable[[], Config]
 
@@ -80,6 +83,8 @@ class Supervisor:
         self.generated_run_id = new_run_id()          # the run's id when the config gives none
         self.children.register(K.WORKER, self.workers.spawn, lambda i: f"worker {i}")
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
+        self.live = LiveRate(self.workers, self.log, self.counters)
+        self.control: ControlServer | None = None
         self.dashboard: Dashboard | None = None
         self.aborted: dict[int, float] = {}       # pid of a hung worker -> when it was sent SIGABRT
         self.reloads = self.web_restarts = 0
@@ -108,6 +113,14 @@ class Supervisor:
 
     def handle_sigchld(self) -> None:
         self.reap_children()
+
+    def handle_sigusr1(self) -> None:
+        self.live.scale(2.0, "SIGUSR1")
+        self.publish_board()
+
+    def handle_sigusr2(self) -> None:
+        self.live.scale(0.5, "SIGUSR2")
+        self.publish_board()
 
     # --- spawning ------------------------------------------------------------------------------------
 
@@ -150,6 +163,32 @@ class Supervisor:
             self.children.register(K.WEB, self.dashboard.spawn, lambda i: "dashboard")
             self.children.spawn(K.WEB, 0)
         return True
+
+    def open_control(self) -> bool:
+        """The live-control socket (``loggend ctl``), unless ``control_socket: off``."""
+        path = socket_path(self.config.control_socket, os.getpid())
+        if path is None:
+            return True
+        self.control = ControlServer(path, self.live.command, self.log, self.clock)
+        try:
+            self.control.open()
+            if self.config.control_socket == "auto":
+                sweep_stale(os.path.dirname(path))           # left by runs that were killed
+        except (ControlError, OSError) as err:
+            self.control = None
+            self.fail(f"{err}; stopping" if isinstance(err, ControlError) else
+                      f"control socket {path}: {err.strerror or err}; stopping")
+            return False
+        self.log(f"control socket: {path} (loggend ctl rate|pause|resume|status)")
+        return True
+
+    def counters(self, now_ns: int) -> dict[str, object]:
+        """What ``loggend ctl status`` adds to the plan's state: the run's counts so far."""
+        sink, snaps = self.shared.sink_totals(), self.shared.snapshots()
+        return {"pid": os.getpid(), "workers": self.config.workers, "target": self.config.target,
+                "sent": sum(s.sent for s in snaps), "planned": self.workers.planned(now_ns),
+                "blocked_ns": sum(s.blocked_ns for s in snaps), "possibly_lost": sum(s.possibly_lost for s in snaps),
+                "sink": None if sink is None else {"received": sink.received, "lost": sink.lost}}
 
     def close_dashboard(self) -> None:
         self.children.stop(self.children.pids(K.WEB), GRACEFUL_TIMEOUT)
@@ -204,11 +243,12 @@ class Supervisor:
         return self.config.run_id or self.generated_run_id
 
     def publish_board(self) -> None:
+        now_ns = time.monotonic_ns()
         self.shared.publish(self.config, run_id=self.run_id, version=__version__, reloads=self.reloads,
                             web_restarts=self.web_restarts,
                             memory_bytes=self.memory.current, peak_memory_bytes=self.memory.peak,
                             state="stopping" if self.stopping else "running",
-                            target_rate=self.workers.target_rate(time.monotonic_ns()))
+                            target_rate=self.workers.target_rate(now_ns), paused=self.live.state(now_ns) == "paused")
 
     def check_memory(self) -> None:
         """Add up the PSS of this process and its children; over the limit, stop."""
@@ -228,7 +268,8 @@ class Supervisor:
                  f"({now - self.shared.started:.1f} s after start){web}")
         self.write_file(self.ready_path, "ready file", {
             "pid": os.getpid(), "dashboard": self.dashboard.url if self.dashboard else None,
-            "target": self.config.target, "started_unix": self.shared.started_unix})
+            "target": self.config.target, "started_unix": self.shared.started_unix,
+            "control_socket": self.control.path if self.control else None})
         if self.on_ready is not None:
             self.on_ready(text + web)
 
@@ -244,7 +285,9 @@ class Supervisor:
         snaps = self.shared.snapshots()
         if not self.ready and all(s.state == C.STATE_RUNNING for s in snaps[:self.config.workers]):
             self.announce_ready(now)
-        line = live.line(now, snaps, self.config.workers, self.shared.sink_totals())
+        now_ns = time.monotonic_ns()
+        target = target_text(self.workers.target_rate(now_ns), self.live.state(now_ns))
+        line = live.line(now, snaps, self.config.workers, self.shared.sink_totals(), target)
         # a tick comes every REPORT_SECONDS, give or take the loop's latency: half a tick of slack
         if not self.config.quiet and now - self.live_printed >= self.live_interval() - REPORT_SECONDS / 2:
             print(line, file=self.out, flush=True)
@@ -317,6 +360,10 @@ class Supervisor:
             self.notifier.ready()
             return
         self.log(f"reload: {new.describe()}" if changes else "reload: config unchanged", NOTICE)
+        if changes & NEXT_START:
+            self.log("reload: control_socket applies at the next start; the socket stays where it is", WARNING)
+            new = replace(new, control_socket=self.config.control_socket)
+            changes -= NEXT_START
         if changes & WEB_FIELDS:
             self.close_dashboard()
         if changes & SINK_FIELDS:
@@ -347,7 +394,7 @@ class Supervisor:
         set_process_name("loggend-run")
         self.remove_ready_file()
         self.log(f"config {self.config.source}: {self.config.describe()}")
-        if not self.config.rate and not self.config.duration:
+        if self.config.profile().unlimited and not self.config.duration:
             self.log("rate 0 and duration 0: sending as fast as it can, until stopped (set rate and duration, "
                      "e.g. --rate 10k --duration 5m, for a bounded run)", WARNING)
         if not self.bind_dashboard():
@@ -362,7 +409,7 @@ class Supervisor:
             self.tuning.apply()
         self.workers.render_corpus()
         self.shared.start(self.clock(), self.config.workers)
-        if not self.spawn_sinks():
+        if not self.open_control() or not self.spawn_sinks():
             return False
         self.publish_board()
         self.workers.publish(self.workers.plan)
@@ -396,11 +443,25 @@ class Supervisor:
                 wake = min([next_report, *self.children.pending.values(), self.clock() + look])
                 if self.notifier.watchdog_interval:
                     wake = min(wake, next_ping)
-                self.signals.wait(wake - self.clock())
+                self.serve_control(wake)
         return self.finish()
+
+    def serve_control(self, wake: float) -> None:
+        """Sleep until ``wake``, a signal or a control request; answer the requests that came."""
+        if self.control is None:
+            self.signals.wait(wake - self.clock())
+            return
+        deadline = self.control.deadline()
+        ready = self.signals.wait(min(wake, deadline or wake) - self.clock(), self.control.fds())
+        changes = self.live.changes
+        self.control.service(ready)
+        if self.live.changes != changes:
+            self.publish_board()                   # the dashboard's target follows at once
 
     def finish(self) -> int:
         self.stop()
+        if self.control is not None:
+            self.control.close()
         if self.dashboard is not None:
             self.dashboard.close()
         if not self.shared.started:
@@ -410,7 +471,8 @@ class Supervisor:
         self.workers.account_down(now_ns, final=True)
         self.shared.note_first_send()
         totals = self.shared.totals(self.config, self.memory.peak, self.clock(), self.workers.planned(now_ns),
-                                    self.workers.start_at, self.workers.requested_start_ns, self.run_id)
+                                    self.workers.start_at, self.workers.requested_start_ns, self.run_id,
+                                    self.live.changes, self.live.paused_seconds(now_ns))
         print(summary(totals), file=self.out, flush=True)
         self.write_file(self.summary_path, "summary", totals.document())
         self.remove_ready_file()

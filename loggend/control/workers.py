@@ -136,8 +136,10 @@ class WorkerPool:
         return sum(self.plan.due(i, t) for i in range(self.plan.workers)) + sum(self.retired.values())
 
     def target_rate(self, now_ns: int) -> float:
-        return 0.0 if self.plan.unlimited else self.plan.rate_now(now_ns) if self.plan.started \
-            else self.config.rate
+        """The run's rate due now (it follows the profile; 0: unlimited, paused or over)."""
+        if self.plan.unlimited:
+            return 0.0
+        return self.plan.rate_now(now_ns) if self.plan.started else self.plan.profile.rate_at(0.0)
 
     # --- down time -----------------------------------------------------------------------------------
 
@@ -167,24 +169,26 @@ class WorkerPool:
     # --- reloads -------------------------------------------------------------------------------------
 
     def change_in_place(self, new: Config, now_ns: int) -> None:
-        """A new rate and/or duration from now on, for the workers that run."""
+        """A new rate, profile and/or duration from now on, for the workers that run. A rate set live
+        (``loggend ctl``, SIGUSR1) stays unless the file's rate or profile changed; a pause stays."""
         plan = self.plan
-        if new.rate != self.config.rate:
+        if new.profile() != self.config.profile():
             plan = plan.with_profile(new.profile(), now_ns)
         if new.duration != self.config.duration and plan.started:
-            plan = plan.with_end(self._end_ns(new.duration))
+            plan = plan.with_end(self._end_ns(new.duration, plan))
         self.config = new
         self.publish(plan)
 
-    def _end_ns(self, duration: float) -> int:
-        """The end of a run of ``duration`` seconds from the plan's start (0: none)."""
-        return self.run_start_ns + round(duration * NS) if duration else 0
+    def _end_ns(self, duration: float, plan: Plan) -> int:
+        """The end of a run of ``duration`` seconds of sending from the plan's start (0: none); the
+        time spent paused does not count."""
+        return self.run_start_ns + round(duration * NS) + plan.paused_ns if duration else 0
 
     def hand_over(self, new: Config, children: ChildSet, now: Callable[[], int],
                   stop: Callable[[list[int]], None]) -> None:
         """Replace every worker with one built from ``new``, without a moment of silence."""
         old = {c.index: c.pid for c in children.of_kind("worker")}
-        self.config = new
+        old_config, self.config = self.config, new
         self.render_corpus()
         self.takes_over = {i: old.get(i, 0) for i in range(new.workers)}
         fresh = [children.spawn("worker", i) for i in range(new.workers)]
@@ -194,11 +198,14 @@ class WorkerPool:
                 break                                       # one died: go on (the reaper restarts it)
             time.sleep(HANDOVER_POLL)
         t = now()
+        changed_rate = new.profile() != old_config.profile()
         carried = {i: self._accounted(i) for i in range(new.workers) if i >= self.plan.workers}
         self.retired.update({i: self.plan.due(i, t) for i in range(new.workers, self.plan.workers)})
         plan = self.plan.with_workers(new.workers, t, carried)
         if plan.started:
-            plan = plan.with_profile(new.profile(), t).with_end(self._end_ns(new.duration))
+            if changed_rate:
+                plan = plan.with_profile(new.profile(), t)
+            plan = plan.with_end(self._end_ns(new.duration, plan))
         self.publish(plan)
         self.takes_over = {}
         stop(list(old.values()))

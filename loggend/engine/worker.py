@@ -12,7 +12,10 @@
    stores (``STARTED_NS`` once, right after the first send); the timestamp is patched when the
    wall clock's second changes (and once before the first send, so no message carries a stale
    second after a restart); every ``TICK_SECONDS`` the heartbeat and error counters are
-   published and the plan is looked at again.
+   published. The plan's generation (one 8-byte read) is
+   looked at per batch and the plan re-read when it moved, so a live rate change (``loggend ctl``)
+   applies from the next burst: a worker that went on for a tick at the old rate after a cut to a
+   tenth of it would stay silent most of a second, until the new due count caught up.
 
 After set-up the garbage collector is frozen and disabled: the loop makes no reference cycles.
 
@@ -177,6 +180,7 @@ class Worker:
 
     def _loop(self, sender: Sending) -> None:
         spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep
+        plan_changed = self.plan.changed
         index, pool = spec.index, sender.pool
         base_sent, base_bytes, base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
         base_errors = [slot[f] for f in C.ERROR_FIELDS]
@@ -194,7 +198,7 @@ class Worker:
         first = True
         while self.alive:
             now = clock()
-            if now >= next_tick:
+            if now >= next_tick or plan_changed():
                 slot[C.HEARTBEAT_NS] = time.monotonic_ns()
                 slot[C.FORGIVEN] = pacer.forgiven
                 self.publish_link(sender)

@@ -5,9 +5,12 @@ Both are built from ``loggend.totals`` objects, like every other summary of a ru
 
 from __future__ import annotations
 
+import math
+
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.fleet import format_time
 from loggend.parsers import format_size, plural
+from loggend.profiles import parse_profile
 from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
 MB = 1e6
@@ -26,20 +29,38 @@ class LiveLine:
         self.last_time = started
         self.last_sent = 0
 
-    def line(self, now: float, snaps: list[SlotSnapshot], workers: int, sink: SinkTotals | None = None) -> str:
+    def line(self, now: float, snaps: list[SlotSnapshot], workers: int, sink: SinkTotals | None = None,
+             target: str = "") -> str:
+        """``target``: the rate due now (it follows a profile and live changes), as ``target_text`` says."""
         sent = sum(s.sent for s in snaps)
         eps = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_time, self.last_sent = now, sent
         running = sum(1 for s in snaps[:workers] if s.state == STATE_RUNNING)
         restarts = sum(s.restarts for s in snaps)
         received = f"received {sink.received:,} lost {sink.lost:,}  " if sink is not None else ""
-        return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  sent {sent:15,}  {received}"
+        target = f"target {target}  " if target else ""
+        return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  {target}sent {sent:15,}  {received}"
                 f"errors {errors_text(error_counts(snaps))}  restarts {restarts}  "
                 f"transport {transports(snaps) or '-'}  ({running}/{workers} running)")
 
 
+def profile_end(text: str) -> str:
+    """What comes after a profile's segments, when they end: `` (then held at 40,000 ev/s)``."""
+    profile = parse_profile("profile", text)
+    if profile is None or profile.repeat or math.isinf(profile.segments[-1].seconds):
+        return ""
+    return f" (then held at {profile.segments[-1].end_rate:,.0f} ev/s)"
+
+
+def target_text(rate: float, state: str) -> str:
+    """The live line's target: ``250,000``, ``unlimited`` or ``paused``."""
+    if state == "paused":
+        return "paused"
+    return f"{rate:,.0f}" if rate else "unlimited"
+
+
 def summary(t: RunTotals) -> str:
-    target = f"{t.rate:,.0f} ev/s" if t.rate else "unlimited"
+    target = "profile" if t.profile else f"{t.rate:,.0f} ev/s" if t.rate else "unlimited"
     if t.instances > 1:
         fleet = f"{t.fleet_rate:,.0f} ev/s" if t.fleet_rate else "unlimited"
         target += f" (instance {t.instance}/{t.instances} of {fleet}, run {t.run_id})"
@@ -50,6 +71,11 @@ def summary(t: RunTotals) -> str:
     if t.start is not None and t.start.requested is not None and t.start.late_ms is not None:
         asked = format_time(t.start.requested)
         lines.append(f"  start       {asked} as asked; first send {t.start.late_ms:.1f} ms late")
+    if t.profile:
+        lines.append(f"  profile     {t.profile}{profile_end(t.profile)}")
+    if t.live_changes or t.paused_seconds:
+        lines.append(f"  live        {plural(t.live_changes, 'change')} (rate, profile, pause, resume by loggend ctl; "
+                     f"SIGUSR1/SIGUSR2), paused {t.paused_seconds:.1f} s in all")
     lines.append(f"  sent        {t.sent:,} events, {t.bytes / MB:,.1f} MB in {t.seconds:.2f} s")
     if t.seconds:
         lines.append(f"  mean rate   {t.mean_rate:,.0f} ev/s, {t.bytes / MB / t.seconds:,.1f} MB/s")

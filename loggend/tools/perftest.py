@@ -27,6 +27,7 @@ from loggend import __version__
 from loggend.control.tuning import Tuner, TuningError
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED
 from loggend.parsers import format_size
+from loggend.tools.charts import svg_chart
 
 SAMPLE_SECONDS = 1.0
 WARMUP_SAMPLES = 3             # first seconds left out of the sustained figures (workers starting)
@@ -99,42 +100,6 @@ def verdicts(samples: list[Sample], targets: Targets, final: tuple[int, int] | N
 
 # --- charts -------------------------------------------------------------------------------------------
 
-def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: str = "",
-              goal: float | None = None, width: int = 860, height: int = 240) -> str:
-    """A line chart as inline SVG: one polyline per series, an optional dashed goal line."""
-    colours = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
-    pad_l, pad_r, pad_t, pad_b = 70, 10, 28, 28
-    xs = [t for pts in series.values() for t, _ in pts] or [0.0, 1.0]
-    ys = [v for pts in series.values() for _, v in pts] + ([goal] if goal else []) or [1.0]
-    x0, x1 = min(xs), max(max(xs), min(xs) + 1)
-    y1 = max(max(ys) * 1.1, 1e-9)
-
-    def px(t: float) -> float:
-        return pad_l + (t - x0) / (x1 - x0) * (width - pad_l - pad_r)
-
-    def py(v: float) -> float:
-        return height - pad_b - v / y1 * (height - pad_t - pad_b)
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-           f'aria-label="{html.escape(title)}" style="font:11px sans-serif">',
-           f'<text x="{pad_l}" y="16" font-weight="bold">{html.escape(title)}</text>']
-    for i in range(5):
-        v = y1 * i / 4
-        out.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{pad_l - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:,.3g}{unit}</text>')
-    out.append(f'<text x="{width - pad_r}" y="{height - 8}" text-anchor="end">seconds</text>')
-    if goal:
-        out.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{py(goal):.1f}" y2="{py(goal):.1f}" '
-                   'stroke="#e69f00" stroke-dasharray="6,4"/>')
-    for n, (name, pts) in enumerate(series.items()):
-        colour = colours[n % len(colours)]
-        points = " ".join(f"{px(t):.1f},{py(v):.1f}" for t, v in pts)
-        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>')
-        out.append(f'<text x="{pad_l + 10 + 150 * n}" y="{height - 8}" fill="{colour}">{html.escape(name)}</text>')
-    out.append("</svg>")
-    return "".join(out)
-
-
 def html_report(report: dict[str, Any]) -> str:
     samples = report["samples"]
     t = [s["t"] for s in samples]
@@ -150,12 +115,14 @@ def html_report(report: dict[str, Any]) -> str:
     charts = [
         svg_chart("events per second", {"sent": list(zip(t, [s["sent_eps"] for s in samples])),
                                         "received": list(zip(t, [s["received_eps"] for s in samples]))},
-                  goal=report["targets"]["events_per_second"]),
+                  goal=report["targets"]["events_per_second"], y_label="events/s", x_label="seconds into the run"),
         svg_chart("CPU (system) %", {"cpu": list(zip(t, [s["cpu_percent"] for s in samples]))},
-                  goal=report["targets"]["cpu_percent"]),
+                  goal=report["targets"]["cpu_percent"], y_label="%", x_label="seconds into the run"),
         svg_chart("memory (loggen PSS) MiB",
-                  {"memory": list(zip(t, [s["memory_bytes"] / (1 << 20) for s in samples]))}),
-        svg_chart("lost (cumulative)", {"lost": list(zip(t, [float(s["sent"] - s["received"]) for s in samples]))}),
+                  {"memory": list(zip(t, [s["memory_bytes"] / (1 << 20) for s in samples]))}, y_label="MiB",
+                  x_label="seconds into the run"),
+        svg_chart("lost (cumulative)", {"lost": list(zip(t, [float(s["sent"] - s["received"]) for s in samples]))},
+                  y_label="events", x_label="seconds into the run"),
     ]
     manifest_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
                             for k, v in report["manifest"].items())

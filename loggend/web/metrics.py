@@ -97,14 +97,15 @@ class SystemFigures:
 
 @dataclass
 class History:
-    """Per-sample (unix time, events/s) points: the chart, and peak / p99 / mean for the summary."""
+    """Per-sample (unix time, events/s, target events/s) points: the chart (the target line follows a
+    profile and live changes), and peak / p99 / mean for the summary."""
 
-    points: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SECONDS))
+    points: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SECONDS))
     peak: float = 0.0
     all_eps: list[float] = field(default_factory=list)
 
-    def add(self, wall: float, eps: float) -> None:
-        self.points.append((round(wall, 3), round(eps, 1)))
+    def add(self, wall: float, eps: float, target: float = 0.0) -> None:
+        self.points.append((round(wall, 3), round(eps, 1), round(target, 1)))
         self.peak = max(self.peak, eps)
         self.all_eps.append(eps)
 
@@ -137,6 +138,12 @@ def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: fl
     return doc
 
 
+def target_rate(board: dict[str, Any]) -> float:
+    """The total rate due now, as the supervisor published it (it follows the profile and live changes;
+    0: unlimited, paused or no generator)."""
+    return float(board.get("target_rate", board.get("rate", 0.0)))
+
+
 def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: Rates,
                       procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int,
                       sink: dict[str, Any] | None = None, streams: list[list[int]] | None = None) -> dict[str, Any]:
@@ -144,7 +151,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     workers = int(board.get("workers", len(slots)))
     ports = board.get("ports", [])
     cpus = board.get("cpus", [])
-    target = float(board.get("rate", 0.0))
+    target = target_rate(board)
     errors = error_counts(slots)
     rows = []
     for i, s in enumerate(slots):
@@ -165,7 +172,8 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     return {
         "time": round(wall, 3),
         "version": __version__,
-        "target": {"address": board.get("target", ""), "events_per_second": target},
+        "target": {"address": board.get("target", ""), "events_per_second": target,
+                   "paused": bool(board.get("paused", False))},
         "fleet": {"run_id": board.get("run_id", ""), "instance": int(board.get("instance", 0)),
                   "instances": int(board.get("instances", 1)),
                   "events_per_second": float(board.get("fleet_rate", target))},
@@ -278,8 +286,8 @@ class LoggenCollector(Collector):
         yield from (sent, nbytes, batches, errors, blocked, forgiven, restarts, up, cpu, rss, reconnects,
                     possibly)
         for name, text, value in (
-                ("loggen_target_events_per_second", "This instance's configured rate, its share of the fleet's "
-                 "(0 = unlimited).", board.get("rate", 0.0)),
+                ("loggen_target_events_per_second", "This instance's rate due now, its share of the fleet's; follows "
+                 "the profile and live changes (0 = unlimited or paused).", target_rate(board)),
                 ("loggen_workers", "Configured worker processes.", board.get("workers", 0)),
                 ("loggen_memory_pss_bytes", "Proportional set size of the supervisor and its children.",
                  board.get("memory_bytes", 0))):

@@ -137,7 +137,7 @@ class WebState:
         frame = snapshot_document(slots, board, self.rates, self.procs, self.sampler.system(), wall,
                                   time.monotonic_ns(), self.sink(board, slots), self.stream_rows(board, slots))
         if len(self.rates.times) > 1:
-            self.history.add(wall, frame["events_per_second"]["1s"])
+            self.history.add(wall, frame["events_per_second"]["1s"], frame["target"]["events_per_second"])
         with self.changed:
             self.frame = frame
             self.frame_json = json.dumps(frame)
@@ -187,5 +187,5 @@ class WebState:
         started = float(board.get("started_unix", 0.0)) or self.wallclock()
         return summary_document(self.totals(), started, self.history, self.sink(board, slots))
 
-    def history_points(self) -> list[tuple[float, float]]:
+    def history_points(self) -> list[tuple[float, float, float]]:
         return list(self.history.points)

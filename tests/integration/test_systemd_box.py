@@ -60,6 +60,8 @@ COMMANDS = {
     "reload": "sudo systemctl reload loggen",
     "reloaded": "journalctl -u loggen -g reload:",
     "errors": "journalctl -u loggen -p err",
+    "ctl-rate": "sudo loggend ctl rate 3k",
+    "ctl-status": "sudo loggend ctl status",
     "stop": "sudo systemctl stop loggen",
     "journal": "journalctl -u loggen -o cat",
     "instance": "sudo systemctl start loggen@second",
@@ -188,6 +190,17 @@ def test_install_start_metrics_reload_watchdog_restart_stop_under_systemd(box):
          10, "the refused reload in journalctl -p err")
     box.write_file("/etc/loggen.yaml", FASTER)
     assert box.show("loggen", "ActiveState")["ActiveState"] == "active"
+    # live control as root: the socket is in the unit's RuntimeDirectory, the unit's user owns it
+    changed = sh(box, COMMANDS["ctl-rate"])
+    assert changed.returncode == 0 and changed.stdout == "rate: 3,000 ev/s (was 4,000 ev/s)\n", changed
+    ctl_status = sh(box, COMMANDS["ctl-status"])
+    assert ctl_status.returncode == 0 and f"state     running (pid {first_pid}, 2 workers" in ctl_status.stdout
+    assert "following 3,000 ev/s" in ctl_status.stdout, ctl_status.stdout
+    wait(lambda: abs(live_rate(box.show("loggen", "StatusText")["StatusText"]) - 3000) < 300, 15,
+         "the live rate at 3,000 ev/s")
+    assert "rate: 3,000 ev/s (was 4,000 ev/s) (ctl, pid " in box.journal("loggen")
+    socket_dir = box.run(["ls", "-l", "/run/loggen/loggen"], check=True).stdout
+    assert re.search(rf"^srw------- .* loggend-{first_pid}\.sock$", socket_dir, re.M), socket_dir
 
     # the watchdog is fed: more than WatchdogSec has passed, no timeout, no restart, pings keep coming
     time.sleep(max(0.0, started + 2 * WATCHDOG_SECONDS - time.monotonic()))

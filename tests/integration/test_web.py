@@ -357,3 +357,62 @@ def test_two_thousand_half_open_sockets_make_no_threads_and_healthz_answers(logg
         for s in idle:
             s.close()
     assert proc.proc.poll() is None
+
+
+def start_profile(loggend, receiver, tmp_path, *extra: str):
+    sock = str(tmp_path / "ctl.sock")
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{receiver.port}", "--workers", "1",
+                   "--profile", "steps:1k-3k+1k/1s", "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.5s",
+                   "--control-socket", sock, *extra)
+    line = proc.wait_line("dashboard: http://", stream="err")
+    return proc, line.split("dashboard: ", 1)[1].split("/ ", 1)[0], sock
+
+
+def target_now(url: str) -> float:
+    return json.loads(get(url + "/api/metrics")[1])["target"]["events_per_second"]
+
+
+@pytest.mark.slow
+def test_the_target_follows_the_profile_and_live_changes(loggend, receiver, tmp_path):
+    """steps 1k, 2k, 3k (then held), then `loggend ctl rate 5k`: /api/metrics, /metrics and the chart's
+    history carry the target of each moment, not the configured rate."""
+    from tests.conftest import run_loggend
+    proc, url, sock = start_profile(loggend, receiver, tmp_path)
+    wait_until(lambda: target_now(url) == 3000, timeout=15, what="the held last step")
+    assert run_loggend("ctl", "--socket", sock, "rate", "5k").returncode == 0
+    wait_until(lambda: target_now(url) == 5000, timeout=5, what="the live change on the board")
+    families = {f.name: f for f in text_string_to_metric_families(get(url + "/metrics")[1])}
+    assert families["loggen_target_events_per_second"].samples[0].value == 5000
+    assert run_loggend("ctl", "--socket", sock, "pause").returncode == 0
+    wait_until(lambda: json.loads(get(url + "/api/metrics")[1])["target"] ==
+               {"address": f"127.0.0.1:{receiver.port}", "events_per_second": 0, "paused": True},
+               timeout=5, what="a paused target on the board")
+    assert run_loggend("ctl", "--socket", sock, "resume").returncode == 0
+    wait_until(lambda: target_now(url) == 5000, timeout=5, what="the target after the resume")
+    time.sleep(1.0)
+    targets = [p[2] for p in json.loads(get(url + "/api/history")[1])["points"]]
+    assert {2000, 3000, 5000} <= set(targets)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (scripts/system-deps.sh does it)")
+@pytest.mark.slow
+def test_the_dashboard_chart_draws_the_target_of_each_moment(loggend, receiver, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    proc, url, sock = start_profile(loggend, receiver, tmp_path)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(url + "/")
+            page.wait_for_function("document.getElementById('target-eps').textContent === '3,000'", timeout=15000)
+            targets = page.evaluate("points.map(p => p[2])")
+            assert 2000 in targets and 3000 in targets            # the chart's target line has the steps
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-profile.png"), full_page=True)
+        finally:
+            browser.close()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0

@@ -109,7 +109,7 @@ def test_metrics_parse_and_agree_with_the_counters(state):
 
 def test_api_metrics_schema(state):
     m = client(state).get("/api/metrics").get_json()
-    assert m["target"] == {"address": "10.0.0.1:514-516", "events_per_second": 6000.0}
+    assert m["target"] == {"address": "10.0.0.1:514-516", "events_per_second": 6000.0, "paused": False}
     assert m["totals"]["events"] == 6000 and m["totals"]["restarts"] == 1
     assert m["totals"]["errors"] == {"refused": 3, "queue_full": 6, "unreachable": 0, "other": 0}
     assert set(m["events_per_second"]) == {"1s", "10s", "60s"} and m["transport"] == "gso"

@@ -14,7 +14,7 @@ from loggend.engine.pacing import (
     UNLIMITED_GRANT,
     Pacer,
 )
-from loggend.engine.schedule import NS, Plan, Profile, Segment, share
+from loggend.engine.schedule import NS, Constant, Plan, Profile, share
 
 T0 = 1000.0                      # seconds on the fake monotonic clock
 
@@ -162,7 +162,7 @@ def test_the_plan_survives_the_board_round_trip():
 @given(st.lists(st.tuples(st.floats(1, 50_000), st.floats(0.1, 5)), min_size=1, max_size=5),
        st.booleans(), st.floats(0, 40))
 def test_a_profile_is_the_integral_of_its_rates(segments, repeat, dt):
-    profile = Profile(tuple(Segment(r, s) for r, s in segments), repeat)
+    profile = Profile(tuple(Constant(r, s) for r, s in segments), repeat)
     step = 0.001
     approx = sum(profile.rate_at(k * step) * step for k in range(int(dt / step)))
     assert profile.events(dt) == pytest.approx(approx, rel=0.02, abs=max(r for r, _ in segments) * 0.01)

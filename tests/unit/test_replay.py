@@ -5,7 +5,6 @@ import calendar
 import gzip
 import json
 import re
-import time
 
 import pytest
 
@@ -128,10 +127,14 @@ def test_replay_in_the_config(tmp_path):
             load("/dev/null", overrides, env={})
     with pytest.raises(UsageError, match="without templates or catalogue"):
         load("/dev/null", {"replay": ("--replay", path), "catalogue": ("--catalogue", "off")}, env={})
-    with pytest.raises(UsageError, match="not set with replay_speed"):
-        load("/dev/null", {"replay": ("--replay", path), "replay_speed": ("--speed", "2"), "rate": ("--rate", "5")},
-             env={})
-    time.sleep(0)
+    for key, flag, value in (("rate", "--rate", "5"), ("profile", "--profile", "ramp:1k-2k/10s")):
+        with pytest.raises(UsageError, match=f"{flag}.*not set with replay_speed"):
+            load("/dev/null", {"replay": ("--replay", path), "replay_speed": ("--speed", "2"), key: (flag, value)},
+                 env={})
+    profile = c.profile()                               # the file's timing as a rate profile, then nothing
+    assert profile.rate_at(0.0) == pytest.approx(c.replay_timing[0][0])
+    assert profile.rate_at(c.duration + 1.0) == 0.0
+    assert profile.events(c.duration) == pytest.approx(len(LINES), abs=1)
 
 
 def test_lines_that_fit_in_one_pass_are_sent_again_without_rereading(tmp_path):

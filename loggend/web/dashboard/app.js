@@ -5,7 +5,7 @@ const withToken = (path) => (token ? `${path}?token=${encodeURIComponent(token)}
 const $ = (id) => document.getElementById(id);
 const nf = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const CHART_SECONDS = 300;
-let points = [];          // [unix seconds, events/s]
+let points = [];          // [unix seconds, events/s, target events/s (it follows a profile and live changes)]
 let targetRate = 0;
 let retryDelay = 500;
 
@@ -29,7 +29,7 @@ function render(m) {
   $("eps").textContent = nf.format(m.events_per_second["1s"]);
   $("eps10").textContent = nf.format(m.events_per_second["10s"]);
   $("eps60").textContent = nf.format(m.events_per_second["60s"]);
-  $("target-eps").textContent = targetRate ? nf.format(targetRate) : "unlimited";
+  $("target-eps").textContent = m.target.paused ? "paused" : targetRate ? nf.format(targetRate) : "unlimited";
   $("achievement").textContent = m.achievement_percent == null ? "-" : `${m.achievement_percent.toFixed(1)} %`;
   $("events").textContent = nf.format(m.totals.events);
   $("running").textContent = `${m.running} / ${m.workers}`;
@@ -56,7 +56,7 @@ function render(m) {
     $("sink-detail").textContent = `loss ${m.sink.loss_percent.toFixed(3)} %`;
   }
   renderWorkers(m.worker_status.filter((w) => w.active));
-  points.push([m.time, m.events_per_second["1s"]]);
+  points.push([m.time, m.events_per_second["1s"], targetRate]);
   trimPoints();
   drawChart();
 }
@@ -97,7 +97,7 @@ function drawChart() {
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
   const pad = { l: 58, r: 8, t: 8, b: 20 };
-  const maxY = Math.max(targetRate * 1.15, ...points.map(([, v]) => v * 1.1), 1);
+  const maxY = Math.max(targetRate * 1.15, ...points.map(([, v, target]) => Math.max(v * 1.1, (target || 0) * 1.15)), 1);
   const now = points.length ? points[points.length - 1][0] : Date.now() / 1000;
   const x = (t) => pad.l + ((t - (now - CHART_SECONDS)) / CHART_SECONDS) * (w - pad.l - pad.r);
   const y = (v) => h - pad.b - (v / maxY) * (h - pad.t - pad.b);
@@ -108,14 +108,27 @@ function drawChart() {
     g.fillText(fmtRate(v), 4, y(v) + 4);
   }
   g.fillText(`last ${CHART_SECONDS / 60} min`, pad.l, h - 4);
-  if (targetRate) {
-    g.strokeStyle = "#d29922"; g.setLineDash([6, 4]);
-    g.beginPath(); g.moveTo(pad.l, y(targetRate)); g.lineTo(w - pad.r, y(targetRate)); g.stroke();
-    g.setLineDash([]);
-  }
+  drawTarget(g, x, y, pad.l, w - pad.r);
   g.strokeStyle = "#4fb3ff"; g.lineWidth = 2; g.beginPath();
   points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
   g.stroke();
+}
+
+// The target as it was at each point (dashed, in steps): flat for a constant rate, the profile's
+// shape for a profile, a step at each live change; nothing where it was 0 (unlimited or paused).
+function drawTarget(g, x, y, left, right) {
+  g.strokeStyle = "#d29922"; g.lineWidth = 1.5; g.setLineDash([6, 4]);
+  let open = false;
+  g.beginPath();
+  points.forEach(([t, , target], i) => {
+    if (!target) { open = false; return; }
+    if (!open) { g.moveTo(x(t), y(target)); open = true; return; }
+    g.lineTo(x(t), y(points[i - 1][2])); g.lineTo(x(t), y(target));
+  });
+  if (open && points.length) g.lineTo(right, y(points[points.length - 1][2]));
+  if (!points.length && targetRate) { g.moveTo(left, y(targetRate)); g.lineTo(right, y(targetRate)); }
+  g.stroke();
+  g.setLineDash([]);
 }
 
 function setConn(state, text) {

@@ -1,0 +1,177 @@
+"""Live rate control of a running instance: ``loggend ctl`` requests and SIGUSR1 / SIGUSR2.
+
+Every change is a new plan from now on (``loggend.engine.schedule``), published to the workers
+like a reload's: nobody restarts, every count stays continuous and exact.
+
+* ``rate R`` / ``profile SPEC``: a constant rate (0 = unlimited, as ``--rate``) or a profile from
+  its start, from now on. While paused, it is what the resume will continue with.
+* ``pause``: nothing more is due; the profile is frozen where it was (its phase, and what is left
+  of a timed run). ``resume``: it continues from exactly there, ``RESUME_LEAD`` from now: a paused
+  worker looks at the plan every ``IDLE_WAIT``, so by then every one has it and they all start
+  together, instead of the late ones catching up with a burst (which a receiver would pay for).
+* SIGUSR1 doubles and SIGUSR2 halves every rate of the profile in force (as syslog-ng's loggen
+  does), at the same point of it.
+* ``status``: the state, the target now, the profile, sent and planned so far.
+
+Each change is logged with who asked for it. A request arrives as one line from the control
+socket (``loggend.control.ctlsocket``) and gets one reply document.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loggend.control.ctlsocket import Peer
+from loggend.control.workers import WorkerPool
+from loggend.engine.journal import NOTICE, WARNING, Log
+from loggend.engine.pacing import IDLE_WAIT
+from loggend.engine.schedule import NS, Plan, Profile
+from loggend.errors import UsageError
+from loggend.parsers import parse_rate
+from loggend.profiles import format_profile, parse_profile
+
+COMMANDS = ("status", "rate", "profile", "pause", "resume")
+RESUME_LEAD_NS = round(2 * IDLE_WAIT * NS)       # a resume starts this long after it is asked for
+SCALE_NAMES = {2.0: "doubled", 0.5: "halved"}
+
+Counters = Callable[[int], dict[str, Any]]
+
+
+def describe(profile: Profile) -> str:
+    """``250,000 ev/s``, ``unlimited`` or ``profile ramp:10k-200k/1m``."""
+    flat = profile.flat
+    if flat is not None:
+        return "unlimited" if flat == float("inf") else f"{flat:,.0f} ev/s"
+    return f"profile {format_profile(profile)}"
+
+
+class LiveRate:
+    def __init__(self, pool: WorkerPool, log: Log, counters: Counters,
+                 now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.pool, self.log, self.counters, self.now_ns = pool, log, counters, now_ns
+        self.changes = 0                  # live changes so far (the summary says how many)
+
+    # --- what the plan is now ----------------------------------------------------------------------
+
+    @property
+    def plan(self) -> Plan:
+        return self.pool.plan
+
+    def following(self) -> Profile:
+        """The profile in force, or the one a paused run will resume."""
+        return self.plan.pause.profile if self.plan.pause else self.plan.profile
+
+    def state(self, now_ns: int) -> str:
+        plan = self.plan
+        if not plan.started:
+            return "starting"
+        if plan.pause is not None:
+            return "paused"
+        return "over" if plan.end_ns and now_ns >= plan.end_ns else "running"
+
+    def paused_seconds(self, now_ns: int) -> float:
+        plan = self.plan
+        ongoing = now_ns - plan.pause.since_ns if plan.pause else 0
+        return (plan.paused_ns + ongoing) / NS
+
+    def status(self, now_ns: int | None = None) -> dict[str, Any]:
+        now_ns = self.now_ns() if now_ns is None else now_ns
+        plan, profile = self.plan, self.following()
+        return {
+            "state": self.state(now_ns), "target_rate": self.pool.target_rate(now_ns),
+            "unlimited": profile.unlimited, "following": describe(profile),
+            "profile": format_profile(profile),
+            "phase_seconds": round(plan.pause.phase if plan.pause else max(0.0, plan.phase(now_ns)), 3),
+            "paused_seconds": round(self.paused_seconds(now_ns), 3), "changes": self.changes,
+            "end_in_seconds": round((plan.end_ns - now_ns) / NS, 3) if plan.end_ns else None,
+            **self.counters(now_ns),
+        }
+
+    # --- changes -----------------------------------------------------------------------------------
+
+    def _apply(self, plan: Plan, line: str, by: str) -> str:
+        self.changes += 1
+        self.pool.publish(plan)
+        self.log(f"{line} ({by})", NOTICE)
+        return line
+
+    def _refusal(self, now_ns: int) -> str | None:
+        state = self.state(now_ns)
+        if state == "starting":
+            return "the run has not started yet (workers are setting up); try again in a moment"
+        if state == "over":
+            return "the run is over (its duration has passed)"
+        return None
+
+    def set_profile(self, profile: Profile, by: str) -> tuple[bool, str]:
+        now = self.now_ns()
+        if (why := self._refusal(now)) is not None:
+            return False, why
+        before = describe(self.following())
+        paused = self.plan.pause is not None
+        plan = self.plan.with_profile(profile, now)
+        what = f"rate: {describe(profile)} (was {before})"
+        return True, self._apply(plan, what + ("; paused: it applies on resume" if paused else ""), by)
+
+    def pause(self, by: str) -> tuple[bool, str]:
+        now = self.now_ns()
+        if (why := self._refusal(now)) is not None:
+            return False, why
+        if self.plan.pause is not None:
+            return True, "already paused"
+        phase = self.plan.phase(now)
+        return True, self._apply(self.plan.paused_at(now), f"paused: {describe(self.plan.profile)} frozen "
+                                                           f"{phase:.1f} s in", by)
+
+    def resume(self, by: str) -> tuple[bool, str]:
+        now = self.now_ns()
+        held = self.plan.pause
+        if held is None:
+            return True, "not paused"
+        seconds = (now - held.since_ns) / NS
+        return True, self._apply(self.plan.resumed_at(now + RESUME_LEAD_NS), f"resumed: {describe(held.profile)} from "
+                                                            f"{held.phase:.1f} s in, after {seconds:.1f} s paused", by)
+
+    def scale(self, factor: float, by: str) -> tuple[bool, str]:
+        """Every rate times ``factor`` (SIGUSR1: 2, SIGUSR2: 0.5), at the same point of the profile."""
+        now = self.now_ns()
+        if (why := self._refusal(now)) is not None:
+            self.log(f"{by}: ignored: {why}", WARNING)
+            return False, why
+        profile = self.following()
+        if profile.unlimited:
+            self.log(f"{by}: ignored: the rate is unlimited", WARNING)
+            return False, "the rate is unlimited"
+        scaled = profile.scaled(factor)
+        verb = SCALE_NAMES.get(factor, f"scaled x{factor:g}")
+        return True, self._apply(self.plan.scaled(factor, now), f"rate {verb}: {describe(scaled)} "
+                                                                f"(was {describe(profile)})", by)
+
+    # --- requests ----------------------------------------------------------------------------------
+
+    def command(self, line: str, peer: Peer) -> dict[str, Any]:
+        """One request line from the control socket -> its reply document."""
+        verb, _, arg = line.strip().partition(" ")
+        arg = arg.strip()
+        by = f"ctl, pid {peer.pid} uid {peer.uid}"
+        try:
+            if verb not in COMMANDS:
+                raise UsageError(f"{verb!r} is not a command; expected one of {', '.join(COMMANDS)}")
+            if verb in ("status", "pause", "resume") and arg:
+                raise UsageError(f"{verb}: takes no value (got {arg!r})")
+            if verb == "status":
+                ok, message = True, "ok"
+            elif verb == "rate":
+                ok, message = self.set_profile(Profile.constant(parse_rate("rate", arg)), by)
+            elif verb == "profile":
+                profile = parse_profile("profile", arg)
+                if profile is None:
+                    raise UsageError("profile: needs segments, e.g. ramp:10k-200k/60s")
+                ok, message = self.set_profile(profile, by)
+            else:
+                ok, message = getattr(self, verb)(by)
+        except UsageError as err:
+            return {"ok": False, "usage": True, "message": str(err)}
+        return {"ok": ok, "message": message, "status": self.status()}

@@ -1,0 +1,318 @@
+"""``loggend find-limit``: the highest rate the receiver keeps up with, found by trials.
+
+The trials are driven through **one** long-running ``loggend run``, steered by its control socket
+(``loggend.control.ctlsocket``), rather than one ``loggend run`` per trial:
+
+* the workers set up once (40 of them take a second or two to start), and every trial begins at
+  once at its rate (``rate R``, ``resume``) and ends at once (``pause``): the pause between trials
+  is the same run paused, so the receiver drains while nothing is sent;
+* each stream's sequence numbers go on from trial to trial, so a ``loggend sink`` behind the SIEM
+  keeps counting loss by sequence number across the whole search instead of seeing every stream
+  start again at 0;
+* ``ctl status`` gives exact counts at the trial's edges: the run is paused on both sides, so what
+  was sent (and due) in a trial is the difference of two totals that do not move.
+
+A trial: wait until the receiver's total (``loggend.tools.feedback``) stops moving (a receiver
+slower than the pause is still working off the last trial, whose late arrivals would otherwise be
+counted for this one), read it and the run's; ``rate R`` and ``resume``; wait ``--trial``;
+``pause``; wait ``--pause`` for the receiver to drain; read both totals again. Loss = sent -
+counted: what had not arrived by the end of the pause. The search (``loggend.tools.limitsearch``) decides what to
+try next. The run's own flags (``--config``, ``--target``, ``--ports``, ``--workers``...) are
+passed through; the run starts at rate 0 (``--profile constant:0``).
+
+Output: a line per trial, the limit, ``report.json`` (``limit_eps``, ``trials``, the settings, the
+manifest) and ``report.html`` (the knee: delivered and loss against offered). Exit 0 when a limit
+was found and confirmed, 1 when not, 130 after Ctrl-C (the report is still written).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from loggend.control.ctlsocket import ControlError, request
+from loggend.control.live import RESUME_LEAD_NS
+from loggend.control.tuning import Tuner
+from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+from loggend.tools.charts import svg_chart
+from loggend.tools.feedback import Feedback, FeedbackError, Reading
+from loggend.tools.limitsearch import Criterion, Interrupted, Outcome, Search, Settings, Trial, criteria_for, judge
+from loggend.tools.perftest import manifest
+
+START_TIMEOUT = 60.0           # the run must have every worker sending within this
+SETTLE_POLL = 0.5              # before a trial, the receiver's total must not move for this long...
+SETTLE_MAX = 60.0              # ...waiting at most this for it (then the trial goes on, and says so)
+STOP_GRACE = 20.0              # SIGTERM -> SIGKILL for the run at the end
+CONTROL_RETRIES = 3
+
+
+class FindLimitError(Exception):
+    """Something outside the search failed (the run, the feedback): one line, exit 1."""
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class FindLimit:
+    def __init__(self, settings: Settings, feedback: Feedback, run_args: list[str], report_dir: Path,
+                 out: TextIO = sys.stdout, protocol: str = "udp") -> None:
+        self.settings, self.feedback, self.run_args = settings, feedback, run_args
+        self.report_dir, self.out, self.protocol = report_dir, out, protocol
+        self.criteria: list[Criterion] = criteria_for(protocol, settings.loss_percent, settings.max_blocked)
+        self.socket = str(report_dir / "ctl.sock")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stop_requested = threading.Event()
+        self.began = 0.0
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        self.stop_requested.set()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.began
+
+    # --- the run it steers -------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "loggend", "run", *self.run_args, "--profile", "constant:0", "--duration", "0",
+                "--dashboard", "off", "--control-socket", self.socket,
+                "--ready-file", str(self.report_dir / "ready.json"),
+                "--summary-json", str(self.report_dir / "run-summary.json")]
+
+    def start_run(self, log: TextIO) -> None:
+        (self.report_dir / "ready.json").unlink(missing_ok=True)
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and not self.stop_requested.is_set():
+            if self.proc.poll() is not None:
+                raise FindLimitError(f"loggend run exited with status {self.proc.returncode}: {self._last_log_line()}")
+            if (self.report_dir / "ready.json").exists():
+                self.ctl("pause")
+                return
+            time.sleep(0.1)
+        if not self.stop_requested.is_set():
+            raise FindLimitError(f"loggend run was not sending within {START_TIMEOUT:g} s: {self._last_log_line()}")
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = (self.report_dir / "loggend.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        said = [x for x in lines if "error" in x or x.startswith("loggend:")]
+        return (said or lines or ["no output"])[-1]
+
+    def stop_run(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def ctl(self, line: str) -> dict[str, Any]:
+        for attempt in range(CONTROL_RETRIES):
+            try:
+                reply = request(self.socket, line)
+            except ControlError as err:
+                if attempt == CONTROL_RETRIES - 1 or (self.proc is not None and self.proc.poll() is not None):
+                    raise FindLimitError(f"control socket: {err}") from None
+                time.sleep(0.2)
+                continue
+            if not reply.get("ok"):
+                raise FindLimitError(f"loggend ctl {line}: {reply.get('message')}")
+            status: dict[str, Any] = reply["status"]
+            return status
+        raise FindLimitError("unreachable")
+
+    def read_feedback(self) -> Reading:
+        try:
+            return self.feedback.read()
+        except FeedbackError as err:
+            raise FindLimitError(f"feedback {self.feedback.text}: {err}") from None
+
+    # --- one trial ---------------------------------------------------------------------------------
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False when Ctrl-C came meanwhile."""
+        return not self.stop_requested.wait(seconds)
+
+    def trial(self, rate: float, seconds: float, confirmation: bool) -> Trial:
+        if self.stop_requested.is_set():
+            raise Interrupted()
+        counted_before = self.settled()
+        before = self.ctl("status")
+        started = time.time()
+        self.ctl(f"rate {rate:.0f}")
+        self.ctl("resume")                                  # sending starts RESUME_LEAD from now
+        t0 = time.monotonic()
+        completed = self.wait(seconds + RESUME_LEAD_NS / 1e9)
+        self.ctl("pause")
+        took = time.monotonic() - t0 - RESUME_LEAD_NS / 1e9
+        if not completed or not self.wait(self.settings.pause):
+            raise Interrupted()
+        after, counted_after = self.ctl("status"), self.read_feedback()
+        figures = {k: v - counted_before.figures.get(k, 0) for k, v in counted_after.figures.items()}
+        planned = int(after["planned"] or 0) - int(before["planned"] or 0)
+        trial = Trial(number=len(self.outcome_trials) + 1, rate=rate, seconds=planned / rate if planned else took,
+                      planned=planned,
+                      sent=int(after["sent"]) - int(before["sent"]),
+                      counted=counted_after.total - counted_before.total, confirmation=confirmation,
+                      started=started, figures=figures, workers=int(after["workers"]),
+                      blocked_ns=int(after["blocked_ns"]) - int(before["blocked_ns"]))
+        judge(trial, self.criteria)
+        self.say(self.trial_line(trial))
+        return trial
+
+    def settled(self) -> Reading:
+        """The receiver's total once it has stopped moving (the previous trial fully worked off)."""
+        reading, deadline = self.read_feedback(), time.monotonic() + SETTLE_MAX
+        while time.monotonic() < deadline:
+            if not self.wait(SETTLE_POLL):
+                raise Interrupted()
+            again = self.read_feedback()
+            if again.total == reading.total:
+                return again
+            reading = again
+        self.say(f"find-limit: the receiver's total still moves {SETTLE_MAX:g} s after the last trial; going on")
+        return reading
+
+    def trial_line(self, t: Trial) -> str:
+        label = "confirm" if t.confirmation else f"trial {t.number:2d}"
+        reason = f" ({t.reason})" if t.reason else ""
+        blocked = f"blocked {t.blocked_percent:5.1f} %  " if self.protocol != "udp" else ""
+        return (f"{label}  {t.rate:12,.0f} ev/s  {t.seconds:5.1f} s  sent {t.sent:12,}  received {t.counted:12,}  "
+                f"loss {t.loss_percent:8.4f} %  {blocked}{t.verdict.upper():5}{reason}  "
+                f"(time left {_duration(self.settings.max_time - self.elapsed())})")
+
+    @property
+    def outcome_trials(self) -> list[Trial]:
+        return self.search.outcome.trials
+
+    # --- the whole ---------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._interrupt)
+        self.began, started = time.monotonic(), time.time()
+        self.search = Search(self.settings, self.trial, self.elapsed)
+        s = self.settings
+        pushback = f", blocked <= {s.max_blocked:g} % ({self.protocol})" if self.protocol != "udp" else ""
+        self.say(f"find-limit: from {s.start_rate:,.0f} ev/s up to {s.max_rate:,.0f}, loss <= {s.loss_percent:g} %"
+                 f"{pushback}, "
+                 f"trials of {s.trial:g} s (confirmation {s.confirm:g} s), {s.pause:g} s pause, precision "
+                 f"{s.precision * 100:g} %, at most {_duration(s.max_time)}; feedback {self.feedback.text}")
+        error = ""
+        try:
+            with open(self.report_dir / "loggend.log", "w", encoding="utf-8") as log:
+                try:
+                    self.read_feedback()                       # reachable before anything is sent
+                    self.start_run(log)
+                    outcome = self.search.run() if not self.stop_requested.is_set() else self.search.outcome
+                finally:
+                    self.stop_run()
+        except FindLimitError as err:
+            error, outcome = str(err), self.search.outcome
+            outcome.stopped = outcome.stopped or "error"
+            self.say(f"find-limit: {error}")
+        if self.stop_requested.is_set():
+            outcome.stopped = "interrupted"
+        self.say(outcome.summary())
+        self.write_report(outcome, started, error)
+        self.say(f"report: {self.report_dir}/report.html and report.json")
+        if outcome.stopped == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_OK if outcome.found else EXIT_FAILURE
+
+    # --- the report --------------------------------------------------------------------------------
+
+    def write_report(self, outcome: Outcome, started: float, error: str) -> None:
+        try:
+            summary = json.loads((self.report_dir / "run-summary.json").read_text())
+        except (OSError, ValueError):
+            summary = {}
+        sysctls = {key: current for key, current, _, _ in Tuner().show()}
+        report = {
+            "limit_eps": outcome.limit if outcome.found else None,
+            "found": outcome.found, "confirmed": outcome.confirmed, "best_passing_eps": outcome.limit,
+            "lowest_failing_eps": outcome.upper, "upper_is_loggen": outcome.ceiling,
+            "at_max_rate": outcome.at_max_rate, "stopped": outcome.stopped or None, "error": error or None,
+            "summary": outcome.summary(), "feedback": self.feedback.text, "protocol": self.protocol,
+            "started": started, "started_iso": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+            "duration_seconds": round(self.elapsed(), 1),
+            "settings": self.settings.document(),
+            "trials": [t.document() for t in outcome.trials],
+            "run": {"command": " ".join(self.command()[1:]), "transport": summary.get("transport"),
+                    "sent": summary.get("sent"), "workers": len(summary.get("workers", [])) or None},
+            "manifest": manifest(summary.get("transport") or "", False, sysctls),
+        }
+        (self.report_dir / "report.json").write_text(json.dumps(report, indent=1))
+        (self.report_dir / "report.html").write_text(html_report(report))
+
+
+def knee_charts(report: dict[str, Any]) -> list[str]:
+    """Delivered against offered (with the y = x line), and loss against offered (with the threshold)."""
+    trials = sorted((t for t in report["trials"] if not t["confirmation"]), key=lambda t: t["rate"])
+    confirmations = [t for t in report["trials"] if t["confirmation"]]
+    limit = report["limit_eps"] or report["best_passing_eps"]
+    mark = {"mark_x": limit, "mark_label": f"limit {limit:,.0f} ev/s"} if limit else {}
+    top = max((t["rate"] for t in report["trials"]), default=1.0)
+    trial_s, confirm_s = report["settings"]["trial_seconds"], report["settings"]["confirm_seconds"]
+    trial_name, confirm_name = f"trials ({trial_s:g} s)", f"confirmations ({confirm_s:g} s)"
+    delivered = svg_chart(
+        "delivered against offered", {
+            trial_name: [(t["rate"], t["delivered_eps"]) for t in trials],
+            confirm_name: [(t["rate"], t["delivered_eps"]) for t in confirmations],
+            "offered (y = x)": [(0.0, 0.0), (top, top)]},
+        x_label="offered events/s", y_label="delivered events/s (received / trial time)", dots=True,
+        dashed=("offered (y = x)",), dots_only=(confirm_name,), x_from_zero=True, **mark)
+    loss = svg_chart(
+        "loss against offered", {
+            trial_name: [(t["rate"], t["loss_percent"]) for t in trials],
+            confirm_name: [(t["rate"], t["loss_percent"]) for t in confirmations]},
+        unit=" %", goal=report["settings"]["loss_percent"], x_label="offered events/s",
+        y_label="loss % (dashed: --loss)", dots=True, dots_only=(confirm_name,), x_from_zero=True, **mark)
+    return [delivered, loss]
+
+
+def html_report(report: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{'confirm' if t['confirmation'] else t['number']}</td><td>{t['rate']:,.0f}</td>"
+        f"<td>{t['seconds']:.1f}</td><td>{t['sent']:,}</td><td>{t['received']:,}</td><td>{t['loss_percent']:.4f}</td>"
+        f"<td>{t['delivered_eps']:,.0f}</td><td class={'pass' if t['verdict'] == 'pass' else 'fail'}>"
+        f"{t['verdict'].upper()}</td><td>{html.escape(t['reason'])}</td></tr>"
+        for t in report["trials"])
+    manifest_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
+                            for k, v in report["manifest"].items())
+    found = report["found"]
+    stopped = f" ({html.escape(report['stopped'])})" if report["stopped"] else ""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>loggen find-limit: {html.escape(report['summary'])}</title>
+<style>body{{font:14px sans-serif;margin:2rem;max-width:960px}}table{{border-collapse:collapse;margin:1rem 0}}
+td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:#080;font-weight:bold}}
+.fail{{color:#c00;font-weight:bold}}</style></head><body>
+<h1 class={'pass' if found else 'fail'}>{html.escape(report['summary'])}</h1>
+<p>{html.escape(report['started_iso'])}, {report['duration_seconds']:.0f} s, feedback
+<code>{html.escape(report['feedback'])}</code>{stopped}</p>
+{''.join(knee_charts(report))}
+<h2>trials</h2><table><tr><th>trial</th><th>offered ev/s</th><th>seconds</th><th>sent</th><th>received</th>
+<th>loss %</th><th>delivered ev/s</th><th>verdict</th><th>why</th></tr>{rows}</table>
+<h2>settings</h2><pre>{html.escape(json.dumps(report['settings'], indent=1))}</pre>
+<h2>run</h2><pre>{html.escape(json.dumps(report['run'], indent=1))}</pre>
+<h2>manifest</h2><table>{manifest_rows}</table>
+</body></html>"""

@@ -1,0 +1,159 @@
+"""The limit search against simulated receivers: no processes, no clock but a counter."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loggend.tools.feedback import CommandFeedback, FeedbackError, parse_feedback
+from loggend.tools.limitsearch import (
+    FAIL,
+    PASS,
+    SHORT,
+    Interrupted,
+    LossCriterion,
+    OfferedCriterion,
+    Search,
+    Settings,
+    Trial,
+    judge,
+)
+
+BASE = Settings(start_rate=1000, max_rate=10_000_000, precision=0.02, loss_percent=0.1, trial=10, confirm=30,
+                pause=1, max_time=3600)
+
+
+class Receiver:
+    """Takes ``capacity`` events/s plus a buffer of ``buffer`` events (so longer trials are stricter);
+    loggen itself can offer at most ``ceiling``."""
+
+    def __init__(self, capacity: float, buffer: float = 0.0, ceiling: float = float("inf"),
+                 flaky_confirm: int = 0) -> None:
+        self.capacity, self.buffer, self.ceiling = capacity, buffer, ceiling
+        self.flaky_confirm = flaky_confirm           # this many confirmations fail whatever the rate
+        self.clock = 0.0
+        self.criteria = [OfferedCriterion(), LossCriterion(BASE.loss_percent)]
+
+    def trial(self, rate: float, seconds: float, confirmation: bool) -> Trial:
+        self.clock += seconds + BASE.pause
+        planned = round(rate * seconds)
+        sent = round(min(rate, self.ceiling) * seconds)
+        counted = min(sent, round(self.capacity * seconds + self.buffer))
+        if confirmation and self.flaky_confirm:
+            self.flaky_confirm -= 1
+            counted = sent // 2
+        return judge(Trial(0, rate, seconds, planned, sent, counted, confirmation), self.criteria)
+
+    def search(self, s: Settings = BASE) -> Search:
+        return Search(s, self.trial, lambda: self.clock)
+
+
+def true_limit(capacity: float, buffer: float, seconds: float) -> float:
+    return (capacity + buffer / seconds) / (1 - BASE.loss_percent / 100)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(1_500, 5_000_000), st.floats(0, 50_000))
+def test_the_limit_found_is_within_the_precision_of_the_true_one(capacity, buffer):
+    out = Receiver(capacity, buffer).search().run()
+    truth = true_limit(capacity, buffer, BASE.confirm)          # the confirmation is the strictest trial
+    assert out.found and out.limit <= truth + 1 and out.limit >= truth * (1 - BASE.precision) - 1, \
+        (out.limit, truth, [(t.rate, t.verdict) for t in out.trials])
+    rises = [t.rate for t in out.trials][:3]
+    assert rises[0] == 1000 and (len(rises) < 2 or rises[1] == 2000)          # exponential rise from the start
+
+
+def test_the_trials_rise_then_bisect_then_confirm():
+    out = Receiver(30_000).search().run()
+    rates = [(t.rate, t.verdict, t.confirmation) for t in out.trials]
+    assert [r for r, _, _ in rates[:6]] == [1000, 2000, 4000, 8000, 16000, 32000]
+    assert rates[5][1] == FAIL and rates[-1] == (out.limit, PASS, True)
+    assert out.limit <= 30_030 and out.upper - out.limit <= 0.02 * out.limit and "limit: " in out.summary()
+
+
+def test_when_even_the_start_rate_fails_there_is_no_limit():
+    out = Receiver(500).search().run()
+    assert not out.found and out.limit is None and len(out.trials) == 1
+    assert out.summary().startswith("no limit: even the start rate 1,000 ev/s did not pass (loss ")
+
+
+def test_max_rate_passing_is_a_limit_at_max_rate():
+    out = Receiver(1e9).search(Settings(**{**BASE.__dict__, "max_rate": 50_000})).run()
+    assert out.found and out.limit == 50_000 and out.at_max_rate
+    assert [t.rate for t in out.trials] == [1000, 2000, 4000, 8000, 16000, 32000, 50000, 50000]
+    assert "its limit is higher" in out.summary()
+
+
+def test_a_failed_confirmation_goes_on_with_confirmation_length_trials():
+    """Short trials pass up to (capacity + buffer / 10 s), the 30-s confirmation only up to (capacity +
+    buffer / 30 s): after the first confirmation fails, only long trials are trusted."""
+    rx = Receiver(1500, 605)
+    out = rx.search().run()
+    confirms = [t for t in out.trials if t.confirmation]
+    assert confirms[0].verdict == FAIL and all(t.seconds == 30 for t in out.trials[out.trials.index(confirms[0]):])
+    assert out.found and out.limit == max(t.rate for t in confirms if t.passed)
+    truth = true_limit(1500, 605, 30)
+    assert truth * (1 - BASE.precision) <= out.limit <= truth
+
+
+def test_a_confirmation_that_fails_by_chance_is_searched_below():
+    out = Receiver(30_000, flaky_confirm=1).search().run()
+    confirms = [t for t in out.trials if t.confirmation]
+    assert [t.verdict for t in confirms][:2] == [FAIL, PASS] and confirms[1].rate < confirms[0].rate
+    assert out.found and out.limit >= confirms[0].rate * (1 - 2 * BASE.precision)
+
+
+def test_loggens_own_ceiling_is_said_not_taken_for_the_receivers():
+    out = Receiver(1e9, ceiling=40_000).search().run()
+    assert out.found and out.ceiling and 40_000 * 0.98 / 1.0 <= out.limit <= 40_000 / 0.99
+    assert any(t.verdict == SHORT for t in out.trials) and "loggen itself could not offer" in out.summary()
+
+
+def test_max_time_stops_with_what_is_known():
+    out = Receiver(30_000).search(Settings(**{**BASE.__dict__, "max_time": 70})).run()
+    assert not out.found and out.stopped.startswith("--max-time") and out.limit == 16_000   # 6 trials of 11 s
+    assert out.summary() == "no confirmed limit (--max-time 70 s reached): 16,000 ev/s passed, 32,000 ev/s did not"
+
+
+def test_an_interruption_stops_with_what_is_known():
+    rx = Receiver(30_000)
+
+    def trial(rate, seconds, confirmation):
+        if rate > 8000:
+            raise Interrupted()
+        return rx.trial(rate, seconds, confirmation)
+    out = Search(BASE, trial, lambda: rx.clock).run()
+    assert out.stopped == "interrupted" and out.limit == 8000 and not out.found
+
+
+def test_verdicts_name_their_reason():
+    t = judge(Trial(1, 1000, 1, planned=1000, sent=1000, counted=998), [LossCriterion(0.1)])
+    assert t.verdict == FAIL and t.reason == "loss 0.2000 % > 0.1 %" and t.loss_percent == pytest.approx(0.2)
+    t = judge(Trial(1, 1000, 1, planned=1000, sent=900, counted=900), [OfferedCriterion(), LossCriterion(0.1)])
+    assert t.verdict == SHORT and "90.0 % of the rate" in t.reason
+    t = judge(Trial(1, 1000, 1, planned=1000, sent=1000, counted=1003), [LossCriterion(0.1)])
+    assert t.verdict == PASS and t.lost == 0 and t.delivered_eps == 1000
+
+
+def test_command_feedback_reads_the_last_number(tmp_path):
+    (tmp_path / "n").write_text("received: 1234\ntotal 56789\n")
+    assert CommandFeedback(f"cat {tmp_path / 'n'}", "x").read().total == 56789
+    with pytest.raises(FeedbackError, match="printed no number"):
+        CommandFeedback("echo none", "x").read()
+    with pytest.raises(FeedbackError, match="exited with status 3"):
+        CommandFeedback("echo oops >&2; exit 3", "x").read()
+    assert parse_feedback("command:wc -l < /dev/null").read().total == 0
+
+
+def test_push_back_fails_a_tcp_trial_where_udp_would_call_it_short():
+    from loggend.tools.limitsearch import PushBackCriterion, criteria_for
+    blocked = Trial(1, 40_000, 2.0, planned=80_000, sent=54_000, counted=54_000, workers=2, blocked_ns=int(1.7e9))
+    assert blocked.blocked_percent == pytest.approx(42.5)
+    tcp = judge(blocked, criteria_for("tcp", 0.1, 1.0))
+    assert tcp.verdict == FAIL and tcp.reason == "pushed back: workers blocked 42.5 % of the time > 1 %"
+    udp = judge(Trial(1, 40_000, 2.0, planned=80_000, sent=54_000, counted=54_000), criteria_for("udp", 0.1, 1.0))
+    assert udp.verdict == SHORT
+    slow = judge(Trial(1, 1000, 1.0, planned=1000, sent=900, counted=900), [PushBackCriterion(1.0)])
+    assert slow.verdict == FAIL and slow.reason == "pushed back: loggen sent only 90.0 % of the rate"
+    fine = judge(Trial(1, 1000, 1.0, planned=1000, sent=1000, counted=1000, blocked_ns=int(5e6)),
+                 criteria_for("tls", 0.1, 1.0))
+    assert fine.verdict == PASS and fine.document()["blocked_percent"] == 0.5
