@@ -141,6 +141,7 @@ class RunTotals:
     run_id: str = ""
     start: Start | None = None
     profile: str = ""                # the configured rate profile (compact form); "" = the constant rate
+    timing: str = ""                 # a replay at the file's own timing: which, e.g. "the file's own timing x10"
     live_changes: int = 0            # rate changes made while it ran (loggend ctl, SIGUSR1/SIGUSR2)
     paused_seconds: float = 0.0      # time spent paused
     extra: dict[str, Any] = field(default_factory=dict)
@@ -213,6 +214,7 @@ class RunTotals:
             "workers": [w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,
             "sent_minus_received": self.sent_minus_received, "profile": self.profile or None,
+            "timing": self.timing or None,
             "live_changes": self.live_changes, "paused_seconds": round(self.paused_seconds, 3),
             "instance": self.instance, "instances": self.instances, "fleet_rate": self.fleet_rate,
             "run_id": self.run_id, "start": self.start.document() if self.start is not None else None,

@@ -75,8 +75,8 @@ class SharedRun:
         if self.first_send_ns:
             late = (self.first_send_ns - requested_ns) / 1e6 if requested_ns else None
             start = Start(start_at, self.first_send_unix, late)
-        return replace(totals, instance=c.instance, instances=c.instances, fleet_rate=c.rate, run_id=run_id,
-                       start=start)
+        return replace(totals, timing=c.rate_text if c.replay_timing else "", instance=c.instance,
+                       instances=c.instances, fleet_rate=c.rate, run_id=run_id, start=start)
 
     def publish(self, config: Config, **state: Any) -> None:
         """The board: the config in force and what the parent measured (memory, restarts...)."""

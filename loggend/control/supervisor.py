@@ -176,8 +176,12 @@ class Supervisor:
                 sweep_stale(os.path.dirname(path))           # left by runs that were killed
         except (ControlError, OSError) as err:
             self.control = None
-            self.fail(f"{err}; stopping" if isinstance(err, ControlError) else
-                      f"control socket {path}: {err.strerror or err}; stopping")
+            why = str(err) if isinstance(err, ControlError) else f"control socket {path}: {err.strerror or err}"
+            if self.config.control_socket == "auto":     # best effort (a read-only /tmp in a container)
+                self.log(f"{why}; running without live control (control_socket: a writable path gives it)",
+                         WARNING)
+                return True
+            self.fail(f"{why}; stopping")
             return False
         self.log(f"control socket: {path} (loggend ctl rate|pause|resume|status)")
         return True

@@ -31,6 +31,7 @@ puts its stream id in, frames it and shuffles its frames with its own seed.
 
 from __future__ import annotations
 
+import math
 import mmap
 import random
 import string
@@ -46,6 +47,8 @@ from loggend.engine.spec import MessageSpec
 from loggend.engine.tokens import SEQ_KIND, UserTemplate, fill_placeholders, render_parts
 
 GSO_MAX_SEGMENTS = 64        # UDP_MAX_SEGMENTS of Linux 4.18+
+FRAME_RATE = 500             # frames/s a worker's frame size aims at (frame_cap)
+MIN_FRAME = 8                # the smallest frame cap: 100,000 messages make 12,500+ runs to patch
 UDP_MAX_PAYLOAD = 65507      # 65535 - IPv4 header - UDP header
 FRAMINGS = ("", "octet-counting", "lf")        # UDP (none), RFC 6587 octet counting, LF
 
@@ -55,8 +58,22 @@ def timestamp_at(seconds: float, utc: bool) -> bytes:
     return stamp_rfc3164(seconds, utc)
 
 
-def max_segments(length: int) -> int:
-    return max(1, min(GSO_MAX_SEGMENTS, UDP_MAX_PAYLOAD // length))
+def max_segments(length: int, cap: int = GSO_MAX_SEGMENTS) -> int:
+    return max(1, min(cap, UDP_MAX_PAYLOAD // length))
+
+
+def frame_cap(worker_peak: float) -> int:
+    """Messages per frame for a worker whose rate peaks at ``worker_peak`` events/s.
+
+    A frame holds messages of one length, which mostly means one template, and a slow stream
+    sends its frames a few messages at a time: 64 logins in a row, then 64 API calls, is not what a
+    SIEM sees from a real fleet. Frames only need to be as large as keeps the sends per second
+    near ``FRAME_RATE``, so a slow stream gets small ones (at least ``MIN_FRAME``, which bounds the
+    runs the second's timestamp patch walks) and a fast or unlimited one the full 64.
+    """
+    if not worker_peak < math.inf:
+        return GSO_MAX_SEGMENTS
+    return max(MIN_FRAME, min(GSO_MAX_SEGMENTS, math.ceil(worker_peak / FRAME_RATE)))
 
 
 # --- the simulated fleet --------------------------------------------------------------------------
@@ -312,14 +329,14 @@ class Pool:
     """
 
     def __init__(self, messages: list[Message], now: float, utc: bool, rng: random.Random,
-                 sequence: bool = True) -> None:
+                 sequence: bool = True, cap: int = GSO_MAX_SEGMENTS) -> None:
         by_length: dict[int, list[Message]] = {}
         for m in messages:
             by_length.setdefault(len(m.data), []).append(m)
         chunks: list[list[Message]] = []
         for length in sorted(by_length):
             group = sorted(by_length[length], key=lambda m: m.layout)   # stable: keeps generation order
-            step = max_segments(length)
+            step = max_segments(length, cap)
             chunks.extend(group[i:i + step] for i in range(0, len(group), step))
         rng.shuffle(chunks)
         self.size = len(messages)
@@ -464,6 +481,7 @@ class Replay:
     spec: MessageSpec
     worker: int
     stream: bytes
+    cap: int = GSO_MAX_SEGMENTS            # messages per frame (frame_cap)
     unstamped: int = 0                     # lines of the passes so far without a timestamp loggen rewrites
     lines: int = 0
 
@@ -483,23 +501,24 @@ class Replay:
                 rendered = replace(rendered, head=bytes(head))
             messages.append(assemble(rendered, self.stream, spec.framing))
         rng = random.Random(f"replay:{spec.seed}:{self.worker}:{index}")
-        pool = Pool(messages, now, utc, rng, spec.sequence)
+        pool = Pool(messages, now, utc, rng, spec.sequence, self.cap)
         pool.set_cycle(index)
         pool.replay = self
         return pool
 
 
-def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: Corpus | None = None) -> Pool:
+def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: Corpus | None = None,
+               cap: int = GSO_MAX_SEGMENTS) -> Pool:
     """The worker's pool: its own rendering, its window of the run's shared corpus, or the first
-    pass of its share of a replayed file."""
+    pass of its share of a replayed file; ``cap`` messages at most per frame (``frame_cap``)."""
     if spec.replay is not None:
         source = ReplaySource(spec.replay, worker, spec.pool_size)
-        return Replay(source, spec, worker, stream.encode("ascii")).pool(0)
+        return Replay(source, spec, worker, stream.encode("ascii"), cap).pool(0)
     frames_rng = random.Random(f"frames:{spec.seed}:{worker}")
     if corpus is None:
         return Pool(render_messages(spec, worker, stream, now), now, spec.timezone == "utc", frames_rng,
-                    spec.sequence)
+                    spec.sequence, cap)
     name = stream.encode("ascii")
     window = corpus.window(worker * spec.pool_size % len(corpus), spec.pool_size)
     return Pool([assemble(r, name, spec.framing) for r in window], corpus.now, spec.timezone == "utc", frames_rng,
-                spec.sequence)
+                spec.sequence, cap)

@@ -180,6 +180,7 @@ class ReplaySource:
         self.unstamped = self.too_long = self.read_lines = 0
         self.empty_share = False      # fewer lines than workers: this worker takes them all
         self.loops = 0                # times this worker's lines were read to the end
+        self.share_lines = 0          # lines of the file that are this worker's (known once it looped)
         self.first_pass_looped = False
 
     def _mine(self) -> Iterator[bytes]:
@@ -189,18 +190,19 @@ class ReplaySource:
             for k, line in enumerate(open_lines(self.spec.path)):
                 if k % step == me:
                     got = True
+                    self.share_lines += not self.loops
                     yield line
             if not got:
                 if step == 1:
                     raise ValueError(f"{self.spec.path}: no lines to replay")
-                self.empty_share, step, me = True, 1, 0
+                self.empty_share, step, me, self.share_lines = True, 1, 0, 0
                 continue
             self.loops += 1
 
     def read(self, index: int) -> list[bytes]:
         """The lines of pass ``index`` (a restarted worker asks for a later one: the earlier are skipped)."""
         if self.lines is None or index < self.next_pass:
-            self.lines, self.next_pass, self.loops = self._mine(), 0, 0
+            self.lines, self.next_pass, self.loops, self.share_lines = self._mine(), 0, 0, 0
         while self.next_pass < index:
             self._take()
         return self._take()

@@ -281,6 +281,12 @@ class Profile:
         return any(isinstance(s, Constant) and math.isinf(s.rate) for s in self.segments)
 
     @property
+    def peak(self) -> float:
+        """The highest rate any piece reaches (``inf`` when unlimited; at most the true peak of a
+        ``steps``, whose ``step`` counts as one of its rates)."""
+        return float(max(max(getattr(s, a) for a in s.RATES) for s in self.segments))
+
+    @property
     def flat(self) -> float | None:
         """The rate, when it is one constant rate for ever; None otherwise."""
         flat: float | None = self._flat     # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ from loggend.engine import counters as C
 from loggend.engine.journal import ERR, NOTICE, WARNING, Log
 from loggend.engine.pacing import Pacer
 from loggend.engine.process import init_child, log_stderr
-from loggend.engine.render import Corpus, build_pool
+from loggend.engine.render import Corpus, build_pool, frame_cap
 from loggend.engine.schedule import PlanSource
 from loggend.engine.spec import WorkerSpec
 from loggend.engine.stream import StreamSender, open_stream
@@ -109,7 +109,9 @@ class Worker:
             slot[C.STATE] = C.STATE_STARTING
             slot[C.PID] = os.getpid()
         try:
-            pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock(), self.corpus)
+            plan = self.plan.read()
+            cap = frame_cap(plan.profile.peak / plan.instances / max(1, plan.workers))
+            pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock(), self.corpus, cap)
             self.corpus = None              # the shared pages are not needed any more
             release_free_memory()           # what building the pool left on the heap goes back to the system
             sender: Sending
@@ -127,8 +129,10 @@ class Worker:
         if pool.replay is not None:
             r = pool.replay
             skipped = f", {r.source.too_long:,} longer than a datagram skipped" if r.source.too_long else ""
-            self.log(f"worker {spec.index}: replay: {r.lines:,} lines in its first pass, {r.unstamped:,} without a "
-                     f"timestamp loggen rewrites (sent unchanged){skipped}")
+            share = (f"its {r.source.share_lines:,} lines of the file, repeated to fill a pass of "
+                     f"{r.lines:,}" if r.source.fits else f"{r.lines:,} lines in its first pass")
+            self.log(f"worker {spec.index}: replay: {share}, {r.unstamped:,} without a timestamp loggen rewrites "
+                     f"(sent unchanged){skipped}")
         self.sender = sender
         return sender
 

@@ -159,7 +159,8 @@ def test_sigusr1_doubles_and_sigusr2_halves_and_the_children_ignore_them(tmp_pat
     proc.wait_line("rate doubled: 4,000 ev/s (was 2,000 ev/s) (SIGUSR1)", stream="err")
     assert status(sock)["target_rate"] == 4000
     proc.signal(signal.SIGUSR2)
-    proc.signal(signal.SIGUSR2)
+    proc.wait_line("rate halved: 2,000 ev/s (was 4,000 ev/s) (SIGUSR2)", stream="err")
+    proc.signal(signal.SIGUSR2)        # after the first was handled: two pending SIGUSR2 would be one
     proc.wait_line("rate halved: 1,000 ev/s (was 2,000 ev/s) (SIGUSR2)", stream="err")
     assert status(sock)["target_rate"] == 1000
     time.sleep(1.5)

@@ -10,12 +10,15 @@ from loggend.engine import catalog
 from loggend.engine.formats import MONTHS, SEQ_DIGITS
 from loggend.engine.render import (
     GSO_MAX_SEGMENTS,
+    MIN_FRAME,
     UDP_MAX_PAYLOAD,
     Pool,
     build_pool,
+    frame_cap,
     render_messages,
     timestamp_at,
 )
+from loggend.engine.schedule import Burst, Constant, Profile, Ramp
 from loggend.engine.spec import MessageSpec
 
 RFC3164 = re.compile(
@@ -120,6 +123,18 @@ def test_pool_frames_group_equal_lengths_within_gso_limits():
         frame = pool.buf[start:start + count * length]
         for j in range(count):
             assert frame[j * length:j * length + 1] == b"<"
+
+
+def test_a_slow_stream_gets_small_frames_so_templates_interleave():
+    assert Profile((Ramp(100, 40_000, 60), Burst(10, 2_000, 1, 10))).peak == 40_000
+    assert Profile.constant(0).peak == float("inf")
+    assert [frame_cap(r) for r in (0, 100, 8_000, 12_000, 1e9, float("inf"))] == [MIN_FRAME, MIN_FRAME, 16, 24,
+                                                                                   GSO_MAX_SEGMENTS, GSO_MAX_SEGMENTS]
+    assert frame_cap(Profile((Constant(5.0),)).peak) == MIN_FRAME
+    fast, slow = (build_pool(spec(pool_size=10_000), 1, "w1", 0.0, cap=cap) for cap in (GSO_MAX_SEGMENTS, MIN_FRAME))
+    assert max(slow.counts) == MIN_FRAME < max(fast.counts)
+    assert sorted(slow.buf) == sorted(fast.buf)                  # the same messages, only framed differently
+    assert slow.frames > 4 * fast.frames
 
 
 def test_pool_sequence_numbers_follow_pool_order_and_pass():

@@ -142,6 +142,7 @@ def test_lines_that_fit_in_one_pass_are_sent_again_without_rereading(tmp_path):
     small = replay_pool(write(tmp_path, LINES))
     big = replay_pool(write(tmp_path, [b"line %04d" % i for i in range(1001)], "big.log"))
     assert exact.next_pool() is None and small.next_pool() is None and big.next_pool() is not None
+    assert [p.replay.source.share_lines for p in (exact, small)] == [1000, len(LINES)]   # what the worker logs
     before = sent(small)
     assert small.for_pass(7) is small and small.cycle == 7
     assert [parse(m)[1] - 7000 for m in sent(small)] == [parse(m)[1] for m in before]

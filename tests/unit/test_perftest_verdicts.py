@@ -1,0 +1,18 @@
+from loggend.tools.perftest import WARMUP_SAMPLES, Sample, Targets, verdicts
+
+
+def samples(cpu: float, n: int = WARMUP_SAMPLES + 6, eps: int = 1000) -> list[Sample]:
+    return [Sample(t=float(i), sent_eps=eps, received_eps=eps, sent=eps * (i + 1), received=eps * (i + 1), lost=0,
+                   cpu_percent=cpu, memory_bytes=1 << 20, system_memory_bytes=1 << 30) for i in range(n)]
+
+
+def test_each_target_passes_or_fails_on_its_own_figure():
+    targets = Targets(events_per_second=1000, cpu_percent=75, memory_bytes=2 << 20, loss_percent=0.5)
+    ok = {v["target"].split(" (")[0]: v["pass"] for v in verdicts(samples(cpu=50), targets)}
+    assert ok == {"events per second": True, "CPU": True, "memory": True, "loss": True}
+    hot = {v["target"].split(" (")[0]: v["pass"] for v in verdicts(samples(cpu=80), targets)}
+    assert hot == {**ok, "CPU": False}
+    lossy = {v["target"].split(" (")[0]: v["pass"] for v in verdicts(samples(cpu=50), targets, final=(1000, 990))}
+    assert lossy == {**ok, "loss": False}
+    slow = verdicts(samples(cpu=50, eps=900), targets)
+    assert [v["pass"] for v in slow][0] is False
