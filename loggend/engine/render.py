@@ -69,9 +69,12 @@ def frame_cap(worker_peak: float) -> int:
     sends its frames a few messages at a time: 64 logins in a row, then 64 API calls, is not what a
     SIEM sees from a real fleet. Frames only need to be as large as keeps the sends per second
     near ``FRAME_RATE``, so a slow stream gets small ones (at least ``MIN_FRAME``, which bounds the
-    runs the second's timestamp patch walks) and a fast or unlimited one the full 64.
+    runs the second's timestamp patch walks) and a fast or unlimited one the full 64. A plan with
+    nothing due (``constant:0``, paused) is one steered live, as ``find-limit`` does: full frames.
+    A live rise far above the planned peak sends more, smaller frames: 8 messages a send still
+    carry hundreds of thousands of messages/s per worker.
     """
-    if not worker_peak < math.inf:
+    if not 0 < worker_peak < math.inf:
         return GSO_MAX_SEGMENTS
     return max(MIN_FRAME, min(GSO_MAX_SEGMENTS, math.ceil(worker_peak / FRAME_RATE)))
 
