@@ -6,6 +6,8 @@ import re
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +146,15 @@ def test_inline_templates_in_the_config_and_catalogue_off(tmp_path):
     cfg.write_text("messages:\n  sequence: false\ntemplates:\n  - name: a\n    message: 'n={seq}'\n")
     with pytest.raises(UsageError, match=r"while a template uses \{seq\}"):
         load(str(cfg), env={})
+
+
+def test_the_readmes_example_file_loads_and_mixes_by_weight():
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    c = load("/dev/null", {"templates": ("--templates", str(examples / "shop-templates.yaml")),
+                           "catalogue": ("--catalogue", "off")}, env={})
+    names = [t.name for t in c.messages.templates]
+    assert names == ["login", "order", "payment-failed", "api-call"]
+    p = build_pool(replace(c.messages, pool_size=10_000, timezone="utc"), 0, "w0", T0)
+    kinds = Counter(p.message(i).decode().split(": ", 1)[1].split(" ", 1)[0] for i in range(p.size))
+    for kind, weight in (("login", 30), ("order", 10), ("payment", 2), ("api", 58)):
+        assert abs(kinds[kind] / p.size - weight / 100) < 0.02, kinds
