@@ -27,7 +27,7 @@ from pathlib import Path
 RATES = (200_000, 1_000_000)
 WORKER_COUNTS = (1, 2, 8, 40)
 WARM_LINES = 2               # live lines skipped after every worker sends (the first, partial, second)
-LIVE = re.compile(r"^\[\s*([\d.]+)s\]\s+([\d,]+) ev/s\s+sent\s+([\d,]+)")
+LIVE = re.compile(r"^\[\s*([\d.]+)s\]\s+([\d,]+) ev/s\s+(?:target\s+\S+\s+)?sent\s+([\d,]+)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
