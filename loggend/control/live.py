@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from loggend.control.ctlsocket import Peer
@@ -29,7 +30,7 @@ from loggend.engine.journal import NOTICE, WARNING, Log
 from loggend.engine.pacing import IDLE_WAIT
 from loggend.engine.schedule import NS, Plan, Profile
 from loggend.errors import UsageError
-from loggend.parsers import parse_rate
+from loggend.parsers import MAX_RATE, parse_rate
 from loggend.profiles import format_profile, parse_profile
 
 COMMANDS = ("status", "rate", "profile", "pause", "resume")
@@ -111,7 +112,7 @@ class LiveRate:
             return False, why
         before = describe(self.following())
         paused = self.plan.pause is not None
-        plan = self.plan.with_profile(profile, now)
+        plan = self.pool.settled(self.plan, now).with_profile(profile, now)
         what = f"rate: {describe(profile)} (was {before})"
         return True, self._apply(plan, what + ("; paused: it applies on resume" if paused else ""), by)
 
@@ -122,8 +123,11 @@ class LiveRate:
         if self.plan.pause is not None:
             return True, "already paused"
         phase = self.plan.phase(now)
-        return True, self._apply(self.plan.paused_at(now), f"paused: {describe(self.plan.profile)} frozen "
-                                                           f"{phase:.1f} s in", by)
+        settled = self.pool.settled(self.plan, now)
+        plan = settled.paused_at(now)
+        if settled is not self.plan and plan.pause is not None:    # an unlimited run resumes unlimited
+            plan = replace(plan, pause=replace(plan.pause, profile=self.plan.profile, phase=phase))
+        return True, self._apply(plan, f"paused: {describe(self.plan.profile)} frozen {phase:.1f} s in", by)
 
     def resume(self, by: str) -> tuple[bool, str]:
         now = self.now_ns()
@@ -145,6 +149,10 @@ class LiveRate:
             self.log(f"{by}: ignored: the rate is unlimited", WARNING)
             return False, "the rate is unlimited"
         scaled = profile.scaled(factor)
+        if scaled.peak > MAX_RATE:
+            why = f"the rate would be over {MAX_RATE:,.0f} ev/s, the most a rate may be"
+            self.log(f"{by}: ignored: {why}", WARNING)
+            return False, why
         verb = SCALE_NAMES.get(factor, f"scaled x{factor:g}")
         return True, self._apply(self.plan.scaled(factor, now), f"rate {verb}: {describe(scaled)} "
                                                                 f"(was {describe(profile)})", by)

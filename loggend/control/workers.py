@@ -200,8 +200,9 @@ class WorkerPool:
         t = now()
         changed_rate = new.profile() != old_config.profile()
         carried = {i: self._accounted(i) for i in range(new.workers) if i >= self.plan.workers}
-        self.retired.update({i: self.plan.due(i, t) for i in range(new.workers, self.plan.workers)})
-        plan = self.plan.with_workers(new.workers, t, carried)
+        settled = self.settled(self.plan, t)
+        self.retired.update({i: settled.due(i, t) for i in range(new.workers, settled.workers)})
+        plan = settled.with_workers(new.workers, t, carried)
         if plan.started:
             if changed_rate:
                 plan = plan.with_profile(new.profile(), t)
@@ -215,6 +216,13 @@ class WorkerPool:
         if self.takes_over.get(child.index):
             return bool(slot[C.STANDBY_PID] == child.pid)
         return bool(slot[C.PID] == child.pid and slot[C.STATE] in READY_STATES)
+
+    def settled(self, plan: Plan, t_ns: int) -> Plan:
+        """``plan``, rebased on what every index has done when it is an unlimited one that runs
+        (its due counts are infinite, so no other profile could continue from them)."""
+        if not plan.started or plan.pause is not None or not plan.unlimited:
+            return plan
+        return plan.rebased(t_ns, tuple(self._accounted(i) for i in range(plan.workers)))
 
     def _accounted(self, index: int) -> int:
         """Everything an index has sent, forgiven or had refused: where a new epoch starts it."""

@@ -438,6 +438,13 @@ class Plan:
         return replace(self, profile=profile, start_ns=origin, g0=self.events(t_ns),
                        p0=profile.events((t_ns - origin) / NS), generation=self.generation + 1)
 
+    def rebased(self, t_ns: int, counts: tuple[int, ...]) -> Plan:
+        """A new epoch at ``t_ns`` from what each worker index has done (``counts``), nothing more
+        due yet. An unlimited plan's due counts are infinite: it is rebased on what was really sent
+        before it takes a profile with a rate (a pause, ``ctl rate``, a reload)."""
+        return replace(self, profile=Profile((Constant(0.0),)), start_ns=t_ns, g0=0.0, p0=0.0, bases=counts,
+                       generation=self.generation + 1)
+
     def scaled(self, factor: float, t_ns: int) -> Plan:
         """Every rate of the profile times ``factor`` from ``t_ns`` on, at the same point of it."""
         if self.pause is not None:

@@ -203,3 +203,12 @@ def test_the_pacer_waits_while_paused_and_goes_on_after():
     assert pacer.grant((t + NS // 2) / NS, sent) == 0 and pacer.wait((t + NS // 2) / NS) > 0
     pacer.set_plan(pacer.plan.resumed_at(t + NS))
     assert pacer.grant((t + NS + NS // 10) / NS, sent) == pacer.max_burst and pacer.behind == 1000
+
+
+def test_an_unlimited_plan_rebased_on_what_was_sent_takes_a_rate_again():
+    t0 = 10 * NS
+    plan = Plan(Profile.constant(0), workers=2).start(t0, 0)
+    assert plan.unlimited and plan.events(t0 + NS) == float("inf")
+    rebased = plan.rebased(t0 + NS, (700, 900)).with_profile(Profile.constant(1000), t0 + NS)
+    assert [rebased.due(i, t0 + NS) for i in (0, 1)] == [700, 900]
+    assert [rebased.due(i, t0 + 3 * NS) for i in (0, 1)] == [1700, 1900]          # 1,000 ev/s from there
