@@ -86,7 +86,8 @@ def measure_workers(rate: int, workers: int, port: int, seconds: float,
         run = subprocess.Popen(
             [sys.executable, "-m", "loggend", "run", "--config", "/dev/null", "--target", f"127.0.0.1:{port}",
              "--workers", str(workers), "--rate", str(rate), "--duration", f"{seconds + 4:g}s",
-             "--dashboard", "off", "--ready-file", str(ready), "--summary-json", str(summary)],
+             "--dashboard", "off", "--live-interval", "1", "--control-socket", "off",   # a pipe gets a line per 10 s
+             "--ready-file", str(ready), "--summary-json", str(summary)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert run.stdout is not None
         samples: list[tuple[float, int, float]] = []             # (eps of the line, sent, tree CPU)
