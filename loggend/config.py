@@ -28,7 +28,7 @@ import yaml
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
-from loggend.engine.replay import ReplaySpec, file_timing
+from loggend.engine.replay import ReplaySpec, check_sendable, file_timing
 from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
@@ -410,6 +410,7 @@ def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
         with open(file, "rb") as f:
             f.read(1)
         timing = tuple(file_timing(file, speed)) if speed else ()
+        check_sendable(file)
     except (OSError, EOFError, ValueError, zlib.error) as err:
         raise ConfigError(raw.label("replay"), file, f"a log file, plain or gzip ({err})") from None
     for key in ("rate", "profile"):

@@ -53,6 +53,7 @@ EPOCH = re.compile(rb"(?<![\d.])(1\d{9})(?:\.\d+)?(?![\d])")
 RFC5424 = re.compile(rb"<\d{1,3}>1 (?:\S+ ){5}")      # PRI VERSION TIMESTAMP HOST APP PROCID MSGID, then SD
 MONTH_NUMBERS = {m.encode(): i + 1 for i, m in enumerate(MONTHS)}
 MAX_LINE = 65_000                 # a longer line cannot be one datagram: skipped and counted
+MAX_SKIPPED_IN_A_ROW = 10_000_000 # a file changed under the run into nothing but such lines: stop, not spin
 BSD_YEAR = 2026                   # RFC 3164 carries no year: timing only needs differences
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -169,6 +170,14 @@ def open_lines(path: str) -> Iterator[bytes]:
                 yield line
 
 
+def check_sendable(path: str) -> None:
+    """ValueError (or the reader's own error) unless the file has a line loggen can send: read up to
+    the first one, so a file of blank or over-long lines, or a gzip broken at its start, is refused
+    before the run instead of failing in every worker."""
+    if not any(len(line) <= MAX_LINE for line in open_lines(path)):
+        raise ValueError(f"{path}: no line to replay (none that is not empty and at most {MAX_LINE:,} bytes)")
+
+
 class ReplaySource:
     """One worker's lines of the file, a pass (``size`` lines) at a time, looping at the end."""
 
@@ -216,12 +225,18 @@ class ReplaySource:
         assert self.lines is not None
         out: list[bytes] = []
         loops = self.loops
+        skipped = 0
         while len(out) < self.size:
             line = next(self.lines)
+            if skipped > MAX_SKIPPED_IN_A_ROW:
+                raise ValueError(f"{self.spec.path}: no line to replay in the last {skipped:,} "
+                                 f"(over {MAX_LINE:,} bytes)")
             self.read_lines += 1
             if len(line) > MAX_LINE:
                 self.too_long += 1
+                skipped += 1
                 continue
+            skipped = 0
             out.append(line)
         if self.next_pass == 0:
             if self.loops == loops:                    # did the share end exactly here? look one line ahead

@@ -146,3 +146,11 @@ def test_lines_that_fit_in_one_pass_are_sent_again_without_rereading(tmp_path):
     before = sent(small)
     assert small.for_pass(7) is small and small.cycle == 7
     assert [parse(m)[1] - 7000 for m in sent(small)] == [parse(m)[1] for m in before]
+
+
+def test_a_file_with_nothing_to_send_is_refused_before_the_run(tmp_path):
+    for name, data in (("empty.log", b""), ("blank.log", b"\n\r\n\n"), ("long.log", b"x" * 70_000 + b"\n"),
+                       ("broken.gz", b"\x1f\x8b" + bytes(range(40)))):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(UsageError, match="--replay: .* expected a log file, plain or gzip"):
+            load("/dev/null", {"replay": ("--replay", str(tmp_path / name))}, env={})
