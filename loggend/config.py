@@ -228,7 +228,7 @@ NEXT_START = frozenset({"control_socket"})                         # a reload le
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
 OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
 SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
-                         "sink_tls_key"})
+                         "sink_tls_key", "sink_cpus", "sink_share_ports"})
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,8 @@ class Config:
     hung_timeout: float = 10.0          # a worker whose heartbeat is this old is killed and restarted
     local_sink: bool = False            # run sink processes on the target ports under the supervisor
     sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
+    sink_cpus: tuple[int, ...] = ()     # the local sink's CPUs; () = the workers' (cpus)
+    sink_share_ports: bool = False      # another socket receiving on the ports: warn (True) or refuse
     quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
     live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
     instance: int = 0                   # this process is instance `instance` of `instances` (a fleet)
@@ -476,6 +478,8 @@ DEFAULTS: dict[str, object] = {
     "hung_timeout": "10s",
     "local_sink": False,
     "sink_processes": 0,
+    "sink_cpus": "auto",
+    "sink_share_ports": False,
     "quiet": False,
     "live_interval": "auto",
     "templates": [],
@@ -665,6 +669,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         local_sink=parse_bool(raw.label("local_sink"), raw["local_sink"]),
         sink_processes=parse_int(raw.label("sink_processes"), raw["sink_processes"], 0, MAX_SINK_PROCESSES)
         or len(usable_cpus),
+        sink_cpus=() if str(raw["sink_cpus"]).strip() == "auto" else parse_cpus(raw.label("sink_cpus"),
+                                                                                raw["sink_cpus"], usable_cpus),
+        sink_share_ports=parse_bool(raw.label("sink_share_ports"), raw["sink_share_ports"]),
         quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
         live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
         instance=instance,
