@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from loggend.control.daemon import ReadyPipe
 
 # Flags of ``run`` that override a config key (dest -> key); the error label is the flag itself.
+ERROR_LINE_CHARS = 1000       # an error line longer than this is cut
 FLAG_KEYS = {
     "target": "target", "ports": "ports", "rate": "rate", "workers": "workers", "cpus": "cpus",
     "duration": "duration", "transport": "transport", "seed": "messages.seed", "hosts": "messages.hosts",
@@ -564,7 +565,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as err:
-        journal.write(f"error: {err}", journal.ERR)
+        text = str(err)
+        if len(text) > ERROR_LINE_CHARS:               # one readable line, whatever was quoted in it
+            text = f"{text[:ERROR_LINE_CHARS]}... ({len(text):,} characters)"
+        journal.write(f"error: {text}", journal.ERR)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -14,7 +14,6 @@ as the file's would be (lists comma-separated) and a bad one is refused naming t
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import ssl
@@ -23,8 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import yaml
-
+from loggend import yamlsafe
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
@@ -32,7 +30,7 @@ from loggend.engine.replay import ReplaySpec, file_timing
 from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
-from loggend.errors import ConfigError, UsageError
+from loggend.errors import ConfigError, UsageError, shown
 from loggend.fleet import parse_instance, parse_run_id, stream_prefix
 from loggend.parsers import (
     format_ports,
@@ -58,6 +56,8 @@ DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
 MAX_SINK_PROCESSES = 256          # sink processes of a run or of `loggend sink`
 MIN_HUNG_TIMEOUT = 1.0
+MAX_HUNG_TIMEOUT = 3600.0             # a longer one would all but switch hung detection off
+MAX_PRI_WEIGHT = 1e9
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
 TOKEN_RE = re.compile(r"|[!-~]{16,256}")
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
@@ -87,8 +87,8 @@ def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
             w = float(weight or 1)
         except ValueError:
             w = -1.0
-        if not w > 0 or math.isinf(w):
-            raise ConfigError(key, part, "a positive weight after '='")
+        if not 0 < w <= MAX_PRI_WEIGHT:
+            raise ConfigError(key, part, f"a positive weight up to {MAX_PRI_WEIGHT:g} after '='")
         mix.append((catalog.FACILITIES[fac] * 8 + catalog.SEVERITIES[sev], w))
     return tuple(mix)
 
@@ -123,8 +123,9 @@ def parse_cpus(key: str, value: object, usable: set[int]) -> tuple[int, ...]:
 
 def parse_hung_timeout(key: str, value: object) -> float:
     seconds = parse_duration(key, value)  # type: ignore[arg-type]
-    if seconds < MIN_HUNG_TIMEOUT:
-        raise ConfigError(key, value, f"at least {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.05 s)")
+    if not MIN_HUNG_TIMEOUT <= seconds <= MAX_HUNG_TIMEOUT:
+        raise ConfigError(key, value, f"from {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.05 s) to "
+                          f"{MAX_HUNG_TIMEOUT / 3600:g}h (a hung worker is found no later than this)")
     return seconds
 
 
@@ -512,22 +513,15 @@ class Raw:
 
 
 def read_file(path: str) -> dict[str, tuple[str, object]]:
-    """The file's keys, flattened (``messages.seed``) and labelled ``PATH: KEY``; errors are one line."""
+    """The file's keys, flattened (``messages.seed``) and labelled ``PATH: KEY``; errors are one line.
+    A regular file only, of at most ``MAX_CONFIG_BYTES``, whose aliases expand to a bounded size."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise UsageError(f"{path}: {where}malformed YAML: {err.problem or err.context}") from None
-    except yaml.YAMLError as err:
-        raise UsageError(f"{path}: malformed YAML: {str(err).splitlines()[0]}") from None
+        text = yamlsafe.read_text(path, path)
+    except UsageError as err:
+        if str(err) == f"{path}: no such file":
+            raise UsageError(f"{path}: no such config file") from None
+        raise
+    data = yamlsafe.load(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -543,7 +537,7 @@ def read_file(path: str) -> dict[str, tuple[str, object]]:
         for name, v in items:
             if name not in DEFAULTS:
                 known = ", ".join(k for k in DEFAULTS if k.count(".") == name.count("."))
-                raise UsageError(f"{path}: unknown key {name!r}; expected one of {known}")
+                raise UsageError(f"{path}: unknown key {shown(name)}; expected one of {known}")
             if v is None:
                 raise ConfigError(f"{path}: {name}", v, f"a value (the default is {DEFAULTS[name]!r})")
             out[name] = (f"{path}: {name}", v)

@@ -13,6 +13,7 @@ EXIT_USAGE = 2            # bad flags, config, template or request: one line, no
 EXIT_BOOT_FAILED = 3      # a child could not start at all (a worker cannot send, a sink cannot bind,
                           # the web process cannot listen): restarting it cannot help
 EXIT_INTERRUPTED = 130    # stopped by Ctrl-C before it finished (128 + SIGINT)
+SHOWN_CHARS = 80          # a value quoted in an error line is cut to about this length
 
 
 class UsageError(Exception):
@@ -25,5 +26,16 @@ class ConfigError(UsageError):
     """A config key or flag with a value that is not allowed."""
 
     def __init__(self, key: str, value: object, allowed: str) -> None:
-        super().__init__(f"{key}: {value!r} is not allowed; expected {allowed}")
+        super().__init__(f"{key}: {shown(value)} is not allowed; expected {allowed}")
         self.key = key
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to a readable length, without building the whole of it first (the repr
+    of a 377-byte YAML alias bomb is 39 MB): nested values are summarised by ``reprlib``."""
+    import reprlib
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxtuple, short.maxset = 3, 6, 6, 6, 6
+    short.maxstring = short.maxlong = short.maxother = SHOWN_CHARS
+    text = short.repr(value)
+    return text if len(text) <= SHOWN_CHARS + 10 else text[:SHOWN_CHARS] + "..."
