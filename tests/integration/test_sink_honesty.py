@@ -225,3 +225,38 @@ def test_more_ports_than_open_files_is_one_line_and_exit_2(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "500 ports need about 564 open files per sink process, and the limit is 256" \
             in lines[0], lines
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_sink_dashboard_shows_the_sink_not_a_generator(loggend):
+    """`loggend sink --dashboard` once served the generator's page (0 ev/s, "unlimited", 0/0 workers)."""
+    from tests.integration.test_web import ARTIFACTS, CHROMIUM, free_tcp_port
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (scripts/system-deps.sh does it)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    web = free_tcp_port()
+    sink = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "1", "--dashboard", f"127.0.0.1:{web}")
+    port = int(re.search(r":(\d+) \(", sink.wait_line("READY listening on")).group(1))
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in range(100):
+        if s != 50:
+            out.sendto(msg("w0", s), ("127.0.0.1", port))
+    out.sendto(msg("w0", 999_999_999_999), ("127.0.0.1", port))
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"http://127.0.0.1:{web}/")
+            page.wait_for_function("document.getElementById('own-received').textContent === '100'", timeout=15000)
+            assert page.text_content("#own-lost") == "1" and page.text_content("#eps-label") == "received / second"
+            assert page.text_content("#own-apart-detail").startswith("outliers 1")
+            assert page.locator("#streams tbody tr").count() == 1
+            assert page.text_content("#streams tbody tr td:first-child") == "w0"
+            assert not page.is_visible("#target-eps") and not page.is_visible("#workers")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-sink.png"), full_page=True)
+        finally:
+            browser.close()
+    sink.signal(signal.SIGTERM)
+    assert sink.wait(20) == 0
