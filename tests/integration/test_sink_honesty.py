@@ -260,3 +260,36 @@ def test_a_sink_dashboard_shows_the_sink_not_a_generator(loggend):
             browser.close()
     sink.signal(signal.SIGTERM)
     assert sink.wait(20) == 0
+
+
+@pytest.mark.slow
+def test_elapsed_time_runs_from_the_start_whatever_restarted(loggend, receiver, tmp_path):
+    """A 45 s run with worker kills was once reported "in 39.02 s" (from the last restart), its mean
+    rate too high; the same in --summary-json."""
+    summary = tmp_path / "summary.json"
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{receiver.port}", "--workers", "2",
+                   "--rate", "2000", "--duration", "6s", "--dashboard", "off", "--summary-json", str(summary))
+    proc.wait_line("(2/2 running)")
+    time.sleep(2)
+    for pid in sink_children_of(proc.pid, "loggend-w"):
+        os.kill(pid, signal.SIGKILL)
+    proc.wait_line("restarting in", stream="err")
+    assert proc.wait(40) == 0, proc.stderr
+    seconds = float(re.search(r"in ([\d.]+) s", proc.stdout).group(1))
+    doc = json.loads(summary.read_text())
+    assert 5.7 <= seconds <= 6.5 and 5.7 <= doc["seconds"] <= 6.5, (seconds, doc["seconds"])
+    assert abs(doc["mean_rate"] - doc["sent"] / doc["seconds"]) < 1
+
+
+def sink_children_of(pid: int, prefix: str) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        kids = [int(p) for p in f.read().split()]
+    out = []
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/comm") as f:
+                if f.read().startswith(prefix):
+                    out.append(k)
+        except FileNotFoundError:
+            pass
+    return out
