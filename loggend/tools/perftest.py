@@ -102,7 +102,7 @@ def sink_behind(sink: dict[str, Any] | None) -> list[str]:
         return []
     why = []
     if sink.get("kernel_drops"):
-        why.append(f"the kernel dropped {sink['kernel_drops']:,} datagrams its receive queues had no room for")
+        why.append(f"kernel drops {sink['kernel_drops']:,}: its receive queues were full")
     why.extend(r for r in sink.get("unknown_because", []) if r.startswith("sink behind"))
     return why
 

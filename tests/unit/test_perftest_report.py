@@ -59,8 +59,8 @@ def test_a_loss_the_sink_could_not_count_is_unknown_and_fails(tmp_path):
     assert perftest(tmp_path, summary, out=buf)._report(0.0, 0, False) == EXIT_FAILURE
     out = buf.getvalue()
     assert "FAIL  loss (by sequence, at the sink): unknown (sink behind: 12,345 datagrams unread at stop)" in out
-    assert re.search(r"perftest: the local sink is the bottleneck: it could not keep up \(the kernel dropped 77 "
-                     r"datagrams .*; sink behind: 12,345 datagrams unread at stop\); it shares the 2 CPUs with the "
+    assert re.search(r"perftest: the local sink is the bottleneck: it could not keep up \(kernel drops 77: its receive "
+                     r"queues were full; sink behind: 12,345 datagrams unread at stop\); it shares the 2 CPUs with the "
                      r"workers \(it gets its own from 4\)", out), out
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["pass"] is False and report["notes"] and report["verdicts"][-1]["measured"] is None
