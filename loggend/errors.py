@@ -15,6 +15,8 @@ EXIT_BOOT_FAILED = 3      # a child could not start at all (a worker cannot send
 EXIT_REPORT_FAILED = 4    # perftest: the report could not be written (its verdict was printed all the same)
 EXIT_INTERRUPTED = 130    # stopped by Ctrl-C before it finished (128 + SIGINT)
 SHOWN_CHARS = 80          # a value quoted in an error line is cut to about this length
+SHOWN_ITEMS = 6           # ... a list or mapping to its first items
+SHOWN_DEPTH = 3           # ... this many levels deep
 
 
 class UsageError(Exception):
@@ -31,12 +33,28 @@ class ConfigError(UsageError):
         self.key = key
 
 
-def shown(value: object) -> str:
+def shown(value: object, depth: int = 0) -> str:
     """``repr(value)`` cut to a readable length, without building the whole of it first (the repr
-    of a 377-byte YAML alias bomb is 39 MB): nested values are summarised by ``reprlib``."""
-    import reprlib
-    short = reprlib.Repr()
-    short.maxlevel, short.maxlist, short.maxdict, short.maxtuple, short.maxset = 3, 6, 6, 6, 6
-    short.maxstring = short.maxlong = short.maxother = SHOWN_CHARS
-    text = short.repr(value)
-    return text if len(text) <= SHOWN_CHARS + 10 else text[:SHOWN_CHARS] + "..."
+    of a 377-byte YAML alias bomb is 39 MB): lists and mappings show their first items, a few
+    levels deep; an integer too long to print says how long it is."""
+    if isinstance(value, (list, tuple, dict)):
+        if depth >= SHOWN_DEPTH:
+            return "[...]" if not isinstance(value, dict) else "{...}"
+        if isinstance(value, dict):
+            parts = [f"{shown(k, depth + 1)}: {shown(v, depth + 1)}" for k, v in list(value.items())[:SHOWN_ITEMS]]
+        else:
+            parts = [shown(v, depth + 1) for v in value[:SHOWN_ITEMS]]
+        if len(value) > SHOWN_ITEMS:
+            parts.append("...")
+        text = ", ".join(parts)
+        text = "{" + text + "}" if isinstance(value, dict) else "(" + text + ")" if isinstance(value, tuple) \
+            else "[" + text + "]"
+        return text if len(text) <= SHOWN_CHARS + 10 else text[:SHOWN_CHARS] + "..."
+    try:
+        text = repr(value)
+    except ValueError:                      # an integer of more digits than Python prints
+        return f"<an integer of {value.bit_length() * 0.30103:,.0f} digits>"  # type: ignore[attr-defined]
+    if len(text) <= SHOWN_CHARS + 10:
+        return text
+    half = SHOWN_CHARS // 2
+    return text[:half] + "..." + text[-half:]

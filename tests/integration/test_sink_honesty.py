@@ -176,7 +176,7 @@ def test_a_shared_port_is_said_loudly_and_the_loss_is_unknown(loggend):
 @pytest.mark.slow
 def test_a_sink_that_appears_during_the_run_is_found(loggend):
     port = free_ports(2)
-    run = local_run(loggend, port, duration="6s")
+    run = local_run(loggend, port, duration="4s")
     run.wait_line("(2/2 running)")
     intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
