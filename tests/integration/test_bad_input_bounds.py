@@ -39,12 +39,13 @@ def one_line(result, *parts: str) -> str:
     (f"dashboard_interval: {HUGE}\n", "dashboard_interval"),
     (f"messages:\n  pri_mix: auth.info={HUGE}\n", "messages.pri_mix"),
 ])
-@pytest.mark.parametrize("command", ["run", "check-config"])
-def test_numbers_without_bounds_are_refused(tmp_path, text, message, command):
+def test_numbers_without_bounds_are_refused(tmp_path, text, message):
     """`check-config` once accepted a 400-digit duration as "inf s"; `hung_timeout: 9...9` silently
-    disabled hung detection."""
+    disabled hung detection. (`run` reads the file the same way: the duration case runs it too.)"""
     path = write_config(tmp_path / "big.yaml", text)
-    args = ("run", "--config", path, "--dashboard", "off") if command == "run" else ("check-config", path)
+    args = ("check-config", path)
+    if text.startswith("duration"):
+        one_line(run_loggend("run", "--config", path, "--dashboard", "off", timeout=30), message)
     line = one_line(run_loggend(*args, timeout=30), message)
     assert len(line) < 600 and not re.search(r"\binf\b", line), line
 
