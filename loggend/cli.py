@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from loggend.control.daemon import ReadyPipe
 
 # Flags of ``run`` that override a config key (dest -> key); the error label is the flag itself.
+ERROR_LINE_CHARS = 1000       # an error line longer than this is cut
 FLAG_KEYS = {
     "target": "target", "ports": "ports", "rate": "rate", "workers": "workers", "cpus": "cpus",
     "duration": "duration", "transport": "transport", "seed": "messages.seed", "hosts": "messages.hosts",
@@ -47,6 +48,7 @@ FLAG_KEYS = {
     "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval", "templates": "templates",
     "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed",
     "instance": "instance", "run_id": "run_id", "profile": "profile", "control_socket": "control_socket",
+    "sink_cpus": "sink_cpus",
 }
 # The original tool's single-dash flags: dest -> (label, key).
 LEGACY_FLAGS = {
@@ -120,6 +122,9 @@ def build_parser() -> Parser:
     run.add_argument("--memory-limit", help="e.g. 12G; 0 = no limit")
     run.add_argument("--local-sink", action="store_true", help="also receive on the target ports and count loss")
     run.add_argument("--sink-processes", help="receiving processes of the local sink (0 = one per CPU)")
+    run.add_argument("--sink-cpus", help="auto (the workers' CPUs) or CPUs to pin the local sink to, e.g. 6-7")
+    run.add_argument("--sink-share-ports", action="store_true", help="start the local sink even when another "
+                     "socket receives on its ports (it takes a share: the loss verdict is then unknown)")
     run.add_argument("--quiet", action="store_true", help="no live line on stdout (the summary stays)")
     run.add_argument("--live-interval", help="seconds between live lines: auto (1s on a terminal, 10s to the "
                      "journal, a pipe or a file) or e.g. 1s, 60s")
@@ -197,6 +202,8 @@ def build_parser() -> Parser:
     sink.add_argument("--idle-exit", default="0", help="stop after this long without a datagram")
     sink.add_argument("--run-id", default="", help="the run_id label of the sink's metrics (that of the fleet it "
                       "counts)")
+    sink.add_argument("--share-ports", action="store_true", help="start even when another socket receives on "
+                      "the ports (it takes a share of the datagrams: the loss verdict is then unknown)")
 
     tune = sub.add_parser("tune", help="kernel network tuning: apply (saving what was there), restore, show")
     tune.add_argument("action", choices=("apply", "restore", "show"))
@@ -260,6 +267,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object
         out["local_sink"] = ("--local-sink", True)
     if args.quiet:
         out["quiet"] = ("--quiet", True)
+    if args.sink_share_ports:
+        out["sink_share_ports"] = ("--sink-share-ports", True)
     for dest, (label, key) in LEGACY_FLAGS.items():
         value = getattr(args, dest)
         if value is None:
@@ -279,6 +288,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return load(args.config, overrides)
 
     config = loader()
+    if config.local_sink:
+        from loggend.control.fdlimit import ensure_fds
+        ensure_fds(len(config.ports), "ports", format_ports(config.ports))
     start_at = parse_start_at("--start-at", args.start_at) if args.start_at is not None else None
     summary_path = os.path.abspath(args.summary_json) if args.summary_json else ""
     ready_path = os.path.abspath(args.ready_file) if args.ready_file else ""
@@ -343,6 +355,8 @@ def cmd_sink(args: argparse.Namespace) -> int:
     if (protocol == "tls") != (tls is not None):
         raise UsageError("--tls-cert and --tls-key: needed with --protocol tls, and only with it")
     hosts = parse_hosts("--dashboard-hosts", args.dashboard_hosts)
+    from loggend.control.fdlimit import ensure_fds
+    ensure_fds(len(ports), "--ports", args.ports)
     return SinkCommand(
         SinkSpec(resolve_host("--listen", host), ports, protocol, gro=not args.no_gro, tls=tls),
         processes=processes,
@@ -350,6 +364,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
         dashboard=WebSettings(*dashboard, hosts=hosts) if dashboard else None,
         run_id=parse_run_id("--run-id", args.run_id),
+        share=args.share_ports,
     ).run()
 
 
@@ -544,11 +559,16 @@ COMMANDS = {"perftest": cmd_perftest, "run": cmd_run, "check-config": cmd_check_
 
 
 def main(argv: list[str] | None = None) -> int:
+    from loggend.control.fdlimit import raise_nofile
+    raise_nofile()                          # children inherit it: a sink may open many ports
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as err:
-        journal.write(f"error: {err}", journal.ERR)
+        text = str(err)
+        if len(text) > ERROR_LINE_CHARS:               # one readable line, whatever was quoted in it
+            text = f"{text[:ERROR_LINE_CHARS]}... ({len(text):,} characters)"
+        journal.write(f"error: {text}", journal.ERR)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -14,7 +14,6 @@ as the file's would be (lists comma-separated) and a bad one is refused naming t
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import ssl
@@ -23,8 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import yaml
-
+from loggend import yamlsafe
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
@@ -32,7 +30,7 @@ from loggend.engine.replay import ReplaySpec, check_sendable, file_timing
 from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
-from loggend.errors import ConfigError, UsageError
+from loggend.errors import ConfigError, UsageError, shown
 from loggend.fleet import parse_instance, parse_run_id, stream_prefix
 from loggend.parsers import (
     format_ports,
@@ -58,6 +56,8 @@ DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 MAX_WORKERS = 1024
 MAX_SINK_PROCESSES = 256          # sink processes of a run or of `loggend sink`
 MIN_HUNG_TIMEOUT = 1.0
+MAX_HUNG_TIMEOUT = 3600.0             # a longer one would all but switch hung detection off
+MAX_PRI_WEIGHT = 1e9
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
 TOKEN_RE = re.compile(r"|[!-~]{16,256}")
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
@@ -87,8 +87,8 @@ def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
             w = float(weight or 1)
         except ValueError:
             w = -1.0
-        if not w > 0 or math.isinf(w):
-            raise ConfigError(key, part, "a positive weight after '='")
+        if not 0 < w <= MAX_PRI_WEIGHT:
+            raise ConfigError(key, part, f"a positive weight up to {MAX_PRI_WEIGHT:g} after '='")
         mix.append((catalog.FACILITIES[fac] * 8 + catalog.SEVERITIES[sev], w))
     return tuple(mix)
 
@@ -123,8 +123,9 @@ def parse_cpus(key: str, value: object, usable: set[int]) -> tuple[int, ...]:
 
 def parse_hung_timeout(key: str, value: object) -> float:
     seconds = parse_duration(key, value)  # type: ignore[arg-type]
-    if seconds < MIN_HUNG_TIMEOUT:
-        raise ConfigError(key, value, f"at least {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.05 s)")
+    if not MIN_HUNG_TIMEOUT <= seconds <= MAX_HUNG_TIMEOUT:
+        raise ConfigError(key, value, f"from {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.05 s) to "
+                          f"{MAX_HUNG_TIMEOUT / 3600:g}h (a hung worker is found no later than this)")
     return seconds
 
 
@@ -228,7 +229,7 @@ NEXT_START = frozenset({"control_socket"})                         # a reload le
 WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
 OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
 SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
-                         "sink_tls_key"})
+                         "sink_tls_key", "sink_cpus", "sink_share_ports"})
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,8 @@ class Config:
     hung_timeout: float = 10.0          # a worker whose heartbeat is this old is killed and restarted
     local_sink: bool = False            # run sink processes on the target ports under the supervisor
     sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
+    sink_cpus: tuple[int, ...] = ()     # the local sink's CPUs; () = the workers' (cpus)
+    sink_share_ports: bool = False      # another socket receiving on the ports: warn (True) or refuse
     quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
     live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
     instance: int = 0                   # this process is instance `instance` of `instances` (a fleet)
@@ -477,6 +480,8 @@ DEFAULTS: dict[str, object] = {
     "hung_timeout": "10s",
     "local_sink": False,
     "sink_processes": 0,
+    "sink_cpus": "auto",
+    "sink_share_ports": False,
     "quiet": False,
     "live_interval": "auto",
     "templates": [],
@@ -509,22 +514,15 @@ class Raw:
 
 
 def read_file(path: str) -> dict[str, tuple[str, object]]:
-    """The file's keys, flattened (``messages.seed``) and labelled ``PATH: KEY``; errors are one line."""
+    """The file's keys, flattened (``messages.seed``) and labelled ``PATH: KEY``; errors are one line.
+    A regular file only, of at most ``MAX_CONFIG_BYTES``, whose aliases expand to a bounded size."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise UsageError(f"{path}: {where}malformed YAML: {err.problem or err.context}") from None
-    except yaml.YAMLError as err:
-        raise UsageError(f"{path}: malformed YAML: {str(err).splitlines()[0]}") from None
+        text = yamlsafe.read_text(path, path)
+    except UsageError as err:
+        if str(err) == f"{path}: no such file":
+            raise UsageError(f"{path}: no such config file") from None
+        raise
+    data = yamlsafe.load(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -540,7 +538,7 @@ def read_file(path: str) -> dict[str, tuple[str, object]]:
         for name, v in items:
             if name not in DEFAULTS:
                 known = ", ".join(k for k in DEFAULTS if k.count(".") == name.count("."))
-                raise UsageError(f"{path}: unknown key {name!r}; expected one of {known}")
+                raise UsageError(f"{path}: unknown key {shown(name)}; expected one of {known}")
             if v is None:
                 raise ConfigError(f"{path}: {name}", v, f"a value (the default is {DEFAULTS[name]!r})")
             out[name] = (f"{path}: {name}", v)
@@ -666,6 +664,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         local_sink=parse_bool(raw.label("local_sink"), raw["local_sink"]),
         sink_processes=parse_int(raw.label("sink_processes"), raw["sink_processes"], 0, MAX_SINK_PROCESSES)
         or len(usable_cpus),
+        sink_cpus=() if str(raw["sink_cpus"]).strip() == "auto" else parse_cpus(raw.label("sink_cpus"),
+                                                                                raw["sink_cpus"], usable_cpus),
+        sink_share_ports=parse_bool(raw.label("sink_share_ports"), raw["sink_share_ports"]),
         quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
         live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
         instance=instance,

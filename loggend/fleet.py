@@ -38,6 +38,8 @@ def parse_instance(key: str, value: object) -> tuple[int, int]:
     allowed = f"I/N with 0 <= I < N <= {MAX_INSTANCES}, e.g. 2/3 (the last of 0/3, 1/3, 2/3)"
     if not m:
         raise ConfigError(key, value, allowed)
+    if len(m.group(1)) > 9 or len(m.group(2)) > 9:      # more digits than any instance count (or int() takes)
+        raise ConfigError(key, value, allowed)
     index, count = int(m.group(1)), int(m.group(2))
     if not 0 <= index < count <= MAX_INSTANCES:
         raise ConfigError(key, value, allowed)

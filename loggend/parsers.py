@@ -16,6 +16,8 @@ from loggend.errors import ConfigError
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 RATE_SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
 MAX_RATE = 1e9
+MAX_DURATION = 3650 * 86400.0     # ten years: any longer duration or interval is a typo (or an attack)
+MAX_SIZE = 1 << 60                # 1 EiB
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
 _NUMERIC_LABEL_RE = re.compile(r"\d+|0[xX][0-9A-Fa-f]*")
@@ -26,7 +28,10 @@ def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
     m = _DURATION_RE.fullmatch(str(text).strip())
     if not m:
         raise ConfigError(key, text, "a duration such as 90s, 30m or 1h (0 = until stopped)")
-    return float(m.group(1)) * DURATION_UNITS[m.group(2) or bare_unit]
+    seconds = float(m.group(1)) * DURATION_UNITS[m.group(2) or bare_unit]
+    if not seconds <= MAX_DURATION:                 # 400 digits are inf: no run, reload or sleep takes that
+        raise ConfigError(key, text, f"a duration of at most {MAX_DURATION / 86400:.0f}d, such as 90s, 30m or 1h")
+    return seconds
 
 
 def parse_rate(key: str, text: str | float) -> float:
@@ -124,7 +129,7 @@ def resolve_host(key: str, host: str) -> str:
     return str(infos[0][4][0])
 
 
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
 _PORT_PART_RE = re.compile(r"(\d+)(?:-(\d+))?")
 TRUE_WORDS = ("true", "yes", "on", "1")
@@ -149,8 +154,11 @@ def parse_int_list(key: str, value: object, allowed: str, low: int, high: int) -
         m = _PORT_PART_RE.fullmatch(str(part).strip()) if is_number or isinstance(part, str) else None
         if not m:
             raise ConfigError(key, value, allowed)
-        first = int(m.group(1))
-        last = int(m.group(2) or first)
+        try:
+            first = int(m.group(1))
+            last = int(m.group(2) or first)
+        except ValueError:                          # more digits than int() takes
+            raise ConfigError(key, value, allowed) from None
         if not low <= first <= last <= high:
             raise ConfigError(key, value, allowed)
         out.extend(range(first, last + 1))
@@ -169,7 +177,10 @@ def parse_size(key: str, value: object) -> int:
     m = _SIZE_RE.fullmatch(str(value).strip())
     if isinstance(value, bool) or not m:
         raise ConfigError(key, value, "a size such as 512M or 12G (0 = no limit)")
-    return int(float(m.group(1)) * SIZE_UNITS[m.group(2).upper()])
+    size = float(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+    if not size <= MAX_SIZE:                        # 400 digits are inf, and int(inf) an OverflowError
+        raise ConfigError(key, value, f"a size of at most {format_size(MAX_SIZE)}, such as 512M or 12G (0 = no limit)")
+    return int(size)
 
 
 def parse_listen(key: str, value: object) -> tuple[str, int]:
@@ -195,7 +206,7 @@ def format_ports(ports: tuple[int, ...]) -> str:
 
 
 def format_size(nbytes: int) -> str:
-    for unit in ("T", "G", "M", "K"):
+    for unit in ("E", "P", "T", "G", "M", "K"):
         if nbytes >= SIZE_UNITS[unit]:
             return f"{nbytes / SIZE_UNITS[unit]:.1f} {unit}iB"
     return f"{nbytes} B"

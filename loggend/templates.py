@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from loggend import yamlsafe
 from loggend.engine.catalog import FACILITIES, SEVERITIES
 from loggend.engine.tokens import TokenError, UserTemplate, parse_message
 from loggend.errors import UsageError
@@ -64,24 +65,16 @@ def load_templates(label: str, value: object, config_path: str = "") -> tuple[Us
 
 
 def _compose(path: str, label: str) -> yaml.Node:
+    """A regular file of at most MAX_FILE_BYTES whose aliases expand to a bounded size (``yamlsafe``)."""
     try:
+        text = yamlsafe.read_text(path, f"{label}: {path}", MAX_FILE_BYTES)
+    except UsageError as err:
+        if not os.path.exists(path):
+            raise UsageError(f"{label}: {path}: no such file") from None
         if not os.path.isfile(path):
-            raise UsageError(f"{label}: {path}: not a regular file" if os.path.exists(path)
-                             else f"{label}: {path}: no such file")
-        if os.path.getsize(path) > MAX_FILE_BYTES:
-            raise UsageError(f"{label}: {path}: larger than {MAX_FILE_BYTES >> 20} MiB")
-        with open(path, encoding="utf-8") as f:
-            node = yaml.compose(f, Loader=yaml.SafeLoader)
-    except OSError as err:
-        raise UsageError(f"{label}: {path}: cannot read: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{label}: {path}: not UTF-8 text") from None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise UsageError(f"{path}: {where}malformed YAML: {err.problem or err.context}") from None
-    except yaml.YAMLError as err:
-        raise UsageError(f"{path}: malformed YAML: {str(err).splitlines()[0]}") from None
+            raise UsageError(f"{label}: {path}: not a regular file") from None
+        raise err from None
+    node = yamlsafe.compose(text, path)
     if node is None:
         raise UsageError(f"{path}: empty; expected a list of templates")
     return node

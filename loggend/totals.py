@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loggend.engine import counters as C
-from loggend.engine.counters import ERROR_KINDS, SlotSnapshot
+from loggend.engine.counters import ERROR_KINDS, CounterBlock, SlotSnapshot
 
 
 def error_counts(snapshots: list[SlotSnapshot]) -> dict[str, int]:
@@ -22,6 +22,42 @@ def error_counts(snapshots: list[SlotSnapshot]) -> dict[str, int]:
 def transports(snapshots: list[SlotSnapshot]) -> str:
     """The send methods in use, e.g. ``gso`` or ``gso,sendmmsg``; "" before any worker chose."""
     return ",".join(sorted({s.transport for s in snapshots if s.transport}))
+
+
+def merge_streams(block: CounterBlock, sinks: int, width: int, count: int) -> list[list[int]]:
+    """Per worker index ``0..count-1``: what every sink process got of its stream (sink process ``k``
+    writes slot ``k * width + i``), added up; the lowest first number and the highest next one."""
+    rows = [[0] * C.SLOT_FIELDS for _ in range(count)]
+    for k in range(sinks):
+        for i in range(count):
+            if k * width + i >= block.slots:
+                break
+            v = block.values(k * width + i)
+            row = rows[i]
+            for f in (C.STREAM_RECEIVED, C.STREAM_GAPS, C.STREAM_DUPLICATES, C.STREAM_LATE, C.STREAM_OUTLIERS,
+                      C.STREAM_STALE):
+                row[f] += v[f]
+            if v[C.STREAM_FIRST] and (not row[C.STREAM_FIRST] or v[C.STREAM_FIRST] < row[C.STREAM_FIRST]):
+                row[C.STREAM_FIRST] = v[C.STREAM_FIRST]
+            row[C.STREAM_NEXT] = max(row[C.STREAM_NEXT], v[C.STREAM_NEXT])
+    return rows
+
+
+def named_streams(block: CounterBlock, sinks: int, width: int) -> dict[str, list[int]]:
+    """A standalone sink's named stream slots (each process names its own range), added up by name."""
+    out: dict[str, list[int]] = {}
+    for at, name in block.named(sinks * width):
+        v = block.values(at)
+        row = out.setdefault(name.decode("utf-8", "replace"), [0] * C.SLOT_FIELDS)
+        for f in (C.STREAM_RECEIVED, C.STREAM_GAPS, C.STREAM_DUPLICATES, C.STREAM_LATE, C.STREAM_OUTLIERS,
+                  C.STREAM_STALE):
+            row[f] += v[f]
+        row[C.STREAM_NEXT] = max(row[C.STREAM_NEXT], v[C.STREAM_NEXT])
+    return out
+
+
+def stream_lost(row: list[int]) -> int:
+    return row[C.STREAM_GAPS] - row[C.STREAM_LATE]
 
 
 @dataclass(frozen=True)
@@ -41,6 +77,19 @@ class SinkTotals:
     torn: int = 0            # messages cut by a connection's end (not received)
     tls_failures: int = 0    # handshakes that failed
     rejected: int = 0        # connections closed for sending something that is not syslog framing
+    outliers: int = 0        # numbers too far from their stream to be gaps (forged, corrupt): not loss
+    stale: int = 0           # arrived below forgotten gap ranges: late or duplicate, cannot tell
+    gaps_forgotten: int = 0  # gap ranges dropped over the caps (their numbers stay lost)
+    overflow: int = 0        # messages of streams beyond the cap of streams tracked
+    foreign: int = 0         # messages of streams the run did not announce (counted apart)
+    foreign_streams: int = 0
+    backlog_bytes: int = 0   # queued for the sink in the kernel now (a gauge)
+    unread: int = 0          # datagrams read at the stop without being accounted (out of time)
+    unread_bytes: int = 0    # bytes still queued when the sink gave up at its stop
+    abandoned: int = 0       # sink processes that ended without accounting their queue (killed, crashed)
+    abandoned_bytes: int = 0  # what was queued for them then
+    other_sockets: int = 0   # sockets of others receiving on the sink's ports (they take a share)
+    heartbeat_ns: int = field(default=0, compare=False)   # the oldest heartbeat of a running sink process
 
     @property
     def lost(self) -> int:
@@ -48,10 +97,31 @@ class SinkTotals:
         return self.gaps - self.late
 
     @property
+    def counted(self) -> int:
+        """Messages of the counted streams with their own number (the base of the loss percentage)."""
+        return self.received - self.unsequenced - self.duplicates - self.foreign - self.overflow - self.outliers
+
+    @property
     def loss_percent(self) -> float:
-        sequenced = self.received - self.unsequenced - self.duplicates
-        expected = sequenced + self.lost
+        expected = self.counted + self.lost
         return 100.0 * self.lost / expected if expected else 0.0
+
+    def unknown(self) -> list[str]:
+        """Why the loss cannot be known (empty: it can): what the sink could not count, and who else took a share."""
+        why = []
+        if self.unread or self.unread_bytes:
+            what = f"{self.unread:,} datagrams" if self.unread else format_bytes(self.unread_bytes)
+            more = f" and {format_bytes(self.unread_bytes)} it could not count" if self.unread and self.unread_bytes \
+                else ""
+            why.append(f"sink behind: {what} unread at stop{more}")
+        if self.abandoned:
+            queued = f"{format_bytes(self.abandoned_bytes)} queued" if self.abandoned_bytes else "its queue"
+            ended = "a sink process ended" if self.abandoned == 1 else f"sink processes ended {self.abandoned:,} times"
+            why.append(f"sink behind: {ended} (killed or crashed) with {queued}, not counted")
+        if self.other_sockets:
+            why.append(f"{self.other_sockets:,} other socket{'s' if self.other_sockets != 1 else ''} receiving on the "
+                       "sink's ports took a share")
+        return why
 
     @classmethod
     def of(cls, rows: list[list[int]]) -> SinkTotals:
@@ -64,15 +134,52 @@ class SinkTotals:
                    streams=total(C.SINK_STREAMS), processes=len(rows),
                    running=sum(1 for r in rows if r[C.SINK_STATE] == C.STATE_RUNNING),
                    connections=total(C.SINK_CONNECTIONS), open=total(C.SINK_OPEN), torn=total(C.SINK_TORN),
-                   tls_failures=total(C.SINK_TLS_FAILURES), rejected=total(C.SINK_REJECTED))
+                   tls_failures=total(C.SINK_TLS_FAILURES), rejected=total(C.SINK_REJECTED),
+                   outliers=total(C.SINK_OUTLIERS), stale=total(C.SINK_STALE),
+                   gaps_forgotten=total(C.SINK_GAPS_FORGOTTEN), overflow=total(C.SINK_OVERFLOW),
+                   foreign=total(C.SINK_FOREIGN), foreign_streams=total(C.SINK_FOREIGN_STREAMS),
+                   backlog_bytes=total(C.SINK_BACKLOG_BYTES), unread=total(C.SINK_UNREAD),
+                   unread_bytes=total(C.SINK_UNREAD_BYTES), abandoned=total(C.SINK_ABANDONED),
+                   abandoned_bytes=total(C.SINK_ABANDONED_BYTES),
+                   other_sockets=max((r[C.SINK_OTHER_SOCKETS] for r in rows), default=0),
+                   heartbeat_ns=min((r[C.SINK_HEARTBEAT_NS] for r in rows if r[C.SINK_STATE] == C.STATE_RUNNING),
+                                    default=0))
 
     def document(self) -> dict[str, Any]:
+        why = self.unknown()
         return {"received": self.received, "bytes": self.bytes, "lost": self.lost, "gaps": self.gaps,
                 "late": self.late, "duplicates": self.duplicates, "unsequenced": self.unsequenced,
                 "kernel_drops": self.kernel_drops, "streams": self.streams, "processes": self.processes,
                 "running": self.running, "loss_percent": self.loss_percent, "connections": self.connections,
                 "open": self.open, "torn": self.torn, "tls_failures": self.tls_failures,
-                "rejected": self.rejected}
+                "rejected": self.rejected, "outliers": self.outliers, "stale": self.stale,
+                "gaps_forgotten": self.gaps_forgotten, "overflow": self.overflow, "foreign": self.foreign,
+                "foreign_streams": self.foreign_streams, "backlog_bytes": self.backlog_bytes,
+                "unread": self.unread, "unread_bytes": self.unread_bytes, "abandoned": self.abandoned,
+                "abandoned_bytes": self.abandoned_bytes, "other_sockets": self.other_sockets,
+                "verdict": "unknown" if why else "counted", "unknown_because": why}
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:,} bytes"
+
+
+@dataclass(frozen=True)
+class Ends:
+    """What sequence accounting cannot see, per the sender's count: numbers before the first one the
+    sink received, after the last one, and whole streams it never saw."""
+
+    before: int = 0
+    after: int = 0
+    never_seen: int = 0
+    streams_never_seen: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.before + self.after + self.never_seen
 
 
 @dataclass(frozen=True)
@@ -92,6 +199,9 @@ class WorkerTotals:
     blocked_seconds: float = 0.0         # TCP/TLS: time waiting for the receiver to read (push-back)
     reconnects: int = 0                  # TCP/TLS: connections re-opened after a drop
     possibly_lost: int = 0               # TCP/TLS: in the kernel's send queue when a connection dropped
+    outliers: int = 0                    # of its stream's numbers at the sink, set aside as implausible
+    before: int = 0                      # numbers before the first one the sink received
+    after: int = 0                       # numbers after the last one (none received: the whole stream)
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"index": self.index, "port": self.port, "cpu": self.cpu, "state": self.state,
@@ -101,7 +211,8 @@ class WorkerTotals:
                                "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
                                "possibly_lost": self.possibly_lost}
         if self.received is not None:
-            doc["received"], doc["lost"] = self.received, self.lost
+            doc.update(received=self.received, lost=self.lost, outliers=self.outliers,
+                       not_seen_before=self.before, not_seen_after=self.after)
         return doc
 
 
@@ -144,6 +255,7 @@ class RunTotals:
     timing: str = ""                 # a replay at the file's own timing: which, e.g. "the file's own timing x10"
     live_changes: int = 0            # rate changes made while it ran (loggend ctl, SIGUSR1/SIGUSR2)
     paused_seconds: float = 0.0      # time spent paused
+    ends: Ends | None = None         # with a local sink: what sequence accounting cannot see (by the sent counts)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -177,7 +289,37 @@ class RunTotals:
 
     @property
     def sent_minus_received(self) -> int | None:
-        return None if self.sink is None else self.sent - self.sink.received
+        """Sent minus what the sink got of the run's own streams: foreign messages (and those of streams
+        over the cap, foreign too under a run) and outliers (numbers no worker sent) left out."""
+        if self.sink is None:
+            return None
+        s = self.sink
+        return self.sent - (s.received - s.foreign - s.overflow - s.outliers)
+
+    @property
+    def unknown(self) -> list[str]:
+        """Why the loss cannot be known (empty: it is): the sink's reasons, and streams it never saw."""
+        if self.sink is None:
+            return []
+        why = self.sink.unknown()
+        if self.ends is not None and self.ends.streams_never_seen:
+            n = self.ends.streams_never_seen
+            why.append(f"{self.ends.never_seen:,} events of {n:,} stream{'s' if n != 1 else ''} never seen by the sink "
+                       "(another receiver on its ports, or all of it lost)")
+        return why
+
+    @property
+    def lost(self) -> int | None:
+        """Every event sent and not received, when it can be known: lost by sequence, and the numbers
+        before the first or after the last one received (the sink read everything there was)."""
+        if self.sink is None or self.unknown:
+            return None
+        return self.sink.lost + (self.ends.before + self.ends.after if self.ends else 0)
+
+    @property
+    def loss_percent(self) -> float | None:
+        lost = self.lost
+        return None if lost is None else 100.0 * lost / self.sent if self.sent else 0.0
 
     @classmethod
     def of(cls, snapshots: list[SlotSnapshot], seconds: float, target: str, rate: float,
@@ -186,21 +328,32 @@ class RunTotals:
            planned: int | None = None, profile: str = "", live_changes: int = 0,
            paused_seconds: float = 0.0) -> RunTotals:
         rows = []
+        sequenced = sink is not None and streams is not None and sink.unsequenced < sink.received
+        ends = Ends() if sequenced else None
         for i, s in enumerate(snapshots):
             received = lost = None
+            outliers = before = after = 0
             if sink is not None and streams is not None and i < len(streams):
-                received = streams[i][C.STREAM_RECEIVED]
-                lost = streams[i][C.STREAM_GAPS] - streams[i][C.STREAM_LATE]
+                row = streams[i]
+                received, lost, outliers = row[C.STREAM_RECEIVED], stream_lost(row), row[C.STREAM_OUTLIERS]
+                if row[C.STREAM_FIRST]:
+                    before, after = row[C.STREAM_FIRST] - 1, max(0, s.sent - row[C.STREAM_NEXT])
+                elif ends is not None and s.sent:
+                    ends = Ends(ends.before, ends.after, ends.never_seen + s.sent, ends.streams_never_seen + 1)
+                if ends is not None:
+                    ends = Ends(ends.before + before, ends.after + after, ends.never_seen, ends.streams_never_seen)
             rows.append(WorkerTotals(
                 index=i, port=ports[i % len(ports)] if ports else None, cpu=cpus[i % len(cpus)] if cpus else None,
                 state=s.state_name, sent=s.sent, bytes=s.bytes, errors=dict(zip(ERROR_KINDS, s.errors)),
                 restarts=s.restarts, received=received, lost=lost, forgiven=s.forgiven, down_seconds=s.down_ns / 1e9,
-                blocked_seconds=s.blocked_ns / 1e9, reconnects=s.reconnects, possibly_lost=s.possibly_lost))
+                blocked_seconds=s.blocked_ns / 1e9, reconnects=s.reconnects, possibly_lost=s.possibly_lost,
+                outliers=outliers, before=before, after=after))
         return cls(target=target, rate=rate, seconds=seconds, sent=sum(s.sent for s in snapshots),
                    bytes=sum(s.bytes for s in snapshots), errors=error_counts(snapshots),
                    restarts=sum(s.restarts for s in snapshots), transport=transports(snapshots),
                    peak_memory=peak_memory, memory_limit=memory_limit, workers=tuple(rows), sink=sink,
-                   planned=planned, profile=profile, live_changes=live_changes, paused_seconds=paused_seconds)
+                   planned=planned, profile=profile, live_changes=live_changes, paused_seconds=paused_seconds,
+                   ends=ends)
 
     def document(self) -> dict[str, Any]:
         """The summary as data (``--summary-json``, the perftest report)."""
@@ -218,5 +371,11 @@ class RunTotals:
             "live_changes": self.live_changes, "paused_seconds": round(self.paused_seconds, 3),
             "instance": self.instance, "instances": self.instances, "fleet_rate": self.fleet_rate,
             "run_id": self.run_id, "start": self.start.document() if self.start is not None else None,
+            "lost": self.lost, "loss_percent": self.loss_percent,
+            "loss_verdict": None if self.sink is None else "unknown" if self.unknown else "counted",
+            "loss_unknown_because": self.unknown,
+            "not_seen_by_sequence": None if self.ends is None else {
+                "before_first": self.ends.before, "after_last": self.ends.after, "streams_never_seen":
+                self.ends.streams_never_seen, "events_of_streams_never_seen": self.ends.never_seen},
             **self.extra,
         }

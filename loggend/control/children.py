@@ -107,6 +107,7 @@ class Child:
     index: int
     pid: int
     spawned_ns: int              # CLOCK_MONOTONIC, comparable with heartbeats in the counters
+    silent_since_ns: int = 0     # when found hung: its last sign of life (heartbeat, or the spawn)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -149,12 +150,18 @@ class ChildSet:
 
     def schedule_restart(self, child: Child, status: int, note: str = "") -> None:
         """Restart after a back-off that doubles per consecutive failure; a long run forgives them."""
-        ran = (time.monotonic_ns() - child.spawned_ns) / 1e9
-        failures = 1 if ran >= BACKOFF_RESET else self.failures.get(child.key, 0) + 1
+        now_ns = time.monotonic_ns()
+        ran = (now_ns - child.spawned_ns) / 1e9
+        # a hung child ran only until its last sign of life: the silence neither counts as running
+        # nor forgives its failures
+        healthy = (child.silent_since_ns - child.spawned_ns) / 1e9 if child.silent_since_ns else ran
+        failures = 1 if healthy >= BACKOFF_RESET else self.failures.get(child.key, 0) + 1
         self.failures[child.key] = failures
         delay = backoff(failures)
+        ran_text = (f"it ran {ran:.1f} s, silent for the last {ran - healthy:.1f} s" if child.silent_since_ns
+                    else f"it ran {ran:.1f} s")
         self.log(f"{self.label(child.kind, child.index)} (pid {child.pid}) {describe_exit(status)}; "
-                 f"restarting in {delay:g} s (it ran {ran:.1f} s){note}", WARNING)
+                 f"restarting in {delay:g} s ({ran_text}){note}", WARNING)
         self.pending[child.key] = self.clock() + delay
 
     def cancel(self, keep: Callable[[tuple[str, int]], bool]) -> None:
@@ -197,6 +204,7 @@ class ChildSet:
             since = child.spawned_ns if beat is None else max(child.spawned_ns, beat)
             age = (now_ns - since) / 1e9
             if age > (boot_limit if beat is None else limit):
+                child.silent_since_ns = child.silent_since_ns or since
                 out.append((child, "still setting up" if beat is None else "no heartbeat", age))
         return out
 

@@ -15,15 +15,19 @@ from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config
 from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
 from loggend.parsers import format_ports
 from loggend.profiles import format_profile
-from loggend.totals import RunTotals, SinkTotals, Start
+from loggend.totals import RunTotals, SinkTotals, Start, merge_streams
 from loggend.web.state import Sources
+
+STREAM_WIDTH = MAX_WORKERS           # stream slots per sink process: one per worker index
 
 
 class SharedRun:
     def __init__(self) -> None:
         self.block = CounterBlock(MAX_WORKERS)                   # worker slots
         self.sink_block = CounterBlock(MAX_SINK_PROCESSES)       # sink process slots
-        self.stream_block = CounterBlock(MAX_WORKERS)            # what the local sink got of each stream
+        # what each local sink process got of each stream (sink k: slots from k * STREAM_WIDTH); names in
+        # the first STREAM_WIDTH (an anonymous mapping: only the pages written cost memory)
+        self.stream_block = CounterBlock(STREAM_WIDTH * MAX_SINK_PROCESSES)
         self.board = Board()
         self.plan_board = Board()                                # the rate plan the workers follow
         self.slots_used = 0              # worker slots that ever had a worker (a reload may shrink the pool)
@@ -68,7 +72,7 @@ class SharedRun:
         c = config
         totals = RunTotals.of(snaps, max(0.0, seconds), c.target, c.instance_rate, c.ports, c.cpus, peak_memory,
                               c.memory_limit, self.sink_totals(),
-                              self.stream_block.rows(self.slots_used) if self.sink_slots else None, planned,
+                              self.stream_rows() if self.sink_slots else None, planned,
                               format_profile(c.profile_spec) if c.profile_spec else "", live_changes,
                               paused_seconds)
         start = None
@@ -77,6 +81,10 @@ class SharedRun:
             start = Start(start_at, self.first_send_unix, late)
         return replace(totals, timing=c.rate_text if c.replay_timing else "", instance=c.instance,
                        instances=c.instances, fleet_rate=c.rate, run_id=run_id, start=start)
+
+    def stream_rows(self) -> list[list[int]]:
+        """Per worker: what the local sink processes got of its stream, added up."""
+        return merge_streams(self.stream_block, self.sink_slots, STREAM_WIDTH, self.slots_used)
 
     def publish(self, config: Config, **state: Any) -> None:
         """The board: the config in force and what the parent measured (memory, restarts...)."""
@@ -87,5 +95,6 @@ class SharedRun:
             "workers": c.workers, "slots": self.slots_used, "cpus": list(c.cpus),
             "transport": c.transport, "duration": c.duration, "started_unix": self.started_unix,
             "memory_limit": c.memory_limit, "source": c.source, "sink_slots": self.sink_slots,
-            "profile": format_profile(c.profile_spec) if c.profile_spec else None, **state,
+            "profile": format_profile(c.profile_spec) if c.profile_spec else None, "stream_width": STREAM_WIDTH,
+            "mode": "run", **state,
         })

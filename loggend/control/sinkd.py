@@ -2,9 +2,12 @@
 
 The parent only forks, watches and reports, through the same ``ChildSet`` as the supervisor: a
 sink process that dies is restarted with back-off and carries its slot's counts on; one that
-cannot bind stops the command. Each child is a ``SinkWorker`` writing its slot of a shared
-``CounterBlock``; ``--dashboard`` adds the web process over the sink's counters. Its socket is
-bound first, before any sink process: a taken dashboard port is one line and exit 1, at once.
+cannot bind stops the command. ``SinkWatch`` refuses ports another socket receives on (unless
+``--share-ports``), kills a sink process whose heartbeat stopped and counts a queue lost with a
+process. Each child is a ``SinkWorker`` writing its slot of a shared ``CounterBlock`` and naming
+the streams it sees in its own range of stream slots; ``--dashboard`` adds the web process (the
+sink's own view) over them. Its socket is bound first, before any sink process: a taken
+dashboard port is one line and exit 1, at once.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import sys
 import time
 from typing import TextIO
 
-from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS
+from loggend.config import MAX_SINK_PROCESSES
 from loggend.control import children as K
 from loggend.control.children import ChildSet
 from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.signals import SignalQueue
 from loggend.control.sinks import SinkProcesses
+from loggend.control.sinkwatch import SinkWatch
+from loggend.engine import counters as C
 from loggend.engine import journal
 from loggend.engine.counters import Board, CounterBlock
 from loggend.engine.journal import ERR, INFO
@@ -29,33 +34,38 @@ from loggend.parsers import format_ports, plural
 from loggend.sink.receiver import open_sockets
 from loggend.sink.spec import SinkSpec
 from loggend.sink.streams import listen
-from loggend.tools.console import sink_summary
-from loggend.totals import SinkTotals
+from loggend.tools.console import BEHIND_SHOWN_BYTES, sink_summary
+from loggend.totals import SinkTotals, format_bytes
 from loggend.web.child import WebSettings
 from loggend.web.state import Sources
 
 REPORT_SECONDS = 1.0
 STOP_TIMEOUT = 5.0
 START_TIMEOUT = 10.0
-MAX_STREAMS = MAX_WORKERS        # per-stream slots: stream "<prefix><i>" -> slot i
+HUNG_SECONDS = 10.0              # a sink process whose heartbeat is this old is killed and restarted
+BOOT_SECONDS = 30.0
+ABORT_GRACE = 2.0
 
 
 class SinkCommand:
     def __init__(self, spec: SinkSpec, processes: int, duration: float = 0.0,
                  idle_exit: float = 0.0, out: TextIO = sys.stdout,
-                 dashboard: WebSettings | None = None, run_id: str = "") -> None:
+                 dashboard: WebSettings | None = None, run_id: str = "", share: bool = False) -> None:
         assert processes <= MAX_SINK_PROCESSES
         self.spec, self.processes = spec, processes
         self.duration, self.idle_exit, self.out = duration, idle_exit, out
         self.settings = dashboard
         self.run_id = run_id
         self.block = CounterBlock(processes)
-        self.streams = CounterBlock(MAX_STREAMS)
+        self.streams = CounterBlock(processes * C.STREAM_SLOTS_PER_SINK)
         self.board = Board()
         self.signals = SignalQueue()
         self.children = ChildSet(self.log)
         cpus = sorted(os.sched_getaffinity(0))
         self.sinks = SinkProcesses(spec, self.block, cpus, self.log, (out, sys.stderr), self.streams)
+        self.watch = SinkWatch(self.block, self.log, share)
+        self.watch.count = processes
+        self.aborted: dict[int, float] = {}
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"sink process {i}")
         self.dashboard: Dashboard | None = None
         self.stopping = self.failed = self.stop_requested = False
@@ -75,6 +85,8 @@ class SinkCommand:
 
     def reap(self) -> None:
         for child, status in self.children.reap():
+            if child.kind == K.SINK:
+                self.watch.ended(child, status)
             if self.stopping:
                 continue
             verdict = ChildSet.verdict(child, status, wanted=True, timed=False)
@@ -103,6 +115,11 @@ class SinkCommand:
         self.signals.install((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
         held = None
         spec = self.spec
+        refused = self.watch.check_ports(spec)
+        if refused:
+            self.log(refused, ERR)
+            self.failed = True
+            return False
         if spec.ports == (0,):       # any free port: hold one with SO_REUSEPORT until the sinks bound it too
             (held,) = (open_sockets if spec.protocol == "udp" else listen)(spec.host, (0,))
             self.spec = self.sinks.spec = spec.with_ports((held.getsockname()[1],))
@@ -128,7 +145,7 @@ class SinkCommand:
         self.board.publish({"target": f"{self.spec.host}:{format_ports(self.spec.ports)}",
                             "ports": list(self.spec.ports), "protocol": self.spec.protocol,
                             "rate": 0, "workers": 0, "slots": 0, "sink_slots": self.processes,
-                            "run_id": self.run_id,
+                            "run_id": self.run_id, "stream_width": C.STREAM_SLOTS_PER_SINK, "mode": "sink",
                             "started_unix": time.time()})
         self.children.register(K.WEB, self.dashboard.spawn, lambda i: "sink dashboard")
         self.children.spawn(K.WEB, 0)
@@ -146,6 +163,8 @@ class SinkCommand:
                 self.dispatch_signals()
                 for kind, index in self.children.due():
                     self.children.spawn(kind, index)
+                self.watch.kill_hung(self.children, self.spec, HUNG_SECONDS, BOOT_SECONDS, self.aborted, ABORT_GRACE)
+                self.watch.watch_ports(self.spec, len(self.children.pids(K.SINK)))
                 now = time.monotonic()
                 t = self.totals()
                 if t.received != last:
@@ -153,6 +172,8 @@ class SinkCommand:
                 if now - last_report >= REPORT_SECONDS:
                     extra = (f"kernel drops {t.kernel_drops:,}" if self.spec.protocol == "udp" else
                              f"connections {t.open:,} open  torn {t.torn:,}")
+                    if t.backlog_bytes >= BEHIND_SHOWN_BYTES:
+                        extra += f"  behind {format_bytes(t.backlog_bytes)}"
                     print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
                           f"total {t.received:,}  lost {t.lost:,}  {extra}", file=self.out, flush=True)
                     last_report, reported = now, t.received
@@ -168,6 +189,7 @@ class SinkCommand:
         """The dashboard and the sink processes: SIGTERM (they drain their queues), SIGKILL after STOP_TIMEOUT."""
         self.stopping = True
         self.children.pending.clear()
+        self.watch.stop(self.children, self.spec, STOP_TIMEOUT)
         self.children.stop(self.children.pids(), STOP_TIMEOUT)
         if self.dashboard is not None:
             self.dashboard.close()

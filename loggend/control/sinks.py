@@ -29,16 +29,20 @@ START_POLL_SECONDS = 0.01
 
 class SinkProcesses:
     def __init__(self, spec: SinkSpec, block: CounterBlock, cpus: list[int], log: Log,
-                 outputs: tuple[TextIO, ...], streams: CounterBlock | None = None) -> None:
+                 outputs: tuple[TextIO, ...], streams: CounterBlock | None = None, announced: int = 0,
+                 width: int = C.STREAM_SLOTS_PER_SINK) -> None:
+        """``announced``: the run announces its streams in the first ``announced`` stream slots (0: on
+        its own); sink process ``k`` writes stream slots from ``k * width``."""
         self.spec, self.block, self.cpus, self.log = spec, block, cpus, log
-        self.outputs, self.streams = outputs, streams
+        self.outputs, self.streams, self.announced, self.width = outputs, streams, announced, width
         self.count = 0
         self.close_in_child: tuple[socket.socket, ...] = ()     # parent sockets a sink must not keep
 
     def spawn(self, k: int) -> int:
         """Fork sink process ``k``: it receives on the ports and writes sink slot ``k``."""
         sink = SinkWorker(self.spec, self.block.slot(k), self.cpus[k % len(self.cpus)],
-                          log=self.log, streams=self.streams, index=k)
+                          log=self.log, streams=self.streams, index=k, announced=self.announced,
+                          stream_offset=k * self.width)
         close = self.close_in_child
 
         def body() -> int:

@@ -31,9 +31,10 @@ from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.live import LiveRate
 from loggend.control.memory import MemoryWatch
 from loggend.control.pki import PkiError
-from loggend.control.shared import SharedRun
+from loggend.control.shared import STREAM_WIDTH, SharedRun
 from loggend.control.signals import SignalQueue
 from loggend.control.sinks import LocalSinkTls, SinkProcesses
+from loggend.control.sinkwatch import SinkWatch
 from loggend.control.systemd import Notifier
 from loggend.control.tuning import STATE_PATH, RunTuning
 from loggend.control.workers import WorkerPool, abort_then_kill
@@ -78,7 +79,9 @@ class Supervisor:
         self.children = ChildSet(self.log, clock)
         self.local_tls = LocalSinkTls()
         self.sinks = SinkProcesses(SinkSpec(config.host, config.ports), self.shared.sink_block, [], self.log,
-                                   (out, err), streams=self.shared.stream_block)
+                                   (out, err), streams=self.shared.stream_block, announced=STREAM_WIDTH,
+                                   width=STREAM_WIDTH)
+        self.sink_watch = SinkWatch(self.shared.sink_block, self.log, config.sink_share_ports)
         self.workers = WorkerPool(config, self.shared, self.log, (out, err), start_at=start_at)
         self.generated_run_id = new_run_id()          # the run's id when the config gives none
         self.children.register(K.WORKER, self.workers.spawn, lambda i: f"worker {i}")
@@ -127,8 +130,14 @@ class Supervisor:
     def spawn_sinks(self) -> bool:
         """Start the local sinks and wait until they receive; False (the run stops) when they cannot."""
         c = self.config
-        self.shared.sink_slots = count = c.sink_processes if c.local_sink else 0
-        self.sinks.cpus = list(c.cpus or sorted(os.sched_getaffinity(0)))
+        count = c.sink_processes if c.local_sink else 0
+        self.shared.sink_slots = max(self.shared.sink_slots, count)      # a reload to fewer keeps the counts
+        self.sinks.cpus = list(c.sink_cpus or c.cpus or sorted(os.sched_getaffinity(0)))
+        self.sink_watch.share, self.sink_watch.count = c.sink_share_ports, count
+        refused = self.sink_watch.check_ports(self.sinks.spec) if count else ""
+        if refused:
+            self.fail(refused)
+            return False
 
         def give_up() -> bool:
             self.reap_children()
@@ -214,6 +223,8 @@ class Supervisor:
         self.aborted.pop(child.pid, None)
         wanted = child.kind != K.WORKER or self.workers.wanted(child, now_ns)
         verdict = ChildSet.verdict(child, status, wanted, bool(self.config.duration))
+        if child.kind == K.SINK:
+            self.sink_watch.ended(child, status)
         if verdict == K.FATAL:
             what = {K.WORKER: "start sending to", K.SINK: "listen on"}.get(child.kind, "serve on")
             where = self.dashboard.url if child.kind == K.WEB and self.dashboard else self.config.target
@@ -239,6 +250,8 @@ class Supervisor:
             sent = abort_then_kill(child, self.aborted, ABORT_GRACE, self.clock())
             if sent:
                 self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; {sent}", WARNING)
+        self.sink_watch.kill_hung(self.children, self.sinks.spec, self.config.hung_timeout, BOOT_SECONDS, self.aborted,
+                                  ABORT_GRACE)
 
     # --- reporting -----------------------------------------------------------------------------------
 
@@ -291,12 +304,14 @@ class Supervisor:
             self.announce_ready(now)
         now_ns = time.monotonic_ns()
         target = target_text(self.workers.target_rate(now_ns), self.live.state(now_ns))
-        line = live.line(now, snaps, self.config.workers, self.shared.sink_totals(), target)
+        line = live.line(now, snaps, self.config.workers, self.shared.sink_totals(), target,
+                         set(self.children.pids(K.WORKER)))
         # a tick comes every REPORT_SECONDS, give or take the loop's latency: half a tick of slack
         if not self.config.quiet and now - self.live_printed >= self.live_interval() - REPORT_SECONDS / 2:
             print(line, file=self.out, flush=True)
             self.live_printed = now
         self.notifier.status(line.strip())
+        self.sink_watch.watch_ports(self.sinks.spec, len(self.children.pids(K.SINK)))
         self.check_memory()
         self.publish_board()
         self.workers.account_down(time.monotonic_ns())
@@ -338,6 +353,7 @@ class Supervisor:
         self.notifier.stopping()
         self.children.pending.clear()
         self.children.stop(self.children.pids(K.WORKER), GRACEFUL_TIMEOUT)
+        self.sink_watch.stop(self.children, self.sinks.spec, GRACEFUL_TIMEOUT)
         self.children.stop(self.children.pids(), GRACEFUL_TIMEOUT)
 
     def reload(self) -> None:
@@ -371,7 +387,7 @@ class Supervisor:
         if changes & WEB_FIELDS:
             self.close_dashboard()
         if changes & SINK_FIELDS:
-            self.children.stop(self.children.pids(K.SINK), GRACEFUL_TIMEOUT)
+            self.sink_watch.stop(self.children, self.sinks.spec, GRACEFUL_TIMEOUT)
             self.children.cancel(lambda key: key[0] != K.SINK)
         self.children.failures.clear()
         self.reloads += bool(changes)

@@ -34,14 +34,31 @@ when a connection dropped).
 ``SINK_CALLS``; for TCP and TLS also ``SINK_CONNECTIONS`` (accepted), ``SINK_OPEN`` (open now),
 ``SINK_TORN`` (messages cut by a connection's end, not counted as received) and
 ``SINK_TLS_FAILURES`` (handshakes that failed) and ``SINK_REJECTED`` (connections closed for
-sending something that is not syslog framing). Net loss is always ``gaps - late``; nothing else
-is called "lost".
+sending something that is not syslog framing). What the sink could not count, or counted apart
+(``loggend.sink.accounting``): ``SINK_OUTLIERS`` (a gauge: numbers too far from their stream to be
+gaps), ``SINK_STALE`` (arrived below forgotten gap ranges), ``SINK_GAPS_FORGOTTEN`` (ranges over
+the caps), ``SINK_OVERFLOW`` (messages of streams beyond the stream cap), ``SINK_FOREIGN`` and
+``SINK_FOREIGN_STREAMS`` (messages and streams the run did not announce; never in the figures
+above), ``SINK_BACKLOG_BYTES`` (a gauge: bytes queued for it in the kernel, read once a second),
+``SINK_UNREAD`` (datagrams it read without accounting them at its stop, out of time) and
+``SINK_UNREAD_BYTES`` (bytes still queued when it gave up). The parent owns three fields:
+``SINK_ABANDONED`` (times a sink process ended without accounting its queue: killed, crashed),
+``SINK_ABANDONED_BYTES`` (what was queued for it then) and ``SINK_OTHER_SOCKETS`` (sockets of
+others receiving on its ports; slot 0 only). Net loss is always ``gaps - late``; nothing else is
+called "lost".
 
-**Stream slot** (one per worker index; written by the sink process that receives the stream):
-``STREAM_RECEIVED``, ``STREAM_GAPS``, ``STREAM_DUPLICATES``, ``STREAM_LATE``, and from field
-``STREAM_NAME`` on the stream's name (``STREAM_NAME_BYTES``, UTF-8, NUL-padded), which the
-supervisor writes when it announces the stream: a sink maps a stream to a slot by this table,
-never by guessing from the name, and a stream nobody announced is not a worker's.
+**Stream slot** (what one sink process got of one stream; written by that process):
+``STREAM_RECEIVED``, ``STREAM_GAPS``, ``STREAM_DUPLICATES``, ``STREAM_LATE``, ``STREAM_OUTLIERS``,
+``STREAM_STALE``, ``STREAM_FIRST`` (the lowest number received, plus one; 0: none yet) and
+``STREAM_NEXT`` (one past the highest in order), and from field ``STREAM_NAME`` on the stream's
+name (``STREAM_NAME_BYTES``, UTF-8, NUL-padded). Each sink process has its own range of slots
+(sink process ``k`` from ``k * width``), since one stream may reach two of them (a restarted
+worker's new source port hashes to another): readers add the ranges up (``loggend.totals``).
+Under a run the supervisor announces worker ``i``'s stream name in slot ``i`` (the first range):
+a sink maps a stream to ``k * width + i`` by this table, never by guessing from the name, and a
+stream nobody announced is not a worker's. A standalone sink (``loggend sink``) has no
+announcements: each of its processes names the first ``STREAM_SLOTS_PER_SINK`` streams it sees in
+its own range (``width = STREAM_SLOTS_PER_SINK``), so a dashboard can show them.
 
 **Board**: one JSON document with a sequence lock (layout in ``Board``).
 """
@@ -76,10 +93,15 @@ TRANSPORT_NAMES = {v: k for k, v in TRANSPORT_CODES.items()}
 # --- sink slot -----------------------------------------------------------------------------------
 SINK_RECEIVED, SINK_BYTES, SINK_GAPS, SINK_LATE, SINK_DUPLICATES, SINK_UNSEQUENCED, SINK_KERNEL_DROPS, \
     SINK_STREAMS, SINK_HEARTBEAT_NS, SINK_PID, SINK_STATE, SINK_CALLS, SINK_CONNECTIONS, SINK_OPEN, SINK_TORN, \
-    SINK_TLS_FAILURES, SINK_REJECTED = range(17)
+    SINK_TLS_FAILURES, SINK_REJECTED, SINK_OUTLIERS, SINK_STALE, SINK_GAPS_FORGOTTEN, SINK_OVERFLOW, SINK_FOREIGN, \
+    SINK_FOREIGN_STREAMS, SINK_BACKLOG_BYTES, SINK_UNREAD, SINK_UNREAD_BYTES, SINK_ABANDONED, \
+    SINK_ABANDONED_BYTES, SINK_OTHER_SOCKETS = range(29)
+SINK_PARENT_FIELDS = (SINK_ABANDONED, SINK_ABANDONED_BYTES, SINK_OTHER_SOCKETS)     # the parent writes these
 
 # --- stream slot ---------------------------------------------------------------------------------
-STREAM_RECEIVED, STREAM_GAPS, STREAM_DUPLICATES, STREAM_LATE = range(4)
+STREAM_RECEIVED, STREAM_GAPS, STREAM_DUPLICATES, STREAM_LATE, STREAM_OUTLIERS, STREAM_STALE, STREAM_FIRST, \
+    STREAM_NEXT = range(8)
+STREAM_SLOTS_PER_SINK = 64                    # a standalone sink process names this many streams
 STREAM_NAME = 24                              # fields 24..31: the announced name
 STREAM_NAME_BYTES = (SLOT_FIELDS - STREAM_NAME) * 8
 
@@ -140,9 +162,21 @@ class CounterBlock:
         start = index * SLOT_BYTES + STREAM_NAME * 8
         return self._map[start:start + STREAM_NAME_BYTES].rstrip(b"\0")
 
-    def names(self) -> dict[bytes, int]:
-        """The announced name -> slot table."""
-        return {name: i for i in range(self.slots) if (name := self.name(i))}
+    def named(self, count: int | None = None) -> list[tuple[int, bytes]]:
+        """(slot, name) of every named slot among the first ``count`` (all by default)."""
+        count = self.slots if count is None else min(count, self.slots)
+        raw = self._map[:count * SLOT_BYTES]
+        out = []
+        for i in range(count):
+            start = i * SLOT_BYTES + STREAM_NAME * 8
+            name = raw[start:start + STREAM_NAME_BYTES].rstrip(b"\0")
+            if name:
+                out.append((i, name))
+        return out
+
+    def names(self, count: int | None = None) -> dict[bytes, int]:
+        """The announced name -> slot table (of the first ``count`` slots; all by default)."""
+        return {name: i for i, name in self.named(count)}
 
     def rows(self, count: int) -> list[list[int]]:
         """The raw fields of slots ``0 .. count-1``."""

@@ -12,6 +12,7 @@ UDP_SEGMENT = 103             # linux/udp.h: GSO segment size (sender)
 UDP_GRO = 104                 # linux/udp.h: receive same-size datagrams of a flow as one buffer
 SO_RCVBUFFORCE = 33           # asm-generic/socket.h: a receive buffer over rmem_max (root)
 MSG_DONTWAIT = 0x40
+MSG_TRUNC = 0x20
 
 
 class Iovec(ctypes.Structure):

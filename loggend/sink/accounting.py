@@ -1,4 +1,4 @@
-"""Per-stream sequence accounting: received, lost, late (reordered) and duplicate messages.
+"""Per-stream sequence accounting: received, lost, late (reordered), duplicate and outlying messages.
 
 Every loggen message ends in ``stream=<id> seq=<12 digits>``. Per stream the sink keeps the next
 expected number and the gaps still open below it:
@@ -11,21 +11,46 @@ expected number and the gaps still open below it:
 * ``seq`` below the lowest number seen so far: the numbers in between were missing too (a new
   gap at the front), and this one fills it as a late arrival.
 
-Gaps are half-open intervals; at most ``MAX_GAPS`` are kept per stream (older ones are taken as
-lost for good). The receiver hands over *runs*: ``first, count`` for ``count`` consecutive
-numbers (a whole UDP GRO segment train checks its first and last message only), so the common
-case costs one comparison per run, not per message. Counters only ever go up; the net loss,
+**Outliers.** A number more than ``OUTLIER_WINDOW`` away from its stream (a forged or corrupt
+``seq=999999999999``) is no gap: it is held aside, counted in ``outliers``, and the stream goes
+on where it was. ``RESYNC_COUNT`` consecutive held numbers are taken as real: ahead of the
+stream (a long outage), what they skipped is a gap after all and they are accounted; behind a
+record smaller than them (the stream's first message was the stray one), the record is what
+strays and the stream starts again at them. So ``outliers`` is a gauge (held messages may leave
+it). A run of outliers behind a large record stays outliers.
+
+**Bounded cost.** Open gaps are sorted, disjoint ranges found by bisection, so a message costs
+the same whatever the stream's history; at most ``MAX_GAPS`` per stream and ``MAX_GAP_RANGES``
+in all are kept. Past that the lowest range is forgotten (``gaps_forgotten``): its numbers stay
+lost, and a number arriving below the forgotten ranges is counted as ``stale`` (late or
+duplicate, the sink cannot tell) rather than either. At most ``max_streams`` streams are
+tracked; messages of further streams are counted in ``overflow`` only (a stream the run announced
+is always tracked).
+
+**Foreign streams.** With ``announced`` (a run that says which streams it sends), a stream it
+did not announce is counted apart: its messages in ``foreign``, its name in ``foreign_streams``,
+and none of its numbers in gaps, late, duplicates or outliers.
+
+The receiver hands over *runs*: ``first, count`` for ``count`` consecutive numbers (a whole UDP
+GRO segment train checks its first and last message only), so the common case costs one
+comparison per run, not per message. Totals are kept as the messages arrive (nothing is summed
+over the streams to publish them). Counters only ever go up, but ``outliers``; the net loss,
 ``lost = gaps - late``, is the only figure called "lost".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from collections.abc import Callable
 from typing import NamedTuple
 
 from loggend.engine.formats import SEQ_DIGITS
 
-MAX_GAPS = 4096
+MAX_GAPS = 4096                    # open gap ranges kept per stream
+MAX_GAP_RANGES = 1 << 18           # ... and over every stream of the process (about 20 MB at most)
+MAX_STREAMS = 16384                # streams tracked per sink process; messages of more are only counted
+OUTLIER_WINDOW = 1 << 20           # a number further than this from its stream is an outlier, not a gap
+RESYNC_COUNT = 64                  # ... unless this many consecutive numbers follow it (a real jump)
 # Where each format carries the stream id and the sequence number (loggend.engine.formats): the
 # marker before the stream id, the one between it and the digits, and what follows the digits.
 # RFC 5424's SD element is in the middle of the message and is searched for instead.
@@ -85,28 +110,67 @@ def parse_tail(message: bytes) -> Tail | None:
     return Tail(name, int(digits), SD_STREAM + name + SD_SEQ, SD_END, False)
 
 
-@dataclass
 class Stream:
-    expected: int = -1                 # next number in order; -1 before the first message
-    start: int = 0                     # the lowest number seen
-    received: int = 0
-    open_gaps: list[list[int]] = field(default_factory=list)    # open [start, end) intervals, oldest first
-    gaps: int = 0                      # numbers that fell into gaps (never decreases)
-    late: int = 0                      # of those, arrived late after all (never decreases)
-    duplicates: int = 0
+    """One stream's record: where it is, its open gaps (sorted disjoint [start, end) ranges) and counts."""
+
+    __slots__ = ("expected", "start", "received", "starts", "ends", "gaps", "late", "duplicates", "stale",
+                 "outliers", "floor", "held_first", "held_next", "counted")
+
+    def __init__(self, first: int, counted: bool = True) -> None:
+        self.expected = first              # next number in order
+        self.start = first                 # the lowest number seen
+        self.received = 0                  # messages of this stream, whatever they were
+        self.starts: list[int] = []        # open gaps: starts[i] <= n < ends[i]
+        self.ends: list[int] = []
+        self.gaps = 0                      # numbers that fell into gaps (never decreases)
+        self.late = 0                      # of those, arrived late after all (never decreases)
+        self.duplicates = 0
+        self.stale = 0                     # arrived below forgotten gaps: late or duplicate, cannot tell
+        self.outliers = 0                  # numbers set aside as implausible (held ones included)
+        self.floor = -1                    # below this, forgotten gaps may lie (-1: none forgotten)
+        self.held_first = self.held_next = 0     # consecutive outliers held: a real jump in the making?
+        self.counted = counted             # False: a stream the run did not announce (counted apart)
 
     @property
     def lost(self) -> int:
         """Numbers still missing: gaps not filled by late arrivals."""
         return self.gaps - self.late
 
+    @property
+    def held(self) -> int:
+        return self.held_next - self.held_first
+
+    @property
+    def open_gaps(self) -> list[tuple[int, int]]:
+        return list(zip(self.starts, self.ends))
+
 
 class Accounting:
-    def __init__(self) -> None:
+    """Every stream one sink process sees, and the totals over them, kept as messages arrive."""
+
+    def __init__(self, announced: Callable[[bytes], bool] | None = None, max_streams: int = MAX_STREAMS,
+                 max_gaps: int = MAX_GAPS, max_ranges: int = MAX_GAP_RANGES) -> None:
+        self.announced = announced         # None: every stream counts (a sink on its own)
+        self.max_streams, self.max_gaps, self.max_ranges = max_streams, max_gaps, max_ranges
         self.streams: dict[bytes, Stream] = {}
-        self.received = 0
+        self.new_streams: list[bytes] = []     # names created since the owner last took them
+        self.received = 0                  # every message (the receivers add to it)
         self.octets = 0
         self.unsequenced = 0
+        self.gaps = self.late = self.duplicates = self.stale = self.outliers = 0
+        self.gaps_forgotten = 0            # gap ranges dropped over the caps
+        self.overflow = 0                  # messages of streams beyond max_streams
+        self.foreign = self.foreign_streams = 0
+        self.ranges = 0                    # open gap ranges over every stream
+
+    @property
+    def lost(self) -> int:
+        """Numbers still missing: the gaps not filled by late arrivals."""
+        return self.gaps - self.late
+
+    @property
+    def counted_streams(self) -> int:
+        return len(self.streams) - self.foreign_streams
 
     def add(self, message: bytes) -> None:
         """One datagram."""
@@ -124,65 +188,146 @@ class Accounting:
         self.unsequenced += count
 
     def add_run(self, name: bytes, first: int, count: int) -> None:
-        """``count`` consecutive numbers from ``first`` of stream ``name`` (their octets counted by the caller)."""
+        """``count`` consecutive numbers from ``first`` of stream ``name`` (the caller counts them received)."""
         st = self.streams.get(name)
         if st is None:
-            st = self.streams[name] = Stream(expected=first, start=first)
+            st = self._new_stream(name, first)
+            if st is None:                          # over the cap: counted, not checked
+                self.overflow += count
+                return
         st.received += count
+        if not st.counted:
+            self.foreign += count
+            return
         end = first + count
-        if first < st.start:                    # older than anything seen: those numbers were missing too
-            st.open_gaps.insert(0, [first, st.start])
-            st.gaps += st.start - first
+        expected = st.expected
+        if first == expected:
+            st.expected = end
+            return
+        if first > expected:
+            if first - expected > OUTLIER_WINDOW:
+                self._outlier(st, first, count)
+                return
+            self._open(st, expected, first)
+            st.expected = end
+            return
+        if first < st.start:
+            if st.start - first > OUTLIER_WINDOW:
+                self._outlier(st, first, count)
+                return
+            self._open(st, first, st.start)         # older than anything seen: those were missing too
             st.start = first
-        if first == st.expected:
-            st.expected = end
-            return
-        if first > st.expected:
-            st.open_gaps.append([st.expected, first])
-            st.gaps += first - st.expected
-            if len(st.open_gaps) > MAX_GAPS:
-                del st.open_gaps[0]
-            st.expected = end
-            return
-        below = min(end, st.expected)           # [first, below) is behind us: late or duplicate
-        filled = self._fill(st, first, below)
-        st.late += filled
-        st.duplicates += below - first - filled
-        if end > st.expected:
+        below = min(end, expected)                  # [first, below) is behind us: late, duplicate or stale
+        self._behind(st, first, below)
+        if end > expected:
             st.expected = end
 
-    @staticmethod
-    def _fill(st: Stream, lo: int, hi: int) -> int:
-        filled = 0
-        kept: list[list[int]] = []
-        for a, b in st.open_gaps:
+    def _new_stream(self, name: bytes, first: int) -> Stream | None:
+        """A record for a new stream; None over the cap. A stream the run announced always gets one
+        (there are at most as many as workers): a flood of foreign names cannot push it out."""
+        full = len(self.streams) >= self.max_streams
+        if full and self.announced is None:
+            return None
+        counted = self.announced is None or self.announced(name)
+        if full and not counted:
+            return None
+        st = self.streams[name] = Stream(first, counted)
+        self.foreign_streams += not counted
+        self.new_streams.append(name)
+        return st
+
+    # --- gaps ---------------------------------------------------------------------------------------
+
+    def _open(self, st: Stream, lo: int, hi: int) -> None:
+        """A new gap [lo, hi): below every open one (front) or above every one (a jump ahead)."""
+        st.gaps += hi - lo
+        self.gaps += hi - lo
+        if st.starts and lo < st.starts[0]:
+            st.starts.insert(0, lo)
+            st.ends.insert(0, hi)
+        else:
+            st.starts.append(lo)
+            st.ends.append(hi)
+        self.ranges += 1
+        while len(st.starts) > self.max_gaps or (self.ranges > self.max_ranges and st.starts):
+            st.floor = max(st.floor, st.ends[0])    # the lowest range is forgotten; its numbers stay lost
+            del st.starts[0]
+            del st.ends[0]
+            self.ranges -= 1
+            self.gaps_forgotten += 1
+
+    def _behind(self, st: Stream, lo: int, hi: int) -> None:
+        """Numbers [lo, hi) below ``expected``: fill open gaps (late), else duplicates (stale below floor)."""
+        starts, ends = st.starts, st.ends
+        filled = filled_low = 0
+        floor = st.floor
+        i = bisect_right(ends, lo)                  # the first range that ends after lo
+        while i < len(starts) and starts[i] < hi:
+            a, b = starts[i], ends[i]
             x, y = max(a, lo), min(b, hi)
-            if x >= y:
-                kept.append([a, b])
-                continue
             filled += y - x
-            if a < x:
-                kept.append([a, x])
-            if y < b:
-                kept.append([y, b])
-        st.open_gaps = kept
-        return filled
+            if x < floor:
+                filled_low += min(y, floor) - x
+            if a < x and y < b:                     # the middle of a range: split it
+                ends[i] = x
+                starts.insert(i + 1, y)
+                ends.insert(i + 1, b)
+                self.ranges += 1
+                i += 2
+            elif a < x:
+                ends[i] = x
+                i += 1
+            elif y < b:
+                starts[i] = y
+                i += 1
+            else:
+                del starts[i]
+                del ends[i]
+                self.ranges -= 1
+        stale = max(0, min(hi, floor) - lo - filled_low) if lo < floor else 0
+        st.late += filled
+        self.late += filled
+        st.stale += stale
+        self.stale += stale
+        dups = hi - lo - filled - stale
+        st.duplicates += dups
+        self.duplicates += dups
 
-    # --- totals -------------------------------------------------------------------------------------
+    # --- outliers -----------------------------------------------------------------------------------
 
-    @property
-    def gaps(self) -> int:
-        return sum(s.gaps for s in self.streams.values())
+    def _outlier(self, st: Stream, first: int, count: int) -> None:
+        """``count`` numbers from ``first`` are too far from the stream to be a gap: held aside.
 
-    @property
-    def late(self) -> int:
-        return sum(s.late for s in self.streams.values())
-
-    @property
-    def lost(self) -> int:
-        """Numbers still missing: the gaps not filled by late arrivals."""
-        return self.gaps - self.late
-
-    @property
-    def duplicates(self) -> int:
-        return sum(s.duplicates for s in self.streams.values())
+        When RESYNC_COUNT consecutive numbers are held, they are real: ahead of the stream, what
+        they skipped is a gap; behind a record smaller than the held run (the stream began with a
+        stray number), the record was the outlier and the stream starts again at the run."""
+        if st.held and first == st.held_next:
+            st.held_next += count
+        else:
+            st.held_first, st.held_next = first, first + count       # earlier held ones stay outliers
+        st.outliers += count
+        self.outliers += count
+        held = st.held
+        if held < RESYNC_COUNT:
+            return
+        if st.held_first > st.expected:             # a real jump ahead: what it skipped is lost after all
+            st.outliers -= held
+            self.outliers -= held
+            self._open(st, st.expected, st.held_first)
+            st.expected = st.held_next
+        elif st.received - st.outliers < held:      # behind a record smaller than the run: the record strayed
+            own = st.received - st.outliers
+            st.outliers += own - held
+            self.outliers += own - held
+            self.gaps -= st.gaps
+            self.late -= st.late
+            self.duplicates -= st.duplicates
+            self.stale -= st.stale
+            self.ranges -= len(st.starts)
+            st.gaps = st.late = st.duplicates = st.stale = 0
+            st.starts, st.ends = [], []
+            st.start, st.floor = st.held_first, -1
+            st.expected = st.held_next
+        else:
+            return
+        st.held_first = st.held_next = 0

@@ -6,7 +6,11 @@ them, the kernel keeping each flow, hence each stream, on one of them) and turns
 ``Receiver`` reads with ``recvmmsg`` through ctypes. A GRO train whose first and last messages
 are the same stream with consecutive numbers is accounted as one run; single datagrams are
 checked against the expected next tail (``Run``) and parsed only when it does not match.
-``kernel_drops`` reads the kernel's drop counters of our sockets from ``/proc/net/udp``.
+
+Work per wake-up is bounded: ``drain`` makes at most ``DRAIN_CALLS`` receive calls per socket
+and says whether it stopped with datagrams still queued, so a sink that is behind still comes
+back to its loop (counters, heartbeat, signals) many times a second. ``count`` reads without
+accounting (lengths only, for the end of a run that could not be accounted in time).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from loggend.engine.formats import SEQ_DIGITS
 from loggend.engine.syscalls import (
     MSG_DONTWAIT,
+    MSG_TRUNC,
     SO_RCVBUFFORCE,
     SOL_UDP,
     UDP_GRO,
@@ -31,12 +36,13 @@ from loggend.engine.syscalls import (
 from loggend.sink.accounting import Accounting, parse, parse_tail
 
 BATCH = 64                    # buffers per recvmmsg call
+DRAIN_CALLS = 8               # recvmmsg calls per socket per wake-up (up to 512 buffers), then back to the loop
 SLOT = 65536                  # bytes per buffer: a whole GRO train (<= 64 KiB)
 CONTROL = 64                  # control bytes per buffer: room for the UDP_GRO cmsg
+COUNT_BYTES = 16              # bytes copied per buffer when only counting
 RCVBUF_BYTES = 256 << 20      # asked for with SO_RCVBUFFORCE as root, else capped at rmem_max
 CMSG_HEADER = struct.Struct("@QiI")     # cmsg_len (size_t), cmsg_level, cmsg_type; data follows
 GRO_SIZE = struct.Struct("@i")          # udp_cmsg_recv() puts gso_size as an int
-PROC_NET_UDP = ("/proc/net/udp", "/proc/net/udp6")
 MSG_LEN_OFFSET = Mmsghdr.msg_len.offset
 CONTROLLEN_OFFSET = Msghdr.msg_controllen.offset
 
@@ -49,7 +55,13 @@ def open_sockets(host: str, ports: tuple[int, ...], reuseport: bool = True, gro:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     socks: list[socket.socket] = []
     for port in ports:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as err:               # EMFILE: more ports than file descriptors
+            for s in socks:
+                s.close()
+            raise BindError(f"cannot open a socket for {host}:{port}: {err.strerror} "
+                            f"({len(ports):,} ports need {len(ports):,} file descriptors)") from None
         if reuseport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
@@ -74,22 +86,6 @@ def open_sockets(host: str, ports: tuple[int, ...], reuseport: bool = True, gro:
     return socks
 
 
-def kernel_drops(inodes: set[int], files: tuple[str, ...] = PROC_NET_UDP) -> int:
-    """Datagrams the kernel dropped for these sockets (full receive queue and the like)."""
-    total = 0
-    for path in files:
-        try:
-            with open(path, encoding="ascii") as f:
-                next(f)
-                for line in f:
-                    cols = line.split()
-                    if len(cols) >= 13 and int(cols[9]) in inodes:
-                        total += int(cols[12])
-        except (OSError, ValueError, StopIteration):
-            continue
-    return total
-
-
 class Receiver:
     """recvmmsg over a set of non-blocking sockets; each buffer may hold a GRO train."""
 
@@ -99,17 +95,21 @@ class Receiver:
         self.control = ctypes.create_string_buffer(BATCH * CONTROL)
         self.control_view = memoryview(self.control).cast("B")
         self.iov = (Iovec * BATCH)()
+        self.count_iov = (Iovec * BATCH)()      # the same buffers, too short to copy much into (count())
         self.hdrs = (Mmsghdr * BATCH)()
         base, cbase = ctypes.addressof(self.buf), ctypes.addressof(self.control)
         for i in range(BATCH):
-            self.iov[i].iov_base = base + i * SLOT
-            self.iov[i].iov_len = SLOT
+            self.iov[i].iov_base = self.count_iov[i].iov_base = base + i * SLOT
+            self.iov[i].iov_len, self.count_iov[i].iov_len = SLOT, COUNT_BYTES
             h = self.hdrs[i].msg_hdr
-            h.msg_iov = ctypes.pointer(self.iov[i])
+            h.msg_iov = ctypes.pointer(self.count_iov[i])
             h.msg_iovlen = 1
             h.msg_control = cbase + i * CONTROL
             h.msg_controllen = CONTROL
-        self.template = bytes(self.hdrs)         # the kernel rewrites lengths: restore them per call
+        self.count_template = bytes(self.hdrs)   # the kernel rewrites lengths: restore them per call
+        for i in range(BATCH):
+            self.hdrs[i].msg_hdr.msg_iov = ctypes.pointer(self.iov[i])
+        self.template = bytes(self.hdrs)
         raw = memoryview(self.hdrs).cast("B")
         self.lengths = raw.cast("I")[MSG_LEN_OFFSET // 4::ctypes.sizeof(Mmsghdr) // 4]      # msg_len of each
         self.controls = raw.cast("Q")[CONTROLLEN_OFFSET // 8::ctypes.sizeof(Mmsghdr) // 8]  # msg_controllen
@@ -119,17 +119,17 @@ class Receiver:
         self.recvmmsg: Callable[..., int] = recvmmsg
         self.calls = 0
 
-    def drain(self, fd: int, accounting: Accounting) -> int:
-        """Receive everything queued on ``fd`` into ``accounting``; the datagrams received."""
+    def drain(self, fd: int, accounting: Accounting, calls: int = DRAIN_CALLS) -> bool:
+        """Receive what is queued on ``fd`` into ``accounting``, in at most ``calls`` receive calls;
+        True when it stopped on that bound (more may be queued)."""
         hdrs, view, cview = self.hdrs, self.view, self.control_view
         lengths, controls = self.lengths, self.controls
-        got = 0
-        while True:
+        for _ in range(calls):
             ctypes.memmove(hdrs, self.template, len(self.template))
             n = self.recvmmsg(fd, hdrs, BATCH, MSG_DONTWAIT, None)
             self.calls += 1
             if n <= 0:
-                return got
+                return False
             lens = lengths[:n].tolist()
             ctls = controls[:n].tolist()
             run = Run(accounting)
@@ -141,13 +141,35 @@ class Receiver:
                         size = GRO_SIZE.unpack_from(cview, i * CONTROL + CMSG_HEADER.size)[0] or length
                         if size < length:
                             run.flush()
-                            got += account(accounting, view, at, length, size)
+                            account(accounting, view, at, length, size)
                             continue
                 run.add(view, at, length)
-                got += 1
             run.flush()
             if n < BATCH:
-                return got
+                return False
+        return True
+
+    def count(self, fd: int, calls: int = DRAIN_CALLS) -> tuple[int, bool]:
+        """Read up to ``calls`` batches from ``fd`` without accounting them (``MSG_TRUNC``: the kernel
+        copies little and reports the real length); (datagrams read, True when more may be queued)."""
+        hdrs, cview, lengths, controls = self.hdrs, self.control_view, self.lengths, self.controls
+        got = 0
+        for _ in range(calls):
+            ctypes.memmove(hdrs, self.count_template, len(self.count_template))
+            n = self.recvmmsg(fd, hdrs, BATCH, MSG_DONTWAIT | MSG_TRUNC, None)
+            if n <= 0:
+                return got, False
+            lens, ctls = lengths[:n].tolist(), controls[:n].tolist()
+            for i in range(n):
+                size = 0
+                if ctls[i] >= CMSG_HEADER.size + GRO_SIZE.size:
+                    _, level, kind = CMSG_HEADER.unpack_from(cview, i * CONTROL)
+                    if level == SOL_UDP and kind == UDP_GRO:
+                        size = GRO_SIZE.unpack_from(cview, i * CONTROL + CMSG_HEADER.size)[0]
+                got += -(-lens[i] // size) if 0 < size < lens[i] else 1
+            if n < BATCH:
+                return got, False
+        return got, True
 
 
 class Run:

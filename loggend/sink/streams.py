@@ -20,9 +20,14 @@ counted as ``torn``, not received.
 from __future__ import annotations
 
 import errno
+import fcntl
 import select
 import socket
 import ssl
+import struct
+import termios
+import time
+from collections.abc import Callable
 
 from loggend.engine.journal import ERR, WARNING, Log
 from loggend.sink.accounting import Accounting, parse_tail
@@ -31,6 +36,9 @@ from loggend.sink.spec import ServerTls
 
 BUFFER_BYTES = 1 << 20            # per connection: room for many messages (each at most 64 KiB)
 READ_BUDGET = 16 << 20            # bytes read from one connection per wake-up, at most
+ACCEPT_BATCH = 64                 # connections accepted per wake-up, at most
+DRAIN_POLL_SECONDS = 0.05
+INT = struct.Struct("@i")
 BACKLOG = 1024
 RCVBUF_BYTES = 16 << 20
 OCTET, LF = "octet-counting", "lf"
@@ -51,7 +59,13 @@ def listen(host: str, ports: tuple[int, ...], reuseport: bool = True) -> list[so
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     socks: list[socket.socket] = []
     for port in ports:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as err:               # EMFILE: more ports than file descriptors
+            for s in socks:
+                s.close()
+            raise BindError(f"cannot open a socket for {host}:{port} (tcp): {err.strerror} "
+                            f"({len(ports):,} ports need {len(ports):,} file descriptors)") from None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuseport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -67,6 +81,14 @@ def listen(host: str, ports: tuple[int, ...], reuseport: bool = True) -> list[so
         sock.setblocking(False)
         socks.append(sock)
     return socks
+
+
+def unread_bytes(sock: socket.socket) -> int:
+    """Bytes waiting in a connection's receive queue (SIOCINQ); 0 when it cannot be asked."""
+    try:
+        return int(INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * INT.size))[0])
+    except OSError:
+        return 0
 
 
 def _one_run(data: bytes, used: int, count: int, first: bytes, last: bytes) -> tuple[bytes, int] | None:
@@ -256,7 +278,7 @@ class StreamServer:
 
     def _accept(self, listener: socket.socket, acc: Accounting) -> None:
         assert self.poller is not None
-        while True:
+        for _ in range(ACCEPT_BATCH):           # bounded: a flood of connections cannot hold the loop
             try:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -309,11 +331,28 @@ class StreamServer:
             pass
         conn.close()
 
-    def drain(self, acc: Accounting) -> None:
-        """At the end: read what every connection still has queued."""
+    def backlog(self) -> int:
+        """Bytes received by the kernel or buffered here and not yet accounted, over every connection."""
+        return sum(unread_bytes(conn.sock) + conn.fill for conn in self.connections.values())
+
+    def drain(self, acc: Accounting, deadline: float, clock: Callable[[], float] = time.monotonic) -> int:
+        """At the end: read every connection until its sender closes it, or until ``deadline`` (no
+        more accepting); the bytes left unread then."""
+        assert self.poller is not None
+        for fd in self.listeners:
+            try:
+                self.poller.unregister(fd)
+            except (OSError, ValueError):
+                pass
         for conn in list(self.connections.values()):
             if not conn.handshaking:
-                self.torn += conn.read(acc)[1]
+                self._serve(conn, acc)
+        while self.connections and clock() < deadline:
+            for fd, _ in self.poller.poll(max(0.0, min(DRAIN_POLL_SECONDS, deadline - clock()))):
+                ready = self.connections.get(fd)
+                if ready is not None:
+                    self._serve(ready, acc)
+        return self.backlog()
 
     def close(self) -> None:
         for conn in list(self.connections.values()):

@@ -2,7 +2,9 @@
 
 ``svg_chart`` draws one or more series of (x, y) points on linear axes with five labelled ticks
 on each (``250k``, ``1.5M``), a title for each axis, an optional dashed horizontal goal line and
-an optional vertical marker (the limit found), as lines, dots or both.
+an optional vertical marker (the limit found), as lines, dots or both. With ``x_time`` the x axis
+is time into the run from 0, its ticks on round steps (10 s, 1 min, 5 min...) labelled ``m:ss``
+or ``h:mm:ss``. Values below zero get an axis of their own below the line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,22 @@ MARK_COLOUR = "#555"
 TICKS = 5
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 78, 16, 28, 58
 LEGEND_CHAR_PX, LEGEND_GAP_PX = 6.5, 28         # the legend's entries are placed by their length
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def clock(seconds: float) -> str:
+    """A time tick: ``0:00``, ``2:30``, ``1:00:00``."""
+    whole = int(round(seconds))
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def time_ticks(end: float, most: int = 8) -> tuple[float, list[float]]:
+    """(the axis's end, its ticks): a round step giving at most ``most`` intervals over ``end`` seconds."""
+    step = next((s for s in TIME_STEPS if end / s <= most), TIME_STEPS[-1] * math.ceil(end / TIME_STEPS[-1] / most))
+    count = max(1, math.ceil(end / step - 1e-9))
+    return float(count * step), [float(i * step) for i in range(count + 1)]
 
 
 def si(value: float, unit: str = "") -> str:
@@ -42,37 +60,44 @@ def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: st
               goal: float | None = None, width: int = 860, height: int = 260, x_label: str = "seconds",
               y_label: str = "", x_unit: str = "", dots: bool = False, lines: bool = True,
               mark_x: float | None = None, mark_label: str = "", dashed: tuple[str, ...] = (),
-              x_from_zero: bool = False, dots_only: tuple[str, ...] = ()) -> str:
+              x_from_zero: bool = False, dots_only: tuple[str, ...] = (), x_time: bool = False) -> str:
     """A chart as inline SVG: one polyline (and/or dots) per series; ``dashed`` series are drawn dashed,
     ``dots_only`` series as dots without a line."""
     xs = [x for pts in series.values() for x, _ in pts] or [0.0, 1.0]
     ys = [y for pts in series.values() for _, y in pts] + ([goal] if goal else [])
-    x0 = 0.0 if x_from_zero else min(xs)
+    x0 = 0.0 if x_from_zero or x_time else min(xs)
     x1 = max(max(xs), x0 + 1e-9)
-    if x_from_zero:
-        x1 = _nice_top(x1)
+    if x_time:
+        x1, x_ticks = time_ticks(x1)
+    else:
+        if x_from_zero:
+            x1 = _nice_top(x1)
+        x_ticks = [x0 + (x1 - x0) * i / (TICKS - 1) for i in range(TICKS)]
     y1 = _nice_top(max(ys, default=1.0) * 1.05)
+    low = min(ys, default=0.0)
+    y0 = -_nice_top(-low * 1.05) if low < 0 else 0.0
     plot_w, plot_h = width - PAD_LEFT - PAD_RIGHT, height - PAD_TOP - PAD_BOTTOM
 
     def px(x: float) -> float:
         return PAD_LEFT + (x - x0) / (x1 - x0) * plot_w
 
     def py(y: float) -> float:
-        return PAD_TOP + plot_h - y / y1 * plot_h
+        return PAD_TOP + plot_h - (y - y0) / (y1 - y0) * plot_h
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
            f'aria-label="{html.escape(title)}" style="font:11px sans-serif">',
            f'<rect width="{width}" height="{height}" fill="#fff"/>',
            f'<text x="{PAD_LEFT}" y="16" font-weight="bold">{html.escape(title)}</text>']
     for i in range(TICKS):
-        y = y1 * i / (TICKS - 1)
+        y = y0 + (y1 - y0) * i / (TICKS - 1)
         out.append(f'<line x1="{PAD_LEFT}" x2="{width - PAD_RIGHT}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{PAD_LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{si(y, unit)}</text>')
-        x = x0 + (x1 - x0) * i / (TICKS - 1)
+    for x in x_ticks:
+        label = clock(x) if x_time else si(x, x_unit)
         out.append(f'<line x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{PAD_TOP + plot_h}" y2="{PAD_TOP + plot_h + 4}" '
                    'stroke="#999"/>')
-        out.append(f'<text x="{px(x):.1f}" y="{PAD_TOP + plot_h + 16}" text-anchor="middle">{si(x, x_unit)}</text>')
-    out.append(f'<line x1="{PAD_LEFT}" x2="{width - PAD_RIGHT}" y1="{PAD_TOP + plot_h}" y2="{PAD_TOP + plot_h}" '
+        out.append(f'<text x="{px(x):.1f}" y="{PAD_TOP + plot_h + 16}" text-anchor="middle">{label}</text>')
+    out.append(f'<line x1="{PAD_LEFT}" x2="{width - PAD_RIGHT}" y1="{py(0.0):.1f}" y2="{py(0.0):.1f}" '
                'stroke="#999"/>')
     out.append(f'<text x="{PAD_LEFT + plot_w / 2:.1f}" y="{PAD_TOP + plot_h + 32}" text-anchor="middle">'
                f'{html.escape(x_label)}</text>')

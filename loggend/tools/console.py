@@ -6,15 +6,18 @@ Both are built from ``loggend.totals`` objects, like every other summary of a ru
 from __future__ import annotations
 
 import math
+import time
 
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.fleet import format_time
 from loggend.parsers import format_size, plural
 from loggend.profiles import parse_profile
+from loggend.sink.accounting import MAX_STREAMS
 from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
 MB = 1e6
-
+BEHIND_SHOWN_BYTES = 1 << 20        # the live line says how far behind the sink is from this much queued on
+SILENT_SHOWN_SECONDS = 1.0          # ... and that it is silent when its last heartbeat is this old
 
 def errors_text(errors: dict[str, int]) -> str:
     parts = [f"{kind}={n:,}" for kind, n in errors.items() if n]
@@ -30,14 +33,22 @@ class LiveLine:
         self.last_sent = 0
 
     def line(self, now: float, snaps: list[SlotSnapshot], workers: int, sink: SinkTotals | None = None,
-             target: str = "") -> str:
-        """``target``: the rate due now (it follows a profile and live changes), as ``target_text`` says."""
+             target: str = "", alive: set[int] | None = None) -> str:
+        """``target``: the rate due now (it follows a profile and live changes), as ``target_text`` says;
+        ``alive``: the pids of the workers that are processes now (a killed worker's slot still says
+        running: only a live process counts)."""
         sent = sum(s.sent for s in snaps)
         eps = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_time, self.last_sent = now, sent
-        running = sum(1 for s in snaps[:workers] if s.state == STATE_RUNNING)
+        running = sum(1 for s in snaps[:workers] if s.state == STATE_RUNNING and (alive is None or s.pid in alive))
         restarts = sum(s.restarts for s in snaps)
-        received = f"received {sink.received:,} lost {sink.lost:,}  " if sink is not None else ""
+        received = ""
+        if sink is not None:
+            behind = f" behind {format_size(sink.backlog_bytes)}" if sink.backlog_bytes >= BEHIND_SHOWN_BYTES else ""
+            silent = (time.monotonic_ns() - sink.heartbeat_ns) / 1e9 if sink.heartbeat_ns else 0.0
+            if silent >= SILENT_SHOWN_SECONDS:
+                behind += f" (sink silent {silent:.0f} s)"
+            received = f"received {sink.received:,} lost {sink.lost:,}{behind}  "
         target = f"target {target}  " if target else ""
         return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  {target}sent {sent:15,}  {received}"
                 f"errors {errors_text(error_counts(snaps))}  restarts {restarts}  "
@@ -96,7 +107,7 @@ def summary(t: RunTotals) -> str:
             lines.append(f"  {w.index:6d}  {port:>5}  {cpu:>3}  {w.state:8}  {w.sent:10,}  {w.restarts:8d}  "
                          f"{sum(w.errors.values()):,}")
     if t.sink is not None:
-        lines.append(sink_summary(t.sink, t.sent))
+        lines.append(sink_summary(t.sink, t))
     return "\n".join(lines)
 
 
@@ -112,14 +123,13 @@ def pushback_text(t: RunTotals) -> str:
             "(unsent in the kernel when a connection dropped)")
 
 
-def sink_summary(t: SinkTotals, sent: int | None = None) -> str:
-    """What a sink saw; ``sent`` beside it when the generator is the same run."""
-    beside = f"; sent - received = {sent - t.received:,}" if sent is not None else ""
+def sink_summary(t: SinkTotals, run: RunTotals | None = None) -> str:
+    """What a sink saw; with ``run`` (the generator is the same run) sent beside it, and the loss verdict."""
     lines = [
-        "local sink:" if sent is not None else "sink summary:",
+        "local sink:" if run is not None else "sink summary:",
         f"  received    {t.received:,} events ({t.bytes:,} bytes) from {plural(t.streams, 'stream')} "
         f"({plural(t.processes, 'process', 'processes')})",
-        f"  lost        {t.lost:,} ({t.loss_percent:.4f} %) by sequence{beside}",
+        f"  lost        {lost_text(t, run)}",
         f"  gaps        {t.gaps:,}  of them late (reordered) {t.late:,}  duplicates {t.duplicates:,}  "
         f"without sequence {t.unsequenced:,}",
     ]
@@ -128,7 +138,39 @@ def sink_summary(t: SinkTotals, sent: int | None = None) -> str:
                      f"TLS handshakes failed {t.tls_failures:,}  not syslog {t.rejected:,}")
     else:
         lines.append(f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)")
+    if t.outliers:
+        lines.append(f"  outliers    {t.outliers:,} (numbers too far from their stream's to be gaps: forged or "
+                     "corrupt; not counted as loss)")
+    if t.foreign:
+        lines.append(f"  foreign     {t.foreign:,} messages of {plural(t.foreign_streams, 'stream')} this run did not "
+                     "announce (counted apart, in no worker's figures)")
+    if t.overflow:
+        lines.append(f"  over cap    {t.overflow:,} messages of streams beyond the {MAX_STREAMS:,} a sink process "
+                     "tracks (counted, not checked)")
+    if t.gaps_forgotten:
+        lines.append(f"  gap ranges  {t.gaps_forgotten:,} forgotten over the caps (their numbers stay lost); "
+                     f"{t.stale:,} arrived below them (late or duplicate: cannot tell)")
+    if run is not None and run.ends is not None and run.ends.total:
+        e = run.ends
+        lines.append(f"  not seen    {e.total:,} sent and beyond sequence accounting: {e.after:,} after the last "
+                     f"number received, {e.before:,} before the first, {e.never_seen:,} in "
+                     f"{plural(e.streams_never_seen, 'stream')} never seen")
+    why = run.unknown if run is not None else t.unknown()
+    if why:
+        lines.append("  loss        unknown: " + "; ".join(why))
     return "\n".join(lines)
+
+
+def lost_text(t: SinkTotals, run: RunTotals | None) -> str:
+    """``0 (0.0000 %) by sequence; sent - received = 0``, or ``unknown (...)`` when it cannot be known."""
+    beside = f"; sent - received = {run.sent_minus_received:,}" if run is not None else ""
+    why = run.unknown if run is not None else t.unknown()
+    if why:
+        return f"unknown ({why[0]}); by sequence {t.lost:,} so far{beside}"
+    if run is not None and run.lost is not None and run.lost != t.lost:
+        return (f"{run.lost:,} ({run.loss_percent or 0:.4f} %): {t.lost:,} by sequence, {run.lost - t.lost:,} at the "
+                f"ends of streams (sent, never received, nothing left to read){beside}")
+    return f"{t.lost:,} ({t.loss_percent:.4f} %) by sequence{beside}"
 
 
 def plan_text(t: RunTotals) -> str:

@@ -5,6 +5,17 @@ kernel tuning when allowed, starts ``loggend run --local-sink`` with its web pro
 port, reads ``/api/metrics`` once per second for the live line and the time series, stops
 cleanly at the end or on Ctrl-C, restores the tuning and writes ``report.json`` and
 ``report.html`` (charts drawn as inline SVG). The exit status is 0 only when every target passes.
+
+The report directory is checked before the run (one line and exit 2 when it cannot be written);
+at the end the verdict lines are printed first and the report is written atomically, so a full
+disk costs the files, never the verdict, and exits with ``EXIT_REPORT_FAILED`` (not the status of
+a failed target). The loss is the sink's count by sequence, and "unknown" when the sink could
+not count everything (``loggend.totals``): a FAIL then, never a 0.
+
+On a box with ``SPLIT_MIN_CPUS`` or more, the local sink gets CPUs of its own (``--sink-cpus``)
+and the workers the others, so the sink does not steal the generator's time nor the generator
+the sink's. On a smaller one they share, and when the sink falls behind the report names it as
+the bottleneck, so a FAIL says what failed: the generator or the sink that measures it.
 """
 
 from __future__ import annotations
@@ -16,17 +27,20 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from loggend import __version__
 from loggend.control.tuning import Tuner, TuningError
-from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED
-from loggend.parsers import format_size
+from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED, UsageError
+from loggend.files import write_atomic
+from loggend.parsers import format_ports, format_size
 from loggend.tools.charts import svg_chart
 
 SAMPLE_SECONDS = 1.0
@@ -36,6 +50,8 @@ STOP_GRACE = 30.0              # after the duration, how long the run may take t
 EXIT_TARGET_FAILED = EXIT_FAILURE
 GIB = 1 << 30
 EPS_TOLERANCE = 0.001          # the rate is measured between 1-s frames read with ms jitter: 0.1 % slack
+SPLIT_MIN_CPUS = 4             # from this many usable CPUs the sink gets its own
+SINK_CPU_SHARE = 0.5           # ... this share of them (the sink's Python costs more per event than sending)
 
 
 @dataclass(frozen=True)
@@ -72,17 +88,54 @@ def manifest(transport: str, tuned: bool, sysctls: dict[str, str]) -> dict[str, 
             "transport": transport}
 
 
-def verdicts(samples: list[Sample], targets: Targets, final: tuple[int, int] | None = None) -> list[dict[str, Any]]:
-    """PASS / FAIL per target; ``final`` = (sent, received) once the run has drained, for the loss."""
+def split_cpus(usable: list[int]) -> tuple[list[int], list[int]] | None:
+    """(workers' CPUs, the sink's CPUs) when there are enough to give the sink its own; else None."""
+    if len(usable) < SPLIT_MIN_CPUS:
+        return None
+    sink = max(1, round(len(usable) * SINK_CPU_SHARE))
+    return usable[:-sink], usable[-sink:]
+
+
+def sink_behind(sink: dict[str, Any] | None) -> list[str]:
+    """What says the sink could not keep up: its kernel drops, what it left unread, processes lost."""
+    if not sink:
+        return []
+    why = []
+    if sink.get("kernel_drops"):
+        why.append(f"kernel drops {sink['kernel_drops']:,}: its receive queues were full")
+    why.extend(r for r in sink.get("unknown_because", []) if r.startswith("sink behind"))
+    return why
+
+
+def loss_verdict(samples: list[Sample], targets: Targets, summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The loss by sequence (the run summary's, once the sink drained); unknown when it cannot be known."""
+    goal = f"< {targets.loss_percent:g} %"
+    name = "loss (by sequence, at the sink)"
+    if summary and summary.get("sink") is not None:
+        sent, beside = summary["sent"], summary.get("sent_minus_received")
+        if summary.get("loss_verdict") == "unknown" or summary.get("lost") is None:
+            why = "; ".join(summary.get("loss_unknown_because") or ["the sink could not count everything"])
+            return {"target": name, "goal": goal, "measured": None, "shown": f"unknown ({why})", "pass": False}
+        lost = summary["lost"]
+        loss = 100.0 * lost / sent if sent else 100.0
+        return {"target": name, "goal": goal, "measured": round(loss, 6),
+                "shown": f"{loss:.4f} % ({lost:,} of {sent:,}; sent - received = {beside:,})",
+                "pass": loss < targets.loss_percent}
+    last = samples[-1] if samples else None
+    return {"target": name, "goal": goal, "measured": None,
+            "shown": "unknown (no summary from the run)" + (f"; sink said lost {last.lost:,}" if last else ""),
+            "pass": False}
+
+
+def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """PASS / FAIL per target; ``summary``: the run's summary document once the sink drained, whose
+    sequence-based loss is the loss."""
     steady = samples[WARMUP_SAMPLES:-1] or samples      # without start-up and the last, partial second
-    last = samples[-1] if samples else Sample(0, 0, 0, 0, 0, 0, 0, 0, 0)
-    sent, received = final or (last.sent, last.received)
     duration = max((s.t for s in steady), default=0) - min((s.t for s in steady), default=0)
     received_in_steady = steady[-1].received - steady[0].received if len(steady) > 1 else 0
     eps = received_in_steady / duration if duration else 0.0
     cpu = sum(s.cpu_percent for s in steady) / len(steady) if steady else 0.0
     memory = max((s.memory_bytes for s in samples), default=0)
-    loss = 100.0 * (sent - received) / sent if sent else 100.0
     return [
         {"target": "events per second (received, sustained)",
          "goal": f">= {targets.events_per_second:,.0f} (within {EPS_TOLERANCE:.1%} for measurement)",
@@ -92,9 +145,7 @@ def verdicts(samples: list[Sample], targets: Targets, final: tuple[int, int] | N
          "shown": f"{cpu:.1f} %", "pass": cpu <= targets.cpu_percent},
         {"target": "memory (loggen PSS, peak)", "goal": f"<= {format_size(targets.memory_bytes)}",
          "measured": memory, "shown": format_size(memory), "pass": memory <= targets.memory_bytes},
-        {"target": "loss (sent - received)", "goal": f"< {targets.loss_percent:g} %", "measured": round(loss, 6),
-         "shown": f"{loss:.4f} % ({sent - received:,} of {sent:,})",
-         "pass": loss < targets.loss_percent},
+        loss_verdict(samples, targets, summary),
     ]
 
 
@@ -115,18 +166,24 @@ def html_report(report: dict[str, Any]) -> str:
     charts = [
         svg_chart("events per second", {"sent": list(zip(t, [s["sent_eps"] for s in samples])),
                                         "received": list(zip(t, [s["received_eps"] for s in samples]))},
-                  goal=report["targets"]["events_per_second"], y_label="events/s", x_label="seconds into the run"),
+                  goal=report["targets"]["events_per_second"], y_label="events/s", x_label="time into the run",
+                  x_time=True),
         svg_chart("CPU (system) %", {"cpu": list(zip(t, [s["cpu_percent"] for s in samples]))},
-                  goal=report["targets"]["cpu_percent"], y_label="%", x_label="seconds into the run"),
+                  goal=report["targets"]["cpu_percent"], y_label="%", x_label="time into the run", x_time=True),
         svg_chart("memory (loggen PSS) MiB",
                   {"memory": list(zip(t, [s["memory_bytes"] / (1 << 20) for s in samples]))}, y_label="MiB",
-                  x_label="seconds into the run"),
-        svg_chart("lost (cumulative)", {"lost": list(zip(t, [float(s["sent"] - s["received"]) for s in samples]))},
-                  y_label="events", x_label="seconds into the run"),
+                  x_label="time into the run", x_time=True),
+        svg_chart("lost by sequence (cumulative)", {"lost": list(zip(t, [float(s["lost"]) for s in samples]))},
+                  y_label="events", x_label="time into the run", x_time=True),
     ]
     manifest_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
                             for k, v in report["manifest"].items())
     verdict = "PASS" if report["pass"] else "FAIL"
+    cpus = report.get("cpus") or {}
+    bottleneck = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in report.get("notes", []))
+    if cpus.get("sink"):
+        bottleneck += (f"<p>workers on CPUs {html.escape(cpus['workers'])}, the local sink on CPUs "
+                       f"{html.escape(cpus['sink'])}</p>")
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>loggen performance test: {verdict}</title>
 <style>body{{font:14px sans-serif;margin:2rem;max-width:960px}}table{{border-collapse:collapse;margin:1rem 0}}
@@ -136,6 +193,7 @@ td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:
 <p>{html.escape(report['started_iso'])}, {report['duration_seconds']:.0f} s at {report['config']['rate']} ev/s,
 {report['config']['workers']} workers{' (interrupted)' if report['interrupted'] else ''}</p>
 <table><tr><th>target</th><th>goal</th><th>measured</th><th></th></tr>{rows}</table>
+{bottleneck}
 {''.join(charts)}
 <h2>workers</h2><table><tr><th>worker</th><th>port</th><th>sent</th><th>received</th><th>lost</th><th>restarts</th>
 <th>errors</th></tr>{workers}</table>
@@ -150,7 +208,10 @@ td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:
 class PerfTest:
     def __init__(self, duration: float, rate: str, workers: int, ports: str, report_dir: Path,
                  targets: Targets, optimize: bool = True, sink_processes: int = 0, out: TextIO = sys.stdout,
-                 protocol: str = "udp", framing: str = "", fmt: str = "rfc3164") -> None:
+                 protocol: str = "udp", framing: str = "", fmt: str = "rfc3164",
+                 usable_cpus: list[int] | None = None, write: Callable[[str, str], None] = write_atomic) -> None:
+        """``usable_cpus``: the CPUs to split between workers and sink (default: this process's);
+        ``write(path, text)``: how the report files are written (atomically)."""
         self.duration, self.rate, self.workers, self.ports = duration, rate, workers, ports
         self.protocol, self.framing, self.fmt = protocol, framing, fmt
         self.report_dir, self.targets, self.optimize = report_dir, targets, optimize
@@ -160,6 +221,9 @@ class PerfTest:
         self.last: dict[str, Any] = {}
         self.sysctls: dict[str, str] = {}
         self.first_frame = 0.0
+        self.write = write
+        self.usable = sorted(os.sched_getaffinity(0)) if usable_cpus is None else usable_cpus
+        self.split = split_cpus(self.usable)
 
     def _interrupt(self, signum: int, frame: object) -> None:
         self.interrupted = True
@@ -168,17 +232,43 @@ class PerfTest:
         print(line, file=self.out, flush=True)
 
     def command(self) -> list[str]:
+        sink_processes, cpus = self.sink_processes, []
+        if self.split is not None:
+            workers, sink = self.split
+            cpus = ["--cpus", format_ports(tuple(workers)), "--sink-cpus", format_ports(tuple(sink))]
+            sink_processes = sink_processes or len(sink)
         return [sys.executable, "-m", "loggend", "run", "--config", "/dev/null", "--target", "127.0.0.1",
-                "--ports", self.ports, "--workers", str(self.workers), "--rate", self.rate,
-                "--duration", f"{self.duration:g}s", "--local-sink", "--sink-processes", str(self.sink_processes),
+                "--ports", self.ports, "--workers", str(self.workers), "--rate", self.rate, *cpus,
+                "--duration", f"{self.duration:g}s", "--local-sink", "--sink-processes", str(sink_processes),
                 "--dashboard", "127.0.0.1:0", "--dashboard-interval", f"{SAMPLE_SECONDS:g}s",
                 "--summary-json", str(self.report_dir / "run-summary.json"),
                 "--ready-file", str(self.report_dir / "ready.json"),
                 "--protocol", self.protocol, "--format", self.fmt,
                 *(["--framing", self.framing] if self.framing else [])]
 
+    def check_report_dir(self) -> None:
+        """Before anything runs: the report directory exists (or is made) and takes a file."""
+        where = str(self.report_dir)
+        try:
+            self.report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"--report-dir: {where!r} is not allowed; cannot create it: {err.strerror}") from None
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.report_dir, prefix=".probe-") as f:
+                f.write(b"loggen")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            raise UsageError(f"--report-dir: {where!r} is not allowed; cannot write in it: {err.strerror}") from None
+
     def run(self) -> int:
-        self.report_dir.mkdir(parents=True, exist_ok=True)
+        self.check_report_dir()
+        if self.split is not None:
+            self.say(f"perftest: workers on CPUs {format_ports(tuple(self.split[0]))}, the local sink on CPUs "
+                     f"{format_ports(tuple(self.split[1]))}")
+        else:
+            self.say(f"perftest: {len(self.usable)} CPUs: the workers and the local sink share them (the sink gets "
+                     f"its own from {SPLIT_MIN_CPUS}); if it falls behind, it is the bottleneck")
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._interrupt)
         tuner, tuned = Tuner(state=str(self.report_dir / "tuning-state.json")), False
@@ -267,10 +357,12 @@ class PerfTest:
                  f"loss {loss:7.3f} %  CPU {s.cpu_percent:5.1f} %  memory {format_size(s.memory_bytes)}")
 
     def _report(self, started: float, code: int, tuned: bool) -> int:
+        """The verdict lines first, then the report files (atomically): a full disk costs the files only."""
         summary = self._run_summary()             # after the run drained; the samples stop a little earlier
         final = (summary["sent"], summary["sink"]["received"]) if summary and summary.get("sink") else None
-        results = verdicts(self.samples, self.targets, final)
+        results = verdicts(self.samples, self.targets, summary)
         ok = all(v["pass"] for v in results) and code == 0 and not self.interrupted
+        notes = self._notes(summary, ok)
         report = {
             "pass": ok, "interrupted": self.interrupted, "exit_status_of_run": code,
             "started": started, "started_iso": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
@@ -279,28 +371,53 @@ class PerfTest:
             "config": {"rate": self.rate, "workers": self.workers, "ports": self.ports, "duration": self.duration,
                        "protocol": self.protocol, "framing": self.framing or None, "format": self.fmt,
                        "command": " ".join(self.command()[1:])},
+            "cpus": {"usable": format_ports(tuple(self.usable)),
+                     "workers": format_ports(tuple(self.split[0])) if self.split else format_ports(tuple(self.usable)),
+                     "sink": format_ports(tuple(self.split[1])) if self.split else None},
             "targets": asdict(self.targets),
             "manifest": manifest(self.last.get("transport") or "", tuned, self.sysctls),
             "verdicts": results,
+            "notes": notes,
             "samples": [asdict(s) for s in self.samples],
             "workers": (summary or {}).get("workers", []),
             "sink": (summary or {}).get("sink"),
+            "loss_verdict": (summary or {}).get("loss_verdict"),
             "errors": (summary or {}).get("errors", {}),
             "restarts": (summary or {}).get("restarts", 0),
             "pushback": {k: (summary or {}).get(k, 0) for k in ("blocked_seconds", "reconnects", "possibly_lost")},
         }
-        (self.report_dir / "report.json").write_text(json.dumps(report, indent=1))
-        (self.report_dir / "report.html").write_text(html_report(report))
         for v in results:
             self.say(f"{'PASS' if v['pass'] else 'FAIL'}  {v['target']}: {v['shown']} (goal {v['goal']})")
+        for line in notes:
+            self.say(f"perftest: {line}")
         if self.protocol != "udp":
             p = report["pushback"]
             self.say(f"push-back: blocked {p['blocked_seconds']:.2f} s waiting for the sink, reconnects "
                      f"{p['reconnects']}, possibly lost {p['possibly_lost']}")
+        try:
+            self.write(str(self.report_dir / "report.json"), json.dumps(report, indent=1))
+            self.write(str(self.report_dir / "report.html"), html_report(report))
+        except OSError as err:
+            self.say(f"{'PASS' if ok else 'FAIL'}: but the report could not be written in {self.report_dir}: "
+                     f"{err.strerror or err}")
+            return EXIT_INTERRUPTED if self.interrupted else EXIT_REPORT_FAILED
         self.say(f"{'PASS' if ok else 'FAIL'}: report in {self.report_dir}/report.html and report.json")
         if self.interrupted:
             return EXIT_INTERRUPTED
         return 0 if ok else EXIT_TARGET_FAILED
+
+    def _notes(self, summary: dict[str, Any] | None, ok: bool) -> list[str]:
+        """What a reader of a FAIL must know: the local sink as the bottleneck."""
+        behind = sink_behind((summary or {}).get("sink"))
+        if not behind:
+            return []
+        why = "; ".join(behind)
+        if self.split is None:
+            return [f"the local sink is the bottleneck: it could not keep up ({why}); it shares the "
+                    f"{len(self.usable)} CPUs with the workers (it gets its own from {SPLIT_MIN_CPUS}), so the "
+                    "figures measure this box's sink, not what the generator sent"]
+        return [f"the local sink is the bottleneck: it could not keep up on its own CPUs "
+                f"{format_ports(tuple(self.split[1]))} ({why}); the generator's figures stand, the loss is the sink's"]
 
     def _run_summary(self) -> dict[str, Any] | None:
         try:

@@ -56,7 +56,7 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
     sock = Sock(app)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LoggenCollector(state.collector_source))
-    registry.register(SinkCollector(state.sink_source))
+    registry.register(SinkCollector(state.sink_source, state.named_streams))
     if supervisor_pid is not None:
         ProcessCollector(pid=lambda: supervisor_pid, registry=registry)
     host_check = HostCheck(listen, hosts)

@@ -26,6 +26,9 @@ from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 WINDOWS = (1, 10, 60)             # seconds of the sliding-window rates
 HISTORY_SECONDS = 600             # per-second points kept for the chart and the summary
 STALL_SECONDS = 2.0               # a running worker with a heartbeat this old is shown as stalled
+FULL_SECOND = 0.95                # a 1-s rate over a shorter span than this is no per-second rate
+QUANTILE_ACCURACY = 0.005         # relative error of the streaming quantiles (p99 of the summary)
+MAX_STREAM_SERIES = 256           # per-stream series in /metrics and rows in a sink's frame, at most
 
 
 class Rates:
@@ -58,6 +61,11 @@ class Rates:
         last = len(self.times) - 1
         first = min(bisect_left(self.times, self.times[last] - window - 1e-6), last - 1)
         return first, last
+
+    def span(self, window: float) -> float:
+        """Seconds the ``window`` rate is measured over now (shorter than the window at the start)."""
+        span = self._span(window)
+        return 0.0 if span is None else self.times[span[1]] - self.times[span[0]]
 
     def rate(self, window: float) -> float:
         span = self._span(window)
@@ -95,25 +103,65 @@ class SystemFigures:
     processes: int = 0
 
 
+class Quantiles:
+    """Streaming quantiles in bounded memory (the DDSketch idea): each value goes into a bucket of
+    relative width ``2 * accuracy`` on a log scale, so any quantile is known within ``accuracy`` of
+    its value, and a run of any length keeps at most a few thousand buckets (rates from 1 to 1e9)."""
+
+    def __init__(self, accuracy: float = QUANTILE_ACCURACY) -> None:
+        self.gamma = (1 + accuracy) / (1 - accuracy)
+        self.log_gamma = math.log(self.gamma)
+        self.buckets: dict[int, int] = {}
+        self.zeros = 0                     # values <= 0 (a paused or stopped second)
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        if value <= 0:
+            self.zeros += 1
+            return
+        key = math.ceil(math.log(value) / self.log_gamma)
+        self.buckets[key] = self.buckets.get(key, 0) + 1
+
+    def quantile(self, q: float) -> float:
+        """The value at quantile ``q`` (0..1): the ``ceil(q * count)``-th smallest, within the accuracy."""
+        if not self.count:
+            return 0.0
+        rank = min(self.count, max(1, math.ceil(q * self.count)))
+        if rank <= self.zeros:
+            return 0.0
+        seen = self.zeros
+        for key in sorted(self.buckets):
+            seen += self.buckets[key]
+            if seen >= rank:
+                return 2 * self.gamma ** key / (self.gamma + 1)     # the middle of the bucket
+        return 0.0
+
+
 @dataclass
 class History:
-    """Per-sample (unix time, events/s, target events/s) points: the chart (the target line follows a
-    profile and live changes), and peak / p99 / mean for the summary."""
+    """Per-sample (unix time, events/s, target events/s) points for the chart (the last
+    HISTORY_SECONDS of them; the target line follows a profile and live changes), and over the
+    whole run the peak, the quantiles and the count of the *per-second* rates: a rate measured over
+    less than a full second (the first frames, a sampler that woke up late) is charted, never
+    counted, so the start of 40 workers cannot make the peak."""
 
     points: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_SECONDS))
     peak: float = 0.0
-    all_eps: list[float] = field(default_factory=list)
+    rates: Quantiles = field(default_factory=Quantiles)
 
-    def add(self, wall: float, eps: float, target: float = 0.0) -> None:
+    def add(self, wall: float, eps: float, target: float = 0.0, per_second: bool = True) -> None:
         self.points.append((round(wall, 3), round(eps, 1), round(target, 1)))
-        self.peak = max(self.peak, eps)
-        self.all_eps.append(eps)
+        if per_second:
+            self.peak = max(self.peak, eps)
+            self.rates.add(eps)
+
+    @property
+    def samples(self) -> int:
+        return self.rates.count
 
     def percentile(self, q: float) -> float:
-        if not self.all_eps:
-            return 0.0
-        ordered = sorted(self.all_eps)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+        return self.rates.quantile(q / 100)
 
 
 def worker_status(slot: SlotSnapshot, now_ns: int) -> str:
@@ -134,8 +182,16 @@ def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: fl
         return None
     doc = totals.document()
     doc["events_per_second"] = round(received_rate, 1)
-    doc["sent_minus_received"] = None if sent is None else sent - totals.received
+    doc["sent_minus_received"] = None if sent is None else \
+        sent - (totals.received - totals.foreign - totals.overflow - totals.outliers)
     return doc
+
+
+def stream_documents(streams: dict[str, list[int]], limit: int = MAX_STREAM_SERIES) -> list[dict[str, Any]]:
+    """Per named stream (at most ``limit``, by name): what the sink got of it."""
+    return [{"stream": name, "received": row[C.STREAM_RECEIVED], "lost": row[C.STREAM_GAPS] - row[C.STREAM_LATE],
+             "late": row[C.STREAM_LATE], "duplicates": row[C.STREAM_DUPLICATES], "outliers": row[C.STREAM_OUTLIERS]}
+            for name, row in sorted(streams.items())[:limit]]
 
 
 def target_rate(board: dict[str, Any]) -> float:
@@ -172,6 +228,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     return {
         "time": round(wall, 3),
         "version": __version__,
+        "mode": board.get("mode", "run"),           # "sink": a sink on its own (loggend sink), its own view
         "target": {"address": board.get("target", ""), "events_per_second": target,
                    "paused": bool(board.get("paused", False))},
         "fleet": {"run_id": board.get("run_id", ""), "instance": int(board.get("instance", 0)),
@@ -215,7 +272,7 @@ def summary_document(totals: RunTotals, started: float, history: History,
         "restarts": totals.restarts,
         "achievement_percent": achievement(totals.mean_rate, totals.rate),
         "peak_memory_bytes": totals.peak_memory,
-        "samples": len(history.all_eps),
+        "samples": history.samples,
         "sink": sink,
     }
 
@@ -304,13 +361,18 @@ class SinkCollector(Collector):
     """``loggen_sink_*`` families from the sink processes' counter slots (with the fleet labels of
     the run the sink belongs to: ``loggend sink --run-id``, or the run of a local sink)."""
 
-    def __init__(self, source: Callable[[], tuple[list[list[int]], dict[str, Any]]]) -> None:
-        self.source = source
+    def __init__(self, source: Callable[[], tuple[list[list[int]], dict[str, Any]]],
+                 streams: Callable[[], dict[str, list[int]]] | None = None) -> None:
+        """``streams``: per stream name, what the sink got of it (at most MAX_STREAM_SERIES get a series)."""
+        self.source, self.streams = source, streams
 
     def collect(self) -> Iterator[Metric]:
         rows, board = self.source()
         if not rows:
             return
+        yield from self.collect_honesty(rows, fleet_values(board))
+        if self.streams is not None:
+            yield from self.collect_streams(self.streams(), fleet_values(board))
         fleet = fleet_values(board)
         labels = [*FLEET_LABELS, "sink"]
         families: list[tuple[CounterMetricFamily | GaugeMetricFamily, int]] = [
@@ -355,3 +417,62 @@ class SinkCollector(Collector):
         yield lost
         yield opened
         yield up
+
+    @staticmethod
+    def collect_honesty(rows: list[list[int]], fleet: list[str]) -> Iterator[Metric]:
+        """What the sink could not count or counted apart, and whether its loss can be known."""
+        labels = [*FLEET_LABELS, "sink"]
+        counters = (
+            ("loggen_sink_outliers", "Numbers too far from their stream to be gaps (forged, corrupt): set aside, "
+             "not loss (may go down when a held run proves real).", C.SINK_OUTLIERS, GaugeMetricFamily),
+            ("loggen_sink_stale", "Numbers that arrived below forgotten gap ranges (late or duplicate: cannot tell).",
+             C.SINK_STALE, CounterMetricFamily),
+            ("loggen_sink_gap_ranges_forgotten", "Open gap ranges dropped over the caps (their numbers stay lost).",
+             C.SINK_GAPS_FORGOTTEN, CounterMetricFamily),
+            ("loggen_sink_stream_overflow", "Messages of streams beyond the streams a sink process tracks.",
+             C.SINK_OVERFLOW, CounterMetricFamily),
+            ("loggen_sink_foreign", "Messages of streams the run did not announce (counted apart).", C.SINK_FOREIGN,
+             CounterMetricFamily),
+            ("loggen_sink_backlog_bytes", "Bytes queued for the sink in the kernel: how far behind it is.",
+             C.SINK_BACKLOG_BYTES, GaugeMetricFamily),
+            ("loggen_sink_unread", "Datagrams read at the stop without being accounted (out of time).",
+             C.SINK_UNREAD, CounterMetricFamily),
+            ("loggen_sink_unread_bytes", "Bytes still queued when the sink gave up at its stop.", C.SINK_UNREAD_BYTES,
+             GaugeMetricFamily),
+            ("loggen_sink_abandoned", "Times a sink process ended without accounting its queue (killed, crashed).",
+             C.SINK_ABANDONED, CounterMetricFamily),
+        )
+        families = []
+        for name, text, index, kind in counters:
+            family = kind(name, text, labels=labels)
+            for i, row in enumerate(rows):
+                family.add_metric([*fleet, str(i)], row[index])
+            families.append(family)
+        yield from families
+        totals = SinkTotals.of(rows)
+        others = GaugeMetricFamily("loggen_sink_other_sockets", "Sockets of others receiving on the sink's ports "
+                                   "(they take a share of the datagrams).", labels=FLEET_LABELS)
+        others.add_metric(fleet, totals.other_sockets)
+        yield others
+        known = GaugeMetricFamily("loggen_sink_loss_known", "1 when the sink counted everything sent to it; 0 when "
+                                  "the loss is unknown (behind at the stop, a process lost with its queue, ports "
+                                  "shared).", labels=FLEET_LABELS)
+        known.add_metric(fleet, 0.0 if totals.unknown() else 1.0)
+        yield known
+
+    @staticmethod
+    def collect_streams(streams: dict[str, list[int]], fleet: list[str]) -> Iterator[Metric]:
+        """Per stream, with a bounded label count: MAX_STREAM_SERIES names, the others only counted."""
+        labels = [*FLEET_LABELS, "stream"]
+        received = CounterMetricFamily("loggen_sink_stream_received", "Messages of the stream the sink received.",
+                                       labels=labels)
+        lost = GaugeMetricFamily("loggen_sink_stream_lost", "Numbers of the stream still missing.", labels=labels)
+        for doc in stream_documents(streams):
+            received.add_metric([*fleet, doc["stream"]], doc["received"])
+            lost.add_metric([*fleet, doc["stream"]], doc["lost"])
+        yield received
+        yield lost
+        beyond = GaugeMetricFamily("loggen_sink_streams_unlabelled", f"Named streams beyond the {MAX_STREAM_SERIES} "
+                                   "that get a series of their own.", labels=FLEET_LABELS)
+        beyond.add_metric(fleet, max(0, len(streams) - MAX_STREAM_SERIES))
+        yield beyond

@@ -17,14 +17,16 @@ from typing import Any
 import psutil
 
 from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
-from loggend.totals import RunTotals, SinkTotals
+from loggend.totals import RunTotals, SinkTotals, merge_streams, named_streams
 from loggend.web.metrics import (
+    FULL_SECOND,
     History,
     ProcFigures,
     Rates,
     SystemFigures,
     sink_document,
     snapshot_document,
+    stream_documents,
     summary_document,
 )
 
@@ -115,9 +117,25 @@ class WebState:
         return self.sink_rows(board), board
 
     def stream_rows(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> list[list[int]] | None:
-        if self.sources.stream_block is None or not int(board.get("sink_slots", 0)):
+        """Per worker: what the sink processes got of its stream, added up over their ranges."""
+        if self.sources.stream_block is None or not int(board.get("sink_slots", 0)) or board.get("mode") == "sink":
             return None
-        return self.sources.stream_block.rows(len(slots))
+        width = int(board.get("stream_width", len(slots)))
+        return merge_streams(self.sources.stream_block, int(board["sink_slots"]), width, len(slots))
+
+    def named_streams(self, board: dict[str, Any] | None = None) -> dict[str, list[int]]:
+        """Stream name -> what the sink processes got of it: a run's announced streams, or the streams a
+        sink on its own named (each process in its own range)."""
+        board = self.sources.board.read() if board is None else board
+        block, sinks = self.sources.stream_block, int(board.get("sink_slots", 0))
+        if block is None or not sinks:
+            return {}
+        width = int(board.get("stream_width", 0)) or block.slots // max(1, sinks)
+        if board.get("mode") == "sink":
+            return named_streams(block, sinks, width)
+        count = int(board.get("slots", board.get("workers", 0)))
+        rows = merge_streams(block, sinks, width, count)
+        return {name.decode("utf-8", "replace"): rows[i] for i, name in block.named(min(count, width))}
 
     def sink_totals(self, board: dict[str, Any]) -> SinkTotals | None:
         rows = self.sink_rows(board)
@@ -136,8 +154,15 @@ class WebState:
         self.procs = self.sampler.workers([s.pid for s in slots if s.pid])
         frame = snapshot_document(slots, board, self.rates, self.procs, self.sampler.system(), wall,
                                   time.monotonic_ns(), self.sink(board, slots), self.stream_rows(board, slots))
-        if len(self.rates.times) > 1:
-            self.history.add(wall, frame["events_per_second"]["1s"], frame["target"]["events_per_second"])
+        if board.get("mode") == "sink":             # a sink on its own: its streams, for its own view
+            streams = self.named_streams(board)
+            frame["streams"] = stream_documents(streams)
+            frame["streams_not_shown"] = max(0, len(streams) - len(frame["streams"]))
+        own = board.get("mode") == "sink" and frame["sink"] is not None      # a sink's chart is what it received
+        rates = self.sink_rates if own else self.rates
+        if len(rates.times) > 1:
+            eps = frame["sink"]["events_per_second"] if own else frame["events_per_second"]["1s"]
+            self.history.add(wall, eps, frame["target"]["events_per_second"], per_second=rates.span(1) >= FULL_SECOND)
         with self.changed:
             self.frame = frame
             self.frame_json = json.dumps(frame)

@@ -86,3 +86,18 @@ def test_ctrl_c_stops_both_cleanly_and_still_reports(tmp_path):
     assert "report in" in rest
     wait_until(lambda: not [p for p in children if alive(int(p))], timeout=5, what="every child of the run to end")
     assert json.loads((tmp_path / "report" / "report.json").read_text())["interrupted"] is True
+
+
+def test_a_report_dir_it_cannot_write_is_refused_before_the_run(tmp_path):
+    """An unwritable --report-dir was only found at the end of a 30-minute run."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for where, why in ((blocker / "reports", "cannot create it: Not a directory"),
+                       (blocker, "cannot create it: File exists")):
+        result = subprocess.run([str(ROOT / ".venv" / "bin" / "loggend"), "perftest", "--duration", "1s",
+                                 "--no-optimize", "--report-dir", str(where)],
+                                capture_output=True, text=True, timeout=30, cwd=ROOT)
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines == [f"loggend: error: --report-dir: {str(where)!r} is not allowed; {why}"], lines
+        assert "received" not in result.stdout                       # nothing ran

@@ -61,7 +61,8 @@ def test_a_port_it_cannot_bind_is_one_line_and_exit_1(loggend):
     holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)       # no SO_REUSEPORT: the port is taken
     holder.bind(("127.0.0.1", 0))
     port = holder.getsockname()[1]
-    proc = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "2")
+    # (told to share the ports, so that it tries: without that it refuses at the other socket, below)
+    proc = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "2", "--share-ports")
     assert proc.wait(20) == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
     assert "Traceback" not in proc.stderr

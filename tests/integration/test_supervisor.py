@@ -296,7 +296,7 @@ def test_bad_config_is_one_line_naming_the_key_and_exit_2(tmp_path, text, messag
 
 @pytest.mark.parametrize("args,message", [
     (["run", "--config", "/nonexistent/loggen.yaml"], "/nonexistent/loggen.yaml: no such config file"),
-    (["run", "--config", "/"], "/: cannot read: Is a directory"),
+    (["run", "--config", "/"], "/: is a directory; expected a regular file"),
     (["check-config", "/nonexistent.yaml"], "no such config file"),
     (["run", "--config", "/dev/null", "-duration=soon"], "-duration: 'soon' is not allowed"),
     (["run", "--config", "/dev/null", "-dashboard-port=0"], "-dashboard-port: '0' is not allowed"),

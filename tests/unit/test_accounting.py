@@ -1,9 +1,12 @@
 """Per-stream accounting with crafted sequences: exact lost / late / duplicate counts."""
 
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loggend.sink.accounting import Accounting, parse
+from loggend.sink.accounting import MAX_GAPS, OUTLIER_WINDOW, Accounting, parse
+from loggend.sink.accounting import RESYNC_COUNT as OUTLIER_RESYNC
 
 
 def msg(stream: str, seq: int, body: str = "x") -> bytes:
@@ -66,3 +69,81 @@ def test_any_arrival_order(order, repeats, dropped):
     assert acc.duplicates == len(arrivals) - len(seen)
     assert acc.lost == len([d for d in dropped if min(seen) <= d <= max(seen)])
     assert acc.received == len(arrivals)
+
+
+# --- hostile and unusual input: outliers, caps, foreign streams, bounded cost ------------------------
+
+def test_a_forged_huge_number_is_an_outlier_not_a_gap():
+    """One `stream=w0 seq=999999999999` in a running stream once made the loss 999,999,799,999."""
+    acc = feed(list(range(200_000, 200_100)) + [999_999_999_999] + list(range(200_100, 200_200)), "w0")
+    st = acc.streams[b"w0"]
+    assert (acc.received, acc.lost, acc.gaps, acc.duplicates, acc.outliers) == (201, 0, 0, 0, 1)
+    assert st.expected == 200_200 and st.outliers == 1
+
+
+def test_a_forged_first_message_gives_way_to_the_real_stream():
+    acc = feed([999_999_999_999] + list(range(0, OUTLIER_RESYNC + 10)))
+    st = acc.streams[b"a"]
+    assert (st.start, st.expected) == (0, OUTLIER_RESYNC + 10)
+    assert (acc.lost, acc.outliers, acc.duplicates) == (0, 1, 0)
+
+
+def test_a_real_jump_beyond_the_window_is_a_gap_once_confirmed():
+    jump = OUTLIER_WINDOW * 3
+    acc = feed(list(range(100)) + list(range(100 + jump, 100 + jump + OUTLIER_RESYNC)))
+    assert acc.outliers == 0 and acc.gaps == jump and acc.lost == jump
+    held = feed(list(range(100)) + list(range(100 + jump, 100 + jump + OUTLIER_RESYNC - 1)))
+    assert held.outliers == OUTLIER_RESYNC - 1 and held.gaps == 0          # not yet: held aside
+
+
+def test_gap_ranges_are_capped_and_what_arrives_below_them_is_stale():
+    acc = Accounting(max_gaps=4)
+    seqs = [n for n in range(0, 40) if n % 4 != 1]                         # 10 gaps: 1, 5, 9, ...
+    for s in seqs:
+        acc.add(msg("a", s))
+    st = acc.streams[b"a"]
+    assert acc.gaps == 10 and acc.gaps_forgotten == 6 and len(st.starts) == 4
+    acc.add(msg("a", 5))                      # in a forgotten range: late or duplicate, nobody can tell
+    acc.add(msg("a", 4))                      # below the forgotten ranges: the same
+    acc.add(msg("a", 37))                     # in a range still kept: late
+    assert (acc.stale, acc.late, acc.duplicates) == (2, 1, 0)
+    assert acc.lost == 9
+
+
+def test_streams_beyond_the_cap_are_counted_in_overflow_only():
+    acc = Accounting(max_streams=3)
+    for i in range(5):
+        for s in range(10):
+            acc.add(msg(f"s{i}", s))
+    assert len(acc.streams) == 3 and acc.overflow == 20 and acc.received == 50
+
+
+def test_streams_the_run_did_not_announce_are_counted_apart():
+    acc = Accounting(announced=lambda name: name in (b"w0", b"w1"))
+    for s in (0, 1, 2, 5):
+        acc.add(msg("w1", s))
+        acc.add(msg("evil1", s * 1000))
+    assert (acc.foreign, acc.foreign_streams, acc.counted_streams) == (4, 1, 1)
+    assert (acc.gaps, acc.lost) == (2, 2)                  # w1's 3 and 4, nothing of evil1's
+    assert acc.streams[b"evil1"].gaps == 0 and not acc.streams[b"evil1"].counted
+
+
+def _duplicate_cost(gaps: int) -> float:
+    acc = Accounting()
+    acc.add_run(b"a", 0, 1)
+    for g in range(gaps):                     # numbers 1, 3, 5, ... missing
+        acc.add_run(b"a", 2 * g + 2, 1)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(2000):
+            acc.add_run(b"a", 2 * gaps, 1)    # a duplicate of a number above every gap
+            acc.add_run(b"a", 4, 1)           # and one below them
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_the_cost_of_a_duplicate_does_not_grow_with_the_gaps():
+    """4,096 open gaps once made each duplicate cost about 1.2 ms (a scan of every gap)."""
+    few, many = _duplicate_cost(2), _duplicate_cost(MAX_GAPS)
+    assert many < few * 10, (few, many)       # a scan would be ~1000 times dearer; bisection is ~1.5 times

@@ -1,6 +1,8 @@
 """Rates, documents, the Prometheus collector and the Flask app, without processes."""
 
+import math
 import os
+import random
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -8,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from loggend.engine import counters as C
 from loggend.engine.counters import Board, CounterBlock
 from loggend.web.app import create_app, same_origin
-from loggend.web.metrics import History, Rates
+from loggend.web.metrics import HISTORY_SECONDS, QUANTILE_ACCURACY, History, Quantiles, Rates
 from loggend.web.state import Sources, WebState
 
 TOKEN = "s3cret-token-0123456789"
@@ -47,7 +49,85 @@ def test_history_peak_and_percentile():
     h = History()
     for i, eps in enumerate([10.0] * 98 + [50.0, 100.0]):
         h.add(float(i), eps)
-    assert h.peak == 100 and h.percentile(99) == 50 and h.percentile(50) == 10
+    assert h.peak == 100 and h.percentile(99) == pytest.approx(50, rel=QUANTILE_ACCURACY)
+    assert h.percentile(50) == pytest.approx(10, rel=QUANTILE_ACCURACY)
+
+
+def test_quantiles_stream_in_bounded_memory():
+    """/api/summary once sorted the whole of a rate history that grew forever."""
+    rng = random.Random(7)
+    values = [rng.lognormvariate(12, 1.5) for _ in range(200_000)] + [0.0] * 1000
+    q = Quantiles()
+    for v in values:
+        q.add(v)
+    ordered = sorted(values)
+    for p in (0.5, 0.9, 0.99, 0.999):
+        exact = ordered[math.ceil(p * len(ordered)) - 1]
+        assert q.quantile(p) == pytest.approx(exact, rel=QUANTILE_ACCURACY), p
+    assert len(q.buckets) < 3000 and q.count == len(values)
+    h = History()
+    for t in range(5000):
+        h.add(float(t), 10.0)
+    assert len(h.points) == HISTORY_SECONDS and h.samples == 5000        # the chart is a window, the figures whole
+
+
+def test_peak_and_p99_come_from_per_second_rates_only():
+    """A 40-worker start once put a first history point of 14,274 ev/s (against 4,000) into the peak: a rate
+    over a quarter of a second is charted but not counted."""
+    block, board = CounterBlock(1), Board()
+    board.publish({"target": "10.0.0.1:514", "rate": 4000.0, "workers": 1, "slots": 1})
+    now = [100.0]
+    s = WebState(Sources(block, board), interval=0.25, clock=lambda: now[0], wallclock=lambda: 1.7e9 + now[0])
+    slot = block.slot(0)
+    slot[C.STATE], slot[C.PID] = C.STATE_RUNNING, os.getpid()
+    for t, sent in ((100.0, 0), (100.25, 3568), (101.25, 7568), (102.25, 11568), (103.25, 15568)):
+        now[0] = t
+        slot[C.SENT] = sent
+        s.sample()
+    assert [p[1] for p in s.history.points][0] == pytest.approx(14272, rel=0.001)    # charted as it was
+    assert s.history.peak == pytest.approx(4000, rel=0.001) and s.history.samples == 3
+    summary = client(s).get("/api/summary").get_json()
+    assert summary["events_per_second"]["peak"] == pytest.approx(4000, rel=0.001)
+    assert summary["events_per_second"]["p99"] == pytest.approx(4000, rel=QUANTILE_ACCURACY)
+
+
+def test_the_sink_says_in_metrics_what_it_could_not_count():
+    """/metrics once said nothing of a sink behind, a stream's loss or another receiver on the ports."""
+    sinks, streams, board = CounterBlock(2), CounterBlock(2 * C.STREAM_SLOTS_PER_SINK), Board()
+    for k in range(2):
+        row = sinks.slot(k)
+        row[C.SINK_STATE], row[C.SINK_RECEIVED] = C.STATE_RUNNING, 100
+    sinks.slot(1)[C.SINK_UNREAD], sinks.slot(1)[C.SINK_BACKLOG_BYTES] = 4321, 1 << 20
+    for i in range(C.STREAM_SLOTS_PER_SINK):               # process 0 named 64 streams, process 1 one of them too
+        streams.set_name(i, b"s%d" % i)
+        streams.slot(i)[C.STREAM_RECEIVED], streams.slot(i)[C.STREAM_GAPS] = 10, i % 2
+    streams.set_name(C.STREAM_SLOTS_PER_SINK, b"s3")
+    streams.slot(C.STREAM_SLOTS_PER_SINK)[C.STREAM_RECEIVED] = 5
+    board.publish({"target": "127.0.0.1:514", "rate": 0, "workers": 0, "slots": 0, "sink_slots": 2, "mode": "sink",
+                   "stream_width": C.STREAM_SLOTS_PER_SINK})
+    s = WebState(Sources(CounterBlock(1), board, sinks, streams), interval=1.0)
+    s.sample()
+    families = {f.name: f for f in text_string_to_metric_families(client(s).get("/metrics").get_data(as_text=True))}
+    assert families["loggen_sink_loss_known"].samples[0].value == 0
+    assert {x.labels["sink"]: x.value for x in families["loggen_sink_unread"].samples
+            if x.name.endswith("_total")} == {"0": 0, "1": 4321}
+    received = {x.labels["stream"]: x.value for x in families["loggen_sink_stream_received"].samples
+                if x.name.endswith("_total")}
+    assert len(received) == C.STREAM_SLOTS_PER_SINK and received["s3"] == 15           # both processes' parts
+    lost = {x.labels["stream"]: x.value for x in families["loggen_sink_stream_lost"].samples}
+    assert lost["s1"] == 1 and lost["s2"] == 0
+    frame = client(s).get("/api/metrics").get_json()
+    assert frame["mode"] == "sink" and len(frame["streams"]) == C.STREAM_SLOTS_PER_SINK
+    assert frame["sink"]["verdict"] == "unknown"
+    assert "4,321 datagrams unread at stop" in frame["sink"]["unknown_because"][0]
+
+
+def test_per_stream_series_are_bounded():
+    from loggend.web.metrics import MAX_STREAM_SERIES, SinkCollector
+    streams = {f"s{i:05d}": [0] * C.SLOT_FIELDS for i in range(MAX_STREAM_SERIES * 4)}
+    families = {f.name: f for f in SinkCollector.collect_streams(streams, ["", ""])}
+    assert len(families["loggen_sink_stream_lost"].samples) == MAX_STREAM_SERIES
+    assert families["loggen_sink_streams_unlabelled"].samples[0].value == 3 * MAX_STREAM_SERIES
 
 
 def test_board_round_trip_and_limit():

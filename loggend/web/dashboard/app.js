@@ -22,7 +22,57 @@ function fmtRate(n) {
   return nf.format(n);
 }
 
+// A sink on its own (loggend sink --dashboard): what it received, lost, dropped and left behind, per stream.
+function renderSink(m) {
+  document.body.classList.add("sink-mode");
+  document.title = "loggen sink";
+  const k = m.sink || { received: 0, bytes: 0, lost: 0, kernel_drops: 0, backlog_bytes: 0, events_per_second: 0,
+    loss_percent: 0, verdict: "counted", unknown_because: [], foreign: 0, outliers: 0, overflow: 0, streams: 0 };
+  $("target").textContent = `← ${m.target.address}`;
+  $("eps-label").textContent = "received / second";
+  $("eps").textContent = nf.format(k.events_per_second);
+  $("eps10").textContent = "-"; $("eps60").textContent = "-";
+  $("own-received").textContent = nf.format(k.received);
+  $("own-bytes").textContent = `${fmtBytes(k.bytes)} · ${nf.format(k.streams)} streams`;
+  const unknown = k.verdict === "unknown";
+  $("own-lost").textContent = unknown ? "unknown" : nf.format(k.lost);
+  $("own-lost").className = `val${unknown || k.lost ? " bad" : ""}`;
+  $("own-verdict").textContent = unknown ? k.unknown_because.join("; ") : `${k.loss_percent.toFixed(4)} %`;
+  $("own-drops").textContent = nf.format(k.kernel_drops);
+  $("own-behind").textContent = fmtBytes(k.backlog_bytes);
+  $("own-behind").className = `val${k.backlog_bytes >= 1 << 20 ? " bad" : ""}`;
+  $("own-behind-detail").textContent = k.unread ? `${nf.format(k.unread)} unread at a stop` : "queued in the kernel now";
+  $("own-apart").textContent = nf.format(k.foreign + k.outliers + k.overflow);
+  $("own-apart-detail").textContent =
+    `outliers ${nf.format(k.outliers)} · foreign ${nf.format(k.foreign)} · over the cap ${nf.format(k.overflow)}`;
+  const body = $("streams").tBodies[0];
+  const rows = m.streams || [];
+  while (body.rows.length > rows.length) body.deleteRow(-1);
+  rows.forEach((r, i) => {
+    const tr = body.rows[i] || body.insertRow();
+    while (tr.cells.length < 6) tr.insertCell();
+    [r.stream, nf.format(r.received), nf.format(r.lost), nf.format(r.late), nf.format(r.duplicates),
+      nf.format(r.outliers)].forEach((v, c) => { tr.cells[c].textContent = v; });
+    tr.cells[2].className = r.lost ? "bad" : "";
+  });
+  $("streams-note").textContent = m.streams_not_shown ? `and ${nf.format(m.streams_not_shown)} more not shown` : "";
+  renderSystem(m.system);
+  points.push([m.time, k.events_per_second, 0]);
+  trimPoints();
+  drawChart();
+}
+
+function renderSystem(s) {
+  $("sys-cpu").textContent = `${s.cpu_percent.toFixed(0)} %`;
+  $("sys-mem").textContent = `${s.memory_percent.toFixed(0)} %`;
+  $("sys-mem-detail").textContent = `${fmtBytes(s.memory_used_bytes)} of ${fmtBytes(s.memory_total_bytes)}`;
+  $("sys-procs").textContent = nf.format(s.processes);
+  $("loggen-mem").textContent = fmtBytes(s.loggen_memory_bytes);
+  $("loggen-limit").textContent = s.loggen_memory_limit_bytes ? `limit ${fmtBytes(s.loggen_memory_limit_bytes)}` : "no limit";
+}
+
 function render(m) {
+  if (m.mode === "sink") { targetRate = 0; renderSink(m); return; }
   targetRate = m.target.events_per_second;
   $("target").textContent = `→ ${m.target.address}`;
   $("transport").textContent = m.transport || "-";
@@ -44,13 +94,7 @@ function render(m) {
     $("pushback-detail").textContent =
       `reconnects ${nf.format(m.totals.reconnects)} · possibly lost ${nf.format(m.totals.possibly_lost)}`;
   }
-  const s = m.system;
-  $("sys-cpu").textContent = `${s.cpu_percent.toFixed(0)} %`;
-  $("sys-mem").textContent = `${s.memory_percent.toFixed(0)} %`;
-  $("sys-mem-detail").textContent = `${fmtBytes(s.memory_used_bytes)} of ${fmtBytes(s.memory_total_bytes)}`;
-  $("sys-procs").textContent = nf.format(s.processes);
-  $("loggen-mem").textContent = fmtBytes(s.loggen_memory_bytes);
-  $("loggen-limit").textContent = s.loggen_memory_limit_bytes ? `limit ${fmtBytes(s.loggen_memory_limit_bytes)}` : "no limit";
+  renderSystem(m.system);
   if (m.sink) {
     $("sink").textContent = `${nf.format(m.sink.received)} / ${nf.format(m.sink.lost)}`;
     $("sink-detail").textContent = `loss ${m.sink.loss_percent.toFixed(3)} %`;
@@ -97,7 +141,7 @@ function drawChart() {
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
   const pad = { l: 58, r: 8, t: 8, b: 20 };
-  const maxY = Math.max(targetRate * 1.15, ...points.map(([, v, target]) => Math.max(v * 1.1, (target || 0) * 1.15)), 1);
+  const maxY = Math.max(targetRate * 1.15, ...points.map(([, v, target]) => Math.max(v * 1.1, (target || 0) * 1.15)), 10);
   const now = points.length ? points[points.length - 1][0] : Date.now() / 1000;
   const x = (t) => pad.l + ((t - (now - CHART_SECONDS)) / CHART_SECONDS) * (w - pad.l - pad.r);
   const y = (v) => h - pad.b - (v / maxY) * (h - pad.t - pad.b);

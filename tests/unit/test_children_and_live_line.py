@@ -1,0 +1,49 @@
+"""What the supervisor says of its children: how long a hung one really ran, and how many run now."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from loggend.control.children import BACKOFF_RESET, WORKER, Child, ChildSet
+from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
+from loggend.tools.console import LiveLine
+
+KILLED = signal.SIGKILL         # a wait status: killed by SIGKILL
+
+
+def snap(pid: int) -> SlotSnapshot:
+    return SlotSnapshot(sent=100, bytes=1000, calls=1, errors=(0, 0, 0, 0), heartbeat_ns=0, pid=pid,
+                        state=STATE_RUNNING, restarts=0, started_ns=1, transport="gso")
+
+
+def test_a_hung_worker_is_logged_with_its_real_run_and_its_silence():
+    """A worker killed as hung after 14 s was once logged "it ran 0.1 s"; and a long silence must not
+    forgive its failures as a long healthy run does."""
+    lines: list[str] = []
+    children = ChildSet(lambda line, *_: lines.append(line))
+    children.register(WORKER, lambda i: 0, lambda i: f"worker {i}")
+    now = time.monotonic_ns()
+    hung_long = Child(WORKER, 0, 4242, now - int((BACKOFF_RESET + 14) * 1e9))   # healthy 0.5 s, then silent
+    children.children[4242] = hung_long
+    children.failures[hung_long.key] = 3
+    beat = hung_long.spawned_ns + int(0.5e9)
+    assert [c for c, _, _ in children.hung(WORKER, lambda c: beat, 10.0, 30.0, now)] == [hung_long]
+    children.children.pop(4242)
+    children.schedule_restart(hung_long, KILLED)
+    assert f"it ran {BACKOFF_RESET + 14:.1f} s, silent for the last {BACKOFF_RESET + 13.5:.1f} s" in lines[-1], lines
+    assert children.failures[hung_long.key] == 4                 # not forgiven: it was silent, not running
+    healthy = Child(WORKER, 1, 4343, now - int((BACKOFF_RESET + 1) * 1e9))
+    children.failures[healthy.key] = 3
+    children.schedule_restart(healthy, KILLED)
+    assert f"(it ran {BACKOFF_RESET + 1:.0f}." in lines[-1] and children.failures[healthy.key] == 1
+
+
+def test_the_live_line_counts_only_workers_that_are_processes():
+    """The live line once said "(2/2 running)" with both workers dead: a killed worker's slot still says
+    running until it is replaced."""
+    live = LiveLine(0.0)
+    snaps = [snap(101), snap(102)]
+    assert live.line(1.0, snaps, 2, alive={101, 102}).endswith("(2/2 running)")
+    assert live.line(2.0, snaps, 2, alive={102}).endswith("(1/2 running)")
+    assert live.line(3.0, snaps, 2, alive=set()).endswith("(0/2 running)")
