@@ -146,6 +146,8 @@ def _item(key: str, item: object) -> _Segment:
 
 def parse_profile(key: str, value: object) -> Profile | None:
     """A profile from the config (a YAML list or a compact string) or a flag; None when empty."""
+    if isinstance(value, str) and not value.strip() and key.startswith("--"):
+        raise ConfigError(key, value, "a profile such as " + SYNTAX["ramp"][1] + " (an empty one is none)")
     if value is None or value == [] or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str):
@@ -184,8 +186,8 @@ def format_seconds(seconds: float) -> str:
     """3600 -> ``1h``, 90 -> ``90s``, 300 -> ``5m``, 0.25 -> ``0.25s``."""
     for suffix, unit in (("h", 3600), ("m", 60)):
         if seconds >= unit and seconds % unit == 0:
-            return f"{seconds / unit:g}{suffix}"
-    return f"{seconds:.10g}s"
+            return f"{int(seconds // unit)}{suffix}"      # never 1e+06h: what is written must parse back
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds:.10g}s"
 
 
 def _with_for(text: str, seconds: float) -> str:

@@ -38,6 +38,7 @@ import string
 import time
 import zlib
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from loggend.engine import catalog
@@ -385,16 +386,20 @@ class Pool:
     def next_pool(self) -> Pool | None:
         """At the end of a pass: None (the same messages go again, ``set_cycle``), or for a replay
         the pool of the next pass, read and rendered now."""
-        if self.replay is None or self.replay.source.fits:
+        if self.replay is None or self.replay.source.fits or self.replay.failed:
             return None
-        return self.replay.pool(self.cycle + 1)
+        return self.replay.next_pass(self.cycle + 1)
 
     def for_pass(self, cycle: int) -> Pool:
         """This pool set to pass ``cycle`` (a restarted worker), or a replay's pool of that pass."""
-        if self.replay is None or self.replay.source.fits:
+        if self.replay is None or self.replay.source.fits or self.replay.failed:
             self.set_cycle(cycle)
             return self
-        return self.replay.pool(cycle)
+        pool = self.replay.next_pass(cycle)
+        if pool is None:
+            self.set_cycle(cycle)
+            return self
+        return pool
 
     @property
     def frames(self) -> int:
@@ -487,6 +492,21 @@ class Replay:
     cap: int = GSO_MAX_SEGMENTS            # messages per frame (frame_cap)
     unstamped: int = 0                     # lines of the passes so far without a timestamp loggen rewrites
     lines: int = 0
+    failed: str = ""                       # why the file could not be read on: the last pass is sent again
+    warn: Callable[[str], None] | None = None   # the worker's log, for that one line
+
+    def next_pass(self, index: int) -> Pool | None:
+        """Pass ``index``, or None when the file cannot be read any more (deleted, truncated, a gzip
+        broken in the middle): said once, and the pass in hand goes on being sent, so the rate and
+        the counts hold."""
+        try:
+            return self.pool(index)
+        except (OSError, ValueError, EOFError, zlib.error) as err:
+            self.failed = str(err) or type(err).__name__
+            if self.warn is not None:
+                self.warn(f"replay: cannot read pass {index} of {self.source.spec.path} ({self.failed}); "
+                          f"sending the pass in hand again from now on")
+            return None
 
     def pool(self, index: int) -> Pool:
         spec = self.spec

@@ -54,6 +54,11 @@ from loggend.engine.formats import SEQ_DIGITS, register_stamp
 
 PLACEHOLDER = "\x7f"          # no format escapes it; never in a rendered catalogue message
 SEQ_KIND = -1                 # a patch site holding sequence digits, not a timestamp
+CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7f)) - {"\t"}   # a tab is text; DEL is the placeholder
+# names the formats give their own fields: a value named so would repeat or hide one (JSON keys,
+# CEF/LEEF extension keys, the sequence the sink counts by)
+RESERVED_NAMES = frozenset({"stream", "seq", "message", "msg", "host", "process", "log", "event", "@timestamp",
+                            "rt", "sev", "devtime", "devtimeformat", "cs1", "cs1label", "cn1", "cn1label"})
 MAX_TOKENS = 64
 MAX_CHOICES = 100_000
 MAX_HEX = 256
@@ -243,8 +248,10 @@ def parse_message(text: str, base: str = "") -> tuple[Part, ...]:
     named: set[str] = set()
     literal: list[str] = []
     i, n, tokens = 0, len(text), 0
-    if PLACEHOLDER in text:
-        raise TokenError(text.index(PLACEHOLDER) + 1, "\\x7f", "control character DEL is not allowed in a message")
+    bad = next((k for k, ch in enumerate(text) if ch in CONTROL), -1)
+    if bad >= 0:
+        raise TokenError(bad + 1, repr(text[bad])[1:-1], "a control character (a line break, DEL...): "
+                         "one message is one line, so it would split or corrupt it on the wire")
     while i < n:
         c = text[i]
         if c == "}":
@@ -290,6 +297,9 @@ def _parse_token(body: str, token: str, column: int, named: set[str], base: str)
             raise TokenError(column, token, f"{name!r} is not a name (letters, digits, _ . -)")
         if name in named:
             raise TokenError(column, token, f"{name!r} is already named in this message; write {{{name}}} to repeat it")
+        if name.lower() in RESERVED_NAMES:
+            raise TokenError(column, token, f"{name!r} is a field loggen's formats write themselves "
+                             f"({', '.join(sorted(RESERVED_NAMES))}); choose another name")
     kind = head.strip()
     if not colon and not name and kind not in KINDS:
         if kind in named:

@@ -29,6 +29,7 @@ import gc
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable
 
 from loggend.engine import counters as C
@@ -120,7 +121,7 @@ class Worker:
             else:
                 sender, why = open_stream(pool, spec.host, spec.port, spec.target_name,
                                           spec.tls if spec.protocol == "tls" else None)
-        except (OSError, TransportError) as err:
+        except (OSError, TransportError, ValueError, EOFError, zlib.error) as err:   # a replay file gone bad
             self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}", ERR)
             if not spec.takes_over:
                 slot[C.STATE] = C.STATE_FAILED
@@ -128,6 +129,7 @@ class Worker:
         self.log(f"worker {spec.index}: transport {why}")
         if pool.replay is not None:
             r = pool.replay
+            r.warn = lambda line: self.log(f"worker {spec.index}: {line}", WARNING)
             skipped = f", {r.source.too_long:,} longer than a datagram skipped" if r.source.too_long else ""
             share = (f"its {r.source.share_lines:,} lines of the file, repeated to fill a pass of "
                      f"{r.lines:,}" if r.source.fits else f"{r.lines:,} lines in its first pass")

@@ -212,3 +212,13 @@ def test_an_unlimited_plan_rebased_on_what_was_sent_takes_a_rate_again():
     rebased = plan.rebased(t0 + NS, (700, 900)).with_profile(Profile.constant(1000), t0 + NS)
     assert [rebased.due(i, t0 + NS) for i in (0, 1)] == [700, 900]
     assert [rebased.due(i, t0 + 3 * NS) for i in (0, 1)] == [1700, 1900]          # 1,000 ev/s from there
+
+
+def test_long_segments_write_back_in_a_form_that_parses_and_an_empty_flag_is_refused():
+    from loggend.errors import UsageError
+    from loggend.profiles import format_profile, parse_profile
+    long = parse_profile("--profile", "constant:1k/3000d")
+    assert "e+" not in format_profile(long) and parse_profile("profile", format_profile(long)) == long
+    with pytest.raises(UsageError, match="an empty one is none"):
+        parse_profile("--profile", " ")
+    assert parse_profile("profile", "") is None                         # the config's default: no profile

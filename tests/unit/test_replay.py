@@ -4,6 +4,7 @@ streamed pass by pass, and its own timing."""
 import calendar
 import gzip
 import json
+import os
 import re
 
 import pytest
@@ -154,3 +155,15 @@ def test_a_file_with_nothing_to_send_is_refused_before_the_run(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(UsageError, match="--replay: .* expected a log file, plain or gzip"):
             load("/dev/null", {"replay": ("--replay", str(tmp_path / name))}, env={})
+
+
+def test_a_file_that_goes_away_under_the_run_is_said_once_and_the_pass_in_hand_goes_on(tmp_path):
+    path = write(tmp_path, [b"line %04d" % i for i in range(1001)], "going.log")
+    pool = replay_pool(path)
+    said: list[str] = []
+    pool.replay.warn = said.append
+    os.unlink(path)                                  # the next pass must reopen it at the end of the file
+    assert pool.next_pool() is None and pool.replay.failed
+    assert len(said) == 1 and "cannot read pass 1" in said[0] and "sending the pass in hand again" in said[0]
+    assert pool.next_pool() is None and len(said) == 1     # not tried again, not said again
+    assert pool.for_pass(3) is pool and pool.cycle == 3

@@ -113,6 +113,10 @@ def test_the_same_seed_gives_the_same_stream_and_another_seed_another():
     ("c={choice:a*0}", 3, "must be above 0"),
     ("m={mac:3}", 3, "takes no arguments"),
     ("i={ipv4:10.0.0.0/99}", 3, "10.0.0.0/99"),
+    ("one\ntwo {int}", 4, "one message is one line"),
+    ("x={seq=int:1-5}", 3, "formats write themselves"),
+    ("x={Stream=word}", 3, "formats write themselves"),
+    ("x={message=word}", 3, "formats write themselves"),
 ])
 def test_bad_tokens_name_their_column(message, column, why):
     with pytest.raises(TokenError) as err:
