@@ -25,5 +25,30 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
+def write_all_atomic(files: dict[str, str]) -> None:
+    """Several files that belong together (a report and its page): every one written to its
+    ``.tmp`` first, then all renamed. OSError before the renames leaves every file as it was."""
+    done: list[str] = []
+    try:
+        for path, text in files.items():
+            if os.path.isdir(path):
+                raise IsADirectoryError(21, "Is a directory", path)
+            tmp = f"{path}.tmp"
+            done.append(tmp)
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError:
+        for tmp in done:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
+    for path in files:
+        os.replace(f"{path}.tmp", path)
+
+
 def write_json(path: str, doc: Any) -> None:
     write_atomic(path, json.dumps(doc, indent=1) + "\n")

@@ -37,7 +37,10 @@ def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
 def parse_rate(key: str, text: str | float) -> float:
     """Events per second: ``250000``, ``250k``, ``4M``; 0 = as fast as possible."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
+        try:
+            value = float(text)
+        except OverflowError:                    # a YAML integer of 400 digits: over any bound below
+            value = math.inf
     else:
         m = _RATE_RE.fullmatch(str(text).strip())
         if not m:
@@ -49,13 +52,13 @@ def parse_rate(key: str, text: str | float) -> float:
 
 
 def parse_port(key: str, text: str | int, lowest: int = 1) -> int:
-    """A UDP port; ``lowest=0`` lets a listener ask for any free port."""
+    """A port (UDP, TCP or the dashboard's); ``lowest=0`` lets a listener ask for any free port."""
     try:
         port = int(text)
     except (TypeError, ValueError):
         port = -1
     if not lowest <= port <= 65535:
-        raise ConfigError(key, text, f"a UDP port from {lowest} to 65535")
+        raise ConfigError(key, text, f"a port from {lowest} to 65535")
     return port
 
 

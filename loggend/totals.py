@@ -12,6 +12,7 @@ from typing import Any
 
 from loggend.engine import counters as C
 from loggend.engine.counters import ERROR_KINDS, CounterBlock, SlotSnapshot
+from loggend.parsers import plural
 
 
 def error_counts(snapshots: list[SlotSnapshot]) -> dict[str, int]:
@@ -89,6 +90,7 @@ class SinkTotals:
     abandoned: int = 0       # sink processes that ended without accounting their queue (killed, crashed)
     abandoned_bytes: int = 0  # what was queued for them then
     other_sockets: int = 0   # sockets of others receiving on the sink's ports (they take a share)
+    standalone: bool = field(default=False, compare=False)   # `loggend sink`: no sender's counts beside it
     heartbeat_ns: int = field(default=0, compare=False)   # the oldest heartbeat of a running sink process
 
     @property
@@ -121,6 +123,13 @@ class SinkTotals:
         if self.other_sockets:
             why.append(f"{self.other_sockets:,} other socket{'s' if self.other_sockets != 1 else ''} receiving on the "
                        "sink's ports took a share")
+        if self.gaps_forgotten and self.stale:
+            why.append(f"{self.gaps_forgotten:,} gap ranges were forgotten over the caps and {self.stale:,} numbers "
+                       f"arrived below them: the loss by sequence ({self.lost:,}) is only an upper bound")
+        if self.standalone and self.kernel_drops > self.lost:
+            why.append(f"the kernel dropped {self.kernel_drops:,} datagrams for the sink, more than the "
+                       f"{self.lost:,} its gaps show: the ends of streams were lost unseen (at least "
+                       f"{self.kernel_drops:,} lost)")
         return why
 
     @classmethod
@@ -176,6 +185,7 @@ class Ends:
     after: int = 0
     never_seen: int = 0
     streams_never_seen: int = 0
+    beyond: int = 0          # streams with numbers above what their worker sent (impossible from it)
 
     @property
     def total(self) -> int:
@@ -302,6 +312,9 @@ class RunTotals:
         if self.sink is None:
             return []
         why = self.sink.unknown()
+        if self.ends is not None and self.ends.beyond:
+            why.append(f"numbers above what {plural(self.ends.beyond, 'worker')} sent arrived (forged, or another "
+                       "run's streams of the same names): the gaps before them are not loss")
         if self.ends is not None and self.ends.streams_never_seen:
             n = self.ends.streams_never_seen
             why.append(f"{self.ends.never_seen:,} events of {n:,} stream{'s' if n != 1 else ''} never seen by the sink "
@@ -339,9 +352,12 @@ class RunTotals:
                 if row[C.STREAM_FIRST]:
                     before, after = row[C.STREAM_FIRST] - 1, max(0, s.sent - row[C.STREAM_NEXT])
                 elif ends is not None and s.sent:
-                    ends = Ends(ends.before, ends.after, ends.never_seen + s.sent, ends.streams_never_seen + 1)
+                    ends = Ends(ends.before, ends.after, ends.never_seen + s.sent, ends.streams_never_seen + 1,
+                                ends.beyond)
                 if ends is not None:
-                    ends = Ends(ends.before + before, ends.after + after, ends.never_seen, ends.streams_never_seen)
+                    beyond = int(row[C.STREAM_NEXT] > s.sent)
+                    ends = Ends(ends.before + before, ends.after + after, ends.never_seen, ends.streams_never_seen,
+                                ends.beyond + beyond)
             rows.append(WorkerTotals(
                 index=i, port=ports[i % len(ports)] if ports else None, cpu=cpus[i % len(cpus)] if cpus else None,
                 state=s.state_name, sent=s.sent, bytes=s.bytes, errors=dict(zip(ERROR_KINDS, s.errors)),
@@ -364,7 +380,7 @@ class RunTotals:
             "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
             "possibly_lost": self.possibly_lost,
             "peak_memory_bytes": self.peak_memory, "transport": self.transport or "-",
-            "workers": [w.document() for w in self.workers],
+            "workers": [{**w.document(), "lost": None} if self.unknown else w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,
             "sent_minus_received": self.sent_minus_received, "profile": self.profile or None,
             "timing": self.timing or None,

@@ -88,7 +88,10 @@ def expanded_size(node: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> int:
 
 def compose(text: str, label: str, limit: int = MAX_EXPANDED_NODES) -> yaml.Node | None:
     """The document's node graph, refused when its aliases expand to more than ``limit`` nodes."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)          # reads the stream at once: a NUL or BEL byte is refused here
+    except yaml.YAMLError as err:
+        raise UsageError(f"{label}: malformed YAML: {str(err).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as err:

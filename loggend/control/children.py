@@ -126,6 +126,7 @@ class ChildSet:
         self.pending: dict[tuple[str, int], float] = {}          # (kind, index) -> when to (re)spawn it
         self.failures: dict[tuple[str, int], int] = {}           # consecutive failures
         self.spawners: dict[str, tuple[Spawner, Label]] = {}
+        self.spawned: set[str] = set()                             # kinds started at least once
 
     def register(self, kind: str, spawner: Spawner, label: Label) -> None:
         self.spawners[kind] = (spawner, label)
@@ -138,7 +139,12 @@ class ChildSet:
     def spawn(self, kind: str, index: int) -> Child:
         pid = self.spawners[kind][0](index)
         child = self.children[pid] = Child(kind, index, pid, time.monotonic_ns())
+        self.spawned.add(kind)
         return child
+
+    def ever(self, kind: str) -> bool:
+        """Whether a child of ``kind`` was ever started."""
+        return kind in self.spawned
 
     def due(self) -> list[tuple[str, int]]:
         """The (kind, index) whose restart is due now, taken off the pending list."""

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from typing import TextIO
 
 from loggend.config import MAX_SINK_PROCESSES
@@ -74,7 +75,7 @@ class SinkCommand:
         journal.write(line, level, sys.stderr)
 
     def totals(self) -> SinkTotals:
-        return SinkTotals.of(self.block.rows(self.processes))
+        return replace(SinkTotals.of(self.block.rows(self.processes)), standalone=True)
 
     def dispatch_signals(self) -> None:
         while (name := self.signals.pop()) is not None:
@@ -154,33 +155,35 @@ class SinkCommand:
     def run(self) -> int:
         if not self.bind_dashboard():
             return EXIT_FAILURE
-        if self.start():
-            start = last_change = last_report = time.monotonic()
-            last = reported = 0
-            while not self.stop_requested and not self.failed:
-                self.signals.wait(min([last_report + REPORT_SECONDS, *self.children.pending.values()])
-                                  - time.monotonic())
-                self.dispatch_signals()
-                for kind, index in self.children.due():
-                    self.children.spawn(kind, index)
-                self.watch.kill_hung(self.children, self.spec, HUNG_SECONDS, BOOT_SECONDS, self.aborted, ABORT_GRACE)
-                self.watch.watch_ports(self.spec, len(self.children.pids(K.SINK)))
-                now = time.monotonic()
-                t = self.totals()
-                if t.received != last:
-                    last, last_change = t.received, now
-                if now - last_report >= REPORT_SECONDS:
-                    extra = (f"kernel drops {t.kernel_drops:,}" if self.spec.protocol == "udp" else
-                             f"connections {t.open:,} open  torn {t.torn:,}")
-                    if t.backlog_bytes >= BEHIND_SHOWN_BYTES:
-                        extra += f"  behind {format_bytes(t.backlog_bytes)}"
-                    print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
-                          f"total {t.received:,}  lost {t.lost:,}  {extra}", file=self.out, flush=True)
-                    last_report, reported = now, t.received
-                if self.duration and now - start >= self.duration:
-                    break
-                if self.idle_exit and t.received and now - last_change >= self.idle_exit:
-                    break
+        if not self.start():                    # refused (ports taken by another receiver...): said in one line,
+            self.stop()                         # and no summary of nothing that a script could take for 0 lost
+            return EXIT_FAILURE if self.failed else EXIT_OK
+        start = last_change = last_report = time.monotonic()
+        last = reported = 0
+        while not self.stop_requested and not self.failed:
+            self.signals.wait(min([last_report + REPORT_SECONDS, *self.children.pending.values()])
+                              - time.monotonic())
+            self.dispatch_signals()
+            for kind, index in self.children.due():
+                self.children.spawn(kind, index)
+            self.watch.kill_hung(self.children, self.spec, HUNG_SECONDS, BOOT_SECONDS, self.aborted, ABORT_GRACE)
+            self.watch.watch_ports(self.spec, len(self.children.pids(K.SINK)))
+            now = time.monotonic()
+            t = self.totals()
+            if t.received != last:
+                last, last_change = t.received, now
+            if now - last_report >= REPORT_SECONDS:
+                extra = (f"kernel drops {t.kernel_drops:,}" if self.spec.protocol == "udp" else
+                         f"connections {t.open:,} open  torn {t.torn:,}")
+                if t.backlog_bytes >= BEHIND_SHOWN_BYTES:
+                    extra += f"  behind {format_bytes(t.backlog_bytes)}"
+                print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
+                      f"total {t.received:,}  lost {t.lost:,}  {extra}", file=self.out, flush=True)
+                last_report, reported = now, t.received
+            if self.duration and now - start >= self.duration:
+                break
+            if self.idle_exit and t.received and now - last_change >= self.idle_exit:
+                break
         self.stop()
         print(sink_summary(self.totals()), file=self.out, flush=True)
         return EXIT_FAILURE if self.failed else EXIT_OK

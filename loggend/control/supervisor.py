@@ -484,8 +484,15 @@ class Supervisor:
             self.control.close()
         if self.dashboard is not None:
             self.dashboard.close()
-        if not self.shared.started:
-            return self.exit_code                 # stopped before anything ran (the dashboard's port is taken)
+        if self.shared.started and self.children.ever(K.WORKER):   # else refused before anything was sent
+            self.report()
+        self.remove_ready_file()
+        self.tuning.restore()
+        self.local_tls.close()
+        return self.exit_code
+
+    def report(self) -> None:
+        """The summary on stdout and in --summary-json."""
         self.check_memory()
         now_ns = time.monotonic_ns()
         self.workers.account_down(now_ns, final=True)
@@ -495,7 +502,3 @@ class Supervisor:
                                     self.live.changes, self.live.paused_seconds(now_ns))
         print(summary(totals), file=self.out, flush=True)
         self.write_file(self.summary_path, "summary", totals.document())
-        self.remove_ready_file()
-        self.tuning.restore()
-        self.local_tls.close()
-        return self.exit_code

@@ -177,6 +177,8 @@ class SinkWorker:
         next_publish = next_kernel = 0.0
         while self.alive:
             events = poller.poll(POLL_SECONDS)
+            if server is not None:
+                server.resume_accepting(clock())
             for fd, _ in events:
                 if receiver is not None:
                     receiver.drain(fd, acc)

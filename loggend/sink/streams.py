@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import select
 import socket
 import ssl
@@ -37,6 +38,7 @@ from loggend.sink.spec import ServerTls
 BUFFER_BYTES = 1 << 20            # per connection: room for many messages (each at most 64 KiB)
 READ_BUDGET = 16 << 20            # bytes read from one connection per wake-up, at most
 ACCEPT_BATCH = 64                 # connections accepted per wake-up, at most
+ACCEPT_BACKOFF = 0.5              # out of file descriptors: try accepting again after this (or a close)
 DRAIN_POLL_SECONDS = 0.05
 INT = struct.Struct("@i")
 BACKLOG = 1024
@@ -257,6 +259,9 @@ class StreamServer:
         self.log = log
         self.accepted = self.torn = self.tls_failures = self.rejected = 0
         self.poller: select.epoll | None = None
+        self.accept_paused_until = 0.0          # out of file descriptors: not accepting until then
+        self.accept_failures = 0
+        self.accept_failing = False             # said once per spell of failures
 
     @property
     def open(self) -> int:
@@ -283,9 +288,13 @@ class StreamServer:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as err:                       # EMFILE and the like: say so, keep serving
-                self.log(f"sink: cannot accept a connection: {err.strerror}", ERR)
+            except OSError as err:                       # EMFILE and the like: say so once, back off, keep serving
+                self._pause_accepting(err)
                 return
+            if self.accept_failing:
+                self.accept_failing = False
+                self.log(f"sink: accepting connections again ({self.accept_failures:,} refused by the system so far)",
+                         WARNING)
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
             if self.context is not None:
@@ -295,6 +304,35 @@ class StreamServer:
             self.poller.register(conn.fileno(), select.EPOLLIN)
             self.accepted += 1
             self._serve(conn, acc)
+
+    def _pause_accepting(self, err: OSError) -> None:
+        """The listeners leave the poller for ``ACCEPT_BACKOFF`` s (or until a connection closes): a
+        listener that stays ready while accept fails would spin the loop and flood the log."""
+        assert self.poller is not None
+        self.accept_failures += 1
+        if not self.accept_failing:
+            self.accept_failing = True
+            self.log(f"sink: cannot accept connections: {err.strerror}; {len(self.connections):,} open, waiting "
+                     f"ones stay queued in the kernel; trying again every {ACCEPT_BACKOFF:g} s", ERR)
+        for fd in self.listeners:
+            try:
+                self.poller.unregister(fd)
+            except (OSError, ValueError):
+                pass
+        self.accept_paused_until = time.monotonic() + ACCEPT_BACKOFF
+
+    def resume_accepting(self, now: float, closed: bool = False) -> None:
+        """Listen again once the back-off has passed or a connection has closed (a descriptor is free)."""
+        if not self.accept_paused_until or math.isinf(self.accept_paused_until) or \
+                (now < self.accept_paused_until and not closed):
+            return
+        assert self.poller is not None
+        self.accept_paused_until = 0.0
+        for fd in self.listeners:
+            try:
+                self.poller.register(fd, select.EPOLLIN)
+            except (OSError, ValueError):
+                pass
 
     def _serve(self, conn: Connection, acc: Accounting) -> None:
         assert self.poller is not None
@@ -330,6 +368,7 @@ class StreamServer:
         except (OSError, ValueError):
             pass
         conn.close()
+        self.resume_accepting(time.monotonic(), closed=True)
 
     def backlog(self) -> int:
         """Bytes received by the kernel or buffered here and not yet accounted, over every connection."""
@@ -339,6 +378,7 @@ class StreamServer:
         """At the end: read every connection until its sender closes it, or until ``deadline`` (no
         more accepting); the bytes left unread then."""
         assert self.poller is not None
+        self.accept_paused_until = math.inf            # no more accepting, whatever closes
         for fd in self.listeners:
             try:
                 self.poller.unregister(fd)

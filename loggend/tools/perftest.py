@@ -39,12 +39,13 @@ from typing import Any, TextIO
 from loggend import __version__
 from loggend.control.tuning import Tuner, TuningError
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED, UsageError
-from loggend.files import write_atomic
+from loggend.files import write_all_atomic
 from loggend.parsers import format_ports, format_size
 from loggend.tools.charts import svg_chart
 
 SAMPLE_SECONDS = 1.0
 WARMUP_SAMPLES = 3             # first seconds left out of the sustained figures (workers starting)
+MIN_STEADY_SAMPLES = 3         # fewer steady seconds than this measure no sustained rate
 START_TIMEOUT = 60.0
 STOP_GRACE = 30.0              # after the duration, how long the run may take to finish and report
 EXIT_TARGET_FAILED = EXIT_FAILURE
@@ -130,17 +131,20 @@ def loss_verdict(samples: list[Sample], targets: Targets, summary: dict[str, Any
 def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """PASS / FAIL per target; ``summary``: the run's summary document once the sink drained, whose
     sequence-based loss is the loss."""
-    steady = samples[WARMUP_SAMPLES:-1] or samples      # without start-up and the last, partial second
+    steady = samples[WARMUP_SAMPLES:-1]                 # without start-up and the last, partial second
     duration = max((s.t for s in steady), default=0) - min((s.t for s in steady), default=0)
     received_in_steady = steady[-1].received - steady[0].received if len(steady) > 1 else 0
     eps = received_in_steady / duration if duration else 0.0
     cpu = sum(s.cpu_percent for s in steady) / len(steady) if steady else 0.0
     memory = max((s.memory_bytes for s in samples), default=0)
+    short = len(steady) < MIN_STEADY_SAMPLES
     return [
         {"target": "events per second (received, sustained)",
          "goal": f">= {targets.events_per_second:,.0f} (within {EPS_TOLERANCE:.1%} for measurement)",
-         "measured": round(eps, 1), "shown": f"{eps:,.0f}",
-         "pass": eps >= targets.events_per_second * (1 - EPS_TOLERANCE)},
+         "measured": None if short else round(eps, 1),
+         "shown": f"too short to measure ({len(steady)} steady seconds; run "
+                  f"{MIN_STEADY_SAMPLES + WARMUP_SAMPLES + 1} s or more)" if short else f"{eps:,.0f}",
+         "pass": not short and eps >= targets.events_per_second * (1 - EPS_TOLERANCE)},
         {"target": "CPU (system, mean)", "goal": f"<= {targets.cpu_percent:g} %", "measured": round(cpu, 2),
          "shown": f"{cpu:.1f} %", "pass": cpu <= targets.cpu_percent},
         {"target": "memory (loggen PSS, peak)", "goal": f"<= {format_size(targets.memory_bytes)}",
@@ -209,9 +213,10 @@ class PerfTest:
     def __init__(self, duration: float, rate: str, workers: int, ports: str, report_dir: Path,
                  targets: Targets, optimize: bool = True, sink_processes: int = 0, out: TextIO = sys.stdout,
                  protocol: str = "udp", framing: str = "", fmt: str = "rfc3164",
-                 usable_cpus: list[int] | None = None, write: Callable[[str, str], None] = write_atomic) -> None:
+                 usable_cpus: list[int] | None = None,
+                 write: Callable[[dict[str, str]], None] = write_all_atomic) -> None:
         """``usable_cpus``: the CPUs to split between workers and sink (default: this process's);
-        ``write(path, text)``: how the report files are written (atomically)."""
+        ``write({path: text})``: how the report files are written (all or none)."""
         self.duration, self.rate, self.workers, self.ports = duration, rate, workers, ports
         self.protocol, self.framing, self.fmt = protocol, framing, fmt
         self.report_dir, self.targets, self.optimize = report_dir, targets, optimize
@@ -395,8 +400,8 @@ class PerfTest:
             self.say(f"push-back: blocked {p['blocked_seconds']:.2f} s waiting for the sink, reconnects "
                      f"{p['reconnects']}, possibly lost {p['possibly_lost']}")
         try:
-            self.write(str(self.report_dir / "report.json"), json.dumps(report, indent=1))
-            self.write(str(self.report_dir / "report.html"), html_report(report))
+            self.write({str(self.report_dir / "report.json"): json.dumps(report, indent=1),
+                        str(self.report_dir / "report.html"): html_report(report)})
         except OSError as err:
             self.say(f"{'PASS' if ok else 'FAIL'}: but the report could not be written in {self.report_dir}: "
                      f"{err.strerror or err}")

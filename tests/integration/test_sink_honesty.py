@@ -136,6 +136,21 @@ def test_forged_numbers_and_foreign_streams_are_counted_apart(loggend, tmp_path)
     assert doc["sink"]["foreign"] == 50 and doc["sink"]["gaps"] == 0
 
 
+def test_a_number_above_what_the_worker_sent_makes_the_loss_unknown(loggend, tmp_path):
+    """A forged `seq=600000` within the plausibility window once made "lost 570,000 (90 %)", counted."""
+    port = free_ports(2)
+    summary = tmp_path / "summary.json"
+    proc = local_run(loggend, port, "--summary-json", str(summary), rate="10000", duration="3s")
+    proc.wait_line("(2/2 running)")
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(msg("w0", 600_000), ("127.0.0.1", port))
+    assert proc.wait(30) == 0, proc.stderr
+    doc = json.loads(summary.read_text())
+    assert doc["loss_verdict"] == "unknown" and doc["lost"] is None, doc["loss_unknown_because"]
+    assert any("numbers above what 1 worker sent" in why for why in doc["loss_unknown_because"])
+    assert all(w["lost"] is None for w in doc["workers"])
+    assert "loss        unknown: numbers above what 1 worker sent" in proc.stdout
+
+
 def test_a_second_sink_on_the_ports_is_refused(loggend):
     """Two sinks once both bound with SO_REUSEPORT and split the flows: "lost 0 by sequence;
     sent - received = 100,000"."""
@@ -225,6 +240,34 @@ def test_more_ports_than_open_files_is_one_line_and_exit_2(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "500 ports need about 564 open files per sink process, and the limit is 256" \
             in lines[0], lines
+
+
+@pytest.mark.slow
+def test_a_tcp_sink_out_of_file_descriptors_backs_off_and_says_so_once():
+    """`ulimit -n 128` and 300 connections once spun a core and logged 473,355 lines in 3 s."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+    port = free_ports(1)
+    sink = subprocess.Popen([sys.executable, "-m", "loggend", "sink", "--listen", "127.0.0.1", "--protocol", "tcp",
+                             "--ports", str(port), "--processes", "1", "--duration", "6s"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_environ(), cwd=ROOT, preexec_fn=limit)
+    clients = []
+    try:
+        wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, what="the sink listening")
+        for _ in range(300):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            clients.append(c)
+        time.sleep(2.0)
+    finally:
+        for c in clients:
+            c.close()
+    out, err = sink.communicate(timeout=30)
+    assert sink.returncode == 0, err
+    cannot = [line for line in err.splitlines() if "cannot accept connections: Too many open files" in line]
+    assert len(cannot) == 1, err[-2000:]
+    assert "accepting connections again" in err and "Traceback" not in err
 
 
 @pytest.mark.browser

@@ -147,3 +147,14 @@ def test_the_cost_of_a_duplicate_does_not_grow_with_the_gaps():
     """4,096 open gaps once made each duplicate cost about 1.2 ms (a scan of every gap)."""
     few, many = _duplicate_cost(2), _duplicate_cost(MAX_GAPS)
     assert many < few * 10, (few, many)       # a scan would be ~1000 times dearer; bisection is ~1.5 times
+
+
+def test_what_the_sink_totals_cannot_vouch_for_makes_the_loss_unknown():
+    from loggend.totals import SinkTotals
+    clean = SinkTotals(received=100, gaps=5, kernel_drops=5)
+    assert clean.unknown() == [] and SinkTotals(received=100, gaps=5, kernel_drops=9).unknown() == []
+    tail = SinkTotals(received=100, gaps=5, kernel_drops=9, standalone=True).unknown()   # 4 lost after the last seen
+    assert len(tail) == 1 and "at least 9 lost" in tail[0]
+    bound = SinkTotals(received=100, gaps=7, gaps_forgotten=3, stale=40).unknown()
+    assert len(bound) == 1 and "only an upper bound" in bound[0]
+    assert SinkTotals(received=100, gaps=7, gaps_forgotten=3).unknown() == []      # forgotten, nothing below them

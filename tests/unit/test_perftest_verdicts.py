@@ -22,3 +22,23 @@ def test_each_target_passes_or_fails_on_its_own_figure():
     assert lossy == {**ok, "loss": False}
     slow = verdicts(samples(cpu=50, eps=900), targets, summary(0))
     assert [v["pass"] for v in slow][0] is False
+
+
+def test_a_run_too_short_for_a_sustained_rate_says_so_and_fails():
+    (eps, *_) = verdicts(samples(cpu=50, n=WARMUP_SAMPLES + 2), Targets(events_per_second=1000))
+    assert eps["pass"] is False and eps["measured"] is None and eps["shown"].startswith("too short to measure")
+
+
+def test_the_report_and_its_page_are_written_together_or_not_at_all(tmp_path):
+    import pytest
+
+    from loggend.files import write_all_atomic
+    (tmp_path / "report.json").write_text("old")
+    (tmp_path / "report.html").mkdir()                       # the page cannot be written
+    with pytest.raises(IsADirectoryError):
+        write_all_atomic({str(tmp_path / "report.json"): "new", str(tmp_path / "report.html"): "<html>"})
+    assert (tmp_path / "report.json").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["report.html", "report.json"]
+    (tmp_path / "report.html").rmdir()
+    write_all_atomic({str(tmp_path / "report.json"): "new", str(tmp_path / "report.html"): "<html>"})
+    assert (tmp_path / "report.json").read_text() == "new" and (tmp_path / "report.html").read_text() == "<html>"
