@@ -128,8 +128,8 @@ def test_pool_frames_group_equal_lengths_within_gso_limits():
 def test_a_slow_stream_gets_small_frames_so_templates_interleave():
     assert Profile((Ramp(100, 40_000, 60), Burst(10, 2_000, 1, 10))).peak == 40_000
     assert Profile.constant(0).peak == float("inf")
-    assert [frame_cap(r) for r in (5, 100, 8_000, 12_000, 1e9, float("inf"))] == [MIN_FRAME, MIN_FRAME, 16, 24,
-                                                                                   GSO_MAX_SEGMENTS, GSO_MAX_SEGMENTS]
+    assert [frame_cap(r) for r in (5, 100, 1_600, 2_400, 1e9, float("inf"))] == [MIN_FRAME, MIN_FRAME, 16, 24,
+                                                                                  GSO_MAX_SEGMENTS, GSO_MAX_SEGMENTS]
     assert frame_cap(0.0) == GSO_MAX_SEGMENTS             # nothing due: a run steered live (find-limit)
     assert frame_cap(Profile((Constant(5.0),)).peak) == MIN_FRAME
     fast, slow = (build_pool(spec(pool_size=10_000), 1, "w1", 0.0, cap=cap) for cap in (GSO_MAX_SEGMENTS, MIN_FRAME))
