@@ -41,6 +41,7 @@ class FeedbackError(Exception):
 class Reading:
     total: int                                       # events the receiver has counted so far
     figures: dict[str, int] = field(default_factory=dict)   # extra running totals (the sink's loss)
+    as_of: float | None = None                       # wall time the receiver took the figures, when it says
 
 
 class Feedback(Protocol):
@@ -76,7 +77,9 @@ class SinkFeedback:
         if not isinstance(sink, dict) or "received" not in sink:
             raise FeedbackError(f"{self.url}: no sink figures in /api/metrics (is it a loggend sink --dashboard?)")
         figures = {k: int(sink.get(k, 0)) for k in ("received", "duplicates", "lost", "unsequenced", "kernel_drops")}
-        return Reading(figures["received"] - figures["duplicates"], figures)
+        as_of = doc.get("time")                      # the sink's sampler takes its figures once per interval
+        return Reading(figures["received"] - figures["duplicates"], figures,
+                       float(as_of) if isinstance(as_of, (int, float)) else None)
 
 
 @dataclass(frozen=True)

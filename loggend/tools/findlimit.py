@@ -50,6 +50,8 @@ from loggend.tools.perftest import manifest
 START_TIMEOUT = 60.0           # the run must have every worker sending within this
 SETTLE_POLL = 0.5              # before a trial, the receiver's total must not move for this long...
 SETTLE_MAX = 60.0              # ...waiting at most this for it (then the trial goes on, and says so)
+FRESH_POLL = 0.05              # after the pause, a receiver that dates its figures is read again this often...
+FRESH_MAX = 5.0                # ...until they are from after the pause, for at most this long
 STOP_GRACE = 20.0              # SIGTERM -> SIGKILL for the run at the end
 CONTROL_RETRIES = 3
 
@@ -165,7 +167,7 @@ class FindLimit:
         took = time.monotonic() - t0 - RESUME_LEAD_NS / 1e9
         if not completed or not self.wait(self.settings.pause):
             raise Interrupted()
-        after, counted_after = self.ctl("status"), self.read_feedback()
+        after, counted_after = self.ctl("status"), self.fresh_feedback(time.time())
         figures = {k: v - counted_before.figures.get(k, 0) for k, v in counted_after.figures.items()}
         planned = int(after["planned"] or 0) - int(before["planned"] or 0)
         trial = Trial(number=len(self.outcome_trials) + 1, rate=rate, seconds=planned / rate if planned else took,
@@ -177,6 +179,16 @@ class FindLimit:
         judge(trial, self.criteria)
         self.say(self.trial_line(trial))
         return trial
+
+    def fresh_feedback(self, since: float) -> Reading:
+        """The receiver's figures as of ``since`` or later: a sink's frame may be up to its sampling
+        interval old, and what arrived in the pause's last second would otherwise count as lost."""
+        reading, deadline = self.read_feedback(), time.monotonic() + FRESH_MAX
+        while reading.as_of is not None and reading.as_of < since and time.monotonic() < deadline:
+            if not self.wait(FRESH_POLL):
+                raise Interrupted()
+            reading = self.read_feedback()
+        return reading
 
     def settled(self) -> Reading:
         """The receiver's total once it has stopped moving (the previous trial fully worked off)."""

@@ -18,6 +18,8 @@ from tests.support import receivers as R
 from tests.support.throttled import limit_for
 
 LOSS = 0.1
+RELAY_LIMIT = 2600        # messages a second the rsyslog relay lets through: the search's points (2k, 4k, 3k,
+                          # 2.5k at 20 %) stay clear of it, so no trial is a coin toss
 SEARCH = ("--trial", "2s", "--pause", "1s", "--confirm", "4s", "--max-time", "150s")
 
 
@@ -107,23 +109,30 @@ def test_the_limit_of_a_receiver_of_known_capacity_is_found_within_the_precision
 
 @pytest.mark.slow
 def test_rsyslog_relaying_to_a_sink_has_a_limit_and_half_again_as_much_loses(tmp_path):
+    """rsyslog's own imudp rate limit (RELAY_LIMIT messages in each second) behind a roomy receive buffer: a
+    capacity the load of the box does not move. A small buffer alone made the limit a measure of how busy the
+    machine was (a loaded CI box found 3,750 ev/s and then lost nothing at 1.5 x that). rsyslog counts in
+    windows of two whole seconds, so every trial is 4 s: a 2 s trial's share of one window depends on where in
+    the second it started."""
     if reason := R.rsyslog_available():
         pytest.skip(reason)
     sink = Sink(tmp_path)
-    relay = R.RsyslogRelay(tmp_path / "relay", sink.port, rcvbuf="64k").start()
+    relay = R.RsyslogRelay(tmp_path / "relay", sink.port, rcvbuf="4m", ratelimit=RELAY_LIMIT).start()
     try:
         R.send_udp(relay.ports["udp"], [b"<13>Nov 29 10:00:00 probe test: probe"])   # the relay forwards at all
         wait_until(lambda: sink.received() == 1, what="the probe through the relay")
         target = f"127.0.0.1:{relay.ports['udp']}"
         result = find_limit(tmp_path / "report", target, f"sink:{sink.url}", "--start-rate", "2k",
-                            "--precision", "10")
+                            "--precision", "20", "--trial", "4s")
         assert result.returncode == 0, result.stdout + result.stderr
         report = json.loads((tmp_path / "report" / "report.json").read_text())
         limit = report["limit_eps"]
-        confirmation = [t for t in report["trials"] if t["confirmation"]][-1]
-        assert confirmation["rate"] == limit and confirmation["verdict"] == "pass"
+        # found below the relay's limit and within the search's precision of it
+        assert 0.8 * RELAY_LIMIT <= limit <= RELAY_LIMIT, (limit, result.stdout)
+        confirmation = [t for t in report["trials"] if t["confirmation"] and t["rate"] == limit][-1]
+        assert confirmation["verdict"] == "pass"        # later confirmation-length trials above it may have failed
         assert confirmation["loss_percent"] <= LOSS and confirmation["figures"]["received"] == confirmation["received"]
-        # a fixed rate of 1.5 x the limit, for as long as the confirmation: the relay cannot keep up
+        # a fixed rate of 1.5 x the limit, for as long as the confirmation: the relay drops what is over its limit
         before = sink.received()
         summary = tmp_path / "over.json"
         over = run_loggend("run", "--config", "/dev/null", "--target", target, "--workers", "1", "--dashboard", "off",
@@ -133,7 +142,7 @@ def test_rsyslog_relaying_to_a_sink_has_a_limit_and_half_again_as_much_loses(tmp
         time.sleep(1.0)
         sent = json.loads(summary.read_text())["sent"]
         lost = sent - (sink.received() - before)
-        assert 100 * lost / sent > LOSS, (limit, sent, lost)
+        assert 100 * lost / sent > 10 * LOSS, (limit, sent, lost)
     finally:
         relay.stop()
         sink.stop()

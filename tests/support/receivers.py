@@ -1020,7 +1020,7 @@ module(load="impstats" interval="@@{stats_interval}" format="json" resetCounters
        log.file="@@{workdir}/stats.log" log.syslog="off")
 *.* action(type="omfile" file="@@{workdir}/internal.log")
 input(type="imudp" name="relay_in" address="127.0.0.1" port="@@{port}" rcvbufSize="@@{rcvbuf}"
-      ruleset="relay")
+      ruleset="relay"@@{ratelimit})
 template(name="relay_raw" type="string" string="%rawmsg%")
 ruleset(name="relay") {
   action(type="omfwd" name="relay_out" target="127.0.0.1" port="@@{target_port}"
@@ -1033,7 +1033,12 @@ class RsyslogRelay(_Receiver):
     """rsyslogd receiving UDP on 127.0.0.1 with a deliberately small socket
     receive buffer (imudp rcvbufSize) and forwarding every message verbatim
     (%rawmsg%) with omfwd to 127.0.0.1:target_port over UDP, or TCP with
-    octet-counted framing.  impstats writes counters to <workdir>/stats.log."""
+    octet-counted framing.  impstats writes counters to <workdir>/stats.log.
+    ``ratelimit=N`` turns on imudp's own rate limiting, N messages a second on
+    average, the rest discarded: a capacity that does not move with the load of
+    the machine, as an ingest licence's does not.  rsyslog's window is whole
+    seconds, both ends included (ratelimit.c: a new window when now > begin +
+    interval), so interval 1 is two seconds and lets 2 N through."""
     kind = "rsyslog-relay"
     marker_file_name = "internal.log"
     marker_text = '"] start'
@@ -1041,9 +1046,11 @@ class RsyslogRelay(_Receiver):
 
     def __init__(self, workdir, target_port: int, *, target_proto: str = "udp",
                  rcvbuf: str = "64k", port: int | None = None, max_msg_size: int = 65536,
-                 stats_interval: int = 1, imudp_threads: int = 1, batch_size: int = 32):
+                 stats_interval: int = 1, imudp_threads: int = 1, batch_size: int = 32,
+                 ratelimit: int | None = None):
         super().__init__(workdir)
         self.conf_file = self.workdir / "rsyslog-relay.conf"
+        self.ratelimit = ratelimit
         self.target_port, self.target_proto = target_port, target_proto
         self.rcvbuf, self.max_msg_size, self.stats_interval = rcvbuf, max_msg_size, stats_interval
         self.imudp_threads, self.batch_size = imudp_threads, batch_size
@@ -1062,6 +1069,8 @@ class RsyslogRelay(_Receiver):
                       port=self.ports["udp"], rcvbuf=self.rcvbuf, target_port=self.target_port,
                       target_proto=self.target_proto, fwd_extra=fwd_extra,
                       stats_interval=self.stats_interval,
+                      ratelimit=(f' ratelimit.interval="1" ratelimit.burst="{2 * self.ratelimit}"'
+                                 if self.ratelimit else ""),
                       imudp_mod=f' threads="{self.imudp_threads}" batchSize="{self.batch_size}"')
 
     command = RsyslogReceiver.command

@@ -1,10 +1,13 @@
 """The limit search against simulated receivers: no processes, no clock but a counter."""
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loggend.tools.feedback import CommandFeedback, FeedbackError, parse_feedback
+from loggend.tools.feedback import CommandFeedback, FeedbackError, Reading, parse_feedback
+from loggend.tools.findlimit import FindLimit
 from loggend.tools.limitsearch import (
     FAIL,
     PASS,
@@ -157,3 +160,29 @@ def test_push_back_fails_a_tcp_trial_where_udp_would_call_it_short():
     fine = judge(Trial(1, 1000, 1.0, planned=1000, sent=1000, counted=1000, blocked_ns=int(5e6)),
                  criteria_for("tls", 0.1, 1.0))
     assert fine.verdict == PASS and fine.document()["blocked_percent"] == 0.5
+
+
+class DatedFeedback:
+    """A receiver whose figures are sampled once per ``interval`` (as a sink's dashboard frame is)."""
+
+    text = "dated"
+
+    def __init__(self, interval: float) -> None:
+        self.interval, self.reads = interval, 0
+
+    def read(self) -> Reading:
+        self.reads += 1
+        now = time.time()
+        sampled = now - now % self.interval
+        return Reading(int(sampled * 1000), {}, sampled)
+
+
+def test_the_count_after_a_pause_is_from_a_sample_taken_after_it(tmp_path):
+    """A sink's frame is up to a second old: read as is, what arrived in the pause's last second was lost."""
+    feedback = DatedFeedback(0.3)
+    finder = FindLimit(BASE, feedback, [], tmp_path)
+    since = time.time()
+    reading = finder.fresh_feedback(since)
+    assert reading.as_of >= since and feedback.reads >= 1
+    undated = FindLimit(BASE, CommandFeedback("echo 5", "command:echo 5"), [], tmp_path)
+    assert undated.fresh_feedback(time.time() + 100).total == 5          # a receiver that does not date: read once
