@@ -46,6 +46,8 @@ NOBUFS_PAUSE = 0.0002              # ENOBUFS is a device queue: poll says writab
 SNDBUF_BYTES = 8 << 20             # asked for; the kernel caps it at net.core.wmem_max
 MMSG_BATCH = 1024                  # messages per sendmmsg call (UIO_MAXIOV)
 GSO_FRAMES_PER_CALL = 16           # GSO frames (each up to 64 messages) per sendmmsg call
+GSO_MMSG_MIN = 128                 # a grant of up to this many messages goes frame by frame (sendmsg):
+                                   # setting up the ctypes call costs more than the call it saves
 CMSG_LEN_U16 = 18                  # CMSG_LEN(sizeof(uint16_t)) on 64-bit Linux
 CMSG_SPACE_U16 = 24                # CMSG_SPACE(sizeof(uint16_t))
 FULL_QUEUE = frozenset({errno.EAGAIN, errno.ENOBUFS})
@@ -205,7 +207,8 @@ class GsoSender(Sender):
     A grant goes out in one ``sendmmsg`` of up to ``GSO_FRAMES_PER_CALL`` frames (one header per
     frame, each with its own segment size), so the Python and system-call cost is shared by
     hundreds of messages; where the grant starts or ends inside a frame, that header is trimmed
-    for the call. ``sendmsg`` of one frame is the path after a call that stopped early.
+    for the call. ``sendmsg`` of one frame is the path after a call that stopped early, and for
+    grants of up to ``GSO_MMSG_MIN`` messages (a slow worker's 20 ms), where the ctypes set-up costs more.
     """
 
     mode = "gso"
@@ -239,7 +242,8 @@ class GsoSender(Sender):
         self._hdr_size = ctypes.sizeof(Mmsghdr)
 
     def send(self, budget: int) -> int:
-        sendmsg, fd, mmsg = self.sock.sendmsg, self.sock.fileno(), self._sendmmsg
+        sendmsg, fd = self.sock.sendmsg, self.sock.fileno()
+        mmsg = self._sendmmsg if budget > GSO_MMSG_MIN else None
         cmsgs, counts, lengths, view = self.cmsgs, self.pool.counts, self.pool.lengths, self.view
         first, starts, iov = self.first_end, self.starts_end, self._iov
         hdr_base, hdr_size = self._hdr_base, self._hdr_size

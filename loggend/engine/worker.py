@@ -226,7 +226,7 @@ class Worker:
             if quota is not None:
                 budget = min(budget, quota - sent)
             if budget <= 0:
-                sleep(min(pacer.wait(now), max(0.0, next_tick - now)) or 0.0001)
+                sleep(min(pacer.wait(now), TICK_SECONDS) or 0.0001)
                 continue
             n = sender.send(budget)                         # the sender stores SENT as it goes
             if first and n:                                 # when sending really began (a fleet's start,
@@ -240,8 +240,8 @@ class Worker:
                 quota = pacer.quota()
             else:                                           # the next burst's time is known: no second look
                 wait = pacer.wait_after(now, n)
-                if wait > 0:
-                    sleep(min(wait, max(0.0, next_tick - now)))
+                if wait > 0:                                # not woken for the tick: it waits for the next
+                    sleep(min(wait, TICK_SECONDS))          # burst (at most 20 ms late), saving a wake-up
         slot[C.FORGIVEN] = pacer.forgiven
         self.publish_link(sender)
 
