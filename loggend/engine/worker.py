@@ -187,7 +187,7 @@ class Worker:
     def _loop(self, sender: Sending) -> None:
         spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep
         plan_changed = self.plan.changed
-        index, pool = spec.index, sender.pool
+        index = spec.index
         base_sent, base_bytes, base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
         base_errors = [slot[f] for f in C.ERROR_FIELDS]
         self.base_blocked, self.base_reconnects = slot[C.BLOCKED_NS], slot[C.RECONNECTS]
@@ -197,7 +197,7 @@ class Worker:
         quota = pacer.quota()
         stop_at = pacer.end + (COUNT_GRACE if quota is not None else 0.0)    # a quota may need the grace
         wall = wallclock()
-        pool.set_time(wall)                                 # the current second from the first datagram on
+        sender.pool.set_time(wall)                          # the current second from the first datagram on
         next_second = math.floor(wall) + 1
         next_tick = 0.0
         sent = base_sent
@@ -219,8 +219,8 @@ class Worker:
             if (quota is not None and sent >= quota) or now >= stop_at:
                 break
             wall = wallclock()
-            if wall >= next_second:
-                pool.set_time(wall)
+            if wall >= next_second:                         # the pool in hand: a replay's is new every pass
+                sender.pool.set_time(wall)
                 next_second = math.floor(wall) + 1
             budget = pacer.grant(now, sent)
             if quota is not None:

@@ -51,3 +51,22 @@ def test_the_files_own_timing_at_10x_and_timestamps_rewritten_to_now(tmp_path, r
         stamp = re.match(rb"<13>(\w{3} [ \d]\d \d\d:\d\d:\d\d) ", m)[1].decode()
         t = calendar.timegm(time.strptime(f"{time.gmtime(now).tm_year} {stamp}", "%Y %b %d %H:%M:%S"))
         assert abs(t - now) < 10, m                   # rewritten to the sending time
+
+
+def test_every_pass_of_a_file_larger_than_the_pool_carries_the_second_it_is_sent_in(tmp_path, receiver):
+    """Passes of 2 s: each new pass is a new pool, and the second-by-second patch has to follow it
+    (it used to patch the first pass's pool, so later passes carried the second they were read in)."""
+    lines = [f"<13>Nov 29 06:{i // 60 % 60:02d}:{i % 60:02d} app-1 shop[7]: line {i}" for i in range(3000)]
+    path = tmp_path / "capture.log"
+    path.write_text("\n".join(lines) + "\n")
+    r = run_loggend(*RUN, "--replay", str(path), "--rate", "500", "--duration", "5s", "--target",
+                    f"127.0.0.1:{receiver.port}", "--pool-size", "1000", "--utc")
+    assert r.returncode == 0, r.stderr
+    got = receiver.wait_for(2500)
+    assert len(got) == 2500
+    year, wall = time.gmtime().tm_year, time.time() - time.monotonic()       # arrivals are monotonic times
+    lags = []
+    for m, arrived in zip(got, (wall + t for t in receiver.arrivals)):
+        stamp = re.match(rb"<13>(\w{3} [ \d]\d \d\d:\d\d:\d\d) ", m)[1].decode()
+        lags.append(arrived - calendar.timegm(time.strptime(f"{year} {stamp}", "%Y %b %d %H:%M:%S")))
+    assert max(lags) < 1.5 and min(lags) > -0.5, (min(lags), max(lags))      # its own second, not an old one
