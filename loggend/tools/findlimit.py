@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from loggend.config import MAX_INTERVAL
 from loggend.control.ctlsocket import ControlError, request
 from loggend.control.live import RESUME_LEAD_NS
 from loggend.control.tuning import Tuner
@@ -51,7 +52,7 @@ START_TIMEOUT = 60.0           # the run must have every worker sending within t
 SETTLE_POLL = 0.5              # before a trial, the receiver's total must not move for this long...
 SETTLE_MAX = 60.0              # ...waiting at most this for it (then the trial goes on, and says so)
 FRESH_POLL = 0.05              # after the pause, a receiver that dates its figures is read again this often...
-FRESH_MAX = 5.0                # ...until they are from after the pause, for at most this long
+FRESH_MAX = MAX_INTERVAL + 5.0 # ...until they are from after the pause: a sink samples every 60 s at most
 STOP_GRACE = 20.0              # SIGTERM -> SIGKILL for the run at the end
 CONTROL_RETRIES = 3
 
@@ -188,6 +189,9 @@ class FindLimit:
             if not self.wait(FRESH_POLL):
                 raise Interrupted()
             reading = self.read_feedback()
+        if reading.as_of is not None and reading.as_of < since:
+            self.say(f"find-limit: the receiver's figures are still from before the pause after {FRESH_MAX:g} s "
+                     "(has its sampler stopped?); judging the trial on them")
         return reading
 
     def settled(self) -> Reading:
