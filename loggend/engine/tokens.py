@@ -110,8 +110,16 @@ SAMPLE_TIMES = [calendar.timegm((2026, m, d, h, 5, 7, 0, 0, 0)) for m in range(1
                 for h in (0, 9, 13)]
 
 
+DIRECTIVE_RE = re.compile(r"%[-_0^#]*[EO]?.?", re.S)
+
+
 def _strftime_width(fmt: str) -> int:
-    """The width of ``fmt`` at any time, or TokenError-worthy ValueError when it varies."""
+    """The width of ``fmt`` at any time, or TokenError-worthy ValueError when it varies or names a
+    directive strftime does not know (it would be sent as written: ``%Q`` in every message)."""
+    for directive in DIRECTIVE_RE.findall(fmt):
+        if directive != "%%" and time.strftime(directive, time.gmtime(0)) == directive:
+            raise ValueError(f"strftime format {fmt!r}: {directive!r} is not a strftime directive "
+                             "(write %% for a literal %)")
     widths = {len(time.strftime(fmt, time.gmtime(t))) for t in SAMPLE_TIMES}
     widths |= {len(time.strftime(fmt, time.localtime(t))) for t in SAMPLE_TIMES}
     if len(widths) != 1:
