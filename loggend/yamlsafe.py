@@ -107,7 +107,33 @@ def compose(text: str, label: str, limit: int = MAX_EXPANDED_NODES) -> yaml.Node
     if node is not None and expanded_size(node, limit) > limit:
         raise UsageError(f"{label}: its aliases expand to more than {limit:,} values (an alias bomb?); "
                          "write the values out, or fewer of them")
+    if node is not None and (twice := duplicate_key(node)):
+        raise UsageError(f"{label}: {twice}")
     return node
+
+
+def duplicate_key(node: yaml.Node) -> str:
+    """Where a mapping names a key twice (YAML loaders keep the last one, silently), or ''."""
+    seen: set[int] = set()
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or isinstance(current, yaml.ScalarNode):
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)
+            continue
+        first: dict[tuple[str, str], yaml.Node] = {}
+        for key, value in current.value:
+            pending.extend((key, value))
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                continue
+            earlier = first.setdefault((key.tag, key.value), key)
+            if earlier is not key:
+                return (f"line {key.start_mark.line + 1}, column {key.start_mark.column + 1}: {key.value!r} is "
+                        f"given twice (first on line {earlier.start_mark.line + 1}); YAML would keep only the last")
+    return ""
 
 
 def load(text: str, label: str, limit: int = MAX_EXPANDED_NODES) -> Any:

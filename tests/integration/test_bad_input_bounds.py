@@ -74,6 +74,18 @@ def test_an_alias_bomb_is_refused_before_it_is_built(tmp_path):
     one_line(run_loggend("check-config", loop, timeout=30), "its aliases expand to more than")
 
 
+def test_a_key_given_twice_is_refused_not_silently_the_last(tmp_path):
+    """YAML loaders keep the last of two equal keys: `rate: 1000` then, 40 lines down, `rate: 5000`
+    would run at 5000 without a word."""
+    path = write_config(tmp_path / "twice.yaml", "rate: 1000\nworkers: 2\nrate: 5000\n")
+    one_line(run_loggend("check-config", path, timeout=30),
+             f"{path}: line 3, column 1: 'rate' is given twice (first on line 1); YAML would keep only the last")
+    inner = write_config(tmp_path / "inner.yaml", "templates:\n  - name: a\n    message: x\n    name: b\n")
+    one_line(run_loggend("check-config", inner, timeout=30), "line 4, column 5: 'name' is given twice")
+    shared = write_config(tmp_path / "shared.yaml", "templates:\n  - &t {name: a, message: x}\n  - *t\n")
+    assert "given twice" not in run_loggend("check-config", shared, timeout=30).stderr      # an alias is not a key
+
+
 def test_a_small_bomb_under_a_key_gives_a_short_error_line(tmp_path):
     """A 377-byte bomb under `ports:` once gave a 39 MB error line: under the alias cap (9**6 values),
     it is refused as a bad value, quoted cut short."""
@@ -96,7 +108,7 @@ def test_a_reload_with_a_400_digit_duration_is_logged_and_ignored(loggend, recei
     proc = loggend("run", "--config", str(path))
     proc.wait_line("(1/1 running)")
     for bad in (f"duration: {HUGE}\n", f"memory_limit: {HUGE}\n", f"hung_timeout: {HUGE}\n"):
-        write_config(path, body + "duration: 4s\n" + bad)
+        write_config(path, body + ("" if bad.startswith("duration") else "duration: 4s\n") + bad)
         seen = len(proc.err)
         proc.signal(signal.SIGHUP)
         err = proc.wait_line("keeping the running config", stream="err", after=seen)
