@@ -264,6 +264,7 @@ class RunTotals:
     profile: str = ""                # the configured rate profile (compact form); "" = the constant rate
     timing: str = ""                 # a replay at the file's own timing: which, e.g. "the file's own timing x10"
     live_changes: int = 0            # rate changes made while it ran (loggend ctl, SIGUSR1/SIGUSR2)
+    live_last: str = ""              # after live changes: what it followed at the end ("6,000 ev/s", "profile ...")
     paused_seconds: float = 0.0      # time spent paused
     ends: Ends | None = None         # with a local sink: what sequence accounting cannot see (by the sent counts)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -384,7 +385,8 @@ class RunTotals:
             "sink": self.sink.document() if self.sink is not None else None,
             "sent_minus_received": self.sent_minus_received, "profile": self.profile or None,
             "timing": self.timing or None,
-            "live_changes": self.live_changes, "paused_seconds": round(self.paused_seconds, 3),
+            "live_changes": self.live_changes, "live_last": self.live_last or None,
+            "paused_seconds": round(self.paused_seconds, 3),
             "instance": self.instance, "instances": self.instances, "fleet_rate": self.fleet_rate,
             "run_id": self.run_id, "start": self.start.document() if self.start is not None else None,
             "lost": self.lost, "loss_percent": self.loss_percent,

@@ -28,7 +28,7 @@ from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
 from loggend.control.ctlsocket import ControlError, ControlServer, socket_path, sweep_stale
 from loggend.control.dashboard import Dashboard, DashboardError
-from loggend.control.live import LiveRate
+from loggend.control.live import LiveRate, describe
 from loggend.control.memory import MemoryWatch
 from loggend.control.pki import PkiError
 from loggend.control.shared import STREAM_WIDTH, SharedRun
@@ -500,5 +500,7 @@ class Supervisor:
         totals = self.shared.totals(self.config, self.memory.peak, self.clock(), self.workers.planned(now_ns),
                                     self.workers.start_at, self.workers.requested_start_ns, self.run_id,
                                     self.live.changes, self.live.paused_seconds(now_ns))
+        if self.live.changes:
+            totals = replace(totals, live_last=describe(self.live.following()))
         print(summary(totals), file=self.out, flush=True)
         self.write_file(self.summary_path, "summary", totals.document())

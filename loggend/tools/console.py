@@ -72,6 +72,8 @@ def target_text(rate: float, state: str) -> str:
 
 def summary(t: RunTotals) -> str:
     target = t.timing or ("profile" if t.profile else f"{t.rate:,.0f} ev/s" if t.rate else "unlimited")
+    if t.live_changes:
+        target += " at start"                       # the live line says what it followed at the end
     if t.instances > 1:
         fleet = f"{t.fleet_rate:,.0f} ev/s" if t.fleet_rate else "unlimited"
         target += f" (instance {t.instance}/{t.instances} of {fleet}, run {t.run_id})"
@@ -85,8 +87,9 @@ def summary(t: RunTotals) -> str:
     if t.profile:
         lines.append(f"  profile     {t.profile}{profile_end(t.profile)}")
     if t.live_changes or t.paused_seconds:
+        last = f"; at the end {t.live_last}" if t.live_last else ""
         lines.append(f"  live        {plural(t.live_changes, 'change')} (rate, profile, pause, resume by loggend ctl; "
-                     f"SIGUSR1/SIGUSR2), paused {t.paused_seconds:.1f} s in all")
+                     f"SIGUSR1/SIGUSR2), paused {t.paused_seconds:.1f} s in all{last}")
     lines.append(f"  sent        {t.sent:,} events, {t.bytes / MB:,.1f} MB in {t.seconds:.2f} s")
     if t.seconds:
         lines.append(f"  mean rate   {t.mean_rate:,.0f} ev/s, {t.bytes / MB / t.seconds:,.1f} MB/s")
