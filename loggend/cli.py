@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 ERROR_LINE_CHARS = 1000       # an error line longer than this is cut
 FLAG_KEYS = {
     "target": "target", "ports": "ports", "rate": "rate", "workers": "workers", "cpus": "cpus",
+    "worker_processes": "worker_processes",
     "duration": "duration", "transport": "transport", "seed": "messages.seed", "hosts": "messages.hosts",
     "timezone": "messages.timezone", "pri_mix": "messages.pri_mix", "max_length": "messages.max_length",
     "pool_size": "messages.pool_size", "stream_id": "messages.stream_id", "dashboard": "dashboard",
@@ -85,7 +86,9 @@ def build_parser() -> Parser:
                      "0 = unlimited")
     run.add_argument("--profile", help="the rate over time instead: segments such as ramp:10k-200k/60s,"
                      "constant:200k/5m (kinds constant, ramp, steps, burst, sine; then repeat or hold)")
-    run.add_argument("--workers", help="worker processes (default 40)")
+    run.add_argument("--workers", help="workers: streams of their own, one target port each (default 40)")
+    run.add_argument("--worker-processes", help="processes serving the workers (0 = one per CPU, at most one "
+                                                "per worker; as many as --workers: one process each)")
     run.add_argument("--cpus", help="auto, or CPUs to pin workers to round robin, e.g. 0-3")
     run.add_argument("--duration", help="90s, 30m (minutes), 1h; a bare number is seconds (-duration=N, the "
                      "original tool's flag, is minutes); 0 = until stopped")

@@ -238,6 +238,7 @@ class Config:
     ports: tuple[int, ...] = (514,)     # worker i sends to ports[i % len(ports)]
     rate: float = 0.0                   # events/s of the whole fleet, split over instances and workers; 0 = unlimited
     workers: int = 1
+    worker_processes: int = 1           # processes serving the workers (resolved: 0 in the file = one per CPU)
     cpus: tuple[int, ...] = ()          # worker i pins to cpus[i % len(cpus)]; () = no pinning
     duration: float = 0.0               # seconds; 0 = until stopped
     transport: str = "auto"             # the UDP send method
@@ -324,7 +325,9 @@ class Config:
             what += f", {plural(len(m.templates), 'template')}" + (" + the catalogue" if m.catalogue else " only")
         share = f"{self.instance_rate:,.0f} ev/s of the fleet's {rate}" if self.rate else "unlimited"
         fleet = f", instance {self.instance}/{self.instances} ({share})" if self.instances > 1 else ""
-        return (f"{plural(self.workers, 'worker')} -> {self.target}, {rate}, {duration}, {how}, "
+        procs = f" in {plural(self.worker_processes, 'process', 'processes')}" \
+            if self.worker_processes < self.workers else ""
+        return (f"{plural(self.workers, 'worker')}{procs} -> {self.target}, {rate}, {duration}, {how}, "
                 f"{what}, cpus {cpus}, pool {m.pool_size:,}/worker, dashboard {web}{sink}{fleet}")
 
 
@@ -459,6 +462,7 @@ DEFAULTS: dict[str, object] = {
     "sink_tls_key": "",
     "rate": 0,
     "workers": 40,
+    "worker_processes": 0,
     "cpus": "auto",
     "duration": 0,
     "messages.seed": 1,
@@ -587,6 +591,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     host_text, target_port = split_target(raw.label("target"), str(raw["target"]))
     ports = (target_port,) if target_port is not None else parse_ports(raw.label("ports"), raw["ports"])
     workers = parse_int(raw.label("workers"), raw["workers"], 1, MAX_WORKERS)
+    cpus = parse_cpus(raw.label("cpus"), raw["cpus"], usable_cpus)
     dashboard = parse_dashboard(raw.label("dashboard"), raw["dashboard"])
     if DASHBOARD_PORT in raw:
         host = dashboard[0] if dashboard else "127.0.0.1"
@@ -642,7 +647,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         ports=ports,
         rate=rate,
         workers=workers,
-        cpus=parse_cpus(raw.label("cpus"), raw["cpus"], usable_cpus),
+        worker_processes=min(workers, parse_int(raw.label("worker_processes"), raw["worker_processes"], 0,
+                                                MAX_WORKERS) or len(cpus or usable_cpus)),
+        cpus=cpus,
         duration=parse_duration(raw.label("duration"), raw["duration"]) or sum(s for _, s in timing),
         transport=check_transport(raw.label("transport"), str(raw["transport"])),
         protocol=protocol,

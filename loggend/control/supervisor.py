@@ -84,7 +84,7 @@ class Supervisor:
         self.sink_watch = SinkWatch(self.shared.sink_block, self.log, config.sink_share_ports)
         self.workers = WorkerPool(config, self.shared, self.log, (out, err), start_at=start_at)
         self.generated_run_id = new_run_id()          # the run's id when the config gives none
-        self.children.register(K.WORKER, self.workers.spawn, lambda i: f"worker {i}")
+        self.children.register(K.WORKER, self.workers.spawn, self.workers.label)
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
         self.live = LiveRate(self.workers, self.log, self.counters)
         self.control: ControlServer | None = None
@@ -239,7 +239,8 @@ class Supervisor:
         """Spawn the children whose restart is due."""
         for kind, index in self.children.due():
             if kind == K.WORKER:
-                self.shared.block.slot(index)[C.RESTARTS] += 1
+                for worker in self.workers.members(index):
+                    self.shared.block.slot(worker)[C.RESTARTS] += 1
             self.children.spawn(kind, index)
 
     def murder_hung(self) -> None:
@@ -249,7 +250,8 @@ class Supervisor:
         for child, what, age in hung:
             sent = abort_then_kill(child, self.aborted, ABORT_GRACE, self.clock())
             if sent:
-                self.log(f"worker {child.index} (pid {child.pid}) is hung: {what} for {age:.1f} s; {sent}", WARNING)
+                self.log(f"{self.workers.label(child.index)} (pid {child.pid}) is hung: {what} for {age:.1f} s; "
+                         f"{sent}", WARNING)
         self.sink_watch.kill_hung(self.children, self.sinks.spec, self.config.hung_timeout, BOOT_SECONDS, self.aborted,
                                   ABORT_GRACE)
 
@@ -433,8 +435,8 @@ class Supervisor:
             return False
         self.publish_board()
         self.workers.publish(self.workers.plan)
-        for index in range(self.config.workers):
-            self.children.spawn(K.WORKER, index)
+        for process in range(self.config.worker_processes):
+            self.children.spawn(K.WORKER, process)
         return self.open_dashboard()
 
     def running(self) -> bool:

@@ -14,6 +14,10 @@
   workers first; each waits, set up, until the worker of its index has stopped and then
   continues that stream. Only when every replacement is ready does the new plan go out and the
   old workers get SIGTERM, so the run never stops sending.
+* **Processes.** Worker process ``p`` of ``worker_processes`` serves workers ``p``, ``p + P``...
+  (``loggend.engine.group``); the child set knows processes by ``p``, the counters know workers by
+  index. A process that dies takes all its workers down and its replacement carries all of them
+  on; a hung one is found by the oldest heartbeat of its workers.
 * **Down time.** From a worker's death to its replacement's first send, the index sends nothing:
   the time is added to the slot's ``DOWN_NS`` and the replacement makes up what it can
   (``loggend.engine.pacing``); the summary says what it could not.
@@ -31,6 +35,7 @@ from loggend.config import Config
 from loggend.control.children import Child, ChildSet, fork_child, kill_quietly
 from loggend.control.shared import SharedRun
 from loggend.engine import counters as C
+from loggend.engine.group import WorkerGroup, members
 from loggend.engine.journal import Log
 from loggend.engine.render import CORPUS_CHUNK, CORPUS_SIZE, Corpus
 from loggend.engine.schedule import NS, BoardPlan, Plan
@@ -77,18 +82,35 @@ class WorkerPool:
         elif self.corpus is None or self.corpus.spec != self.config.messages or len(self.corpus) < size:
             self.corpus = Corpus(self.config.messages, time.time(), size)
 
-    def spawn(self, index: int) -> int:
-        """Fork worker ``index``; it carries its slot's counts and stream on."""
-        spec = self.config.worker_spec(index, self.takes_over.get(index, 0))
-        self.shared.stream_block.set_name(index, spec.stream.encode())       # announced to the local sink
-        worker = Worker(spec, self.shared.block.slot(index), BoardPlan(self.shared.plan_board), corpus=self.corpus)
+    def members(self, process: int) -> range:
+        """The worker indexes worker process ``process`` serves."""
+        return members(process, self.config.workers, self.config.worker_processes)
+
+    def label(self, process: int) -> str:
+        """How the log names a worker process: ``worker 3``, or ``worker process 1 (workers 1, 3, 5)``."""
+        served = self.members(process)
+        if self.config.worker_processes >= self.config.workers:
+            return f"worker {process}"
+        shown = ", ".join(str(i) for i in served) if len(served) <= 4 else \
+            f"{served[0]}, {served[1]} ... {served[-1]}: {len(served)}"
+        return f"worker process {process} (workers {shown})"
+
+    def spawn(self, process: int) -> int:
+        """Fork worker process ``process``; it carries its workers' counts and streams on."""
+        workers = []
+        for index in self.members(process):
+            spec = self.config.worker_spec(index, self.takes_over.get(index, 0))
+            self.shared.stream_block.set_name(index, spec.stream.encode())       # announced to the local sink
+            workers.append(Worker(spec, self.shared.block.slot(index), BoardPlan(self.shared.plan_board),
+                                  corpus=self.corpus))
+        group = WorkerGroup(workers, workers[0].spec.cpu)
         close = self.close_in_child
 
         def body() -> int:
             for sock in close:      # the dashboard's listening socket: it must not outlive the supervisor
                 sock.close()
-            worker.init_process()
-            return worker.run()
+            group.init_process()
+            return group.run()
         return fork_child(body, self.outputs)
 
     def publish(self, plan: Plan) -> None:
@@ -126,7 +148,7 @@ class WorkerPool:
         return bool(self.plan.end_ns) and now_ns > self.plan.end_ns + COUNT_GRACE * NS
 
     def wanted(self, child: Child, now_ns: int) -> bool:
-        return child.index < self.config.workers and not self.over(now_ns)
+        return child.index < self.config.worker_processes and not self.over(now_ns)
 
     def planned(self, now_ns: int) -> int | None:
         """What the plan made due up to now (or its end), over every index; None when unlimited."""
@@ -144,12 +166,15 @@ class WorkerPool:
     # --- down time -----------------------------------------------------------------------------------
 
     def died(self, child: Child, now_ns: int) -> None:
-        """A worker that will be restarted has died: its index is down since its last heartbeat
-        (a hung worker stopped sending long before it was killed)."""
-        if self.plan.started and child.index not in self.down_since:
-            slot = self.shared.block.slot(child.index)
-            beat = slot[C.HEARTBEAT_NS] if slot[C.PID] == child.pid else 0
-            self.down_since[child.index] = min(now_ns, beat) if beat else now_ns
+        """A worker process that will be restarted has died: each of its workers is down since its
+        last heartbeat (a hung one stopped sending long before it was killed)."""
+        if not self.plan.started:
+            return
+        for index in self.members(child.index):
+            if index not in self.down_since:
+                slot = self.shared.block.slot(index)
+                beat = slot[C.HEARTBEAT_NS] if slot[C.PID] == child.pid else 0
+                self.down_since[index] = min(now_ns, beat) if beat else now_ns
 
     def account_down(self, now_ns: int, final: bool = False) -> None:
         """Close the down periods whose replacement sends again (all of them at the end)."""
@@ -161,10 +186,14 @@ class WorkerPool:
                 del self.down_since[index]
 
     def heartbeat(self, child: Child) -> int | None:
-        """A running worker's last heartbeat, None while it sets up or waits (hung detection)."""
-        slot = self.shared.block.slot(child.index)
-        running = slot[C.STATE] in READY_STATES and slot[C.PID] == child.pid
-        return slot[C.HEARTBEAT_NS] if running else None
+        """A running worker process's oldest heartbeat of its workers, None while none runs yet
+        (hung detection)."""
+        beats = []
+        for index in self.members(child.index):
+            slot = self.shared.block.slot(index)
+            if slot[C.STATE] in READY_STATES and slot[C.PID] == child.pid:
+                beats.append(slot[C.HEARTBEAT_NS])
+        return min(beats) if beats else None
 
     # --- reloads -------------------------------------------------------------------------------------
 
@@ -188,10 +217,12 @@ class WorkerPool:
                   stop: Callable[[list[int]], None]) -> None:
         """Replace every worker with one built from ``new``, without a moment of silence."""
         old = {c.index: c.pid for c in children.of_kind("worker")}
+        running = set(old.values())
         old_config, self.config = self.config, new
         self.render_corpus()
-        self.takes_over = {i: old.get(i, 0) for i in range(new.workers)}
-        fresh = [children.spawn("worker", i) for i in range(new.workers)]
+        pids = [self.shared.block.slot(i)[C.PID] for i in range(new.workers)]
+        self.takes_over = {i: pid if pid in running else 0 for i, pid in enumerate(pids)}
+        fresh = [children.spawn("worker", p) for p in range(new.worker_processes)]
         deadline = time.monotonic() + HANDOVER_TIMEOUT
         while not all(self._standing_by(c) for c in fresh) and time.monotonic() < deadline:
             if any(process_gone(c.pid) for c in fresh):
@@ -212,10 +243,14 @@ class WorkerPool:
         stop(list(old.values()))
 
     def _standing_by(self, child: Child) -> bool:
-        slot = self.shared.block.slot(child.index)
-        if self.takes_over.get(child.index):
-            return bool(slot[C.STANDBY_PID] == child.pid)
-        return bool(slot[C.PID] == child.pid and slot[C.STATE] in READY_STATES)
+        for index in self.members(child.index):
+            slot = self.shared.block.slot(index)
+            if self.takes_over.get(index):
+                if slot[C.STANDBY_PID] != child.pid:
+                    return False
+            elif slot[C.PID] != child.pid or slot[C.STATE] not in READY_STATES:
+                return False
+        return True
 
     def settled(self, plan: Plan, t_ns: int) -> Plan:
         """``plan``, rebased on what every index has done when it is an unlimited one that runs

@@ -305,6 +305,8 @@ class GsoSender(Sender):
             alone = mmsg is None
             n = counts[f] - j
             if n > left:
+                if done:
+                    break                   # whole frames only after the first: the rest next time
                 n = left
             length = lengths[f]
             start = starts[f] + j * length

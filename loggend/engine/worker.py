@@ -1,23 +1,24 @@
 """The worker: pace -> send a batch -> count, until stopped, retired or its part of the run is done.
 
-``Worker(spec, slot, plan)`` does nothing to the process; the process that will run it calls
-``init_process()`` (signals, CPU affinity, parent-death signal, name) and then ``run()``:
+``Worker(spec, slot, plan)`` is one stream (one slot, one socket, one pool) and does nothing to the
+process: ``loggend.engine.group`` runs one or several of them in a worker process. Its phases:
 
 1. ``setup``: render the pool, open the socket, pick the transport (a failure is a boot failure).
-2. ``take_slot``: at a reload the worker it replaces is still sending; this one waits, set up, in
-   standby (``STANDBY_PID``) until that one has stopped, then takes the slot over and continues
-   its stream at the slot's ``SENT``. Then it waits (``STATE_READY``) until the plan has started
-   and counts it in (a worker added by a reload waits for the plan that adds it).
-3. ``loop``: per batch, one clock read, one pacer grant, one ``sender.send`` and three counter
-   stores (``STARTED_NS`` once, right after the first send); the timestamp is patched when the
-   wall clock's second changes (and once before the first send, so no message carries a stale
-   second after a restart); every ``TICK_SECONDS`` the heartbeat and error counters are
-   published. The plan's generation (one 8-byte read) is
-   looked at per batch and the plan re-read when it moved, so a live rate change (``loggend ctl``)
-   applies from the next burst: a worker that went on for a tick at the old rate after a cut to a
-   tenth of it would stay silent most of a second, until the new due count caught up.
-
-After set-up the garbage collector is frozen and disabled: the loop makes no reference cycles.
+2. Taking the slot (``stand_by``, ``predecessor_gone``, ``end_standby``, ``take_over``,
+   ``plan_has_me``): at a reload the worker it replaces is
+   still sending; this one waits, set up, in standby (``STANDBY_PID``) until that one has stopped,
+   then takes the slot over and continues its stream at the slot's ``SENT``. Then it waits
+   (``STATE_READY``) until the plan has started and counts it in (a worker added by a reload
+   waits for the plan that adds it).
+3. ``begin``, then ``step(now)`` per look, then ``finish``: per look, one pacer grant, at most one
+   ``sender.send`` and three counter stores (``STARTED_NS`` once, right after the first send); it
+   returns how long until the next look, so one process can serve several workers. The timestamp
+   is patched when the wall clock's second changes (and once in ``begin``, so no message carries
+   a stale second after a restart); every ``TICK_SECONDS`` the heartbeat and error counters are
+   published. The plan's generation (one 8-byte read) is looked at per look and the plan re-read
+   when it moved, so a live rate change (``loggend ctl``) applies from the next burst: a worker
+   that went on for a tick at the old rate after a cut to a tenth of it would stay silent most of
+   a second, until the new due count caught up.
 
 Imports: the standard library, ``loggend.engine`` and the import-free ``loggend.errors`` only
 (a test holds this).
@@ -25,7 +26,6 @@ Imports: the standard library, ``loggend.engine`` and the import-free ``loggend.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import time
@@ -35,20 +35,17 @@ from collections.abc import Callable
 from loggend.engine import counters as C
 from loggend.engine.journal import ERR, NOTICE, WARNING, Log
 from loggend.engine.pacing import Pacer
-from loggend.engine.process import init_child, log_stderr
+from loggend.engine.process import log_stderr
 from loggend.engine.render import Corpus, build_pool, frame_cap
-from loggend.engine.schedule import PlanSource
+from loggend.engine.schedule import Plan, PlanSource
 from loggend.engine.spec import WorkerSpec
 from loggend.engine.stream import StreamSender, open_stream
 from loggend.engine.syscalls import release_free_memory
 from loggend.engine.transport import Sender, Sending, TransportError, choose, fall_back, open_socket
-from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 
 TICK_SECONDS = 0.1            # heartbeat / error / plan publication interval
 COUNT_GRACE = 1.0             # a timed run may overrun its end this long to finish its count
-ERROR_BACKOFF = 0.001         # pause after a failed send, so a dead target never spins a core
-STANDBY_POLL = 0.002          # a replacement looks this often whether the worker it replaces stopped
-START_POLL = 0.002            # a set-up worker looks this often whether the plan has started
+ERROR_BACKOFF = 0.001         # no look for this long after a failed send: a dead target never spins a core
 
 
 def process_gone(pid: int) -> bool:
@@ -84,24 +81,16 @@ class Worker:
         self.sender: Sending | None = None
         self.link = ""                    # TCP/TLS: the connection's state as last logged
         self.base_blocked = self.base_reconnects = self.base_possibly_lost = 0     # a previous life's counts
+        self.current: Plan = plan.plan      # the plan as last read
+        # the loop's state (``begin``): counts so far and at the start, the pace, the next looks
+        self.sent = self.base_bytes = self.base_calls = 0
+        self.base_errors: list[int] = []
+        self.pacer = Pacer(self.current, spec.index)
+        self.quota: int | None = None
+        self.stop_at = self.next_second = self.next_tick = 0.0
+        self.first = True
 
     # --- per-process set-up ----------------------------------------------------------------------
-
-    def init_process(self) -> None:
-        init_child(f"loggend-w{self.spec.index}", self._handle_stop, self.spec.cpu)
-
-    def _handle_stop(self, signum: int, frame: object) -> None:
-        self.alive = False
-
-    def run(self) -> int:
-        """Set up, take the slot, send until done; the exit status for the process."""
-        if self.setup() is None:
-            return EXIT_BOOT_FAILED
-        if self.take_slot():
-            self.loop()
-        elif self.sender is not None:
-            self.sender.close()
-        return EXIT_OK
 
     def setup(self) -> Sending | None:
         """Render the pool, open the socket (connect), pick the transport; None (logged) when that fails."""
@@ -138,18 +127,25 @@ class Worker:
         self.sender = sender
         return sender
 
-    def take_slot(self) -> bool:
-        """Wait for the worker this one replaces, take the slot over, wait for the plan's start.
-        False when stopped meanwhile."""
+    # --- taking the slot: in phases, so that a process of several workers waits for them all at once --
+
+    def stand_by(self) -> None:
+        """At a reload: say this one is set up and waits for the worker it replaces."""
+        if self.spec.takes_over:
+            self.slot[C.STANDBY_PID] = os.getpid()
+
+    def predecessor_gone(self) -> bool:
         slot, old = self.slot, self.spec.takes_over
-        if old:
-            slot[C.STANDBY_PID] = os.getpid()
-            while self.alive and slot[C.PID] == old and not process_gone(old) \
-                    and slot[C.STATE] not in (C.STATE_STOPPED, C.STATE_FAILED):
-                self.sleep(STANDBY_POLL)
-            slot[C.STANDBY_PID] = 0
-            if not self.alive:
-                return False
+        return (not old or slot[C.PID] != old or process_gone(old)
+                or slot[C.STATE] in (C.STATE_STOPPED, C.STATE_FAILED))
+
+    def end_standby(self) -> None:
+        if self.spec.takes_over:
+            self.slot[C.STANDBY_PID] = 0
+
+    def take_over(self) -> None:
+        """The slot is this process's: its stream goes on at the slot's count; ready for the start."""
+        slot = self.slot
         assert self.sender is not None
         self.sender.track(slot[C.SENT:C.SENT + 1])              # SENT is stored after every system call
         slot[C.PID] = os.getpid()
@@ -158,92 +154,89 @@ class Worker:
             self.sender.seek(slot[C.SENT])      # a restart carries on the stream's sequence numbers
         slot[C.HEARTBEAT_NS] = time.monotonic_ns()
         slot[C.STATE] = C.STATE_READY
-        plan = self.plan.read()
-        while self.alive and (not plan.started or self.spec.index >= plan.workers):   # until the plan has it
-            self.sleep(START_POLL)
-            slot[C.HEARTBEAT_NS] = time.monotonic_ns()
-            if self.plan.changed():
-                plan = self.plan.read()
-        return self.alive
+
+    def plan_has_me(self) -> bool:
+        """The plan has started and counts this worker in (one added by a reload waits for that plan)."""
+        if self.plan.changed() or not self.current.started:
+            self.current = self.plan.read()
+        return self.current.started and self.spec.index < self.current.workers
 
     # --- the loop --------------------------------------------------------------------------------------
 
-    def loop(self) -> None:
-        """Send until stopped, retired or done (after ``setup`` and ``take_slot``)."""
+    def begin(self) -> None:
+        """Ready to send: the slot's counts are the base, the pace is the plan's, the time is now."""
         assert self.sender is not None
-        slot = self.slot
-        gc.disable()          # no collection ever: it would touch (and copy) every page shared with the parent
-        gc.freeze()
+        slot, sender = self.slot, self.sender
         slot[C.HEARTBEAT_NS] = time.monotonic_ns()
-        slot[C.STARTED_NS] = 0                              # set by the first send (see _loop)
+        slot[C.STARTED_NS] = 0                              # set by the first send (see step)
         slot[C.STATE] = C.STATE_RUNNING
-        try:
-            self._loop(self.sender)
-        finally:
-            slot[C.HEARTBEAT_NS] = time.monotonic_ns()
-            slot[C.STATE] = C.STATE_STOPPED
-            self.sender.close()
-
-    def _loop(self, sender: Sending) -> None:
-        spec, slot, clock, wallclock, sleep = self.spec, self.slot, self.clock, self.wallclock, self.sleep
-        plan_changed = self.plan.changed
-        index = spec.index
-        base_sent, base_bytes, base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
-        base_errors = [slot[f] for f in C.ERROR_FIELDS]
+        self.sent, self.base_bytes, self.base_calls = slot[C.SENT], slot[C.BYTES], slot[C.CALLS]
+        self.base_errors = [slot[f] for f in C.ERROR_FIELDS]
         self.base_blocked, self.base_reconnects = slot[C.BLOCKED_NS], slot[C.RECONNECTS]
         self.base_possibly_lost = slot[C.POSSIBLY_LOST]
-        plan = self.plan.read()
-        pacer = Pacer(plan, index, slot[C.FORGIVEN], sum(base_errors))
-        quota = pacer.quota()
-        stop_at = pacer.end + (COUNT_GRACE if quota is not None else 0.0)    # a quota may need the grace
-        wall = wallclock()
+        self.current = self.plan.read()
+        self.pacer = Pacer(self.current, self.spec.index, slot[C.FORGIVEN], sum(self.base_errors))
+        self._follow_plan()
+        wall = self.wallclock()
         sender.pool.set_time(wall)                          # the current second from the first datagram on
-        next_second = math.floor(wall) + 1
-        next_tick = 0.0
-        sent = base_sent
-        first = True
-        while self.alive:
-            now = clock()
-            if now >= next_tick or plan_changed():
-                slot[C.HEARTBEAT_NS] = time.monotonic_ns()
-                slot[C.FORGIVEN] = pacer.forgiven
-                self.publish_link(sender)
-                next_tick = now + TICK_SECONDS
-                if self.plan.changed():
-                    plan = self.plan.read()
-                    pacer.set_plan(plan)
-                    quota = pacer.quota()
-                    stop_at = pacer.end + (COUNT_GRACE if quota is not None else 0.0)
-                if index >= plan.workers or now >= stop_at:
-                    break                                   # retired by a reload, or the run is over
-            if (quota is not None and sent >= quota) or now >= stop_at:
-                break
-            wall = wallclock()
-            if wall >= next_second:                         # the pool in hand: a replay's is new every pass
-                sender.pool.set_time(wall)
-                next_second = math.floor(wall) + 1
-            budget = pacer.grant(now, sent)
-            if quota is not None:
-                budget = min(budget, quota - sent)
-            if budget <= 0:
-                sleep(min(pacer.wait(now), TICK_SECONDS) or 0.0001)
-                continue
-            n = sender.send(budget)                         # the sender stores SENT as it goes
-            if first and n:                                 # when sending really began (a fleet's start,
-                slot[C.STARTED_NS] = time.monotonic_ns()    # a replacement's first send after down time)
-                first = False
-            sent += n
-            slot[C.BYTES] = base_bytes + sender.bytes
-            slot[C.CALLS] = base_calls + sender.calls
-            if sender.refused:
-                sender = self._after_error(sender, pacer, base_errors)
-                quota = pacer.quota()
-            else:                                           # the next burst's time is known: no second look
-                wait = pacer.wait_after(now, n)
-                if wait > 0:                                # not woken for the tick: it waits for the next
-                    sleep(min(wait, TICK_SECONDS))          # burst (at most 20 ms late), saving a wake-up
-        slot[C.FORGIVEN] = pacer.forgiven
-        self.publish_link(sender)
+        self.next_second = math.floor(wall) + 1
+        self.next_tick = 0.0
+        self.first = True
+
+    def _follow_plan(self) -> None:
+        self.quota = self.pacer.quota()
+        self.stop_at = self.pacer.end + (COUNT_GRACE if self.quota is not None else 0.0)   # a quota may need the grace
+
+    def step(self, now: float) -> float | None:
+        """Send a burst if one is due at ``now``; the seconds until the next look, None when done
+        (retired by a reload, its share sent, or the run over)."""
+        sender, pacer, slot = self.sender, self.pacer, self.slot
+        assert sender is not None
+        if now >= self.next_tick or self.plan.changed():
+            slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+            slot[C.FORGIVEN] = pacer.forgiven
+            self.publish_link(sender)
+            self.next_tick = now + TICK_SECONDS
+            if self.plan.changed():
+                self.current = self.plan.read()
+                pacer.set_plan(self.current)
+                self._follow_plan()
+            if self.spec.index >= self.current.workers or now >= self.stop_at:
+                return None                                 # retired by a reload, or the run is over
+        quota, sent = self.quota, self.sent
+        if (quota is not None and sent >= quota) or now >= self.stop_at:
+            return None
+        wall = self.wallclock()
+        if wall >= self.next_second:                        # the pool in hand: a replay's is new every pass
+            sender.pool.set_time(wall)
+            self.next_second = math.floor(wall) + 1
+        budget = pacer.grant(now, sent)
+        if quota is not None:
+            budget = min(budget, quota - sent)
+        if budget <= 0:
+            return min(pacer.wait(now), TICK_SECONDS) or 0.0001
+        n = sender.send(budget)                             # the sender stores SENT as it goes
+        if self.first and n:                                # when sending really began (a fleet's start,
+            slot[C.STARTED_NS] = time.monotonic_ns()        # a replacement's first send after down time)
+            self.first = False
+        self.sent = sent + n
+        slot[C.BYTES] = self.base_bytes + sender.bytes
+        slot[C.CALLS] = self.base_calls + sender.calls
+        if sender.refused:
+            return self._after_error(sender, pacer)
+        wait = pacer.wait_after(now, n)                     # the next burst's time is known: no second look;
+        return min(wait, TICK_SECONDS) if wait > 0 else 0.0  # not woken for the tick: at most 20 ms late
+
+    def finish(self, done: bool) -> None:
+        """The slot says stopped (after a crash in the loop too); the socket is closed."""
+        slot, sender = self.slot, self.sender
+        assert sender is not None
+        if done:
+            slot[C.FORGIVEN] = self.pacer.forgiven
+            self.publish_link(sender)
+        slot[C.HEARTBEAT_NS] = time.monotonic_ns()
+        slot[C.STATE] = C.STATE_STOPPED
+        sender.close()
 
     def publish_link(self, sender: Sending) -> None:
         """Push-back time, and for TCP/TLS reconnections and what a drop may have lost (logged once)."""
@@ -263,17 +256,18 @@ class Worker:
                 self.log(f"{where} reconnected ({sender.reconnects} reconnects)", NOTICE)
         self.link = link
 
-    def _after_error(self, sender: Sending, pacer: Pacer, base_errors: list[int]) -> Sending:
-        """Count and charge a failed send; switch transport if GSO turned out unusable."""
+    def _after_error(self, sender: Sending, pacer: Pacer) -> float:
+        """Count and charge a failed send, or switch transport if GSO turned out unusable; the pause
+        before the next look (a dead target never spins a core)."""
         replacement = fall_back(sender) if isinstance(sender, Sender) else None
         if replacement is not None:
             sender, why = replacement
             self.log(f"worker {self.spec.index}: transport {why}", NOTICE)
             self.sender = sender
             self.slot[C.TRANSPORT] = C.TRANSPORT_CODES[sender.mode]
-            return sender
+            return 0.0
         pacer.charge(sender.refused)
-        for field, base, count in zip(C.ERROR_FIELDS, base_errors, sender.errors):
+        for field, base, count in zip(C.ERROR_FIELDS, self.base_errors, sender.errors):
             self.slot[field] = base + count
-        self.sleep(ERROR_BACKOFF)
-        return sender
+        self.quota = pacer.quota()
+        return ERROR_BACKOFF

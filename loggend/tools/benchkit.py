@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
+from loggend.engine.group import WorkerGroup
 from loggend.engine.schedule import Plan, PlanSource, Profile
 from loggend.engine.spec import MessageSpec, WorkerSpec
 from loggend.engine.tokens import UserTemplate, parse_message
@@ -65,14 +66,16 @@ def run_worker(spec: WorkerSpec, seconds: float) -> Figure:
     worker = Worker(spec, block.slot(0), plan, log=silent)
     read_end, write_end = os.pipe()
 
+    group = WorkerGroup.alone(worker)
+
     def body() -> int:
         os.close(read_end)
-        worker.init_process()
+        group.init_process()
         worker.setup()
         plan.plan = plan.plan.start(time.monotonic_ns(), seconds)        # the clock starts once set up
-        worker.take_slot()
+        group.take_slots()
         cpu0, t0 = time.process_time(), time.monotonic()
-        worker.loop()
+        group.loop()
         cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
         os.write(write_end, json.dumps({"cpu": cpu, "wall": wall}).encode())
         return 0

@@ -163,3 +163,61 @@ def test_stream_slots_follow_the_announced_names_not_their_digits(loggend, tmp_p
     workers = json.loads(summary.read_text())["workers"]
     assert [w["received"] for w in workers] == [w["sent"] for w in workers] == [2000, 2000, 2000]
     assert [w["lost"] for w in workers] == [0, 0, 0]
+
+
+def streams_of(datagrams: list[bytes]) -> dict[str, list[int]]:
+    by_stream: dict[str, list[int]] = {}
+    for d in datagrams:
+        by_stream.setdefault(stream_of(d), []).append(seq_of(d))
+    return {s: sorted(v) for s, v in by_stream.items()}
+
+
+@pytest.mark.slow
+def test_workers_share_fewer_processes_and_a_killed_one_carries_all_its_streams_on(tmp_path, receivers, loggend):
+    """6 workers in 2 processes (p serves p, p+2, p+4): each stream is its own, one SIGKILLed process
+    takes 3 workers down, its replacement carries all 3 on and the timed count is exact."""
+    (rx,) = receivers(1)
+    summary = tmp_path / "summary.json"
+    proc = loggend("run", "--config", config(tmp_path, [rx], workers=6, worker_processes=2, rate=12000,
+                                             duration="5s"), "--summary-json", str(summary))
+    proc.wait_line("(6/6 running)")
+    assert "6 workers in 2 processes" in proc.stderr
+    pids = sorted(worker_pids(proc.pid))
+    assert len(pids) == 2
+    time.sleep(1.0)
+    os.kill(pids[1], signal.SIGKILL)
+    assert proc.wait(30) == 0, proc.stderr
+    assert re.search(rf"worker process 1 \(workers 1, 3, 5\) \(pid {pids[1]}\) was killed by SIGKILL", proc.stderr)
+    doc = json.loads(summary.read_text())
+    assert doc["planned"] == doc["sent"] == 60_000 and doc["shortfall"] == 0 and doc["restarts"] == 3
+    down = [w["down_seconds"] for w in doc["workers"]]
+    assert [d > 0.3 for d in down] == [False, True] * 3, down
+    assert streams_of(rx.wait_for(60_000)) == {f"w{i}": list(range(10_000)) for i in range(6)}
+
+
+@pytest.mark.slow
+def test_a_reload_to_fewer_processes_hands_every_stream_over_without_a_gap(tmp_path, receivers, loggend):
+    """4 workers in 4 processes -> the same 4 in 2: the 2 new processes stand by for the 4 old ones'
+    slots, and every stream goes on without a gap or a number twice."""
+    (rx,) = receivers(1)
+    path = config(tmp_path, [rx], workers=4, worker_processes=4, rate=8000)
+    proc = loggend("run", "--config", path)
+    proc.wait_line("(4/4 running)")
+    old = set(worker_pids(proc.pid))
+    assert len(old) == 4
+    config(tmp_path, [rx], workers=4, worker_processes=2, rate=8000)
+    time.sleep(1.0)
+    t_reload = time.monotonic()
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("reload: 4 workers in 2 processes", stream="err")
+    mark = len(proc.out)
+    wait_until(lambda: len(proc.out) >= mark + 3, what="live lines after the hand-over")
+    new = set(worker_pids(proc.pid))
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert len(new) == 2 and not old & new
+    assert largest_gap(rx.arrivals, t_reload - 0.5, t_reload + 2.0) < 0.1
+    got = streams_of(rx.wait_for(0))
+    assert sorted(got) == ["w0", "w1", "w2", "w3"]
+    for stream, seqs in got.items():
+        assert seqs == list(range(len(seqs))), stream          # continued: no number twice or missing
