@@ -444,13 +444,18 @@ def cmd_perftest(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from loggend.config import MAX_WORKERS
     from loggend.parsers import parse_choice
-    from loggend.tools.profile import FORMATS, default_output, process_name, profile
+    from loggend.tools.profile import FORMATS, default_output, process_name, profile, worker_process
     worker = parse_int("--worker", args.worker, 0, MAX_WORKERS - 1)
-    name = process_name(worker, args.name, args.supervisor)
     label = "--supervisor" if args.supervisor else "--name" if args.name else "--worker"
     fmt = parse_choice("--format", args.format, FORMATS)
     seconds = parse_int("--seconds", args.seconds, 1, 3600)
     parent = parse_int("--pid", args.pid, 1, 2**22) if args.pid else None
+    name = process_name(worker, args.name, args.supervisor)
+    if label == "--worker":
+        name = worker_process(worker, parent)
+        if name != f"loggend-w{worker}":
+            journal.write(f"worker {worker} is served by {name} (worker_processes: process p serves workers p, "
+                          f"p+P, p+2P...)", journal.NOTICE)
     return profile(name, label, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent)
 
 

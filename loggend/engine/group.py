@@ -80,11 +80,14 @@ class WorkerGroup:
                 worker.sender.close()
 
     def take_slots(self) -> bool:
-        """Every worker stands by at once, takes its slot once its predecessor stopped, and all wait
-        for the plan's start together (heartbeats going). False when stopped meanwhile."""
+        """Every worker stands by at once (one without a predecessor takes its slot at once), takes
+        its slot once its predecessor stopped, and all wait for the plan's start together
+        (heartbeats going). False when stopped meanwhile."""
         workers = self.workers
         for worker in workers:
             worker.stand_by()
+            if not worker.spec.takes_over:      # a new stream: nobody to wait for (the supervisor waits
+                worker.take_over()              # for it to be ready before it stops the old processes)
         while self.alive and not all(w.predecessor_gone() for w in workers):
             self.sleep(STANDBY_POLL)
         for worker in workers:
@@ -92,7 +95,8 @@ class WorkerGroup:
         if not self.alive:
             return False
         for worker in workers:
-            worker.take_over()
+            if worker.spec.takes_over:
+                worker.take_over()
         while self.alive and not all(w.plan_has_me() for w in workers):
             self.sleep(START_POLL)
             beat = time.monotonic_ns()

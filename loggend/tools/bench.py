@@ -32,7 +32,7 @@ from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
 from loggend.engine.replay import ReplaySpec
 from loggend.engine.spec import MessageSpec
-from loggend.tools.bench_workers import RATES, WORKER_COUNTS, WorkerFigure, measure_workers, print_worker_table
+from loggend.tools.bench_workers import RATES, SHAPES, WorkerFigure, measure_workers, print_worker_table
 from loggend.tools.benchkit import (
     RECEIVER_CPU,
     SENDER_CPU,
@@ -258,13 +258,15 @@ def sink_table(seconds: float, repeats: int) -> None:
 
 
 def worker_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
-    """The whole supervisor at 200k and 1M ev/s with 1, 2, 8 and 40 workers (see bench_workers)."""
-    figures: dict[tuple[int, int], list[WorkerFigure]] = {}
+    """The whole supervisor at 200k and 1M ev/s with 1, 2, 8 and 40 workers, and 40 in a process
+    each (see bench_workers)."""
+    figures: dict[tuple[int, int, int], list[WorkerFigure]] = {}
     for round_no in range(repeats):
         for rate in RATES:
-            for workers in WORKER_COUNTS:
+            for workers, processes in SHAPES:
                 port = free_port()
                 sink = ys.sink(port, seconds + 30, False) if ys else _python_sink(port, seconds + 30, False)
-                figures.setdefault((rate, workers), []).append(measure_workers(rate, workers, port, seconds, sink))
+                figures.setdefault((rate, workers, processes), []).append(
+                    measure_workers(rate, workers, processes, port, seconds, sink))
         print(f"  workers: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
     print_worker_table(figures)

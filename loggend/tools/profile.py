@@ -14,6 +14,7 @@ path and sees native frames too; writing one is out of proportion (see pyproject
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,22 +39,36 @@ def process_name(worker: int | None, name: str | None, supervisor: bool) -> str:
     return f"loggend-w{worker}"
 
 
-def find(name: str, parent: int | None = None, proc: Path = PROC) -> list[int]:
-    """PIDs whose task name is ``name`` and whose parent (or itself) is ``parent``, when given."""
+def tasks(parent: int | None = None, proc: Path = PROC) -> list[tuple[int, str]]:
+    """(pid, task name) of every process whose parent (or itself) is ``parent``, when given."""
     out = []
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             comm = (entry / "comm").read_text().strip()
-            if comm != name:
-                continue
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
         if parent is None or parent in (ppid, int(entry.name)):
-            out.append(int(entry.name))
+            out.append((int(entry.name), comm))
     return sorted(out)
+
+
+def find(name: str, parent: int | None = None, proc: Path = PROC) -> list[int]:
+    """PIDs whose task name is ``name`` and whose parent (or itself) is ``parent``, when given."""
+    return [pid for pid, comm in tasks(parent, proc) if comm == name]
+
+
+def worker_process(worker: int, parent: int | None = None, proc: Path = PROC) -> str:
+    """The name of the process that serves ``worker``: process p of P (``worker_processes``) serves
+    workers p, p+P, p+2P... and is named loggend-w<p>, so worker 7 of a run in 2 processes is in
+    loggend-w1."""
+    name = f"loggend-w{worker}"
+    if find(name, parent, proc):
+        return name
+    served = [int(m[1]) for m in (re.fullmatch(r"loggend-w(\d+)", comm) for _, comm in tasks(parent, proc)) if m]
+    return f"loggend-w{worker % (max(served) + 1)}" if served else name
 
 
 def profile(name: str, label: str, seconds: int, out: str, fmt: str, dump: bool, parent: int | None) -> int:

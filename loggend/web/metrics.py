@@ -94,6 +94,23 @@ class ProcFigures:
     rss_bytes: int = 0
 
 
+def worker_shares(slots: list[SlotSnapshot], procs: dict[int, ProcFigures]) -> list[ProcFigures | None]:
+    """Each running worker's share of its process's CPU and memory (None when not running): a
+    process that serves several workers (``worker_processes``) is split evenly among them, so the
+    workers add up to the processes."""
+    running = [s.pid if s.state == STATE_RUNNING else 0 for s in slots]
+    serving: dict[int, int] = {}
+    for pid in running:
+        serving[pid] = serving.get(pid, 0) + 1
+    out: list[ProcFigures | None] = []
+    for pid in running:
+        proc = procs.get(pid) if pid else None
+        n = serving.get(pid, 1)
+        out.append(None if proc is None else
+                   ProcFigures(proc.cpu_seconds / n, proc.cpu_percent / n, proc.rss_bytes // n))
+    return out
+
+
 @dataclass
 class SystemFigures:
     cpu_percent: float = 0.0
@@ -210,8 +227,9 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     target = target_rate(board)
     errors = error_counts(slots)
     rows = []
+    shares = worker_shares(slots, procs)
     for i, s in enumerate(slots):
-        proc = procs.get(s.pid, ProcFigures()) if s.state == STATE_RUNNING else ProcFigures()
+        proc = shares[i] or ProcFigures()
         rows.append({
             "index": i, "pid": s.pid, "status": worker_status(s, now_ns), "active": i < workers,
             "port": ports[i % len(ports)] if ports else None, "cpu": cpus[i % len(cpus)] if cpus else None,
@@ -315,13 +333,15 @@ class LoggenCollector(Collector):
                                        "that were too old to make up.", labels=per_worker)
         restarts = CounterMetricFamily("loggen_worker_restarts", "Times the worker was restarted.", labels=per_worker)
         up = GaugeMetricFamily("loggen_worker_up", "1 when the worker is running.", labels=per_worker)
-        cpu = CounterMetricFamily("loggen_worker_cpu_seconds", "CPU time of the worker process.", labels=per_worker)
-        rss = GaugeMetricFamily("loggen_worker_resident_memory_bytes", "Resident memory of the worker process.",
-                                labels=per_worker)
+        cpu = CounterMetricFamily("loggen_worker_cpu_seconds", "CPU time of the worker's process (an even share of "
+                                  "it when the process serves several workers).", labels=per_worker)
+        rss = GaugeMetricFamily("loggen_worker_resident_memory_bytes", "Resident memory of the worker's process (an "
+                                "even share of it when the process serves several workers).", labels=per_worker)
         reconnects = CounterMetricFamily("loggen_reconnects", "TCP/TLS: connections re-opened after a drop.",
                                          labels=per_worker)
         possibly = CounterMetricFamily("loggen_possibly_lost", "TCP/TLS: events still unsent in the kernel's "
                                        "queue when a connection dropped.", labels=per_worker)
+        shares = worker_shares(slots, procs)
         for i, s in enumerate(slots):
             w = [*fleet, str(i)]
             sent.add_metric(w, s.sent)
@@ -334,9 +354,8 @@ class LoggenCollector(Collector):
             restarts.add_metric(w, s.restarts)
             reconnects.add_metric(w, s.reconnects)
             possibly.add_metric(w, s.possibly_lost)
-            running = s.state == STATE_RUNNING
-            up.add_metric(w, 1.0 if running else 0.0)
-            proc = procs.get(s.pid) if running else None
+            up.add_metric(w, 1.0 if s.state == STATE_RUNNING else 0.0)
+            proc = shares[i]
             if proc is not None:
                 cpu.add_metric(w, proc.cpu_seconds)
                 rss.add_metric(w, proc.rss_bytes)

@@ -17,19 +17,21 @@ PYSPY = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), 
 @pytest.mark.root
 @pytest.mark.skipif(not os.access(PYSPY, os.X_OK), reason="py-spy is not installed (make test installs it)")
 def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, tmp_path):
-    run = loggend(*RUN, "--workers", "2", "--target", f"127.0.0.1:{receiver.port}", "--rate", "20000")
-    run.wait_line("(2/2 running)")
-    out = tmp_path / "w1.txt"
+    run = loggend(*RUN, "--workers", "4", "--worker-processes", "2", "--target", f"127.0.0.1:{receiver.port}",
+                  "--rate", "20000")
+    run.wait_line("(4/4 running)")
+    out = tmp_path / "w3.txt"
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=os.path.dirname(PYSPY) + ":" + os.environ["PATH"])
-    result = subprocess.run([sys.executable, "-m", "loggend", "profile", "--worker", "1", "--pid", str(run.pid),
+    result = subprocess.run([sys.executable, "-m", "loggend", "profile", "--worker", "3", "--pid", str(run.pid),
                              "--seconds", "1", "--format", "raw", "--output", str(out)],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     stacks = out.read_text()
-    assert "Worker._loop (loggend/engine/worker.py" in stacks        # the hot loop, sampled in the worker
+    assert "worker 3 is served by loggend-w1" in result.stderr        # process 1 of 2 serves workers 1 and 3
+    assert "Worker.step (loggend/engine/worker.py" in stacks         # the hot loop, sampled in the worker
     assert "Supervisor.run (loggend/control/supervisor.py" in stacks  # forked from the supervisor's loop
-    missing = subprocess.run([sys.executable, "-m", "loggend", "profile", "--worker", "7", "--pid", str(run.pid)],
-                             capture_output=True, text=True, env=env, timeout=60)
+    missing = subprocess.run([sys.executable, "-m", "loggend", "profile", "--name", "loggend-w7",
+                              "--pid", str(run.pid)], capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1 and "no running process named 'loggend-w7'" in missing.stderr
 
 
