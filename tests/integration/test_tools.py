@@ -44,3 +44,19 @@ def test_the_wheel_carries_the_dashboard(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"loggend/web/dashboard/index.html", "loggend/web/dashboard/app.js",
             "loggend/web/dashboard/style.css"} <= names
+
+
+def test_profile_finds_the_process_that_serves_a_worker(tmp_path):
+    """Process p of P is named loggend-w<p> and serves workers p, p+P...: worker 7 of a run in 3
+    processes is in loggend-w1; with a process per worker, its own."""
+    from loggend.tools.profile import worker_process
+
+    def fake_proc(names: dict[int, str]) -> None:
+        for pid, name in names.items():
+            (tmp_path / str(pid)).mkdir()
+            (tmp_path / str(pid) / "comm").write_text(name + "\n")
+            (tmp_path / str(pid) / "stat").write_text(f"{pid} ({name}) S 100 1 1")
+    fake_proc({101: "loggend-w0", 102: "loggend-w1", 103: "loggend-w2", 104: "loggend-web"})
+    assert worker_process(7, 100, tmp_path) == "loggend-w1"
+    assert worker_process(2, 100, tmp_path) == "loggend-w2"
+    assert worker_process(7, 999, tmp_path) == "loggend-w7"         # not that run's: the name, for the error

@@ -282,3 +282,20 @@ def test_a_standalone_sink_is_labelled_with_its_run_only():
     body = client(s).get("/metrics").get_data(as_text=True)
     assert 'loggen_sink_received_total{instance_index="",run_id="soak-7",sink="0"} 5.0' in body
     assert "loggen_info" not in body and "loggen_target_events_per_second" not in body     # not a generator
+
+
+def test_a_process_serving_several_workers_is_shared_not_counted_per_worker():
+    """worker_processes: 3 workers in one process and 1 in another; each worker shows its share of
+    its process, so the workers add up to the processes (not 3 times the first one)."""
+    from loggend.engine.counters import STATE_RUNNING, STATE_STOPPED, SlotSnapshot
+    from loggend.web.metrics import ProcFigures, worker_shares
+
+    def slot(pid: int, state: int = STATE_RUNNING) -> SlotSnapshot:
+        return SlotSnapshot(sent=1, bytes=1, calls=1, errors=(0, 0, 0, 0), heartbeat_ns=0, pid=pid, state=state,
+                            restarts=0, started_ns=1, transport="gso")
+    procs = {10: ProcFigures(cpu_seconds=6.0, cpu_percent=30.0, rss_bytes=300), 11: ProcFigures(2.0, 10.0, 100)}
+    shares = worker_shares([slot(10), slot(11), slot(10), slot(10), slot(11, STATE_STOPPED)], procs)
+    assert shares[4] is None                                          # not running: no figures
+    running = [s for s in shares if s is not None]
+    assert [s.cpu_seconds for s in running] == [2.0, 2.0, 2.0, 2.0]
+    assert sum(s.cpu_seconds for s in running) == 8.0 and sum(s.rss_bytes for s in running) == 400
