@@ -213,6 +213,13 @@ def layer(label: str) -> int:
     return 2 if label.startswith("-") else 1 if label.startswith(ENV_PREFIX) else 0
 
 
+def default_processes(protocol: str, workers: int, cpus: tuple[int, ...]) -> int:
+    """``worker_processes: 0``: over UDP one process per CPU (a send never blocks for long); over
+    TCP and TLS one per worker, because a connection that stalls (a connect waits up to 5 s) would
+    hold up every other worker of its process."""
+    return len(cpus) if protocol == "udp" and cpus else workers
+
+
 def auto_pool_size(workers: int) -> int:
     """The largest power of ten <= CORPUS_SIZE / workers, at least the second smallest pool."""
     size = POOL_SIZES[-1]
@@ -648,7 +655,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         rate=rate,
         workers=workers,
         worker_processes=min(workers, parse_int(raw.label("worker_processes"), raw["worker_processes"], 0,
-                                                MAX_WORKERS) or len(cpus or usable_cpus)),
+                                                MAX_WORKERS) or default_processes(protocol, workers, cpus)),
         cpus=cpus,
         duration=parse_duration(raw.label("duration"), raw["duration"]) or sum(s for _, s in timing),
         transport=check_transport(raw.label("transport"), str(raw["transport"])),

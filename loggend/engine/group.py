@@ -1,13 +1,13 @@
 """A worker process: one or several workers (streams) served by one loop.
 
 A worker is a stream: its slot, its target port, its socket and its pool. A process serves one
-or several: the supervisor runs ``worker_processes`` of them (by default one per CPU the run may
-use, never more than the workers), process ``p`` serving workers ``p``, ``p + P``, ``p + 2P``...
-and pinned to the CPU of worker ``p``. Why: with more workers than CPUs (the default 40 on a small
-box), 40 processes that each wake 50 times a second to send 100 messages cost about twice the
-CPU per event of two processes sending the same, because every wake-up of another process starts
-on cold caches and a fresh context; two processes serving 20 streams each cost what two workers
-do (README, "Worker count").
+or several: the supervisor runs ``worker_processes`` of them (by default, over UDP, one per CPU
+the run may use and never more than the workers; over TCP and TLS one per worker), process ``p``
+serving workers ``p``, ``p + P``, ``p + 2P``... and pinned to the CPU of worker ``p``. Why: with
+more workers than CPUs (the default 40 on a small box), 40 processes that each wake 50 times a
+second to send 100 messages cost about 1.7x the CPU per event of two workers, because every
+wake-up of another process starts on cold caches and a fresh context; two processes serving 20
+streams each cost about what two workers do (README, "Figures").
 
 The loop: every worker says when it wants its next look (``Worker.step``); the process sleeps
 until the earliest, then gives a look to each worker whose time has come, up to

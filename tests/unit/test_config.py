@@ -106,6 +106,27 @@ def test_overrides_win_and_rate_is_split():
     assert load("/dev/null", {"target": ("--target", "127.0.0.1:9999")}, usable_cpus={0}).ports == (9999,)
 
 
+@pytest.mark.parametrize("overrides,usable,expected", [
+    ({}, {0, 1}, 2),                                                    # UDP: one process per CPU
+    ({"workers": ("--workers", "3")}, {0, 1, 2, 3, 4, 5, 6, 7}, 3),     # never more than the workers
+    ({"cpus": ("--cpus", "1")}, {0, 1}, 1),                             # the CPUs it is pinned to
+    ({"worker_processes": ("--worker-processes", "40")}, {0, 1}, 40),   # one each, as asked
+    ({"worker_processes": ("--worker-processes", "99")}, {0, 1}, 40),
+    ({"protocol": ("--protocol", "tcp")}, {0, 1}, 40),                  # TCP/TLS: one per worker
+    ({"protocol": ("--protocol", "tcp"), "worker_processes": ("--worker-processes", "4")}, {0, 1}, 4),
+])
+def test_worker_processes(overrides, usable, expected):
+    from loggend.config import load
+    assert load("/dev/null", overrides, usable_cpus=usable).worker_processes == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5", "1025"])
+def test_bad_worker_processes_name_the_flag(value):
+    from loggend.config import load
+    with pytest.raises(ConfigError, match="--worker-processes"):
+        load("/dev/null", {"worker_processes": ("--worker-processes", value)}, usable_cpus={0, 1})
+
+
 def test_legacy_flags_of_the_original_tool():
     from loggend.cli import build_parser, overrides_from_args
     from loggend.config import load
