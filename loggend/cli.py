@@ -241,7 +241,7 @@ def build_parser() -> Parser:
     prof = sub.add_parser("profile", help="sample where a live worker spends its time: a flame graph (needs py-spy)",
                           description="Samples a process of a running `loggend run` with py-spy (root, or the "
                           "right to ptrace it). Processes are found by name: loggend-run (the supervisor), "
-                          "loggend-w0.., loggend-sink0.., loggend-web.")
+                          "loggend-w0.. (or loggend-p0.. serving several workers), loggend-sink0.., loggend-web.")
     prof.add_argument("--worker", default="0", help="worker index to profile (default %(default)s)")
     prof.add_argument("--name", help="any process of a run by name instead: loggend-sink0, loggend-web...")
     prof.add_argument("--supervisor", action="store_true", help="profile the supervisor itself (loggend-run)")
@@ -453,7 +453,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     name = process_name(worker, args.name, args.supervisor)
     if label == "--worker":
         name = worker_process(worker, parent)
-        if name != f"loggend-w{worker}":
+        if name != f"loggend-w{worker}":           # a process serving several workers
             journal.write(f"worker {worker} is served by {name} (worker_processes: process p serves workers p, "
                           f"p+P, p+2P...)", journal.NOTICE)
     return profile(name, label, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent)

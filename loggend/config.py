@@ -124,7 +124,7 @@ def parse_cpus(key: str, value: object, usable: set[int]) -> tuple[int, ...]:
 def parse_hung_timeout(key: str, value: object) -> float:
     seconds = parse_duration(key, value)  # type: ignore[arg-type]
     if not MIN_HUNG_TIMEOUT <= seconds <= MAX_HUNG_TIMEOUT:
-        raise ConfigError(key, value, f"from {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.05 s) to "
+        raise ConfigError(key, value, f"from {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.1 s) to "
                           f"{MAX_HUNG_TIMEOUT / 3600:g}h (a hung worker is found no later than this)")
     return seconds
 
@@ -211,6 +211,11 @@ def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
 def layer(label: str) -> int:
     """Where a value came from, by its label: 2 a flag, 1 a ``LOGGEN_*`` variable, 0 the file."""
     return 2 if label.startswith("-") else 1 if label.startswith(ENV_PREFIX) else 0
+
+
+def parse_processes(key: str, value: object) -> int:
+    """``worker_processes``: a count, or 0 / ``auto`` for the default."""
+    return 0 if str(value).strip() == "auto" else parse_int(key, value, 0, MAX_WORKERS)
 
 
 def default_processes(protocol: str, workers: int, cpus: tuple[int, ...]) -> int:
@@ -654,8 +659,8 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         ports=ports,
         rate=rate,
         workers=workers,
-        worker_processes=min(workers, parse_int(raw.label("worker_processes"), raw["worker_processes"], 0,
-                                                MAX_WORKERS) or default_processes(protocol, workers, cpus)),
+        worker_processes=min(workers, parse_processes(raw.label("worker_processes"), raw["worker_processes"])
+                             or default_processes(protocol, workers, cpus)),
         cpus=cpus,
         duration=parse_duration(raw.label("duration"), raw["duration"]) or sum(s for _, s in timing),
         transport=check_transport(raw.label("transport"), str(raw["transport"])),

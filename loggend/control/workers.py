@@ -103,7 +103,8 @@ class WorkerPool:
             self.shared.stream_block.set_name(index, spec.stream.encode())       # announced to the local sink
             workers.append(Worker(spec, self.shared.block.slot(index), BoardPlan(self.shared.plan_board),
                                   corpus=self.corpus))
-        group = WorkerGroup(workers, workers[0].spec.cpu)
+        shared = self.config.worker_processes < self.config.workers
+        group = WorkerGroup(workers, workers[0].spec.cpu, f"loggend-p{process}" if shared else "")
         close = self.close_in_child
 
         def body() -> int:
@@ -186,14 +187,20 @@ class WorkerPool:
                 del self.down_since[index]
 
     def heartbeat(self, child: Child) -> int | None:
-        """A running worker process's oldest heartbeat of its workers, None while none runs yet
-        (hung detection)."""
-        beats = []
+        """A worker process's oldest heartbeat of its running workers; once all of them have stopped
+        (it is exiting), the last one's; None while none runs yet (hung detection)."""
+        beats, final = [], []
         for index in self.members(child.index):
             slot = self.shared.block.slot(index)
-            if slot[C.STATE] in READY_STATES and slot[C.PID] == child.pid:
-                beats.append(slot[C.HEARTBEAT_NS])
-        return min(beats) if beats else None
+            if slot[C.PID] == child.pid:
+                state = slot[C.STATE]
+                if state in READY_STATES:
+                    beats.append(slot[C.HEARTBEAT_NS])
+                elif state == C.STATE_STOPPED:
+                    final.append(slot[C.HEARTBEAT_NS])
+        if beats:
+            return min(beats)
+        return max(final) if final else None
 
     # --- reloads -------------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 A worker is a stream: its slot, its target port, its socket and its pool. A process serves one
 or several: the supervisor runs ``worker_processes`` of them (by default, over UDP, one per CPU
 the run may use and never more than the workers; over TCP and TLS one per worker), process ``p``
-serving workers ``p``, ``p + P``, ``p + 2P``... and pinned to the CPU of worker ``p``. Why: with
+serving workers ``p``, ``p + P``, ``p + 2P``... and pinned to the CPU of worker ``p``. A process
+of one worker is named ``loggend-w<index>``, process ``p`` of several ``loggend-p<p>``. Why: with
 more workers than CPUs (the default 40 on a small box), 40 processes that each wake 50 times a
 second to send 100 messages cost about 1.7x the CPU per event of two workers, because every
 wake-up of another process starts on cold caches and a fresh context; two processes serving 20
@@ -43,19 +44,20 @@ def members(process: int, workers: int, processes: int) -> range:
 
 
 class WorkerGroup:
-    def __init__(self, workers: list[Worker], cpu: int | None,
+    def __init__(self, workers: list[Worker], cpu: int | None, name: str = "",
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.workers, self.cpu, self.clock, self.sleep = workers, cpu, clock, sleep
+        self.name = name or f"loggend-w{workers[0].spec.index}"     # ps, top, loggend profile
         self.alive = True
 
     @classmethod
     def alone(cls, worker: Worker) -> WorkerGroup:
         """A process of this one worker, on its clock (tests, the bench)."""
-        return cls([worker], worker.spec.cpu, worker.clock, worker.sleep)
+        return cls([worker], worker.spec.cpu, clock=worker.clock, sleep=worker.sleep)
 
     def init_process(self) -> None:
-        init_child(f"loggend-w{self.workers[0].spec.index}", self._handle_stop, self.cpu)
+        init_child(self.name, self._handle_stop, self.cpu)
 
     def _handle_stop(self, signum: int, frame: object) -> None:
         self.alive = False

@@ -4,7 +4,7 @@ Workers, sink processes and the web process all call ``init_child``: stop on SIG
 through a flag (the handler only sets it), ignore SIGHUP (a reload is the supervisor's business),
 pin to a CPU, die with the parent (``PR_SET_PDEATHSIG``, even after a SIGKILL of it), print
 every thread's stack when killed as hung (SIGABRT, through ``faulthandler``) and take a
-process name (``loggend-w3``, ``loggend-sink0``, ``loggend-web``) that ``ps``, ``top`` and
+process name (``loggend-w3``, ``loggend-p1``, ``loggend-sink0``, ``loggend-web``) that ``ps``, ``top`` and
 ``loggend profile`` show. The parent side (fork, reap, stop) is ``loggend.control.children``.
 """
 

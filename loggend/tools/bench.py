@@ -195,6 +195,9 @@ def run_bench(seconds: float, repeats: int, yardstick: str = "", tables: tuple[s
     receiver = "yardstick C udp_sink (recvmmsg)" if ys else "loggend's Python recvmmsg receiver"
     print(f"loggend bench: {seconds:g} s per figure, median of {repeats}, sender on cpu{SENDER_CPU}, "
           f"receiver on cpu{RECEIVER_CPU} ({receiver}); {os.cpu_count()} CPUs, kernel {os.uname().release}")
+    if "workers" in tables:
+        print(f"worker table: {worker_seconds:g} s of steady sending per figure, median of {worker_repeats}, "
+              f"the whole supervisor with its default CPU pinning")
     try:
         if "senders" in tables:
             sender_table(seconds, repeats, ys)

@@ -1,6 +1,6 @@
 """``loggend profile``: where a live worker (or sink, or the web process) spends its time.
 
-Every child of a run names itself (``loggend-w3``, ``loggend-sink0``, ``loggend-web``; see
+Every child of a run names itself (``loggend-w3`` or ``loggend-p1``, ``loggend-sink0``, ``loggend-web``; see
 ``loggend.engine.process``), so the process is found by name in ``/proc`` (among the children of
 ``--pid`` when several runs are up). The sampling is py-spy's: it reads the interpreter's stacks
 from outside (ptrace), so the worker runs unmodified and pays nothing when nobody profiles it;
@@ -61,14 +61,14 @@ def find(name: str, parent: int | None = None, proc: Path = PROC) -> list[int]:
 
 
 def worker_process(worker: int, parent: int | None = None, proc: Path = PROC) -> str:
-    """The name of the process that serves ``worker``: process p of P (``worker_processes``) serves
-    workers p, p+P, p+2P... and is named loggend-w<p>, so worker 7 of a run in 2 processes is in
-    loggend-w1."""
+    """The name of the process that serves ``worker``: its own (loggend-w<worker>) when each worker
+    has a process; else process p of P (``worker_processes``), named loggend-p<p>, serves workers
+    p, p+P, p+2P..., so worker 7 of a run in 2 processes is in loggend-p1."""
     name = f"loggend-w{worker}"
     if find(name, parent, proc):
         return name
-    served = [int(m[1]) for m in (re.fullmatch(r"loggend-w(\d+)", comm) for _, comm in tasks(parent, proc)) if m]
-    return f"loggend-w{worker % (max(served) + 1)}" if served else name
+    shared = [int(m[1]) for m in (re.fullmatch(r"loggend-p(\d+)", comm) for _, comm in tasks(parent, proc)) if m]
+    return f"loggend-p{worker % (max(shared) + 1)}" if shared else name
 
 
 def profile(name: str, label: str, seconds: int, out: str, fmt: str, dump: bool, parent: int | None) -> int:
@@ -85,7 +85,8 @@ def profile(name: str, label: str, seconds: int, out: str, fmt: str, dump: bool,
     if not pids:
         where = f" under pid {parent}" if parent else ""
         print(f"loggend: {label}: no running process named {name!r}{where} (is `loggend run` up? "
-              f"`ps -o pid,comm` lists loggend-run, loggend-w0..., loggend-sink0..., loggend-web)", file=sys.stderr)
+              f"`ps -o pid,comm` lists loggend-run, loggend-w0... or loggend-p0..., loggend-sink0..., loggend-web)",
+              file=sys.stderr)
         return EXIT_FAILURE
     if len(pids) > 1:
         raise UsageError(f"{label}: {len(pids)} processes are named {name!r} (pids "

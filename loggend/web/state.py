@@ -54,7 +54,7 @@ class ProcSampler:
     def workers(self, pids: list[int]) -> dict[int, ProcFigures]:
         out: dict[int, ProcFigures] = {}
         now = time.monotonic()
-        for pid in pids:
+        for pid in dict.fromkeys(pids):     # a process serving several workers is sampled once
             try:
                 proc = self.procs.get(pid) or self.procs.setdefault(pid, psutil.Process(pid))
                 with proc.oneshot():

@@ -27,7 +27,7 @@ def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, 
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     stacks = out.read_text()
-    assert "worker 3 is served by loggend-w1" in result.stderr        # process 1 of 2 serves workers 1 and 3
+    assert "worker 3 is served by loggend-p1" in result.stderr        # process 1 of 2 serves workers 1 and 3
     assert "Worker.step (loggend/engine/worker.py" in stacks         # the hot loop, sampled in the worker
     assert "Supervisor.run (loggend/control/supervisor.py" in stacks  # forked from the supervisor's loop
     missing = subprocess.run([sys.executable, "-m", "loggend", "profile", "--name", "loggend-w7",
@@ -47,8 +47,8 @@ def test_the_wheel_carries_the_dashboard(tmp_path):
 
 
 def test_profile_finds_the_process_that_serves_a_worker(tmp_path):
-    """Process p of P is named loggend-w<p> and serves workers p, p+P...: worker 7 of a run in 3
-    processes is in loggend-w1; with a process per worker, its own."""
+    """Process p of P serving several workers is named loggend-p<p> and serves workers p, p+P...:
+    worker 7 of a run in 3 processes is in loggend-p1; with a process per worker, its own."""
     from loggend.tools.profile import worker_process
 
     def fake_proc(names: dict[int, str]) -> None:
@@ -56,7 +56,9 @@ def test_profile_finds_the_process_that_serves_a_worker(tmp_path):
             (tmp_path / str(pid)).mkdir()
             (tmp_path / str(pid) / "comm").write_text(name + "\n")
             (tmp_path / str(pid) / "stat").write_text(f"{pid} ({name}) S 100 1 1")
-    fake_proc({101: "loggend-w0", 102: "loggend-w1", 103: "loggend-w2", 104: "loggend-web"})
-    assert worker_process(7, 100, tmp_path) == "loggend-w1"
-    assert worker_process(2, 100, tmp_path) == "loggend-w2"
-    assert worker_process(7, 999, tmp_path) == "loggend-w7"         # not that run's: the name, for the error
+    fake_proc({101: "loggend-p0", 102: "loggend-p1", 103: "loggend-p2", 104: "loggend-web", 201: "loggend-w2"})
+    (tmp_path / "201" / "stat").write_text("201 (loggend-w2) S 200 1 1")     # another run, a process per worker
+    assert worker_process(7, 100, tmp_path) == "loggend-p1"
+    assert worker_process(2, 100, tmp_path) == "loggend-p2"
+    assert worker_process(2, 200, tmp_path) == "loggend-w2"
+    assert worker_process(7, 999, tmp_path) == "loggend-w7"         # no such run: the name, for the error

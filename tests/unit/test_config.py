@@ -112,6 +112,7 @@ def test_overrides_win_and_rate_is_split():
     ({"cpus": ("--cpus", "1")}, {0, 1}, 1),                             # the CPUs it is pinned to
     ({"worker_processes": ("--worker-processes", "40")}, {0, 1}, 40),   # one each, as asked
     ({"worker_processes": ("--worker-processes", "99")}, {0, 1}, 40),
+    ({"worker_processes": ("--worker-processes", "auto")}, {0, 1, 2}, 3),
     ({"protocol": ("--protocol", "tcp")}, {0, 1}, 40),                  # TCP/TLS: one per worker
     ({"protocol": ("--protocol", "tcp"), "worker_processes": ("--worker-processes", "4")}, {0, 1}, 4),
 ])
