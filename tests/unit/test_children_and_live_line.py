@@ -47,3 +47,33 @@ def test_the_live_line_counts_only_workers_that_are_processes():
     assert live.line(1.0, snaps, 2, alive={101, 102}).endswith("(2/2 running)")
     assert live.line(2.0, snaps, 2, alive={102}).endswith("(1/2 running)")
     assert live.line(3.0, snaps, 2, alive=set()).endswith("(0/2 running)")
+
+
+def test_a_worker_process_is_judged_by_its_workers_heartbeats_until_it_exits():
+    """A process serving workers 1 and 3: its oldest running beat counts; once both have stopped
+    (it is exiting) the last beat, not "still setting up" since its spawn (a run of over 30 s
+    used to SIGABRT every process at its end)."""
+    from types import SimpleNamespace
+
+    from loggend.config import Config
+    from loggend.control.workers import WorkerPool
+    from loggend.engine import counters as C
+    from loggend.engine.counters import CounterBlock
+    block = CounterBlock(4)
+    pool = WorkerPool(Config(host="127.0.0.1", workers=4, worker_processes=2), SimpleNamespace(block=block),
+                      lambda *a: None, ())
+    now = time.monotonic_ns()
+    child = Child(WORKER, 1, 4242, now - int(40e9))                 # spawned 40 s ago
+    assert pool.heartbeat(child) is None                            # setting up: judged from the spawn
+    for index, beat, state in ((1, now - 300, C.STATE_RUNNING), (3, now - 100, C.STATE_RUNNING)):
+        slot = block.slot(index)
+        slot[C.PID], slot[C.HEARTBEAT_NS], slot[C.STATE] = 4242, beat, state
+    assert pool.heartbeat(child) == now - 300                       # the oldest running beat
+    block.slot(1)[C.STATE] = C.STATE_STOPPED                        # worker 1 done: worker 3 speaks
+    assert pool.heartbeat(child) == now - 100
+    block.slot(3)[C.STATE] = C.STATE_STOPPED
+    assert pool.heartbeat(child) == now - 100                       # exiting: its last beat
+    children = ChildSet(lambda *a: None)
+    children.children[4242] = child
+    assert children.hung(WORKER, pool.heartbeat, 10.0, 30.0, now) == []
+    assert pool.label(1) == "worker process 1 (workers 1, 3)" and list(pool.members(1)) == [1, 3]
