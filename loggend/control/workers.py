@@ -223,7 +223,8 @@ class WorkerPool:
     def hand_over(self, new: Config, children: ChildSet, now: Callable[[], int],
                   stop: Callable[[list[int]], None]) -> None:
         """Replace every worker with one built from ``new``, without a moment of silence."""
-        old = {c.index: c.pid for c in children.of_kind("worker")}
+        children.cancel(lambda key: key[0] != "worker")     # a dead process's streams go to the new ones:
+        old = {c.index: c.pid for c in children.of_kind("worker")}   # restarted as well, they would send twice
         running = set(old.values())
         old_config, self.config = self.config, new
         self.render_corpus()

@@ -221,3 +221,28 @@ def test_a_reload_to_fewer_processes_hands_every_stream_over_without_a_gap(tmp_p
     assert sorted(got) == ["w0", "w1", "w2", "w3"]
     for stream, seqs in got.items():
         assert seqs == list(range(len(seqs))), stream          # continued: no number twice or missing
+
+
+@pytest.mark.slow
+def test_a_reload_while_a_dead_process_waits_for_its_restart_leaves_one_sender_per_stream(tmp_path, receivers,
+                                                                                           loggend):
+    """SIGKILL a process, then reload within its 0.5 s restart back-off: the hand-over gives its
+    streams to the new processes and the pending restart is dropped (it used to start as well,
+    so two processes sent the same numbers)."""
+    (rx,) = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, [rx], workers=4, worker_processes=2, rate=8000))
+    proc.wait_line("(4/4 running)")
+    config(tmp_path, [rx], workers=4, worker_processes=1, rate=8000)     # written ahead: the back-off is short
+    os.kill(sorted(worker_pids(proc.pid))[1], signal.SIGKILL)
+    proc.wait_line("was killed by SIGKILL; restarting in 0.5 s", stream="err")
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("reload: 4 workers in 1 process", stream="err")
+    time.sleep(2.0)                                         # well past the restart's back-off
+    alive = worker_pids(proc.pid)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert len(alive) == 1, alive
+    got = streams_of(rx.wait_for(0))
+    assert sorted(got) == ["w0", "w1", "w2", "w3"]
+    for stream, seqs in got.items():
+        assert seqs == list(range(len(seqs))), stream       # no number twice, none missing
