@@ -444,19 +444,32 @@ def cmd_perftest(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from loggend.config import MAX_WORKERS
     from loggend.parsers import parse_choice
-    from loggend.tools.profile import FORMATS, default_output, process_name, profile, worker_process
+    from loggend.tools.profile import (
+        FORMATS,
+        default_output,
+        process_comm,
+        process_name,
+        profile,
+        served_by,
+        worker_process,
+    )
     worker = parse_int("--worker", args.worker, 0, MAX_WORKERS - 1)
     label = "--supervisor" if args.supervisor else "--name" if args.name else "--worker"
     fmt = parse_choice("--format", args.format, FORMATS)
     seconds = parse_int("--seconds", args.seconds, 1, 3600)
     parent = parse_int("--pid", args.pid, 1, 2**22) if args.pid else None
-    name = process_name(worker, args.name, args.supervisor)
+    name, pid = process_name(worker, args.name, args.supervisor), None
     if label == "--worker":
-        name = worker_process(worker, parent)
+        pid, why = served_by(worker, parent)        # the run knows; the names are a guess without it
+        if pid == 0:
+            journal.write(why, journal.ERR)
+            return EXIT_FAILURE
+        name = process_comm(pid) if pid else worker_process(worker, parent)
         if name != f"loggend-w{worker}":           # a process serving several workers
+            guess = "" if pid else f"; a guess from the process names: {why}"
             journal.write(f"worker {worker} is served by {name} (worker_processes: process p serves workers p, "
-                          f"p+P, p+2P...)", journal.NOTICE)
-    return profile(name, label, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent)
+                          f"p+P, p+2P...){guess}", journal.NOTICE)
+    return profile(name, label, seconds, args.output or default_output(name, fmt), fmt, args.dump, parent, pid)
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:

@@ -200,6 +200,8 @@ class Supervisor:
         sink, snaps = self.shared.sink_totals(), self.shared.snapshots()
         return {"pid": os.getpid(), "workers": self.config.workers, "target": self.config.target,
                 "sent": sum(s.sent for s in snaps), "planned": self.workers.planned(now_ns),
+                "worker_pids": [s.pid if s.state in (C.STATE_READY, C.STATE_RUNNING) else 0
+                                for s in snaps[:self.config.workers]],
                 "blocked_ns": sum(s.blocked_ns for s in snaps), "possibly_lost": sum(s.possibly_lost for s in snaps),
                 "sink": None if sink is None else {"received": sink.received, "lost": sink.lost}}
 

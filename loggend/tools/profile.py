@@ -39,6 +39,13 @@ def process_name(worker: int | None, name: str | None, supervisor: bool) -> str:
     return f"loggend-w{worker}"
 
 
+def process_comm(pid: int, proc: Path = PROC) -> str:
+    try:
+        return (proc / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return f"pid {pid}"
+
+
 def tasks(parent: int | None = None, proc: Path = PROC) -> list[tuple[int, str]]:
     """(pid, task name) of every process whose parent (or itself) is ``parent``, when given."""
     out = []
@@ -60,6 +67,25 @@ def find(name: str, parent: int | None = None, proc: Path = PROC) -> list[int]:
     return [pid for pid, comm in tasks(parent, proc) if comm == name]
 
 
+def served_by(worker: int, parent: int | None) -> tuple[int | None, str]:
+    """The PID of the process that serves ``worker``, as the run says through its control socket
+    (``loggend ctl status``); (None, why) when it cannot be asked. A worker the run does not have
+    is a UsageError; one whose process is down right now is (0, why)."""
+    from loggend.control.ctlsocket import ControlError, find_socket, request
+    try:
+        reply = request(find_socket(parent), "status")
+    except ControlError as err:
+        return None, str(err)
+    status = reply.get("status") if reply.get("ok") else None
+    if not isinstance(status, dict) or not isinstance(status.get("worker_pids"), list):
+        return None, "the run's status does not list its worker processes (an older loggend?)"
+    pids = status["worker_pids"]
+    if worker >= len(pids):
+        raise UsageError(f"--worker: {worker} is not a worker of the run (pid {status.get('pid')}): it has "
+                         f"{len(pids)}, 0-{len(pids) - 1}")
+    return int(pids[worker]), f"worker {worker} is not running right now (its process is down or restarting)"
+
+
 def worker_process(worker: int, parent: int | None = None, proc: Path = PROC) -> str:
     """The name of the process that serves ``worker``: its own (loggend-w<worker>) when each worker
     has a process; else process p of P (``worker_processes``), named loggend-p<p>, serves workers
@@ -71,8 +97,10 @@ def worker_process(worker: int, parent: int | None = None, proc: Path = PROC) ->
     return f"loggend-p{worker % (max(shared) + 1)}" if shared else name
 
 
-def profile(name: str, label: str, seconds: int, out: str, fmt: str, dump: bool, parent: int | None) -> int:
-    """Sample process ``name`` (``label`` is the flag that named it, for errors)."""
+def profile(name: str, label: str, seconds: int, out: str, fmt: str, dump: bool, parent: int | None,
+            pid: int | None = None) -> int:
+    """Sample process ``name`` (``label`` is the flag that named it, for errors), the one with
+    ``pid`` when the caller knows it."""
     if not dump:
         folder = os.path.dirname(os.path.abspath(out))
         if not os.access(folder, os.W_OK):
@@ -81,7 +109,7 @@ def profile(name: str, label: str, seconds: int, out: str, fmt: str, dump: bool,
     if not os.access(pyspy, os.X_OK):
         print("loggend: profile needs py-spy (`pip install py-spy`, or `make build-dev`)", file=sys.stderr)
         return EXIT_FAILURE
-    pids = find(name, parent)
+    pids = [pid] if pid else find(name, parent)
     if not pids:
         where = f" under pid {parent}" if parent else ""
         print(f"loggend: {label}: no running process named {name!r}{where} (is `loggend run` up? "

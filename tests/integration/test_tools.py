@@ -33,6 +33,9 @@ def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, 
     missing = subprocess.run([sys.executable, "-m", "loggend", "profile", "--name", "loggend-w7",
                               "--pid", str(run.pid)], capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1 and "no running process named 'loggend-w7'" in missing.stderr
+    absent = subprocess.run([sys.executable, "-m", "loggend", "profile", "--worker", "9", "--pid", str(run.pid)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert absent.returncode == 2 and "9 is not a worker of the run" in absent.stderr, absent.stderr
 
 
 @pytest.mark.slow
