@@ -249,6 +249,18 @@ class WorkerPool:
         self.publish(plan)
         self.takes_over = {}
         stop(list(old.values()))
+        self._carry_retired(range(new.workers, settled.workers))
+
+    def _carry_retired(self, indexes: range) -> None:
+        """Workers retired by a reload stop when they see the new plan, up to a burst short of their
+        due count: the new workers take that on, and the retired count what they really did."""
+        owed = 0
+        for i in indexes:
+            done = self._accounted(i)
+            owed += max(0, self.retired[i] - done)
+            self.retired[i] = min(self.retired[i], done)
+        if owed and self.plan.started and not self.plan.unlimited:
+            self.publish(self.plan.with_events(owed))
 
     def _standing_by(self, child: Child) -> bool:
         for index in self.members(child.index):

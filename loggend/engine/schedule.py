@@ -366,6 +366,7 @@ class Plan:
     g0: float = 0.0                   # events added: what was already due when the profile changed
     p0: float = 0.0                   # profile events subtracted: what it had done before this epoch
     bases: tuple[int, ...] = ()       # per worker index: its due count when the epoch began
+    m0: int = 0                       # this instance's events already in the bases when the epoch began
     end_ns: int = 0                   # the run ends here (0 = until stopped)
     instance: int = 0                 # this instance's part of a fleet
     instances: int = 1
@@ -392,7 +393,7 @@ class Plan:
 
     def due(self, index: int, t_ns: int) -> int:
         """Worker ``index``'s due count at ``t_ns``: what it should have sent by then in all."""
-        mine = share(math.floor(self.events(t_ns) + ROUNDING), self.instance, self.instances)
+        mine = share(math.floor(self.events(t_ns) + ROUNDING), self.instance, self.instances) - self.m0
         base = self.bases[index] if index < len(self.bases) else 0
         return base + share(mine, index, self.workers)
 
@@ -442,7 +443,7 @@ class Plan:
         """A new epoch at ``t_ns`` from what each worker index has done (``counts``), nothing more
         due yet. An unlimited plan's due counts are infinite: it is rebased on what was really sent
         before it takes a profile with a rate (a pause, ``ctl rate``, a reload)."""
-        return replace(self, profile=Profile((Constant(0.0),)), start_ns=t_ns, g0=0.0, p0=0.0, bases=counts,
+        return replace(self, profile=Profile((Constant(0.0),)), start_ns=t_ns, g0=0.0, p0=0.0, bases=counts, m0=0,
                        generation=self.generation + 1)
 
     def scaled(self, factor: float, t_ns: int) -> Plan:
@@ -471,12 +472,22 @@ class Plan:
 
     def with_workers(self, workers: int, t_ns: int, carried: dict[int, int]) -> Plan:
         """A new epoch from ``t_ns`` with ``workers`` workers: each index starts from its due count
-        now (``carried`` gives the counts of indexes that had no worker in this epoch)."""
+        now (``carried`` gives the counts of indexes that had no worker in this epoch). The run's
+        event count goes on (the part of an event not yet due, and which instance of a fleet the
+        next event is for), so the epochs add up to the profile's integral: restarting it at 0 made
+        a timed run one event short per reload."""
         bases = tuple(self.due(i, t_ns) if i < self.workers else carried.get(i, 0) for i in range(workers))
         if not self.started:
             return replace(self, workers=workers, bases=bases, generation=self.generation + 1)
         p0 = self.profile.events((min(t_ns, self.end_ns or t_ns) - self.start_ns) / NS)
-        return replace(self, workers=workers, bases=bases, g0=0.0, p0=p0, generation=self.generation + 1)
+        g0 = self.events(t_ns)
+        m0 = share(math.floor(g0 + ROUNDING), self.instance, self.instances)
+        return replace(self, workers=workers, bases=bases, g0=g0, p0=p0, m0=m0, generation=self.generation + 1)
+
+    def with_events(self, extra: int) -> Plan:
+        """``extra`` more events due to this instance at once (what workers retired by a reload
+        still owed), shared by its workers from their next look on."""
+        return replace(self, g0=self.g0 + extra * self.instances, generation=self.generation + 1)
 
     def with_end(self, end_ns: int) -> Plan:
         """The run ends at ``end_ns`` (0: never); a paused plan keeps what would be left of it."""
@@ -487,7 +498,7 @@ class Plan:
 
     def document(self) -> dict[str, Any]:
         return {"profile": self.profile.document(), "workers": self.workers, "start_ns": self.start_ns,
-                "g0": self.g0, "p0": self.p0, "bases": list(self.bases), "end_ns": self.end_ns,
+                "g0": self.g0, "p0": self.p0, "bases": list(self.bases), "m0": self.m0, "end_ns": self.end_ns,
                 "instance": self.instance, "instances": self.instances, "generation": self.generation,
                 "pause": self.pause.document() if self.pause else None, "paused_ns": self.paused_ns,
                 "extra": self.extra}
@@ -497,7 +508,7 @@ class Plan:
         pause = doc.get("pause")
         return cls(profile=Profile.from_document(doc["profile"]), workers=int(doc["workers"]),
                    start_ns=int(doc["start_ns"]), g0=float(doc["g0"]), p0=float(doc["p0"]),
-                   bases=tuple(int(b) for b in doc["bases"]), end_ns=int(doc["end_ns"]),
+                   bases=tuple(int(b) for b in doc["bases"]), m0=int(doc.get("m0", 0)), end_ns=int(doc["end_ns"]),
                    instance=int(doc["instance"]), instances=int(doc["instances"]),
                    generation=int(doc["generation"]), pause=Pause.from_document(pause) if pause else None,
                    paused_ns=int(doc.get("paused_ns", 0)), extra=dict(doc.get("extra", {})))

@@ -153,6 +153,19 @@ def test_a_new_worker_count_starts_an_epoch_from_each_index_due_count():
     assert sum(shrunk.due(i, later) for i in range(2)) == sum(due[:2]) + 9_000
 
 
+def test_epochs_add_up_to_the_integral_with_a_fraction_pending_and_retired_debts_go_on():
+    """A worker-count change at a moment when part of an event is due must not drop it (a timed
+    run with a reload planned 143,999 of 144,000); what retired workers owed is added at once."""
+    plan = started(12_000, workers=4, duration=12, instance=1, instances=3)
+    t = int((T0 + 2.0001) * NS)                     # 4,000.4 events of this instance's share due
+    end = plan.end_ns
+    total = sum(plan.due(i, end) for i in range(4))
+    again = plan.with_workers(3, t, carried={}).with_workers(6, t + 12_345_678, carried={3: 0, 4: 0, 5: 0})
+    assert sum(again.due(i, end) for i in range(6)) + plan.due(3, t) == total     # worker 3 retired at t
+    owed, soon = again.with_events(77), t + 20_000_000
+    assert sum(owed.due(i, soon) for i in range(6)) == sum(again.due(i, soon) for i in range(6)) + 77
+
+
 def test_the_plan_survives_the_board_round_trip():
     plan = started(4_000, workers=4, duration=30, instance=1, instances=3).with_workers(5, int((T0 + 1) * NS), {4: 7})
     assert Plan.from_document(plan.document()) == plan
