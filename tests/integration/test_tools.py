@@ -18,7 +18,7 @@ PYSPY = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), 
 @pytest.mark.skipif(not os.access(PYSPY, os.X_OK), reason="py-spy is not installed (make test installs it)")
 def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, tmp_path):
     run = loggend(*RUN, "--workers", "4", "--worker-processes", "2", "--target", f"127.0.0.1:{receiver.port}",
-                  "--rate", "20000")
+                  "--rate", "100000")
     run.wait_line("(4/4 running)")
     out = tmp_path / "w3.txt"
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=os.path.dirname(PYSPY) + ":" + os.environ["PATH"])
@@ -28,7 +28,7 @@ def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, 
     assert result.returncode == 0, result.stderr
     stacks = out.read_text()
     assert "worker 3 is served by loggend-p1" in result.stderr        # process 1 of 2 serves workers 1 and 3
-    assert "Worker.step (loggend/engine/worker.py" in stacks         # the hot loop, sampled in the worker
+    assert "WorkerGroup.loop (loggend/engine/group.py" in stacks     # the hot loop (asleep or sending: --idle)
     assert "Supervisor.run (loggend/control/supervisor.py" in stacks  # forked from the supervisor's loop
     missing = subprocess.run([sys.executable, "-m", "loggend", "profile", "--name", "loggend-w7",
                               "--pid", str(run.pid)], capture_output=True, text=True, env=env, timeout=60)
