@@ -86,12 +86,14 @@ class WorkerGroup:
         its slot once its predecessor stopped, and all wait for the plan's start together
         (heartbeats going). False when stopped meanwhile."""
         workers = self.workers
+        mine = [w for w in workers if not w.spec.takes_over]
         for worker in workers:
             worker.stand_by()
-            if not worker.spec.takes_over:      # a new stream: nobody to wait for (the supervisor waits
-                worker.take_over()              # for it to be ready before it stops the old processes)
+        for worker in mine:                     # a new stream: nobody to wait for (the supervisor waits
+            worker.take_over()                  # for it to be ready before it stops the old processes)
         while self.alive and not all(w.predecessor_gone() for w in workers):
             self.sleep(STANDBY_POLL)
+            self._beat(mine)                    # not the others': their slots still speak for the old process
         for worker in workers:
             worker.end_standby()
         if not self.alive:
@@ -101,10 +103,14 @@ class WorkerGroup:
                 worker.take_over()
         while self.alive and not all(w.plan_has_me() for w in workers):
             self.sleep(START_POLL)
-            beat = time.monotonic_ns()
-            for worker in workers:
-                worker.slot[C.HEARTBEAT_NS] = beat
+            self._beat(workers)
         return self.alive
+
+    @staticmethod
+    def _beat(workers: list[Worker]) -> None:
+        beat = time.monotonic_ns()
+        for worker in workers:
+            worker.slot[C.HEARTBEAT_NS] = beat
 
     def loop(self) -> None:
         gc.disable()          # no collection ever: it would touch (and copy) every page shared with the parent
