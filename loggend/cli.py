@@ -301,6 +301,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--daemon: needs --pidfile PATH, so that the daemon can be found and stopped")
     if args.log_file and not args.daemon:
         raise UsageError("--log-file: only with --daemon (in the foreground the output is the terminal)")
+    from loggend.control.supervisor import claim_outputs
+    claim_outputs(summary_path, ready_path, config.control_socket)
 
     def main(pipe: ReadyPipe | None = None) -> int:
         from loggend.control.supervisor import Supervisor

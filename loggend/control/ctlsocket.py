@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loggend.engine.journal import ERR, WARNING, Log
+from loggend.files import kind_of
 
 RUN_DIR = "/run/loggen"
 SOCKET_PREFIX, SOCKET_SUFFIX = "loggend-", ".sock"
@@ -33,6 +34,7 @@ SOCKET_MODE = 0o600
 TMP_DIR_MODE = 0o700
 MAX_REQUEST_BYTES = 1024
 MAX_CLIENTS = 16
+PROBE_TIMEOUT = 0.5           # a connect to a socket found at the path: refused means a run that ended
 CLIENT_TIMEOUT = 2.0          # seconds a connection may take to send its line
 REQUEST_TIMEOUT = 5.0         # the client's wait for the answer
 UCRED = struct.Struct("3i")   # struct ucred: pid, uid, gid
@@ -79,7 +81,9 @@ def sweep_stale(directory: str) -> list[str]:
         path = os.path.join(directory, name)
         owner = pid_of(path)
         try:
-            if owner is not None and not os.path.exists(f"/proc/{owner}") and os.lstat(path).st_uid == os.geteuid():
+            st = os.lstat(path)
+            if owner is not None and not os.path.exists(f"/proc/{owner}") and st.st_uid == os.geteuid() \
+                    and stat.S_ISSOCK(st.st_mode):
                 os.unlink(path)
                 removed.append(path)
         except OSError:
@@ -104,17 +108,31 @@ def _private_dir(path: str) -> None:
                            "control_socket")
 
 
-def _alive(path: str) -> bool:
-    """Someone answers on ``path`` (a running loggend), as opposed to a file a crash left behind."""
+def claim_path(path: str) -> bool:
+    """ControlError unless ``path`` is free for a new socket: nothing there (False), or the socket of
+    a run that ended, where a connect is refused (True: remove it). A file, a link (never followed),
+    a directory, or a socket that answers or cannot be probed belongs to someone else."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        raise ControlError(f"control socket {path}: {err.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlError(f"control socket {path}: {kind_of(st.st_mode)} is there, not the socket of a run "
+                           "that ended; remove it or set control_socket to another path")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(0.5)
+    probe.settimeout(PROBE_TIMEOUT)
     try:
         probe.connect(path)
+        why = "another run is listening there"
+    except ConnectionRefusedError:
         return True
-    except OSError:
-        return False
+    except OSError as err:
+        why = f"a socket loggen cannot probe ({err.strerror or 'no answer'})"
     finally:
         probe.close()
+    raise ControlError(f"control socket {path}: {why}; set control_socket to another path")
 
 
 @dataclass(frozen=True)
@@ -144,14 +162,12 @@ class ControlServer:
         self.uid = os.geteuid() if uid is None else uid
         self.listener: socket.socket | None = None
         self.clients: dict[int, _Client] = {}
+        self.inode = (-1, -1)                       # (st_dev, st_ino) of the socket file bound
 
     def open(self) -> None:
         """Bind and listen; a stale file is replaced, a live one is someone else's run (an error)."""
         _private_dir(os.path.dirname(self.path) or ".")
-        if os.path.exists(self.path):
-            if _alive(self.path):
-                raise ControlError(f"control socket {self.path}: another run is listening there; "
-                                   "set control_socket to another path")
+        if claim_path(self.path):
             os.unlink(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o777 & ~SOCKET_MODE)        # created 0600: never open to others, even for a moment
@@ -163,6 +179,8 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, SOCKET_MODE)
+        st = os.lstat(self.path)
+        self.inode = (st.st_dev, st.st_ino)
         sock.listen(MAX_CLIENTS)
         sock.setblocking(False)
         self.listener = sock
@@ -256,7 +274,9 @@ class ControlServer:
             self.listener.close()
             self.listener = None
             try:
-                os.unlink(self.path)
+                st = os.lstat(self.path)
+                if (st.st_dev, st.st_ino) == self.inode:      # ours still: not a file put there since
+                    os.unlink(self.path)
             except OSError:
                 pass
 

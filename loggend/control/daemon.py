@@ -14,17 +14,22 @@ writes ``ready`` once every worker sends, or the line that says why it stopped b
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import re
 import select
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
 
-from loggend.errors import EXIT_FAILURE, EXIT_OK
+from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
 
+MAX_PID_BYTES = 32           # a pidfile holds a pid and a line end
+PID_TEXT = re.compile(rb"\s*(\d{1,20}\s*)?")   # what a pidfile holds (empty: made by the user, or cut short)
 READY_TIMEOUT = 60.0         # the starting shell waits this long for "ready" (systemd's TimeoutStartSec)
 STARTED, READY, FAILED, GONE, TIMEOUT = "started", "ready", "failed", "gone", "timeout"
 
@@ -40,13 +45,28 @@ class PidFile:
 
     def acquire(self) -> None:
         """Lock the file or raise AlreadyRunning naming the holder; OSError when it cannot be opened."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise UsageError(f"--pidfile: {self.path} is a symbolic link; loggen never follows links") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise AlreadyRunning(f"already running as pid {holder} (pidfile {self.path})") from None
+        except OSError:
+            os.close(fd)
+            raise
+        mode = os.fstat(fd).st_mode
+        old = os.pread(fd, MAX_PID_BYTES + 1, 0) if stat.S_ISREG(mode) else b""
+        if not stat.S_ISREG(mode) or not PID_TEXT.fullmatch(old):
+            os.close(fd)
+            what = "not a regular file" if not stat.S_ISREG(mode) else "not a pidfile (a pid and a line end)"
+            raise UsageError(f"--pidfile: {self.path} is {what}; loggen would replace it: remove it or "
+                             "choose another path")
         self.fd = fd
 
     def write(self, pid: int) -> None:

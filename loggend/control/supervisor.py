@@ -26,7 +26,7 @@ from loggend import __version__
 from loggend.config import FIXED, IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
-from loggend.control.ctlsocket import ControlError, ControlServer, socket_path, sweep_stale
+from loggend.control.ctlsocket import ControlError, ControlServer, claim_path, socket_path, sweep_stale
 from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.live import LiveRate, describe
 from loggend.control.memory import MemoryWatch
@@ -42,8 +42,8 @@ from loggend.engine import counters as C
 from loggend.engine import journal
 from loggend.engine.journal import ERR, INFO, NOTICE, WARNING
 from loggend.engine.process import set_process_name
-from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
-from loggend.files import write_json
+from loggend.errors import EXIT_FAILURE, EXIT_OK, EXIT_REPORT_FAILED, UsageError
+from loggend.files import claim, write_json
 from loggend.fleet import new_run_id
 from loggend.parsers import format_size
 from loggend.sink.spec import SinkSpec
@@ -59,6 +59,30 @@ SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the
 LIVE_TTY_SECONDS = 1.0       # live_interval: auto on a terminal
 LIVE_PIPE_SECONDS = 10.0     # live_interval: auto anywhere else (the journal, a pipe, a file); STATUS= stays 1 s
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2)
+SUMMARY_KEYS = frozenset({"target", "sent"})                 # a --summary-json file a run wrote has these
+READY_KEYS = frozenset({"pid", "target", "started_unix"})    # ... a --ready-file
+
+
+def claim_outputs(summary_path: str, ready_path: str, control_socket: str) -> None:
+    """UsageError (before the run) unless --summary-json, --ready-file and a control socket path can
+    be written without replacing anything but loggen's own: a summary, the ready file or the socket
+    of a run that ended."""
+    if control_socket not in ("auto", "off"):
+        try:
+            claim_path(control_socket)
+        except ControlError as err:
+            raise UsageError(str(err)) from None
+    if summary_path:
+        claim(summary_path, "--summary-json", lambda doc: isinstance(doc, dict) and SUMMARY_KEYS <= doc.keys(),
+              "a summary loggen wrote")
+    if ready_path:
+        claim(ready_path, "--ready-file", _ended_run_ready_file, "the ready file of a run that ended")
+
+
+def _ended_run_ready_file(doc: object) -> bool:
+    if not isinstance(doc, dict) or not READY_KEYS <= doc.keys() or not isinstance(doc["pid"], int):
+        return False
+    return doc["pid"] > 0 and not os.path.exists(f"/proc/{doc['pid']}")
 
 Loader = Callable[[], Config]
 
@@ -280,17 +304,19 @@ class Supervisor:
                       f"{format_size(self.memory.limit)}; stopping")
 
     def announce_ready(self, now: float) -> None:
-        """Every worker sends: READY=1, the log line, the ready file, the starting shell (--daemon)."""
+        """Every worker sends: the ready file, READY=1, the log line, the starting shell (--daemon)."""
+        if not self.write_file(self.ready_path, "ready file", {
+                "pid": os.getpid(), "dashboard": self.dashboard.url if self.dashboard else None,
+                "target": self.config.target, "started_unix": self.shared.started_unix,
+                "control_socket": self.control.path if self.control else None}):
+            self.fail("the ready file cannot say the run is up; stopping")      # a script would wait for ever
+            return
         self.ready = True
         text = f"sending to {self.config.target}"
         self.notifier.ready(text)
         web = f"; dashboard {self.dashboard.url}/" if self.dashboard else ""
         self.log(f"ready: {self.config.workers} of {self.config.workers} workers {text} "
                  f"({now - self.shared.started:.1f} s after start){web}")
-        self.write_file(self.ready_path, "ready file", {
-            "pid": os.getpid(), "dashboard": self.dashboard.url if self.dashboard else None,
-            "target": self.config.target, "started_unix": self.shared.started_unix,
-            "control_socket": self.control.path if self.control else None})
         if self.on_ready is not None:
             self.on_ready(text + web)
 
@@ -333,13 +359,16 @@ class Supervisor:
             except OSError:
                 pass
 
-    def write_file(self, path: str, what: str, doc: dict[str, object]) -> None:
+    def write_file(self, path: str, what: str, doc: dict[str, object]) -> bool:
+        """Whether ``doc`` is in ``path`` (or none was asked for); a failure is logged."""
         if not path:
-            return
+            return True
         try:
             write_json(path, doc)
         except OSError as err:
             self.log(f"cannot write the {what} {path}: {err.strerror}", ERR)
+            return False
+        return True
 
     # --- stopping and reloading ----------------------------------------------------------------------
 
@@ -511,4 +540,5 @@ class Supervisor:
         if self.live.changes:
             totals = replace(totals, live_last=describe(self.live.following()))
         print(summary(totals), file=self.out, flush=True)
-        self.write_file(self.summary_path, "summary", totals.document())
+        if not self.write_file(self.summary_path, "summary", totals.document()) and self.exit_code == EXIT_OK:
+            self.exit_code = EXIT_REPORT_FAILED

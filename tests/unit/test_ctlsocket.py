@@ -123,12 +123,16 @@ def test_the_client_finds_the_one_run_or_says_why_not(tmp_path):
 
 def test_sockets_of_runs_that_are_gone_are_swept(tmp_path):
     import os
+    import socket
 
     from loggend.control.ctlsocket import sweep_stale
     for name in ("loggend-999999999.sock", f"loggend-{os.getpid()}.sock", "other.sock"):
-        (tmp_path / name).touch()
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(str(tmp_path / name))
+    (tmp_path / "loggend-999999998.sock").write_text("not a socket: never swept\n")
     assert sweep_stale(str(tmp_path)) == [str(tmp_path / "loggend-999999999.sock")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"loggend-{os.getpid()}.sock", "other.sock"]
+    kept = ["loggend-999999998.sock", f"loggend-{os.getpid()}.sock", "other.sock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
 
 
 def test_systemds_runtime_directory_first_and_units_one_level_down(tmp_path):
