@@ -1,8 +1,7 @@
 """YAML files someone else wrote, read without letting them take the machine.
 
-* ``read_text``: regular files only (``/dev/zero`` would be read until memory runs out, a FIFO
-  would hang the start; ``/dev/null`` is read as empty), opened non-blocking and checked with
-  ``fstat`` on the open file, read up to a size cap, UTF-8.
+* ``read_text``: by the rules of ``loggend.engine.userfile`` (regular files only, non-blocking,
+  up to a size cap), UTF-8.
 * ``compose``: the node graph (an alias is a second reference to the same node, so composing is
   cheap), then the size the document would have once every alias is expanded is counted, with
   each node's size counted once: a "billion laughs" of nested aliases is refused in one line
@@ -14,44 +13,24 @@ Errors are ``UsageError``: one line naming the file.
 
 from __future__ import annotations
 
-import os
-import stat
 from typing import Any
 
 import yaml
 
+from loggend.engine.userfile import MAX_USER_FILE_BYTES, read_user_file
 from loggend.errors import UsageError
 
-MAX_CONFIG_BYTES = 1 << 20         # a config file; loggen.yaml with every comment is about 20 KiB
+MAX_CONFIG_BYTES = MAX_USER_FILE_BYTES  # a config file; loggen.yaml with every comment is about 20 KiB
 MAX_EXPANDED_NODES = 1_000_000     # nodes of a document once its aliases are expanded
-FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 def read_text(path: str, label: str, limit: int = MAX_CONFIG_BYTES) -> str:
     """The UTF-8 text of the regular file ``path``, at most ``limit`` bytes; ``label`` starts errors."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise UsageError(f"{label}: no such file") from None
-    except OSError as err:
-        raise UsageError(f"{label}: cannot read: {err.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        mode = st.st_mode
-        if stat.S_ISCHR(mode) and st.st_rdev == os.stat(os.devnull).st_rdev:
-            return ""                             # /dev/null: the conventional empty file
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in FILE_KINDS if test(mode)), "not a regular file")
-            raise UsageError(f"{label}: is {kind}; expected a regular file")
-        try:
-            data = os.read(fd, limit + 1)
-        except OSError as err:
-            raise UsageError(f"{label}: cannot read: {err.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise UsageError(f"{label}: larger than {limit >> 10:,} KiB; expected a config file")
+        data = read_user_file(path, limit)
+    except ValueError as err:
+        more = "; expected a config file" if str(err).startswith("larger") else ""
+        raise UsageError(f"{label}: {err}{more}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import calendar
 import ipaddress
+import os
 import random
 import re
 import time
@@ -51,6 +52,7 @@ from typing import cast
 
 from loggend.engine import catalog
 from loggend.engine.formats import SEQ_DIGITS, register_stamp
+from loggend.engine.userfile import read_user_file
 
 PLACEHOLDER = "\x7f"          # no format escapes it; never in a rendered catalogue message
 SEQ_KIND = -1                 # a patch site holding sequence digits, not a timestamp
@@ -168,23 +170,27 @@ def _range(text: str, default: tuple[float, float], kind: type) -> tuple[float, 
     return lo, hi
 
 
+def _choice_file(path: str, base: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """The lines of ``@FILE`` (relative to ``base``), read by the config files' rules (``userfile``)."""
+    if base and not os.path.isabs(path):
+        path = os.path.join(base, path)
+    try:
+        text = read_user_file(path).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start:,})") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    items = [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
+    if not items:
+        raise ValueError(f"{path} has no lines")
+    if len(items) > MAX_CHOICES:
+        raise ValueError(f"{path} has more than {MAX_CHOICES:,} lines")
+    return tuple(items), tuple(1.0 for _ in items)
+
+
 def _choices(text: str, base: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
     if text.startswith("@"):
-        path = text[1:]
-        if base and not path.startswith("/"):
-            path = f"{base}/{path}"
-        try:
-            with open(path, encoding="utf-8") as f:
-                items = [line.rstrip("\n") for line in f if line.strip()]
-        except OSError as err:
-            raise ValueError(f"cannot read {path}: {err.strerror}") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"{path} is not UTF-8 text") from None
-        if not items:
-            raise ValueError(f"{path} has no lines")
-        if len(items) > MAX_CHOICES:
-            raise ValueError(f"{path} has more than {MAX_CHOICES:,} lines")
-        return tuple(items), tuple(1.0 for _ in items)
+        return _choice_file(text[1:], base)
     values, weights = [], []
     for item in text.split("|"):
         value, star, weight = item.rpartition("*") if "*" in item else (item, "", "")
