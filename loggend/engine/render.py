@@ -467,8 +467,10 @@ class Pool:
         return made
 
     def set_cycle(self, cycle: int) -> int:
-        """Make the pool carry pass number ``cycle`` in the high sequence digits."""
+        """Make the pool carry pass number ``cycle`` in the high sequence digits (without sequence
+        numbers it only says which pass it is: a replay reads the next one after it)."""
         if not self.sequence:
+            self.cycle = cycle
             return 0
         width = self.cycle_digits
         cycle %= 10 ** width

@@ -40,7 +40,7 @@ import itertools
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from loggend.engine.formats import MONTHS, SEQ_DIGITS, Rendered, register_stamp
@@ -53,8 +53,12 @@ EPOCH = re.compile(rb"(?<![\d.])(1\d{9})(?:\.\d+)?(?![\d])")
 RFC5424 = re.compile(rb"<\d{1,3}>1 (?:\S+ ){5}")      # PRI VERSION TIMESTAMP HOST APP PROCID MSGID, then SD
 MONTH_NUMBERS = {m.encode(): i + 1 for i, m in enumerate(MONTHS)}
 MAX_LINE = 65_000                 # a longer line cannot be one datagram: skipped and counted
+READ_LIMIT = MAX_LINE + 2         # a line is read this far at once (a sendable one and its CR LF)
+SKIP_CHUNK = 1 << 20              # the rest of a longer line is read past in pieces of this size
 MAX_SKIPPED_IN_A_ROW = 10_000_000 # a file changed under the run into nothing but such lines: stop, not spin
 BSD_YEAR = 2026                   # RFC 3164 carries no year: timing only needs differences
+BSD_CHECK_YEAR = 2024             # ... and its day is checked in a leap year (Feb 29 is a day)
+MAX_OFFSET_HOURS = 23             # a UTC offset's hours (the real ones are -12 to +14)
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -96,37 +100,67 @@ def _local_iso_stamp(sep: bytes) -> int:
     return register_stamp(f"replay:iso-local:{sep.decode()}", stamp)
 
 
+def _seconds(year: int, month: int, day: int, hour: int, minute: int, second: int,
+             check_year: int = 0) -> int | None:
+    """The epoch second of a date and time, or None when it is no time at all (month 13, day 0,
+    hour 24, year 0): such a line is sent unchanged. ``check_year``: the year the day is checked
+    in when the line carries none."""
+    if not (1 <= year and 1 <= month <= 12 and hour < 24 and minute < 60 and second <= 60):
+        return None
+    if not 1 <= day <= calendar.monthrange(check_year or year, month)[1]:
+        return None
+    return calendar.timegm((year, month, day, hour, minute, second))
+
+
+def _offset(sign: bytes, hours: bytes, minutes: bytes) -> int | None:
+    """A UTC offset in seconds, or None when it is none (hours above 23, minutes above 59)."""
+    h, m = int(hours), int(minutes)
+    if h > MAX_OFFSET_HOURS or m > 59:
+        return None
+    return (1 if sign == b"+" else -1) * (h * 3600 + m * 60)
+
+
+def _clf(m: re.Match[bytes]) -> Found | None:
+    offset = _offset(m[7], m[8], m[9])
+    secs = _seconds(int(m[3]), MONTH_NUMBERS[m[2]], int(m[1]), int(m[4]), int(m[5]), int(m[6]))
+    if offset is None or secs is None:
+        return None
+    return Found(m.start(1), _offset_stamp("clf", offset, "clf"), secs - offset)
+
+
+def _iso(m: re.Match[bytes]) -> Found | None:
+    secs = _seconds(int(m[1]), int(m[2]), int(m[3]), int(m[5]), int(m[6]), int(m[7]))
+    if secs is None:
+        return None
+    zone, sep = m[9], m[4]
+    if zone is None:
+        return Found(m.start(1), _local_iso_stamp(sep), secs + float(m[8] or 0))
+    offset = 0 if zone == b"Z" else _offset(zone[:1], zone[1:3], zone[-2:])
+    if offset is None:
+        return None
+    kind = _offset_stamp("iso" + sep.decode(), offset, "iso" + sep.decode())
+    return Found(m.start(1), kind, secs - offset + float(m[8] or 0))
+
+
+def _bsd(m: re.Match[bytes]) -> Found | None:
+    from loggend.engine.formats import STAMP_RFC3164
+    secs = _seconds(BSD_YEAR, MONTH_NUMBERS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5]), BSD_CHECK_YEAR)
+    return None if secs is None else Found(m.start(1), STAMP_RFC3164, secs)
+
+
 def find_stamp(line: bytes) -> Found | None:
-    """The first timestamp of the line in a recognised style, or None."""
-    best: Found | None = None
-    m = CLF.search(line)
+    """The first timestamp of the line in a recognised style, or None (also when that first one
+    is no real time, such as ``0000-00-00 00:00:00``: the line is sent as it is)."""
+    found: Found | None = None
+    at = len(line)                    # where the first timestamp-like text starts, a real time or not
+    for pattern, read in ((CLF, _clf), (ISO, _iso), (BSD, _bsd)):
+        m = pattern.search(line, 0, at)
+        if m:
+            at, found = m.start(1), read(m)
+    m = EPOCH.search(line, 0, at)
     if m:
-        sign = 1 if m[7] == b"+" else -1
-        offset = sign * (int(m[8]) * 3600 + int(m[9]) * 60)
-        secs = calendar.timegm((int(m[3]), MONTH_NUMBERS[m[2]], int(m[1]), int(m[4]), int(m[5]), int(m[6]))) - offset
-        best = Found(m.start(1), _offset_stamp("clf", offset, "clf"), secs)
-    m = ISO.search(line, 0, best.at if best else len(line))
-    if m:
-        zone = m[9]
-        secs = calendar.timegm((int(m[1]), int(m[2]), int(m[3]), int(m[5]), int(m[6]), int(m[7])))
-        if zone is None:
-            kind = _local_iso_stamp(m[4])
-        else:
-            offset = 0 if zone == b"Z" else (1 if zone[:1] == b"+" else -1) * (
-                int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
-            kind = _offset_stamp("iso" + m[4].decode(), offset, "iso" + m[4].decode())
-            secs -= offset
-        best = Found(m.start(1), kind, secs + float(m[8] or 0))
-    m = BSD.search(line, 0, best.at if best else len(line))
-    if m:
-        from loggend.engine.formats import STAMP_RFC3164
-        secs = calendar.timegm((BSD_YEAR, MONTH_NUMBERS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5])))
-        best = Found(m.start(1), STAMP_RFC3164, secs)
-    m = EPOCH.search(line, 0, best.at if best else len(line))
-    if m:
-        best = Found(m.start(1), register_stamp("replay:epoch", lambda now, utc: b"%010d" % int(now)),
-                     float(m[1]))
-    return best
+        found = Found(m.start(1), register_stamp("replay:epoch", lambda now, utc: b"%010d" % int(now)), float(m[1]))
+    return found
 
 
 def render_line(line: bytes, sequence: bool, enterprise: int) -> tuple[Rendered, bool]:
@@ -159,12 +193,20 @@ def render_line(line: bytes, sequence: bool, enterprise: int) -> tuple[Rendered,
 
 
 def open_lines(path: str) -> Iterator[bytes]:
-    """The file's non-empty lines (gzip or plain), without their line ends."""
+    """The file's non-empty lines (gzip or plain), without their line ends. A line longer than
+    ``MAX_LINE`` comes as its first ``MAX_LINE + 1`` bytes (it is skipped and counted, and only its
+    length and its first timestamp matter): the rest of it is read past in ``SKIP_CHUNK`` pieces,
+    so no line, not even a file without a line end, is ever held in memory whole."""
     with open(path, "rb") as raw:
         gz = raw.read(2) == GZIP_MAGIC
     f = gzip.open(path, "rb") if gz else open(path, "rb")       # noqa: SIM115 (closed below)
     with f:
-        for line in f:
+        while line := f.readline(READ_LIMIT):
+            if len(line) == READ_LIMIT and not line.endswith(b"\n"):
+                while (rest := f.readline(SKIP_CHUNK)) and not rest.endswith(b"\n"):
+                    pass
+                yield line[:MAX_LINE + 1]
+                continue
             line = line.rstrip(b"\r\n")
             if line:
                 yield line
@@ -181,8 +223,9 @@ def check_sendable(path: str) -> None:
 class ReplaySource:
     """One worker's lines of the file, a pass (``size`` lines) at a time, looping at the end."""
 
-    def __init__(self, spec: ReplaySpec, worker: int, size: int) -> None:
-        self.spec, self.worker, self.size = spec, worker, size
+    def __init__(self, spec: ReplaySpec, worker: int, size: int,
+                 opener: Callable[[str], Iterator[bytes]] = open_lines) -> None:
+        self.spec, self.worker, self.size, self.opener = spec, worker, size, opener
         self.step = max(1, spec.workers)
         self.lines: Iterator[bytes] | None = None
         self.next_pass = 0            # the pass ``read`` continues with
@@ -193,18 +236,30 @@ class ReplaySource:
         self.first_pass_looped = False
 
     def _mine(self) -> Iterator[bytes]:
+        """This worker's lines, again and again. A share of at most a pass of lines is kept from
+        its first reading and repeated from memory (over-long lines left out, counted once): a file
+        of a few lines and one huge one is not read thousands of times to fill a pass."""
         step, me = (1, 0) if self.empty_share else (self.step, (self.spec.first + self.worker) % self.step)
+        kept: list[bytes] | None = []
         while True:
+            if kept and self.loops:
+                yield from kept
+                self.loops += 1
+                continue
             got = False
-            for k, line in enumerate(open_lines(self.spec.path)):
+            for k, line in enumerate(self.opener(self.spec.path)):
                 if k % step == me:
                     got = True
                     self.share_lines += not self.loops
+                    if kept is not None and len(line) <= MAX_LINE:
+                        kept = kept if len(kept) < self.size else None
+                        if kept is not None:
+                            kept.append(line)
                     yield line
             if not got:
                 if step == 1:
                     raise ValueError(f"{self.spec.path}: no lines to replay")
-                self.empty_share, step, me, self.share_lines = True, 1, 0, 0
+                self.empty_share, step, me, self.share_lines, kept = True, 1, 0, 0, []
                 continue
             self.loops += 1
 

@@ -167,3 +167,35 @@ def test_a_file_that_goes_away_under_the_run_is_said_once_and_the_pass_in_hand_g
     assert len(said) == 1 and "cannot read pass 1" in said[0] and "sending the pass in hand again" in said[0]
     assert pool.next_pool() is None and len(said) == 1     # not tried again, not said again
     assert pool.for_pass(3) is pool and pool.cycle == 3
+
+
+NO_TIME = [   # timestamp-like text that is no time at all: the line goes out as it is, unstamped
+    b"0000-00-00 00:00:00 a zeroed stamp",
+    b"2026-13-01T10:00:00Z month 13",
+    b"2026-02-30 10:00:00 the 30th of February",
+    b"2026-11-29T24:00:00+01:00 hour 24",
+    b"2026-11-29T06:00:00+99:00 an offset of 99 hours",
+    b'10.0.0.1 - - [00/Nov/2026:06:00:00 +0000] "GET / HTTP/1.1" 200 1',
+    b"<34>Nov 31 06:00:02 web1 sshd[22]: the 31st of November",
+    b"0000-00-00 00:00:00 first, then a real one: 2026-11-29 06:00:05",
+]
+
+
+def test_a_timestamp_that_is_no_time_leaves_the_line_unchanged_and_unstamped(tmp_path):
+    assert [find_stamp(line) for line in NO_TIME] == [None] * len(NO_TIME)
+    assert find_stamp(b"<34>Feb 29 06:00:02 web1 a leap day") is not None     # RFC 3164 carries no year
+    pool = replay_pool(write(tmp_path, [*NO_TIME, LINES[1]]), sequence=False, size=len(NO_TIME) + 1)
+    assert set(NO_TIME) < set(sent(pool)) and LINES[1] not in sent(pool)     # that one is stamped
+    assert pool.replay.unstamped == len(NO_TIME)
+    assert file_timing(write(tmp_path, [*NO_TIME, *LINES], "timed.log"), 1.0)
+
+
+def test_an_over_long_line_is_read_past_in_pieces_and_a_small_share_is_not_read_again(tmp_path):
+    from loggend.engine import replay
+    huge = b"x" * (replay.SKIP_CHUNK * 8)
+    path = write(tmp_path, [LINES[1], huge, LINES[5]])
+    assert [len(line) for line in replay.open_lines(path)] == [len(LINES[1]), replay.MAX_LINE + 1, len(LINES[5])]
+    opened = []
+    source = ReplaySource(ReplaySpec(path), 0, 1000, opener=lambda p: opened.append(p) or replay.open_lines(p))
+    assert len(source.read(0)) == 1000
+    assert len(opened) == 1 and source.too_long == 1 and source.fits
