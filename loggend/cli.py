@@ -332,10 +332,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             pidfile.release()
     log_path = os.path.abspath(args.log_file or os.path.splitext(pidfile.path)[0] + ".log")
     try:
+        from loggend.files import regular_or_none
+        regular_or_none(log_path, "--log-file")           # appended to, never through a link
         open(log_path, "a").close()
     except OSError as err:
         pidfile.release()
         raise UsageError(f"--log-file: cannot write {log_path!r}: {err.strerror}") from None
+    except UsageError:
+        pidfile.release()
+        raise
     return run_detached(pidfile, log_path, main)
 
 

@@ -47,20 +47,26 @@ def read_own(path: str, limit: int = MAX_CLAIMED_BYTES) -> bytes | None:
 def claim(path: str, label: str, ours: Callable[[Any], bool], what: str) -> None:
     """UsageError unless loggen may write ``path``: nothing there, or an empty regular file, or one
     whose JSON ``ours`` recognises (``what`` names it in the refusal); and the directory takes a file."""
+    st = regular_or_none(path, label)
+    if st is not None and st.st_size and not _is_ours(path, ours):
+        raise UsageError(f"{label}: {path} exists and is not {what}; loggen would replace it: "
+                         "remove it or choose another path")
+    probe(path, label)
+
+
+def regular_or_none(path: str, label: str) -> os.stat_result | None:
+    """The ``lstat`` of ``path`` when it is a regular file, None when there is nothing; UsageError
+    for anything else (a link, a directory, a device...)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        st = None
+        return None
     except OSError as err:
         raise UsageError(f"{label}: {path}: {err.strerror}") from None
-    if st is not None:
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{label}: {path} is {kind_of(st.st_mode)}; expected a new or a regular file "
-                             "(loggen never follows links)")
-        if st.st_size and not _is_ours(path, ours):
-            raise UsageError(f"{label}: {path} exists and is not {what}; loggen would replace it: "
-                             "remove it or choose another path")
-    probe(path, label)
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{label}: {path} is {kind_of(st.st_mode)}; expected a new or a regular file "
+                         "(loggen never follows links)")
+    return st
 
 
 def _is_ours(path: str, ours: Callable[[Any], bool]) -> bool:

@@ -47,6 +47,14 @@ def test_an_existing_file_or_link_is_refused_and_left_as_it_was(receiver, tmp_pa
     assert receiver.datagrams == []
 
 
+def test_a_daemon_log_file_is_appended_to_but_never_through_a_link(receiver, tmp_path):
+    data, link = data_and_link(tmp_path)
+    pidfile = tmp_path / "run.pid"
+    result = run_to(receiver, "--daemon", "--pidfile", str(pidfile), "--log-file", str(link))
+    assert_refused(result, "--log-file", link)
+    assert data.read_text() == "someone's data\n" and not pidfile.exists()
+
+
 def test_a_directory_is_refused(receiver, tmp_path):
     for flag in ("--control-socket", "--ready-file", "--summary-json"):
         result = run_to(receiver, flag, str(tmp_path))
