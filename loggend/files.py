@@ -31,6 +31,13 @@ def kind_of(mode: int) -> str:
     return next((name for test, name in KINDS if test(mode)), "an unknown kind of file")
 
 
+def identity(path: str) -> tuple[int, int, int]:
+    """What tells the file at ``path`` (never through a link) from one put there since: device,
+    inode and change time (an inode number is reused at once by a new file)."""
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
 def read_own(path: str, limit: int = MAX_CLAIMED_BYTES) -> bytes | None:
     """The bytes of the regular file ``path`` (never through a link), or None when it is something
     else or larger than ``limit``; FileNotFoundError when there is nothing."""

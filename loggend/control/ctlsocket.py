@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loggend.engine.journal import ERR, WARNING, Log
-from loggend.files import kind_of
+from loggend.files import identity, kind_of
 
 RUN_DIR = "/run/loggen"
 SOCKET_PREFIX, SOCKET_SUFFIX = "loggend-", ".sock"
@@ -162,7 +162,7 @@ class ControlServer:
         self.uid = os.geteuid() if uid is None else uid
         self.listener: socket.socket | None = None
         self.clients: dict[int, _Client] = {}
-        self.inode = (-1, -1)                       # (st_dev, st_ino) of the socket file bound
+        self.bound = (-1, -1, -1)                   # files.identity of the socket file bound
 
     def open(self) -> None:
         """Bind and listen; a stale file is replaced, a live one is someone else's run (an error)."""
@@ -179,8 +179,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, SOCKET_MODE)
-        st = os.lstat(self.path)
-        self.inode = (st.st_dev, st.st_ino)
+        self.bound = identity(self.path)
         sock.listen(MAX_CLIENTS)
         sock.setblocking(False)
         self.listener = sock
@@ -274,8 +273,7 @@ class ControlServer:
             self.listener.close()
             self.listener = None
             try:
-                st = os.lstat(self.path)
-                if (st.st_dev, st.st_ino) == self.inode:      # ours still: not a file put there since
+                if identity(self.path) == self.bound:       # ours still: not a file put there since
                     os.unlink(self.path)
             except OSError:
                 pass

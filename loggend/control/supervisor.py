@@ -43,7 +43,7 @@ from loggend.engine import journal
 from loggend.engine.journal import ERR, INFO, NOTICE, WARNING
 from loggend.engine.process import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, EXIT_REPORT_FAILED, UsageError
-from loggend.files import claim, write_json
+from loggend.files import claim, identity, write_json
 from loggend.fleet import new_run_id
 from loggend.parsers import format_size
 from loggend.sink.spec import SinkSpec
@@ -116,6 +116,7 @@ class Supervisor:
         self.aborted: dict[int, float] = {}       # pid of a hung worker -> when it was sent SIGABRT
         self.reloads = self.web_restarts = 0
         self.ready = self.stopping = False
+        self.ready_written: tuple[int, int, int] | None = None   # files.identity of the ready file written
         self.exit_code = EXIT_OK
         self.failure = ""                         # the line that said why the run failed
         self.live_printed = 0.0                   # when the live line last went to stdout
@@ -311,6 +312,8 @@ class Supervisor:
                 "control_socket": self.control.path if self.control else None}):
             self.fail("the ready file cannot say the run is up; stopping")      # a script would wait for ever
             return
+        if self.ready_path:
+            self.ready_written = identity(self.ready_path)
         self.ready = True
         text = f"sending to {self.config.target}"
         self.notifier.ready(text)
@@ -352,12 +355,15 @@ class Supervisor:
             self.stop()
 
     def remove_ready_file(self) -> None:
-        """A ready file says a run is up: none before it is, none after it ended."""
-        if self.ready_path:
-            try:
+        """A ready file says a run is up: none before it is (what is there was claimed at the start),
+        none after it ended (ours only: not a file put in its place since)."""
+        if not self.ready_path:
+            return
+        try:
+            if not self.ready_written or identity(self.ready_path) == self.ready_written:
                 os.unlink(self.ready_path)
-            except OSError:
-                pass
+        except OSError:
+            pass
 
     def write_file(self, path: str, what: str, doc: dict[str, object]) -> bool:
         """Whether ``doc`` is in ``path`` (or none was asked for); a failure is logged."""

@@ -86,16 +86,17 @@ def test_the_socket_of_a_live_run_is_refused_and_stays(receiver, loggend, tmp_pa
     assert not path.exists()
 
 
-def test_a_file_put_where_the_socket_was_is_not_deleted_at_exit(receiver, loggend, tmp_path):
+def test_a_file_put_where_the_socket_or_ready_file_was_is_not_deleted_at_exit(receiver, loggend, tmp_path):
     path, ready = tmp_path / "ctl.sock", tmp_path / "ready.json"
     run = loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", "20", "--duration", "30s",
                   "--control-socket", str(path), "--ready-file", str(ready))
     wait_until(ready.exists, 30, what="the ready file")
-    path.unlink()
-    path.write_text("put here since\n")
+    for put in (path, ready):
+        put.unlink()
+        put.write_text("put here since\n")
     os.kill(run.pid, 15)
     assert run.wait(30) == 0
-    assert path.read_text() == "put here since\n"
+    assert path.read_text() == ready.read_text() == "put here since\n"
 
 
 def test_outputs_of_an_earlier_run_are_replaced(receiver, tmp_path):
