@@ -1,14 +1,17 @@
 """The stream receiver's accounting: every format and framing, cut anywhere, fast path or walked."""
 
 import random
+import socket
 
 import pytest
 
 from loggend.engine.formats import FORMATS
 from loggend.engine.render import build_pool
 from loggend.engine.spec import MessageSpec
+from loggend.sink import streams
 from loggend.sink.accounting import Accounting
-from loggend.sink.streams import account_lines, account_octets
+from loggend.sink.streams import MAX_MESSAGE_BYTES, READ_BYTES, Connection, account_lines, account_octets
+from tests.unit.test_accounting import msg
 
 FRAMINGS = ("octet-counting", "lf")
 
@@ -89,6 +92,60 @@ def test_not_syslog_framing_is_refused():
     acc = Accounting()
     assert account_octets(acc, b"12x <13>hello") == -1
     assert account_octets(acc, b"123") == 0                          # a length still coming
+    assert account_octets(acc, b"%d <13>" % (MAX_MESSAGE_BYTES + 1)) == -1     # longer than any syslog message
+    assert account_octets(acc, b"999999 <13>") == -1
+
+
+def connection() -> tuple[Connection, socket.socket]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    return Connection(ours, handshaking=False), theirs
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_message_trickled_byte_by_byte_is_scanned_once(framing, monkeypatch):
+    """A frame sent one byte per read was copied and scanned whole on every read (O(n^2): 20 such
+    connections took a core); the new bytes are now looked at once, and the frame put together when whole."""
+    body = msg("w0", 0, "x" * 20_000)
+    frame = b"%d %s" % (len(body), body) if framing == "octet-counting" else body + b"\n"
+    scanned = []
+    for name in ("account_octets", "account_lines"):
+        real = getattr(streams, name)
+        monkeypatch.setattr(streams, name, lambda acc, data, real=real: scanned.append(len(data)) or real(acc, data))
+    conn, peer = connection()
+    acc, scratch = Accounting(), bytearray(READ_BYTES)
+    for i in range(len(frame)):
+        peer.send(frame[i:i + 1])
+        assert conn.read(acc, scratch) == (True, 0)
+    assert acc.received == 1 and acc.streams[b"w0"].expected == 1
+    assert sum(scanned) <= 2 * len(frame) + 16, sum(scanned)        # not len(frame) ** 2 / 2
+    assert not conn.pending
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_message_longer_than_any_syslog_message_closes_the_connection(framing):
+    conn, peer = connection()
+    start = b"%d " % (MAX_MESSAGE_BYTES + 1) if framing == "octet-counting" else b"<13>"
+    peer.sendall(start + b"x" * (MAX_MESSAGE_BYTES + 64))
+    acc, scratch = Accounting(), bytearray(READ_BYTES)
+    assert conn.read(acc, scratch) == (False, 0)
+    why = "not syslog framing" if framing == "octet-counting" else f"longer than {MAX_MESSAGE_BYTES:,} bytes"
+    assert why in conn.rejected
+    assert len(conn.pending) <= MAX_MESSAGE_BYTES + 8
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_empty_frames_and_blank_lines_are_no_events(framing):
+    """100,000 `0 ` frames and blank lines were counted as 200,001 events received."""
+    real = msg("w0", 0)
+    if framing == "octet-counting":
+        data = b"0 " * 1000 + b"%d %s" % (len(real), real) + b"1  2 \r\n"
+    else:
+        data = b"\n" * 1000 + real + b"\n" + b" \n\r\n"
+    acc = Accounting()
+    assert feed(data, framing, [7, 500], acc) == 0
+    assert (acc.received, acc.empty, acc.unsequenced) == (1, 1002, 0)
+    assert acc.octets == len(data)
 
 
 def split(data: bytes, framing: str) -> list[bytes]:
