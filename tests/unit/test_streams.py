@@ -1,6 +1,7 @@
 """The stream receiver's accounting: every format and framing, cut anywhere, fast path or walked."""
 
 import random
+import select
 import socket
 
 import pytest
@@ -10,7 +11,7 @@ from loggend.engine.render import build_pool
 from loggend.engine.spec import MessageSpec
 from loggend.sink import streams
 from loggend.sink.accounting import Accounting
-from loggend.sink.streams import MAX_MESSAGE_BYTES, READ_BYTES, Connection, account_lines, account_octets
+from loggend.sink.streams import MAX_MESSAGE_BYTES, READ_BYTES, Connection, StreamServer, account_lines, account_octets
 from tests.unit.test_accounting import msg
 
 FRAMINGS = ("octet-counting", "lf")
@@ -159,3 +160,85 @@ def split(data: bytes, framing: str) -> list[bytes]:
         out.append(data[at:end])
         at = end
     return out
+
+
+class Served:
+    """A StreamServer on a free loopback port with a clock the test moves; ``pump`` handles what is ready."""
+
+    def __init__(self, **kw) -> None:
+        self.now = 0.0
+        self.lines: list[str] = []
+        self.server = StreamServer("127.0.0.1", (0,), None, lambda line, level=0: self.lines.append(line),
+                                   clock=lambda: self.now, **kw)
+        self.poller = select.epoll()
+        self.server.register(self.poller)
+        self.port = next(iter(self.server.listeners.values())).getsockname()[1]
+        self.acc = Accounting()
+
+    def pump(self) -> None:
+        for _ in range(5):
+            for fd, _ in self.poller.poll(0.05):
+                self.server.handle(fd, self.acc)
+
+    def connect(self) -> socket.socket:
+        client = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        self.pump()
+        return client
+
+    def close(self) -> None:
+        self.server.close()
+        self.poller.close()
+
+
+def closed(sock: socket.socket) -> bool:
+    sock.settimeout(1)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_at_the_cap_a_silent_connection_makes_room_else_the_new_one_is_refused():
+    s = Served(max_connections=3, silent_seconds=60, idle_seconds=600)
+    try:
+        sender = s.connect()
+        sender.sendall(b"%s\n" % msg("w0", 0))
+        silent = [s.connect(), s.connect()]
+        newer = s.connect()                                   # at the cap: the oldest silent one goes
+        assert closed(silent[0]) and s.server.open == 3 and s.server.dropped_cap == 1
+        for c in (silent[1], newer):
+            c.sendall(b"%s\n" % msg("w1", 0))
+        s.pump()
+        refused = s.connect()                                 # nobody silent: the new one is refused
+        assert closed(refused) and s.server.dropped_cap == 2 and s.server.open == 3
+        assert not closed(sender) and s.acc.received == 3
+    finally:
+        s.close()
+
+
+def test_silent_and_idle_connections_are_closed_after_their_timeouts():
+    s = Served(max_connections=8, silent_seconds=60, idle_seconds=600)
+    try:
+        sender, silent = s.connect(), s.connect()
+        sender.sendall(b"%s\n" % msg("w0", 0))
+        s.pump()
+        s.now = 59.0
+        s.server.expire(s.now)
+        assert s.server.open == 2
+        s.now = 61.0
+        s.server.expire(s.now)
+        assert closed(silent) and s.server.dropped_idle == 1 and s.server.open == 1
+        s.now = 100.0
+        sender.sendall(b"%s\n" % msg("w0", 1))
+        s.pump()
+        s.now = 699.0                                         # 599 s after its last bytes
+        s.server.expire(s.now)
+        assert s.server.open == 1
+        s.now = 701.0
+        s.server.expire(s.now)
+        assert closed(sender) and s.server.dropped_idle == 2 and s.server.open == 0
+        assert s.acc.received == 2 and s.server.torn == 0
+    finally:
+        s.close()
