@@ -355,8 +355,8 @@ class StreamServer:
                 return
             if self.accept_failing:
                 self.accept_failing = False
-                self.log(f"sink: accepting connections again ({self.accept_failures:,} refused by the system so far)",
-                         WARNING)
+                self.warn("accepting", f"sink: accepting connections again ({self.accept_failures:,} refused by the "
+                          "system so far)", WARNING)
             if len(self.connections) >= self.max_connections and not self._make_room():
                 self.dropped_cap += 1
                 self.warn("cap", f"sink: {len(self.connections):,} connections open, the most a sink process keeps, "
@@ -409,8 +409,8 @@ class StreamServer:
         self.accept_failures += 1
         if not self.accept_failing:
             self.accept_failing = True
-            self.log(f"sink: cannot accept connections: {err.strerror}; {len(self.connections):,} open, waiting "
-                     f"ones stay queued in the kernel; trying again every {ACCEPT_BACKOFF:g} s", ERR)
+            self.warn("cannot accept", f"sink: cannot accept connections: {err.strerror}; {len(self.connections):,} "
+                      f"open, waiting ones stay queued in the kernel; trying again every {ACCEPT_BACKOFF:g} s", ERR)
         for fd in self.listeners:
             try:
                 self.poller.unregister(fd)
