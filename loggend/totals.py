@@ -78,6 +78,9 @@ class SinkTotals:
     torn: int = 0            # messages cut by a connection's end (not received)
     tls_failures: int = 0    # handshakes that failed
     rejected: int = 0        # connections closed for sending something that is not syslog framing
+    dropped_cap: int = 0     # connections refused, or closed silent, at the cap of connections per process
+    dropped_idle: int = 0    # connections closed after too long without a byte
+    empty: int = 0           # empty frames and blank lines: no events (not in received)
     outliers: int = 0        # numbers too far from their stream to be gaps (forged, corrupt): not loss
     stale: int = 0           # arrived below forgotten gap ranges: late or duplicate, cannot tell
     gaps_forgotten: int = 0  # gap ranges dropped over the caps (their numbers stay lost)
@@ -144,6 +147,8 @@ class SinkTotals:
                    running=sum(1 for r in rows if r[C.SINK_STATE] == C.STATE_RUNNING),
                    connections=total(C.SINK_CONNECTIONS), open=total(C.SINK_OPEN), torn=total(C.SINK_TORN),
                    tls_failures=total(C.SINK_TLS_FAILURES), rejected=total(C.SINK_REJECTED),
+                   dropped_cap=total(C.SINK_DROPPED_CAP), dropped_idle=total(C.SINK_DROPPED_IDLE),
+                   empty=total(C.SINK_EMPTY),
                    outliers=total(C.SINK_OUTLIERS), stale=total(C.SINK_STALE),
                    gaps_forgotten=total(C.SINK_GAPS_FORGOTTEN), overflow=total(C.SINK_OVERFLOW),
                    foreign=total(C.SINK_FOREIGN), foreign_streams=total(C.SINK_FOREIGN_STREAMS),
@@ -161,7 +166,8 @@ class SinkTotals:
                 "kernel_drops": self.kernel_drops, "streams": self.streams, "processes": self.processes,
                 "running": self.running, "loss_percent": self.loss_percent, "connections": self.connections,
                 "open": self.open, "torn": self.torn, "tls_failures": self.tls_failures,
-                "rejected": self.rejected, "outliers": self.outliers, "stale": self.stale,
+                "rejected": self.rejected, "dropped_connections": {"cap": self.dropped_cap, "idle": self.dropped_idle},
+                "empty_frames": self.empty, "outliers": self.outliers, "stale": self.stale,
                 "gaps_forgotten": self.gaps_forgotten, "overflow": self.overflow, "foreign": self.foreign,
                 "foreign_streams": self.foreign_streams, "backlog_bytes": self.backlog_bytes,
                 "unread": self.unread, "unread_bytes": self.unread_bytes, "abandoned": self.abandoned,

@@ -44,7 +44,10 @@ above), ``SINK_BACKLOG_BYTES`` (a gauge: bytes queued for it in the kernel, read
 ``SINK_UNREAD_BYTES`` (bytes still queued when it gave up). The parent owns three fields:
 ``SINK_ABANDONED`` (times a sink process ended without accounting its queue: killed, crashed),
 ``SINK_ABANDONED_BYTES`` (what was queued for it then) and ``SINK_OTHER_SOCKETS`` (sockets of
-others receiving on its ports; slot 0 only). Net loss is always ``gaps - late``; nothing else is
+others receiving on its ports; slot 0 only). ``SINK_DROPPED_CAP`` (TCP/TLS connections refused,
+or closed silent, at the cap of connections per process), ``SINK_DROPPED_IDLE`` (closed after
+too long without a byte) and ``SINK_EMPTY`` (empty frames and blank lines: no events, not in
+``SINK_RECEIVED``). Net loss is always ``gaps - late``; nothing else is
 called "lost".
 
 **Stream slot** (what one sink process got of one stream; written by that process):
@@ -95,7 +98,7 @@ SINK_RECEIVED, SINK_BYTES, SINK_GAPS, SINK_LATE, SINK_DUPLICATES, SINK_UNSEQUENC
     SINK_STREAMS, SINK_HEARTBEAT_NS, SINK_PID, SINK_STATE, SINK_CALLS, SINK_CONNECTIONS, SINK_OPEN, SINK_TORN, \
     SINK_TLS_FAILURES, SINK_REJECTED, SINK_OUTLIERS, SINK_STALE, SINK_GAPS_FORGOTTEN, SINK_OVERFLOW, SINK_FOREIGN, \
     SINK_FOREIGN_STREAMS, SINK_BACKLOG_BYTES, SINK_UNREAD, SINK_UNREAD_BYTES, SINK_ABANDONED, \
-    SINK_ABANDONED_BYTES, SINK_OTHER_SOCKETS = range(29)
+    SINK_ABANDONED_BYTES, SINK_OTHER_SOCKETS, SINK_DROPPED_CAP, SINK_DROPPED_IDLE, SINK_EMPTY = range(32)
 SINK_PARENT_FIELDS = (SINK_ABANDONED, SINK_ABANDONED_BYTES, SINK_OTHER_SOCKETS)     # the parent writes these
 
 # --- stream slot ---------------------------------------------------------------------------------

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Protocol, TextIO
 
 ERR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7      # syslog(3) priorities, as sd-daemon(3) spells them
+THROTTLE_SECONDS = 10.0       # a repeated warning: its first line, then one count per this long
 
 
 class Log(Protocol):
@@ -64,3 +67,39 @@ def write(line: str, level: int = INFO, stream: TextIO | None = None) -> None:
 def forget() -> None:
     """Ask again which streams are the journal's (after a daemon re-pointed stdout and stderr)."""
     _journal.clear()
+
+
+class Throttle:
+    """Repeated warnings of one kind (a flood of bad handshakes, bad requests) as one line, then one
+    line per ``every`` seconds with how many more came and the last of them; a kind that stays quiet
+    for a whole period is said in full again next time. ``tick`` (called from a loop) says the counts
+    that are due when no new warning comes to say them. Thread-safe (the web server's threads log)."""
+
+    def __init__(self, log: Log, every: float = THROTTLE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.log, self.every, self.clock = log, every, clock
+        self.kinds: dict[str, tuple[float, int, str, int]] = {}     # kind -> (period start, more, last line, level)
+        self.lock = threading.Lock()
+
+    def __call__(self, kind: str, line: str, level: int = WARNING) -> None:
+        with self.lock:
+            now = self.clock()
+            seen = self.kinds.get(kind)
+            if seen is None:
+                self.kinds[kind] = (now, 0, line, level)
+                self.log(line, level)
+                return
+            self.kinds[kind] = (seen[0], seen[1] + 1, line, level)
+        self.tick()
+
+    def tick(self, final: bool = False) -> None:
+        """Say the counts whose period is over (``final``: every count, at the end)."""
+        with self.lock:
+            now = self.clock()
+            for kind, (since, more, last, level) in list(self.kinds.items()):
+                if now - since < self.every and not final:
+                    continue
+                if not more:
+                    del self.kinds[kind]
+                    continue
+                self.kinds[kind] = (now, 0, last, level)
+                self.log(f"{more:,} more like that in the last {now - since:.1f} s; the last: {last}", level)

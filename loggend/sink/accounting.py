@@ -157,6 +157,7 @@ class Accounting:
         self.received = 0                  # every message (the receivers add to it)
         self.octets = 0
         self.unsequenced = 0
+        self.empty = 0                     # empty frames, blank lines: no events (not in received)
         self.gaps = self.late = self.duplicates = self.stale = self.outliers = 0
         self.gaps_forgotten = 0            # gap ranges dropped over the caps
         self.overflow = 0                  # messages of streams beyond max_streams
@@ -173,7 +174,10 @@ class Accounting:
         return len(self.streams) - self.foreign_streams
 
     def add(self, message: bytes) -> None:
-        """One datagram."""
+        """One datagram (or message of a stream); an empty one (or only white space) is no event."""
+        if not message or message.isspace():
+            self.add_empty(len(message))
+            return
         self.received += 1
         self.octets += len(message)
         parsed = parse(message)
@@ -181,6 +185,10 @@ class Accounting:
             self.unsequenced += 1
         else:
             self.add_run(parsed[0], parsed[1], 1)
+
+    def add_empty(self, octets: int) -> None:
+        self.empty += 1
+        self.octets += octets
 
     def add_unsequenced(self, count: int, octets: int) -> None:
         self.received += count

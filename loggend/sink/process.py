@@ -13,6 +13,8 @@ before them, and how far behind the sink is.
 * **At the stop** it accounts what is still queued for up to ``DRAIN_SECONDS``, then only counts
   datagrams (``SINK_UNREAD``) for up to ``COUNT_SECONDS``, then reports the bytes it never read
   (``SINK_UNREAD_BYTES``): a sink that could not finish says so, and by how much.
+* **Connections** (TCP/TLS) are capped and closed when idle (``loggend.sink.streams``); what was
+  dropped is counted (``SINK_DROPPED_CAP``, ``SINK_DROPPED_IDLE``).
 * **Streams.** Each sink process writes its own range of stream slots, from ``stream_offset``
   (two processes may each get part of one stream, when a restarted worker's new source port
   hashes to the other: readers add the ranges up). Under a run (``announced``) a stream's slot
@@ -179,6 +181,7 @@ class SinkWorker:
             events = poller.poll(POLL_SECONDS)
             if server is not None:
                 server.resume_accepting(clock())
+                server.expire(clock())
             for fd, _ in events:
                 if receiver is not None:
                     receiver.drain(fd, acc)
@@ -240,6 +243,7 @@ class SinkWorker:
         acc, slot, b = self.accounting, self.slot, self.base
         slot[C.SINK_RECEIVED], slot[C.SINK_BYTES] = b[C.SINK_RECEIVED] + acc.received, b[C.SINK_BYTES] + acc.octets
         slot[C.SINK_UNSEQUENCED] = b[C.SINK_UNSEQUENCED] + acc.unsequenced
+        slot[C.SINK_EMPTY] = b[C.SINK_EMPTY] + acc.empty
         slot[C.SINK_GAPS], slot[C.SINK_LATE] = b[C.SINK_GAPS] + acc.gaps, b[C.SINK_LATE] + acc.late
         slot[C.SINK_DUPLICATES] = b[C.SINK_DUPLICATES] + acc.duplicates
         slot[C.SINK_STREAMS] = max(b[C.SINK_STREAMS], acc.counted_streams)
@@ -261,6 +265,8 @@ class SinkWorker:
             slot[C.SINK_TORN] = b[C.SINK_TORN] + server.torn
             slot[C.SINK_TLS_FAILURES] = b[C.SINK_TLS_FAILURES] + server.tls_failures
             slot[C.SINK_REJECTED] = b[C.SINK_REJECTED] + server.rejected
+            slot[C.SINK_DROPPED_CAP] = b[C.SINK_DROPPED_CAP] + server.dropped_cap
+            slot[C.SINK_DROPPED_IDLE] = b[C.SINK_DROPPED_IDLE] + server.dropped_idle
         slot[C.SINK_HEARTBEAT_NS] = time.monotonic_ns()
         if acc.new_streams:
             self.map_new_streams()

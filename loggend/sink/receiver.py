@@ -199,7 +199,10 @@ class Run:
         message = bytes(view[at:end])
         parsed = parse_tail(message)
         if parsed is None:
-            self.accounting.add_unsequenced(1, length)
+            if not message or message.isspace():
+                self.accounting.add_empty(length)      # no event
+            else:
+                self.accounting.add_unsequenced(1, length)
             return
         self.name, self.first, self.before, self.after = parsed.name, parsed.number, parsed.before, parsed.after
         self.tail_len = len(self.before) + SEQ_DIGITS + len(self.after) if parsed.at_end else 0

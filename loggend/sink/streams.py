@@ -14,7 +14,21 @@ are counted as received, framing included.
 TLS (RFC 5425): the handshake runs non-blocking on the connection's readiness; a client that
 fails it (not TLS, no or a wrong client certificate under ``--tls-ca``) is closed and counted.
 A message cut by a connection's end (the sender sends it again whole on its next connection) is
-counted as ``torn``, not received.
+counted as ``torn``, not received. An empty frame (``0 ``, a blank line) is no event: it is counted
+apart (``Accounting.empty``).
+
+**Bounded memory and work, whatever the clients do.** Every read goes into one buffer of the
+process (``READ_BYTES``); a connection keeps only the start of a message still coming (at most
+``MAX_MESSAGE_BYTES``, loggen's largest message: a longer one closes the connection as not
+syslog), so an idle connection costs a socket, not a buffer. The bytes of a message still coming
+are looked at once: the new bytes of a read are searched for a line feed (or counted against the
+frame's length) and the message is put together only when it is whole, so a message trickled in
+byte by byte costs O(its bytes). At most ``MAX_CONNECTIONS`` are open per process: past it the
+oldest *silent* connection (it has sent no byte yet) makes room, else the new one is refused.
+A connection that sends nothing for ``SILENT_SECONDS`` after it connected (a TLS handshake never
+finished included), or for ``IDLE_SECONDS`` after its last byte, is closed. Both are counted
+(``dropped_cap``, ``dropped_idle``), and repeated warnings are one line, then a count
+(``journal.Throttle``).
 """
 
 from __future__ import annotations
@@ -30,13 +44,18 @@ import termios
 import time
 from collections.abc import Callable
 
-from loggend.engine.journal import ERR, WARNING, Log
+from loggend.engine.journal import ERR, WARNING, Log, Throttle
 from loggend.sink.accounting import Accounting, parse_tail
 from loggend.sink.receiver import BindError
 from loggend.sink.spec import ServerTls
 
-BUFFER_BYTES = 1 << 20            # per connection: room for many messages (each at most 64 KiB)
+READ_BYTES = 1 << 20              # one read buffer per process, shared by its connections
 READ_BUDGET = 16 << 20            # bytes read from one connection per wake-up, at most
+MAX_MESSAGE_BYTES = 65536         # a longer message is not syslog: the connection is closed (loggen's <= 65,507)
+MAX_CONNECTIONS = 1024            # open connections per sink process (a silent one makes room, else refused)
+SILENT_SECONDS = 60.0             # no byte (nor a finished TLS handshake) this long after connecting: closed
+IDLE_SECONDS = 600.0              # no byte this long after the last one: closed
+SWEEP_SECONDS = 1.0               # the idle connections are looked for this often
 ACCEPT_BATCH = 64                 # connections accepted per wake-up, at most
 ACCEPT_BACKOFF = 0.5              # out of file descriptors: try accepting again after this (or a close)
 DRAIN_POLL_SECONDS = 0.05
@@ -44,7 +63,9 @@ INT = struct.Struct("@i")
 BACKLOG = 1024
 RCVBUF_BYTES = 16 << 20
 OCTET, LF = "octet-counting", "lf"
-LENGTH_DIGITS = 6                 # an octet count of more than 6 digits is not a syslog message
+BLANK = b"\r\n"                   # a connection may begin with blank lines (LF framing)
+LENGTH_DIGITS = len(str(MAX_MESSAGE_BYTES))     # a longer octet count is not a syslog message
+PENDING_BYTES = MAX_MESSAGE_BYTES + LENGTH_DIGITS + 1   # the most a connection keeps of a message still coming
 
 
 def server_context(tls: ServerTls) -> ssl.SSLContext:
@@ -144,7 +165,7 @@ def account_octets(acc: Accounting, data: bytes) -> int:
                 break                                # the length prefix is still coming
             return -1
         digits = data[at:space]
-        if not digits.isdigit():
+        if not digits.isdigit() or int(digits) > MAX_MESSAGE_BYTES:
             return -1
         end = space + 1 + int(digits)
         if end > n:
@@ -173,16 +194,17 @@ def account_octets(acc: Accounting, data: bytes) -> int:
 
 
 class Connection:
-    """One accepted connection: its (TLS) socket, its buffer and framing."""
+    """One accepted connection: its (TLS) socket, its framing and the start of a message still coming."""
 
-    def __init__(self, sock: socket.socket, handshaking: bool) -> None:
+    def __init__(self, sock: socket.socket, handshaking: bool, now: float = 0.0) -> None:
         self.sock = sock
         self.handshaking = handshaking
-        self.buf = bytearray(BUFFER_BYTES)
-        self.view = memoryview(self.buf)
-        self.fill = 0
+        self.pending = bytearray()        # the start of a message still coming (at most PENDING_BYTES)
+        self.need = 0                     # octet counting: the pending frame's whole length, once known
         self.framing = ""
-        self.rejected = False             # it sent something that is not syslog framing (and was closed)
+        self.rejected = ""                # why it was closed for what it sent ("": it was not)
+        self.since = now                  # when it connected, then when its last bytes came
+        self.silent = True                # no byte received yet
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -206,37 +228,60 @@ class Connection:
         self.handshaking = False
         return 0
 
-    def read(self, acc: Accounting) -> tuple[bool, int]:
-        """Read what is there (up to READ_BUDGET) and account whole messages.
-
-        Returns (still open, torn messages at its end)."""
+    def read(self, acc: Accounting, scratch: bytearray) -> tuple[bool, int]:
+        """Read what is there (up to READ_BUDGET, through the process's ``scratch`` buffer) and
+        account whole messages. Returns (still open, torn messages at its end)."""
         budget = READ_BUDGET
+        view = memoryview(scratch)
         while budget > 0:
             try:
-                got = self.sock.recv_into(self.view[self.fill:])
+                got = self.sock.recv_into(view)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError):
                 return True, 0
             except (ssl.SSLError, OSError):
                 got = 0
             if not got:
-                return False, 1 if self.fill else 0
-            self.fill += got
+                return False, 1 if self.pending else 0
             budget -= got
+            self.silent = False
             if not self.framing:
-                first = self.buf[0]
-                if not 0x20 <= first < 0x7f:           # a TLS ClientHello (0x16) or binary: not syslog
-                    self.rejected = True
+                first = scratch[0]
+                if not 0x20 <= first < 0x7f and first not in BLANK:     # a TLS ClientHello (0x16), binary
+                    self.rejected = "a TLS handshake to a TCP port" if first == 0x16 else \
+                        "something that is not syslog framing"
                     return False, 0
                 self.framing = OCTET if 0x30 <= first <= 0x39 else LF
-            data = bytes(self.view[:self.fill])
-            used = account_octets(acc, data) if self.framing == OCTET else account_lines(acc, data)
-            if used < 0 or (used == 0 and self.fill == len(self.buf)):
-                self.rejected = True                          # not syslog framing: drop the connection
+            if not self.take(acc, scratch, got):
                 return False, 0
-            if used:
-                self.buf[:self.fill - used] = self.buf[used:self.fill]
-                self.fill -= used
         return True, 0
+
+    def take(self, acc: Accounting, scratch: bytearray, got: int) -> bool:
+        """The ``got`` new bytes at the start of ``scratch``: whole messages accounted, the start of the
+        next one kept. Until a message can be whole the new bytes are only appended (O(bytes));
+        False when the connection is to be closed for what it sent."""
+        pending = self.pending
+        if pending:
+            if self.framing == LF:
+                whole = scratch.find(b"\n", 0, got) >= 0
+            else:
+                whole = not self.need or len(pending) + got >= self.need
+            if not whole:
+                if len(pending) + got > PENDING_BYTES:
+                    self.rejected = f"a message longer than {MAX_MESSAGE_BYTES:,} bytes"
+                    return False
+                pending += memoryview(scratch)[:got]
+                return True
+            data = b"".join((pending, memoryview(scratch)[:got]))
+        else:
+            data = bytes(memoryview(scratch)[:got])
+        used = account_octets(acc, data) if self.framing == OCTET else account_lines(acc, data)
+        if used < 0 or len(data) - used > PENDING_BYTES:
+            self.rejected = "something that is not syslog framing" if used < 0 else \
+                f"a message longer than {MAX_MESSAGE_BYTES:,} bytes"
+            return False
+        self.pending = bytearray(memoryview(data)[used:])
+        self.need = frame_length(self.pending) if self.framing == OCTET else 0
+        return True
 
     def close(self) -> None:
         try:
@@ -245,23 +290,40 @@ class Connection:
             pass
 
 
+def frame_length(pending: bytearray) -> int:
+    """The whole length of the octet-counted frame ``pending`` begins (0: its prefix is not all there)."""
+    space = pending.find(b" ", 0, LENGTH_DIGITS + 1)
+    return space + 1 + int(pending[:space]) if space > 0 else 0
+
+
 class StreamServer:
     """Listening sockets and accepted connections of one sink process, on one epoll.
 
-    ``handle(fd, acc)`` does what an event asks (accept, handshake, read); the counters are
-    ``accepted``, ``open``, ``torn`` (messages cut by a connection's end), ``tls_failures`` and
-    ``rejected`` (connections closed for sending something that is not syslog framing)."""
+    ``handle(fd, acc)`` does what an event asks (accept, handshake, read), ``expire()`` closes idle
+    connections; the counters are ``accepted``, ``open``, ``torn`` (messages cut by a connection's
+    end), ``tls_failures``, ``rejected`` (connections closed for sending something that is not
+    syslog framing), ``dropped_cap`` (refused, or silent ones closed, at ``max_connections``) and
+    ``dropped_idle`` (closed after ``silent_seconds`` / ``idle_seconds`` without a byte)."""
 
-    def __init__(self, host: str, ports: tuple[int, ...], tls: ServerTls | None, log: Log) -> None:
+    def __init__(self, host: str, ports: tuple[int, ...], tls: ServerTls | None, log: Log,
+                 max_connections: int = MAX_CONNECTIONS, silent_seconds: float = SILENT_SECONDS,
+                 idle_seconds: float = IDLE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.context = server_context(tls) if tls is not None else None
         self.listeners = {s.fileno(): s for s in listen(host, ports)}
         self.connections: dict[int, Connection] = {}
+        self.silent: dict[int, Connection] = {}     # connections that sent no byte yet, oldest first
         self.log = log
+        self.warn = Throttle(log, clock=clock)
+        self.max_connections, self.silent_seconds, self.idle_seconds = max_connections, silent_seconds, idle_seconds
+        self.clock = clock
+        self.scratch = bytearray(READ_BYTES)
         self.accepted = self.torn = self.tls_failures = self.rejected = 0
+        self.dropped_cap = self.dropped_idle = 0
         self.poller: select.epoll | None = None
         self.accept_paused_until = 0.0          # out of file descriptors: not accepting until then
         self.accept_failures = 0
         self.accept_failing = False             # said once per spell of failures
+        self.next_sweep = 0.0
 
     @property
     def open(self) -> int:
@@ -293,17 +355,52 @@ class StreamServer:
                 return
             if self.accept_failing:
                 self.accept_failing = False
-                self.log(f"sink: accepting connections again ({self.accept_failures:,} refused by the system so far)",
-                         WARNING)
+                self.warn("accepting", f"sink: accepting connections again ({self.accept_failures:,} refused by the "
+                          "system so far)", WARNING)
+            if len(self.connections) >= self.max_connections and not self._make_room():
+                self.dropped_cap += 1
+                self.warn("cap", f"sink: {len(self.connections):,} connections open, the most a sink process keeps, "
+                          "and none of them silent: a new one was refused", WARNING)
+                sock.close()
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
             if self.context is not None:
                 sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = Connection(sock, handshaking=self.context is not None)
-            self.connections[conn.fileno()] = conn
+            conn = Connection(sock, handshaking=self.context is not None, now=self.clock())
+            self.connections[conn.fileno()] = self.silent[conn.fileno()] = conn
             self.poller.register(conn.fileno(), select.EPOLLIN)
             self.accepted += 1
             self._serve(conn, acc)
+
+    def _make_room(self) -> bool:
+        """At the cap: close the oldest connection that has sent nothing yet (it loses nothing); False
+        when every open connection has sent something."""
+        if not self.silent:
+            return False
+        conn = next(iter(self.silent.values()))
+        self.dropped_cap += 1
+        self.warn("evicted", f"sink: {len(self.connections):,} connections open, the most a sink process keeps: "
+                  f"closed {conn.peer()}, silent since it connected, to make room", WARNING)
+        self._close(conn)
+        return True
+
+    def expire(self, now: float) -> None:
+        """Close connections silent for ``silent_seconds`` since they connected, or idle for
+        ``idle_seconds`` since their last bytes (looked for every ``SWEEP_SECONDS``)."""
+        self.warn.tick()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + SWEEP_SECONDS
+        for conn in list(self.connections.values()):
+            limit = self.silent_seconds if conn.silent else self.idle_seconds
+            if now - conn.since < limit:
+                continue
+            self.dropped_idle += 1
+            self.torn += 1 if conn.pending else 0
+            what = "connected and sent nothing" if conn.silent else "sent nothing more"
+            self.warn("idle", f"sink: closed {conn.peer()}: it {what} for {limit:g} s", WARNING)
+            self._close(conn)
 
     def _pause_accepting(self, err: OSError) -> None:
         """The listeners leave the poller for ``ACCEPT_BACKOFF`` s (or until a connection closes): a
@@ -312,8 +409,8 @@ class StreamServer:
         self.accept_failures += 1
         if not self.accept_failing:
             self.accept_failing = True
-            self.log(f"sink: cannot accept connections: {err.strerror}; {len(self.connections):,} open, waiting "
-                     f"ones stay queued in the kernel; trying again every {ACCEPT_BACKOFF:g} s", ERR)
+            self.warn("cannot accept", f"sink: cannot accept connections: {err.strerror}; {len(self.connections):,} "
+                      f"open, waiting ones stay queued in the kernel; trying again every {ACCEPT_BACKOFF:g} s", ERR)
         for fd in self.listeners:
             try:
                 self.poller.unregister(fd)
@@ -342,20 +439,21 @@ class StreamServer:
             except (ssl.SSLError, OSError) as err:
                 self.tls_failures += 1
                 why = getattr(err, "reason", None) or err
-                self.log(f"sink: TLS handshake with {conn.peer()} failed: {why}", WARNING)
+                self.warn("tls", f"sink: TLS handshake with {conn.peer()} failed: {why}", WARNING)
                 self._close(conn)
                 return
             if wait:
                 self.poller.modify(conn.fileno(), wait)
                 return
             self.poller.modify(conn.fileno(), select.EPOLLIN)
-        still_open, torn = conn.read(acc)
+        still_open, torn = conn.read(acc, self.scratch)
         self.torn += torn
+        if not conn.silent:
+            self.silent.pop(conn.fileno(), None)
+            conn.since = self.clock()
         if conn.rejected:
             self.rejected += 1
-            peer = conn.peer()
-            what = "a TLS handshake to a TCP port" if conn.buf[0] == 0x16 else "something that is not syslog framing"
-            self.log(f"sink: {peer} sent {what}; closed", WARNING)
+            self.warn("rejected", f"sink: {conn.peer()} sent {conn.rejected}; closed", WARNING)
         if not still_open:
             self._close(conn)
 
@@ -363,6 +461,7 @@ class StreamServer:
         assert self.poller is not None
         fd = conn.fileno()
         self.connections.pop(fd, None)
+        self.silent.pop(fd, None)
         try:
             self.poller.unregister(fd)
         except (OSError, ValueError):
@@ -372,7 +471,7 @@ class StreamServer:
 
     def backlog(self) -> int:
         """Bytes received by the kernel or buffered here and not yet accounted, over every connection."""
-        return sum(unread_bytes(conn.sock) + conn.fill for conn in self.connections.values())
+        return sum(unread_bytes(conn.sock) + len(conn.pending) for conn in self.connections.values())
 
     def drain(self, acc: Accounting, deadline: float, clock: Callable[[], float] = time.monotonic) -> int:
         """At the end: read every connection until its sender closes it, or until ``deadline`` (no
@@ -395,6 +494,7 @@ class StreamServer:
         return self.backlog()
 
     def close(self) -> None:
+        self.warn.tick(final=True)
         for conn in list(self.connections.values()):
             conn.close()
         self.connections.clear()

@@ -139,8 +139,13 @@ def sink_summary(t: SinkTotals, run: RunTotals | None = None) -> str:
     if t.connections or t.tls_failures:
         lines.append(f"  connections {t.connections:,} accepted ({t.open:,} open)  torn messages {t.torn:,}  "
                      f"TLS handshakes failed {t.tls_failures:,}  not syslog {t.rejected:,}")
+        if t.dropped_cap or t.dropped_idle:
+            lines.append(f"  dropped     {t.dropped_cap:,} connections at the cap per sink process, "
+                         f"{t.dropped_idle:,} idle")
     else:
         lines.append(f"  kernel drops {t.kernel_drops:,} (the sink's receive queues)")
+    if t.empty:
+        lines.append(f"  empty       {t.empty:,} empty frames or blank lines (no events: not received)")
     if t.outliers:
         lines.append(f"  outliers    {t.outliers:,} (numbers too far from their stream's to be gaps: forged or "
                      "corrupt; not counted as loss)")

@@ -47,6 +47,13 @@ def same_origin(origin: str, host: str, allowed: tuple[str, ...], server_port: i
     return server_port is not None and ":" not in host and parts.hostname == host and parts.port == server_port
 
 
+def bearer_token(header: str) -> str:
+    """The token of an ``Authorization: Bearer TOKEN`` header ("" for none or another scheme); the
+    scheme is case-insensitive and may be followed by several spaces (RFC 9110 11.1, 11.4)."""
+    scheme, _, credentials = header.strip().partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
 def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), listen: str = "127.0.0.1",
                hosts: tuple[str, ...] = (), supervisor_pid: int | None = None) -> Flask:
     """The app; ``listen`` is the address the dashboard is bound to (for the Host check), ``hosts`` the
@@ -84,8 +91,7 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
             return error(403, f"host {header!r} is not one of this dashboard's; add it to dashboard_hosts "
                          "to allow it")
         if token:
-            header = request.headers.get("Authorization", "")
-            given = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
+            given = bearer_token(request.headers.get("Authorization", "")) or request.args.get("token", "")
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return error(401, "a valid bearer token is required")
         port = int(request.environ.get("SERVER_PORT") or 0) or None

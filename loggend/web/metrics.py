@@ -417,6 +417,8 @@ class SinkCollector(Collector):
              C.SINK_TLS_FAILURES),
             (CounterMetricFamily("loggen_sink_rejected_connections", "Connections closed for sending something "
                                  "that is not syslog framing.", labels=labels), C.SINK_REJECTED),
+            (CounterMetricFamily("loggen_sink_empty_frames", "Empty frames and blank lines (no events: not in "
+                                 "received).", labels=labels), C.SINK_EMPTY),
             (GaugeMetricFamily("loggen_sink_streams", "Streams (stream=ID) the sink process has seen, from any "
                                "number of instances.", labels=labels), C.SINK_STREAMS),
         ]
@@ -433,9 +435,22 @@ class SinkCollector(Collector):
             opened.add_metric(values, row[C.SINK_OPEN])
         for family, _ in families:
             yield family
+        yield SinkCollector.dropped_connections(rows, fleet)
         yield lost
         yield opened
         yield up
+
+    @staticmethod
+    def dropped_connections(rows: list[list[int]], fleet: list[str]) -> CounterMetricFamily:
+        """TCP/TLS connections the sink closed on its own, by reason: at the cap of connections per
+        process (``cap``), after too long without a byte (``idle``)."""
+        family = CounterMetricFamily("loggen_sink_dropped_connections", "Connections the sink refused or closed: "
+                                     "reason cap (at the cap per process), idle (nothing received too long).",
+                                     labels=[*FLEET_LABELS, "sink", "reason"])
+        for i, row in enumerate(rows):
+            family.add_metric([*fleet, str(i), "cap"], row[C.SINK_DROPPED_CAP])
+            family.add_metric([*fleet, str(i), "idle"], row[C.SINK_DROPPED_IDLE])
+        return family
 
     @staticmethod
     def collect_honesty(rows: list[list[int]], fleet: list[str]) -> Iterator[Metric]:

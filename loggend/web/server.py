@@ -28,6 +28,9 @@ from typing import Any
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
+from loggend.engine import journal
+from loggend.engine.journal import ERR, WARNING, Log, Throttle
+
 MAX_CONNECTIONS = 256        # open connections at most (parked, served and WebSockets): threads <= this
 IDLE_SECONDS = 10.0          # a connection that sends nothing this long after it connected is closed
 REQUEST_SECONDS = 10.0       # per read / write once served: slow clients, idle keep-alive connections
@@ -39,10 +42,24 @@ BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n
         b"Content-Length: " + str(len(BUSY_BODY)).encode() + b"\r\n\r\n" + BUSY_BODY)
 
 
+def dashboard_line(line: str, level: int = journal.INFO) -> None:
+    journal.write(f"dashboard: {line}", level)
+
+
 class TimedHandler(WSGIRequestHandler):
-    """werkzeug's handler with a timeout on every read and write of the connection."""
+    """werkzeug's handler with a timeout on every read and write of the connection; its warnings
+    (bad requests, timeouts) go through the server's ``Throttle``: a flood of them is one line, then
+    a count."""
 
     timeout = REQUEST_SECONDS
+    server: BoundedServer
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        if type == "info":
+            super().log(type, message, *args)
+            return
+        text = message % args if args else message
+        self.server.warn(f"http: {message}", f"{self.address_string()}: {text}", ERR if type == "error" else WARNING)
 
 
 class BoundedServer(ThreadedWSGIServer):
@@ -50,14 +67,20 @@ class BoundedServer(ThreadedWSGIServer):
 
     def __init__(self, host: str, port: int, app: Any, fd: int, max_connections: int = MAX_CONNECTIONS,
                  idle_seconds: float = IDLE_SECONDS, handler: type[WSGIRequestHandler] = TimedHandler,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, log: Log = dashboard_line) -> None:
         super().__init__(host, port, app, handler, fd=fd)
         self.max_connections, self.idle_seconds, self.clock = max_connections, idle_seconds, clock
+        self.warn = Throttle(log, clock=clock)
         self.parked: dict[socket.socket, tuple[Any, float]] = {}      # oldest first: (address, since)
         self.open = 0                                                  # accepted and not yet closed
         self.refused = self.evicted = self.timed_out = 0
         self.lock = threading.Lock()
         self.selector = selectors.DefaultSelector()
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        """werkzeug's own lines (a request that failed with a traceback): throttled by their first line."""
+        text = message % args if args else message
+        self.warn(f"server: {text.partition(chr(10))[0]}", text, ERR if type == "error" else WARNING)
 
     # --- every connection ends here, once ----------------------------------------------------------
 
@@ -75,9 +98,10 @@ class BoundedServer(ThreadedWSGIServer):
             for key, _ in self.selector.select(self.wait(poll_interval)):
                 if key.data is None:
                     self.accept_some()
-                else:
-                    self.hand_over(key.fileobj)  # type: ignore[arg-type]
+                elif key.fileobj in self.parked:    # not evicted by an accept earlier in this turn
+                    self.hand_over(key.fileobj)
             self.close_idle()
+            self.warn.tick()
 
     def wait(self, longest: float) -> float:
         if not self.parked:

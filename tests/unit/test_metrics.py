@@ -227,6 +227,15 @@ def test_token_guards_every_endpoint(state):
     assert c.get(f"/?token={TOKEN}").status_code == 200
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer ", "beaRer"])
+def test_the_bearer_scheme_is_case_insensitive(state, scheme):
+    """`Authorization: bearer TOKEN` was refused (auth schemes are case-insensitive, RFC 9110 11.1)."""
+    c = client(state, token=TOKEN)
+    assert c.get("/api/metrics", headers={"Authorization": f"{scheme} {TOKEN}"}).status_code == 200
+    assert c.get("/api/metrics", headers={"Authorization": f"{scheme} wrong-token-0123"}).status_code == 401
+    assert c.get("/api/metrics", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+
+
 def test_websocket_refuses_a_foreign_origin(state):
     r = client(state).get("/ws", headers={"Origin": "http://evil.example", "Upgrade": "websocket",
                                           "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",

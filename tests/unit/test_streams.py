@@ -1,14 +1,18 @@
 """The stream receiver's accounting: every format and framing, cut anywhere, fast path or walked."""
 
 import random
+import select
+import socket
 
 import pytest
 
 from loggend.engine.formats import FORMATS
 from loggend.engine.render import build_pool
 from loggend.engine.spec import MessageSpec
+from loggend.sink import streams
 from loggend.sink.accounting import Accounting
-from loggend.sink.streams import account_lines, account_octets
+from loggend.sink.streams import MAX_MESSAGE_BYTES, READ_BYTES, Connection, StreamServer, account_lines, account_octets
+from tests.unit.test_accounting import msg
 
 FRAMINGS = ("octet-counting", "lf")
 
@@ -89,6 +93,60 @@ def test_not_syslog_framing_is_refused():
     acc = Accounting()
     assert account_octets(acc, b"12x <13>hello") == -1
     assert account_octets(acc, b"123") == 0                          # a length still coming
+    assert account_octets(acc, b"%d <13>" % (MAX_MESSAGE_BYTES + 1)) == -1     # longer than any syslog message
+    assert account_octets(acc, b"999999 <13>") == -1
+
+
+def connection() -> tuple[Connection, socket.socket]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    return Connection(ours, handshaking=False), theirs
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_message_trickled_byte_by_byte_is_scanned_once(framing, monkeypatch):
+    """A frame sent one byte per read was copied and scanned whole on every read (O(n^2): 20 such
+    connections took a core); the new bytes are now looked at once, and the frame put together when whole."""
+    body = msg("w0", 0, "x" * 20_000)
+    frame = b"%d %s" % (len(body), body) if framing == "octet-counting" else body + b"\n"
+    scanned = []
+    for name in ("account_octets", "account_lines"):
+        real = getattr(streams, name)
+        monkeypatch.setattr(streams, name, lambda acc, data, real=real: scanned.append(len(data)) or real(acc, data))
+    conn, peer = connection()
+    acc, scratch = Accounting(), bytearray(READ_BYTES)
+    for i in range(len(frame)):
+        peer.send(frame[i:i + 1])
+        assert conn.read(acc, scratch) == (True, 0)
+    assert acc.received == 1 and acc.streams[b"w0"].expected == 1
+    assert sum(scanned) <= 2 * len(frame) + 16, sum(scanned)        # not len(frame) ** 2 / 2
+    assert not conn.pending
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_message_longer_than_any_syslog_message_closes_the_connection(framing):
+    conn, peer = connection()
+    start = b"%d " % (MAX_MESSAGE_BYTES + 1) if framing == "octet-counting" else b"<13>"
+    peer.sendall(start + b"x" * (MAX_MESSAGE_BYTES + 64))
+    acc, scratch = Accounting(), bytearray(READ_BYTES)
+    assert conn.read(acc, scratch) == (False, 0)
+    why = "not syslog framing" if framing == "octet-counting" else f"longer than {MAX_MESSAGE_BYTES:,} bytes"
+    assert why in conn.rejected
+    assert len(conn.pending) <= MAX_MESSAGE_BYTES + 8
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_empty_frames_and_blank_lines_are_no_events(framing):
+    """100,000 `0 ` frames and blank lines were counted as 200,001 events received."""
+    real = msg("w0", 0)
+    if framing == "octet-counting":
+        data = b"0 " * 1000 + b"%d %s" % (len(real), real) + b"1  2 \r\n"
+    else:
+        data = b"\n" * 1000 + real + b"\n" + b" \n\r\n"
+    acc = Accounting()
+    assert feed(data, framing, [7, 500], acc) == 0
+    assert (acc.received, acc.empty, acc.unsequenced) == (1, 1002, 0)
+    assert acc.octets == len(data)
 
 
 def split(data: bytes, framing: str) -> list[bytes]:
@@ -102,3 +160,85 @@ def split(data: bytes, framing: str) -> list[bytes]:
         out.append(data[at:end])
         at = end
     return out
+
+
+class Served:
+    """A StreamServer on a free loopback port with a clock the test moves; ``pump`` handles what is ready."""
+
+    def __init__(self, **kw) -> None:
+        self.now = 0.0
+        self.lines: list[str] = []
+        self.server = StreamServer("127.0.0.1", (0,), None, lambda line, level=0: self.lines.append(line),
+                                   clock=lambda: self.now, **kw)
+        self.poller = select.epoll()
+        self.server.register(self.poller)
+        self.port = next(iter(self.server.listeners.values())).getsockname()[1]
+        self.acc = Accounting()
+
+    def pump(self) -> None:
+        for _ in range(5):
+            for fd, _ in self.poller.poll(0.05):
+                self.server.handle(fd, self.acc)
+
+    def connect(self) -> socket.socket:
+        client = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        self.pump()
+        return client
+
+    def close(self) -> None:
+        self.server.close()
+        self.poller.close()
+
+
+def closed(sock: socket.socket) -> bool:
+    sock.settimeout(1)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_at_the_cap_a_silent_connection_makes_room_else_the_new_one_is_refused():
+    s = Served(max_connections=3, silent_seconds=60, idle_seconds=600)
+    try:
+        sender = s.connect()
+        sender.sendall(b"%s\n" % msg("w0", 0))
+        silent = [s.connect(), s.connect()]
+        newer = s.connect()                                   # at the cap: the oldest silent one goes
+        assert closed(silent[0]) and s.server.open == 3 and s.server.dropped_cap == 1
+        for c in (silent[1], newer):
+            c.sendall(b"%s\n" % msg("w1", 0))
+        s.pump()
+        refused = s.connect()                                 # nobody silent: the new one is refused
+        assert closed(refused) and s.server.dropped_cap == 2 and s.server.open == 3
+        assert not closed(sender) and s.acc.received == 3
+    finally:
+        s.close()
+
+
+def test_silent_and_idle_connections_are_closed_after_their_timeouts():
+    s = Served(max_connections=8, silent_seconds=60, idle_seconds=600)
+    try:
+        sender, silent = s.connect(), s.connect()
+        sender.sendall(b"%s\n" % msg("w0", 0))
+        s.pump()
+        s.now = 59.0
+        s.server.expire(s.now)
+        assert s.server.open == 2
+        s.now = 61.0
+        s.server.expire(s.now)
+        assert closed(silent) and s.server.dropped_idle == 1 and s.server.open == 1
+        s.now = 100.0
+        sender.sendall(b"%s\n" % msg("w0", 1))
+        s.pump()
+        s.now = 699.0                                         # 599 s after its last bytes
+        s.server.expire(s.now)
+        assert s.server.open == 1
+        s.now = 701.0
+        s.server.expire(s.now)
+        assert closed(sender) and s.server.dropped_idle == 2 and s.server.open == 0
+        assert s.acc.received == 2 and s.server.torn == 0
+    finally:
+        s.close()
