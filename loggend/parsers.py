@@ -16,6 +16,7 @@ from loggend.errors import ConfigError
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 RATE_SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
 MAX_RATE = 1e9
+MIN_RATE = 1.0                    # the least rate but 0: below it a rate reads, rounds and shows as 0 (unlimited)
 MAX_DURATION = 3650 * 86400.0     # ten years: any longer duration or interval is a typo (or an attack)
 MAX_SIZE = 1 << 60                # 1 EiB
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
@@ -35,7 +36,8 @@ def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
 
 
 def parse_rate(key: str, text: str | float) -> float:
-    """Events per second: ``250000``, ``250k``, ``4M``; 0 = as fast as possible."""
+    """Events per second: ``250000``, ``250k``, ``4M``; 0 = as fast as possible; between 0 and
+    ``MIN_RATE`` is refused (it would read, round and show as 0, which means unlimited)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         try:
             value = float(text)
@@ -48,6 +50,8 @@ def parse_rate(key: str, text: str | float) -> float:
         value = float(m.group(1)) * RATE_SUFFIXES[m.group(2)]
     if not (0 <= value <= MAX_RATE) or math.isnan(value):
         raise ConfigError(key, text, f"events per second between 0 and {MAX_RATE:.0e} (0 = unlimited)")
+    if 0 < value < MIN_RATE:
+        raise ConfigError(key, text, f"events per second of at least {MIN_RATE:g}, or 0 (unlimited)")
     return value
 
 
