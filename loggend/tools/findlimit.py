@@ -42,6 +42,7 @@ from loggend.config import MAX_INTERVAL
 from loggend.control.ctlsocket import ControlError, request
 from loggend.control.live import RESUME_LEAD_NS
 from loggend.control.tuning import Tuner
+from loggend.engine.process import die_with_this_process
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from loggend.tools.charts import svg_chart
 from loggend.tools.feedback import Feedback, FeedbackError, Reading
@@ -97,7 +98,8 @@ class FindLimit:
 
     def start_run(self, log: TextIO) -> None:
         (self.report_dir / "ready.json").unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=die_with_this_process())     # even if find-limit is SIGKILLed
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and not self.stop_requested.is_set():
             if self.proc.poll() is not None:

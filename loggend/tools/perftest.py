@@ -38,6 +38,7 @@ from typing import Any, TextIO
 
 from loggend import __version__
 from loggend.control.tuning import Tuner, TuningError
+from loggend.engine.process import die_with_this_process
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED, UsageError
 from loggend.files import write_all_atomic
 from loggend.parsers import format_ports, format_size
@@ -302,7 +303,8 @@ class PerfTest:
 
     def _drive(self, log: TextIO, log_path: Path) -> int:
         (self.report_dir / "ready.json").unlink(missing_ok=True)      # a report dir may be reused
-        proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_this_process())
         url = self._dashboard(proc)
         begin = time.monotonic()
         deadline = begin + self.duration + STOP_GRACE

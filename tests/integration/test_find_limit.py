@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, run_loggend, wait_until
+from tests.conftest import ROOT, alive, run_loggend, wait_until
 from tests.support import prometheus as P
 from tests.support import receivers as R
 from tests.support.throttled import limit_for
@@ -224,3 +224,35 @@ def test_over_tcp_a_receiver_that_pushes_back_fails_the_trial(tmp_path):
     assert report["protocol"] == "tcp" and trial["verdict"] == "fail" and trial["blocked_percent"] > 50
     assert trial["reason"].startswith("pushed back: workers blocked ") and trial["sent"] < 0.99 * trial["planned"]
     assert "blocked <= 1 % (tcp)" in result.stdout and "no limit: even the start rate 40,000 ev/s" in result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
+def test_the_run_it_steers_dies_with_it_however_it_dies(tmp_path, sig):
+    """A SIGKILL or SIGHUP of find-limit mid-trial left its ``loggend run`` (a session of its own, no duration)
+    sending for ever."""
+    rx = Throttled(tmp_path, 8000, 400)
+    report = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "loggend", "find-limit", "--config", "/dev/null", "--target",
+                             f"127.0.0.1:{rx.port}", "--workers", "1", "--feedback", f"command:cat {rx.count}",
+                             "--report-dir", str(report), "--start-rate", "2k", "--trial", "60s", "--pause", "1s",
+                             "--max-time", "10m"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    run = 0
+    try:
+        run = int(wait_until(lambda: (report / "ready.json").exists() and json.loads((report / "ready.json")
+                                                                                     .read_text())["pid"],
+                             timeout=60, what="the run find-limit starts"))
+        sent = lambda: int(rx.count.read_text() or 0) if rx.count.exists() else 0   # noqa: E731
+        wait_until(lambda: sent() > 1000, timeout=30, what="the first trial sending")
+        os.kill(proc.pid, sig)                                  # find-limit alone, not its process group
+        proc.wait(10)
+        wait_until(lambda: not alive(run), timeout=20, what=f"the run to end with find-limit ({sig.name})")
+        stopped = sent()
+        time.sleep(0.5)
+        assert sent() == stopped                                # nothing arrives any more
+    finally:
+        for pid in (proc.pid, run):
+            if pid and alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        rx.stop()
