@@ -22,6 +22,8 @@ MAX_SIZE = 1 << 60                # 1 EiB
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
 _NUMERIC_LABEL_RE = re.compile(r"\d+|0[xX][0-9A-Fa-f]*")
+_HOST_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+MAX_HOST_NAME = 253               # characters of a DNS name, its dots included (RFC 1035)
 
 
 def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
@@ -116,6 +118,24 @@ def is_shorthand(host: str) -> bool:
         return False
     last = host.rstrip(".").rsplit(".", 1)[-1]
     return bool(_NUMERIC_LABEL_RE.fullmatch(last))
+
+
+def parse_host_name(key: str, value: object) -> str:
+    """A name a TLS handshake can send and verify: an IP address, or a DNS name (international ones
+    too) of labels of 1 to 63 letters, digits, hyphens or underscores, at most 253 characters in all.
+    "" stays "" (none)."""
+    name = str(value or "").strip()
+    if not name or is_address(name):
+        return name
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    labels = ascii_name[:-1].split(".") if ascii_name.endswith(".") else ascii_name.split(".")
+    if not 0 < len(ascii_name) <= MAX_HOST_NAME or not all(_HOST_LABEL_RE.fullmatch(x) for x in labels):
+        raise ConfigError(key, value, f"a host name (labels of 1 to 63 letters, digits or hyphens, at most "
+                          f"{MAX_HOST_NAME} characters in all) or an IP address")
+    return name
 
 
 def resolve_host(key: str, host: str) -> str:
