@@ -37,6 +37,7 @@ HTTP_TIMEOUT = 5.0             # a whole HTTP answer, connect to last byte
 COMMAND_TIMEOUT = 30.0
 MAX_ANSWER = 16 << 20          # bytes of an HTTP answer (a sink's /api/metrics with its streams is far less)
 MAX_COUNT = 1 << 63            # a running total must be below this
+COUNT_DIGITS = 19              # ... so a number written with fewer digits is read exactly, as an int
 KINDS = ("sink", "prometheus", "command")
 URL_RE = re.compile(r"https?://[^/\s]+/?")
 NUMBER_RE = re.compile(rb"\d+")
@@ -132,20 +133,20 @@ def _get_json(url: str) -> Any:
         raise FeedbackError(f"{url}: not JSON") from None
 
 
-def count_of(where: str, what: str, value: object) -> int:
-    """A running total from an answer: a whole number from 0 (a float or a number written as text
-    is rounded); anything else is one line naming it."""
+def count_of(where: str, what: str, value: object, low: int = 0) -> int:
+    """A running total from an answer: a whole number from ``low`` (a float or a number written as
+    text is rounded); anything else is one line naming it."""
     number: float = math.nan
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < COUNT_DIGITS:
         number = int(value)
     elif isinstance(value, (float, str)):
         try:
             number = float(value)
         except ValueError:
             pass
-    if not 0 <= number < MAX_COUNT:                        # NaN is not either
+    if not low <= number < MAX_COUNT:                      # NaN is not either
         raise FeedbackError(f"{where}: {what} is {shown(value)}, not a count of events")
     return round(number)
 
@@ -162,8 +163,8 @@ class SinkFeedback:
         sink = doc.get("sink") if isinstance(doc, dict) else None
         if not isinstance(sink, dict) or "received" not in sink:
             raise FeedbackError(f"{self.url}: no sink figures in /api/metrics (is it a loggend sink --dashboard?)")
-        figures = {k: count_of(self.url, f"sink.{k} in /api/metrics", sink.get(k, 0))
-                   for k in ("received", "duplicates", "lost", "unsequenced", "kernel_drops")}
+        figures = {k: count_of(self.url, f"sink.{k} in /api/metrics", sink.get(k, 0), -MAX_COUNT if k == "lost" else 0)
+                   for k in ("received", "duplicates", "lost", "unsequenced", "kernel_drops")}   # lost: gaps - late
         as_of = doc.get("time")                      # the sink's sampler takes its figures once per interval
         dated = isinstance(as_of, (int, float)) and not isinstance(as_of, bool) and math.isfinite(as_of)
         return Reading(figures["received"] - figures["duplicates"], figures, float(as_of) if dated else None)

@@ -206,7 +206,7 @@ def prometheus(*values):
 @pytest.mark.parametrize("answer,why", [
     ({"sink": {"received": None}}, "sink.received in /api/metrics is None, not a count of events"),
     ({"sink": {"received": "12x"}}, "sink.received in /api/metrics is '12x', not a count of events"),
-    ({"sink": {"received": 5, "lost": -3}}, "sink.lost in /api/metrics is -3, not a count of events"),
+    ({"sink": {"received": 5, "unsequenced": -3}}, "sink.unsequenced in /api/metrics is -3, not a count of events"),
     ({"sink": {"received": 5, "duplicates": 1e400}}, "sink.duplicates in /api/metrics is inf, not a count"),
     ({"sink": {"received": True}}, "sink.received in /api/metrics is True, not a count of events"),
 ])
@@ -241,9 +241,9 @@ def test_a_prometheus_answer_that_is_not_a_count_is_one_line_naming_it(answers, 
 def test_good_answers_are_read_as_counts(answers):
     answers.answer = prometheus("1200", "34.4")
     assert parse_feedback(f"prometheus:{answers.url}", "sum(x)").read().total == 1234
-    answers.answer = {"sink": {"received": 100, "duplicates": 4}, "time": 12.5}
+    answers.answer = {"sink": {"received": 100, "duplicates": 4, "lost": -1}, "time": 12.5}   # lost: gaps - late
     reading = parse_feedback(f"sink:{answers.url}").read()
-    assert reading.total == 96 and reading.as_of == 12.5 and reading.figures["lost"] == 0
+    assert reading.total == 96 and reading.as_of == 12.5 and reading.figures["lost"] == -1
     assert CommandFeedback("echo " + "9" * 30, "x").read is not None
     with pytest.raises(FeedbackError, match="its last number is '9{30}', not a count of events"):
         CommandFeedback("echo " + "9" * 30, "x").read()
