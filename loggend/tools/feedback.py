@@ -182,7 +182,7 @@ class PrometheusFeedback:
         doc = _get_json(self.url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": self.query}))
         if not isinstance(doc, dict) or doc.get("status") != "success":
             why = doc.get("error") if isinstance(doc, dict) else doc
-            raise FeedbackError(f"{self.url}: query {self.query!r} failed: {why}")
+            raise FeedbackError(f"{self.url}: query {self.query!r} failed: {shown(why)}")
         data = doc.get("data")
         kind, result = (data.get("resultType"), data.get("result")) if isinstance(data, dict) else (None, None)
         where = f"{self.url}: query {self.query!r}"
