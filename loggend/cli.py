@@ -83,7 +83,7 @@ def build_parser() -> Parser:
     run.add_argument("--target", help="HOST or HOST:PORT (a port here replaces 'ports')")
     run.add_argument("--ports", help="514-553, 514 or 514,600-610: worker i sends to port i mod count")
     run.add_argument("--rate", help="total events/s: 50000, 250k (thousand), 4M or 4m (million, not minutes); "
-                     "0 = unlimited")
+                     "0 = unlimited, else at least 1")
     run.add_argument("--profile", help="the rate over time instead: segments such as ramp:10k-200k/60s,"
                      "constant:200k/5m (kinds constant, ramp, steps, burst, sine; then repeat or hold)")
     run.add_argument("--workers", help="workers: streams of their own, one target port each (default 40)")
@@ -151,7 +151,8 @@ def build_parser() -> Parser:
                          description="Talks to the control socket of a running `loggend run` (root or the run's "
                          "own user only). Without --socket or --pid it finds the one run in the runtime directory.")
     ctl.add_argument("action", choices=("status", "rate", "profile", "pause", "resume"))
-    ctl.add_argument("value", nargs="?", help="rate: events/s (250k; 0 = unlimited); profile: segments as --profile")
+    ctl.add_argument("value", nargs="?", help="rate: events/s (250k; 0 = unlimited, else >= 1); "
+                     "profile: segments as --profile")
     ctl.add_argument("--socket", help="the run's control socket (its ready file says where)")
     ctl.add_argument("--pid", help="the supervisor's pid, when several runs are up")
     ctl.add_argument("--json", action="store_true", help="print the whole reply as JSON")

@@ -37,6 +37,7 @@ from loggend.parsers import (
     parse_bool,
     parse_choice,
     parse_duration,
+    parse_host_name,
     parse_int,
     parse_int_list,
     parse_listen,
@@ -360,7 +361,7 @@ def parse_tls(raw: Raw) -> TlsSpec:
                   cert=parse_file(raw.label("tls_cert"), raw["tls_cert"]),
                   key=parse_file(raw.label("tls_key"), raw["tls_key"]),
                   verify=parse_bool(raw.label("tls_verify"), raw["tls_verify"]),
-                  server_name=str(raw["tls_server_name"] or "").strip())
+                  server_name=parse_host_name(raw.label("tls_server_name"), raw["tls_server_name"]))
     if tls.key and not tls.cert:
         raise ConfigError(raw.label("tls_key"), tls.key, "a key together with tls_cert (mutual TLS)")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

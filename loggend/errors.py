@@ -12,7 +12,8 @@ EXIT_FAILURE = 1          # the run failed (a child could not start, a target fa
 EXIT_USAGE = 2            # bad flags, config, template or request: one line, no traceback
 EXIT_BOOT_FAILED = 3      # a child could not start at all (a worker cannot send, a sink cannot bind,
                           # the web process cannot listen): restarting it cannot help
-EXIT_REPORT_FAILED = 4    # perftest's report, run's --summary-json: not written (the summary was printed all the same)
+EXIT_REPORT_FAILED = 4    # a report or summary not written: perftest, find-limit, run's --summary-json (what it
+                          # says was printed all the same)
 EXIT_INTERRUPTED = 130    # stopped by Ctrl-C before it finished (128 + SIGINT)
 SHOWN_CHARS = 80          # a value quoted in an error line is cut to about this length
 SHOWN_ITEMS = 6           # ... a list or mapping to its first items

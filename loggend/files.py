@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from loggend.errors import UsageError
@@ -152,3 +154,21 @@ def write_all_atomic(files: dict[str, str]) -> None:
 
 def write_json(path: str, doc: Any) -> None:
     write_atomic(path, json.dumps(doc, indent=1) + "\n")
+
+
+def check_writable_dir(flag: str, directory: Path) -> None:
+    """Before anything runs: ``directory`` exists (or is made) and takes a file, synced to the disk;
+    else one line naming ``flag`` (exit 2): a read-only or full file system is found at the start,
+    not at the end of a long run."""
+    where = str(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{flag}: {where!r} is not allowed; cannot create it: {err.strerror}") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-") as f:
+            f.write(b"loggen")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise UsageError(f"{flag}: {where!r} is not allowed; cannot write in it: {err.strerror}") from None

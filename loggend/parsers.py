@@ -16,11 +16,14 @@ from loggend.errors import ConfigError
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 RATE_SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
 MAX_RATE = 1e9
+MIN_RATE = 1.0                    # the least rate but 0: below it a rate reads, rounds and shows as 0 (unlimited)
 MAX_DURATION = 3650 * 86400.0     # ten years: any longer duration or interval is a typo (or an attack)
 MAX_SIZE = 1 << 60                # 1 EiB
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
 _NUMERIC_LABEL_RE = re.compile(r"\d+|0[xX][0-9A-Fa-f]*")
+_HOST_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+MAX_HOST_NAME = 253               # characters of a DNS name, its dots included (RFC 1035)
 
 
 def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
@@ -35,7 +38,8 @@ def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
 
 
 def parse_rate(key: str, text: str | float) -> float:
-    """Events per second: ``250000``, ``250k``, ``4M``; 0 = as fast as possible."""
+    """Events per second: ``250000``, ``250k``, ``4M``; 0 = as fast as possible; between 0 and
+    ``MIN_RATE`` is refused (it would read, round and show as 0, which means unlimited)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         try:
             value = float(text)
@@ -48,6 +52,8 @@ def parse_rate(key: str, text: str | float) -> float:
         value = float(m.group(1)) * RATE_SUFFIXES[m.group(2)]
     if not (0 <= value <= MAX_RATE) or math.isnan(value):
         raise ConfigError(key, text, f"events per second between 0 and {MAX_RATE:.0e} (0 = unlimited)")
+    if 0 < value < MIN_RATE:
+        raise ConfigError(key, text, f"events per second of at least {MIN_RATE:g}, or 0 (unlimited)")
     return value
 
 
@@ -112,6 +118,24 @@ def is_shorthand(host: str) -> bool:
         return False
     last = host.rstrip(".").rsplit(".", 1)[-1]
     return bool(_NUMERIC_LABEL_RE.fullmatch(last))
+
+
+def parse_host_name(key: str, value: object) -> str:
+    """A name a TLS handshake can send and verify: an IP address, or a DNS name (international ones
+    too) of labels of 1 to 63 letters, digits, hyphens or underscores, at most 253 characters in all.
+    "" stays "" (none)."""
+    name = str(value or "").strip()
+    if not name or is_address(name):
+        return name
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    labels = ascii_name[:-1].split(".") if ascii_name.endswith(".") else ascii_name.split(".")
+    if not 0 < len(ascii_name) <= MAX_HOST_NAME or not all(_HOST_LABEL_RE.fullmatch(x) for x in labels):
+        raise ConfigError(key, value, f"a host name (labels of 1 to 63 letters, digits or hyphens, at most "
+                          f"{MAX_HOST_NAME} characters in all) or an IP address")
+    return name
 
 
 def resolve_host(key: str, host: str) -> str:

@@ -16,7 +16,7 @@ sine      ``{sine: {min: 10k, max: 100k, period: 10m, for: 1h}}``  ``sine:10k-10
 The last item may be ``repeat`` (the list runs again from the start, for ever) or ``hold`` (the
 default: the last rate goes on). ``for`` may be left out of ``constant``, ``burst`` and ``sine``
 in the last segment only: it then lasts for ever. Rates are written as everywhere (``250k``,
-``4M``), but inside a profile 0 means no events (a pause), not unlimited. A segment may also be
+``4M``; 0 or at least 1 ev/s), but inside a profile 0 means no events (a pause), not unlimited. A segment may also be
 written in its compact form inside the YAML list (``- ramp:10k-200k/1m``). Every mistake is one
 line naming the key or flag and the segment.
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from loggend.engine.schedule import Burst, Constant, Profile, Ramp, Segment, Sine, Steps
 from loggend.errors import ConfigError
-from loggend.parsers import MAX_RATE, parse_duration, parse_rate
+from loggend.parsers import MAX_RATE, MIN_RATE, parse_duration, parse_rate
 
 MAX_SEGMENTS = 1000
 MAX_STEPS = 100_000
@@ -80,7 +80,7 @@ class _Segment:
         try:
             return parse_rate(name, self.values[name])  # type: ignore[arg-type]
         except ConfigError:
-            raise self.fail(f"{name} in events per second from 0 (none) to {MAX_RATE:.0e}, "
+            raise self.fail(f"{name} in events per second: 0 (none), or from {MIN_RATE:g} to {MAX_RATE:.0e}, "
                             "e.g. 250k") from None
 
     def seconds(self, name: str) -> float:

@@ -3,8 +3,8 @@
 Every change is a new plan from now on (``loggend.engine.schedule``), published to the workers
 like a reload's: nobody restarts, every count stays continuous and exact.
 
-* ``rate R`` / ``profile SPEC``: a constant rate (0 = unlimited, as ``--rate``) or a profile from
-  its start, from now on. While paused, it is what the resume will continue with.
+* ``rate R`` / ``profile SPEC``: a constant rate (0 = unlimited, as ``--rate``; else at least
+  1 ev/s) or a profile from its start, from now on. While paused, it is what the resume will continue with.
 * ``pause``: nothing more is due; the profile is frozen where it was (its phase, and what is left
   of a timed run). ``resume``: it continues from exactly there, ``RESUME_LEAD`` from now: a paused
   worker looks at the plan every ``IDLE_WAIT``, so by then every one has it and they all start
@@ -30,7 +30,7 @@ from loggend.engine.journal import NOTICE, WARNING, Log
 from loggend.engine.pacing import IDLE_WAIT
 from loggend.engine.schedule import NS, Plan, Profile
 from loggend.errors import UsageError
-from loggend.parsers import MAX_RATE, parse_rate
+from loggend.parsers import MAX_RATE, MIN_RATE, parse_rate
 from loggend.profiles import format_profile, parse_profile
 
 COMMANDS = ("status", "rate", "profile", "pause", "resume")
@@ -149,8 +149,10 @@ class LiveRate:
             self.log(f"{by}: ignored: the rate is unlimited", WARNING)
             return False, "the rate is unlimited"
         scaled = profile.scaled(factor)
-        if scaled.peak > MAX_RATE:
-            why = f"the rate would be over {MAX_RATE:,.0f} ev/s, the most a rate may be"
+        why = (f"the rate would be over {MAX_RATE:,.0f} ev/s, the most a rate may be" if scaled.peak > MAX_RATE
+               else f"a rate would be under {MIN_RATE:g} ev/s, the least a rate may be but 0"
+               if scaled.lowest < MIN_RATE else "")
+        if why:
             self.log(f"{by}: ignored: {why}", WARNING)
             return False, why
         verb = SCALE_NAMES.get(factor, f"scaled x{factor:g}")

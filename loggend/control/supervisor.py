@@ -45,7 +45,7 @@ from loggend.engine.process import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, EXIT_REPORT_FAILED, UsageError
 from loggend.files import claim, identity, write_json
 from loggend.fleet import new_run_id
-from loggend.parsers import format_size
+from loggend.parsers import format_size, plural
 from loggend.sink.spec import SinkSpec
 from loggend.tools.console import LiveLine, summary, target_text
 from loggend.web.child import WebSettings
@@ -297,11 +297,12 @@ class Supervisor:
                             target_rate=self.workers.target_rate(now_ns), paused=self.live.state(now_ns) == "paused")
 
     def check_memory(self) -> None:
-        """Add up the PSS of this process and its children; over the limit, stop."""
+        """Add up the PSS of this process and its children; over the limit, stop (once: the last
+        measure, for the summary's peak, comes when the run is stopping already)."""
         pids = [os.getpid(), *self.children.pids()]
         total = self.memory.measure(pids)
-        if self.memory.over:
-            self.fail(f"memory limit exceeded: {format_size(total)} in {len(pids)} processes > "
+        if self.memory.over and not self.stopping:
+            self.fail(f"memory limit exceeded: {format_size(total)} in {plural(len(pids), 'process', 'processes')} > "
                       f"{format_size(self.memory.limit)}; stopping")
 
     def announce_ready(self, now: float) -> None:

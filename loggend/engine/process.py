@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 from loggend.engine import journal
+from loggend.errors import EXIT_FAILURE
 
 PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
@@ -36,6 +37,21 @@ def _prctl(option: int, value: int | bytes) -> None:
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
     """Have the kernel send ``sig`` to this process when its parent dies, even by SIGKILL."""
     _prctl(PR_SET_PDEATHSIG, sig)
+
+
+def die_with_this_process(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` for a command this process starts (``loggend run`` under find-limit or
+    perftest, in a session of its own): the kernel sends it ``sig`` when this process dies, however
+    it dies. The thread that starts it must live as long as this process (the main thread): the
+    signal comes when that thread ends. A parent gone before the prctl took effect sends nothing,
+    so the child then exits at once instead of running without one."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        set_parent_death_signal(sig)
+        if os.getppid() != parent:
+            os._exit(EXIT_FAILURE)
+    return preexec
 
 
 def set_process_name(name: str) -> None:

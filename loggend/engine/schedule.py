@@ -287,6 +287,11 @@ class Profile:
         return float(max(max(getattr(s, a) for a in s.RATES) for s in self.segments))
 
     @property
+    def lowest(self) -> float:
+        """The lowest rate above 0 any piece is written with (``inf`` when every one is 0)."""
+        return float(min((r for s in self.segments for a in s.RATES if (r := getattr(s, a)) > 0), default=math.inf))
+
+    @property
     def flat(self) -> float | None:
         """The rate, when it is one constant rate for ever; None otherwise."""
         flat: float | None = self._flat     # type: ignore[attr-defined]

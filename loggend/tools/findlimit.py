@@ -21,8 +21,10 @@ try next. The run's own flags (``--config``, ``--target``, ``--ports``, ``--work
 passed through; the run starts at rate 0 (``--profile constant:0``).
 
 Output: a line per trial, the limit, ``report.json`` (``limit_eps``, ``trials``, the settings, the
-manifest) and ``report.html`` (the knee: delivered and loss against offered). Exit 0 when a limit
-was found and confirmed, 1 when not, 130 after Ctrl-C (the report is still written).
+manifest) and ``report.html`` (the knee: delivered and loss against offered), both at once or
+neither (the report directory is checked before anything runs: exit 2). Exit 0 when a limit
+was found and confirmed, 1 when not, 4 when the report could not be written, 130 after Ctrl-C
+or SIGTERM (the report is still written). The run dies with find-limit, however that dies.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ from loggend.config import MAX_INTERVAL
 from loggend.control.ctlsocket import ControlError, request
 from loggend.control.live import RESUME_LEAD_NS
 from loggend.control.tuning import Tuner
-from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+from loggend.engine.process import die_with_this_process
+from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_REPORT_FAILED
+from loggend.files import check_writable_dir, write_all_atomic
 from loggend.tools.charts import svg_chart
 from loggend.tools.feedback import Feedback, FeedbackError, Reading
 from loggend.tools.limitsearch import Criterion, Interrupted, Outcome, Search, Settings, Trial, criteria_for, judge
@@ -55,6 +59,7 @@ FRESH_POLL = 0.05              # after the pause, a receiver that dates its figu
 FRESH_MAX = MAX_INTERVAL + 5.0 # ...until they are from after the pause: a sink samples every 60 s at most
 STOP_GRACE = 20.0              # SIGTERM -> SIGKILL for the run at the end
 CONTROL_RETRIES = 3
+SIGNAL_POLL = 0.1              # while the feedback is read, Ctrl-C and SIGTERM are looked for this often
 
 
 class FindLimitError(Exception):
@@ -76,7 +81,7 @@ class FindLimit:
         self.socket = str(report_dir / "ctl.sock")
         self.proc: subprocess.Popen[bytes] | None = None
         self.stop_requested = threading.Event()
-        self.began = 0.0
+        self.began = self.sending_since = 0.0
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -86,6 +91,11 @@ class FindLimit:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.began
+
+    def search_time(self) -> float:
+        """What ``--max-time`` bounds: the time since the run was sending (its start-up, a second or
+        several, is not the search's: it would leave a short search no time for its first trial)."""
+        return time.monotonic() - self.sending_since if self.sending_since else 0.0
 
     # --- the run it steers -------------------------------------------------------------------------
 
@@ -97,13 +107,15 @@ class FindLimit:
 
     def start_run(self, log: TextIO) -> None:
         (self.report_dir / "ready.json").unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=die_with_this_process())     # even if find-limit is SIGKILLed
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and not self.stop_requested.is_set():
             if self.proc.poll() is not None:
                 raise FindLimitError(f"loggend run exited with status {self.proc.returncode}: {self._last_log_line()}")
             if (self.report_dir / "ready.json").exists():
                 self.ctl("pause")
+                self.sending_since = time.monotonic()
                 return
             time.sleep(0.1)
         if not self.stop_requested.is_set():
@@ -143,10 +155,27 @@ class FindLimit:
         raise FindLimitError("unreachable")
 
     def read_feedback(self) -> Reading:
-        try:
-            return self.feedback.read()
-        except FeedbackError as err:
-            raise FindLimitError(f"feedback {self.feedback.text}: {err}") from None
+        """The receiver's total, read in a thread of its own: Ctrl-C or SIGTERM meanwhile stops the
+        search at once (``Interrupted``) instead of waiting for a slow receiver to answer."""
+        answer: list[Reading | FeedbackError] = []
+        done = threading.Event()
+
+        def read() -> None:
+            try:
+                answer.append(self.feedback.read())
+            except FeedbackError as err:
+                answer.append(err)
+            finally:
+                done.set()
+        threading.Thread(target=read, name="feedback", daemon=True).start()
+        while not done.wait(SIGNAL_POLL):
+            if self.stop_requested.is_set():
+                raise Interrupted()
+        if not answer:
+            raise FindLimitError(f"feedback {self.feedback.text}: the reader failed (see above)")
+        if isinstance(answer[0], FeedbackError):
+            raise FindLimitError(f"feedback {self.feedback.text}: {answer[0]}")
+        return answer[0]
 
     # --- one trial ---------------------------------------------------------------------------------
 
@@ -213,7 +242,7 @@ class FindLimit:
         blocked = f"blocked {t.blocked_percent:5.1f} %  " if self.protocol != "udp" else ""
         return (f"{label}  {t.rate:12,.0f} ev/s  {t.seconds:5.1f} s  sent {t.sent:12,}  received {t.counted:12,}  "
                 f"loss {t.loss_percent:8.4f} %  {blocked}{t.verdict.upper():5}{reason}  "
-                f"(time left {_duration(self.settings.max_time - self.elapsed())})")
+                f"(time left {_duration(self.settings.max_time - self.search_time())})")
 
     @property
     def outcome_trials(self) -> list[Trial]:
@@ -222,38 +251,48 @@ class FindLimit:
     # --- the whole ---------------------------------------------------------------------------------
 
     def run(self) -> int:
-        self.report_dir.mkdir(parents=True, exist_ok=True)
+        check_writable_dir("--report-dir", self.report_dir)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._interrupt)
         self.began, started = time.monotonic(), time.time()
-        self.search = Search(self.settings, self.trial, self.elapsed)
+        self.search = Search(self.settings, self.trial, self.search_time)
         s = self.settings
         pushback = f", blocked <= {s.max_blocked:g} % ({self.protocol})" if self.protocol != "udp" else ""
         self.say(f"find-limit: from {s.start_rate:,.0f} ev/s up to {s.max_rate:,.0f}, loss <= {s.loss_percent:g} %"
                  f"{pushback}, "
                  f"trials of {s.trial:g} s (confirmation {s.confirm:g} s), {s.pause:g} s pause, precision "
                  f"{s.precision * 100:g} %, at most {_duration(s.max_time)}; feedback {self.feedback.text}")
-        error = ""
+        error, outcome = "", self.search.outcome
         try:
             with open(self.report_dir / "loggend.log", "w", encoding="utf-8") as log:
                 try:
                     self.read_feedback()                       # reachable before anything is sent
                     self.start_run(log)
-                    outcome = self.search.run() if not self.stop_requested.is_set() else self.search.outcome
+                    if not self.stop_requested.is_set():
+                        self.search.run()
                 finally:
                     self.stop_run()
+        except Interrupted:
+            pass
         except FindLimitError as err:
-            error, outcome = str(err), self.search.outcome
+            error = str(err)
             outcome.stopped = outcome.stopped or "error"
             self.say(f"find-limit: {error}")
         if self.stop_requested.is_set():
             outcome.stopped = "interrupted"
+        return self.finish(outcome, started, error)
+
+    def finish(self, outcome: Outcome, started: float, error: str) -> int:
+        """The summary line, then the report (atomically): a full disk costs the report, never the verdict."""
         self.say(outcome.summary())
-        self.write_report(outcome, started, error)
+        code = EXIT_INTERRUPTED if outcome.stopped == "interrupted" else EXIT_OK if outcome.found else EXIT_FAILURE
+        try:
+            self.write_report(outcome, started, error)
+        except OSError as err:
+            self.say(f"find-limit: the report could not be written in {self.report_dir}: {err.strerror or err}")
+            return code if code == EXIT_INTERRUPTED else EXIT_REPORT_FAILED
         self.say(f"report: {self.report_dir}/report.html and report.json")
-        if outcome.stopped == "interrupted":
-            return EXIT_INTERRUPTED
-        return EXIT_OK if outcome.found else EXIT_FAILURE
+        return code
 
     # --- the report --------------------------------------------------------------------------------
 
@@ -277,8 +316,8 @@ class FindLimit:
                     "sent": summary.get("sent"), "workers": len(summary.get("workers", [])) or None},
             "manifest": manifest(summary.get("transport") or "", False, sysctls),
         }
-        (self.report_dir / "report.json").write_text(json.dumps(report, indent=1))
-        (self.report_dir / "report.html").write_text(html_report(report))
+        write_all_atomic({str(self.report_dir / "report.json"): json.dumps(report, indent=1),
+                          str(self.report_dir / "report.html"): html_report(report)})
 
 
 def knee_charts(report: dict[str, Any]) -> list[str]:

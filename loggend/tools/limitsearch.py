@@ -204,7 +204,8 @@ class Outcome:
                     f"{confirm.loss_percent:.4f} %{where})")
         why = f" ({self.stopped})" if self.stopped else ""
         if self.limit is not None:
-            return f"no confirmed limit{why}: {r(self.limit)} passed, {r(self.upper)} did not"
+            above = f", {r(self.upper)} did not" if self.upper is not None else "; no higher rate was tried"
+            return f"no confirmed limit{why}: {r(self.limit)} passed{above}"
         first = self.trials[0] if self.trials else None
         if first is not None and not first.passed:
             return f"no limit: even the start rate {r(first.rate)} did not pass ({first.reason})"
@@ -223,8 +224,11 @@ class Search:
     def _trial(self, rate: float, confirmation: bool = False) -> Trial | None:
         """One trial at ``rate`` (whole events/s), or None when there is no time left for it."""
         seconds = self.settings.confirm if confirmation else self.settings.trial
-        if seconds + self.settings.pause > self.time_left():
-            self.outcome.stopped = f"--max-time {self.settings.max_time:g} s reached"
+        if seconds + self.settings.pause > (left := self.time_left()):
+            s = self.settings
+            self.outcome.stopped = (f"--max-time {s.max_time:g} s reached" if self.outcome.trials else
+                                    f"--max-time {s.max_time:g} s: {max(0.0, left):.1f} s left, too little for a "
+                                    f"{seconds:g} s trial and its {s.pause:g} s pause")
             return None
         trial = self.run_trial(float(round(rate)), seconds, confirmation)
         self.outcome.trials.append(trial)

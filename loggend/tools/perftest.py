@@ -27,7 +27,6 @@ import platform
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,8 +37,9 @@ from typing import Any, TextIO
 
 from loggend import __version__
 from loggend.control.tuning import Tuner, TuningError
-from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED, UsageError
-from loggend.files import write_all_atomic
+from loggend.engine.process import die_with_this_process
+from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED
+from loggend.files import check_writable_dir, write_all_atomic
 from loggend.parsers import format_ports, format_size
 from loggend.tools.charts import svg_chart
 
@@ -251,23 +251,8 @@ class PerfTest:
                 "--protocol", self.protocol, "--format", self.fmt,
                 *(["--framing", self.framing] if self.framing else [])]
 
-    def check_report_dir(self) -> None:
-        """Before anything runs: the report directory exists (or is made) and takes a file."""
-        where = str(self.report_dir)
-        try:
-            self.report_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UsageError(f"--report-dir: {where!r} is not allowed; cannot create it: {err.strerror}") from None
-        try:
-            with tempfile.NamedTemporaryFile(dir=self.report_dir, prefix=".probe-") as f:
-                f.write(b"loggen")
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as err:
-            raise UsageError(f"--report-dir: {where!r} is not allowed; cannot write in it: {err.strerror}") from None
-
     def run(self) -> int:
-        self.check_report_dir()
+        check_writable_dir("--report-dir", self.report_dir)
         if self.split is not None:
             self.say(f"perftest: workers on CPUs {format_ports(tuple(self.split[0]))}, the local sink on CPUs "
                      f"{format_ports(tuple(self.split[1]))}")
@@ -302,7 +287,8 @@ class PerfTest:
 
     def _drive(self, log: TextIO, log_path: Path) -> int:
         (self.report_dir / "ready.json").unlink(missing_ok=True)      # a report dir may be reused
-        proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_this_process())
         url = self._dashboard(proc)
         begin = time.monotonic()
         deadline = begin + self.duration + STOP_GRACE

@@ -11,6 +11,7 @@ import signal
 import pytest
 
 from tests.conftest import run_loggend, write_config
+from tests.support.receivers import free_port
 
 HUGE = "9" * 400
 # 9 levels of 9 aliases each: 9**9 (387 million) values once expanded, in a few hundred bytes
@@ -116,3 +117,22 @@ def test_a_reload_with_a_400_digit_duration_is_logged_and_ignored(loggend, recei
     assert proc.wait(30) == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "OverflowError" not in proc.stderr
     assert "planned     8,000 events: all sent" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("name,shown", [("a" * 300, "'aaaaaaaaaa"), ("my host", "'my host'"),
+                                        ("a..example", "'a..example'")])
+def test_a_tls_server_name_no_handshake_can_use_is_refused_at_load(tmp_path, name, shown):
+    """A 300-character or spaced tls_server_name passed check-config and stopped the run with exit 1."""
+    path = write_config(tmp_path / "tls.yaml", f"protocol: tls\ntarget: 127.0.0.1:{free_port(udp=False)}\n"
+                        f"tls_server_name: {name}\n")
+    for args in (("check-config", path), ("run", "--config", path, "--dashboard", "off", "--duration", "1s")):
+        one_line(run_loggend(*args, timeout=30), f"tls_server_name: {shown}", "is not allowed; expected a host name "
+                 "(labels of 1 to 63 letters, digits or hyphens, at most 253 characters in all) or an IP address")
+
+
+def test_good_tls_server_names_pass(tmp_path):
+    for name in ("siem.example.com", "127.0.0.1", "::1", "exämple.com", "siem-01.example.", "in_put.local"):
+        path = write_config(tmp_path / "tls.yaml", f"protocol: tls\ntarget: 127.0.0.1:{free_port(udp=False)}\n"
+                            f"tls_server_name: '{name}'\n")
+        result = run_loggend("check-config", path, timeout=30)
+        assert result.returncode == 0, (name, result.stderr)

@@ -4,6 +4,7 @@ counting what the sink got. Trials are kept to 2 s so the search takes well unde
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,9 +13,10 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, run_loggend, wait_until
+from tests.conftest import ROOT, LoopbackReceiver, alive, child_environ, run_loggend, wait_until
 from tests.support import prometheus as P
 from tests.support import receivers as R
+from tests.support.http_answers import AnswerServer, TrickleServer
 from tests.support.throttled import limit_for
 
 LOSS = 0.1
@@ -81,6 +83,20 @@ class Sink:
 def find_limit(report, target: str, feedback: str, *args: str, timeout: float = 240):
     return run_loggend("find-limit", "--config", "/dev/null", "--target", target, "--workers", "1", "--feedback",
                        feedback, "--report-dir", str(report), *SEARCH, *args, timeout=timeout)
+
+
+def start_find_limit(report, target: str, feedback: str, *args: str) -> subprocess.Popen:
+    """find-limit as a process of its own session, its output a pipe of lines."""
+    return subprocess.Popen([sys.executable, "-m", "loggend", "find-limit", "--config", "/dev/null", "--target",
+                             target, "--workers", "1", "--feedback", feedback, "--report-dir", str(report), *SEARCH,
+                             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env=child_environ())
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 @pytest.mark.slow
@@ -224,3 +240,143 @@ def test_over_tcp_a_receiver_that_pushes_back_fails_the_trial(tmp_path):
     assert report["protocol"] == "tcp" and trial["verdict"] == "fail" and trial["blocked_percent"] > 50
     assert trial["reason"].startswith("pushed back: workers blocked ") and trial["sent"] < 0.99 * trial["planned"]
     assert "blocked <= 1 % (tcp)" in result.stdout and "no limit: even the start rate 40,000 ev/s" in result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
+def test_the_run_it_steers_dies_with_it_however_it_dies(tmp_path, sig):
+    """A SIGKILL or SIGHUP of find-limit mid-trial left its ``loggend run`` (a session of its own, no duration)
+    sending for ever."""
+    rx = Throttled(tmp_path, 8000, 400)
+    report = tmp_path / "report"
+    proc = start_find_limit(report, f"127.0.0.1:{rx.port}", f"command:cat {rx.count}", "--start-rate", "2k",
+                            "--trial", "60s", "--max-time", "10m")
+    run = 0
+    try:
+        run = int(wait_until(lambda: (report / "ready.json").exists() and json.loads((report / "ready.json")
+                                                                                     .read_text())["pid"],
+                             timeout=60, what="the run find-limit starts"))
+        sent = lambda: int(rx.count.read_text() or 0) if rx.count.exists() else 0   # noqa: E731
+        wait_until(lambda: sent() > 1000, timeout=30, what="the first trial sending")
+        os.kill(proc.pid, sig)                                  # find-limit alone, not its process group
+        proc.wait(10)
+        wait_until(lambda: not alive(run), timeout=20, what=f"the run to end with find-limit ({sig.name})")
+        stopped = sent()
+        time.sleep(0.5)
+        assert sent() == stopped                                # nothing arrives any more
+    finally:
+        for pid in (proc.pid, run):
+            if pid and alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        rx.stop()
+
+
+def test_a_feedback_that_trickles_its_answer_is_given_up_within_its_deadline(tmp_path):
+    """A server sending one byte every 2 s held find-limit past --max-time, for ever."""
+    from loggend.tools.feedback import HTTP_TIMEOUT
+    server = TrickleServer(1.0)
+    try:
+        began = time.monotonic()
+        result = find_limit(tmp_path / "report", f"127.0.0.1:{R.free_port(tcp=False)}", f"sink:{server.url}",
+                            timeout=60)
+        took = time.monotonic() - began
+    finally:
+        server.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"find-limit: feedback sink:{server.url}: {server.url}/api/metrics: no whole answer within " \
+           f"{HTTP_TIMEOUT:g} s" in result.stdout and "Traceback" not in result.stderr
+    assert took < HTTP_TIMEOUT + 10, took
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["trials"] == [] and "no whole answer" in report["error"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_it_at_once_while_it_waits_for_the_feedback(tmp_path, sig):
+    """SIGINT and SIGTERM were not honoured while a reading hung."""
+    server = TrickleServer(1.0)
+    proc = start_find_limit(tmp_path / "report", f"127.0.0.1:{R.free_port(tcp=False)}", f"sink:{server.url}")
+    try:
+        assert proc.stdout.readline().startswith("find-limit: from ")
+        wait_until(lambda: server.connections, timeout=20, what="find-limit reading the feedback")
+        os.kill(proc.pid, sig)
+        began = time.monotonic()
+        out, _ = proc.communicate(timeout=30)
+        assert time.monotonic() - began < 3, out
+    finally:
+        stop(proc)
+        server.close()
+    assert proc.returncode == 130 and "no confirmed limit" not in out and "no limit (interrupted)" in out, out
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["stopped"] == "interrupted"
+
+
+def test_a_bad_feedback_answer_after_passing_trials_is_one_line_and_the_report_keeps_them(tmp_path):
+    """A Prometheus answering NaN after 3 passing trials: a traceback, and no report.json."""
+    rx, server = LoopbackReceiver(), AnswerServer()
+    bad = False
+
+    def answer(path: str) -> dict:
+        value = "NaN" if bad else str(len(rx.datagrams))
+        return {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, value]}]}}
+    server.make = answer
+    proc = start_find_limit(tmp_path / "report", f"127.0.0.1:{rx.port}", f"prometheus:{server.url}",
+                            "--feedback-query", "sum(received)", "--start-rate", "200", "--trial", "1s", "--pause",
+                            "0.5s")
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("trial  2"):
+                bad = True
+                break
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+        server.close()
+        rx.close()
+    out = "".join(lines) + out
+    assert proc.returncode == 1, out
+    assert f"find-limit: feedback prometheus:{server.url}: {server.url}: query 'sum(received)': a sample is 'NaN', " \
+           "not a count of events\n" in out and "Traceback" not in out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [t["verdict"] for t in report["trials"][:2]] == ["pass", "pass"] and "'NaN'" in report["error"]
+    assert report["best_passing_eps"] >= 400 and (tmp_path / "report" / "report.html").exists()
+
+
+@pytest.mark.parametrize("fs,why", [("read-only", "cannot create it: Read-only file system"),
+                                    ("full", "cannot write in it: No space left on device")])
+def test_a_report_dir_on_a_read_only_or_full_file_system_is_refused_before_anything_runs(tmp_path, fs, why):
+    """A mkdir traceback, or a 0-byte report.json after the whole search."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare: a tmpfs of its own in a private mount namespace")
+    mount = {"read-only": 'mount -t tmpfs -o size=64k,ro tmpfs "$1"',
+             "full": 'mount -t tmpfs -o size=16k tmpfs "$1" && { dd if=/dev/zero of="$1/fill" bs=4k count=8; true; }'}
+    where = tmp_path / "mnt"
+    where.mkdir()
+    feedback = AnswerServer({"sink": {"received": 0}})
+    try:
+        result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                 mount[fs] + ' 2>/dev/null && shift && exec "$@"', "sh", str(where), sys.executable,
+                                 "-m", "loggend", "find-limit", "--config", "/dev/null", "--target",
+                                 f"127.0.0.1:{R.free_port(tcp=False)}", "--feedback", f"sink:{feedback.url}",
+                                 "--report-dir", str(where / "report")],
+                                capture_output=True, text=True, timeout=60, cwd=ROOT, env=child_environ())
+    finally:
+        feedback.close()
+    assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"loggend: error: --report-dir: {str(where / 'report')!r} is not allowed; "
+                                          f"{why}"]
+    assert feedback.requests == 0                                    # checked before anything else
+
+
+def test_a_short_max_time_still_runs_the_trial_it_has_room_for(tmp_path):
+    """``--max-time 5s --trial 3s`` ran no trial and said "--max-time 5 s reached" after 1.96 s: the run's
+    start-up ate the first trial's time."""
+    rx = Throttled(tmp_path, 8000, 400)
+    try:
+        result = find_limit(tmp_path / "report", f"127.0.0.1:{rx.port}", f"command:cat {rx.count}",
+                            "--start-rate", "1k", "--max-time", "5s", "--trial", "3s", "--pause", "1s", timeout=120)
+    finally:
+        rx.stop()
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [(t["rate"], t["verdict"]) for t in report["trials"]] == [(1000, "pass")], result.stdout
+    assert report["stopped"] == "--max-time 5 s reached" and result.returncode == 1
+    assert "no confirmed limit (--max-time 5 s reached): 1,000 ev/s passed; no higher rate was tried" in result.stdout

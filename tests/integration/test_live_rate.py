@@ -247,3 +247,34 @@ def test_a_reload_while_paused_stays_paused_and_its_profile_waits_for_the_resume
     wait_until(lambda: len(rx.arrivals) > mark + 1000, timeout=5, what="datagrams after the resume")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0 and "restarts    0" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_rate_below_1_is_refused_live_as_it_would_show_as_0_which_means_unlimited(tmp_path, receivers, loggend):
+    """``ctl rate 0.0000001`` was taken and shown as 0 ev/s; halving 1 ev/s made 0.5, shown as 0 too."""
+    from loggend.control.ctlsocket import request
+    (rx,) = receivers(1)
+    sock = str(tmp_path / "ctl.sock")
+    proc = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="1"), "--control-socket", sock)
+    proc.wait_line("(1/1 running)")
+    refused = ctl(sock, "rate", "0.0000001")
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "loggend: error: rate: '0.0000001' is not allowed; expected events per second of at least 1, or 0 (unlimited)")
+    reply = request(sock, "rate 0.4")                       # the run itself refuses it too, not only the ctl command
+    assert reply["ok"] is False and reply["usage"] and "at least 1, or 0 (unlimited)" in reply["message"]
+    assert ctl(sock, "profile", "constant:0.5/1s,constant:1k").returncode == 2
+    proc.signal(signal.SIGUSR2)
+    proc.wait_line("SIGUSR2: ignored: a rate would be under 1 ev/s, the least a rate may be but 0", stream="err")
+    assert status(sock)["target_rate"] == 1 and status(sock)["changes"] == 0
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+def test_find_limit_refuses_a_rate_below_1_before_it_sends(tmp_path):
+    """``--start-rate 0.4 --max-rate 0.4`` said "from 0 ev/s", flooded (rate 0 is unlimited), then ZeroDivisionError."""
+    result = run_loggend("find-limit", "--config", "/dev/null", "--target", f"127.0.0.1:{free_port(tcp=False)}",
+                         "--feedback", "command:echo 0", "--start-rate", "0.4", "--max-rate", "0.4",
+                         "--report-dir", str(tmp_path / "report"), timeout=30)
+    assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+    assert result.stderr.strip() == ("loggend: error: --start-rate: '0.4' is not allowed; expected events per second "
+                                     "of at least 1, or 0 (unlimited)")

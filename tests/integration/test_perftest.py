@@ -5,10 +5,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import ROOT, alive, wait_until
+from tests.conftest import ROOT, alive, child_environ, wait_until
 
 SCRIPT = ROOT / "scripts" / "test.sh"
 
@@ -101,3 +102,26 @@ def test_a_report_dir_it_cannot_write_is_refused_before_the_run(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert lines == [f"loggend: error: --report-dir: {str(where)!r} is not allowed; {why}"], lines
         assert "received" not in result.stdout                       # nothing ran
+
+
+@pytest.mark.slow
+def test_a_sigkilled_perftest_takes_its_run_with_it(tmp_path):
+    """perftest starts its run in a session of its own: SIGKILLed, it left the run sending to the end of --duration."""
+    report = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "loggend", "perftest", "--no-optimize", "--duration", "120s",
+                             "--rate", "5k", "--workers", "1", "--ports", free_port_pair(), "--sink-processes", "1",
+                             "--report-dir", str(report)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True,
+                            env=child_environ())
+    run = 0
+    try:
+        run = int(wait_until(lambda: (report / "ready.json").exists() and json.loads((report / "ready.json")
+                                                                                     .read_text())["pid"],
+                             timeout=60, what="the run perftest starts"))
+        os.kill(proc.pid, signal.SIGKILL)                     # perftest alone, not its process group
+        proc.wait(10)
+        wait_until(lambda: not alive(run), timeout=30, what="the run to end with perftest")
+    finally:
+        for pid in (proc.pid, run):
+            if pid and alive(pid):
+                os.killpg(pid, signal.SIGKILL)

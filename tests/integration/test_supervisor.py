@@ -198,6 +198,16 @@ def test_memory_limit_is_enforced(tmp_path, receivers, loggend):
     assert "summary:" in proc.stdout
 
 
+def test_the_memory_limit_is_said_once(tmp_path, receivers, loggend):
+    """It was said again at the summary's last measure, as "... in 1 processes"."""
+    rx = receivers(1)
+    proc = loggend("run", "--config", config(tmp_path, rx, workers=1, rate=100, memory_limit="1M"))
+    assert proc.wait(30) == 1
+    lines = [x for x in proc.stderr.splitlines() if "memory limit exceeded" in x]
+    said = r" in (1 process|[2-9] processes) > 1\.0 MiB; stopping$"
+    assert len(lines) == 1 and re.search(said, lines[0]), proc.stderr
+
+
 def test_a_worker_that_cannot_boot_stops_the_supervisor(tmp_path, loggend):
     proc = loggend("run", "--config", "/dev/null", "--target", "255.255.255.255:9", "--workers", "4",
                    "--dashboard", "off")

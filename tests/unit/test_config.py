@@ -25,7 +25,7 @@ def test_bad_durations_name_the_key(text):
 
 
 @pytest.mark.parametrize("text,rate", [("0", 0), ("50000", 50000), ("250k", 250_000), ("4M", 4_000_000),
-                                       ("1.5k", 1500), (7, 7.0)])
+                                       ("1.5k", 1500), (7, 7.0), ("1", 1.0), (0, 0.0)])
 def test_rates(text, rate):
     assert parse_rate("--rate", text) == rate
 
@@ -33,6 +33,12 @@ def test_rates(text, rate):
 @pytest.mark.parametrize("text", ["-5", "fast", "1G", "2e9", "nan"])
 def test_bad_rates(text):
     with pytest.raises(ConfigError, match="--rate"):
+        parse_rate("--rate", text)
+
+
+@pytest.mark.parametrize("text", ["0.4", "0.0000001", 0.999, "0.5"])
+def test_rates_between_0_and_1_are_refused_they_would_show_and_round_as_0_unlimited(text):
+    with pytest.raises(ConfigError, match=r"^--rate: .* expected events per second of at least 1, or 0 \(unlimited\)$"):
         parse_rate("--rate", text)
 
 

@@ -186,3 +186,124 @@ def test_the_count_after_a_pause_is_from_a_sample_taken_after_it(tmp_path):
     assert reading.as_of >= since and feedback.reads >= 1
     undated = FindLimit(BASE, CommandFeedback("echo 5", "command:echo 5"), [], tmp_path)
     assert undated.fresh_feedback(time.time() + 100).total == 5          # a receiver that does not date: read once
+
+
+# --- what the feedback answers: bad answers are one line, a slow one has a deadline -----------------------
+
+@pytest.fixture
+def answers():
+    from tests.support.http_answers import AnswerServer
+    server = AnswerServer()
+    yield server
+    server.close()
+
+
+def prometheus(*values):
+    return {"status": "success", "data": {"resultType": "vector",
+                                          "result": [{"metric": {}, "value": [1.5, v]} for v in values]}}
+
+
+@pytest.mark.parametrize("answer,why", [
+    ({"sink": {"received": None}}, "sink.received in /api/metrics is None, not a count of events"),
+    ({"sink": {"received": "12x"}}, "sink.received in /api/metrics is '12x', not a count of events"),
+    ({"sink": {"received": 5, "unsequenced": -3}}, "sink.unsequenced in /api/metrics is -3, not a count of events"),
+    ({"sink": {"received": 5, "duplicates": 1e400}}, "sink.duplicates in /api/metrics is inf, not a count"),
+    ({"sink": {"received": True}}, "sink.received in /api/metrics is True, not a count of events"),
+])
+def test_a_sink_answer_that_is_not_a_count_is_one_line_naming_it(answers, answer, why):
+    """null, "12x", -3, 1e400: TypeError, ValueError or OverflowError tracebacks before."""
+    answers.answer = answer
+    with pytest.raises(FeedbackError) as err:
+        parse_feedback(f"sink:{answers.url}").read()
+    assert str(err.value) == f"{answers.url}: {why}" or str(err.value).startswith(f"{answers.url}: {why}")
+
+
+@pytest.mark.parametrize("answer,why", [
+    (prometheus("NaN"), "a sample is 'NaN', not a count of events"),
+    (prometheus("10", "+Inf"), "a sample is '+Inf', not a count of events"),
+    (prometheus("-1"), "a sample is '-1', not a count of events"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}},
+     "a sample is None, not a count of events"),
+    ({"status": "success"}, "returned None, not an instant vector or a scalar"),
+    ({"status": "success", "data": {"resultType": "scalar", "result": [1.5, "1e999"]}},
+     "a sample is '1e999', not a count of events"),
+    ({"status": "success", "data": {"resultType": "matrix", "result": []}}, "returned {'resultType': 'matrix'"),
+])
+def test_a_prometheus_answer_that_is_not_a_count_is_one_line_naming_it(answers, answer, why):
+    """NaN, +Inf, no data: ValueError, OverflowError, KeyError tracebacks before."""
+    answers.answer = answer
+    with pytest.raises(FeedbackError) as err:
+        parse_feedback(f"prometheus:{answers.url}", "sum(x)").read()
+    assert str(err.value).startswith(f"{answers.url}: query 'sum(x)' {why}" if why.startswith("returned") else
+                                     f"{answers.url}: query 'sum(x)': {why}"), str(err.value)
+
+
+def test_good_answers_are_read_as_counts(answers):
+    answers.answer = prometheus("1200", "34.4")
+    assert parse_feedback(f"prometheus:{answers.url}", "sum(x)").read().total == 1234
+    answers.answer = {"sink": {"received": 100, "duplicates": 4, "lost": -1}, "time": 12.5}   # lost: gaps - late
+    reading = parse_feedback(f"sink:{answers.url}").read()
+    assert reading.total == 96 and reading.as_of == 12.5 and reading.figures["lost"] == -1
+    assert CommandFeedback("echo " + "9" * 30, "x").read is not None
+    with pytest.raises(FeedbackError, match="its last number is '9{30}', not a count of events"):
+        CommandFeedback("echo " + "9" * 30, "x").read()
+
+
+def test_a_reading_has_a_deadline_however_slowly_the_answer_trickles():
+    """One byte every 0.2 s never let a per-read timeout of 5 s expire: the reading hung for ever."""
+    from loggend.tools.feedback import HTTP_TIMEOUT
+    from tests.support.http_answers import TrickleServer
+    server = TrickleServer(0.2)
+    try:
+        began = time.monotonic()
+        with pytest.raises(FeedbackError, match=f"no whole answer within {HTTP_TIMEOUT:g} s"):
+            parse_feedback(f"sink:{server.url}").read()
+        assert HTTP_TIMEOUT <= time.monotonic() - began < HTTP_TIMEOUT + 2
+    finally:
+        server.close()
+
+
+def test_a_summary_with_nothing_failed_yet_says_so():
+    """It read "2,000 ev/s passed, - did not"."""
+    from loggend.tools.limitsearch import Outcome
+    assert Outcome(limit=2000, stopped="interrupted").summary() == \
+        "no confirmed limit (interrupted): 2,000 ev/s passed; no higher rate was tried"
+
+
+def test_max_time_too_short_for_a_first_trial_says_what_was_missing():
+    out = Receiver(30_000).search(Settings(**{**BASE.__dict__, "max_time": 10})).run()
+    assert out.trials == [] and out.summary() == \
+        "no limit (--max-time 10 s: 10.0 s left, too little for a 10 s trial and its 1 s pause)"
+
+
+FINISH_UNDER_A_FULL_DISK = """
+import resource, sys
+from pathlib import Path
+from loggend.tools.feedback import CommandFeedback
+from loggend.tools.findlimit import FindLimit
+from loggend.tools.limitsearch import LossCriterion, Outcome, Trial, judge
+from tests.unit.test_limitsearch import BASE
+finder = FindLimit(BASE, CommandFeedback("echo 0", "command:echo 0"), [], Path(sys.argv[1]))
+trials = [judge(Trial(n + 1, 1000.0 * 2 ** n, 10, 10_000 * 2 ** n, 10_000 * 2 ** n, 10_000 * 2 ** n),
+                [LossCriterion(0.1)]) for n in range(3)]
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))    # the disk is full: no file grows past 1,000 bytes
+sys.exit(finder.finish(Outcome(limit=4000.0, trials=trials, stopped="--max-time 60 s reached"), 0.0, ""))
+"""
+
+
+def test_a_full_disk_at_the_end_keeps_the_verdict_and_the_old_report(tmp_path):
+    """A full disk at the end left a traceback and a truncated report.json."""
+    import subprocess
+    import sys
+
+    from loggend.errors import EXIT_REPORT_FAILED
+    from tests.conftest import ROOT, child_environ
+    (tmp_path / "report.json").write_text('{"old": true}')
+    result = subprocess.run([sys.executable, "-c", FINISH_UNDER_A_FULL_DISK, str(tmp_path)], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT, env=child_environ())
+    assert result.returncode == EXIT_REPORT_FAILED and result.stderr == "", result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "no confirmed limit (--max-time 60 s reached): 4,000 ev/s passed; no higher rate was tried",
+        f"find-limit: the report could not be written in {tmp_path}: File too large"]
+    assert (tmp_path / "report.json").read_text() == '{"old": true}'          # whole or not at all
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "report.html").exists()

@@ -106,6 +106,8 @@ def test_the_yaml_list_and_the_compact_form_are_the_same_profile():
     ("burst:1k-2k/10s/5s", "peak_for shorter than every"),
     ("sine:5k-1k/10s", "min <= max"),
     ("steps:1k-5k+0/10s", "a step above 0"),
+    ("constant:0.4", "rate in events per second: 0 (none), or from 1 to"),
+    ("ramp:0-2k/1s,sine:0.5-2/3s", "min in events per second: 0 (none), or from 1 to"),
     ([{"ramp": {"from": "1k", "for": "3s"}}], "a ramp segment with from, to, for"),
     ([{"ramp": {"from": "1k", "to": "2k", "for": "3s", "peak": 1}}], "a ramp segment with"),
     ([{"zigzag": {}}], "segments such as"),
