@@ -25,8 +25,10 @@ too old to make up), ``DOWN_NS`` (time the index had no worker sending, after th
 ``BLOCKED_NS`` (time spent waiting for the receiver: push-back), ``RECONNECTS`` and
 ``POSSIBLY_LOST`` (TCP/TLS: connections re-opened, and messages still in the kernel's send queue
 when a connection dropped), ``LINK_DOWN`` (TCP/TLS, a gauge: 1 while the worker has no connection),
-``DISCONNECTED_NS`` (TCP/TLS: time it had none, while it ran) and ``UNSENT_AT_CLOSE`` (TCP/TLS:
-messages still in the kernel's send queue when it closed its connection at the end).
+``DISCONNECTED_NS`` (TCP/TLS: time it had none, while it ran), ``UNSENT_AT_CLOSE`` (TCP/TLS:
+messages still in the kernel's send queue when it closed its connection at the end) and
+``PLAN_SEEN`` (the generation of the last plan it read: the supervisor waits on it to rebase an
+unlimited run on what was really sent).
 
 **Sink slot** (one per sink process; the sink process writes it): ``SINK_RECEIVED`` datagrams,
 ``SINK_BYTES``, ``SINK_GAPS`` (sequence numbers found missing when a later one arrived),
@@ -85,7 +87,7 @@ STATE_NAMES = ("empty", "starting", "running", "stopped", "failed", "ready")
 # --- worker slot ---------------------------------------------------------------------------------
 SENT, BYTES, CALLS, ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER, HEARTBEAT_NS, \
     PID, STATE, RESTARTS, STARTED_NS, TRANSPORT, FORGIVEN, DOWN_NS, STANDBY_PID, BLOCKED_NS, RECONNECTS, \
-    POSSIBLY_LOST, LINK_DOWN, DISCONNECTED_NS, UNSENT_AT_CLOSE = range(22)
+    POSSIBLY_LOST, LINK_DOWN, DISCONNECTED_NS, UNSENT_AT_CLOSE, PLAN_SEEN = range(23)
 ERROR_FIELDS = (ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER)
 ERROR_KINDS = ("refused", "queue_full", "unreachable", "other")     # the kinds, in ERROR_FIELDS order
 # Values of TRANSPORT (0 = not chosen yet).

@@ -161,7 +161,7 @@ class Worker:
     def plan_has_me(self) -> bool:
         """The plan has started and counts this worker in (one added by a reload waits for that plan)."""
         if self.plan.changed() or not self.current.started:
-            self.current = self.plan.read()
+            self._read_plan()
         return self.current.started and self.spec.index < self.current.workers
 
     # --- the loop --------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ class Worker:
         self.base_blocked, self.base_reconnects = slot[C.BLOCKED_NS], slot[C.RECONNECTS]
         self.base_possibly_lost = slot[C.POSSIBLY_LOST]
         self.base_disconnected, self.base_unsent = slot[C.DISCONNECTED_NS], slot[C.UNSENT_AT_CLOSE]
-        self.current = self.plan.read()
+        self._read_plan()
         self.pacer = Pacer(self.current, self.spec.index, slot[C.FORGIVEN], sum(self.base_errors))
         self._follow_plan()
         wall = self.wallclock()
@@ -186,6 +186,12 @@ class Worker:
         self.next_second = math.floor(wall) + 1
         self.next_tick = 0.0
         self.first = True
+
+    def _read_plan(self) -> Plan:
+        """Read the plan, and say which one this worker follows now (``PLAN_SEEN``)."""
+        self.current = self.plan.read()
+        self.slot[C.PLAN_SEEN] = self.current.generation
+        return self.current
 
     def _follow_plan(self) -> None:
         self.quota = self.pacer.quota()
@@ -202,14 +208,13 @@ class Worker:
             self.publish_link(sender)
             self.next_tick = now + TICK_SECONDS
             if self.plan.changed():
-                self.current = self.plan.read()
-                pacer.set_plan(self.current)
+                pacer.set_plan(self._read_plan())
                 self._follow_plan()
             if self.spec.index >= self.current.workers or now >= self.stop_at:
                 return None                                 # retired by a reload, or the run is over
         quota, sent = self.quota, self.sent
-        if (quota is not None and sent >= quota) or now >= self.stop_at:
-            return None
+        if now >= self.stop_at or (quota is not None and sent >= quota and now >= pacer.end):
+            return None                                     # a timed run lasts its duration: the rate may rise
         wall = self.wallclock()
         if wall >= self.next_second:                        # the pool in hand: a replay's is new every pass
             sender.pool.set_time(wall)

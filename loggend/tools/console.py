@@ -201,5 +201,8 @@ def plan_text(t: RunTotals) -> str:
     if rest > 0:
         why.append(f"{rest:,} still due when the run ended (stopped early, or still catching up)")
     short = t.shortfall or 0
+    if short < 0:
+        why.append("the workers sent past their share (a TLS write the receiver had taken part of is finished, "
+                   "or a change of rate reached them late)")
     gap = f"{short:,} short" if short > 0 else f"{-short:,} more than planned"
     return f"{t.planned:,} events, sent {t.sent:,} ({gap}): " + "; ".join(why)

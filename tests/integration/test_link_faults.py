@@ -1,7 +1,8 @@
 """A TCP/TLS run through receivers that misbehave, on real processes and real loopback sockets: a slow
 TLS reader with live pause/rate/resume loses nothing, a worker restarted while the receiver is down
 reconnects like the others, a handshake that never completes does not make a worker hung, the time
-without a connection and what was still unsent at the close are reported."""
+without a connection and what was still unsent at the close are reported, and a timed run lasts its
+duration whatever its rate does."""
 
 from __future__ import annotations
 
@@ -244,3 +245,24 @@ def test_what_sat_in_the_send_queue_at_the_close_is_reported(tmp_path):
     assert abs(s["unsent_at_close"] - not_taken) < 0.05 * not_taken + 10, (s["unsent_at_close"], not_taken)
     assert f"{s['unsent_at_close']:,} of them when it closed at the end" in result.stdout
 
+
+def test_a_timed_run_lasts_its_duration_whatever_its_rate_does(loggend, tmp_path, receivers):
+    """A profile of nothing, then unlimited and back to 1 ev/s: the run ends at its duration, with
+    every figure adding up."""
+    (rx,) = receivers(1)
+    sock, out = str(tmp_path / "ctl.sock"), tmp_path / "summary.json"
+    run = loggend(*RUN, "--target", f"127.0.0.1:{rx.port}", "--rate", "1000", "--duration", "7s",
+                  "--control-socket", sock, "--summary-json", str(out))
+    run.wait_line("(1/1 running)")
+    t0 = time.monotonic()
+    ctl(sock, "profile", "constant:0/5s,repeat")            # nothing due at all
+    time.sleep(1.5)
+    assert run.proc.poll() is None                           # not "all sent"
+    ctl(sock, "rate", "0")
+    time.sleep(0.3)
+    ctl(sock, "rate", "1")
+    assert run.wait(40) == 0, run.stderr
+    assert time.monotonic() - t0 > 4.0                       # it ran to its end, about 6 s from the first change
+    s = json.loads(out.read_text())
+    assert s["sent"] == s["planned"] and "all sent" in run.stdout
+    assert s["seconds"] > 6.5
