@@ -169,6 +169,32 @@ def test_a_worker_restarted_while_the_receiver_is_down_reconnects_like_the_other
     assert s["workers"][0]["disconnected_seconds"] > 0.5          # the replacement's time without a connection too
 
 
+
+def test_a_worker_added_by_a_reload_while_the_receiver_is_down_dials_like_the_others(loggend, tmp_path):
+    """2 workers, the TCP receiver gone, a SIGHUP to 3: the new worker cannot connect at first and
+    keeps trying; the run goes on and every worker sends once the receiver is back."""
+    port = free_port(udp=False)
+    first = start_sink(loggend, port, "--protocol", "tcp")
+    path, out = tmp_path / "loggen.yaml", tmp_path / "summary.json"
+    keys = f"target: 127.0.0.1:{port}\nprotocol: tcp\nrate: 4000\nduration: 12s\ndashboard: off\n"
+    path.write_text(keys + "workers: 2\n")
+    run = loggend("run", "--config", str(path), "--summary-json", str(out))
+    run.wait_line("(2/2 running)")
+    first.signal(signal.SIGTERM)
+    assert first.wait(20) == 0
+    run.wait_line("reconnecting", stream="err")
+    path.write_text(keys + "workers: 3\n")
+    run.signal(signal.SIGHUP)
+    run.wait_line("worker 2: tcp to", stream="err")                # its first attempt failed: it says so
+    mark = len(run.err)
+    second = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
+    run.wait_line(f"worker 2: tcp to 127.0.0.1:{port} connected", stream="err", after=mark)   # once it can
+    assert run.wait(40) == 0, run.stderr
+    assert "could not start sending" not in run.stderr
+    assert second.wait(20) == 0
+    s = json.loads(out.read_text())
+    assert len(s["workers"]) == 3 and all(w["sent"] > 0 for w in s["workers"])
+
 def test_a_handshake_that_never_completes_does_not_make_the_worker_hung(loggend, pki, tmp_path):
     """With hung_timeout 1s, the TLS receiver is replaced by one that accepts and never answers the
     handshake: the worker's heartbeat goes on while it dials, it is not killed, and the run ends
