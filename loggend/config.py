@@ -221,8 +221,8 @@ def parse_processes(key: str, value: object) -> int:
 
 def default_processes(protocol: str, workers: int, cpus: tuple[int, ...]) -> int:
     """``worker_processes: 0``: over UDP one process per CPU (a send never blocks for long); over
-    TCP and TLS one per worker, because a connection that stalls (a connect waits up to 5 s) would
-    hold up every other worker of its process."""
+    TCP and TLS one per worker, because a receiver that pushes back (each send waits up to 0.1 s)
+    would hold up every other worker of its process."""
     return len(cpus) if protocol == "udp" and cpus else workers
 
 

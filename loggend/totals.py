@@ -214,7 +214,9 @@ class WorkerTotals:
     down_seconds: float = 0.0            # time the index had no worker sending (after the start)
     blocked_seconds: float = 0.0         # TCP/TLS: time waiting for the receiver to read (push-back)
     reconnects: int = 0                  # TCP/TLS: connections re-opened after a drop
-    possibly_lost: int = 0               # TCP/TLS: in the kernel's send queue when a connection dropped
+    possibly_lost: int = 0               # TCP/TLS: in the kernel's send queue when a connection dropped or closed
+    unsent_at_close: int = 0             # TCP/TLS: of those, still in the queue when it closed at the end
+    disconnected_seconds: float = 0.0    # TCP/TLS: time without a connection while it ran
     outliers: int = 0                    # of its stream's numbers at the sink, set aside as implausible
     before: int = 0                      # numbers before the first one the sink received
     after: int = 0                       # numbers after the last one (none received: the whole stream)
@@ -225,7 +227,8 @@ class WorkerTotals:
                                "restarts": self.restarts, "forgiven": self.forgiven,
                                "down_seconds": round(self.down_seconds, 3),
                                "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
-                               "possibly_lost": self.possibly_lost}
+                               "possibly_lost": self.possibly_lost, "unsent_at_close": self.unsent_at_close,
+                               "disconnected_seconds": round(self.disconnected_seconds, 3)}
         if self.received is not None:
             doc.update(received=self.received, lost=self.lost, outliers=self.outliers,
                        not_seen_before=self.before, not_seen_after=self.after)
@@ -294,6 +297,14 @@ class RunTotals:
     @property
     def possibly_lost(self) -> int:
         return sum(w.possibly_lost for w in self.workers)
+
+    @property
+    def unsent_at_close(self) -> int:
+        return sum(w.unsent_at_close for w in self.workers)
+
+    @property
+    def disconnected_seconds(self) -> float:
+        return sum(w.disconnected_seconds for w in self.workers)
 
     @property
     def refused(self) -> int:
@@ -369,8 +380,9 @@ class RunTotals:
                 index=i, port=ports[i % len(ports)] if ports else None, cpu=cpus[i % len(cpus)] if cpus else None,
                 state=s.state_name, sent=s.sent, bytes=s.bytes, errors=dict(zip(ERROR_KINDS, s.errors)),
                 restarts=s.restarts, received=received, lost=lost, forgiven=s.forgiven, down_seconds=s.down_ns / 1e9,
-                blocked_seconds=s.blocked_ns / 1e9, reconnects=s.reconnects, possibly_lost=s.possibly_lost,
-                outliers=outliers, before=before, after=after))
+                blocked_seconds=s.blocked_ns / 1e9, reconnects=s.reconnects,
+                possibly_lost=s.possibly_lost + s.unsent_at_close, unsent_at_close=s.unsent_at_close,
+                disconnected_seconds=s.disconnected_ns / 1e9, outliers=outliers, before=before, after=after))
         return cls(target=target, rate=rate, seconds=seconds, sent=sum(s.sent for s in snapshots),
                    bytes=sum(s.bytes for s in snapshots), errors=error_counts(snapshots),
                    restarts=sum(s.restarts for s in snapshots), transport=transports(snapshots),
@@ -385,7 +397,8 @@ class RunTotals:
             "bytes": self.bytes, "mean_rate": self.mean_rate, "planned": self.planned, "shortfall": self.shortfall,
             "forgiven": self.forgiven, "errors": self.errors, "restarts": self.restarts,
             "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
-            "possibly_lost": self.possibly_lost,
+            "possibly_lost": self.possibly_lost, "unsent_at_close": self.unsent_at_close,
+            "disconnected_seconds": round(self.disconnected_seconds, 3),
             "peak_memory_bytes": self.peak_memory, "transport": self.transport or "-",
             "workers": [{**w.document(), "lost": None} if self.unknown else w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,

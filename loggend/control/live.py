@@ -122,12 +122,13 @@ class LiveRate:
             return False, why
         if self.plan.pause is not None:
             return True, "already paused"
-        phase = self.plan.phase(now)
-        settled = self.pool.settled(self.plan, now)
+        before = self.plan                  # settling an unlimited plan publishes one of its own
+        phase = before.phase(now)
+        settled = self.pool.settled(before, now)
         plan = settled.paused_at(now)
-        if settled is not self.plan and plan.pause is not None:    # an unlimited run resumes unlimited
-            plan = replace(plan, pause=replace(plan.pause, profile=self.plan.profile, phase=phase))
-        return True, self._apply(plan, f"paused: {describe(self.plan.profile)} frozen {phase:.1f} s in", by)
+        if settled is not before and plan.pause is not None:       # an unlimited run resumes unlimited
+            plan = replace(plan, pause=replace(plan.pause, profile=before.profile, phase=phase))
+        return True, self._apply(plan, f"paused: {describe(before.profile)} frozen {phase:.1f} s in", by)
 
     def resume(self, by: str) -> tuple[bool, str]:
         now = self.now_ns()

@@ -455,9 +455,8 @@ class Supervisor:
         self.remove_ready_file()
         self.log(f"config {self.config.source}: {self.config.describe()}")
         if self.config.protocol != "udp" and self.config.worker_processes < self.config.workers:
-            self.log(f"{self.config.protocol}: several workers per process: a connection that stalls (a connect "
-                     f"waits up to 5 s) holds up the other workers of its process; a hung_timeout below that "
-                     f"times the workers per process can take it for hung", WARNING)
+            self.log(f"{self.config.protocol}: several workers per process: a receiver that pushes back (each send "
+                     f"waits up to 0.1 s) holds up the other workers of its process", WARNING)
         if self.config.profile().unlimited and not self.config.duration:
             self.log("rate 0 and duration 0: sending as fast as it can, until stopped (set rate and duration, "
                      "e.g. --rate 10k --duration 5m, for a bounded run)", WARNING)

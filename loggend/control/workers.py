@@ -47,6 +47,8 @@ START_LEAD_NS = 50_000_000       # with a start time: the plan goes out this lon
 START_POLL_SECONDS = 0.005       # until every worker is ready, look this often
 HANDOVER_TIMEOUT = 30.0          # replacements not ready by then: the old workers are stopped anyway
 HANDOVER_POLL = 0.005
+SETTLE_TIMEOUT = 1.0             # leaving an unlimited rate: at most this long for every worker to stop
+SETTLE_POLL = 0.002
 READY_STATES = (C.STATE_READY, C.STATE_RUNNING)
 
 
@@ -274,10 +276,28 @@ class WorkerPool:
 
     def settled(self, plan: Plan, t_ns: int) -> Plan:
         """``plan``, rebased on what every index has done when it is an unlimited one that runs
-        (its due counts are infinite, so no other profile could continue from them)."""
+        (its due counts are infinite, so no other profile could continue from them). The workers
+        go on sending until they see a new plan: a first one with nothing more due stops them, and
+        the plan is rebased once more when every running one has read it (``PLAN_SEEN``), on counts
+        that no longer move. Rebased on the first counts only, what they sent meanwhile was more
+        than planned, and a worker that found itself past its quota ended a timed run early."""
         if not plan.started or plan.pause is not None or not plan.unlimited:
             return plan
-        return plan.rebased(t_ns, tuple(self._accounted(i) for i in range(plan.workers)))
+        held = plan.rebased(t_ns, tuple(self._accounted(i) for i in range(plan.workers)))
+        self.publish(held)
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not self._all_seen(held) and time.monotonic() < deadline:
+            time.sleep(SETTLE_POLL)
+        return held.rebased(t_ns, tuple(self._accounted(i) for i in range(plan.workers)))
+
+    def _all_seen(self, plan: Plan) -> bool:
+        """Every worker that is sending (a live process) has read ``plan``."""
+        for i in range(plan.workers):
+            slot = self.shared.block.slot(i)
+            if (slot[C.STATE] == C.STATE_RUNNING and slot[C.PLAN_SEEN] < plan.generation
+                    and not process_gone(slot[C.PID])):
+                return False
+        return True
 
     def _accounted(self, index: int) -> int:
         """Everything an index has sent, forgiven or had refused: where a new epoch starts it."""

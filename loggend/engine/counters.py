@@ -24,7 +24,11 @@ calls), the four ``ERROR_FIELDS`` (events refused, by ``ERROR_KINDS``), ``HEARTB
 too old to make up), ``DOWN_NS`` (time the index had no worker sending, after the start),
 ``BLOCKED_NS`` (time spent waiting for the receiver: push-back), ``RECONNECTS`` and
 ``POSSIBLY_LOST`` (TCP/TLS: connections re-opened, and messages still in the kernel's send queue
-when a connection dropped).
+when a connection dropped), ``LINK_DOWN`` (TCP/TLS, a gauge: 1 while the worker has no connection),
+``DISCONNECTED_NS`` (TCP/TLS: time it had none, while it ran), ``UNSENT_AT_CLOSE`` (TCP/TLS:
+messages still in the kernel's send queue when it closed its connection at the end) and
+``PLAN_SEEN`` (the generation of the last plan it read: the supervisor waits on it to rebase an
+unlimited run on what was really sent).
 
 **Sink slot** (one per sink process; the sink process writes it): ``SINK_RECEIVED`` datagrams,
 ``SINK_BYTES``, ``SINK_GAPS`` (sequence numbers found missing when a later one arrived),
@@ -86,7 +90,7 @@ STATE_NAMES = ("empty", "starting", "running", "stopped", "failed", "ready")
 # --- worker slot ---------------------------------------------------------------------------------
 SENT, BYTES, CALLS, ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER, HEARTBEAT_NS, \
     PID, STATE, RESTARTS, STARTED_NS, TRANSPORT, FORGIVEN, DOWN_NS, STANDBY_PID, BLOCKED_NS, RECONNECTS, \
-    POSSIBLY_LOST = range(19)
+    POSSIBLY_LOST, LINK_DOWN, DISCONNECTED_NS, UNSENT_AT_CLOSE, PLAN_SEEN = range(23)
 ERROR_FIELDS = (ERR_REFUSED, ERR_QUEUE_FULL, ERR_UNREACHABLE, ERR_OTHER)
 ERROR_KINDS = ("refused", "queue_full", "unreachable", "other")     # the kinds, in ERROR_FIELDS order
 # Values of TRANSPORT (0 = not chosen yet).
@@ -132,6 +136,9 @@ class SlotSnapshot:
     blocked_ns: int = 0
     reconnects: int = 0
     possibly_lost: int = 0
+    link_down: bool = False
+    disconnected_ns: int = 0
+    unsent_at_close: int = 0
 
     @property
     def state_name(self) -> str:
@@ -193,7 +200,8 @@ class CounterBlock:
             heartbeat_ns=v[HEARTBEAT_NS], pid=v[PID], state=v[STATE], restarts=v[RESTARTS],
             started_ns=v[STARTED_NS], transport=TRANSPORT_NAMES.get(v[TRANSPORT], ""),
             forgiven=v[FORGIVEN], down_ns=v[DOWN_NS], blocked_ns=v[BLOCKED_NS], reconnects=v[RECONNECTS],
-            possibly_lost=v[POSSIBLY_LOST],
+            possibly_lost=v[POSSIBLY_LOST], link_down=bool(v[LINK_DOWN]), disconnected_ns=v[DISCONNECTED_NS],
+            unsent_at_close=v[UNSENT_AT_CLOSE],
         )
 
     def snapshots(self, count: int | None = None) -> list[SlotSnapshot]:

@@ -45,6 +45,7 @@ from loggend.engine.transport import Sender, Sending, TransportError, choose, fa
 
 TICK_SECONDS = 0.1            # heartbeat / error / plan publication interval
 COUNT_GRACE = 1.0             # a timed run may overrun its end this long to finish its count
+SETTLE_SECONDS = 1.0          # TCP/TLS at the end: at most this long for the kernel's queue to empty
 ERROR_BACKOFF = 0.001         # no look for this long after a failed send: a dead target never spins a core
 
 
@@ -81,6 +82,7 @@ class Worker:
         self.sender: Sending | None = None
         self.link = ""                    # TCP/TLS: the connection's state as last logged
         self.base_blocked = self.base_reconnects = self.base_possibly_lost = 0     # a previous life's counts
+        self.base_disconnected = self.base_unsent = 0
         self.current: Plan = plan.plan      # the plan as last read
         # the loop's state (``begin``): counts so far and at the start, the pace, the next looks
         self.sent = self.base_bytes = self.base_calls = 0
@@ -108,8 +110,9 @@ class Worker:
             if spec.protocol == "udp":
                 sender, why = choose(spec.transport, open_socket(spec.host, spec.port), pool)
             else:
-                sender, why = open_stream(pool, spec.host, spec.port, spec.target_name,
-                                          spec.tls if spec.protocol == "tls" else None)
+                sender, why = open_stream(pool, spec.host, spec.port, spec.target_name,   # a run under way:
+                                          spec.tls if spec.protocol == "tls" else None,    # no boot failure
+                                          connect=not plan.started)
         except (OSError, TransportError, ValueError, EOFError, zlib.error) as err:   # a replay file gone bad
             self.log(f"worker {spec.index}: cannot start sending to {spec.host}:{spec.port}: {err}", ERR)
             if not spec.takes_over:
@@ -158,7 +161,7 @@ class Worker:
     def plan_has_me(self) -> bool:
         """The plan has started and counts this worker in (one added by a reload waits for that plan)."""
         if self.plan.changed() or not self.current.started:
-            self.current = self.plan.read()
+            self._read_plan()
         return self.current.started and self.spec.index < self.current.workers
 
     # --- the loop --------------------------------------------------------------------------------------
@@ -174,7 +177,8 @@ class Worker:
         self.base_errors = [slot[f] for f in C.ERROR_FIELDS]
         self.base_blocked, self.base_reconnects = slot[C.BLOCKED_NS], slot[C.RECONNECTS]
         self.base_possibly_lost = slot[C.POSSIBLY_LOST]
-        self.current = self.plan.read()
+        self.base_disconnected, self.base_unsent = slot[C.DISCONNECTED_NS], slot[C.UNSENT_AT_CLOSE]
+        self._read_plan()
         self.pacer = Pacer(self.current, self.spec.index, slot[C.FORGIVEN], sum(self.base_errors))
         self._follow_plan()
         wall = self.wallclock()
@@ -182,6 +186,12 @@ class Worker:
         self.next_second = math.floor(wall) + 1
         self.next_tick = 0.0
         self.first = True
+
+    def _read_plan(self) -> Plan:
+        """Read the plan, and say which one this worker follows now (``PLAN_SEEN``)."""
+        self.current = self.plan.read()
+        self.slot[C.PLAN_SEEN] = self.current.generation
+        return self.current
 
     def _follow_plan(self) -> None:
         self.quota = self.pacer.quota()
@@ -198,14 +208,13 @@ class Worker:
             self.publish_link(sender)
             self.next_tick = now + TICK_SECONDS
             if self.plan.changed():
-                self.current = self.plan.read()
-                pacer.set_plan(self.current)
+                pacer.set_plan(self._read_plan())
                 self._follow_plan()
             if self.spec.index >= self.current.workers or now >= self.stop_at:
                 return None                                 # retired by a reload, or the run is over
         quota, sent = self.quota, self.sent
-        if (quota is not None and sent >= quota) or now >= self.stop_at:
-            return None
+        if now >= self.stop_at or (quota is not None and sent >= quota and now >= pacer.end):
+            return None                                     # a timed run lasts its duration: the rate may rise
         wall = self.wallclock()
         if wall >= self.next_second:                        # the pool in hand: a replay's is new every pass
             sender.pool.set_time(wall)
@@ -228,15 +237,29 @@ class Worker:
         return min(wait, TICK_SECONDS) if wait > 0 else 0.0  # not woken for the tick: at most 20 ms late
 
     def finish(self, done: bool) -> None:
-        """The slot says stopped (after a crash in the loop too); the socket is closed."""
+        """The slot says stopped (after a crash in the loop too); the socket is closed, after a moment
+        for what is still queued to go (TCP/TLS), and what did not is counted."""
         slot, sender = self.slot, self.sender
         assert sender is not None
         if done:
+            self._settle(sender)
+            sender.close()
             slot[C.FORGIVEN] = self.pacer.forgiven
+            slot[C.BYTES] = self.base_bytes + sender.bytes          # a held TLS write finished counts
+            slot[C.CALLS] = self.base_calls + sender.calls
             self.publish_link(sender)
         slot[C.HEARTBEAT_NS] = time.monotonic_ns()
         slot[C.STATE] = C.STATE_STOPPED
         sender.close()
+
+    def _settle(self, sender: Sending) -> None:
+        """TCP/TLS: a held TLS write finished, the kernel's queue given ``SETTLE_SECONDS`` to empty
+        (heartbeats going)."""
+        if not isinstance(sender, StreamSender):
+            return
+        deadline = self.clock() + SETTLE_SECONDS
+        while not sender.settle() and self.clock() < deadline:
+            self.slot[C.HEARTBEAT_NS] = time.monotonic_ns()
 
     def publish_link(self, sender: Sending) -> None:
         """Push-back time, and for TCP/TLS reconnections and what a drop may have lost (logged once)."""
@@ -246,15 +269,32 @@ class Worker:
             return
         slot[C.RECONNECTS] = self.base_reconnects + sender.reconnects
         slot[C.POSSIBLY_LOST] = self.base_possibly_lost + sender.possibly_lost
-        link = "up" if sender.sock is not None else "down"
-        if link != self.link:
-            where = f"worker {self.spec.index}: {sender.mode} to {sender.host}:{sender.port}"
-            if link == "down":
-                self.log(f"{where} lost ({sender.down_reason}); {sender.possibly_lost:,} messages possibly lost "
-                         f"so far; reconnecting", WARNING)
-            elif self.link:
-                self.log(f"{where} reconnected ({sender.reconnects} reconnects)", NOTICE)
-        self.link = link
+        slot[C.LINK_DOWN] = sender.sock is None and not sender.closed
+        slot[C.DISCONNECTED_NS] = self.base_disconnected + sender.disconnected_ns()
+        slot[C.UNSENT_AT_CLOSE] = self.base_unsent + sender.unsent_at_close
+        self._log_link(sender)
+
+    def _log_link(self, sender: StreamSender) -> None:
+        """One line when the connection goes down, when an attempt fails for a new reason, when it is back."""
+        where = f"worker {self.spec.index}: {sender.mode} to {sender.host}:{sender.port}"
+        if sender.sock is not None:
+            if self.link.startswith("down"):
+                self.log(f"{where} {'reconnected' if sender.reconnects else 'connected'} "
+                         f"({sender.reconnects} reconnects)", NOTICE)
+            self.link = "up"
+            return
+        if sender.closed or sender.dial is None and not sender.down_since:
+            return                                          # closed at the end, or not dialled yet
+        link = f"down: {sender.down_reason}"
+        if link == self.link:
+            return
+        if self.link == "up":
+            self.log(f"{where} lost ({sender.down_reason}); {sender.possibly_lost:,} messages possibly lost "
+                     f"so far; reconnecting", WARNING)
+        elif sender.down_reason:
+            self.log(f"{where}: {sender.down_reason}; trying again with back-off (what is due meanwhile is "
+                     "counted as refused)", WARNING)
+        self.link = link if sender.down_reason or self.link == "up" else self.link
 
     def _after_error(self, sender: Sending, pacer: Pacer) -> float:
         """Count and charge a failed send, or switch transport if GSO turned out unusable; the pause

@@ -18,6 +18,7 @@ from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 MB = 1e6
 BEHIND_SHOWN_BYTES = 1 << 20        # the live line says how far behind the sink is from this much queued on
 SILENT_SHOWN_SECONDS = 1.0          # ... and that it is silent when its last heartbeat is this old
+DOWN_SHOWN_SECONDS = 0.05           # a worker down (or without a connection) this long is named as a reason
 
 def errors_text(errors: dict[str, int]) -> str:
     parts = [f"{kind}={n:,}" for kind, n in errors.items() if n]
@@ -40,7 +41,10 @@ class LiveLine:
         sent = sum(s.sent for s in snaps)
         eps = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_time, self.last_sent = now, sent
-        running = sum(1 for s in snaps[:workers] if s.state == STATE_RUNNING and (alive is None or s.pid in alive))
+        live = [s for s in snaps[:workers] if s.state == STATE_RUNNING and (alive is None or s.pid in alive)]
+        running = len(live)
+        down = sum(s.link_down for s in live)
+        link = f", {down} not connected" if down else ""
         restarts = sum(s.restarts for s in snaps)
         received = ""
         if sink is not None:
@@ -52,7 +56,7 @@ class LiveLine:
         target = f"target {target}  " if target else ""
         return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  {target}sent {sent:15,}  {received}"
                 f"errors {errors_text(error_counts(snaps))}  restarts {restarts}  "
-                f"transport {transports(snaps) or '-'}  ({running}/{workers} running)")
+                f"transport {transports(snaps) or '-'}  ({running}/{workers} running{link})")
 
 
 def profile_end(text: str) -> str:
@@ -121,9 +125,11 @@ def pushback_text(t: RunTotals) -> str:
         if t.seconds else ""
     most = f", most worker {worst.index} {worst.blocked_seconds:.2f} s" if worst and len(t.workers) > 1 \
         and worst.blocked_seconds else ""
-    return (f"blocked {t.blocked_seconds:.2f} s waiting for the receiver{share}{most}; "
+    down = f"connection down {t.disconnected_seconds:.2f} s; " if t.disconnected_seconds >= DOWN_SHOWN_SECONDS else ""
+    at_close = f", {t.unsent_at_close:,} of them when it closed at the end" if t.unsent_at_close else ""
+    return (f"blocked {t.blocked_seconds:.2f} s waiting for the receiver{share}{most}; {down}"
             f"reconnects {t.reconnects:,}; possibly lost {t.possibly_lost:,} "
-            "(unsent in the kernel when a connection dropped)")
+            f"(unsent in the kernel when a connection dropped or closed{at_close})")
 
 
 def sink_summary(t: SinkTotals, run: RunTotals | None = None) -> str:
@@ -188,8 +194,10 @@ def plan_text(t: RunTotals) -> str:
         return f"{t.planned:,} events: all sent"
     why = [f"worker {w.index} was down {w.down_seconds:.1f} s ({w.forgiven:,} not made up)" if w.forgiven
            else f"worker {w.index} was down {w.down_seconds:.1f} s (made up)"
-           for w in t.workers if w.down_seconds >= 0.05]
-    stalled = sum(w.forgiven for w in t.workers if w.down_seconds < 0.05)
+           for w in t.workers if w.down_seconds >= DOWN_SHOWN_SECONDS]
+    why += [f"worker {w.index} had no connection for {w.disconnected_seconds:.1f} s" for w in t.workers
+            if w.disconnected_seconds >= DOWN_SHOWN_SECONDS]
+    stalled = sum(w.forgiven for w in t.workers if w.down_seconds < DOWN_SHOWN_SECONDS)
     if stalled:
         why.append(f"{stalled:,} given up after stalls (more than 1 s behind)")
     if t.refused:
@@ -198,5 +206,8 @@ def plan_text(t: RunTotals) -> str:
     if rest > 0:
         why.append(f"{rest:,} still due when the run ended (stopped early, or still catching up)")
     short = t.shortfall or 0
+    if short < 0:
+        why.append("the workers sent past their share (a TLS write the receiver had taken part of is finished, "
+                   "or a change of rate reached them late)")
     gap = f"{short:,} short" if short > 0 else f"{-short:,} more than planned"
     return f"{t.planned:,} events, sent {t.sent:,} ({gap}): " + "; ".join(why)

@@ -237,7 +237,9 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "errors": sum(s.errors), "restarts": s.restarts, "transport": s.transport,
             "cpu_percent": round(proc.cpu_percent, 1), "cpu_seconds": round(proc.cpu_seconds, 3),
             "rss_bytes": proc.rss_bytes, "blocked_seconds": round(s.blocked_ns / 1e9, 3),
-            "reconnects": s.reconnects, "possibly_lost": s.possibly_lost,
+            "reconnects": s.reconnects, "possibly_lost": s.possibly_lost + s.unsent_at_close,
+            "unsent_at_close": s.unsent_at_close, "disconnected_seconds": round(s.disconnected_ns / 1e9, 3),
+            "connected": None if s.transport not in ("tcp", "tls") else not s.link_down,
         })
         if streams is not None and i < len(streams):
             rows[-1]["received"] = streams[i][C.STREAM_RECEIVED]
@@ -260,7 +262,9 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
                    "restarts": sum(s.restarts for s in slots),
                    "blocked_seconds": round(sum(s.blocked_ns for s in slots) / 1e9, 3),
                    "reconnects": sum(s.reconnects for s in slots),
-                   "possibly_lost": sum(s.possibly_lost for s in slots)},
+                   "possibly_lost": sum(s.possibly_lost + s.unsent_at_close for s in slots),
+                   "unsent_at_close": sum(s.unsent_at_close for s in slots),
+                   "disconnected_seconds": round(sum(s.disconnected_ns for s in slots) / 1e9, 3)},
         "events_per_second": eps,
         "achievement_percent": achievement(rates.rate(10), target),
         "worker_status": rows,
@@ -341,9 +345,15 @@ class LoggenCollector(Collector):
                                          labels=per_worker)
         possibly = CounterMetricFamily("loggen_possibly_lost", "TCP/TLS: events still unsent in the kernel's "
                                        "queue when a connection dropped.", labels=per_worker)
+        unsent = CounterMetricFamily("loggen_unsent_at_close", "TCP/TLS: events still unsent in the kernel's queue "
+                                     "when the worker closed its connection at the end.", labels=per_worker)
+        disconnected = CounterMetricFamily("loggen_disconnected_seconds", "TCP/TLS: time the worker had no "
+                                           "connection while it ran.", labels=per_worker)
         shares = worker_shares(slots, procs)
         for i, s in enumerate(slots):
             w = [*fleet, str(i)]
+            unsent.add_metric(w, s.unsent_at_close)
+            disconnected.add_metric(w, s.disconnected_ns / 1e9)
             sent.add_metric(w, s.sent)
             nbytes.add_metric(w, s.bytes)
             batches.add_metric(w, s.calls)
@@ -360,7 +370,7 @@ class LoggenCollector(Collector):
                 cpu.add_metric(w, proc.cpu_seconds)
                 rss.add_metric(w, proc.rss_bytes)
         yield from (sent, nbytes, batches, errors, blocked, forgiven, restarts, up, cpu, rss, reconnects,
-                    possibly)
+                    possibly, unsent, disconnected)
         for name, text, value in (
                 ("loggen_target_events_per_second", "This instance's rate due now, its share of the fleet's; follows "
                  "the profile and live changes (0 = unlimited or paused).", target_rate(board)),
