@@ -189,7 +189,7 @@ def test_a_second_run_on_the_same_socket_is_refused(tmp_path, receivers, loggend
     first = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="1k"), "--control-socket", sock)
     first.wait_line("(1/1 running)")
     second = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="1k"), "--control-socket", sock)
-    assert second.wait(30) == 1
+    assert second.wait(30) == 2                                    # a path in use: bad input, found before the run
     assert f"control socket {sock}: another run is listening there" in second.stderr
     assert status(sock)["state"] == "running"                     # the first one's socket is untouched
     first.signal(signal.SIGTERM)
