@@ -59,6 +59,10 @@ RECONNECT_MAX = 2.0
 CHUNK_BYTES = 256 << 10           # at most this much per send call (bounded latency, TLS records)
 SNDBUF_BYTES = 4 << 20
 SETTLE_POLL = 0.01                # at the close: look this often whether the kernel's queue is empty
+IDLE_PROBE = 1.0                  # a connection that sent nothing this long is checked for a close before a write
+# A syslog receiver never writes to us: a connection that becomes readable, hung up or in error has been
+# closed by it (a receiver dropping idle connections), and a write into it would be lost.
+CLOSED_EVENTS = select.POLLIN | select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0x2000)
 
 
 def tls_context(tls: TlsSpec) -> ssl.SSLContext:
@@ -272,6 +276,9 @@ class StreamSender:
         self.sock = sock
         self.poll = select.poll()
         self.poll.register(sock.fileno(), select.POLLOUT)
+        self.hangup = select.poll()
+        self.hangup.register(sock.fileno(), CLOSED_EVENTS)
+        self.last_write = time.monotonic()
         self.partial = self.owed = 0
         self.retry_delay = RECONNECT_FIRST
         self.failure, self.down_reason = None, ""
@@ -367,8 +374,18 @@ class StreamSender:
     def track(self, counter: memoryview) -> None:
         self.sent = counter
 
+    def _closed_while_idle(self) -> None:
+        """After ``IDLE_PROBE`` without a write: when the receiver closed the connection meanwhile, drop
+        it, so the next write goes to a new one instead of being lost in the closed one."""
+        assert self.sock is not None
+        if self.hangup.poll(0):
+            self._dropped(ConnectionResetError(errno.ECONNRESET, "the receiver closed the idle connection"))
+            self.retry_at = time.monotonic()             # a clean close: dial again at once
+
     def send(self, budget: int) -> int:
         self.refused = 0
+        if self.sock is not None and budget and time.monotonic() - self.last_write > IDLE_PROBE:
+            self._closed_while_idle()
         if self.sock is None and not self._reconnect():
             if self.failure is not None and budget:
                 self._refuse(budget)
@@ -419,6 +436,8 @@ class StreamSender:
             self.blocked_ns += int((time.monotonic() - now) * 1e9)
         if self.sock is not None:
             self.index, self.partial = i, partial
+            if nbytes:
+                self.last_write = time.monotonic()
         self.bytes += nbytes
         self.calls += calls
         return done

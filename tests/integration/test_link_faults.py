@@ -292,3 +292,67 @@ def test_a_timed_run_lasts_its_duration_whatever_its_rate_does(loggend, tmp_path
     s = json.loads(out.read_text())
     assert s["sent"] == s["planned"] and "all sent" in run.stdout
     assert s["seconds"] > 6.5
+
+
+class ClosingReceiver:
+    """Accepts LF-framed TCP on 127.0.0.1, keeps every line, and closes the connection when told (as a
+    receiver that drops idle connections does)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.data: list[bytes] = []
+        self.connections = 0
+        self.conn: socket.socket | None = None
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with self.lock:
+                self.conn = conn
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        while chunk := conn.recv(1 << 16):
+            self.data.append(chunk)
+
+    def close_current(self) -> None:
+        with self.lock:
+            assert self.conn is not None
+            self.conn.shutdown(socket.SHUT_RDWR)
+            self.conn.close()
+
+    def seqs(self) -> list[int]:
+        return [int(line.rsplit(b" seq=", 1)[1]) for line in b"".join(self.data).split(b"\n") if b" seq=" in line]
+
+
+def test_a_connection_the_receiver_closed_while_paused_loses_nothing(tmp_path, loggend):
+    """A receiver closes the connection while the run is paused (rsyslog and loggend's sink drop idle
+    connections): the first write after the resume goes to a new connection, not into the closed one."""
+    rx = ClosingReceiver()
+    sock, out = str(tmp_path / "ctl.sock"), tmp_path / "summary.json"
+    proc = loggend(*RUN, "--target", f"127.0.0.1:{rx.port}", "--protocol", "tcp", "--framing", "lf",
+                   "--rate", "2000", "--duration", "8s", "--control-socket", sock, "--summary-json", str(out))
+    try:
+        wait_until(lambda: len(rx.seqs()) > 1000, timeout=20, what="a second of messages")
+        ctl(sock, "pause")
+        time.sleep(0.3)                                   # the last grant's bytes reach the receiver
+        rx.close_current()
+        time.sleep(1.5)                                   # idle longer than the sender's probe interval
+        ctl(sock, "resume")
+        assert proc.wait(30) == 0, proc.stderr
+    finally:
+        rx.stop.set()
+    summary = json.loads(out.read_text())
+    seqs = sorted(rx.seqs())
+    assert rx.connections == 2, rx.connections
+    assert seqs == list(range(summary["sent"])), (len(seqs), summary["sent"])
+    assert summary["possibly_lost"] == 0 and summary["reconnects"] == 1, summary
