@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from loggend import yamlsafe
+from loggend.content import mix
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
@@ -206,6 +207,16 @@ def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
         raise UsageError(f"{raw.label('rate')} and {raw.label('profile')}: give one of them "
                          "(a profile is the rate over time)")
     return (rate, None) if rate_layer > profile_layer else (0.0, profile)
+
+
+def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:
+    """``sources`` or ``estate`` (one of them): the mix's shares, and the estate's events/s (0: none)."""
+    if "sources" in raw and "estate" in raw and raw["sources"] and raw["estate"]:
+        raise UsageError(f"{raw.label('sources')} and {raw.label('estate')}: give one of them (an estate is "
+                         "turned into the shares of a mix)")
+    if raw["estate"]:
+        return mix.parse_estate(raw.label("estate"), raw["estate"])
+    return mix.parse_sources(raw.label("sources"), raw["sources"]), 0.0
 
 
 def layer(label: str) -> int:
@@ -502,6 +513,8 @@ DEFAULTS: dict[str, object] = {
     "live_interval": "auto",
     "templates": [],
     "catalogue": True,
+    "sources": "",
+    "estate": {},
     "replay": "",
     "replay_speed": 0,
     "instance": "0/1",
@@ -618,7 +631,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     framing = parse_choice(raw.label("framing"), str(raw["framing"]), STREAM_FRAMINGS)
     if protocol == "tls" and framing != "octet-counting" and "framing" in raw:
         raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
-    fmt = parse_choice(raw.label("format"), str(raw["format"]), FORMATS)
+    sources, estate_rate = parse_mix(raw)
+    fmt = "rfc3164" if sources else parse_choice(raw.label("format"), str(raw["format"]), FORMATS)
+    form = mix.check_form(raw.label("format"), raw["format"], sources) if sources and "format" in raw else ""
     max_length = parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"])
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
@@ -627,6 +642,10 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path)
     catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
     replay, timing = parse_replay(raw, path, workers, instance, instances)
+    if sources and (replay or templates or "catalogue" in raw):
+        key = "replay" if replay else "templates" if templates else "catalogue"
+        raise ConfigError(raw.label(key), raw[key], f"not with {raw.label('sources' if 'sources' in raw else 'estate')}"
+                          " (a mix of sources replaces the catalogue; the linux source is the catalogue)")
     if replay and (templates or "catalogue" in raw):
         raise ConfigError(raw.label("replay"), raw["replay"], "a file without templates or catalogue (a replay "
                           "sends the file's lines, not generated messages)")
@@ -650,10 +669,14 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         templates=templates,
         catalogue=catalogue,
         replay=replay,
+        sources=sources,
+        form=form,
     )
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))
     rate, profile = rate_or_profile(raw)
+    if estate_rate and "rate" not in raw and profile is None:
+        rate = estate_rate                         # the estate's own events/s, when no rate is given
     return Config(
         host=resolve_host(raw.label("target"), host_text),
         ports=ports,
