@@ -65,8 +65,8 @@ def find(label: str, name: str) -> Source:
 
 
 def messages(source: Source, count: int, form: str = "", seed: int = 1, utc: bool = False,
-             now: float | None = None) -> Iterator[bytes]:
-    """``count`` messages of ``source`` in ``form`` ("" its default) as a run's stream w0 sends them."""
+             now: float | None = None, stream: str = SHOW_STREAM) -> Iterator[bytes]:
+    """``count`` messages of ``source`` in ``form`` ("" its default) as a run's stream ``stream`` sends them."""
     chosen = source.form(form) if form else source.forms[0]
     if chosen is None:
         raise ConfigError("--format", form, f"a form of {source.name}: " + ", ".join(f.name for f in source.forms)
@@ -75,7 +75,7 @@ def messages(source: Source, count: int, form: str = "", seed: int = 1, utc: boo
     identity = source.identity(random.Random(f"identity:{seed}:{source.name}"))
     drafts = source.generate(identity, random.Random(f"drafts:{seed}:{source.name}"), count, chosen.name)
     for seq, draft in enumerate(islice(drafts, count)):
-        yield text(renderer.rendered(draft), SHOW_STREAM, seq)
+        yield text(renderer.rendered(draft), stream, seq)
 
 
 def show(name: str, count: int, form: str, seed: int = 1, utc: bool = False, out: BinaryIO | None = None) -> int:
