@@ -49,7 +49,7 @@ FLAG_KEYS = {
     "tls_ca": "tls_ca", "tls_cert": "tls_cert", "tls_key": "tls_key", "tls_verify": "tls_verify",
     "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
     "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval", "templates": "templates",
-    "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed", "sources": "sources", "estate": "estate",
+    "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed", "replay_wrap": "replay_wrap", "sources": "sources", "estate": "estate",
     "instance": "instance", "run_id": "run_id", "profile": "profile", "control_socket": "control_socket",
     "sink_cpus": "sink_cpus",
 }
@@ -112,6 +112,8 @@ def build_parser() -> Parser:
     run.add_argument("--estate", help="your devices instead of --sources: KIND=COUNT,... (cisco-asa=4,windows-dc=6,"
                      "linux=300): shares and, without --rate, the rate from events/s per device (docs/sources)")
     run.add_argument("--replay", help="send a captured log file's lines (plain or gzip), timestamps rewritten to now")
+    run.add_argument("--replay-wrap", help="rfc3164|rfc5424|none: the syslog header replayed lines that have none "
+                     "get (an nginx log); default rfc3164, or --format's")
     run.add_argument("--speed", help="replay with the file's own timing, this many times faster (10 or 10x); "
                      "without it, at --rate, looping over the file")
     run.add_argument("--sd-enterprise", help="RFC 5424: the private enterprise number of the loggen@N SD element")

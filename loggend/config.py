@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 import zlib
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from loggend.content import mix
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
-from loggend.engine.replay import ReplaySpec, check_sendable, file_timing
+from loggend.engine.replay import WRAPS, ReplaySpec, check_sendable, file_timing
 from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
@@ -446,7 +447,30 @@ def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
         if speed and key in raw:
             raise ConfigError(raw.label(key), raw[key], "not set with replay_speed (the file's own timing "
                               "sets the rate)")
-    return ReplaySpec(file, workers * instances, speed, first=instance * workers), timing
+    wrap = parse_wrap(raw)
+    return ReplaySpec(file, workers * instances, speed, first=instance * workers, wrap=wrap,
+                      host=socket.gethostname().split(".")[0] or "localhost", tag=file_tag(file)), timing
+
+
+def parse_wrap(raw: Raw) -> str:
+    """The header of replayed lines that are not syslog: ``replay_wrap``, or by default the ``format``'s
+    (rfc3164 unless rfc5424 is asked for). A format a replay cannot honour is refused, not ignored."""
+    wrap = parse_choice(raw.label("replay_wrap"), str(raw["replay_wrap"]), ("auto", *WRAPS))
+    fmt = str(raw["format"])
+    if "format" in raw and fmt not in ("rfc3164", "rfc5424"):
+        raise ConfigError(raw.label("format"), fmt, "rfc3164 or rfc5424 with replay (the file's lines are sent as "
+                          "they are; the format is the header of lines without one)")
+    if wrap == "auto":
+        return fmt if "format" in raw else "rfc3164"
+    if "format" in raw and wrap != "none" and wrap != fmt:
+        raise ConfigError(raw.label("replay_wrap"), wrap, f"the same as {raw.label('format')} ({fmt}), or none")
+    return wrap
+
+
+def file_tag(path: str) -> str:
+    """A replayed file's TAG: its name without extensions, in RFC 3164's TAG characters."""
+    stem = os.path.basename(path).split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]", "-", stem)[:32] or "replay"
 
 
 def _relative_to(raw: Raw, key: str, path: str) -> object:
@@ -517,6 +541,7 @@ DEFAULTS: dict[str, object] = {
     "estate": {},
     "replay": "",
     "replay_speed": 0,
+    "replay_wrap": "auto",
     "instance": "0/1",
     "run_id": "",
     "profile": [],

@@ -579,15 +579,17 @@ class Replay:
         now, utc = time.time(), spec.timezone == "utc"
         messages = []
         for line in self.source.read(index):
-            rendered, stamped = render_line(line, spec.sequence, spec.enterprise)
+            r = self.source.spec
+            rendered, stamped = render_line(line, spec.sequence, spec.enterprise, r.wrap, r.host, r.tag, utc)
             self.unstamped += not stamped
             self.lines += 1
-            if rendered.start_sites:                       # the pool patches from the time it was built at
-                head = bytearray(rendered.head)
-                for at, kind in rendered.start_sites:
-                    stamp = STAMPS[kind](now, utc)
-                    head[at:at + len(stamp)] = stamp
-                rendered = replace(rendered, head=bytes(head))
+            if rendered.start_sites or rendered.tail_sites:     # the pool patches from the time it was built at
+                head, tail = bytearray(rendered.head), bytearray(rendered.tail)
+                for part, sites in ((head, rendered.start_sites), (tail, rendered.tail_sites)):
+                    for at, kind in sites:
+                        stamp = STAMPS[kind](now, utc)
+                        part[at:at + len(stamp)] = stamp
+                rendered = replace(rendered, head=bytes(head), tail=bytes(tail))
             messages.append(assemble(rendered, self.stream, spec.framing))
         rng = random.Random(f"replay:{spec.seed}:{self.worker}:{index}")
         pool = Pool(messages, now, utc, rng, spec.sequence, self.cap)
