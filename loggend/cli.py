@@ -49,7 +49,8 @@ FLAG_KEYS = {
     "tls_ca": "tls_ca", "tls_cert": "tls_cert", "tls_key": "tls_key", "tls_verify": "tls_verify",
     "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
     "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval", "templates": "templates",
-    "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed", "replay_wrap": "replay_wrap", "sources": "sources", "estate": "estate",
+    "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed", "replay_wrap": "replay_wrap",
+    "sources": "sources", "estate": "estate",
     "instance": "instance", "run_id": "run_id", "profile": "profile", "control_socket": "control_socket",
     "sink_cpus": "sink_cpus",
 }
