@@ -345,7 +345,13 @@ class Config:
                f"{self.protocol} ({self.framing})")
         m = self.messages
         what = f"replay {m.replay.path}" if m.replay else f"format {m.format}"
-        if m.templates:
+        if m.sources:
+            whole = sum(w for _, w in m.sources) + sum(t.weight for t in m.templates)
+            what = "sources " + ", ".join(f"{n} {100 * w / whole:.1f}%" for n, w in m.sources) + \
+                (f" in their {m.form} form" if m.form else "")
+        if m.templates and m.sources:
+            what += f", {plural(len(m.templates), 'template')} {100 * sum(t.weight for t in m.templates) / whole:.1f}%"
+        elif m.templates:
             what += f", {plural(len(m.templates), 'template')}" + (" + the catalogue" if m.catalogue else " only")
         share = f"{self.instance_rate:,.0f} ev/s of the fleet's {rate}" if self.rate else "unlimited"
         fleet = f", instance {self.instance}/{self.instances} ({share})" if self.instances > 1 else ""
@@ -664,11 +670,12 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
     instance, instances = parse_instance(raw.label("instance"), raw["instance"])
-    templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path)
+    seed = parse_int(raw.label("messages.seed"), raw["messages.seed"], 0, MAX_SEED)
+    templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path, seed)
     catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
     replay, timing = parse_replay(raw, path, workers, instance, instances)
-    if sources and (replay or templates or "catalogue" in raw):
-        key = "replay" if replay else "templates" if templates else "catalogue"
+    if sources and (replay or "catalogue" in raw):
+        key = "replay" if replay else "catalogue"
         raise ConfigError(raw.label(key), raw[key], f"not with {raw.label('sources' if 'sources' in raw else 'estate')}"
                           " (a mix of sources replaces the catalogue; the linux source is the catalogue)")
     if replay and (templates or "catalogue" in raw):
@@ -684,7 +691,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         format=fmt,
         framing=framing if protocol != "udp" else "",
         enterprise=parse_int(raw.label("messages.sd_enterprise"), raw["messages.sd_enterprise"], 1, MAX_ENTERPRISE),
-        seed=parse_int(raw.label("messages.seed"), raw["messages.seed"], 0, MAX_SEED),
+        seed=seed,
         hosts=parse_int(raw.label("messages.hosts"), raw["messages.hosts"], 1, MAX_HOSTS),
         pool_size=pool_size,
         sequence=parse_bool(raw.label("messages.sequence"), raw["messages.sequence"]),

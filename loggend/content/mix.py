@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from loggend.content import registry
 from loggend.content.drafts import Renderer, conversation
 from loggend.content.model import Draft, Source
-from loggend.engine.formats import Rendered
-from loggend.engine.render import CORPUS_SIZE, NO_THREAD, STREAM_ROOM, Corpus
+from loggend.engine.formats import FORMATS, Rendered, make_format
+from loggend.engine.render import CORPUS_SIZE, NO_THREAD, STREAM_ROOM, Corpus, fit, render_events
 from loggend.engine.spec import MessageSpec
+from loggend.engine.tokens import UserTemplate
 from loggend.errors import ConfigError
 
 PRESET_PREFIX = "preset:"
@@ -79,6 +80,11 @@ DEVICES: dict[str, Device] = {
 }
 
 
+def identity_seed(seed: int, name: str) -> str:
+    """What seeds the identity of source ``name`` in a run: its mix and its templates speak for the same devices."""
+    return f"identity:{seed}:{name}"
+
+
 def _known(label: str, value: object, name: str) -> Source:
     source = registry.get(name)
     if source is None:
@@ -97,12 +103,12 @@ def _weight(label: str, part: str, text: str, limit: float = MAX_WEIGHT) -> floa
 
 
 def shares(pairs: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
-    """Weights as shares that add up to 1, one entry per source (a name given twice adds up)."""
+    """One weight per source (a name given twice adds up). Weights stay in the user's units (a
+    --sources weight, an estate's events/s), in which the templates' weights count too."""
     total: dict[str, float] = {}
     for name, w in pairs:
         total[name] = total.get(name, 0.0) + w
-    whole = sum(total.values())
-    return tuple((name, w / whole) for name, w in total.items())
+    return tuple(total.items())
 
 
 def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
@@ -194,8 +200,9 @@ def unproven(spec: MessageSpec) -> list[str]:
 # --- rendering -------------------------------------------------------------------------------------
 
 def counts(mix: tuple[tuple[str, float], ...], total: int) -> list[int]:
-    """``total`` messages split by the shares, exactly (largest remainders)."""
-    raw = [share * total for _, share in mix]
+    """``total`` messages split by the weights, exactly (largest remainders)."""
+    whole = sum(w for _, w in mix)
+    raw = [w / whole * total for _, w in mix]
     out = [int(r) for r in raw]
     for i in sorted(range(len(mix)), key=lambda i: raw[i] - out[i], reverse=True)[:total - sum(out)]:
         out[i] += 1
@@ -210,8 +217,9 @@ class Drafting:
 
     def __init__(self, source: Source, spec: MessageSpec, renderer: Renderer, limit: int) -> None:
         self.source = source
+        self.name = source.name
         self.form = form_of(source, spec.form)
-        self.identity = source.identity(random.Random(f"identity:{spec.seed}:{source.name}"))
+        self.identity = source.identity(random.Random(identity_seed(spec.seed, source.name)))
         self.rng = random.Random(f"drafts:{spec.seed}:{source.name}")
         self.renderer = renderer
         self.limit = limit
@@ -239,6 +247,24 @@ class Drafting:
         return out
 
 
+class Templates:
+    """One user template in a mix: the engine renders it (``render_events``) in the mix's engine
+    format (RFC 3164, or the one ``--format`` names), with no conversation."""
+
+    def __init__(self, template: UserTemplate, spec: MessageSpec, now: float) -> None:
+        self.name = template.name
+        self.spec = replace(spec, catalogue=False, templates=(template,), sources=())
+        fmt = spec.form if spec.form in FORMATS else "rfc3164"
+        self.format = make_format(fmt, spec.sequence, spec.timezone == "utc", spec.enterprise)
+        self.rng = random.Random(f"template:{spec.seed}:{template.name}")
+        self.now = now
+        self.too_long = 0
+
+    def block(self, count: int) -> list[tuple[Rendered, str | None]]:
+        return [(fit(self.format, e, self.now, self.spec.max_length), None)
+                for e in render_events(self.spec, count, self.rng)]
+
+
 def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
              report: dict[str, int] | None = None) -> Iterator[tuple[Rendered, int]]:
     """The mix's messages for a corpus of ``size`` (at least a pool), with their conversations.
@@ -249,17 +275,19 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
     block = min(spec.pool_size, total)
     utc = spec.timezone == "utc"
     limit = spec.max_length - (STREAM_ROOM if spec.sequence else 0)
-    drafting = []
+    drafting: list[Drafting | Templates] = []
     for name, _ in spec.sources:
         source = registry.get(name)
         assert source is not None
         form = source.form(form_of(source, spec.form))
         renderer = Renderer(now, utc, spec.sequence, form.proof if form else None)
         drafting.append(Drafting(source, spec, renderer, limit))
+    drafting.extend(Templates(t, spec, now) for t in spec.templates)
+    weights = (*spec.sources, *((t.name, t.weight) for t in spec.templates))
     rng = random.Random(f"mix:{spec.seed}")
     threads: dict[tuple[int, int, str], int] = {}
     for number in range(0, total, block):
-        per = counts(spec.sources, block)
+        per = counts(weights, block)
         messages = [iter(d.block(n)) for d, n in zip(drafting, per)]
         order = [i for i, n in enumerate(per) for _ in range(n)]
         rng.shuffle(order)
@@ -270,7 +298,7 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
             r, key = found
             yield r, NO_THREAD if key is None else threads.setdefault((number, i, key), len(threads))
     if report is not None:
-        report.update({d.source.name: d.too_long for d in drafting if d.too_long})
+        report.update({d.name: d.too_long for d in drafting if d.too_long})
 
 
 def corpus(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,

@@ -186,9 +186,14 @@ def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Eve
 
 def user_event(u: UserTemplate, spec: MessageSpec, fleet: Fleet, hosts: tuple[int, ...], rng: random.Random,
                pids: dict[tuple[int, int], int | None], key: int, pri: int | None) -> Event:
-    """One event of a user template: any simulated host, its tokens filled in."""
-    host = rng.choice(hosts)
-    name = fleet.names[host]
+    """One event of a user template: any simulated host (or one of its own), its tokens filled in."""
+    if u.hosts:
+        host = rng.randrange(len(u.hosts))
+        name = u.hosts[host]
+        host = -1 - host
+    else:
+        host = rng.choice(hosts)
+        name = fleet.names[host]
     pid = pids.get((host, key), -1)
     if pid == -1:
         pid = pids[(host, key)] = stable_pid(spec.seed, name, u.program) if u.pid else None

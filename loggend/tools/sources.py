@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from loggend.content import registry
 from loggend.content.drafts import Renderer, text
+from loggend.content.mix import identity_seed
 from loggend.content.model import Source
 from loggend.errors import ConfigError
 
@@ -72,7 +73,7 @@ def messages(source: Source, count: int, form: str = "", seed: int = 1, utc: boo
         raise ConfigError("--format", form, f"a form of {source.name}: " + ", ".join(f.name for f in source.forms)
                           + ("" if len(source.forms) > 1 else f" ({source.name} has no other form)"))
     renderer = Renderer(time.time() if now is None else now, utc, True, chosen.proof)
-    identity = source.identity(random.Random(f"identity:{seed}:{source.name}"))
+    identity = source.identity(random.Random(identity_seed(seed, source.name)))
     drafts = source.generate(identity, random.Random(f"drafts:{seed}:{source.name}"), count, chosen.name)
     for seq, draft in enumerate(islice(drafts, count)):
         yield text(renderer.rendered(draft), stream, seq)
