@@ -252,7 +252,7 @@ def build_parser() -> Parser:
     bench.add_argument("--seconds", default="3", help="per measurement (default %(default)s)")
     bench.add_argument("--repeats", default="3", help="runs per figure; the median is printed (default %(default)s)")
     bench.add_argument("--yardstick", default="", help="folder of the C reference tools to compare with")
-    bench.add_argument("--tables", default="senders,sink,workers,streams",
+    bench.add_argument("--tables", default="senders,sink,workers,streams,render",
                        help="which tables, comma-separated (default %(default)s)")
     bench.add_argument("--worker-seconds", default="6", help="steady seconds per worker-count figure (default 6)")
     bench.add_argument("--worker-repeats", default="1", help="rounds of the worker-count table (default 1)")
