@@ -134,3 +134,68 @@ def test_fortigate_cef_through_csv_and_kv_parsers() -> None:
             check_port(r["cef.spt"], r["cef.dpt"])
         if r["cef.cat"] == "traffic:forward" and r["cef.act"] != "deny":
             assert int(r["cef.out"]) > 0 and int(r["cef.in"]) > 0
+
+
+def test_checkpoint_native_through_checkpoint_parser() -> None:
+    from loggend.content.checkpoint import SOURCES
+    p = ".checkpoint."
+    _, rows = run(SOURCES[0], "checkpoint-parser()")
+    good = accepted(rows, p + "loguid")
+    check_numbered(rows, p + "loggen_stream", p + "loggen_seq")
+    accepts: dict[str, Row] = {}
+    updates = 0
+    for r in good:
+        assert r["PROGRAM"] == "CheckPoint" and r["HOST"].startswith("cp-gw-")
+        check_address(r[p + "src"], r[p + "dst"], r[p + "origin"])
+        check_port(r[p + "s_port"], r[p + "service"])
+        if r[p + "outzone"] == "External" and r[p + "action"] == "Accept":
+            assert ipaddress.ip_address(r[p + "xlatesrc"]) in ipaddress.ip_network("198.18.0.0/28")
+        if p + "bytes" not in r:
+            if r[p + "action"] == "Accept":
+                accepts[r[p + "loguid"]] = r
+            else:
+                assert (r[p + "action"], r[p + "rule_name"]) == ("Drop", "Cleanup rule")
+            continue
+        opened = accepts.pop(r[p + "loguid"])            # the accounting record follows its Accept
+        for field in ("src", "dst", "s_port", "service", "rule_uid", "origin"):
+            assert opened[p + field] == r[p + field], field
+        assert int(r[p + "bytes"]) == int(r[p + "client_inbound_bytes"]) + int(r[p + "client_outbound_bytes"])
+        assert int(r[p + "elapsed"]) >= 0
+        updates += 1
+    assert not accepts, f"{len(accepts)} connections accepted and never accounted"
+    assert updates > COUNT // 3
+
+
+def test_checkpoint_cef_through_csv_and_kv_parsers() -> None:
+    from loggend.content.checkpoint import SOURCES
+    _, rows = run(SOURCES[0], CEF_PARSER, form="cef", flags="")
+    good = accepted(rows, "cef.ext")
+    check_numbered(rows, "cef.loggenStream", "cef.loggenSeq")
+    for r in good:
+        assert r["cef.vendor"] == "Check Point" and r["cef.device_version"] == "Check Point"
+        check_address(r["cef.src"], r["cef.dst"])
+        check_port(r["cef.spt"], r["cef.dpt"])
+        if "cef.bytes" in r:
+            assert int(r["cef.bytes"]) == int(r["cef.in"]) + int(r["cef.out"])
+
+
+def test_iptables_through_the_iptables_application() -> None:
+    from loggend.content.iptables import SOURCES
+    p = ".iptables."
+    _, rows = run(SOURCES[0], "app-parser(topic(syslog))", flags="")
+    good = accepted(rows, p + "SRC")
+    check_numbered(rows, p + "loggen_stream", p + "loggen_seq")
+    public = ipaddress.ip_network("198.18.0.0/28")
+    prefixes = set()
+    for r in good:
+        assert (r[".app.name"], r["PROGRAM"], r["FACILITY"]) == ("iptables", "kernel", "kern")
+        check_address(r[p + "SRC"], r[p + "DST"])
+        check_port(r[p + "SPT"], r[p + "DPT"])
+        assert 1 <= int(r[p + "TTL"]) <= 255 and r[p + "PROTO"] in ("TCP", "UDP")
+        prefix = r["MESSAGE"].split("] ", 1)[1].split(":", 1)[0]
+        prefixes.add(prefix)
+        if prefix == "FW-DROP-IN":                     # unsolicited packets to the company's public addresses
+            assert r[p + "IN"] == "eth0" and ipaddress.ip_address(r[p + "DST"]) in public
+        else:                                          # forwarded from the inside
+            assert (r[p + "IN"], r[p + "OUT"]) == ("eth1", "eth0") and ipaddress.ip_address(r[p + "SRC"]).is_private
+    assert prefixes == {k.name for k in SOURCES[0].kinds}
