@@ -13,6 +13,8 @@ and kv-parser() on the extension, the way syslog-ng users parse CEF with it.
 from __future__ import annotations
 
 import ipaddress
+import random
+import re
 from collections.abc import Callable
 
 import pytest
@@ -199,3 +201,62 @@ def test_iptables_through_the_iptables_application() -> None:
         else:                                          # forwarded from the inside
             assert (r[p + "IN"], r[p + "OUT"]) == ("eth1", "eth0") and ipaddress.ip_address(r[p + "SRC"]).is_private
     assert prefixes == {k.name for k in SOURCES[0].kinds}
+
+
+ASA_BUILT = re.compile(r"Built (inbound|outbound) (TCP|UDP) connection (\d+) for (\w+):([\d.]+)/(\d+) "
+                       r"\(([\d.]+)/(\d+)\) to (\w+):([\d.]+)/(\d+) \(([\d.]+)/(\d+)\)$")
+ASA_TEARDOWN = re.compile(r"Teardown (TCP|UDP) connection (\d+) for (\w+):([\d.]+)/(\d+) to (\w+):([\d.]+)/(\d+) "
+                          r"duration (\d+):(\d\d):(\d\d) bytes (\d+)( [\w -]+)?$")
+ASA_XLATE = re.compile(r"Built dynamic (TCP|UDP) translation from inside:([\d.]+)/(\d+) to outside:([\d.]+)/(\d+)$")
+
+
+def test_cisco_asa_through_cisco_parser_and_its_conversations() -> None:
+    from loggend.content.cisco import SOURCES
+    _, rows = run(SOURCES[0], "cisco-parser()")
+    good = accepted(rows, ".cisco.mnemonic")
+    nat_pool = ipaddress.ip_network("198.18.0.0/28")
+    built: dict[str, tuple[str, ...]] = {}
+    xlate: tuple[str, ...] | None = None
+    teardowns = 0
+    for r in good:
+        assert r[".cisco.facility"] == "ASA"
+        text = r["MESSAGE"].split(": ", 1)[1]
+        mnemonic = r[".cisco.mnemonic"]
+        if mnemonic == "305011":
+            m = ASA_XLATE.match(text)
+            assert m, text
+            check_address(m[2], m[4])
+            assert ipaddress.ip_address(m[4]) in nat_pool
+            xlate = m.groups()
+        elif mnemonic in ("302013", "302015"):
+            m = ASA_BUILT.match(text)
+            assert m, text
+            check_address(m[5], m[7], m[10], m[12])
+            check_port(m[6], m[8], m[11], m[13])
+            if m[1] == "outbound" and m[4] == "outside":     # the translation logged just before it
+                assert xlate is not None and (xlate[1], xlate[2], xlate[3], xlate[4]) == (m[10], m[11], m[12], m[13])
+            built[m[3]] = (m[2], m[5], m[6], m[10], m[11])
+        elif mnemonic in ("302014", "302016"):
+            m = ASA_TEARDOWN.match(text)
+            assert m, text
+            opened = built.pop(m[2])                         # every Teardown closes a Built connection
+            assert opened == (m[1], m[4], m[5], m[7], m[8])
+            assert int(m[12]) > 0 and int(m[10]) < 60 and int(m[11]) < 60
+            teardowns += 1
+    assert not built, f"{len(built)} connections built and never torn down"
+    assert teardowns > COUNT // 3
+
+
+def test_cisco_ios_through_cisco_parser() -> None:
+    from loggend.content.cisco import SOURCES
+    sent, rows = run(SOURCES[1], "cisco-parser()")
+    good = accepted(rows, ".cisco.mnemonic")
+    last: dict[str, int] = {}
+    kinds = set()
+    for line, r in zip(sent, good, strict=True):
+        kinds.add(f"{r['.cisco.facility']}-{r['.cisco.severity']}-{r['.cisco.mnemonic']}")
+        number = int(line.split(">", 1)[1].split(":", 1)[0])    # the device's sequence number
+        assert number == last.get(r["HOST"], number - 1) + 1, r["HOST"]
+        last[r["HOST"]] = number
+    assert set(last) == set(SOURCES[1].identity(random.Random(7)).hosts)
+    assert kinds == {k.name for k in SOURCES[1].kinds}
