@@ -139,7 +139,7 @@ def _cef(host: str, pairs: list[tuple[str, str]]) -> Draft:
         if v == EPOCH or k in ("__policy_id_tag", "originsicname", "flags", "version"):
             continue
         key = CEF_KEYS.get(k, k)
-        ext.append(f"{key}={v.replace(chr(92), chr(92) * 2).replace('=', chr(92) + '=')}")
+        ext.append(f"{key}={flows.cef_escape(v)}")
     name = d.get("service_id", "Log")
     return ("<134>", flows.STAMP_RFC3164, f" {host} CEF:0|Check Point|{d['product']}|Check Point|Log|{name}|Unknown|"
             "rt=", flows.STAMP_EPOCH, "000 " + " ".join(ext), *_proof_tail(CEF_PROOF)[:-1])

@@ -187,10 +187,6 @@ def _native(host: str, serial: str, level: str, body: str) -> Draft:
             NATIVE_PROOF.stream_after + NATIVE_PROOF.seq_before, SEQ)
 
 
-def _cef_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("=", "\\=")
-
-
 def _cef(host: str, serial: str, level: str, kind: str, action: str, body: str) -> Draft:
     """FortiOS CEF: the key=value body's pairs as FTNTFGT<key> extensions, the common ones mapped."""
     pairs = _pairs(body)
@@ -204,7 +200,7 @@ def _cef(host: str, serial: str, level: str, kind: str, action: str, body: str) 
     for key, value in pairs.items():
         if key in ("logid", "type", "subtype"):
             continue
-        ext.append(f"{mapped.get(key, 'FTNTFGT' + key)}={_cef_escape(value)}")
+        ext.append(f"{mapped.get(key, 'FTNTFGT' + key)}={flows.cef_escape(value)}")
     name = f"{kind} {action}"
     return (PRI[level], flows.STAMP_RFC3164,
             f" {host} CEF:0|Fortinet|Fortigate|{VERSION}|{logid}|{name}|{CEF_SEVERITY[level]}|{' '.join(ext)}"

@@ -260,3 +260,48 @@ def test_cisco_ios_through_cisco_parser() -> None:
         last[r["HOST"]] = number
     assert set(last) == set(SOURCES[1].identity(random.Random(7)).hosts)
     assert kinds == {k.name for k in SOURCES[1].kinds}
+
+
+def test_paloalto_native_through_the_panos_application() -> None:
+    from loggend.content.paloalto import SOURCES
+    p = ".panos."
+    _, rows = run(SOURCES[0], "app-parser(topic(syslog))", flags="")
+    good = accepted(rows, p + "device_name")
+    nat_pool = ipaddress.ip_network("198.18.0.0/28")
+    last: dict[str, int] = {}
+    rule_uuids: dict[str, str] = {}
+    types = set()
+    for r in good:
+        assert r[".app.name"] == "panos" and r[p + "device_name"] == r["HOST"]   # every column where it belongs
+        types.add(r[p + "type"])
+        seqno = int(r[p + "seqno"])                        # the firewall's own log numbering counts up
+        assert seqno > last.get(r["HOST"], 0)
+        last[r["HOST"]] = seqno
+        if r[p + "type"] not in ("TRAFFIC", "THREAT"):
+            continue
+        check_address(r[p + "src"], r[p + "dst"], r[p + "natsrc"], r[p + "natdst"])
+        check_port(r[p + "sport"], r[p + "dport"], r[p + "natsport"], r[p + "natdport"])
+        assert rule_uuids.setdefault(r[p + "rule"], r[p + "rule_uuid"]) == r[p + "rule_uuid"]
+        if r[p + "from"] == "trust" and r[p + "to"] == "untrust":
+            assert ipaddress.ip_address(r[p + "natsrc"]) in nat_pool
+        if r[p + "type"] == "TRAFFIC":
+            assert int(r[p + "bytes"]) == int(r[p + "bytes_sent"]) + int(r[p + "bytes_received"])
+            assert int(r[p + "packets"]) == int(r[p + "pkts_sent"]) + int(r[p + "pkts_received"])
+            assert (r[p + "action"] == "deny") == (r[p + "session_end_reason"] == "policy-deny")
+        else:
+            assert r[p + "severity"] in ("informational", "low", "medium", "high", "critical")
+            assert r[p + "direction"] in ("client-to-server", "server-to-client")
+    assert types == {k.name for k in SOURCES[0].kinds}
+
+
+def test_paloalto_cef_numbers_messages_with_its_sequence_number() -> None:
+    from loggend.content.paloalto import SOURCES
+    _, rows = run(SOURCES[0], CEF_PARSER, form="cef", flags="")
+    good = accepted(rows, "cef.ext")
+    check_numbered(rows, "cef.loggenStream", "cef.externalId")
+    for r in good:
+        assert (r["cef.vendor"], r["cef.product"]) == ("Palo Alto Networks", "PAN-OS")
+        if r["cef.name"] == "TRAFFIC":
+            check_address(r["cef.src"], r["cef.dst"])
+            check_port(r["cef.spt"], r["cef.dpt"])
+            assert int(r["cef.flexNumber1"]) == int(r["cef.in"]) + int(r["cef.out"])
