@@ -173,6 +173,11 @@ def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, Draft]],
         yield finish(pending.pop())
 
 
+def cef_escape(value: str) -> str:
+    """A CEF extension value: backslash and equals sign escaped (CEF Implementation Standard)."""
+    return value.replace("\\", "\\\\").replace("=", "\\=")
+
+
 class Counter:
     """A device's running number (session ids, connection ids, log sequence numbers)."""
 

@@ -37,10 +37,12 @@ APP = {"ssl": (40568, "SSL", "Network.Service"), "web-browsing": (15893, "HTTP.B
        "ntp": (16270, "NTP", "Network.Service"), "ssh": (16060, "SSH", "Remote.Access")}
 COUNTRIES = ("United States", "Germany", "Ireland", "Netherlands", "United Kingdom", "France", "Japan", "Canada")
 WEB_CATEGORIES = ((52, "Information Technology", 30), (41, "Search Engines and Portals", 20),
-                  (37, "Social Networking", 12), (49, "Business", 25), (26, "Malicious Websites", 2), (61, "Phishing", 1))
+                  (37, "Social Networking", 12), (49, "Business", 25), (26, "Malicious Websites", 2),
+                  (61, "Phishing", 1))
 IPS = (("MS.SMB.Server.SMB1.Trans2.Secondary.Handling.Code.Execution", 43796, "critical"),
        ("Apache.Log4j.Error.Log.Remote.Code.Execution", 51006, "critical"),
-       ("HTTP.URI.SQL.Injection", 15621, "high"), ("Bash.Function.Definitions.Remote.Code.Execution", 39294, "critical"))
+       ("HTTP.URI.SQL.Injection", 15621, "high"),
+       ("Bash.Function.Definitions.Remote.Code.Execution", 39294, "critical"))
 ADMINS = ("admin", "netops", "svc-fmg")
 # kind -> weight; the generator picks with these
 KINDS = (Kind("traffic:forward", 70, "a forwarded session closed or denied (bytes, packets, NAT, policy)"),
@@ -91,7 +93,7 @@ def _flow_pairs(f: Flow, sid: int) -> str:
 def _traffic(rng: random.Random, f: Flow, sid: int) -> tuple[str, str, str]:
     pid, pname = POLICIES[f.direction]
     service = SERVICE.get(f.dport, f"{f.proto}/{f.dport}")
-    head = f'logid="0000000013" type="traffic" subtype="forward" level="notice" vd="root"'
+    head = 'logid="0000000013" type="traffic" subtype="forward" level="notice" vd="root"'
     if not f.allowed:
         return ("notice", f'{head} {_flow_pairs(f, sid)} action="deny" '
                 f'policyid=0 policytype="policy" service="{service}" trandisp="noop" duration=0 sentbyte=0 '
@@ -185,10 +187,6 @@ def _native(host: str, serial: str, level: str, body: str) -> Draft:
             NATIVE_PROOF.stream_after + NATIVE_PROOF.seq_before, SEQ)
 
 
-def _cef_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("=", "\\=")
-
-
 def _cef(host: str, serial: str, level: str, kind: str, action: str, body: str) -> Draft:
     """FortiOS CEF: the key=value body's pairs as FTNTFGT<key> extensions, the common ones mapped."""
     pairs = _pairs(body)
@@ -202,7 +200,7 @@ def _cef(host: str, serial: str, level: str, kind: str, action: str, body: str) 
     for key, value in pairs.items():
         if key in ("logid", "type", "subtype"):
             continue
-        ext.append(f"{mapped.get(key, 'FTNTFGT' + key)}={_cef_escape(value)}")
+        ext.append(f"{mapped.get(key, 'FTNTFGT' + key)}={flows.cef_escape(value)}")
     name = f"{kind} {action}"
     return (PRI[level], flows.STAMP_RFC3164,
             f" {host} CEF:0|Fortinet|Fortigate|{VERSION}|{logid}|{name}|{CEF_SEVERITY[level]}|{' '.join(ext)}"

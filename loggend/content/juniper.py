@@ -1,8 +1,8 @@
 """Juniper SRX: RT_FLOW session create, close and deny, as Junos sends them in structured-data mode.
 
 ``<14>1 2026-12-06T21:04:05Z srx-hq-01 RT_FLOW - RT_FLOW_SESSION_CLOSE [junos@2636.1.1.1.2.129
-reason="TCP FIN" source-address="10.10.4.7" ...][loggen@32473 stream="w0" seq="000000000042"]`` (``set system syslog host ... structured-data
-brief``). A create is
+reason="TCP FIN" source-address="10.10.4.7" ...][loggen@32473 stream="w0" seq="000000000042"]``
+(``set system syslog host ... structured-data brief``). A create is
 followed later by its close with the same session-id-32, addresses, NAT and policy; the close
 carries the sizes (``bytes-from-client`` + ``bytes-from-server`` is the session's total) and the
 elapsed time. Proof of delivery is a second SD element, which Junos parsers leave alone.
@@ -29,9 +29,10 @@ SERVICES = {443: "junos-https", 80: "junos-http", 53: "junos-dns-udp", 123: "jun
             25: "junos-smtp", 993: "junos-imaps", 3389: "junos-rdp", 445: "junos-smb", 8080: "junos-http-ext",
             3306: "junos-mysql", 389: "junos-ldap", 514: "junos-syslog"}
 APPS = {"ssl": ("SSL", "Web", "4"), "web-browsing": ("HTTP", "Web", "4"), "dns": ("DNS", "Infrastructure", "2"),
-        "ntp": ("NTP", "Infrastructure", "1"), "ssh": ("SSH", "Remote-Access", "3"), "smtp": ("SMTP", "Messaging", "3"),
-        "quic": ("QUIC", "Web", "3"), "ms-ds-smb": ("SMB", "Infrastructure", "3"), "ms-rdp": ("RDP", "Remote-Access", "4"),
-        "mysql": ("MYSQL", "Database", "3"), "ldap": ("LDAP", "Infrastructure", "2"), "imaps": ("IMAP", "Messaging", "2"),
+        "ntp": ("NTP", "Infrastructure", "1"), "ssh": ("SSH", "Remote-Access", "3"),
+        "smtp": ("SMTP", "Messaging", "3"), "quic": ("QUIC", "Web", "3"), "ms-ds-smb": ("SMB", "Infrastructure", "3"),
+        "ms-rdp": ("RDP", "Remote-Access", "4"), "mysql": ("MYSQL", "Database", "3"),
+        "ldap": ("LDAP", "Infrastructure", "2"), "imaps": ("IMAP", "Messaging", "2"),
         "syslog": ("SYSLOG", "Infrastructure", "1")}
 TCP_CLOSE = (("TCP FIN", 80), ("TCP RST", 14), ("idle Timeout", 6))
 
@@ -59,8 +60,9 @@ def _common(f: Flow, sid: int, policy: str) -> str:
 
 def _tail(f: Flow) -> str:
     app, cat, risk = _app(f)
+    encrypted = "Yes" if f.app in ("ssl", "quic") else "No"
     return (f'username="N/A" roles="N/A" packet-incoming-interface="{INGRESS[ZONES[f.direction][0]]}" '
-            f'application="{app}" nested-application="UNKNOWN" encrypted="{"Yes" if f.app in ("ssl", "quic") else "No"}" '
+            f'application="{app}" nested-application="UNKNOWN" encrypted="{encrypted}" '
             f'application-category="{cat}" application-sub-category="N/A" application-risk="{risk}" '
             f'application-characteristics="N/A"')
 
