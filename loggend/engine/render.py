@@ -354,13 +354,16 @@ def render_messages(spec: MessageSpec, worker: int, stream: str, now: float) -> 
 
 
 def frames_of(messages: list[Message], cap: int) -> list[list[Message]]:
-    """Messages cut into frames: runs of up to ``cap`` (and a datagram's worth) of one length."""
-    by_length: dict[int, list[Message]] = {}
+    """Messages cut into frames: runs of up to ``cap`` (and a datagram's worth) of one length. A
+    message without a sequence number (a vendor form with no room) never shares a frame with one
+    that has it: the sink takes a train whose first and last numbers are consecutive as whole."""
+    by_length: dict[tuple[int, bool], list[Message]] = {}
     for m in messages:
-        by_length.setdefault(len(m.data), []).append(m)
+        by_length.setdefault((len(m.data), m.seq_at < 0), []).append(m)
     chunks: list[list[Message]] = []
-    for length in sorted(by_length):
-        group = sorted(by_length[length], key=lambda m: m.layout)   # stable: keeps generation order
+    for key in sorted(by_length):
+        length = key[0]
+        group = sorted(by_length[key], key=lambda m: m.layout)   # stable: keeps generation order
         step = max_segments(length, cap)
         chunks.extend(group[i:i + step] for i in range(0, len(group), step))
     return chunks

@@ -151,3 +151,20 @@ def test_sources_show_of_an_unknown_form_says_which_forms_there_are():
     result = run_loggend("sources", "show", "juniper-srx", "--format", "cef")
     assert result.returncode == 2
     assert "a form of juniper-srx: native (juniper-srx has no other form)" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_mix_with_a_source_without_proof_names_it_and_keeps_its_messages_apart(tmp_path):
+    """cisco-asa has no room for a stream and number: the run's loss is unknown and says why,
+    and none of its messages is taken for a sequenced one (frames never mix the two)."""
+    from tests.support.receivers import free_port
+    port = free_port()
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{port}", "--sources", "cisco-asa,linux", "--rate", "20000",
+                         "--duration", "0.5s", "--pool-size", "10000", "--local-sink", "--summary-json",
+                         str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["loss_verdict"] == "unknown" and summary["lost"] is None
+    assert any(why.startswith("sources whose messages carry no sequence number: cisco-asa (")
+               for why in summary["loss_unknown_because"])
+    assert summary["sink"]["unsequenced"] == summary["sent"] // 2        # exactly the ASA's half
