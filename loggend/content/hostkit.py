@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from functools import cache
 
-from loggend.content.model import SEQ, STREAM, Draft, Proof, Stamp
+from loggend.content.model import SEQ, STREAM, Conversation, Draft, Proof, Stamp
 from loggend.engine.formats import MONTHS, stamp_rfc3164, stamp_rfc3339
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -134,11 +134,15 @@ Episode = tuple[list[Draft], list[Draft]]       # (opening messages, closing mes
 
 
 def interleave(rng: random.Random, count: int, episode: Callable[[], Episode]) -> Iterator[Draft]:
-    """At least ``count`` drafts of ``episode()`` conversations, each opening before its closing."""
+    """At least ``count`` drafts of ``episode()`` conversations, each opening before its closing.
+    An episode's drafts carry one ``Conversation`` key, so the pool sends them in this order."""
     open_: list[list[Draft]] = []
     made = 0
     while made < count:
         opening, closing = episode()
+        key = Conversation(str(made))
+        opening = [(*d, key) for d in opening]
+        closing = [(*d, key) for d in closing]
         yield from opening
         made += len(opening) + len(closing)
         if closing:

@@ -168,3 +168,47 @@ def test_a_mix_with_a_source_without_proof_names_it_and_keeps_its_messages_apart
     assert any(why.startswith("sources whose messages carry no sequence number: cisco-asa (")
                for why in summary["loss_unknown_because"])
     assert summary["sink"]["unsequenced"] == summary["sent"] // 2        # exactly the ASA's half
+
+
+def out_of_order(messages: list[bytes], opens: bytes, closes: bytes, key: re.Pattern,
+                 every_close_opens: bool = True) -> tuple[int, int]:
+    """(closings seen, messages out of order): an opening after a closing of its key, or (when every
+    closing has an opening, as an ASA Teardown has its Built) a closing before any opening of its key."""
+    opened: set[bytes] = set()
+    closed: set[bytes] = set()
+    seen = wrong = 0
+    for m in messages:
+        keys = set(key.findall(m))
+        if opens in m:
+            wrong += bool(keys & closed)
+            opened |= keys
+        elif closes in m:
+            seen += 1
+            wrong += every_close_opens and not keys & opened
+            closed |= keys
+    return seen, wrong
+
+
+CONVERSATIONS = {   # source: (what opens a conversation, what closes it, the key they share)
+    "cisco-asa": (b": Built ", b": Teardown ", re.compile(rb" connection (\d+) ")),
+    "juniper-srx": (b" RT_FLOW_SESSION_CREATE ", b" RT_FLOW_SESSION_CLOSE ", re.compile(rb'session-id-32="(\d+)"')),
+    "windows-security": (b"\t4624\t", b"\t4634\t", re.compile(rb"Logon ID:\s+(0x[0-9a-f]+)\s")),
+    "suricata": (b'"event_type":"alert"', b'"event_type":"flow"', re.compile(rb'"flow_id":(\d+),'), False),
+}
+
+
+@pytest.mark.slow
+def test_conversations_arrive_in_order(receiver):
+    """One pass of a pool on the wire, in arrival order: every ASA Teardown after its Built, every
+    SRX close after its create, every 4634 after the 4624 of its logon id, every Suricata flow
+    record after the alerts of its flow id (frames of equal length are shuffled: the pool keeps
+    conversations in order by epochs)."""
+    total = 10_000
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--sources", ",".join(CONVERSATIONS),
+                         "--rate", "20000", "--duration", "0.5s", "--pool-size", "10000")
+    assert result.returncode == 0, result.stderr
+    got = receiver.wait_for(total)
+    assert len(got) == total
+    for name in CONVERSATIONS:
+        seen, wrong = out_of_order(got, *CONVERSATIONS[name])
+        assert seen > 50 and wrong == 0, (name, seen, wrong)
