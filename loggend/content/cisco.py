@@ -133,8 +133,8 @@ def asa_generate(ident: Identity, rng: random.Random, count: int, form: str) -> 
 
     for draft in flows.paired(rng, count, start, asa.teardown, asa.single, 0.08):
         yield draft
-        while queue:                         # the Built that follows its translation
-            yield queue.pop(0)
+        while queue:                         # the Built that follows its translation, in its conversation
+            yield (*queue.pop(0), draft[-1])
 
 
 def ios_identity(rng: random.Random) -> Identity:

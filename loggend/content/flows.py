@@ -166,17 +166,17 @@ def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, Draft]],
             i = rng.randrange(len(pending))
             pending[i], pending[-1] = pending[-1], pending[i]
             state, key = pending.pop()
-            yield (*finish(state), key)
+            yield (*finish(state), Conversation(key.key, 1))
         else:
             state, draft = start()
-            key = Conversation(str(opened))
+            key = Conversation(str(opened), 0)
             opened += 1
             pending.append((state, key))
             yield (*draft, key)
         made += 1
     while pending:
         state, key = pending.pop()
-        yield (*finish(state), key)
+        yield (*finish(state), Conversation(key.key, 1))
 
 
 def cef_escape(value: str) -> str:
