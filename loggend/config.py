@@ -68,8 +68,6 @@ ENV_PREFIX = "LOGGEN_"
 LIVE_AUTO = 0.0                   # live_interval: auto (1 s on a terminal, LIVE_PIPE_SECONDS elsewhere)
 MIN_LIVE, MAX_LIVE = 1.0, 3600.0
 MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence suffix
-SOURCES_MAX_LENGTH = 8192         # a mix's default max_length: rsyslog's default maxMessageSize (8 KiB); vendor
-                                  # messages are sent whole (SRX closes, Windows events, CloudTrail records)
 MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
@@ -669,7 +667,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     form = mix.check_form(raw.label("format"), raw["format"], sources) if sources and "format" in raw else ""
     max_length = parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"])
     if sources and "messages.max_length" not in raw:
-        max_length = SOURCES_MAX_LENGTH             # vendors' own lengths: an SRX close is ~1,100 bytes
+        max_length = mix.MAX_LENGTH                 # vendors' own lengths: an SRX close is ~1,100 bytes
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")

@@ -16,6 +16,7 @@ from loggend.content.model import SEQ, STREAM, Conversation, Draft, Proof, Stamp
 from loggend.engine.formats import SEQ_DIGITS, SEQ_ZEROS, Rendered, register_stamp
 
 STAMP_PREFIX = "source:"            # the engine's name of a source's stamp style
+ZEROS = SEQ_ZEROS.encode()
 
 
 def conversation(draft: Draft) -> Conversation | None:
@@ -71,18 +72,19 @@ class Renderer:
         start_sites: list[tuple[int, int]] = []
         tail_sites: list[tuple[int, int]] = []
         seq_at = -1
+        kinds = self.kinds
         for part in parts:
-            if isinstance(part, str):
-                b = part.encode("utf-8")
-            elif isinstance(part, Stamp):
-                kind, b = self._stamp(part)
-                (start_sites if out is head else tail_sites).append((at, kind))
+            if type(part) is str:
+                b = part.encode()
             elif part is STREAM:
                 out, at = tail, 0
                 continue
             elif part is SEQ:
                 seq_at = at
-                b = SEQ_ZEROS.encode()
+                b = ZEROS
+            elif isinstance(part, Stamp):
+                kind, b = kinds.get(part.style) or self._stamp(part)
+                (start_sites if out is head else tail_sites).append((at, kind))
             else:                                   # a Conversation: no bytes
                 continue
             out.append(b)

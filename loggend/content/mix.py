@@ -31,6 +31,8 @@ from loggend.engine.tokens import UserTemplate
 from loggend.errors import ConfigError
 
 PRESET_PREFIX = "preset:"
+MAX_LENGTH = 8192               # a mix's default max_length: rsyslog's default maxMessageSize (8 KiB), so vendor
+                                # messages go whole (an SRX close is ~1,100 bytes, a CloudTrail record more)
 MAX_WEIGHT = 1e9
 MAX_DEVICES = 10_000_000
 NATIVE = "native"

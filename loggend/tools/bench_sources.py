@@ -30,7 +30,7 @@ def mix_sources() -> tuple[tuple[str, float], ...]:
 
 
 def mix_spec() -> MessageSpec:
-    return MessageSpec(sources=mix_sources(), pool_size=POOL)
+    return MessageSpec(sources=mix_sources(), pool_size=POOL, max_length=mix.MAX_LENGTH)
 
 
 def mix_row_name() -> str:
