@@ -68,6 +68,7 @@ ENV_PREFIX = "LOGGEN_"
 LIVE_AUTO = 0.0                   # live_interval: auto (1 s on a terminal, LIVE_PIPE_SECONDS elsewhere)
 MIN_LIVE, MAX_LIVE = 1.0, 3600.0
 MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence suffix
+DEFAULT_MAX_LENGTH = 1024         # max_length auto: RFC 3164's limit (a mix of sources: mix.MAX_LENGTH)
 MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
@@ -523,7 +524,7 @@ DEFAULTS: dict[str, object] = {
     "messages.pri_mix": "",
     "messages.timezone": "local",
     "messages.sequence": True,
-    "messages.max_length": 1024,
+    "messages.max_length": "auto",
     "messages.pool_size": "auto",
     "messages.stream_id": "w",
     "messages.sd_enterprise": DEFAULT_ENTERPRISE,
@@ -664,10 +665,10 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
     sources, estate_rate = parse_mix(raw)
     fmt = "rfc3164" if sources else parse_choice(raw.label("format"), str(raw["format"]), FORMATS)
-    form = mix.check_form(raw.label("format"), raw["format"], sources) if sources and "format" in raw else ""
-    max_length = parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"])
-    if sources and "messages.max_length" not in raw:
-        max_length = mix.MAX_LENGTH                 # vendors' own lengths: an SRX close is ~1,100 bytes
+    form = mix.check_form(raw.label("format"), raw["format"], sources) \
+        if sources and str(raw["format"]) not in (mix.NATIVE, DEFAULTS["format"]) else ""
+    max_length = (mix.MAX_LENGTH if sources else DEFAULT_MAX_LENGTH) if str(raw["messages.max_length"]) == "auto" \
+        else parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"])
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
