@@ -212,3 +212,17 @@ def test_conversations_arrive_in_order(receiver):
     for name in CONVERSATIONS:
         seen, wrong = out_of_order(got, *CONVERSATIONS[name])
         assert seen > 50 and wrong == 0, (name, seen, wrong)
+
+
+def test_the_shipped_config_with_sources_sends_each_source_in_its_own_form_whole():
+    """config/loggen.yaml writes every key with its default (format: rfc3164, max_length: auto):
+    with --sources that is each vendor's own form, up to 8,192 bytes."""
+    from pathlib import Path
+
+    from loggend.config import load
+    shipped = str(Path(__file__).resolve().parents[2] / "config" / "loggen.yaml")
+    c = load(shipped, {"sources": ("--sources", "juniper-srx,fortigate")}, usable_cpus={0}, env={})
+    assert (c.messages.form, c.messages.max_length) == ("", 8192)
+    assert load(shipped, {}, usable_cpus={0}, env={}).messages.max_length == 1024
+    cef = load(shipped, {"sources": ("--sources", "fortigate"), "format": ("--format", "cef")}, usable_cpus={0}, env={})
+    assert cef.messages.form == "cef"
