@@ -677,7 +677,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path, seed)
     catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
     replay, timing = parse_replay(raw, path, workers, instance, instances)
-    if sources and (replay or "catalogue" in raw):
+    # the shipped config writes catalogue: true; a flag, a variable or catalogue: false says something
+    asked = "catalogue" in raw and (layer(raw.label("catalogue")) > 0 or not catalogue)
+    if sources and (replay or asked):
         key = "replay" if replay else "catalogue"
         raise ConfigError(raw.label(key), raw[key], f"not with {raw.label('sources' if 'sources' in raw else 'estate')}"
                           " (a mix of sources replaces the catalogue; the linux source is the catalogue)")
