@@ -27,26 +27,23 @@ def conversation(draft: Draft) -> Conversation | None:
     return None
 
 
-def _without_proof(draft: Draft, proof: Proof | None) -> list[object]:
-    """The draft's parts without ``STREAM``, ``SEQ`` and the proof's literal text around them."""
-    parts: list[object] = [p for p in draft if not isinstance(p, Conversation)]
+def _cut(body: bytes, proof: Proof | None) -> tuple[int, int]:
+    """Where the proof's text lies in a message rendered with an empty stream id (``[a, b)``), with
+    the separator it leaves behind (``,}`` in JSON, a trailing space); (0, 0): nowhere."""
     if proof is None:
-        return [p for p in parts if p is not STREAM and p is not SEQ]
-    cuts = ((STREAM, proof.stream_before, proof.stream_after), (SEQ, proof.seq_before, proof.seq_after))
-    for marker, before, after in cuts:
-        if marker not in parts:
-            continue
-        at = parts.index(marker)
-        if at > 0 and isinstance(parts[at - 1], str) and before:
-            prev = parts[at - 1]
-            assert isinstance(prev, str)
-            parts[at - 1] = prev[:-len(before)] if prev.endswith(before) else prev
-        if at + 1 < len(parts) and isinstance(parts[at + 1], str) and after:
-            nxt = parts[at + 1]
-            assert isinstance(nxt, str)
-            parts[at + 1] = nxt[len(after):] if nxt.startswith(after) else nxt
-        del parts[at]
-    return parts
+        return 0, 0
+    a = body.find(proof.stream_before.encode())
+    if a < 0:
+        return 0, 0
+    seq = body.find(proof.seq_before.encode(), a)
+    if seq < 0:
+        return 0, 0
+    b = seq + len(proof.seq_before) + SEQ_DIGITS + len(proof.seq_after)
+    if body[a - 1:a] == b"," and body[b:b + 1] in (b"}", b"]"):
+        a -= 1                                     # JSON: the member's comma goes with it
+    elif b == len(body) and body[a - 1:a] == b" ":
+        a -= 1                                     # key=value at the end: its space too
+    return a, b
 
 
 class Renderer:
@@ -64,7 +61,9 @@ class Renderer:
         return found
 
     def rendered(self, draft: Draft) -> Rendered:
-        parts = draft if self.sequence else _without_proof(draft, self.proof)
+        return self._with_proof(draft) if self.sequence else self._without_proof(draft)
+
+    def _with_proof(self, draft: Draft) -> Rendered:
         head: list[bytes] = []
         tail: list[bytes] = []
         out = head
@@ -73,7 +72,7 @@ class Renderer:
         tail_sites: list[tuple[int, int]] = []
         seq_at = -1
         kinds = self.kinds
-        for part in parts:
+        for part in draft:
             if type(part) is str:
                 b = part.encode()
             elif part is STREAM:
@@ -94,6 +93,16 @@ class Renderer:
         tail_bytes = b"".join(tail)
         seq_from_end = len(tail_bytes) - seq_at if seq_at >= 0 else -1
         return Rendered(b"".join(head), tail_bytes, tuple(start_sites), (), seq_from_end, tuple(tail_sites))
+
+
+    def _without_proof(self, draft: Draft) -> Rendered:
+        """The draft without its stream and number (``--no-sequence``): the proof's text goes too."""
+        r = self._with_proof(draft)
+        body = r.head + r.tail
+        sites = [*r.start_sites, *((len(r.head) + o, k) for o, k in r.tail_sites)]
+        a, b = _cut(body, self.proof) if r.seq_from_end >= 0 else (0, 0)
+        kept = [(o - (b - a) if o >= b else o, k) for o, k in sites if not a <= o < b]
+        return Rendered(body[:a] + body[b:], b"", tuple(kept), (), -1)
 
 
 def text(r: Rendered, stream: str = "w0", seq: int = 0) -> bytes:

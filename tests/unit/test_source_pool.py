@@ -81,3 +81,24 @@ def test_without_conversations_the_frames_reorder_them():
     """The reason for the epochs: frames of equal-length lines, shuffled, send closes before opens."""
     _, order = conversation_pool(False, 5)
     assert sum(kinds == [1, 0] for kinds in order.values()) > 100
+
+
+def test_without_sequence_numbers_every_vendor_form_drops_its_proof_and_stays_valid():
+    """--no-sequence: no loggen_stream/loggen_seq text left in any vendor form, JSON still JSON."""
+    import json
+
+    from loggend.content import registry
+    for source in registry.SOURCES.values():
+        if source.name == "linux":
+            continue
+        for form in source.forms:
+            if form.proof is None:
+                continue
+            r = Renderer(NOW, True, sequence=False, proof=form.proof)
+            drafts = source.generate(source.identity(random.Random(1)), random.Random(2), 100, form.name)
+            for draft in drafts:
+                m = r.rendered(draft)
+                assert m.seq_from_end == -1 and b"loggen" not in m.head.lower(), (source.name, form.name, m.head)
+                brace = m.head.find(b"{")
+                if brace >= 0 and m.head.endswith(b"}"):
+                    json.loads(m.head[brace:])
