@@ -153,13 +153,11 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
     def emit(g: int, pairs: list[tuple[str, str]]) -> Draft:
         return _native(ident.hosts[g], pids[g], pairs) if form == "native" else _cef(ident.hosts[g], pairs)
 
-    def start() -> tuple[tuple[int, Flow, list[tuple[str, str]]], Draft]:
+    def start() -> tuple[tuple[int, Flow, list[tuple[str, str]]], tuple[Draft, ...]]:
         g = gw.pick()
-        f = flows.flow(rng, pool)
-        while not f.allowed:
-            f = flows.flow(rng, pool)
+        f = flows.flow(rng, pool, allowed=True)
         pairs = _pairs(gw, g, f, gw.loguid(), "Accept")
-        return (g, f, pairs), emit(g, pairs)
+        return (g, f, pairs), (emit(g, pairs),)
 
     def finish(state: tuple[int, Flow, list[tuple[str, str]]]) -> Draft:
         g, f, pairs = state
@@ -167,9 +165,7 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
 
     def drop() -> Draft:
         g = gw.pick()
-        f = flows.flow(rng, pool)
-        while f.allowed:
-            f = flows.flow(rng, pool)
+        f = flows.flow(rng, pool, allowed=False)
         return emit(g, _pairs(gw, g, f, gw.loguid(), "Drop"))
 
     return flows.paired(rng, count, start, finish, drop, 0.12)

@@ -107,13 +107,11 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
     pool = ident.extra["nat_pool"]
     sessions = {host: flows.Counter(rng, 10_000, 90_000_000) for host in ident.hosts}
 
-    def start() -> tuple[tuple[Flow, int, str], Draft]:
+    def start() -> tuple[tuple[Flow, int, str], tuple[Draft, ...]]:
         host = rng.choice(ident.hosts)
-        f = flows.flow(rng, pool)
-        while not f.allowed:
-            f = flows.flow(rng, pool)
+        f = flows.flow(rng, pool, allowed=True)
         sid = sessions[host].next()
-        return (f, sid, host), _create(f, sid, host)
+        return (f, sid, host), (_create(f, sid, host),)
 
     def finish(state: tuple[Flow, int, str]) -> Draft:
         f, sid, host = state
@@ -121,7 +119,7 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
 
     def deny() -> Draft:
         host = rng.choice(ident.hosts)
-        return _deny(flows.flow(rng, pool), sessions[host].next(), host)
+        return _deny(flows.flow(rng, pool, allowed=False), sessions[host].next(), host)
 
     return flows.paired(rng, count, start, finish, deny, flows.DENY_SHARE)
 
