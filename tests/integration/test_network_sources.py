@@ -305,3 +305,21 @@ def test_paloalto_cef_numbers_messages_with_its_sequence_number() -> None:
             check_address(r["cef.src"], r["cef.dst"])
             check_port(r["cef.spt"], r["cef.dpt"])
             assert int(r["cef.flexNumber1"]) == int(r["cef.in"]) + int(r["cef.out"])
+
+
+def test_default_network_drivers_picks_each_sources_parser_by_itself() -> None:
+    """Mixed on one port, each source's native lines reach their own application (junos: the
+    sessions that carry reason=, close and deny; 3.38's junos application keys on it)."""
+    from loggend.content import checkpoint, cisco, fortinet, iptables, juniper, paloalto
+    expected = {"cisco-asa": "cisco", "cisco-ios": "cisco", "paloalto": "panos", "fortigate": "fortigate",
+                "checkpoint": "checkpoint", "juniper-srx": "junos", "iptables": "iptables"}
+    sent: list[tuple[str, str]] = []
+    for module in (cisco, paloalto, fortinet, checkpoint, juniper, iptables):
+        for source in module.SOURCES:
+            sent += [(source.name, line) for line in lines(source, 300)]
+    random.Random(3).shuffle(sent)
+    rows = sngparse.parse([line for _, line in sent], None, path=sngparse.DEFAULT_NETWORK_DRIVERS)
+    for (name, line), r in zip(sent, rows, strict=True):
+        if name == "juniper-srx" and "RT_FLOW_SESSION_CREATE" in line:
+            continue
+        assert r.get(".app.name") == expected[name], (name, line[:120])
