@@ -50,9 +50,9 @@ def _common(f: Flow, sid: int, policy: str) -> str:
     snat = ("source rule", "snat-egress") if f.direction == "outbound" else ("N/A", "N/A")
     dnat = ("destination rule", "dnat-dmz-web") if f.direction == "inbound" else ("N/A", "N/A")
     return (f'source-address="{f.src}" source-port="{f.sport}" destination-address="{f.dst}" '
-            f'destination-port="{f.dport}" connection-tag="0" service-name="{SERVICES.get(f.dport, "None")}" '
+            f'destination-port="{f.dport}" service-name="{SERVICES.get(f.dport, "None")}" '
             f'nat-source-address="{f.nat_src}" nat-source-port="{f.nat_sport}" nat-destination-address="{f.nat_dst}" '
-            f'nat-destination-port="{f.dport}" nat-connection-tag="0" src-nat-rule-type="{snat[0]}" '
+            f'nat-destination-port="{f.dport}" src-nat-rule-type="{snat[0]}" '
             f'src-nat-rule-name="{snat[1]}" dst-nat-rule-type="{dnat[0]}" dst-nat-rule-name="{dnat[1]}" '
             f'protocol-id="{f.proto_number}" policy-name="{policy}" source-zone-name="{src_zone}" '
             f'destination-zone-name="{dst_zone}" session-id-32="{sid}"')
@@ -63,8 +63,7 @@ def _tail(f: Flow) -> str:
     encrypted = "Yes" if f.app in ("ssl", "quic") else "No"
     return (f'username="N/A" roles="N/A" packet-incoming-interface="{INGRESS[ZONES[f.direction][0]]}" '
             f'application="{app}" nested-application="UNKNOWN" encrypted="{encrypted}" '
-            f'application-category="{cat}" application-sub-category="N/A" application-risk="{risk}" '
-            f'application-characteristics="N/A"')
+            f'application-category="{cat}" application-risk="{risk}"')
 
 
 def _draft(host: str, msgid: str, sd: str) -> Draft:
