@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from loggend.content import netplan
-from loggend.content.model import Draft, Stamp
+from loggend.content.model import Conversation, Draft, Stamp
 from loggend.engine.formats import MONTHS, stamp_cef, stamp_rfc3164, stamp_rfc3339
 
 DIRECTIONS = (("outbound", 78), ("internal", 14), ("inbound", 8))
@@ -160,24 +160,31 @@ def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, tuple[Dr
            single_share: float = 0.0) -> Iterator[Draft]:
     """About ``count`` drafts: conversations opened by ``start`` (its drafts in order, e.g. a NAT
     translation then the connection) and closed later by ``finish`` (every opening is closed, so a
-    few more than ``count`` may come), mixed with ``single`` ones."""
-    pending: list[T] = []
+    few more than ``count`` may come), mixed with ``single`` ones. An opening's drafts and its closing
+    carry one ``Conversation`` key, so the pool sends them in this order."""
+    pending: list[tuple[T, Conversation]] = []
     made = 0
+    opened = 0
     while made < count:
         if single is not None and rng.random() < single_share:
             yield single()
         elif pending and (len(pending) >= OPEN_WINDOW or rng.random() < 0.5 or made + len(pending) >= count):
             i = rng.randrange(len(pending))
             pending[i], pending[-1] = pending[-1], pending[i]
-            yield finish(pending.pop())
+            state, key = pending.pop()
+            yield (*finish(state), key)
         else:
             state, drafts = start()
-            pending.append(state)
-            yield from drafts
+            key = Conversation(str(opened))
+            opened += 1
+            pending.append((state, key))
+            for draft in drafts:
+                yield (*draft, key)
             made += len(drafts) - 1
         made += 1
     while pending:
-        yield finish(pending.pop())
+        state, key = pending.pop()
+        yield (*finish(state), key)
 
 
 def cef_escape(value: str) -> str:

@@ -20,6 +20,8 @@ USER_NETS = (("10.10.0.0/16", 50), ("10.20.0.0/16", 25), ("172.16.0.0/20", 10), 
 SERVER_NETS = (("10.1.0.0/22", 8), ("10.2.0.0/24", 2))
 DMZ_NET = "172.31.0.0/24"
 VPN_POOL = "10.250.0.0/20"
+# The company's AWS VPCs (one per environment): cloud sources' instances and interfaces live here.
+CLOUD_VPC_NETS = (("10.100.0.0/16", 60), ("10.101.0.0/16", 30), ("10.102.0.0/16", 10))
 NAT_POOL = "198.18.0.0/28"           # the company's own public egress addresses (benchmark range: content only)
 # First octets of the public unicast space drawn for outside peers (no private, multicast, reserved
 # or documentation ranges: 192.0.2/24, 198.51.100/24 and 203.0.113/24 are left to attack scenarios).
@@ -70,6 +72,10 @@ def dmz_server(rng: random.Random) -> str:
 
 def vpn_address(rng: random.Random) -> str:
     return _host_in(rng, _parsed(((VPN_POOL, 1),))[0][0])
+
+
+def cloud_address(rng: random.Random) -> str:
+    return _host_in(rng, _pick_net(rng, CLOUD_VPC_NETS))
 
 
 def nat_address(rng: random.Random) -> str:

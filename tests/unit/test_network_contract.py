@@ -3,17 +3,19 @@
 For every source and form: drafts are made only of text, stamps and the STREAM/SEQ markers; a
 form with proof has exactly one STREAM before one SEQ, each between the literal text its Proof
 names (and ``stream_before`` nowhere else in the line); a form without proof has no marker and
-says why; stamps keep one width per zone whatever the second; the same seed gives the same drafts.
+says why; a conversation's drafts (ASA, SRX, Check Point) share one Conversation key; stamps keep
+one width per zone whatever the second; the same seed gives the same drafts.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
 from loggend.content import checkpoint, cisco, fortinet, iptables, juniper, paloalto
-from loggend.content.model import SEQ, STREAM, Draft, Form, Source, Stamp
+from loggend.content.model import SEQ, STREAM, Conversation, Draft, Form, Source, Stamp
 from tests.support.drafts import render
 
 SOURCES = [s for m in (cisco, paloalto, fortinet, checkpoint, juniper, iptables) for s in m.SOURCES]
@@ -28,6 +30,7 @@ def drafts(source: Source, form: str, seed: int = 11) -> list[Draft]:
 
 
 def text_around(draft: Draft, marker: object) -> tuple[str, str]:
+    draft = tuple(p for p in draft if not isinstance(p, Conversation))     # no bytes on the wire
     i = draft.index(marker)
     before, after = draft[i - 1], draft[i + 1] if i + 1 < len(draft) else ""
     assert isinstance(before, str) and isinstance(after, str)
@@ -39,7 +42,7 @@ def test_drafts_carry_proof_as_their_form_says(source: Source, form: Form) -> No
     made = drafts(source, form.name)
     assert COUNT <= len(made) <= COUNT * 1.01
     for d in made:
-        assert all(isinstance(p, (str, Stamp)) or p is STREAM or p is SEQ for p in d)
+        assert all(isinstance(p, (str, Stamp, Conversation)) or p is STREAM or p is SEQ for p in d)
         if form.proof is None:
             assert STREAM not in d and SEQ not in d
             continue
@@ -70,3 +73,10 @@ def test_every_stamp_keeps_its_width_in_each_zone() -> None:
         for utc in (True, False):
             widths = {len(stamp.render(t + dt, utc)) for t in INSTANTS for dt in (0, 59, 3_600 * 13)}
             assert len(widths) == 1, (stamp.style, utc, widths)
+
+
+@pytest.mark.parametrize("name", ["cisco-asa", "juniper-srx", "checkpoint"])
+def test_an_opening_and_its_closing_share_a_conversation(name: str) -> None:
+    source = next(s for s in SOURCES if s.name == name)
+    keys = Counter(p.key for d in drafts(source, "native") for p in d if isinstance(p, Conversation))
+    assert len(keys) > COUNT // 4 and all(n >= 2 for n in keys.values())
