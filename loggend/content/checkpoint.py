@@ -38,9 +38,11 @@ SERVICE_IDS = {443: "https", 80: "http", 53: "domain-udp", 123: "ntp-udp", 22: "
                514: "syslog"}
 UPDATE_KEEPS = frozenset(("action", "flags", "ifdir", "ifname", "logid", "loguid", "origin", "originsicname",
                           "sequencenum", "time", "version", "__policy_id_tag"))
-KINDS = (Kind("Accept", 44, "a connection allowed by a rule (NAT, zones, rule name and uid)"),
-         Kind("Log Update", 44, "the accounting record closing an accepted connection: bytes, packets, elapsed"),
-         Kind("Drop", 12, "a connection dropped by the cleanup rule"))
+KINDS = (Kind("Accept", 44, "a connection allowed by a rule (NAT, zones, rule name and uid)",
+              'rule_action:"Accept"'),
+         Kind("Log Update", 44, "the accounting record closing an accepted connection: bytes, packets, elapsed",
+              'product:"Log Update"'),
+         Kind("Drop", 12, "a connection dropped by the cleanup rule", 'action:"Drop"'))
 
 
 def identity(rng: random.Random) -> Identity:

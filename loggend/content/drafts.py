@@ -18,11 +18,11 @@ from loggend.engine.formats import SEQ_DIGITS, SEQ_ZEROS, Rendered, register_sta
 STAMP_PREFIX = "source:"            # the engine's name of a source's stamp style
 
 
-def conversation(draft: Draft) -> str | None:
-    """The draft's conversation key, or None."""
+def conversation(draft: Draft) -> Conversation | None:
+    """The draft's conversation, or None."""
     for part in draft:
         if isinstance(part, Conversation):
-            return part.key
+            return part
     return None
 
 

@@ -160,9 +160,9 @@ def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, tuple[Dr
            single_share: float = 0.0) -> Iterator[Draft]:
     """About ``count`` drafts: conversations opened by ``start`` (its drafts in order, e.g. a NAT
     translation then the connection) and closed later by ``finish`` (every opening is closed, so a
-    few more than ``count`` may come), mixed with ``single`` ones. An opening's drafts and its closing
-    carry one ``Conversation`` key, so the pool sends them in this order."""
-    pending: list[tuple[T, Conversation]] = []
+    few more than ``count`` may come), mixed with ``single`` ones. A conversation's drafts carry one
+    ``Conversation`` key, each in its own phase, so the pool sends them in this order."""
+    pending: list[tuple[T, str, int]] = []
     made = 0
     opened = 0
     while made < count:
@@ -171,20 +171,20 @@ def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, tuple[Dr
         elif pending and (len(pending) >= OPEN_WINDOW or rng.random() < 0.5 or made + len(pending) >= count):
             i = rng.randrange(len(pending))
             pending[i], pending[-1] = pending[-1], pending[i]
-            state, key = pending.pop()
-            yield (*finish(state), key)
+            state, key, phase = pending.pop()
+            yield (*finish(state), Conversation(key, phase))
         else:
             state, drafts = start()
-            key = Conversation(str(opened))
+            key = str(opened)
             opened += 1
-            pending.append((state, key))
-            for draft in drafts:
-                yield (*draft, key)
+            pending.append((state, key, len(drafts)))
+            for phase, draft in enumerate(drafts):
+                yield (*draft, Conversation(key, phase))
             made += len(drafts) - 1
         made += 1
     while pending:
-        state, key = pending.pop()
-        yield (*finish(state), key)
+        state, key, phase = pending.pop()
+        yield (*finish(state), Conversation(key, phase))
 
 
 def cef_escape(value: str) -> str:

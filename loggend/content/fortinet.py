@@ -47,12 +47,18 @@ IPS = (("MS.SMB.Server.SMB1.Trans2.Secondary.Handling.Code.Execution", 43796, "c
        ("Bash.Function.Definitions.Remote.Code.Execution", 39294, "critical"))
 ADMINS = ("admin", "netops", "svc-fmg")
 # kind -> weight; the generator picks with these
-KINDS = (Kind("traffic:forward", 70, "a forwarded session closed or denied (bytes, packets, NAT, policy)"),
-         Kind("utm:webfilter", 12, "a URL allowed or blocked by FortiGuard category"),
-         Kind("utm:dns", 9, "a DNS query seen by the DNS filter"),
-         Kind("utm:ips", 3, "an IPS signature matched and the packet dropped"),
-         Kind("utm:app-ctrl", 4, "application control identified an application"),
-         Kind("event:system", 2, "admin logins and configuration changes"))
+KINDS = (Kind("traffic:forward", 70, "a forwarded session closed or denied (bytes, packets, NAT, policy)",
+              r'type="traffic" subtype="forward"'),
+         Kind("utm:webfilter", 12, "a URL allowed or blocked by FortiGuard category",
+              r'type="utm" subtype="webfilter"'),
+         Kind("utm:dns", 9, "a DNS query seen by the DNS filter",
+              r'type="utm" subtype="dns"'),
+         Kind("utm:ips", 3, "an IPS signature matched and the packet dropped",
+              r'type="utm" subtype="ips"'),
+         Kind("utm:app-ctrl", 4, "application control identified an application",
+              r'type="utm" subtype="app-ctrl"'),
+         Kind("event:system", 2, "admin logins and configuration changes",
+              r'type="event" subtype="system"'))
 
 
 def _tz(seconds: float, utc: bool) -> bytes:

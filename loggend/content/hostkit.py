@@ -140,9 +140,8 @@ def interleave(rng: random.Random, count: int, episode: Callable[[], Episode]) -
     made = 0
     while made < count:
         opening, closing = episode()
-        key = Conversation(str(made))
-        opening = [(*d, key) for d in opening]
-        closing = [(*d, key) for d in closing]
+        opening = [(*d, Conversation(str(made), 0)) for d in opening]
+        closing = [(*d, Conversation(str(made), 1)) for d in closing]
         yield from opening
         made += len(opening) + len(closing)
         if closing:

@@ -41,11 +41,16 @@ FORMS = (
 _ENGINE_STAMPS: dict[int, Stamp] = {}
 
 
+# What tells a catalogue source's lines apart where its name is not in them
+MARKERS = {"nginx-access": r' nginx\[\d+\]: \S+ - \S+ "', "nginx-error": r" nginx\[\d+\]: \[(?:error|warn)\]",
+           "firewall": r" OUT= MAC=", "auditd": r" msg=audit\(", "kernel": r" kernel: (?!\[UFW|IPTABLES)"}
+
+
 def _kinds() -> tuple[Kind, ...]:
     weights: dict[str, float] = {}
     for t in catalog.TEMPLATES:
         weights[t.source] = weights.get(t.source, 0.0) + t.weight
-    return tuple(Kind(name, w, f"{name} lines of the catalogue") for name, w in weights.items())
+    return tuple(Kind(name, w, f"{name} lines of the catalogue", MARKERS.get(name, "")) for name, w in weights.items())
 
 
 def identity(rng: random.Random) -> Identity:

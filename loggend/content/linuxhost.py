@@ -60,8 +60,9 @@ def identity(rng: random.Random) -> Identity:
 
 SUDO_KINDS = (
     Kind("command", 92, "a command run as another user"),
-    Kind("incorrect-password", 5, "N incorrect password attempts, then the command it was for"),
-    Kind("not-allowed", 3, "command not allowed by the sudoers policy"),
+    Kind("incorrect-password", 5, "N incorrect password attempts, then the command it was for",
+         r"incorrect password attempt"),
+    Kind("not-allowed", 3, "command not allowed by the sudoers policy", r"command not allowed"),
 )
 
 

@@ -23,9 +23,9 @@ from itertools import islice
 
 from loggend.content import registry
 from loggend.content.drafts import Renderer, conversation
-from loggend.content.model import Draft, Source
+from loggend.content.model import Conversation, Draft, Source
 from loggend.engine.formats import FORMATS, Rendered, make_format
-from loggend.engine.render import CORPUS_SIZE, NO_THREAD, STREAM_ROOM, Corpus, fit, render_events
+from loggend.engine.render import CORPUS_SIZE, NO_THREAD, PHASES, STREAM_ROOM, Corpus, fit, render_events
 from loggend.engine.spec import MessageSpec
 from loggend.engine.tokens import UserTemplate
 from loggend.errors import ConfigError
@@ -228,10 +228,10 @@ class Drafting:
     def _draw(self, count: int) -> list[Draft]:
         return list(islice(self.source.generate(self.identity, self.rng, count, self.form), count))
 
-    def block(self, count: int) -> list[tuple[Rendered, str | None]]:
+    def block(self, count: int) -> list[tuple[Rendered, Conversation | None]]:
         """``count`` messages in logging order, each with its conversation; a message longer than
         the limit is left out (and counted), and more are drawn in its place."""
-        out: list[tuple[Rendered, str | None]] = []
+        out: list[tuple[Rendered, Conversation | None]] = []
         want = count
         for _ in range(REFILLS + 1):
             for draft in self._draw(want):
@@ -260,9 +260,21 @@ class Templates:
         self.now = now
         self.too_long = 0
 
-    def block(self, count: int) -> list[tuple[Rendered, str | None]]:
+    def block(self, count: int) -> list[tuple[Rendered, Conversation | None]]:
         return [(fit(self.format, e, self.now, self.spec.max_length), None)
                 for e in render_events(self.spec, count, self.rng)]
+
+
+def thread_value(threads: dict[tuple[int, int, str], list[int]], key: tuple[int, int, str],
+                 phase: int | None) -> int:
+    """The engine's number of a message's conversation and phase (``conversation * PHASES + phase``);
+    without a phase, every draft of the conversation is a phase of its own, in order."""
+    found = threads.get(key)
+    if found is None:
+        found = threads[key] = [len(threads), 0]
+    drafts = found[1]
+    found[1] += 1
+    return found[0] * PHASES + min(PHASES - 1, drafts if phase is None else phase)
 
 
 def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
@@ -285,7 +297,7 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
     drafting.extend(Templates(t, spec, now) for t in spec.templates)
     weights = (*spec.sources, *((t.name, t.weight) for t in spec.templates))
     rng = random.Random(f"mix:{spec.seed}")
-    threads: dict[tuple[int, int, str], int] = {}
+    threads: dict[tuple[int, int, str], list[int]] = {}      # -> [its number, drafts so far]
     for number in range(0, total, block):
         per = counts(weights, block)
         messages = [iter(d.block(n)) for d, n in zip(drafting, per)]
@@ -295,8 +307,8 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
             found = next(messages[i], None)
             if found is None:                      # a source whose messages are all too long
                 continue
-            r, key = found
-            yield r, NO_THREAD if key is None else threads.setdefault((number, i, key), len(threads))
+            r, conv = found
+            yield r, NO_THREAD if conv is None else thread_value(threads, (number, i, conv.key), conv.phase)
     if report is not None:
         report.update({d.name: d.too_long for d in drafting if d.too_long})
 

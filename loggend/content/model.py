@@ -13,11 +13,13 @@ framing excluded. A draft is a tuple of parts:
   that carries proof of delivery has both, ``STREAM`` before ``SEQ``, each between literal text
   that the form's ``Proof`` names so the sink can find them. A form with no room for them has
   neither and says why in ``Form.no_proof``.
-* ``Conversation(key)``: no bytes; says the draft belongs to conversation ``key`` (an ASA
-  connection id, an SRX session, a Windows logon id, a Suricata flow id). Drafts of one
+* ``Conversation(key, phase=None)``: no bytes; says the draft belongs to conversation ``key`` (an
+  ASA connection id, an SRX session, a Windows logon id, a Suricata flow id). Drafts of one
   conversation reach the wire in the order ``generate`` yields them, whatever the framing does
   (the pool groups messages of equal length into frames and shuffles the frames: without the
-  key a Teardown could be sent before its Built). Drafts without one may be reordered freely.
+  key a Teardown could be sent before its Built). With ``phase`` (0, 1...), only the phases keep
+  their order: drafts of one phase (an episode's opening lines) may be reordered among
+  themselves, which lets the pool make longer frames. Drafts without one may be reordered freely.
 
 Drafts are rendered once, before the workers fork (this package is never imported by the hot
 path); the engine turns each into ``head + stream id + tail`` with its patch sites, as it does the
@@ -57,9 +59,10 @@ class _Marker:
 
 @dataclass(frozen=True)
 class Conversation:
-    """A draft's conversation (no bytes): drafts with the same key keep their order on the wire."""
+    """A draft's conversation (no bytes): drafts with the same key keep their order (of phases) on the wire."""
 
     key: str
+    phase: int | None = None      # None: every draft its own phase, in the order generated
 
 
 STREAM = _Marker("STREAM")      # the sender's stream id goes here (ASCII letters, digits, '.')
@@ -101,6 +104,9 @@ class Kind:
     name: str                                    # '302013', 'TRAFFIC', '4624', 'alert'...
     weight: float
     description: str                             # one line
+    # A regular expression only this kind's messages (default form) match, for the docs' samples and
+    # tests; "" = the name itself as literal text.
+    marker: str = ""
 
 
 @dataclass(frozen=True)

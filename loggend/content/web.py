@@ -111,10 +111,15 @@ def _web_generate(pri: int, tag: str, nginx: bool) -> Callable[[Identity, random
 
 
 WEB_KINDS = (
-    Kind("page", 35, "a page request (200 mostly, 304, redirects, the odd 404/500)"),
-    Kind("asset", 50, "the page's assets, same client, the page as referrer (200 or 304)"),
-    Kind("api", 10, "API calls of scripts and services (200, 201, 401, 429, 5xx)"),
-    Kind("probe", 5, "scanners and bots probing for admin pages and leaks (404, 403)"),
+    Kind("page", 35, "a page request (200 mostly, 304, redirects, the odd 404/500)",
+         r'"GET /(?:|index\.html|products|login|account|cart|checkout|about|contact|blog/\S*|docs/\S*|search\S*'
+         r'|products/\S*) HTTP/1\.1"'),
+    Kind("asset", 50, "the page's assets, same client, the page as referrer (200 or 304)",
+         r'"GET /(?:static/\S+|favicon\.ico) HTTP/1\.1"'),
+    Kind("api", 10, "API calls of scripts and services (200, 201, 401, 429, 5xx)",
+         r' /api/v\d/'),
+    Kind("probe", 5, "scanners and bots probing for admin pages and leaks (404, 403)",
+         r' /(?:wp-login\.php|\.env|admin/config\.php|phpmyadmin/|\.git/config|cgi-bin/|actuator/|vendor/phpunit/)'),
 )
 WEB_FIELDS = ("clientip", "ident", "auth", "timestamp", "verb", "request", "httpversion", "response", "bytes",
               "referrer", "agent")

@@ -125,9 +125,10 @@ STREAM_ROOM = 64             # the longest stream id a message keeps room for (e
 CORPUS_SIZE = 100_000        # messages rendered once per run, before the workers fork
 CORPUS_CHUNK = 4096
 NAME_WORDS = 6               # a CEF event name: the template's first words
-EPOCH = 8192                 # pre-rendered messages with conversations: frames are made within epochs of this
-                             # many messages (see ``epochs``); large enough that most frames are full
+EPOCH = 16384                # messages of conversations per epoch (``conversation_epochs``): a closing comes
+                             # an epoch after its opening at most; larger epochs, longer frames
 NO_THREAD = -1               # a message of no conversation
+PHASES = 1 << 16             # a message's conversation: conversation * PHASES + phase
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,8 @@ class Corpus:
                  rendered: Iterable[tuple[Rendered, int]] | None = None) -> None:
         """The catalogue's (and the user's templates') messages; or, with ``rendered``, messages
         rendered elsewhere (a mix of sources, ``loggend.content``), each with its conversation
-        (``NO_THREAD``: none), which the pool keeps in order (``epochs``)."""
+        (``conversation * PHASES + phase``; ``NO_THREAD``: none), whose phases the pool keeps in
+        order (``ordered_frames``)."""
         self.spec = spec
         self.now = now
         blob = bytearray()
@@ -308,7 +310,7 @@ class Corpus:
         if not self.ordered:
             return None
         n, threads = len(self), self.threads
-        wrap = max(threads, default=0) + 1
+        wrap = (max(threads, default=0) // PHASES + 1) * PHASES
         return [threads[i % n] if threads[i % n] == NO_THREAD else threads[i % n] + wrap * (i // n)
                 for i in range(start, start + count)]
 
@@ -369,29 +371,62 @@ def frames_of(messages: list[Message], cap: int) -> list[list[Message]]:
     return chunks
 
 
-def epochs(messages: list[Message], threads: list[int], size: int = EPOCH) -> list[list[Message]]:
-    """Messages in epochs that are sent one after the other, so that a conversation keeps its order.
+def conversation_epochs(threads: list[int], size: int = EPOCH) -> list[int]:
+    """The epoch of every message, -1 for one of no conversation (see ``Pool``).
 
-    Frames are made of messages of one length and shuffled, which reorders messages freely; so
-    frames are made within an epoch only, and no two messages of one conversation share an epoch:
-    message ``i`` belongs to epoch ``i // size``, or, when an earlier message of its conversation
-    is in that epoch or a later one, to the epoch after that one. A conversation's messages are
-    then in increasing epochs, hence on the wire in the order they were generated in (an ASA
-    Built before its Teardown), while everything else within an epoch is mixed as before.
+    ``threads[i]`` is ``conversation * PHASES + phase`` (or ``NO_THREAD``). The ``k``-th message of
+    a conversation is in epoch ``k // size`` (counting conversation messages only), or, when an
+    earlier phase of its conversation is in that epoch or a later one, in the epoch after it:
+    a conversation's phases are then in increasing epochs; messages of one phase may share one.
     """
-    last: dict[int, int] = {}
-    out: list[list[Message]] = []
-    for i, (m, t) in enumerate(zip(messages, threads)):
-        e = i // size
-        if t != NO_THREAD:
-            before = last.get(t, -1)
-            if before >= e:
-                e = before + 1
-            last[t] = e
-        while len(out) <= e:
-            out.append([])
-        out[e].append(m)
-    return [epoch for epoch in out if epoch]
+    state: dict[int, list[int]] = {}       # conversation -> [phase, its latest epoch, earlier phases' latest]
+    out: list[int] = []
+    n = 0
+    for value in threads:
+        if value == NO_THREAD:
+            out.append(-1)
+            continue
+        thread, phase = divmod(value, PHASES)
+        base = n // size
+        n += 1
+        st = state.get(thread)
+        if st is None:
+            state[thread] = [phase, base, -1]
+            out.append(base)
+            continue
+        if phase > st[0]:
+            st[0], st[1], st[2] = phase, -1, max(st[1], st[2])
+        epoch = max(base, st[2] + 1)
+        st[1] = max(st[1], epoch)
+        out.append(epoch)
+    return out
+
+
+def ordered_frames(messages: list[Message], threads: list[int], rng: random.Random, cap: int) -> list[list[Message]]:
+    """Frames in an order that keeps every conversation's phases in order.
+
+    Messages of no conversation are framed over the whole pool (the longest frames) and their
+    frames spread at random over the epochs; a conversation's messages are framed within their
+    epoch (``conversation_epochs``); epochs go one after the other, their frames shuffled. So an
+    ASA Built is sent before its Teardown, a 4624 before its 4634, whatever the lengths."""
+    found = conversation_epochs(threads)
+    count = max(found, default=-1) + 1
+    bound: list[list[Message]] = [[] for _ in range(count)]
+    free: list[Message] = []
+    for m, e in zip(messages, found):
+        (free if e < 0 else bound[e]).append(m)
+    free_frames = frames_of(free, cap)
+    if not count:
+        rng.shuffle(free_frames)
+        return free_frames
+    spread: list[list[list[Message]]] = [frames_of(epoch, cap) for epoch in bound]
+    for frame in free_frames:
+        spread[rng.randrange(count)].append(frame)
+    chunks: list[list[Message]] = []
+    for part in spread:
+        rng.shuffle(part)
+        chunks.extend(part)
+    return chunks
 
 
 class Pool:
@@ -406,15 +441,11 @@ class Pool:
 
     def __init__(self, messages: list[Message], now: float, utc: bool, rng: random.Random,
                  sequence: bool = True, cap: int = GSO_MAX_SEGMENTS, threads: list[int] | None = None) -> None:
-        chunks: list[list[Message]] = []
         if threads is None:
             chunks = frames_of(messages, cap)
             rng.shuffle(chunks)
         else:
-            for epoch in epochs(messages, threads):
-                part = frames_of(epoch, cap)
-                rng.shuffle(part)
-                chunks.extend(part)
+            chunks = ordered_frames(messages, threads, rng, cap)
         self.size = len(messages)
         self.utc = utc
         self.buf = bytearray(b"".join(m.data for chunk in chunks for m in chunk))

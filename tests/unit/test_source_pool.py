@@ -5,7 +5,7 @@ import random
 
 from loggend.content.drafts import Renderer
 from loggend.content.model import SEQ, STREAM, Conversation, Proof, Stamp
-from loggend.engine.render import NO_THREAD, Pool, assemble
+from loggend.engine.render import NO_THREAD, PHASES, Pool, assemble
 
 NOW = calendar.timegm((2026, 11, 8, 4, 5, 6, 0, 0, 0))
 PROOF = Proof(" loggen_stream=", " ", "loggen_seq=", "")
@@ -49,15 +49,16 @@ def conversation_pool(threads: bool, seed: int) -> tuple[Pool, dict[bytes, list[
         if open_ids and rng.random() < 0.3:
             c = open_ids.pop(rng.randrange(len(open_ids)))
             draft = (f"<166>close id={c:06d} bytes={rng.randint(0, 10 ** rng.randint(1, 6))} ", STREAM, " ", SEQ,
-                     Conversation(str(c)))
+                     Conversation(str(c), 1))
         elif rng.random() < 0.5:
             open_ids.append(n)
-            draft = (f"<166>open id={n:06d} ", STREAM, " ", SEQ, Conversation(str(n)))
+            draft = (f"<166>open id={n:06d} ", STREAM, " ", SEQ, Conversation(str(n), 0))
         else:
             draft = (f"<166>other {'x' * rng.randint(0, 40)} ", STREAM, " ", SEQ)
         r = Renderer(NOW, True).rendered(draft)
         messages.append(assemble(r, b"w0", ""))
-        keys.append(int(draft[-1].key) if isinstance(draft[-1], Conversation) else NO_THREAD)
+        keys.append(int(draft[-1].key) * PHASES + draft[-1].phase if isinstance(draft[-1], Conversation)
+                    else NO_THREAD)
     pool = Pool(messages, NOW, True, random.Random(seed), False, 64, keys if threads else None)
     order: dict[bytes, list[int]] = {}
     for at in range(len(messages)):
