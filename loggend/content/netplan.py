@@ -55,7 +55,8 @@ def _pick_net(rng: random.Random, nets: tuple[tuple[str, int], ...]) -> ipaddres
 
 
 def _host_in(rng: random.Random, net: ipaddress.IPv4Network) -> str:
-    return str(ipaddress.IPv4Address(int(net.network_address) + rng.randint(1, net.num_addresses - 2)))
+    n = int(net.network_address) + rng.randint(1, net.num_addresses - 2)
+    return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def internal_client(rng: random.Random) -> str:
