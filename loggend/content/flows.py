@@ -69,7 +69,7 @@ STAMP_ASA = Stamp("cisco-asa", stamp_cef)              # Dec 06 2026 21:04:05
 STAMP_IOS = Stamp("cisco-ios", _ios)                    # Dec  6 21:04:05
 STAMP_PANOS = Stamp("panos", _panos)                    # 2026/12/06 21:04:05
 STAMP_FORTIOS = Stamp("fortios-date", _fortios)         # date=2026-12-06 time=21:04:05
-STAMP_EPOCH = Stamp("epoch", _epoch)                    # 1765055045
+STAMP_EPOCH = Stamp("unix-seconds", _epoch)                  # 1765055045
 STAMP_EPOCH_NS = Stamp("epoch-ns", _epoch_ns)           # 1765055045000000000 (FortiOS eventtime)
 STAMP_RFC3339 = Stamp("rfc3339", stamp_rfc3339)         # 2026-12-06T21:04:05Z
 STAMP_RFC3164 = Stamp("rfc3164", stamp_rfc3164)         # Dec  6 21:04:05
