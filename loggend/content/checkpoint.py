@@ -5,10 +5,11 @@ as ``key:"value";`` pairs inside one bracket: ``<134>1 2026-12-06T21:04:05Z cp-g
 12345 - [action:"Accept"; flags:"411908"; ifdir:"outbound"; ... src:"10.10.4.7"; ...]``.
 CEF (``format cef``): ``CEF:0|Check Point|VPN-1 & FireWall-1|Check Point|Log|https|Unknown|...``
 after an RFC 3164 header. A connection is an Accept when it opens and, later, a "Log Update"
-accounting record with the same loguid carrying its bytes (bytes = client + server side) and
-duration; Drops come from the cleanup rule; NAT (xlatesrc) from the gateway's egress pool; rule
-names and uids from its policy. Proof of delivery: ``loggen_stream:"..."; loggen_seq:"..."`` in the
-bracket (native) and ``loggenStream=``/``loggenSeq=`` extensions (CEF).
+accounting record with the same loguid (and, like the gateway's, no addresses) carrying its bytes
+(bytes = client + server side) and duration; Drops come from the cleanup rule; NAT (xlatesrc) from
+the gateway's egress pool; rule names and uids from its policy. Proof of delivery:
+``loggen_stream:"..."; loggen_seq:"..."`` in the bracket (native) and ``loggenStream=`` /
+``loggenSeq=`` extensions (CEF). Every line stays under 1,024 bytes.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ IFACES = {"Internal": "eth1", "External": "eth0", "DMZ": "eth2"}
 SERVICE_IDS = {443: "https", 80: "http", 53: "domain-udp", 123: "ntp-udp", 22: "ssh", 25: "smtp", 993: "imap-ssl",
                3389: "Remote_Desktop_Protocol", 445: "microsoft-ds", 8080: "http_8080", 3306: "mysql", 389: "ldap",
                514: "syslog"}
-KINDS = (Kind("Accept", 44, "a connection allowed by a rule (NAT, zones, rule name and uid)"),
-         Kind("Log Update", 44, "the accounting record closing an accepted connection: bytes, packets, elapsed"),
-         Kind("Drop", 12, "a connection dropped by the cleanup rule"))
+UPDATE_KEEPS = frozenset(("action", "flags", "ifdir", "ifname", "logid", "loguid", "origin", "originsicname",
+                          "sequencenum", "time", "version", "__policy_id_tag"))
+KINDS = (Kind("Accept", 44, "a connection allowed by a rule (NAT, zones, rule name and uid)",
+              'rule_action:"Accept"'),
+         Kind("Log Update", 44, "the accounting record closing an accepted connection: bytes, packets, elapsed",
+              'product:"Log Update"'),
+         Kind("Drop", 12, "a connection dropped by the cleanup rule", 'action:"Drop"'))
 
 
 def identity(rng: random.Random) -> Identity:
@@ -93,8 +98,9 @@ def _pairs(gw: _Gateway, g: int, f: Flow, loguid: str, action: str) -> list[tupl
 
 
 def _update(pairs: list[tuple[str, str]], f: Flow) -> list[tuple[str, str]]:
-    """The accounting record of a connection: Log Update with its sizes (client side + server side)."""
-    keep = [(k, v) for k, v in pairs if k not in ("product", "rule_action", "match_id", "parent_rule")]
+    """The accounting record of a connection: Log Update with its sizes (client side + server side).
+    Like the gateway's, it names the connection by its loguid only: no addresses, no rule."""
+    keep = [(k, v) for k, v in pairs if k in UPDATE_KEEPS]
     return keep + [("bytes", str(f.bytes)), ("client_inbound_bytes", str(f.sent)),
                    ("client_outbound_bytes", str(f.rcvd)), ("server_inbound_bytes", str(f.rcvd)),
                    ("server_outbound_bytes", str(f.sent)), ("client_inbound_packets", str(f.pkts_sent)),
@@ -153,13 +159,11 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
     def emit(g: int, pairs: list[tuple[str, str]]) -> Draft:
         return _native(ident.hosts[g], pids[g], pairs) if form == "native" else _cef(ident.hosts[g], pairs)
 
-    def start() -> tuple[tuple[int, Flow, list[tuple[str, str]]], Draft]:
+    def start() -> tuple[tuple[int, Flow, list[tuple[str, str]]], tuple[Draft, ...]]:
         g = gw.pick()
-        f = flows.flow(rng, pool)
-        while not f.allowed:
-            f = flows.flow(rng, pool)
+        f = flows.flow(rng, pool, allowed=True)
         pairs = _pairs(gw, g, f, gw.loguid(), "Accept")
-        return (g, f, pairs), emit(g, pairs)
+        return (g, f, pairs), (emit(g, pairs),)
 
     def finish(state: tuple[int, Flow, list[tuple[str, str]]]) -> Draft:
         g, f, pairs = state
@@ -167,9 +171,7 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
 
     def drop() -> Draft:
         g = gw.pick()
-        f = flows.flow(rng, pool)
-        while f.allowed:
-            f = flows.flow(rng, pool)
+        f = flows.flow(rng, pool, allowed=False)
         return emit(g, _pairs(gw, g, f, gw.loguid(), "Drop"))
 
     return flows.paired(rng, count, start, finish, drop, 0.12)

@@ -18,6 +18,7 @@ sequence number, comes first in the line, before the origin field that could car
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 
@@ -69,11 +70,9 @@ class _Asa:
     def draft(self, host: str, sev: int, msgid: str, text: str) -> Draft:
         return (f"<{ASA_FACILITY * 8 + sev}>", flows.STAMP_ASA, f" {host} : %ASA-{sev}-{msgid}: {text}")
 
-    def built(self) -> tuple[tuple[str, int, Flow], list[Draft]]:
+    def built(self) -> tuple[tuple[str, int, Flow], tuple[Draft, ...]]:
         rng = self.rng
-        f = flows.flow(rng, self.ident.extra["nat_pool"])
-        while not f.allowed:
-            f = flows.flow(rng, self.ident.extra["nat_pool"])
+        f = flows.flow(rng, self.ident.extra["nat_pool"], allowed=True)
         host = rng.choice(self.ident.hosts)
         cid = self.conns[host].next()
         far, near = IFACE[f.direction]
@@ -89,7 +88,7 @@ class _Asa:
             drafts.append(self.draft(host, 6, "305011", f"Built dynamic {proto} translation from {near}:{f.src}/"
                                      f"{f.sport} to {far}:{f.nat_src}/{f.nat_sport}"))
         drafts.append(self.draft(host, 6, "302013" if f.proto == "tcp" else "302015", text))
-        return (host, cid, f), drafts
+        return (host, cid, f), tuple(drafts)
 
     def teardown(self, state: tuple[str, int, Flow]) -> Draft:
         host, cid, f = state
@@ -124,17 +123,7 @@ class _Asa:
 
 def asa_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
     asa = _Asa(ident, rng)
-    queue: list[Draft] = []
-
-    def start() -> tuple[tuple[str, int, Flow], Draft]:
-        state, drafts = asa.built()
-        queue.extend(drafts[1:])
-        return state, drafts[0]
-
-    for draft in flows.paired(rng, count, start, asa.teardown, asa.single, 0.08):
-        yield draft
-        while queue:                         # the Built that follows its translation, in its conversation
-            yield (*queue.pop(0), draft[-1])
+    return flows.paired(rng, count, asa.built, asa.teardown, asa.single, 0.08)
 
 
 def ios_identity(rng: random.Random) -> Identity:
@@ -178,11 +167,11 @@ def _clock(rng: random.Random) -> str:
 def ios_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
     numbers = {h: rng.randint(1_000, 900_000) for h in ident.hosts}
     names = [k.name for k in IOS_KINDS]
-    weights = [k.weight for k in IOS_KINDS]
+    weights = list(itertools.accumulate(k.weight for k in IOS_KINDS))
     for _ in range(count):
         host = rng.choice(ident.hosts)
         numbers[host] += 1
-        kind = rng.choices(names, weights)[0]
+        kind = rng.choices(names, cum_weights=weights)[0]
         sev = int(kind.split("-")[-2])
         yield (f"<{IOS_FACILITY * 8 + sev}>{numbers[host]}: {host}: ", flows.STAMP_IOS,
                f".{rng.randint(0, 999):03d}: %{kind}: {_ios_text(rng, ident, kind)}")

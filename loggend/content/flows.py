@@ -13,6 +13,7 @@ Pure functions of a ``random.Random``; used while the pool is built, never per s
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from loggend.engine.formats import MONTHS, stamp_cef, stamp_rfc3164, stamp_rfc33
 
 DIRECTIONS = (("outbound", 78), ("internal", 14), ("inbound", 8))
 _DIRECTION_NAMES = tuple(d for d, _ in DIRECTIONS)
-_DIRECTION_WEIGHTS = tuple(w for _, w in DIRECTIONS)
+_DIRECTION_WEIGHTS = tuple(itertools.accumulate(w for _, w in DIRECTIONS))      # cumulative
 DENY_SHARE = 0.08                   # flows a policy refuses (no bytes back)
 OPEN_WINDOW = 64                    # conversations a device has open at once in the generated list
 INBOUND_PORTS = ((443, "ssl"), (80, "web-browsing"), (25, "smtp"))
@@ -68,7 +69,7 @@ STAMP_ASA = Stamp("cisco-asa", stamp_cef)              # Dec 06 2026 21:04:05
 STAMP_IOS = Stamp("cisco-ios", _ios)                    # Dec  6 21:04:05
 STAMP_PANOS = Stamp("panos", _panos)                    # 2026/12/06 21:04:05
 STAMP_FORTIOS = Stamp("fortios-date", _fortios)         # date=2026-12-06 time=21:04:05
-STAMP_EPOCH = Stamp("epoch", _epoch)                    # 1765055045
+STAMP_EPOCH = Stamp("unix-seconds", _epoch)                  # 1765055045
 STAMP_EPOCH_NS = Stamp("epoch-ns", _epoch_ns)           # 1765055045000000000 (FortiOS eventtime)
 STAMP_RFC3339 = Stamp("rfc3339", stamp_rfc3339)         # 2026-12-06T21:04:05Z
 STAMP_RFC3164 = Stamp("rfc3164", stamp_rfc3164)         # Dec  6 21:04:05
@@ -121,10 +122,14 @@ def _sizes(rng: random.Random, app: str, proto: str, allowed: bool) -> tuple[int
     return sent, rcvd, pkts_sent, pkts_rcvd, duration
 
 
-def flow(rng: random.Random, nat_pool: tuple[str, ...]) -> Flow:
-    """One connection of the company's traffic; ``nat_pool`` holds the device's public addresses."""
-    direction = rng.choices(_DIRECTION_NAMES, _DIRECTION_WEIGHTS)[0]
-    allowed = rng.random() >= DENY_SHARE
+def flow(rng: random.Random, nat_pool: tuple[str, ...], allowed: bool | None = None,
+         direction: str | None = None) -> Flow:
+    """One connection of the company's traffic; ``nat_pool`` holds the device's public addresses.
+    ``allowed`` and ``direction`` fix what a kind of log needs (a Built is allowed, a drop is not)."""
+    if direction is None:
+        direction = rng.choices(_DIRECTION_NAMES, cum_weights=_DIRECTION_WEIGHTS)[0]
+    if allowed is None:
+        allowed = rng.random() >= DENY_SHARE
     if direction == "inbound":
         dport, app = rng.choice(INBOUND_PORTS)
         proto, src, dst = "tcp", netplan.external(rng), rng.choice(nat_pool)
@@ -150,13 +155,14 @@ def nat_pool(rng: random.Random, size: int = 4) -> tuple[str, ...]:
     return tuple(sorted({netplan.nat_address(rng) for _ in range(size * 3)})[:size])
 
 
-def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, Draft]],
+def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, tuple[Draft, ...]]],
            finish: Callable[[T], Draft], single: Callable[[], Draft] | None = None,
            single_share: float = 0.0) -> Iterator[Draft]:
-    """About ``count`` drafts: conversations opened by ``start`` and closed later by ``finish``
-    (every opening is closed, so a few more than ``count`` may come), mixed with ``single`` ones.
-    An opening and its closing carry one ``Conversation`` key, so the pool sends them in this order."""
-    pending: list[tuple[T, Conversation]] = []
+    """About ``count`` drafts: conversations opened by ``start`` (its drafts in order, e.g. a NAT
+    translation then the connection) and closed later by ``finish`` (every opening is closed, so a
+    few more than ``count`` may come), mixed with ``single`` ones. A conversation's drafts carry one
+    ``Conversation`` key, each in its own phase, so the pool sends them in this order."""
+    pending: list[tuple[T, str, int]] = []
     made = 0
     opened = 0
     while made < count:
@@ -165,18 +171,20 @@ def paired(rng: random.Random, count: int, start: Callable[[], tuple[T, Draft]],
         elif pending and (len(pending) >= OPEN_WINDOW or rng.random() < 0.5 or made + len(pending) >= count):
             i = rng.randrange(len(pending))
             pending[i], pending[-1] = pending[-1], pending[i]
-            state, key = pending.pop()
-            yield (*finish(state), Conversation(key.key, 1))
+            state, key, phase = pending.pop()
+            yield (*finish(state), Conversation(key, phase))
         else:
-            state, draft = start()
-            key = Conversation(str(opened), 0)
+            state, drafts = start()
+            key = str(opened)
             opened += 1
-            pending.append((state, key))
-            yield (*draft, key)
+            pending.append((state, key, len(drafts)))
+            for phase, draft in enumerate(drafts):
+                yield (*draft, Conversation(key, phase))
+            made += len(drafts) - 1
         made += 1
     while pending:
-        state, key = pending.pop()
-        yield (*finish(state), Conversation(key.key, 1))
+        state, key, phase = pending.pop()
+        yield (*finish(state), Conversation(key, phase))
 
 
 def cef_escape(value: str) -> str:

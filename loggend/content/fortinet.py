@@ -12,7 +12,9 @@ and ``policyname`` from its policy. Proof of delivery: ``loggen_stream=`` / ``lo
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -184,7 +186,8 @@ BUILDERS: dict[str, Callable[[random.Random, Flow, int], tuple[str, str, str]]] 
     "traffic:forward": _traffic, "utm:webfilter": _webfilter, "utm:dns": _dns, "utm:ips": _ips,
     "utm:app-ctrl": _appctrl, "event:system": _event}
 _KIND_NAMES = tuple(k.name for k in KINDS)
-_KIND_WEIGHTS = tuple(k.weight for k in KINDS)
+_KIND_WEIGHTS = tuple(itertools.accumulate(k.weight for k in KINDS))     # cumulative
+PAIR = re.compile(r'(\w+)=("([^"]*)"|(\S*))')
 
 
 def _native(host: str, serial: str, level: str, body: str) -> Draft:
@@ -215,32 +218,16 @@ def _cef(host: str, serial: str, level: str, kind: str, action: str, body: str) 
 
 def _pairs(body: str) -> dict[str, str]:
     """key=value / key="quoted value" pairs of a FortiOS body (the generator's own, so well formed)."""
-    out: dict[str, str] = {}
-    i, n = 0, len(body)
-    while i < n:
-        eq = body.index("=", i)
-        key = body[i:eq].strip()
-        if body[eq + 1:eq + 2] == '"':
-            end = body.index('"', eq + 2)
-            out[key] = body[eq + 2:end]
-            i = end + 2
-        else:
-            end = body.find(" ", eq)
-            end = n if end < 0 else end
-            out[key] = body[eq + 1:end]
-            i = end + 1
-    return out
+    return {m[1]: m[3] if m[3] is not None else m[4] for m in PAIR.finditer(body)}
 
 
 def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
     unit = _Unit(ident, rng)
     pool = ident.extra["nat_pool"]
     for _ in range(count):
-        kind = rng.choices(_KIND_NAMES, _KIND_WEIGHTS)[0]
-        f = flows.flow(rng, pool)
-        if kind.startswith("utm:"):
-            while f.direction != "outbound" or not f.allowed:
-                f = flows.flow(rng, pool)
+        kind = rng.choices(_KIND_NAMES, cum_weights=_KIND_WEIGHTS)[0]
+        utm = kind.startswith("utm:")
+        f = flows.flow(rng, pool, allowed=True if utm else None, direction="outbound" if utm else None)
         host, serial = unit.pick()
         level, body, action = BUILDERS[kind](rng, f, unit.sessions.next())
         yield _native(host, serial, level, body) if form == "native" else _cef(host, serial, level, kind, action, body)

@@ -11,6 +11,7 @@ each line; TTL, lengths and window sizes are those of real stacks. Proof of deli
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 
@@ -24,6 +25,8 @@ MACS_PER_HOST = 3                                        # eth0, the upstream ro
 SCAN_PORTS = ((22, 30), (23, 12), (445, 12), (3389, 14), (1433, 5), (5900, 5), (8080, 8), (25, 4), (80, 5), (443, 5))
 TTLS = (49, 52, 56, 110, 113, 117, 238, 243)             # hops away from Linux (64), Windows (128), routers (255)
 WINDOWS = (1024, 14600, 29200, 64240, 65535)
+_SCAN_PORTS = tuple(p for p, _ in SCAN_PORTS)
+_SCAN_WEIGHTS = tuple(itertools.accumulate(w for _, w in SCAN_PORTS))
 KINDS = (Kind("FW-DROP-IN", 60, "an unsolicited inbound packet dropped on the outside interface"),
          Kind("FW-ACCEPT-FWD", 32, "a new connection forwarded from the inside to the Internet"),
          Kind("FW-REJECT-FWD", 8, "an outbound connection refused by the egress policy"))
@@ -51,7 +54,7 @@ def _line(rng: random.Random, prefix: str, iface: str, out: str, mac: str, src: 
 
 
 def _drop_in(rng: random.Random, ident: Identity, h: int) -> str:
-    port = rng.choices([p for p, _ in SCAN_PORTS], [w for _, w in SCAN_PORTS])[0]
+    port = rng.choices(_SCAN_PORTS, cum_weights=_SCAN_WEIGHTS)[0]
     macs = ident.extra["macs"][h * MACS_PER_HOST:]
     mac = f"{macs[0]}:{macs[1]}:08:00"                   # to eth0, from the upstream router, IPv4
     return _line(rng, "FW-DROP-IN", "eth0", "", mac, netplan.external(rng), rng.choice(ident.extra["nat_pool"]),
@@ -59,9 +62,7 @@ def _drop_in(rng: random.Random, ident: Identity, h: int) -> str:
 
 
 def _forward(rng: random.Random, ident: Identity, h: int, prefix: str) -> str:
-    f = flows.flow(rng, ident.extra["nat_pool"])
-    while f.direction != "outbound":
-        f = flows.flow(rng, ident.extra["nat_pool"])
+    f = flows.flow(rng, ident.extra["nat_pool"], direction="outbound")
     mac = f"{ident.extra['macs'][h * MACS_PER_HOST + 2]}:{netplan.mac(rng)}:08:00"    # to eth1, from a client
     return _line(rng, prefix, "eth1", "eth0", mac, f.src, f.dst, f.proto.upper(), f.sport, f.dport, 63)
 
@@ -69,11 +70,11 @@ def _forward(rng: random.Random, ident: Identity, h: int, prefix: str) -> str:
 def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
     uptime = [rng.uniform(86_400, 4_000_000) for _ in ident.hosts]
     names = [k.name for k in KINDS]
-    weights = [k.weight for k in KINDS]
+    weights = list(itertools.accumulate(k.weight for k in KINDS))
     for _ in range(count):
         h = rng.randrange(len(ident.hosts))
         uptime[h] += rng.expovariate(50.0)
-        kind = rng.choices(names, weights)[0]
+        kind = rng.choices(names, cum_weights=weights)[0]
         text = _drop_in(rng, ident, h) if kind == "FW-DROP-IN" else _forward(rng, ident, h, kind)
         yield (PRI, flows.STAMP_RFC3164, f" {ident.hosts[h]} kernel: [{uptime[h]:12.6f}] {text}{PROOF.stream_before}",
                STREAM, PROOF.stream_after + PROOF.seq_before, SEQ)

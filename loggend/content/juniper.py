@@ -50,9 +50,9 @@ def _common(f: Flow, sid: int, policy: str) -> str:
     snat = ("source rule", "snat-egress") if f.direction == "outbound" else ("N/A", "N/A")
     dnat = ("destination rule", "dnat-dmz-web") if f.direction == "inbound" else ("N/A", "N/A")
     return (f'source-address="{f.src}" source-port="{f.sport}" destination-address="{f.dst}" '
-            f'destination-port="{f.dport}" connection-tag="0" service-name="{SERVICES.get(f.dport, "None")}" '
+            f'destination-port="{f.dport}" service-name="{SERVICES.get(f.dport, "None")}" '
             f'nat-source-address="{f.nat_src}" nat-source-port="{f.nat_sport}" nat-destination-address="{f.nat_dst}" '
-            f'nat-destination-port="{f.dport}" nat-connection-tag="0" src-nat-rule-type="{snat[0]}" '
+            f'nat-destination-port="{f.dport}" src-nat-rule-type="{snat[0]}" '
             f'src-nat-rule-name="{snat[1]}" dst-nat-rule-type="{dnat[0]}" dst-nat-rule-name="{dnat[1]}" '
             f'protocol-id="{f.proto_number}" policy-name="{policy}" source-zone-name="{src_zone}" '
             f'destination-zone-name="{dst_zone}" session-id-32="{sid}"')
@@ -63,8 +63,7 @@ def _tail(f: Flow) -> str:
     encrypted = "Yes" if f.app in ("ssl", "quic") else "No"
     return (f'username="N/A" roles="N/A" packet-incoming-interface="{INGRESS[ZONES[f.direction][0]]}" '
             f'application="{app}" nested-application="UNKNOWN" encrypted="{encrypted}" '
-            f'application-category="{cat}" application-sub-category="N/A" application-risk="{risk}" '
-            f'application-characteristics="N/A"')
+            f'application-category="{cat}" application-risk="{risk}"')
 
 
 def _draft(host: str, msgid: str, sd: str) -> Draft:
@@ -107,13 +106,11 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
     pool = ident.extra["nat_pool"]
     sessions = {host: flows.Counter(rng, 10_000, 90_000_000) for host in ident.hosts}
 
-    def start() -> tuple[tuple[Flow, int, str], Draft]:
+    def start() -> tuple[tuple[Flow, int, str], tuple[Draft, ...]]:
         host = rng.choice(ident.hosts)
-        f = flows.flow(rng, pool)
-        while not f.allowed:
-            f = flows.flow(rng, pool)
+        f = flows.flow(rng, pool, allowed=True)
         sid = sessions[host].next()
-        return (f, sid, host), _create(f, sid, host)
+        return (f, sid, host), (_create(f, sid, host),)
 
     def finish(state: tuple[Flow, int, str]) -> Draft:
         f, sid, host = state
@@ -121,7 +118,7 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
 
     def deny() -> Draft:
         host = rng.choice(ident.hosts)
-        return _deny(flows.flow(rng, pool), sessions[host].next(), host)
+        return _deny(flows.flow(rng, pool, allowed=False), sessions[host].next(), host)
 
     return flows.paired(rng, count, start, finish, deny, flows.DENY_SHARE)
 

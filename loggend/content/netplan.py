@@ -9,7 +9,9 @@ firewall logs: 443, 80 and 53 first. Pure functions of a ``random.Random``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -32,7 +34,7 @@ SERVICES: tuple[tuple[str, int, str, int], ...] = (
     ("tcp", 445, "ms-ds-smb", 3), ("udp", 443, "quic", 5), ("tcp", 8080, "web-browsing", 2),
     ("tcp", 3306, "mysql", 1), ("tcp", 389, "ldap", 1), ("udp", 514, "syslog", 1),
 )
-_SERVICE_WEIGHTS = tuple(s[3] for s in SERVICES)
+_SERVICE_WEIGHTS = tuple(itertools.accumulate(s[3] for s in SERVICES))     # cumulative
 DOMAINS = (
     "microsoft.com", "office365.com", "google.com", "gstatic.com", "amazonaws.com", "cloudflare.com",
     "akamaiedge.net", "github.com", "slack.com", "zoom.us", "salesforce.com", "apple.com", "okta.com",
@@ -41,13 +43,20 @@ DOMAINS = (
 COMPANY_DOMAIN = "corp.example.com"
 
 
+@functools.cache
+def _parsed(nets: tuple[tuple[str, int], ...]) -> tuple[tuple[ipaddress.IPv4Network, ...], tuple[int, ...]]:
+    """Networks parsed once and cumulative weights (drawing an address is per generated message)."""
+    return tuple(ipaddress.IPv4Network(n) for n, _ in nets), tuple(itertools.accumulate(w for _, w in nets))
+
+
 def _pick_net(rng: random.Random, nets: tuple[tuple[str, int], ...]) -> ipaddress.IPv4Network:
-    net = rng.choices([n for n, _ in nets], [w for _, w in nets])[0]
-    return ipaddress.IPv4Network(net)
+    networks, cumulative = _parsed(nets)
+    return rng.choices(networks, cum_weights=cumulative)[0]
 
 
 def _host_in(rng: random.Random, net: ipaddress.IPv4Network) -> str:
-    return str(net.network_address + rng.randint(1, net.num_addresses - 2))
+    n = int(net.network_address) + rng.randint(1, net.num_addresses - 2)
+    return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def internal_client(rng: random.Random) -> str:
@@ -59,11 +68,11 @@ def internal_server(rng: random.Random) -> str:
 
 
 def dmz_server(rng: random.Random) -> str:
-    return _host_in(rng, ipaddress.IPv4Network(DMZ_NET))
+    return _host_in(rng, _parsed(((DMZ_NET, 1),))[0][0])
 
 
 def vpn_address(rng: random.Random) -> str:
-    return _host_in(rng, ipaddress.IPv4Network(VPN_POOL))
+    return _host_in(rng, _parsed(((VPN_POOL, 1),))[0][0])
 
 
 def cloud_address(rng: random.Random) -> str:
@@ -71,7 +80,7 @@ def cloud_address(rng: random.Random) -> str:
 
 
 def nat_address(rng: random.Random) -> str:
-    return _host_in(rng, ipaddress.IPv4Network(NAT_POOL))
+    return _host_in(rng, _parsed(((NAT_POOL, 1),))[0][0])
 
 
 def external(rng: random.Random) -> str:
@@ -90,7 +99,7 @@ class Service:
 
 
 def service(rng: random.Random) -> Service:
-    proto, port, app, _ = rng.choices(SERVICES, _SERVICE_WEIGHTS)[0]
+    proto, port, app, _ = rng.choices(SERVICES, cum_weights=_SERVICE_WEIGHTS)[0]
     return Service(proto, port, app)
 
 

@@ -20,7 +20,9 @@ its loss); its sequence numbers still count up per firewall, as the device's do.
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -47,6 +49,7 @@ STAMP = "\0"                                       # where the PAN-OS time stamp
 HIRES = "\1"                                       # where the high-resolution time stamp goes
 CEF_TIME = "\2"                                    # where the CEF rt time stamp goes
 CONFIG_VERSION = "2561"
+THREAT_DIRECTIONS = ("outbound",) * 4 + ("inbound",)    # threats are seen on Internet-facing traffic
 ZONES = {"outbound": ("trust", "untrust"), "internal": ("trust", "servers"), "inbound": ("untrust", "dmz")}
 IFACES = {"trust": "ethernet1/2", "untrust": "ethernet1/1", "servers": "ethernet1/3", "dmz": "ethernet1/4"}
 RULES = {"outbound": "allow-web-out", "internal": "allow-servers", "inbound": "dmz-web-inbound",
@@ -79,6 +82,7 @@ def _hires(seconds: float, utc: bool) -> bytes:
 
 STAMP_HIRES = Stamp("panos-hires", _hires)
 SITES: dict[str, Part] = {STAMP: flows.STAMP_PANOS, HIRES: STAMP_HIRES, CEF_TIME: flows.STAMP_CEF}
+SITE_SPLIT = re.compile("([\0\1\2])")
 
 
 def identity(rng: random.Random) -> Identity:
@@ -192,15 +196,7 @@ BUILDERS: dict[str, Callable[[_Firewall, int, Flow, int], list[str]]] = {
 
 def _with_sites(text: str) -> list[Part]:
     """The row's text with its time-stamp placeholders replaced by stamp sites."""
-    parts: list[Part] = []
-    start = 0
-    for i, ch in enumerate(text):
-        if ch in SITES:
-            parts.append(text[start:i])
-            parts.append(SITES[ch])
-            start = i + 1
-    parts.append(text[start:])
-    return [p for p in parts if p != ""]
+    return [SITES.get(piece, piece) for piece in SITE_SPLIT.split(text) if piece]
 
 
 def _severity(kind: str, row: list[str]) -> str:
@@ -246,15 +242,14 @@ def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iter
     fw = _Firewall(ident, rng)
     pool = ident.extra["nat_pool"]
     names = [k.name for k in KINDS]
-    weights = [k.weight for k in KINDS]
+    weights = list(itertools.accumulate(k.weight for k in KINDS))
     for _ in range(count):
-        kind = rng.choices(names, weights)[0]
+        kind = rng.choices(names, cum_weights=weights)[0]
         h = rng.randrange(len(ident.hosts))
         fw.seqnos[h] += 1
-        f = flows.flow(rng, pool)
-        if kind == "THREAT":
-            while not f.allowed or f.direction == "internal":
-                f = flows.flow(rng, pool)
+        threat = kind == "THREAT"
+        f = flows.flow(rng, pool, allowed=True if threat else None,
+                       direction=rng.choice(THREAT_DIRECTIONS) if threat else None)
         row = BUILDERS[kind](fw, h, f, fw.seqnos[h])
         yield _native(h, kind, row) if form == "native" else _cef(h, kind, row)
 

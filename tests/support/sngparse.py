@@ -40,12 +40,22 @@ source s_in {{ stdin(flags({flags}) log-iw-size(1000000)); }};
 destination d_out {{ file("{out}" template("{template}\\n") log-fifo-size(1000000)); }};
 log {{
   source(s_in);
-  if {{ {parser} rewrite {{ set("1" value("{ok}")); }}; }}
-  else {{ rewrite {{ set("0" value("{ok}")); }}; }};
+  {steps}
   destination(d_out);
   flags(flow-control);
 }};
 """
+
+
+# What default-network-drivers() does with a message on its port 514 (scl/default-network-drivers):
+# the syslog-raw applications first (cisco, fortigate, checkpoint...), then the RFC 5424 parser
+# (falling back to RFC 3164) and the syslog applications (panos, junos, iptables...). Feed it raw
+# lines (flags "no-parse"); ``.app.name`` says which application took a message.
+DEFAULT_NETWORK_DRIVERS = """if { parser { app-parser(topic(syslog-raw)); }; }
+  else {
+    parser { syslog-parser(flags(syslog-protocol)); };
+    if { parser { ewmm-parser(); }; } elif { parser { app-parser(topic(syslog)); }; } else {};
+  };"""
 
 
 class SngParseError(RuntimeError):
@@ -69,12 +79,19 @@ def _template() -> str:
     return f"$(format-json --key-delimiter {KEY_DELIMITER} --scope all-nv-pairs {keys})"
 
 
-def config(parser: str | None, out: Path, install: SyslogNgInstall, flags: str = "no-parse") -> str:
-    """The private configuration: ``parser`` is a parser expression (or None: the source alone)."""
+def config(parser: str | None, out: Path, install: SyslogNgInstall, flags: str = "no-parse",
+           path: str | None = None) -> str:
+    """The private configuration: ``parser`` is a parser expression (or None: the source alone);
+    ``path``, instead, log-path elements used as they are (e.g. ``DEFAULT_NETWORK_DRIVERS``)."""
     include = f"{install.root / 'etc/syslog-ng'}:{install.root / 'usr/share/syslog-ng/include'}"
-    body = f"parser {{ {parser}; }};" if parser else ""
+    accept = f'rewrite {{ set("1" value("{OK_KEY}")); }};'
+    if path:                       # elements that pass every message on (an else {} of their own)
+        steps = f"{path}\n  {accept}"
+    else:
+        body = f"parser {{ {parser}; }};" if parser else ""
+        steps = f'if {{ {body} {accept} }}\n  else {{ rewrite {{ set("0" value("{OK_KEY}")); }}; }};'
     return CONF.format(include_path=include, flags=flags or "", out=out, template=_template().replace('"', '\\"'),
-                       parser=body, ok=OK_KEY)
+                       steps=steps)
 
 
 def _payload(messages: Iterable[str | bytes]) -> tuple[bytes, int]:
@@ -86,8 +103,10 @@ def _payload(messages: Iterable[str | bytes]) -> tuple[bytes, int]:
 
 
 def parse(messages: Iterable[str | bytes], parser: str | None, *, flags: str = "no-parse",
-          install: SyslogNgInstall | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, str]]:
-    """Every message through ``parser``; its name-value pairs in input order (``OK_KEY`` says accepted)."""
+          install: SyslogNgInstall | None = None, timeout: float = DEFAULT_TIMEOUT,
+          path: str | None = None) -> list[dict[str, str]]:
+    """Every message through ``parser`` (or the log-path elements ``path``); its name-value pairs in
+    input order (``OK_KEY`` says accepted)."""
     inst = install or find_syslog_ng()
     reason = unavailable(inst)
     if reason or inst is None:
@@ -97,7 +116,7 @@ def parse(messages: Iterable[str | bytes], parser: str | None, *, flags: str = "
         work = Path(tmp)
         out = work / "out.json"
         conf = work / "syslog-ng.conf"
-        conf.write_text(config(parser, out, inst, flags))
+        conf.write_text(config(parser, out, inst, flags, path))
         cmd = [str(inst.binary), "-F", f"--module-path={inst.module_path}", "-f", str(conf),
                f"--persist-file={work / 'persist'}", f"--pidfile={work / 'pid'}",
                f"--control={work / 'ctl'}"]
