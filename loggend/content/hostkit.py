@@ -130,12 +130,20 @@ def pick(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([name for name, _ in table], [weight for _, weight in table])[0]
 
 
-Episode = tuple[list[Draft], list[Draft]]       # (opening messages, closing messages)
+# A closing message is a draft, or a function that writes it when it is logged: a device numbers its
+# records (Windows record numbers, Snare counters, audit serials) in logging order, not when the
+# conversation opened.
+Later = Draft | Callable[[], Draft]
+Episode = tuple[list[Draft], list[Later]]       # (opening messages, closing messages)
+
+
+def _written(later: Later) -> Draft:
+    return later() if callable(later) else later
 
 
 def interleave(rng: random.Random, count: int, episode: Callable[[], Episode]) -> Iterator[Draft]:
     """At least ``count`` drafts of ``episode()`` conversations, each opening before its closing."""
-    open_: list[list[Draft]] = []
+    open_: list[list[Later]] = []
     made = 0
     while made < count:
         opening, closing = episode()
@@ -144,9 +152,11 @@ def interleave(rng: random.Random, count: int, episode: Callable[[], Episode]) -
         if closing:
             open_.append(closing)
         while open_ and (len(open_) > OPEN_CONVERSATIONS or rng.random() < CLOSE_SHARE):
-            yield from open_.pop(rng.randrange(min(len(open_), OPEN_CONVERSATIONS // 2)))
+            for later in open_.pop(rng.randrange(min(len(open_), OPEN_CONVERSATIONS // 2))):
+                yield _written(later)
     for closing in open_:
-        yield from closing
+        for later in closing:
+            yield _written(later)
 
 
 def hex_id(rng: random.Random, digits: int) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import dataclass
+from functools import cache
 
 # (network, share of internal clients)
 USER_NETS = (("10.10.0.0/16", 50), ("10.20.0.0/16", 25), ("172.16.0.0/20", 10), ("192.168.100.0/24", 5))
@@ -41,13 +42,27 @@ DOMAINS = (
 COMPANY_DOMAIN = "corp.example.com"
 
 
-def _pick_net(rng: random.Random, nets: tuple[tuple[str, int], ...]) -> ipaddress.IPv4Network:
-    net = rng.choices([n for n, _ in nets], [w for _, w in nets])[0]
-    return ipaddress.IPv4Network(net)
+@cache
+def _net(cidr: str) -> tuple[int, int]:
+    """A network as (first address, size): parsed once, not per message."""
+    net = ipaddress.IPv4Network(cidr)
+    return int(net.network_address), net.num_addresses
 
 
-def _host_in(rng: random.Random, net: ipaddress.IPv4Network) -> str:
-    return str(net.network_address + rng.randint(1, net.num_addresses - 2))
+@cache
+def _table(nets: tuple[tuple[str, int], ...]) -> tuple[list[str], list[int]]:
+    return [n for n, _ in nets], [w for _, w in nets]
+
+
+def _pick_net(rng: random.Random, nets: tuple[tuple[str, int], ...]) -> str:
+    names, weights = _table(nets)
+    return rng.choices(names, weights)[0]
+
+
+def _host_in(rng: random.Random, cidr: str) -> str:
+    first, size = _net(cidr)
+    a = first + rng.randint(1, size - 2)
+    return f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}"
 
 
 def internal_client(rng: random.Random) -> str:
@@ -59,11 +74,11 @@ def internal_server(rng: random.Random) -> str:
 
 
 def dmz_server(rng: random.Random) -> str:
-    return _host_in(rng, ipaddress.IPv4Network(DMZ_NET))
+    return _host_in(rng, DMZ_NET)
 
 
 def vpn_address(rng: random.Random) -> str:
-    return _host_in(rng, ipaddress.IPv4Network(VPN_POOL))
+    return _host_in(rng, VPN_POOL)
 
 
 def cloud_address(rng: random.Random) -> str:
@@ -71,7 +86,7 @@ def cloud_address(rng: random.Random) -> str:
 
 
 def nat_address(rng: random.Random) -> str:
-    return _host_in(rng, ipaddress.IPv4Network(NAT_POOL))
+    return _host_in(rng, NAT_POOL)
 
 
 def external(rng: random.Random) -> str:

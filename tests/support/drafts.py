@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import random
 import time
+from functools import cache
 
 from loggend.content.model import SEQ, STREAM, Draft, Proof, Source, Stamp
 
 STREAM_ID = "w7"
 SEED = 21
+
+
+@cache
+def _stamp(stamp: Stamp, now: float, utc: bool) -> str:
+    return stamp.render(now, utc).decode()       # once a second, as the pool does, not per message
 
 
 def text(draft: Draft, now: float, seq: int, stream: str = STREAM_ID, utc: bool = False) -> str:
@@ -22,7 +28,7 @@ def text(draft: Draft, now: float, seq: int, stream: str = STREAM_ID, utc: bool 
         if isinstance(part, str):
             out.append(part)
         elif isinstance(part, Stamp):
-            out.append(part.render(now, utc).decode())
+            out.append(_stamp(part, now, utc))
         elif part is STREAM:
             out.append(stream)
         elif part is SEQ:
