@@ -13,6 +13,11 @@ framing excluded. A draft is a tuple of parts:
   that carries proof of delivery has both, ``STREAM`` before ``SEQ``, each between literal text
   that the form's ``Proof`` names so the sink can find them. A form with no room for them has
   neither and says why in ``Form.no_proof``.
+* ``Conversation(key)``: no bytes; says the draft belongs to conversation ``key`` (an ASA
+  connection id, an SRX session, a Windows logon id, a Suricata flow id). Drafts of one
+  conversation reach the wire in the order ``generate`` yields them, whatever the framing does
+  (the pool groups messages of equal length into frames and shuffles the frames: without the
+  key a Teardown could be sent before its Built). Drafts without one may be reordered freely.
 
 Drafts are rendered once, before the workers fork (this package is never imported by the hot
 path); the engine turns each into ``head + stream id + tail`` with its patch sites, as it does the
@@ -50,10 +55,17 @@ class _Marker:
         return self.name
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """A draft's conversation (no bytes): drafts with the same key keep their order on the wire."""
+
+    key: str
+
+
 STREAM = _Marker("STREAM")      # the sender's stream id goes here (ASCII letters, digits, '.')
 SEQ = _Marker("SEQ")            # the 12-digit sequence number goes here
 
-Part = str | Stamp | _Marker
+Part = str | Stamp | _Marker | Conversation
 Draft = tuple[Part, ...]
 
 
