@@ -178,7 +178,7 @@ class _Trail:
 
 
 def cloudtrail_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Trail(ident, rng).episode)
+    return interleave(rng, count, _Trail(ident, rng).episode, "aws-cloudtrail")
 
 
 # --- aws-vpc-flow -------------------------------------------------------------------------------------

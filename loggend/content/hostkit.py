@@ -8,7 +8,8 @@ write a conversation's start time beside its end (a Suricata flow's ``start``, a
 An *episode* is one conversation: its opening messages and its closing ones (a 4624 and its 4634,
 a flow's alert and its flow record). ``interleave`` lays episodes out in logging order: every
 opening before its closing, closings of several conversations mixed among later openings, as a
-device that handles many at once logs them.
+device that handles many at once logs them, each message of a conversation tagged with it
+(``model.Conversation``) so the pool keeps their order on the wire.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from functools import cache
 
-from loggend.content.model import SEQ, STREAM, Draft, Proof, Stamp
+from loggend.content.model import SEQ, STREAM, Conversation, Draft, Proof, Stamp
 from loggend.engine.formats import MONTHS, stamp_rfc3164, stamp_rfc3339
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -137,26 +138,34 @@ Later = Draft | Callable[[], Draft]
 Episode = tuple[list[Draft], list[Later]]       # (opening messages, closing messages)
 
 
-def _written(later: Later) -> Draft:
-    return later() if callable(later) else later
+def interleave(rng: random.Random, count: int, episode: Callable[[], Episode], name: str) -> Iterator[Draft]:
+    """At least ``count`` drafts of ``episode()`` conversations, each opening before its closing.
 
-
-def interleave(rng: random.Random, count: int, episode: Callable[[], Episode]) -> Iterator[Draft]:
-    """At least ``count`` drafts of ``episode()`` conversations, each opening before its closing."""
-    open_: list[list[Later]] = []
+    The messages of an episode of more than one carry its ``Conversation`` (``name:N``), so the
+    pool sends them in this order too.
+    """
+    open_: list[tuple[Conversation, list[Later]]] = []
     made = 0
     while made < count:
         opening, closing = episode()
-        yield from opening
         made += len(opening) + len(closing)
-        if closing:
-            open_.append(closing)
+        if len(opening) + len(closing) == 1:
+            yield from opening
+        else:
+            talk = Conversation(f"{name}:{made}")
+            for draft in opening:
+                yield (talk, *draft)
+            if closing:
+                open_.append((talk, closing))
         while open_ and (len(open_) > OPEN_CONVERSATIONS or rng.random() < CLOSE_SHARE):
-            for later in open_.pop(rng.randrange(min(len(open_), OPEN_CONVERSATIONS // 2))):
-                yield _written(later)
-    for closing in open_:
-        for later in closing:
-            yield _written(later)
+            yield from _closed(*open_.pop(rng.randrange(min(len(open_), OPEN_CONVERSATIONS // 2))))
+    for talk, closing in open_:
+        yield from _closed(talk, closing)
+
+
+def _closed(talk: Conversation, closing: list[Later]) -> Iterator[Draft]:
+    for later in closing:
+        yield (talk, *(later() if callable(later) else later))
 
 
 def hex_id(rng: random.Random, digits: int) -> str:

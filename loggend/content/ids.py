@@ -189,7 +189,7 @@ class _Suricata:
 
 
 def suricata_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Suricata(ident, rng).episode)
+    return interleave(rng, count, _Suricata(ident, rng).episode, "suricata")
 
 
 # --- zeek ---------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class _Zeek:
 
 
 def zeek_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Zeek(ident, rng).episode)
+    return interleave(rng, count, _Zeek(ident, rng).episode, "zeek")
 
 
 SOURCES = (

@@ -217,7 +217,7 @@ def _untrusted(value: str) -> str:
 
 
 def audit_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Audit(ident, rng).episode)
+    return interleave(rng, count, _Audit(ident, rng).episode, "linux-audit")
 
 
 SOURCES = (

@@ -106,7 +106,7 @@ class _Site:
 
 def _web_generate(pri: int, tag: str, nginx: bool) -> Callable[[Identity, random.Random, int, str], Iterator[Draft]]:
     def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-        return interleave(rng, count, _Site(ident, rng, pri, tag, nginx).episode)
+        return interleave(rng, count, _Site(ident, rng, pri, tag, nginx).episode, tag)
     return generate
 
 

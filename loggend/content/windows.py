@@ -508,7 +508,7 @@ class _Windows:
 
 
 def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Windows(ident, rng, form).episode)
+    return interleave(rng, count, _Windows(ident, rng, form).episode, "windows-security")
 
 
 SOURCES = (

@@ -22,7 +22,7 @@ from functools import cache
 import pytest
 
 from loggend.content import cloud, ids, linuxhost, proxies, web, windows
-from loggend.content.model import SEQ, STREAM, Source, Stamp
+from loggend.content.model import SEQ, STREAM, Conversation, Draft, Source, Stamp
 from tests.support import drafts
 
 MODULES = (windows, linuxhost, web, proxies, ids, cloud)
@@ -114,8 +114,9 @@ def test_drafts_carry_one_stream_then_one_seq_and_the_sink_finds_them(name: str)
             parts = list(draft)
             assert parts.count(STREAM) == 1 and parts.count(SEQ) == 1, draft
             assert parts.index(STREAM) < parts.index(SEQ)
-            assert all(isinstance(p, str) and p.isascii() or p in (STREAM, SEQ) or isinstance(p, Stamp)
+            assert all(isinstance(p, str) and p.isascii() or p in (STREAM, SEQ) or isinstance(p, Stamp | Conversation)
                        for p in parts), draft
+            assert sum(isinstance(p, Conversation) for p in parts) <= 1
         assert form.proof is not None
         for i, d in enumerate(made[:500]):
             text = drafts.text(d, NOW, 10**11 + i, stream="i2.w13")
@@ -139,6 +140,37 @@ def test_stamp_styles_are_unique_and_fixed_width_through_a_year() -> None:
             widths = {len(stamp.render(NOW + day * 86_400 + hour * 3_600, utc))
                       for day in range(0, 366, 7) for hour in (0, 9, 13)}
             assert len(widths) == 1, (stamp.style, utc, widths)
+
+
+def _keyed(name: str, form: str = "native") -> list[tuple[str | None, str]]:
+    """Each message's conversation key and text, in logging order."""
+    source = SOURCES[name]
+    made = source.generate(source.identity(random.Random(drafts.SEED)), random.Random(drafts.SEED + 1), COUNT, form)
+    return [(_key(d), drafts.text(d, NOW, i, utc=True)) for i, d in enumerate(made)]
+
+
+def _key(draft: Draft) -> str | None:
+    return next((p.key for p in draft if isinstance(p, Conversation)), None)
+
+
+@pytest.mark.parametrize(("name", "form", "field"), [
+    ("windows-security", "json", r'"(?:TargetLogonId|SubjectLogonId)":"(0x[0-9a-f]+)"'),
+    ("suricata", "native", r'"flow_id":(\d+)'),
+    ("zeek", "native", r'"uid":"(\w+)"'),
+    ("linux-audit", "native", r"msg=audit\(([\d.:]+)\)"),
+])
+def test_a_conversations_messages_carry_one_key_so_the_pool_keeps_their_order(name: str, form: str,
+                                                                               field: str) -> None:
+    key_of: dict[str, str] = {}
+    for key, line in _keyed(name, form):
+        found = re.search(field, line)
+        if not found or found[1] in ("0x3e7", "0x0"):
+            continue
+        if key is None:                       # a message alone (a process of the system, a lone failure)
+            assert found[1] not in key_of, line
+            continue
+        assert key_of.setdefault(found[1], key) == key, line
+    assert len(set(key_of.values())) > COUNT // 20         # conversations there are, each with its key
 
 
 # --- windows-security ---------------------------------------------------------------------------------------
