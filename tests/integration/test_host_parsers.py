@@ -20,6 +20,7 @@ import pytest
 
 from loggend.content import cloud, ids, linuxhost, proxies, web, windows
 from loggend.content.model import Source
+from tests.conftest import RUN, run_loggend
 from tests.support import drafts, receivers, sngparse
 
 REASON = sngparse.unavailable()
@@ -173,3 +174,55 @@ def test_rsyslog_mmjsonparse_parses_every_json_message(tmp_path, name: str, form
         kinds[str(event[key])] += 1
     assert sorted(seqs) == list(range(len(sent)))
     assert len(kinds) >= len(source.kinds) - 1        # every kind (windows: its rarest may not fall in 10,000)
+
+
+# --- conversations on the wire --------------------------------------------------------------------------------
+
+WIRE_COUNT = 10_000
+LENGTH = ("--max-length", "4096")      # Windows events and CloudTrail records are longer than 1,024 bytes
+LOGON = re.compile(rb"\t(4624|4634)\tMicrosoft-Windows-Security-Auditing\t.*?New Logon: .*?Logon ID:  (0x[0-9a-f]+)|"
+                   rb"\t(4634)\tMicrosoft-Windows-Security-Auditing\t.*?Logon ID:  (0x[0-9a-f]+)")
+FLOW = re.compile(rb'"flow_id":(\d+),"in_iface":"\w+","event_type":"(\w+)"')
+
+
+def _sent(receiver, source: str) -> list[bytes]:
+    """What a run of ``source`` puts on the wire, in order (long enough for Windows' and Suricata's lines)."""
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--sources", source, "--rate", "20000",
+                         "--duration", "0.5s", "--pool-size", str(WIRE_COUNT), *LENGTH)
+    assert result.returncode == 0, result.stderr
+    got = receiver.wait_for(WIRE_COUNT)
+    assert len(got) == WIRE_COUNT
+    return got
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_on_the_wire_every_4634_follows_the_4624_of_its_logon_id(receiver) -> None:
+    opened: set[bytes] = set()
+    closed = 0
+    for message in _sent(receiver, "windows-security"):
+        m = LOGON.search(message)
+        if not m:
+            continue
+        if m[1] == b"4624":
+            opened.add(m[2])
+        else:
+            assert (m[2] or m[4]) in opened, message[:300]
+            closed += 1
+    assert closed > WIRE_COUNT // 10
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_on_the_wire_a_suricata_flow_record_follows_its_alert_and_transaction(receiver) -> None:
+    flows: set[bytes] = set()
+    alerts = 0
+    for message in _sent(receiver, "suricata"):
+        m = FLOW.search(message)
+        assert m, message[:200]
+        if m[2] == b"flow":
+            flows.add(m[1])
+        else:
+            assert m[1] not in flows, message[:300]          # the flow record closes the conversation
+            alerts += m[2] == b"alert"
+    assert alerts > 0 and flows
