@@ -26,6 +26,7 @@ from loggend.content.hostkit import (
     JSON_PROOF_PARTS,
     RFC3339,
     Episode,
+    Later,
     ago_step,
     epoch_ago,
     interleave,
@@ -149,7 +150,8 @@ class _Trail:
                     f'{{"sessionIssuer":{{"type":"Role","principalId":"{self.role_ids[role]}","arn":"{role_arn}",'
                     f'"accountId":"{account}","userName":"{role}"}},"attributes":{{"creationDate":"', ISO_UTC,
                     f'","mfaAuthenticated":"{"true" if human else "false"}"}}}}}}')
-        closing = [self._call(identity, region, account, ip, agent, role) for _ in range(rng.randint(3, 14))]
+        calls = rng.randint(3, 14)
+        closing: list[Later] = [self._call(identity, region, account, ip, agent, role) for _ in range(calls)]
         return opening, closing
 
     def _call(self, identity: tuple[Part, ...], region: str, account: str, ip: str, agent: str, role: str) -> Draft:
@@ -176,15 +178,15 @@ class _Trail:
 
 
 def cloudtrail_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Trail(ident, rng).episode)
+    return interleave(rng, count, _Trail(ident, rng).episode, "aws-cloudtrail")
 
 
 # --- aws-vpc-flow -------------------------------------------------------------------------------------
 
 VPC_KINDS = (
-    Kind("ACCEPT", 84, "an accepted flow, one record each direction, packets and bytes that agree"),
-    Kind("REJECT", 14, "a probe from outside refused by a security group or network ACL"),
-    Kind("NODATA", 2, "a capture window with no traffic on the interface"),
+    Kind("ACCEPT", 91, "an accepted flow, one record each direction, packets and bytes that agree"),
+    Kind("REJECT", 8, "a probe from outside refused by a security group or network ACL"),
+    Kind("NODATA", 1, "a capture window with no traffic on the interface"),
 )
 PROBE_PORTS = (22, 23, 3389, 445, 1433, 5900, 8080, 6379)
 SMALL_FLOW_PORTS = (53, 123, 514)      # request/response services: a few packets a flow

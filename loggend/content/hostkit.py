@@ -8,7 +8,8 @@ write a conversation's start time beside its end (a Suricata flow's ``start``, a
 An *episode* is one conversation: its opening messages and its closing ones (a 4624 and its 4634,
 a flow's alert and its flow record). ``interleave`` lays episodes out in logging order: every
 opening before its closing, closings of several conversations mixed among later openings, as a
-device that handles many at once logs them.
+device that handles many at once logs them, each message of a conversation tagged with it
+(``model.Conversation``) so the pool keeps their order on the wire.
 """
 
 from __future__ import annotations
@@ -130,26 +131,41 @@ def pick(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([name for name, _ in table], [weight for _, weight in table])[0]
 
 
-Episode = tuple[list[Draft], list[Draft]]       # (opening messages, closing messages)
+# A closing message is a draft, or a function that writes it when it is logged: a device numbers its
+# records (Windows record numbers, Snare counters, audit serials) in logging order, not when the
+# conversation opened.
+Later = Draft | Callable[[], Draft]
+Episode = tuple[list[Draft], list[Later]]       # (opening messages, closing messages)
 
 
-def interleave(rng: random.Random, count: int, episode: Callable[[], Episode]) -> Iterator[Draft]:
+def interleave(rng: random.Random, count: int, episode: Callable[[], Episode], name: str) -> Iterator[Draft]:
     """At least ``count`` drafts of ``episode()`` conversations, each opening before its closing.
-    An episode's drafts carry one ``Conversation`` key, so the pool sends them in this order."""
-    open_: list[list[Draft]] = []
+
+    The messages of an episode of more than one carry its ``Conversation`` (``name:N``), so the
+    pool sends them in this order too.
+    """
+    open_: list[tuple[Conversation, list[Later]]] = []
     made = 0
     while made < count:
         opening, closing = episode()
-        opening = [(*d, Conversation(str(made), 0)) for d in opening]
-        closing = [(*d, Conversation(str(made), 1)) for d in closing]
-        yield from opening
         made += len(opening) + len(closing)
-        if closing:
-            open_.append(closing)
+        if len(opening) + len(closing) == 1:
+            yield from opening
+        else:
+            talk = Conversation(f"{name}:{made}")
+            for draft in opening:
+                yield (talk, *draft)
+            if closing:
+                open_.append((talk, closing))
         while open_ and (len(open_) > OPEN_CONVERSATIONS or rng.random() < CLOSE_SHARE):
-            yield from open_.pop(rng.randrange(min(len(open_), OPEN_CONVERSATIONS // 2)))
-    for closing in open_:
-        yield from closing
+            yield from _closed(*open_.pop(rng.randrange(min(len(open_), OPEN_CONVERSATIONS // 2))))
+    for talk, closing in open_:
+        yield from _closed(talk, closing)
+
+
+def _closed(talk: Conversation, closing: list[Later]) -> Iterator[Draft]:
+    for later in closing:
+        yield (talk, *(later() if callable(later) else later))
 
 
 def hex_id(rng: random.Random, digits: int) -> str:

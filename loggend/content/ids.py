@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import random
+import socket
 import struct
 from collections.abc import Iterator
 
@@ -73,7 +73,7 @@ def identity(rng: random.Random) -> Identity:
 
 def community_id(src: str, sport: int, dst: str, dport: int, proto: int) -> str:
     """Community ID v1 (seed 0) of a 5-tuple, as Suricata and Zeek compute it."""
-    a, b = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
+    a, b = socket.inet_aton(src), socket.inet_aton(dst)
     if (a, sport) > (b, dport):
         a, b, sport, dport = b, a, dport, sport
     digest = hashlib.sha1(struct.pack("!H", 0) + a + b + struct.pack("!BBHH", proto, 0, sport, dport)).digest()
@@ -189,7 +189,7 @@ class _Suricata:
 
 
 def suricata_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Suricata(ident, rng).episode)
+    return interleave(rng, count, _Suricata(ident, rng).episode, "suricata")
 
 
 # --- zeek ---------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class _Zeek:
 
 
 def zeek_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Zeek(ident, rng).episode)
+    return interleave(rng, count, _Zeek(ident, rng).episode, "zeek")
 
 
 SOURCES = (

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from functools import partial
 
 from loggend.content import netplan
-from loggend.content.hostkit import EPOCH, Episode, interleave, syslog3164
+from loggend.content.hostkit import EPOCH, Episode, Later, interleave, syslog3164
 from loggend.content.model import SEQ, STREAM, Draft, Form, Identity, Kind, Proof, Source
 
 SUDO_PRI = 85                  # authpriv.notice: commands
@@ -186,8 +187,9 @@ class _Audit:
                    self.record(host, "USER_LOGIN", f"pid={pid} uid=0 auid={uid} ses={ses} subj=unconfined "
                                f"msg='op=login id={uid} exe=\"/usr/sbin/sshd\" hostname={addr} addr={addr} "
                                f"terminal=/dev/pts/{rng.randint(0, 6)} res=success'", self.next_serial(host))]
-        closing = [self._pam(host, "USER_END", pid, uid, ses, "PAM:session_close grantors=pam_unix", user, addr),
-                   self._pam(host, "CRED_DISP", pid, uid, ses, "PAM:setcred grantors=pam_unix", user, addr)]
+        closing: list[Later] = [
+            partial(self._pam, host, "USER_END", pid, uid, ses, "PAM:session_close grantors=pam_unix", user, addr),
+            partial(self._pam, host, "CRED_DISP", pid, uid, ses, "PAM:setcred grantors=pam_unix", user, addr)]
         return opening, closing
 
     def user_cmd(self) -> Draft:
@@ -216,7 +218,7 @@ def _untrusted(value: str) -> str:
 
 
 def audit_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Audit(ident, rng).episode)
+    return interleave(rng, count, _Audit(ident, rng).episode, "linux-audit")
 
 
 SOURCES = (

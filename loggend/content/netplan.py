@@ -9,11 +9,11 @@ firewall logs: 443, 80 and 53 first. Pure functions of a ``random.Random``.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import itertools
 import random
 from dataclasses import dataclass
+from functools import cache
 
 # (network, share of internal clients)
 USER_NETS = (("10.10.0.0/16", 50), ("10.20.0.0/16", 25), ("172.16.0.0/20", 10), ("192.168.100.0/24", 5))
@@ -43,20 +43,28 @@ DOMAINS = (
 COMPANY_DOMAIN = "corp.example.com"
 
 
-@functools.cache
-def _parsed(nets: tuple[tuple[str, int], ...]) -> tuple[tuple[ipaddress.IPv4Network, ...], tuple[int, ...]]:
-    """Networks parsed once and cumulative weights (drawing an address is per generated message)."""
-    return tuple(ipaddress.IPv4Network(n) for n, _ in nets), tuple(itertools.accumulate(w for _, w in nets))
+@cache
+def _net(cidr: str) -> tuple[int, int]:
+    """A network as (first address, size): parsed once, not per message."""
+    net = ipaddress.IPv4Network(cidr)
+    return int(net.network_address), net.num_addresses
 
 
-def _pick_net(rng: random.Random, nets: tuple[tuple[str, int], ...]) -> ipaddress.IPv4Network:
-    networks, cumulative = _parsed(nets)
-    return rng.choices(networks, cum_weights=cumulative)[0]
+@cache
+def _table(nets: tuple[tuple[str, int], ...]) -> tuple[list[str], list[int]]:
+    """Names and cumulative weights (the same draws as plain weights, without summing per message)."""
+    return [n for n, _ in nets], list(itertools.accumulate(w for _, w in nets))
 
 
-def _host_in(rng: random.Random, net: ipaddress.IPv4Network) -> str:
-    n = int(net.network_address) + rng.randint(1, net.num_addresses - 2)
-    return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+def _pick_net(rng: random.Random, nets: tuple[tuple[str, int], ...]) -> str:
+    names, cumulative = _table(nets)
+    return rng.choices(names, cum_weights=cumulative)[0]
+
+
+def _host_in(rng: random.Random, cidr: str) -> str:
+    first, size = _net(cidr)
+    a = first + rng.randint(1, size - 2)
+    return f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}"
 
 
 def internal_client(rng: random.Random) -> str:
@@ -68,11 +76,11 @@ def internal_server(rng: random.Random) -> str:
 
 
 def dmz_server(rng: random.Random) -> str:
-    return _host_in(rng, _parsed(((DMZ_NET, 1),))[0][0])
+    return _host_in(rng, DMZ_NET)
 
 
 def vpn_address(rng: random.Random) -> str:
-    return _host_in(rng, _parsed(((VPN_POOL, 1),))[0][0])
+    return _host_in(rng, VPN_POOL)
 
 
 def cloud_address(rng: random.Random) -> str:
@@ -80,7 +88,7 @@ def cloud_address(rng: random.Random) -> str:
 
 
 def nat_address(rng: random.Random) -> str:
-    return _host_in(rng, _parsed(((NAT_POOL, 1),))[0][0])
+    return _host_in(rng, NAT_POOL)
 
 
 def external(rng: random.Random) -> str:

@@ -112,7 +112,7 @@ OSES = (("Windows 11", "Windows Device", "Chrome"), ("Windows 10", "Windows Devi
 def _netskope_common(rng: random.Random, kind: str, user: str) -> str:
     os_name, device, browser = rng.choice(OSES)
     return (f'"_id":"{hex_id(rng, 24)}","type":"{kind}","access_method":"Client","user":"{user}",'
-            f'"ur_normalized":"{user}","userkey":"{user}","organization_unit":"corp/{rng.choice(DEPARTMENTS)}",'
+            f'"ur_normalized":"{user}","organization_unit":"corp/{rng.choice(DEPARTMENTS)}",'
             f'"hostname":"WKS-{rng.randint(1000, 9999)}","os":"{os_name}","device":"{device}","browser":"{browser}",'
             f'"srcip":"{netplan.nat_address(rng)}","userip":"{netplan.internal_client(rng)}",'
             f'"dstip":"{netplan.external(rng)}","src_country":"US","count":1')
@@ -133,7 +133,7 @@ def netskope_generate(ident: Identity, rng: random.Random, count: int, form: str
                 traffic = "CloudApp"
             body = (f'{_netskope_common(rng, "page", user)},"app":"{app}","appcategory":"{category}",'
                     f'"category":"{category}","cci":{cci},"ccl":"{ccl}","site":"{site}","page":"{site}/",'
-                    f'"url":"{site}/","domain":"{site}","dstport":443,"traffic_type":"{traffic}",'
+                    f'"url":"{site}/","dstport":443,"traffic_type":"{traffic}",'
                     f'"client_bytes":{client},"server_bytes":{server},"numbytes":{client + server},'
                     f'"req_cnt":{rng.randint(1, 80)},"resp_cnt":{rng.randint(1, 80)},'
                     f'"conn_duration":{rng.randint(1, 900)}')
@@ -149,7 +149,7 @@ def netskope_generate(ident: Identity, rng: random.Random, count: int, form: str
             body = (f'{_netskope_common(rng, "nspolicy", user)},"app":"{app}","appcategory":"{category}",'
                     f'"category":"{category}","cci":{cci},"ccl":"{ccl}","site":"{site}","url":"{site}/",'
                     f'"traffic_type":"CloudApp","activity":"Upload","alert":"yes","alert_type":"{alert_type}",'
-                    f'"alert_name":"{name}","policy":"{name}","action":"{action}",'
+                    f'"alert_name":"{name}","action":"{action}",'
                     f'"object":"customers-{rng.randint(100, 999)}.csv","object_type":"File",'
                     f'"file_size":{rng.randint(8_000, 40_000_000)},"severity":"high"')
         else:

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Iterator
 
 from loggend.content import netplan
-from loggend.content.hostkit import CLF, EPOCH, Episode, interleave, pick, syslog3164
+from loggend.content.hostkit import CLF, EPOCH, Episode, Later, interleave, pick, syslog3164
 from loggend.content.model import SEQ, STREAM, Draft, Form, Identity, Kind, Proof, Source
 
 NGINX_PRI = 190                 # local7.info, nginx's default
@@ -95,7 +95,7 @@ class _Site:
         size = {200: rng.randint(2_000, 90_000), 304: 0, 301: 162, 302: 154, 404: 153, 500: 537}[status]
         referrer = rng.choice(("-", "https://www.google.com/", f"https://{site}/")) if rng.random() < 0.6 else "-"
         opening = [self.line(host, client, "-", "GET", page, status, size, referrer, agent)]
-        closing = []
+        closing: list[Later] = []
         if status == 200 and not agent.startswith("Mozilla/5.0 (compatible"):
             for asset, _, length in rng.sample(ASSETS, rng.randint(1, 4)):
                 cached = rng.random() < 0.35
@@ -106,7 +106,7 @@ class _Site:
 
 def _web_generate(pri: int, tag: str, nginx: bool) -> Callable[[Identity, random.Random, int, str], Iterator[Draft]]:
     def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-        return interleave(rng, count, _Site(ident, rng, pri, tag, nginx).episode)
+        return interleave(rng, count, _Site(ident, rng, pri, tag, nginx).episode, tag)
     return generate
 
 

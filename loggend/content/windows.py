@@ -24,9 +24,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from functools import cache, partial
 
 from loggend.content import netplan
-from loggend.content.hostkit import JSON_PROOF, JSON_PROOF_PARTS, NXLOG, RFC3164, SNARE, Episode, hex_id, interleave
+from loggend.content.hostkit import (
+    JSON_PROOF,
+    JSON_PROOF_PARTS,
+    NXLOG,
+    RFC3164,
+    SNARE,
+    Episode,
+    Later,
+    hex_id,
+    interleave,
+)
 from loggend.content.model import SEQ, STREAM, Draft, Form, Identity, Kind, Proof, Source
 
 PROVIDER = "Microsoft-Windows-Security-Auditing"
@@ -147,19 +158,19 @@ TEXTS: dict[int, S] = {
                  ("Source Workstation", "Workstation"), ("Error Code", "Status"))),),
 }
 
-KINDS = (
-    Kind("4624", 24, "an account was successfully logged on"),
-    Kind("4634", 22, "an account was logged off (same logon id as its 4624)"),
-    Kind("4688", 16, "a new process has been created (under a logon's id)"),
-    Kind("4769", 11, "a Kerberos service ticket was requested (DC)"),
-    Kind("4672", 7, "special privileges assigned to a new logon (administrators)"),
-    Kind("4768", 7, "a Kerberos TGT was requested (DC)"),
-    Kind("4776", 6, "NTLM credential validation (DC)"),
-    Kind("4625", 3, "an account failed to log on"),
-    Kind("4648", 2, "a logon was attempted using explicit credentials"),
-    Kind("4740", 0.3, "a user account was locked out (DC, after repeated 4625)"),
-    Kind("4720", 0.1, "a user account was created (DC)"),
-    Kind("4728", 0.1, "a member was added to a security-enabled global group (after its 4720)"),
+KINDS = (  # shares of the events generated (a logon brings its authentication, processes and logoff)
+    Kind("4624", 23.5, "an account was successfully logged on"),
+    Kind("4634", 23.5, "an account was logged off (same logon id as its 4624)"),
+    Kind("4769", 18.2, "a Kerberos service ticket was requested (DC)"),
+    Kind("4688", 16.5, "a new process has been created (under a logon's id)"),
+    Kind("4768", 7.2, "a Kerberos TGT was requested (DC)"),
+    Kind("4776", 3.9, "NTLM credential validation (DC)"),
+    Kind("4672", 3.0, "special privileges assigned to a new logon (administrators)"),
+    Kind("4625", 2.7, "an account failed to log on"),
+    Kind("4648", 1.3, "a logon was attempted using explicit credentials"),
+    Kind("4740", 0.02, "a user account was locked out (DC, after repeated 4625)"),
+    Kind("4720", 0.02, "a user account was created (DC)"),
+    Kind("4728", 0.02, "a member was added to a security-enabled global group (after its 4720)"),
 )
 FORMS = (
     Form("native", "Snare over syslog (MSWinEventLog, tab separated), as the Snare agent forwards it",
@@ -195,6 +206,7 @@ GROUPS = (("Domain Admins", 512), ("VPN Users", 1113), ("Finance", 1114), ("Help
 # How the message text renders the event data's insertion strings.
 INSERTS = {"%%1833": "Impersonation", "%%1842": "Yes", "%%1843": "No", "%%1936": "TokenElevationTypeDefault (1)",
            "%%1937": "TokenElevationTypeFull (2)", "%%1938": "TokenElevationTypeLimited (3)"}
+NUMERIC_DATA = frozenset(("LogonType", "KeyLength", "IpPort"))      # NXLog writes these as JSON numbers
 # Logon types: 2 interactive, 3 network, 10 remote interactive, 7 unlock, 5 service (weights).
 LOGON_TYPES = ((3, 60), (2, 12), (10, 6), (7, 8), (5, 6), (11, 3))
 
@@ -240,26 +252,40 @@ class _Estate:
     def event(self, host: str, eid: int, data: dict[str, str], success: bool = True) -> Draft:
         self.record[host] += 1
         self.snare[host] += 1
-        version, task, category, title = EVENTS[eid]
+        version, task, category, _ = EVENTS[eid]
         fqdn = f"{host}.{netplan.COMPANY_DOMAIN}"
         if self.json:
-            return _nxlog(self, fqdn, eid, data, success, version, task, category, title)
-        return _snare(self, fqdn, eid, data, success, category, title)
+            return _nxlog(self, fqdn, eid, data, success, version, task, category)
+        return _snare(self, fqdn, eid, data, success, category)
 
 
-def _text(eid: int, title: str, data: dict[str, str], section_sep: str, line_sep: str) -> str:
-    parts = [title]
+@cache
+def _template(eid: int, json: bool) -> str:
+    """The event's message text with ``{EventDataName}`` fields: flat for Snare, JSON-escaped for NXLog."""
+    section_sep, line_sep, gap = ("\r\n\r\n", "\r\n\t", "\t\t") if json else ("   ", "  ", "  ")
+    parts = [EVENTS[eid][3]]
     for section, lines in TEXTS[eid]:
-        values = (v[1:] if v.startswith("=") else INSERTS.get(data[v], data[v]) for _, v in lines)
-        body = line_sep.join(f"{label}:\t\t{value}" if label else value
+        values = (v[1:] if v.startswith("=") else f"{{{v}}}" for _, v in lines)
+        body = line_sep.join(f"{label}:{gap}{value}" if label else value
                              for (label, _), value in zip(lines, values, strict=True))
         parts.append(f"{section}{line_sep}{body}" if section else body)
-    return section_sep.join(parts)
+    text = section_sep.join(parts)
+    return _esc(text) if json else text
 
 
-def _snare(est: _Estate, fqdn: str, eid: int, data: dict[str, str], success: bool, category: str,
-           title: str) -> Draft:
-    text = _text(eid, title, data, "   ", "  ").replace("\t", " ")
+def _text(eid: int, data: dict[str, str], json: bool) -> str:
+    """The message text (``data`` already JSON-escaped for the NXLog form)."""
+    return _template(eid, json).format_map({k: INSERTS.get(v, v) for k, v in data.items()})
+
+
+@cache
+def _members(names: tuple[str, ...]) -> str:
+    """The event data as NXLog's JSON members, ``{Name}`` where each value goes (numbers unquoted)."""
+    return ",".join(f'"{k}":{{{k}}}' if k in NUMERIC_DATA else f'"{k}":"{{{k}}}"' for k in names)
+
+
+def _snare(est: _Estate, fqdn: str, eid: int, data: dict[str, str], success: bool, category: str) -> Draft:
+    text = _text(eid, data, False)
     user = data.get("TargetUserName", "-").split("@", 1)[0]
     domain = data.get("TargetDomainName", DOMAIN)
     if user == "-":
@@ -276,12 +302,20 @@ def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t").replace("\r\n", "\\r\\n")
 
 
+def _json_text(value: str) -> str:
+    """``value`` as JSON string content (most values need no escaping: only look)."""
+    return _esc(value) if "\\" in value or '"' in value else value
+
+
 def _nxlog(est: _Estate, fqdn: str, eid: int, data: dict[str, str], success: bool, version: int, task: int,
-           category: str, title: str) -> Draft:
+           category: str) -> Draft:
     host = fqdn.split(".", 1)[0]
-    text = _esc(_text(eid, title, data, "\r\n\r\n", "\r\n\t"))
-    members = ",".join(f'"{k}":{v}' if v.isdigit() and k in ("LogonType", "KeyLength", "IpPort") and v != "-"
-                       else f'"{k}":"{_esc(v)}"' for k, v in data.items())
+    escaped = {k: _json_text(v) for k, v in data.items()}
+    text = _text(eid, escaped, True)
+    for name in NUMERIC_DATA.intersection(escaped):
+        if not escaped[name].isdigit():
+            escaped[name] = f'"{escaped[name]}"'
+    members = _members(tuple(data)).format_map(escaped)
     keywords = KEYWORD_SUCCESS if success else KEYWORD_FAILURE
     etype, sev, sev_value = ("AUDIT_SUCCESS", "INFO", 2) if success else ("AUDIT_FAILURE", "ERROR", 4)
     return ("<14>" if success else "<12>", RFC3164, f" {host} {PROVIDER}[{est.lsass_pid(host)}]: "
@@ -385,8 +419,9 @@ class _Windows:
         if user in est.admins:
             opening.append(est.event(host, 4672, {**self._subject_user(user, logon_id),
                                                   "PrivilegeList": ADMIN_PRIVILEGES}))
-        closing = [self._process(host, user, logon_id) for _ in range(rng.randint(1, 4) if ltype in (2, 10, 11) else 0)]
-        closing.append(est.event(host, 4634, {**target, "LogonType": str(ltype)}))
+        processes = rng.randint(1, 4) if ltype in (2, 10, 11) else 0
+        closing: list[Later] = [partial(self._process, host, user, logon_id) for _ in range(processes)]
+        closing.append(partial(est.event, host, 4634, {**target, "LogonType": str(ltype)}))
         return opening, closing
 
     def _process(self, host: str, user: str, logon_id: str) -> Draft:
@@ -465,7 +500,7 @@ class _Windows:
             "OldUacValue": "0x0", "NewUacValue": "0x15", "UserAccountControl": "%%2080 %%2082 %%2084",
             "UserParameters": "%%1793", "SidHistory": "-", "LogonHours": "%%1797"})
         group, rid = rng.choice(GROUPS)
-        added = est.event(dc, 4728, {
+        added = partial(est.event, dc, 4728, {
             "MemberName": f"CN={first.title()} {last.title()},OU=Users,DC=corp,DC=example,DC=com", "MemberSid": sid,
             "TargetUserName": group, "TargetDomainName": DOMAIN, "TargetSid": f"{est.sid}-{rid}", **subject,
             "PrivilegeList": privileges})
@@ -473,7 +508,7 @@ class _Windows:
 
 
 def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
-    return interleave(rng, count, _Windows(ident, rng, form).episode)
+    return interleave(rng, count, _Windows(ident, rng, form).episode, "windows-security")
 
 
 SOURCES = (

@@ -9,6 +9,7 @@ to what this module writes.
 from __future__ import annotations
 
 import calendar
+import importlib
 import re
 import sys
 from pathlib import Path
@@ -68,9 +69,15 @@ def section(source: Source) -> list[str]:
     return out
 
 
+def intro(family: str) -> list[str]:
+    """The family module's docstring, as Markdown: what the family's sources are and how they agree."""
+    doc = importlib.import_module(f"loggend.content.{family}").__doc__ or ""
+    return [doc.strip().replace("``", "`"), ""] if doc.strip() else []
+
+
 def page(family: str, sources: list[Source]) -> str:
     names = ", ".join(f"`{s.name}`" for s in sources)
-    out = [f"# {TITLES.get(family, family)}", "",
+    out = [f"# {TITLES.get(family, family)}", "", *intro(family),
            f"Sources: {names}. Samples are real: `loggend sources show NAME --utc` prints them (here at "
            f"{SAMPLE_TIME} = 2026-12-01T10:00:00Z, seed {SAMPLE_SEED}, stream `w0`, numbered from 0 in the "
            f"order generated; a kind's sample is its first message). This page is written by "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+from functools import cache
 
 from loggend.content.model import SEQ, STREAM, Conversation, Draft, Proof, Source, Stamp
 
@@ -22,13 +23,18 @@ STREAM_ID = "w7"
 SEED = 21
 
 
+@cache
+def _stamp(stamp: Stamp, now: float, utc: bool) -> str:
+    return stamp.render(now, utc).decode()       # once per instant, as the pool does, not per message
+
+
 def render(draft: Draft, stream: str, seq: int, now: float, utc: bool = True) -> str:
     out: list[str] = []
     for part in draft:
         if isinstance(part, str):
             out.append(part)
         elif isinstance(part, Stamp):
-            out.append(part.render(now, utc).decode())
+            out.append(_stamp(part, now, utc))
         elif part is STREAM:
             out.append(stream)
         elif part is SEQ:
