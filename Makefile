@@ -20,7 +20,7 @@ UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
 
-.PHONY: venv run test test-fast test-coverage bench lint build build-dev clean install uninstall test-performance \
+.PHONY: venv run test test-fast test-coverage bench docs-sources lint build build-dev clean install uninstall test-performance \
 	run-test optimize-system restore-system
 
 venv: $(STAMP)
@@ -84,6 +84,10 @@ optimize-system: venv
 
 restore-system: venv
 	$(BIN)/loggend tune restore
+
+# docs/sources/<family>.md from the code (a test holds them equal)
+docs-sources: venv
+	$(BIN)/python -m loggend.tools.sourcedocs docs/sources
 
 bench: venv
 	$(BIN)/loggend bench --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) --yardstick '$(YARDSTICK)'

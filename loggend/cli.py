@@ -1,4 +1,5 @@
-"""Command line: ``loggend run | ctl | find-limit | check-config | sink | perftest | tune | bench | profile``.
+"""Command line: ``loggend run | ctl | find-limit | check-config | sink | perftest | tune | bench | profile |
+sources``.
 
 Bad input is one line and exit 2.
 
@@ -24,6 +25,7 @@ from loggend.config import (
     parse_dashboard,
     parse_hosts,
 )
+from loggend.content import registry
 from loggend.engine import journal
 from loggend.engine.formats import FORMATS
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS
@@ -47,7 +49,8 @@ FLAG_KEYS = {
     "tls_ca": "tls_ca", "tls_cert": "tls_cert", "tls_key": "tls_key", "tls_verify": "tls_verify",
     "tls_server_name": "tls_server_name", "sd_enterprise": "messages.sd_enterprise",
     "dashboard_hosts": "dashboard_hosts", "live_interval": "live_interval", "templates": "templates",
-    "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed",
+    "catalogue": "catalogue", "replay": "replay", "speed": "replay_speed", "replay_wrap": "replay_wrap",
+    "sources": "sources", "estate": "estate",
     "instance": "instance", "run_id": "run_id", "profile": "profile", "control_socket": "control_socket",
     "sink_cpus": "sink_cpus",
 }
@@ -96,7 +99,8 @@ def build_parser() -> Parser:
     run.add_argument("--protocol", help="|".join(PROTOCOLS) + " (default udp)")
     run.add_argument("--framing", help="tcp and tls: " + "|".join(STREAM_FRAMINGS) + " (RFC 6587; default "
                      "octet-counting, which TLS requires)")
-    run.add_argument("--format", help="|".join(FORMATS) + " (default rfc3164)")
+    run.add_argument("--format", help="|".join(FORMATS) + " (default rfc3164); with --sources: a form every source "
+                     "has (cef, json...; default: each its vendor's own)")
     run.add_argument("--tls-ca", help="CA certificates (PEM) to verify the server with (default: the system's)")
     run.add_argument("--tls-cert", help="client certificate (PEM) for mutual TLS")
     run.add_argument("--tls-key", help="the client certificate's private key (PEM)")
@@ -104,7 +108,13 @@ def build_parser() -> Parser:
     run.add_argument("--tls-server-name", help="SNI and the name verified (default: the target as written)")
     run.add_argument("--templates", help="a YAML file of your own templates (tokens such as {int:1-100}; see README)")
     run.add_argument("--catalogue", help="on|off: the built-in templates too (default on; off = only yours)")
+    run.add_argument("--sources", help="a mix of log sources instead of the catalogue: NAME[=WEIGHT],... "
+                     "(cisco-asa=50,paloalto=30,windows-security=20) or preset:enterprise (see `loggend sources`)")
+    run.add_argument("--estate", help="your devices instead of --sources: KIND=COUNT,... (cisco-asa=4,windows-dc=6,"
+                     "linux=300): shares and, without --rate, the rate from events/s per device (docs/sources)")
     run.add_argument("--replay", help="send a captured log file's lines (plain or gzip), timestamps rewritten to now")
+    run.add_argument("--replay-wrap", help="rfc3164|rfc5424|none: the syslog header replayed lines that have none "
+                     "get (an nginx log); default rfc3164, or --format's")
     run.add_argument("--speed", help="replay with the file's own timing, this many times faster (10 or 10x); "
                      "without it, at --rate, looping over the file")
     run.add_argument("--sd-enterprise", help="RFC 5424: the private enterprise number of the loggen@N SD element")
@@ -183,6 +193,14 @@ def build_parser() -> Parser:
                        ("--framing", "|".join(STREAM_FRAMINGS)), ("--format", "|".join(FORMATS))):
         limit.add_argument(flag, help=f"{what} (passed to the run)")
 
+    src = sub.add_parser("sources", help="the log sources: `sources` lists them, `sources show NAME` prints "
+                         "messages of one exactly as sent")
+    src.add_argument("what", nargs="*", help="nothing (the list), or: show NAME")
+    src.add_argument("--count", default="10", help="show: how many messages (default 10)")
+    src.add_argument("--format", default="", help="show: one of the source's forms (default: its vendor's own)")
+    src.add_argument("--seed", default="1", help="show: the same seed gives the same messages")
+    src.add_argument("--utc", action="store_true", help="show: UTC timestamps")
+
     check = sub.add_parser("check-config", help="validate a config file (and the LOGGEN_* variables) without running")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
 
@@ -235,7 +253,7 @@ def build_parser() -> Parser:
     bench.add_argument("--seconds", default="3", help="per measurement (default %(default)s)")
     bench.add_argument("--repeats", default="3", help="runs per figure; the median is printed (default %(default)s)")
     bench.add_argument("--yardstick", default="", help="folder of the C reference tools to compare with")
-    bench.add_argument("--tables", default="senders,sink,workers,streams",
+    bench.add_argument("--tables", default="senders,sink,workers,streams,render",
                        help="which tables, comma-separated (default %(default)s)")
     bench.add_argument("--worker-seconds", default="6", help="steady seconds per worker-count figure (default 6)")
     bench.add_argument("--worker-repeats", default="1", help="rounds of the worker-count table (default 1)")
@@ -369,7 +387,8 @@ def cmd_sink(args: argparse.Namespace) -> int:
     from loggend.control.fdlimit import ensure_fds
     ensure_fds(len(ports), "--ports", args.ports)
     return SinkCommand(
-        SinkSpec(resolve_host("--listen", host), ports, protocol, gro=not args.no_gro, tls=tls),
+        SinkSpec(resolve_host("--listen", host), ports, protocol, gro=not args.no_gro, tls=tls,
+                 proofs=registry.proofs()),
         processes=processes,
         duration=parse_duration("--duration", args.duration),
         idle_exit=parse_duration("--idle-exit", args.idle_exit),
@@ -583,7 +602,24 @@ def parse_percent(key: str, text: str) -> float:
     return value
 
 
-COMMANDS = {"perftest": cmd_perftest, "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink,
+def cmd_sources(args: argparse.Namespace) -> int:
+    from loggend.tools.sources import MAX_SHOW, listing, show
+    if not args.what:
+        print(listing())
+        return EXIT_OK
+    if args.what[0] != "show" or len(args.what) != 2:
+        raise UsageError(f"sources {' '.join(args.what)}: expected `loggend sources` or `loggend sources show NAME`")
+    count = parse_int("--count", args.count, 1, MAX_SHOW)
+    seed = parse_int("--seed", args.seed, 0, 2**63 - 1)
+    try:
+        return show(args.what[1], count, args.format, seed, args.utc)
+    except BrokenPipeError:                     # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return EXIT_OK
+
+
+COMMANDS = {"perftest": cmd_perftest, "sources": cmd_sources,
+            "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink,
             "bench": cmd_bench, "tune": cmd_tune, "profile": cmd_profile, "ctl": cmd_ctl, "find-limit": cmd_find_limit}
 
 

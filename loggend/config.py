@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 import zlib
 from collections.abc import Mapping
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from loggend import yamlsafe
+from loggend.content import mix
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
-from loggend.engine.replay import ReplaySpec, check_sendable, file_timing
+from loggend.engine.replay import WRAPS, ReplaySpec, check_sendable, file_timing
 from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
@@ -67,6 +69,7 @@ ENV_PREFIX = "LOGGEN_"
 LIVE_AUTO = 0.0                   # live_interval: auto (1 s on a terminal, LIVE_PIPE_SECONDS elsewhere)
 MIN_LIVE, MAX_LIVE = 1.0, 3600.0
 MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence suffix
+DEFAULT_MAX_LENGTH = 1024         # max_length auto: RFC 3164's limit (a mix of sources: mix.MAX_LENGTH)
 MAX_HOSTS = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
@@ -209,6 +212,16 @@ def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
     return (rate, None) if rate_layer > profile_layer else (0.0, profile)
 
 
+def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:
+    """``sources`` or ``estate`` (one of them): the mix's shares, and the estate's events/s (0: none)."""
+    if "sources" in raw and "estate" in raw and raw["sources"] and raw["estate"]:
+        raise UsageError(f"{raw.label('sources')} and {raw.label('estate')}: give one of them (an estate is "
+                         "turned into the shares of a mix)")
+    if raw["estate"]:
+        return mix.parse_estate(raw.label("estate"), raw["estate"])
+    return mix.parse_sources(raw.label("sources"), raw["sources"]), 0.0
+
+
 def layer(label: str) -> int:
     """Where a value came from, by its label: 2 a flag, 1 a ``LOGGEN_*`` variable, 0 the file."""
     return 2 if label.startswith("-") else 1 if label.startswith(ENV_PREFIX) else 0
@@ -334,7 +347,13 @@ class Config:
                f"{self.protocol} ({self.framing})")
         m = self.messages
         what = f"replay {m.replay.path}" if m.replay else f"format {m.format}"
-        if m.templates:
+        if m.sources:
+            whole = sum(w for _, w in m.sources) + sum(t.weight for t in m.templates)
+            what = "sources " + ", ".join(f"{n} {100 * w / whole:.1f}%" for n, w in m.sources) + \
+                (f" in their {m.form} form" if m.form else "")
+        if m.templates and m.sources:
+            what += f", {plural(len(m.templates), 'template')} {100 * sum(t.weight for t in m.templates) / whole:.1f}%"
+        elif m.templates:
             what += f", {plural(len(m.templates), 'template')}" + (" + the catalogue" if m.catalogue else " only")
         share = f"{self.instance_rate:,.0f} ev/s of the fleet's {rate}" if self.rate else "unlimited"
         fleet = f", instance {self.instance}/{self.instances} ({share})" if self.instances > 1 else ""
@@ -436,7 +455,30 @@ def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
         if speed and key in raw:
             raise ConfigError(raw.label(key), raw[key], "not set with replay_speed (the file's own timing "
                               "sets the rate)")
-    return ReplaySpec(file, workers * instances, speed, first=instance * workers), timing
+    wrap = parse_wrap(raw)
+    return ReplaySpec(file, workers * instances, speed, first=instance * workers, wrap=wrap,
+                      host=socket.gethostname().split(".")[0] or "localhost", tag=file_tag(file)), timing
+
+
+def parse_wrap(raw: Raw) -> str:
+    """The header of replayed lines that are not syslog: ``replay_wrap``, or by default the ``format``'s
+    (rfc3164 unless rfc5424 is asked for). A format a replay cannot honour is refused, not ignored."""
+    wrap = parse_choice(raw.label("replay_wrap"), str(raw["replay_wrap"]), ("auto", *WRAPS))
+    fmt = str(raw["format"])
+    if "format" in raw and fmt not in ("rfc3164", "rfc5424"):
+        raise ConfigError(raw.label("format"), fmt, "rfc3164 or rfc5424 with replay (the file's lines are sent as "
+                          "they are; the format is the header of lines without one)")
+    if wrap == "auto":
+        return fmt if "format" in raw else "rfc3164"
+    if "format" in raw and wrap != "none" and wrap != fmt:
+        raise ConfigError(raw.label("replay_wrap"), wrap, f"the same as {raw.label('format')} ({fmt}), or none")
+    return wrap
+
+
+def file_tag(path: str) -> str:
+    """A replayed file's TAG: its name without extensions, in RFC 3164's TAG characters."""
+    stem = os.path.basename(path).split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]", "-", stem)[:32] or "replay"
 
 
 def _relative_to(raw: Raw, key: str, path: str) -> object:
@@ -483,7 +525,7 @@ DEFAULTS: dict[str, object] = {
     "messages.pri_mix": "",
     "messages.timezone": "local",
     "messages.sequence": True,
-    "messages.max_length": 1024,
+    "messages.max_length": "auto",
     "messages.pool_size": "auto",
     "messages.stream_id": "w",
     "messages.sd_enterprise": DEFAULT_ENTERPRISE,
@@ -503,8 +545,11 @@ DEFAULTS: dict[str, object] = {
     "live_interval": "auto",
     "templates": [],
     "catalogue": True,
+    "sources": "",
+    "estate": {},
     "replay": "",
     "replay_speed": 0,
+    "replay_wrap": "auto",
     "instance": "0/1",
     "run_id": "",
     "profile": [],
@@ -619,15 +664,26 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     framing = parse_choice(raw.label("framing"), str(raw["framing"]), STREAM_FRAMINGS)
     if protocol == "tls" and framing != "octet-counting" and "framing" in raw:
         raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
-    fmt = parse_choice(raw.label("format"), str(raw["format"]), FORMATS)
-    max_length = parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"])
+    sources, estate_rate = parse_mix(raw)
+    fmt = "rfc3164" if sources else parse_choice(raw.label("format"), str(raw["format"]), FORMATS)
+    form = mix.check_form(raw.label("format"), raw["format"], sources) \
+        if sources and str(raw["format"]) not in (mix.NATIVE, DEFAULTS["format"]) else ""
+    max_length = (mix.MAX_LENGTH if sources else DEFAULT_MAX_LENGTH) if str(raw["messages.max_length"]) == "auto" \
+        else parse_max_length(raw.label("messages.max_length"), raw["messages.max_length"])
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
     instance, instances = parse_instance(raw.label("instance"), raw["instance"])
-    templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path)
+    seed = parse_int(raw.label("messages.seed"), raw["messages.seed"], 0, MAX_SEED)
+    templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path, seed)
     catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
     replay, timing = parse_replay(raw, path, workers, instance, instances)
+    # the shipped config writes catalogue: true; a flag, a variable or catalogue: false says something
+    asked = "catalogue" in raw and (layer(raw.label("catalogue")) > 0 or not catalogue)
+    if sources and (replay or asked):
+        key = "replay" if replay else "catalogue"
+        raise ConfigError(raw.label(key), raw[key], f"not with {raw.label('sources' if 'sources' in raw else 'estate')}"
+                          " (a mix of sources replaces the catalogue; the linux source is the catalogue)")
     if replay and (templates or "catalogue" in raw):
         raise ConfigError(raw.label("replay"), raw["replay"], "a file without templates or catalogue (a replay "
                           "sends the file's lines, not generated messages)")
@@ -641,7 +697,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         format=fmt,
         framing=framing if protocol != "udp" else "",
         enterprise=parse_int(raw.label("messages.sd_enterprise"), raw["messages.sd_enterprise"], 1, MAX_ENTERPRISE),
-        seed=parse_int(raw.label("messages.seed"), raw["messages.seed"], 0, MAX_SEED),
+        seed=seed,
         hosts=parse_int(raw.label("messages.hosts"), raw["messages.hosts"], 1, MAX_HOSTS),
         pool_size=pool_size,
         sequence=parse_bool(raw.label("messages.sequence"), raw["messages.sequence"]),
@@ -651,10 +707,14 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         templates=templates,
         catalogue=catalogue,
         replay=replay,
+        sources=sources,
+        form=form,
     )
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))
     rate, profile = rate_or_profile(raw)
+    if estate_rate and "rate" not in raw and profile is None:
+        rate = estate_rate                         # the estate's own events/s, when no rate is given
     return Config(
         host=resolve_host(raw.label("target"), host_text),
         ports=ports,

@@ -18,12 +18,16 @@ so every message keeps its position in the file.
 from __future__ import annotations
 
 import os
+import random
 import re
 from typing import Any
 
 import yaml
 
 from loggend import yamlsafe
+from loggend.content import registry
+from loggend.content.mix import identity_seed
+from loggend.content.model import Identity
 from loggend.engine.catalog import FACILITIES, SEVERITIES
 from loggend.engine.tokens import TokenError, UserTemplate, parse_message
 from loggend.errors import UsageError
@@ -31,14 +35,17 @@ from loggend.errors import UsageError
 MAX_FILE_BYTES = 16 << 20
 MAX_TEMPLATES = 10_000
 MAX_WEIGHT = 1e9
-KEYS = ("name", "message", "weight", "facility", "severity", "program", "pid")
+KEYS = ("name", "message", "weight", "facility", "severity", "program", "pid", "source")
+IDENTITY_TOKEN = re.compile(r"(?<!\{)\{identity:([A-Za-z0-9_-]+)\}")
+CHOICE_UNSAFE = re.compile(r"[|*{}@]")
 PROGRAM = re.compile(r"[A-Za-z0-9_./-]{1,32}")       # RFC 3164 TAG: 32 characters at most
 DEFAULT_PROGRAM_CHARS = re.compile(r"[^A-Za-z0-9_./-]")
 
 
-def load_templates(label: str, value: object, config_path: str = "") -> tuple[UserTemplate, ...]:
+def load_templates(label: str, value: object, config_path: str = "", seed: int = 1) -> tuple[UserTemplate, ...]:
     """The templates a ``templates`` value names: a YAML file (a path) or a list given inline in
-    ``config_path``. ``label`` names where the value came from (a key, a flag, a variable)."""
+    ``config_path``. ``label`` names where the value came from (a key, a flag, a variable).
+    ``seed``: the run's, which fixes the identity of a source a template names."""
     if value in ("", None, []):
         return ()
     if isinstance(value, str):
@@ -49,7 +56,7 @@ def load_templates(label: str, value: object, config_path: str = "") -> tuple[Us
             if found is None:
                 raise UsageError(f"{path}: expected a list of templates, or a mapping with a 'templates:' list")
             nodes = found
-        return _build(path, nodes, os.path.dirname(os.path.abspath(path)))
+        return _build(path, nodes, os.path.dirname(os.path.abspath(path)), seed)
     if not isinstance(value, list):
         raise UsageError(f"{label}: expected a list of templates or the path of a YAML file of them")
     node = None
@@ -61,7 +68,8 @@ def load_templates(label: str, value: object, config_path: str = "") -> tuple[Us
     if node is None:                                  # no positions: build from the plain values
         node = yaml.compose(yaml.safe_dump(value))
     assert node is not None
-    return _build(config_path or label, node, os.path.dirname(os.path.abspath(config_path)) if config_path else "")
+    return _build(config_path or label, node, os.path.dirname(os.path.abspath(config_path)) if config_path else "",
+                  seed)
 
 
 def _compose(path: str, label: str) -> yaml.Node:
@@ -93,7 +101,7 @@ def _value(node: yaml.Node) -> Any:
     return yaml.SafeLoader("").construct_object(node, deep=True)      # the plain value of a node
 
 
-def _build(path: str, seq: yaml.Node, base: str) -> tuple[UserTemplate, ...]:
+def _build(path: str, seq: yaml.Node, base: str, seed: int = 1) -> tuple[UserTemplate, ...]:
     if not isinstance(seq, yaml.SequenceNode) or not seq.value:
         raise UsageError(f"{path}: templates: expected a non-empty list of templates (name, message, ...)")
     if len(seq.value) > MAX_TEMPLATES:
@@ -118,22 +126,52 @@ def _build(path: str, seq: yaml.Node, base: str) -> tuple[UserTemplate, ...]:
             raise UsageError(f"{where}: name {name!r} is used twice")
         names.add(name)
         where = f"{path}: template {name!r}"
+        identity = _identity(where, fields.get("source"), seed)
         out.append(UserTemplate(
             name=name,
-            message=_message(where, fields["message"], base),
+            message=_message(where, fields["message"], base, identity),
             weight=_number(where, "weight", fields.get("weight"), 1.0, 0.0, MAX_WEIGHT),
             facility=_code(where, "facility", fields.get("facility"), FACILITIES, 1),
             severity=_code(where, "severity", fields.get("severity"), SEVERITIES, 6),
             program=_program(where, fields.get("program"), name),
             pid=_flag(where, "pid", fields.get("pid"), True),
+            hosts=identity.hosts if identity else (),
         ))
     return tuple(out)
 
 
-def _message(where: str, node: yaml.Node, base: str) -> tuple[Any, ...]:
+def _identity(where: str, node: yaml.Node | None, seed: int) -> Identity | None:
+    """The identity of the source a template names (the devices a run of that source speaks for)."""
+    if node is None:
+        return None
+    name = str(_value(node))
+    source = registry.get(name)
+    if source is None:
+        raise UsageError(f"{where}: source: {name!r} is not allowed; expected one of {', '.join(registry.names())}")
+    return source.identity(random.Random(identity_seed(seed, name)))
+
+
+def _with_identity(where: str, text: str, identity: Identity | None) -> str:
+    """``{identity:KEY}`` as a choice of the source's values (``host``: the device sending it)."""
+    def choice(m: re.Match[str]) -> str:
+        if identity is None:
+            raise UsageError(f"{where}: message: {m[0]}: needs the template to name a source (source: NAME)")
+        if m[1] == "host":
+            return "{host}"                         # the device sending it: the header's host
+        values = identity.extra.get(m[1])
+        if values is None:
+            raise UsageError(f"{where}: message: {m[0]}: expected a key of the source's identity: "
+                             + ", ".join(("host", *identity.extra)))
+        safe = [v for v in values if not CHOICE_UNSAFE.search(v)] or ["-"]
+        return "{choice:" + "|".join(safe) + "}"
+    return IDENTITY_TOKEN.sub(choice, text)
+
+
+def _message(where: str, node: yaml.Node, base: str, identity: Identity | None = None) -> tuple[Any, ...]:
     text = _value(node)
     if not isinstance(text, str) or not text.strip():
         raise UsageError(f"{where}: message: expected text with tokens such as {{int:1-100}}")
+    text = _with_identity(where, text, identity)
     try:
         return parse_message(text, base)
     except TokenError as err:

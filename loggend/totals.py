@@ -276,6 +276,7 @@ class RunTotals:
     live_last: str = ""              # after live changes: what it followed at the end ("6,000 ev/s", "profile ...")
     paused_seconds: float = 0.0      # time spent paused
     ends: Ends | None = None         # with a local sink: what sequence accounting cannot see (by the sent counts)
+    unproven: tuple[str, ...] = ()   # sources of the mix whose form carries no stream and number ("name (why)")
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -330,6 +331,9 @@ class RunTotals:
         if self.sink is None:
             return []
         why = self.sink.unknown()
+        if self.unproven:
+            why.append(f"sources whose messages carry no sequence number: {', '.join(self.unproven)}; the numbers "
+                       "they take are never seen, so the loss by sequence includes them")
         if self.ends is not None and self.ends.beyond:
             why.append(f"numbers above what {plural(self.ends.beyond, 'worker')} sent arrived (forged, or another "
                        "run's streams of the same names): the gaps before them are not loss")

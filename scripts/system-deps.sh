@@ -36,6 +36,7 @@ if [ ! -x .cache/k8s-tools/bin/kubectl ] || [ ! -e .cache/k8s-tools/venv/.valida
 fi
 want_sng=0
 [ -x .cache/syslog-ng/usr/sbin/syslog-ng ] || want_sng=1
+[ -e .cache/syslog-ng/usr/share/syslog-ng/include/scl/cisco/plugin.conf ] || want_sng=1   # the vendor parsers (syslog-ng-scl)
 [ ${#need[@]} -eq 0 ] && [ $want_sng -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing ${need[*]} $([ $want_sng -eq 1 ] && echo syslog-ng) (needs root and apt-get);" \

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from loggend.config import MAX_SINK_PROCESSES, MAX_WORKERS, Config
+from loggend.content import mix
 from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
 from loggend.parsers import format_ports
 from loggend.profiles import format_profile
@@ -80,7 +81,8 @@ class SharedRun:
             late = (self.first_send_ns - requested_ns) / 1e6 if requested_ns else None
             start = Start(start_at, self.first_send_unix, late)
         return replace(totals, timing=c.rate_text if c.replay_timing else "", instance=c.instance,
-                       instances=c.instances, fleet_rate=c.rate, run_id=run_id, start=start)
+                       instances=c.instances, fleet_rate=c.rate, run_id=run_id, start=start,
+                       unproven=tuple(mix.unproven(c.messages)))
 
     def stream_rows(self) -> list[list[int]]:
         """Per worker: what the local sink processes got of its stream, added up."""

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from loggend.config import Config
+from loggend.content import registry
 from loggend.control.children import ChildSet, fork_child
 from loggend.control.pki import Pki, make_pki
 from loggend.engine import counters as C
@@ -83,7 +84,12 @@ class LocalSinkTls:
         self.pki: Pki | None = None
 
     def apply(self, c: Config) -> tuple[SinkSpec, Config]:
-        """(the sink's spec, the config the workers get); PkiError when a certificate cannot be made."""
+        """(the sink's spec, the config the workers get); PkiError when a certificate cannot be made.
+        The sink looks for every vendor form's proof of delivery (``loggend.content.registry``)."""
+        spec, config = self._apply(c)
+        return replace(spec, proofs=registry.proofs()), config
+
+    def _apply(self, c: Config) -> tuple[SinkSpec, Config]:
         if c.protocol != "tls":
             return SinkSpec(c.host, c.ports, c.protocol), c
         if c.sink_tls_cert:

@@ -32,11 +32,12 @@ from collections.abc import Callable
 from typing import TextIO
 
 from loggend.config import Config
+from loggend.content import mix
 from loggend.control.children import Child, ChildSet, fork_child, kill_quietly
 from loggend.control.shared import SharedRun
 from loggend.engine import counters as C
 from loggend.engine.group import WorkerGroup, members
-from loggend.engine.journal import Log
+from loggend.engine.journal import WARNING, Log
 from loggend.engine.render import CORPUS_CHUNK, CORPUS_SIZE, Corpus
 from loggend.engine.schedule import NS, BoardPlan, Plan
 from loggend.engine.worker import COUNT_GRACE, Worker, process_gone
@@ -82,7 +83,15 @@ class WorkerPool:
         if self.config.messages.replay is not None:
             self.corpus = None                        # a replay: each worker reads its own lines of the file
         elif self.corpus is None or self.corpus.spec != self.config.messages or len(self.corpus) < size:
-            self.corpus = Corpus(self.config.messages, time.time(), size)
+            spec = self.config.messages
+            if not spec.sources:
+                self.corpus = Corpus(spec, time.time(), size)
+                return
+            too_long: dict[str, int] = {}
+            self.corpus = mix.corpus(spec, time.time(), size, too_long)
+            for name, count in too_long.items():
+                self.log(f"sources: {count:,} {name} messages longer than max_length {spec.max_length:,} were left "
+                         f"out (others drawn instead); a larger --max-length sends them", WARNING)
 
     def members(self, process: int) -> range:
         """The worker indexes worker process ``process`` serves."""

@@ -38,7 +38,7 @@ import string
 import time
 import zlib
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from loggend.engine import catalog
@@ -125,6 +125,10 @@ STREAM_ROOM = 64             # the longest stream id a message keeps room for (e
 CORPUS_SIZE = 100_000        # messages rendered once per run, before the workers fork
 CORPUS_CHUNK = 4096
 NAME_WORDS = 6               # a CEF event name: the template's first words
+EPOCH = 16384                # messages of conversations per epoch (``conversation_epochs``): a closing comes
+                             # an epoch after its opening at most; larger epochs, longer frames
+NO_THREAD = -1               # a message of no conversation
+PHASES = 1 << 16             # a message's conversation: conversation * PHASES + phase
 
 
 @dataclass(frozen=True)
@@ -183,9 +187,14 @@ def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Eve
 
 def user_event(u: UserTemplate, spec: MessageSpec, fleet: Fleet, hosts: tuple[int, ...], rng: random.Random,
                pids: dict[tuple[int, int], int | None], key: int, pri: int | None) -> Event:
-    """One event of a user template: any simulated host, its tokens filled in."""
-    host = rng.choice(hosts)
-    name = fleet.names[host]
+    """One event of a user template: any simulated host (or one of its own), its tokens filled in."""
+    if u.hosts:
+        host = rng.randrange(len(u.hosts))
+        name = u.hosts[host]
+        host = -1 - host
+    else:
+        host = rng.choice(hosts)
+        name = fleet.names[host]
     pid = pids.get((host, key), -1)
     if pid == -1:
         pid = pids[(host, key)] = stable_pid(spec.seed, name, u.program) if u.pid else None
@@ -240,34 +249,46 @@ class Corpus:
     object headers, so the pages stay shared.
     """
 
-    def __init__(self, spec: MessageSpec, now: float, size: int = CORPUS_SIZE) -> None:
+    def __init__(self, spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
+                 rendered: Iterable[tuple[Rendered, int]] | None = None) -> None:
+        """The catalogue's (and the user's templates') messages; or, with ``rendered``, messages
+        rendered elsewhere (a mix of sources, ``loggend.content``), each with its conversation
+        (``conversation * PHASES + phase``; ``NO_THREAD``: none), whose phases the pool keeps in
+        order (``ordered_frames``)."""
         self.spec = spec
         self.now = now
-        fmt = spec_format(spec)
-        rng = random.Random(f"corpus:{spec.seed}")
         blob = bytearray()
         self.offsets = array("Q", [0])                 # head i: offsets[2i]..[2i+1], tail i: ..[2i+2]
         self.seq_from_end = array("i")
+        self.threads = array("q")                      # per message: its conversation (NO_THREAD: none)
         self.layout = array("H")                       # index into self.layouts
         self.layouts: list[tuple[tuple[tuple[int, int], ...], ...]] = []
         seen: dict[tuple[tuple[tuple[int, int], ...], ...], int] = {}
-        total = max(size, spec.pool_size)
-        for first in range(0, total, CORPUS_CHUNK):     # in chunks: little garbage left in the heap
-            for event in render_events(spec, min(CORPUS_CHUNK, total - first), rng):
-                r = fit(fmt, event, now, spec.max_length)
-                blob += r.head
-                self.offsets.append(len(blob))
-                blob += r.tail
-                self.offsets.append(len(blob))
-                key = r.layout
-                self.layout.append(seen.setdefault(key, len(seen)))
-                if len(seen) > len(self.layouts):
-                    self.layouts.append(key)
-                self.seq_from_end.append(r.seq_from_end)
+        for r, thread in (self._catalogue(spec, now, size) if rendered is None else rendered):
+            blob += r.head
+            self.offsets.append(len(blob))
+            blob += r.tail
+            self.offsets.append(len(blob))
+            key = r.layout
+            self.layout.append(seen.setdefault(key, len(seen)))
+            if len(seen) > len(self.layouts):
+                self.layouts.append(key)
+            self.seq_from_end.append(r.seq_from_end)
+            self.threads.append(thread)
+        self.ordered = any(t != NO_THREAD for t in self.threads)
         # A shared mapping, not a bytes object: fork copies the page tables of private memory, so
         # every worker would be charged the whole corpus in its RSS; here it pays for what it reads.
         self.blob = mmap.mmap(-1, max(1, len(blob)))
         self.blob[:len(blob)] = blob
+
+    @staticmethod
+    def _catalogue(spec: MessageSpec, now: float, size: int) -> Iterator[tuple[Rendered, int]]:
+        fmt = spec_format(spec)
+        rng = random.Random(f"corpus:{spec.seed}")
+        total = max(size, spec.pool_size)
+        for first in range(0, total, CORPUS_CHUNK):     # in chunks: little garbage left in the heap
+            for event in render_events(spec, min(CORPUS_CHUNK, total - first), rng):
+                yield fit(fmt, event, now, spec.max_length), NO_THREAD
 
     def __len__(self) -> int:
         return len(self.seq_from_end)
@@ -282,6 +303,16 @@ class Corpus:
         """``count`` messages from ``start`` on, wrapping around the end."""
         n = len(self)
         return [self.rendered(i % n) for i in range(start, start + count)]
+
+    def window_threads(self, start: int, count: int) -> list[int] | None:
+        """The conversations of ``window(start, count)``; None when no message has one. A window that
+        wraps around the end starts the corpus's conversations again: they get other numbers."""
+        if not self.ordered:
+            return None
+        n, threads = len(self), self.threads
+        wrap = (max(threads, default=0) // PHASES + 1) * PHASES
+        return [threads[i % n] if threads[i % n] == NO_THREAD else threads[i % n] + wrap * (i // n)
+                for i in range(start, start + count)]
 
 
 @dataclass(frozen=True)
@@ -324,6 +355,80 @@ def render_messages(spec: MessageSpec, worker: int, stream: str, now: float) -> 
             for e in render_events(spec, spec.pool_size, rng)]
 
 
+def frames_of(messages: list[Message], cap: int) -> list[list[Message]]:
+    """Messages cut into frames: runs of up to ``cap`` (and a datagram's worth) of one length. A
+    message without a sequence number (a vendor form with no room) never shares a frame with one
+    that has it: the sink takes a train whose first and last numbers are consecutive as whole."""
+    by_length: dict[tuple[int, bool], list[Message]] = {}
+    for m in messages:
+        by_length.setdefault((len(m.data), m.seq_at < 0), []).append(m)
+    chunks: list[list[Message]] = []
+    for key in sorted(by_length):
+        length = key[0]
+        group = sorted(by_length[key], key=lambda m: m.layout)   # stable: keeps generation order
+        step = max_segments(length, cap)
+        chunks.extend(group[i:i + step] for i in range(0, len(group), step))
+    return chunks
+
+
+def conversation_epochs(threads: list[int], size: int = EPOCH) -> list[int]:
+    """The epoch of every message, -1 for one of no conversation (see ``Pool``).
+
+    ``threads[i]`` is ``conversation * PHASES + phase`` (or ``NO_THREAD``). The ``k``-th message of
+    a conversation is in epoch ``k // size`` (counting conversation messages only), or, when an
+    earlier phase of its conversation is in that epoch or a later one, in the epoch after it:
+    a conversation's phases are then in increasing epochs; messages of one phase may share one.
+    """
+    state: dict[int, list[int]] = {}       # conversation -> [phase, its latest epoch, earlier phases' latest]
+    out: list[int] = []
+    n = 0
+    for value in threads:
+        if value == NO_THREAD:
+            out.append(-1)
+            continue
+        thread, phase = divmod(value, PHASES)
+        base = n // size
+        n += 1
+        st = state.get(thread)
+        if st is None:
+            state[thread] = [phase, base, -1]
+            out.append(base)
+            continue
+        if phase > st[0]:
+            st[0], st[1], st[2] = phase, -1, max(st[1], st[2])
+        epoch = max(base, st[2] + 1)
+        st[1] = max(st[1], epoch)
+        out.append(epoch)
+    return out
+
+
+def ordered_frames(messages: list[Message], threads: list[int], rng: random.Random, cap: int) -> list[list[Message]]:
+    """Frames in an order that keeps every conversation's phases in order.
+
+    Messages of no conversation are framed over the whole pool (the longest frames) and their
+    frames spread at random over the epochs; a conversation's messages are framed within their
+    epoch (``conversation_epochs``); epochs go one after the other, their frames shuffled. So an
+    ASA Built is sent before its Teardown, a 4624 before its 4634, whatever the lengths."""
+    found = conversation_epochs(threads)
+    count = max(found, default=-1) + 1
+    bound: list[list[Message]] = [[] for _ in range(count)]
+    free: list[Message] = []
+    for m, e in zip(messages, found):
+        (free if e < 0 else bound[e]).append(m)
+    free_frames = frames_of(free, cap)
+    if not count:
+        rng.shuffle(free_frames)
+        return free_frames
+    spread: list[list[list[Message]]] = [frames_of(epoch, cap) for epoch in bound]
+    for frame in free_frames:
+        spread[rng.randrange(count)].append(frame)
+    chunks: list[list[Message]] = []
+    for part in spread:
+        rng.shuffle(part)
+        chunks.extend(part)
+    return chunks
+
+
 class Pool:
     """One worker's stream: messages in frames in one buffer, with the patch sites.
 
@@ -335,16 +440,12 @@ class Pool:
     """
 
     def __init__(self, messages: list[Message], now: float, utc: bool, rng: random.Random,
-                 sequence: bool = True, cap: int = GSO_MAX_SEGMENTS) -> None:
-        by_length: dict[int, list[Message]] = {}
-        for m in messages:
-            by_length.setdefault(len(m.data), []).append(m)
-        chunks: list[list[Message]] = []
-        for length in sorted(by_length):
-            group = sorted(by_length[length], key=lambda m: m.layout)   # stable: keeps generation order
-            step = max_segments(length, cap)
-            chunks.extend(group[i:i + step] for i in range(0, len(group), step))
-        rng.shuffle(chunks)
+                 sequence: bool = True, cap: int = GSO_MAX_SEGMENTS, threads: list[int] | None = None) -> None:
+        if threads is None:
+            chunks = frames_of(messages, cap)
+            rng.shuffle(chunks)
+        else:
+            chunks = ordered_frames(messages, threads, rng, cap)
         self.size = len(messages)
         self.utc = utc
         self.buf = bytearray(b"".join(m.data for chunk in chunks for m in chunk))
@@ -374,7 +475,9 @@ class Pool:
         self.stamps = {k: STAMPS[k](now, utc) for k in kinds}   # what every message carries now, by kind
         self._fills: dict[int, bytes] = {}
         self._columns: dict[tuple[int, int], list[tuple[slice, int]]] = {}
-        self.sequence = sequence and all(m.seq_at >= 0 for m in messages)
+        # a message without proof of delivery (a vendor form with no room) carries no number; the
+        # others carry theirs (its number is never seen: the run says why its loss is unknown)
+        self.sequence = sequence and any(m.seq_at >= 0 for m in messages)
         self.static_digits = len(str(self.size)) - 1 if self.sequence else 0
         self.cycle_digits = SEQ_DIGITS - self.static_digits
         self.cycle = 0
@@ -443,8 +546,8 @@ class Pool:
         if found is None:
             found = self._columns[key] = []
             for at, count, stride, sites, seq_at in self.runs:
-                offsets = [seq_at, *[o for o, k in sites if k == SEQ_KIND]] if kind == SEQ_KIND else \
-                    [o for o, k in sites if k == kind]
+                offsets = [*([seq_at] if seq_at >= 0 else []), *[o for o, k in sites if k == SEQ_KIND]] \
+                    if kind == SEQ_KIND else [o for o, k in sites if k == kind]
                 for off in offsets:
                     start = at + off + column
                     found.append((slice(start, start + count * stride, stride), count))
@@ -517,15 +620,17 @@ class Replay:
         now, utc = time.time(), spec.timezone == "utc"
         messages = []
         for line in self.source.read(index):
-            rendered, stamped = render_line(line, spec.sequence, spec.enterprise)
+            r = self.source.spec
+            rendered, stamped = render_line(line, spec.sequence, spec.enterprise, r.wrap, r.host, r.tag, utc)
             self.unstamped += not stamped
             self.lines += 1
-            if rendered.start_sites:                       # the pool patches from the time it was built at
-                head = bytearray(rendered.head)
-                for at, kind in rendered.start_sites:
-                    stamp = STAMPS[kind](now, utc)
-                    head[at:at + len(stamp)] = stamp
-                rendered = replace(rendered, head=bytes(head))
+            if rendered.start_sites or rendered.tail_sites:     # the pool patches from the time it was built at
+                head, tail = bytearray(rendered.head), bytearray(rendered.tail)
+                for part, sites in ((head, rendered.start_sites), (tail, rendered.tail_sites)):
+                    for at, kind in sites:
+                        stamp = STAMPS[kind](now, utc)
+                        part[at:at + len(stamp)] = stamp
+                rendered = replace(rendered, head=bytes(head), tail=bytes(tail))
             messages.append(assemble(rendered, self.stream, spec.framing))
         rng = random.Random(f"replay:{spec.seed}:{self.worker}:{index}")
         pool = Pool(messages, now, utc, rng, spec.sequence, self.cap)
@@ -543,9 +648,12 @@ def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: 
         return Replay(source, spec, worker, stream.encode("ascii"), cap).pool(0)
     frames_rng = random.Random(f"frames:{spec.seed}:{worker}")
     if corpus is None:
+        if spec.sources:
+            raise ValueError("a mix of sources is rendered before the workers start (loggend.content.mix)")
         return Pool(render_messages(spec, worker, stream, now), now, spec.timezone == "utc", frames_rng,
                     spec.sequence, cap)
     name = stream.encode("ascii")
-    window = corpus.window(worker * spec.pool_size % len(corpus), spec.pool_size)
+    start = worker * spec.pool_size % len(corpus)
+    window = corpus.window(start, spec.pool_size)
     return Pool([assemble(r, name, spec.framing) for r in window], corpus.now, spec.timezone == "utc", frames_rng,
-                spec.sequence, cap)
+                spec.sequence, cap, corpus.window_threads(start, spec.pool_size))

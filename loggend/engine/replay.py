@@ -13,7 +13,15 @@ CLF         ``[29/Nov/2026:06:00:00 +0000]``   date and time in the line's own o
 epoch       ``1795932000`` or ``1795932000.5`` the epoch second; fraction kept
 =========== ================================== =========================================
 
-A line without one is sent unchanged and counted. With sequence numbers on (the default) the
+A line without one is sent unchanged and counted.
+
+**Lines that are not syslog** (an nginx access log, a JSON log: no ``<PRI>`` at the start) get a
+syslog header, as a file forwarder (rsyslog's imfile, syslog-ng's file source) sends them: RFC
+3164 by default (``<133>Mmm dd hh:mm:ss HOST TAG: line``, local0.notice), RFC 5424 with
+``wrap: rfc5424`` (``<133>1 TIMESTAMP HOST TAG - - SD line``), or none (``wrap: none``: sent
+as they are, which a receiver reads with the first word of the line taken for the host). HOST is
+the sending machine's name, TAG the file's; the header's timestamp is the time of sending, and
+the line's own timestamp is rewritten too. With sequence numbers on (the default) the
 stream and sequence are added where a receiver looks: an RFC 5424 line gets the SD element
 ``[loggen@N stream=... seq=...]`` (before its own), a line ending in a JSON object gets
 ``"stream"`` and ``"seq"`` members, any other line ends in `` stream=ID seq=N`` as loggen's
@@ -68,6 +76,9 @@ class ReplaySpec:
     workers: int = 1              # the fleet's workers: worker i takes every workers-th line from line i
     speed: float = 0.0            # > 0: the file's own timing, this many times faster (the plan's profile)
     first: int = 0                # this instance's first worker in the fleet's numbering (I x workers)
+    wrap: str = "none"            # the header a line without one gets: rfc3164, rfc5424 or none (as it is)
+    host: str = "localhost"       # ... its HOSTNAME (the sending machine's, as a file forwarder sends it)
+    tag: str = "replay"           # ... and its TAG / APP-NAME (the file's name)
 
 
 @dataclass(frozen=True)
@@ -163,11 +174,35 @@ def find_stamp(line: bytes) -> Found | None:
     return found
 
 
-def render_line(line: bytes, sequence: bool, enterprise: int) -> tuple[Rendered, bool]:
+WRAPS = ("rfc3164", "rfc5424", "none")
+WRAP_PRI = b"<133>"              # local0.notice, as rsyslog's imfile sends a file's lines by default
+SYSLOG_START = re.compile(rb"<\d{1,3}>")
+
+
+def wrap_header(wrap: str, host: str, tag: str, utc: bool) -> tuple[bytes, int]:
+    """The header a line without one gets, its timestamp as placeholders, and that timestamp's kind."""
+    from loggend.engine.formats import STAMP_RFC3164, STAMP_RFC3339, STAMPS
+    kind = STAMP_RFC3339 if wrap == "rfc5424" else STAMP_RFC3164
+    blank = b"0" * len(STAMPS[kind](0.0, utc))
+    if wrap == "rfc5424":
+        return WRAP_PRI + b"1 " + blank + b" %s %s - - " % (host.encode(), tag.encode()), kind
+    return WRAP_PRI + blank + b" %s %s: " % (host.encode(), tag.encode()), kind
+
+
+def render_line(line: bytes, sequence: bool, enterprise: int, wrap: str = "none", host: str = "localhost",
+                tag: str = "replay", utc: bool = False) -> tuple[Rendered, bool]:
     """The line as a ``Rendered`` (stream id and sequence where the receiver looks for them) and
-    whether it carried a timestamp loggen rewrites."""
+    whether it carried a timestamp loggen rewrites; a line that is not syslog wrapped in ``wrap``'s
+    header first."""
     found = find_stamp(line)
-    sites = ((found.at, found.kind),) if found else ()
+    sites: tuple[tuple[int, int], ...] = ((found.at, found.kind),) if found else ()
+    if wrap != "none" and not SYSLOG_START.match(line):
+        header, kind = wrap_header(wrap, host, tag, utc)
+        prefix = header + (b"- " if wrap == "rfc5424" else b"")       # RFC 5424: no SD of its own
+        at = len(WRAP_PRI) + (2 if wrap == "rfc5424" else 0)
+        sites = ((at, kind), *((o + len(prefix), k) for o, k in sites))
+        line = prefix + line
+        found = found or Found(at, kind, 0.0)
     zeros = b"0" * SEQ_DIGITS
     if not sequence:
         return Rendered(line, b"", sites, (), -1), found is not None
@@ -175,11 +210,14 @@ def render_line(line: bytes, sequence: bool, enterprise: int) -> tuple[Rendered,
     if m:
         sd_at = m.end()
         rest = line[sd_at:]
-        if rest[:1] == b"-":
-            rest = rest[1:]
+        cut = 1 if rest[:1] == b"-" else 0
+        rest = rest[cut:]
         head = line[:sd_at] + b'[loggen@%d stream="' % enterprise
-        tail = b'" seq="' + zeros + b'"]' + rest
-        return Rendered(head, tail, sites, (), len(tail) - len(b'" seq="')), found is not None
+        sd_end = b'" seq="' + zeros + b'"]'
+        tail = sd_end + rest
+        in_rest = tuple((len(sd_end) + o - sd_at - cut, k) for o, k in sites if o >= sd_at)   # a wrapped line's own
+        return Rendered(head, tail, tuple(s for s in sites if s[0] < sd_at), (), len(tail) - len(b'" seq="'),
+                        in_rest), found is not None
     brace = line.find(b"{")
     if line.endswith(b"}") and brace >= 0 and line[brace:] != b"{}":
         try:

@@ -33,6 +33,10 @@ class MessageSpec:
     templates: tuple[UserTemplate, ...] = ()   # the user's own, mixed with the catalogue by weight
     catalogue: bool = True            # the built-in templates too (False: only the user's)
     replay: ReplaySpec | None = None  # send a captured file's lines instead of generated messages
+    # A mix of vendor sources instead of the catalogue: (name, share of the events), rendered before
+    # the workers fork (loggend.content.mix), in each source's ``form`` ("": its own, the default).
+    sources: tuple[tuple[str, float], ...] = ()
+    form: str = ""
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ class UserTemplate:
     severity: int = 6                # info
     program: str = "app"
     pid: bool = True                 # TAG[PID] with a PID stable per host, or TAG alone
+    hosts: tuple[str, ...] = ()      # the host names it speaks for (a source's devices); () = the fleet's
 
 
 # --- timestamps --------------------------------------------------------------------------------------

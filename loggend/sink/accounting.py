@@ -61,6 +61,15 @@ END_MARKS: tuple[tuple[bytes, bytes, bytes], ...] = (
     (b',"stream":"', b'","seq":"', b'"}'),                        # JSON
 )
 SD_STREAM, SD_SEQ, SD_END = b' stream="', b'" seq="', b'"]'       # RFC 5424
+# Vendor sources' forms (``loggend.content``, each form's ``Proof``): (before the stream id, after it,
+# before the digits, after them), found anywhere in the message. Set once per sink process by
+# ``use_proofs`` before it receives (the sink learns them from the sources, it does not import them).
+PROOFS: list[tuple[bytes, bytes, bytes, bytes]] = []
+
+
+def use_proofs(proofs: tuple[tuple[bytes, bytes, bytes, bytes], ...]) -> None:
+    """The vendor forms' proofs this process looks for, beside the engine's formats."""
+    PROOFS[:] = [p for p in proofs if (p[0], p[2], p[3]) not in END_MARKS and p[0] != SD_STREAM]
 
 
 class Tail(NamedTuple):
@@ -101,13 +110,37 @@ def parse_tail(message: bytes) -> Tail | None:
             return Tail(name, int(digits), stream_mark + name + seq_mark, after, True)
     seq_at = message.find(SD_SEQ)
     if seq_at < 0:
-        return None
+        return _vendor_tail(message) if PROOFS else None
     digits = message[seq_at + len(SD_SEQ):seq_at + len(SD_SEQ) + SEQ_DIGITS]
     at = message.rfind(SD_STREAM, 0, seq_at)
     if at < 0 or not digits.isdigit() or len(digits) != SEQ_DIGITS:
         return None
     name = message[at + len(SD_STREAM):seq_at]
     return Tail(name, int(digits), SD_STREAM + name + SD_SEQ, SD_END, False)
+
+
+def _vendor_tail(message: bytes) -> Tail | None:
+    """Stream id and number where a vendor form's proof puts them (``PROOFS``): the stream id between
+    its markers, then the twelve digits between theirs. The pattern of the next message is the
+    bytes from the stream marker to the digits; it ends the message when the digits (and what
+    follows them) do."""
+    for stream_before, stream_after, seq_before, seq_after in PROOFS:
+        at = message.find(stream_before)
+        if at < 0:
+            continue
+        name_at = at + len(stream_before)
+        end = message.find(stream_after, name_at)
+        seq_at = message.find(seq_before, end) if end >= 0 else -1
+        if seq_at < 0:
+            continue
+        digits_at = seq_at + len(seq_before)
+        digits = message[digits_at:digits_at + SEQ_DIGITS]
+        if len(digits) != SEQ_DIGITS or not digits.isdigit() or \
+                message[digits_at + SEQ_DIGITS:digits_at + SEQ_DIGITS + len(seq_after)] != seq_after:
+            continue
+        at_end = digits_at + SEQ_DIGITS + len(seq_after) == len(message)
+        return Tail(message[name_at:end], int(digits), message[at:digits_at], seq_after, at_end)
+    return None
 
 
 class Stream:

@@ -41,7 +41,7 @@ from loggend.engine.counters import CounterBlock
 from loggend.engine.journal import ERR, Log
 from loggend.engine.process import init_child, log_stderr
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
-from loggend.sink.accounting import Accounting, Stream
+from loggend.sink.accounting import Accounting, Stream, use_proofs
 from loggend.sink.procnet import queue_figures
 from loggend.sink.receiver import BindError, Receiver, open_sockets
 from loggend.sink.spec import SinkSpec
@@ -73,6 +73,7 @@ class SinkWorker:
         self.free_slots: list[int] = []              # own stream slots not named yet (on its own)
         self.alive = True
         self.accounting = Accounting(self.announced if announced and streams is not None else None)
+        use_proofs(spec.proofs)
         self.base = [0] * C.SLOT_FIELDS
         self.unread = self.unread_bytes = 0
         self.drops = self.backlog = 0

@@ -21,6 +21,8 @@ class SinkSpec:
     protocol: str = "udp"
     gro: bool = True              # UDP: receive GRO trains (off: one datagram per buffer)
     tls: ServerTls | None = None  # required for protocol "tls"
+    # where vendor forms carry the stream and the number (loggend.content.registry.proofs)
+    proofs: tuple[tuple[bytes, bytes, bytes, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -29,4 +31,4 @@ class SinkSpec:
             raise ValueError("a TLS sink needs a certificate and key, and only a TLS sink takes one")
 
     def with_ports(self, ports: tuple[int, ...]) -> SinkSpec:
-        return SinkSpec(self.host, ports, self.protocol, self.gro, self.tls)
+        return SinkSpec(self.host, ports, self.protocol, self.gro, self.tls, self.proofs)

@@ -30,8 +30,10 @@ from pathlib import Path
 
 from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
+from loggend.engine.render import Corpus
 from loggend.engine.replay import ReplaySpec
 from loggend.engine.spec import MessageSpec
+from loggend.tools.bench_sources import mix_corpus, mix_row_name, mix_spec, render_table
 from loggend.tools.bench_workers import RATES, SHAPES, WorkerFigure, measure_workers, print_worker_table
 from loggend.tools.benchkit import (
     RECEIVER_CPU,
@@ -161,14 +163,14 @@ def print_sink_table(figures: dict[str, list[SinkFigure]]) -> None:
 # --- the table ----------------------------------------------------------------------------------------
 
 def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick: Yardstick | None,
-            messages: MessageSpec | None = None) -> Figure:
+            messages: MessageSpec | None = None, corpus: Corpus | None = None) -> Figure:
     sink = yardstick.sink(port, seconds, never_read) if yardstick else _python_sink(port, seconds, never_read)
     time.sleep(SETTLE_SECONDS)
     try:
         if sender == C_SENDER and yardstick:
             fig = yardstick.blast(port, seconds)
         else:
-            fig = loggend_send("gso" if messages else sender.split()[-1], port, seconds, messages)
+            fig = loggend_send("gso" if messages else sender.split()[-1], port, seconds, messages, corpus)
         if never_read:
             sink.send_signal(signal.SIGTERM)
         out, _ = sink.communicate(timeout=seconds + 15)
@@ -181,7 +183,7 @@ def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick:
     return fig
 
 
-TABLES = ("senders", "sink", "workers", "streams")
+TABLES = ("senders", "sink", "workers", "streams", "render")
 
 
 def run_bench(seconds: float, repeats: int, yardstick: str = "", tables: tuple[str, ...] = TABLES,
@@ -208,6 +210,8 @@ def run_bench(seconds: float, repeats: int, yardstick: str = "", tables: tuple[s
         if "streams" in tables:
             from loggend.tools.bench_streams import stream_table
             stream_table(seconds, repeats)
+        if "render" in tables:
+            render_table(repeats)
     finally:
         if ys:
             ys.close()
@@ -218,18 +222,21 @@ TEMPLATES_ROW, REPLAY_ROW = "loggend gso, 20 user templates", "loggend gso, repl
 
 
 def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
-    senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES] + [TEMPLATES_ROW, REPLAY_ROW]
+    mix_row = mix_row_name()
+    senders = ([C_SENDER] if ys else []) + [f"loggend {m}" for m in MODES] + [TEMPLATES_ROW, REPLAY_ROW, mix_row]
     scratch = tempfile.mkdtemp(prefix="loggend-bench-")
     content = {TEMPLATES_ROW: MessageSpec(templates=sample_templates(20), catalogue=False),
-               REPLAY_ROW: MessageSpec(replay=ReplaySpec(sample_access_log(f"{scratch}/access.log")))}
+               REPLAY_ROW: MessageSpec(replay=ReplaySpec(sample_access_log(f"{scratch}/access.log"))),
+               mix_row: mix_spec()}
+    corpora = {mix_row: mix_corpus()}
     delivered: dict[str, list[Figure]] = {s: [] for s in senders}
     queued: dict[str, list[Figure]] = {s: [] for s in senders}
     port = free_port()
     try:
         for round_no in range(repeats):
             for s in senders:
-                delivered[s].append(measure(s, port, seconds, False, ys, content.get(s)))
-                queued[s].append(measure(s, port, seconds, True, ys, content.get(s)))
+                delivered[s].append(measure(s, port, seconds, False, ys, content.get(s), corpora.get(s)))
+                queued[s].append(measure(s, port, seconds, True, ys, content.get(s), corpora.get(s)))
             print(f"  senders: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

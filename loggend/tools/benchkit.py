@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
 from loggend.engine.group import WorkerGroup
+from loggend.engine.render import Corpus
 from loggend.engine.schedule import Plan, PlanSource, Profile
 from loggend.engine.spec import MessageSpec, WorkerSpec
 from loggend.engine.tokens import UserTemplate, parse_message
@@ -59,11 +60,12 @@ def silent(line: str, level: int = 0) -> None:
     """A log that says nothing (benchmarks print their own figures)."""
 
 
-def run_worker(spec: WorkerSpec, seconds: float) -> Figure:
-    """One loggend worker, unlimited rate, in a forked child pinned to its spec's CPU."""
+def run_worker(spec: WorkerSpec, seconds: float, corpus: Corpus | None = None) -> Figure:
+    """One loggend worker, unlimited rate, in a forked child pinned to its spec's CPU (its pool a
+    window of ``corpus`` when given: a mix of sources is rendered before the worker starts)."""
     block = CounterBlock(1)
     plan = PlanSource(Plan(Profile.constant(0), 1))
-    worker = Worker(spec, block.slot(0), plan, log=silent)
+    worker = Worker(spec, block.slot(0), plan, log=silent, corpus=corpus)
     read_end, write_end = os.pipe()
 
     group = WorkerGroup.alone(worker)
@@ -89,10 +91,11 @@ def run_worker(spec: WorkerSpec, seconds: float) -> Figure:
     return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"], sent_bytes=snap.bytes)
 
 
-def loggend_send(mode: str, port: int, seconds: float, messages: MessageSpec | None = None) -> Figure:
+def loggend_send(mode: str, port: int, seconds: float, messages: MessageSpec | None = None,
+                 corpus: Corpus | None = None) -> Figure:
     """One UDP worker sending with ``mode`` (gso, sendmmsg, sendto), unpaced, on SENDER_CPU."""
     return run_worker(WorkerSpec(host="127.0.0.1", port=port, transport=mode, cpu=SENDER_CPU,
-                                 messages=messages or MessageSpec()), seconds)
+                                 messages=messages or MessageSpec()), seconds, corpus)
 
 
 def sample_templates(count: int = 20) -> tuple[UserTemplate, ...]:

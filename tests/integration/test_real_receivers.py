@@ -188,3 +188,35 @@ def test_rsyslog_parses_templated_messages_field_by_field(tmp_path):
             sent = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
             got = dt.datetime.fromisoformat(rec["received"])
             assert abs((got - sent).total_seconds()) < 5                # current at sending, not at rendering
+
+
+@pytest.mark.parametrize("wrap", ["rfc3164", "rfc5424", "none"])
+def test_a_replayed_nginx_log_gets_a_syslog_header_rsyslog_reads(tmp_path, wrap):
+    """examples/nginx-access.log has no syslog header: wrapped (the default), rsyslog reads the
+    sending machine as the host and the file as the program, and the whole line as the message;
+    unwrapped (none), it takes the client address for the host name, as a new user found."""
+    import socket
+    from pathlib import Path
+    needs(R.rsyslog_available())
+    log = Path(__file__).resolve().parents[2] / "examples" / "nginx-access.log"
+    lines = [line for line in log.read_text().splitlines() if line][:200]
+    fmt = ("--format", "rfc5424") if wrap == "rfc5424" else ("--replay-wrap", wrap) if wrap == "none" else ()
+    with R.RsyslogReceiver(tmp_path / "rsyslog", udp=False, tcp=True) as rx:
+        r = run_loggend(*RUN, "--target", f"127.0.0.1:{rx.ports['tcp']}", "--protocol", "tcp", "--rate", "400",
+                        "--duration", "0.5s", "--pool-size", "1000", "--replay", str(log), "--no-sequence", *fmt)
+        assert r.returncode == 0, r.stderr
+        records = rx.wait_for_records(200, timeout=30, settle=0.5)
+    assert len(records) == 200
+    host = socket.gethostname().split(".")[0]
+    for rec in records:
+        if wrap == "none":
+            assert rec["hostname"] != host and re.fullmatch(r"\d+\.\d+\.\d+\.\d+", rec["hostname"]), rec
+            continue
+        assert rec["hostname"] == host and rec["appname"] == "nginx-access", rec
+        body = rec["msg"].strip()
+        client = body.split(" ", 1)[0]
+        assert any(line.startswith(client + " ") and line.split("]", 1)[1] == body.split("]", 1)[1]
+                   for line in lines), body
+        got = dt.datetime.fromisoformat(rec["received"])
+        stamp = dt.datetime.strptime(re.search(r"\[(\S+ [+-]\d{4})\]", body)[1], "%d/%b/%Y:%H:%M:%S %z")
+        assert abs((got - stamp).total_seconds()) < 5                   # the line's own time, rewritten too

@@ -489,7 +489,7 @@ def rsyslog_version() -> str | None:
 
 # syslog-ng: not installable next to rsyslog as a Debian package (they
 # conflict), so we unpack the .debs with dpkg -x into a private root.
-SYSLOG_NG_PACKAGES = ("syslog-ng-core", "libivykis0", "libnet1", "libpcre3", "libwrap0")
+SYSLOG_NG_PACKAGES = ("syslog-ng-core", "syslog-ng-scl", "libivykis0", "libnet1", "libpcre3", "libwrap0")
 SYSLOG_NG_MODULES = ("libafsocket.so", "libaffile.so", "libsyslogformat.so", "libjson-plugin.so",
                      "libcsvparser.so", "libkvformat.so", "libbasicfuncs.so")
 DEFAULT_SYSLOG_NG_ROOT = os.environ.get("LOGGEN_SYSLOG_NG_ROOT", str(HERE.parent.parent / ".cache" / "syslog-ng"))

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+import socket
 
 import pytest
 
@@ -117,7 +118,8 @@ def test_the_files_own_timing_at_a_speed(tmp_path):
 def test_replay_in_the_config(tmp_path):
     path = write(tmp_path, LINES)
     c = load("/dev/null", {"replay": ("--replay", path), "replay_speed": ("--speed", "10x")}, env={})
-    assert c.messages.replay == ReplaySpec(path, 40, 10.0)
+    assert c.messages.replay == ReplaySpec(path, 40, 10.0, wrap="rfc3164", host=socket.gethostname().split(".")[0],
+                                           tag="capture")
     assert c.duration == pytest.approx(sum(seconds for _, seconds in c.replay_timing))   # the file's span / 10
     assert "the file's own timing x10" in c.describe()
     for bad, why in ((("--replay", str(tmp_path / "nope")), "no such file"),

@@ -1,0 +1,199 @@
+"""Cisco ASA and Cisco IOS: their syslog lines as the devices send them.
+
+ASA (``logging timestamp``, ``logging device-id hostname``): ``<166>Dec 06 2026 21:04:05 asa-hq-01 :
+%ASA-6-302013: Built outbound TCP connection 1284113 for outside:151.101.1.69/443 (151.101.1.69/443)
+to inside:10.10.4.7/51234 (198.18.0.3/40123)``. Every Built is followed later by its Teardown with
+the same connection id, addresses, duration and byte count (the session's total, both ways); the
+dynamic PAT translation (305011) precedes an outbound Built and maps to the device's NAT pool;
+denies name the interface's access-group.
+
+IOS (``service sequence-numbers``, ``service timestamps log datetime msec``, ``logging origin-id
+hostname``): ``<189>48213: core-sw1: Dec  6 21:04:05.123: %SYS-5-CONFIG_I: Configured from console
+by netops on vty0 (10.10.4.7)``.
+
+Neither carries proof of delivery: Cisco text is free-form and its only numbering, the IOS
+sequence number, comes first in the line, before the origin field that could carry a stream id
+(the contract wants the stream before the number); the ASA has no numbering at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+
+from loggend.content import flows, netplan
+from loggend.content.flows import Flow
+from loggend.content.model import Draft, Form, Identity, Kind, Source
+
+ASA_FACILITY = 20                        # local4, the ASA default
+IOS_FACILITY = 23                        # local7, the IOS default
+NO_PROOF = ("Cisco text is free-form; the IOS sequence number leads the line, before the origin field that "
+            "could carry a stream id, and the ASA has no numbering, so the sink cannot count this source's loss")
+ASA_HOSTS = ("asa-hq-01", "asa-dc1-01")
+IOS_HOSTS = ("core-sw1", "core-sw2", "dist-sw-b1", "wan-rtr1")
+IFACE = {"outbound": ("outside", "inside"), "internal": ("servers", "inside"), "inbound": ("outside", "dmz")}
+ACL = {"outside": "outside_access_in", "inside": "inside_access_in", "servers": "servers_access_in"}
+TCP_TEARDOWN = (("TCP FINs", 78), ("TCP Reset-I", 8), ("TCP Reset-O", 8), ("SYN Timeout", 3), ("Idle Timeout", 3))
+ADMINS = ("netops", "admin", "jdoe")
+ASA_COMMANDS = ("write memory", "show running-config", "configure terminal", "clear xlate", "show conn count")
+ASA_KINDS = (Kind("302013", 30, "Built TCP connection (inbound/outbound, mapped addresses)"),
+             Kind("302014", 30, "Teardown TCP connection: duration, bytes, reason"),
+             Kind("302015", 11, "Built UDP connection"), Kind("302016", 11, "Teardown UDP connection"),
+             Kind("305011", 9, "Built dynamic TCP/UDP translation (PAT to the NAT pool)"),
+             Kind("106023", 7, "Deny by access-group"), Kind("605005", 1, "Login permitted (ssh/https)"),
+             Kind("111008", 1, "User executed a command"))
+IOS_KINDS = (Kind("SEC-6-IPACCESSLOGP", 40, "ACL log: permitted/denied packets"),
+             Kind("LINEPROTO-5-UPDOWN", 14, "line protocol changed state"),
+             Kind("LINK-3-UPDOWN", 10, "interface changed state"),
+             Kind("SYS-5-CONFIG_I", 8, "configured from console/vty"),
+             Kind("SEC_LOGIN-5-LOGIN_SUCCESS", 8, "login succeeded"),
+             Kind("SEC_LOGIN-4-LOGIN_FAILED", 6, "login failed"),
+             Kind("OSPF-5-ADJCHG", 8, "OSPF neighbour changed state"),
+             Kind("SSH-5-SSH2_USERAUTH", 6, "SSH2 user authentication"))
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def asa_identity(rng: random.Random) -> Identity:
+    return Identity(ASA_HOSTS, {"nat_pool": flows.nat_pool(rng), "interfaces": ("outside", "inside", "dmz", "servers")})
+
+
+class _Asa:
+    def __init__(self, ident: Identity, rng: random.Random) -> None:
+        self.ident = ident
+        self.rng = rng
+        self.conns = {h: flows.Counter(rng, 100_000, 900_000_000, step=3) for h in ident.hosts}
+
+    def draft(self, host: str, sev: int, msgid: str, text: str) -> Draft:
+        return (f"<{ASA_FACILITY * 8 + sev}>", flows.STAMP_ASA, f" {host} : %ASA-{sev}-{msgid}: {text}")
+
+    def built(self) -> tuple[tuple[str, int, Flow], tuple[Draft, ...]]:
+        rng = self.rng
+        f = flows.flow(rng, self.ident.extra["nat_pool"], allowed=True)
+        host = rng.choice(self.ident.hosts)
+        cid = self.conns[host].next()
+        far, near = IFACE[f.direction]
+        proto = f.proto.upper()
+        if f.direction == "inbound":
+            text = (f"Built inbound {proto} connection {cid} for {far}:{f.src}/{f.sport} ({f.src}/{f.sport}) "
+                    f"to {near}:{f.nat_dst}/{f.dport} ({f.dst}/{f.dport})")
+        else:
+            text = (f"Built outbound {proto} connection {cid} for {far}:{f.dst}/{f.dport} ({f.dst}/{f.dport}) "
+                    f"to {near}:{f.src}/{f.sport} ({f.nat_src}/{f.nat_sport})")
+        drafts = []
+        if f.direction == "outbound":
+            drafts.append(self.draft(host, 6, "305011", f"Built dynamic {proto} translation from {near}:{f.src}/"
+                                     f"{f.sport} to {far}:{f.nat_src}/{f.nat_sport}"))
+        drafts.append(self.draft(host, 6, "302013" if f.proto == "tcp" else "302015", text))
+        return (host, cid, f), tuple(drafts)
+
+    def teardown(self, state: tuple[str, int, Flow]) -> Draft:
+        host, cid, f = state
+        far, near = IFACE[f.direction]
+        if f.direction == "inbound":
+            ends = f"for {far}:{f.src}/{f.sport} to {near}:{f.nat_dst}/{f.dport}"
+        else:
+            ends = f"for {far}:{f.dst}/{f.dport} to {near}:{f.src}/{f.sport}"
+        text = f"Teardown {f.proto.upper()} connection {cid} {ends} duration {_hms(f.duration)} bytes {f.bytes}"
+        if f.proto == "tcp":
+            reason = self.rng.choices([r for r, _ in TCP_TEARDOWN], [w for _, w in TCP_TEARDOWN])[0]
+            return self.draft(host, 6, "302014", f"{text} {reason}")
+        return self.draft(host, 6, "302016", text)
+
+    def single(self) -> Draft:
+        rng = self.rng
+        host = rng.choice(self.ident.hosts)
+        roll = rng.random()
+        if roll < 0.9:
+            f = flows.flow(rng, self.ident.extra["nat_pool"])
+            far, near = IFACE[f.direction]
+            src_if, dst_if = (far, near) if f.direction == "inbound" else (near, far)
+            return self.draft(host, 4, "106023", f"Deny {f.proto} src {src_if}:{f.src}/{f.sport} dst {dst_if}:"
+                              f"{f.dst}/{f.dport} by access-group \"{ACL[src_if]}\" [0x{rng.getrandbits(32):x}, 0x0]")
+        admin = rng.choice(ADMINS)
+        if roll < 0.95:
+            src = netplan.internal_client(rng)
+            return self.draft(host, 6, "605005", f"Login permitted from {src}/{netplan.ephemeral_port(rng)} to "
+                              f"inside:{netplan.internal_server(rng)}/ssh for user \"{admin}\"")
+        return self.draft(host, 5, "111008", f"User '{admin}' executed the '{rng.choice(ASA_COMMANDS)}' command.")
+
+
+def asa_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
+    asa = _Asa(ident, rng)
+    return flows.paired(rng, count, asa.built, asa.teardown, asa.single, 0.08)
+
+
+def ios_identity(rng: random.Random) -> Identity:
+    return Identity(IOS_HOSTS, {"interfaces": ("GigabitEthernet1/0/1", "GigabitEthernet1/0/24",
+                                               "TenGigabitEthernet1/1/1", "Vlan10", "Vlan20")})
+
+
+def _ios_text(rng: random.Random, ident: Identity, kind: str) -> str:
+    iface = rng.choice(ident.extra["interfaces"])
+    admin = rng.choice(ADMINS)
+    src = netplan.internal_client(rng)
+    if kind == "SEC-6-IPACCESSLOGP":
+        verdict, acl = ("denied", "OUTSIDE-IN") if rng.random() < 0.6 else ("permitted", "MGMT-ACCESS")
+        proto = rng.choice(("tcp", "udp"))
+        packets = rng.randint(1, 40)
+        return (f"list {acl} {verdict} {proto} {netplan.external(rng) if verdict == 'denied' else src}"
+                f"({netplan.ephemeral_port(rng)}) -> {netplan.internal_server(rng)}({rng.choice((22, 23, 161, 443))}), "
+                f"{packets} packet{'s' if packets > 1 else ''}")
+    if kind == "LINEPROTO-5-UPDOWN":
+        return f"Line protocol on Interface {iface}, changed state to {rng.choice(('up', 'down'))}"
+    if kind == "LINK-3-UPDOWN":
+        return f"Interface {iface}, changed state to {rng.choice(('up', 'down'))}"
+    if kind == "SYS-5-CONFIG_I":
+        return f"Configured from console by {admin} on vty0 ({src})"
+    if kind == "SEC_LOGIN-5-LOGIN_SUCCESS":
+        return f"Login Success [user: {admin}] [Source: {src}] [localport: 22] at {_clock(rng)}"
+    if kind == "SEC_LOGIN-4-LOGIN_FAILED":
+        return f"Login failed [user: {rng.choice(('admin', 'cisco', 'root'))}] [Source: {src}] [localport: 22] " \
+               f"[Reason: Login Authentication Failed] at {_clock(rng)}"
+    if kind == "OSPF-5-ADJCHG":
+        state = rng.choice(("FULL, Loading Done", "DOWN, Neighbor Down: Dead timer expired"))
+        return f"Process 1, Nbr 10.0.0.{rng.randint(1, 8)} on {iface} from {state.split(',')[0]} to {state}"
+    return (f"SSH2 Session from {src} (tty = 0) using crypto cipher 'aes256-gcm', hmac 'hmac-sha2-256' "
+            f"Succeeded for user '{admin}'")
+
+
+def _clock(rng: random.Random) -> str:
+    return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d} UTC Sun Dec 6 2026"
+
+
+def ios_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
+    numbers = {h: rng.randint(1_000, 900_000) for h in ident.hosts}
+    names = [k.name for k in IOS_KINDS]
+    weights = list(itertools.accumulate(k.weight for k in IOS_KINDS))
+    for _ in range(count):
+        host = rng.choice(ident.hosts)
+        numbers[host] += 1
+        kind = rng.choices(names, cum_weights=weights)[0]
+        sev = int(kind.split("-")[-2])
+        yield (f"<{IOS_FACILITY * 8 + sev}>{numbers[host]}: {host}: ", flows.STAMP_IOS,
+               f".{rng.randint(0, 999):03d}: %{kind}: {_ios_text(rng, ident, kind)}")
+
+
+_ASA_FORM = Form("native", "ASA syslog: legacy timestamp, device-id hostname, %ASA-sev-id", None, NO_PROOF)
+_IOS_FORM = Form("native", "IOS syslog: sequence number, origin-id hostname, msec timestamp, %FAC-SEV-MNEMONIC",
+                 None, NO_PROOF)
+SOURCES = (
+    Source(name="cisco-asa", vendor="Cisco", product="Adaptive Security Appliance (ASA)", version="ASA 9.x",
+           kinds=ASA_KINDS, forms=(_ASA_FORM,),
+           fields=("facility", "severity", "message id", "connection id", "protocol", "source interface/address/port",
+                   "destination interface/address/port", "mapped address/port", "duration", "bytes",
+                   "teardown reason", "access-group", "user"),
+           parser="syslog-ng: cisco-parser()",
+           reference="Cisco Secure Firewall ASA Series Syslog Messages (302013-302016, 305011, 106023, 605005, 111008)",
+           identity=asa_identity, generate=asa_generate),
+    Source(name="cisco-ios", vendor="Cisco", product="IOS / IOS XE", version="IOS XE 17.x",
+           kinds=IOS_KINDS, forms=(_IOS_FORM,),
+           fields=("sequence number", "origin host", "timestamp", "facility", "severity", "mnemonic", "interface",
+                   "user", "source address", "ACL name"),
+           parser="syslog-ng: cisco-parser()",
+           reference="Cisco IOS XE System Message Guide; 'service sequence-numbers', 'logging origin-id'",
+           identity=ios_identity, generate=ios_generate),
+)

@@ -1,0 +1,104 @@
+"""Drafts in the pool: stamps and numbers patched where the draft put them, conversations in order."""
+
+import calendar
+import random
+
+from loggend.content.drafts import Renderer
+from loggend.content.model import SEQ, STREAM, Conversation, Proof, Stamp
+from loggend.engine.render import NO_THREAD, PHASES, Pool, assemble
+
+NOW = calendar.timegm((2026, 11, 8, 4, 5, 6, 0, 0, 0))
+PROOF = Proof(" loggen_stream=", " ", "loggen_seq=", "")
+
+
+def hms(seconds: float, utc: bool) -> bytes:
+    return b"%02d:%02d:%02d" % (seconds // 3600 % 24, seconds // 60 % 60, seconds % 60)
+
+
+def epoch(seconds: float, utc: bool) -> bytes:
+    return b"%010d" % int(seconds)
+
+
+CLOCK, EPOCH = Stamp("test-hms", hms), Stamp("test-epoch", epoch)
+
+
+def test_a_draft_s_stamps_and_number_are_patched_where_it_put_them():
+    draft = ("<189>time=", CLOCK, " id=7 eventtime=", EPOCH, " loggen_stream=", STREAM, " ", "loggen_seq=", SEQ,
+             " end=", EPOCH)
+    r = Renderer(NOW, True).rendered(draft)
+    pool = Pool([assemble(r, b"w3", "")] * 10, NOW, True, random.Random(1))
+    pool.set_time(NOW + 3661)
+    pool.set_cycle(2)
+    t = NOW + 3661
+    assert pool.message(4) == (b"<189>time=%s id=7 eventtime=%d loggen_stream=w3 loggen_seq=000000000024 end=%d"
+                               % (hms(t, True), t, t))
+
+
+def test_without_sequence_numbers_the_proof_s_text_goes_too():
+    draft = ("<189>a=1", " loggen_stream=", STREAM, " loggen_seq=", SEQ, " b=2")
+    r = Renderer(NOW, True, sequence=False, proof=PROOF).rendered(draft)
+    assert (r.head + r.tail, r.seq_from_end) == (b"<189>a=1 b=2", -1)
+
+
+def conversation_pool(threads: bool, seed: int) -> tuple[Pool, dict[bytes, list[int]]]:
+    """Connections opened and, some messages later, closed (longer lines), among other lines."""
+    rng = random.Random(seed)
+    messages, keys = [], []
+    open_ids: list[int] = []
+    for n in range(20_000):
+        if open_ids and rng.random() < 0.3:
+            c = open_ids.pop(rng.randrange(len(open_ids)))
+            draft = (f"<166>close id={c:06d} bytes={rng.randint(0, 10 ** rng.randint(1, 6))} ", STREAM, " ", SEQ,
+                     Conversation(str(c), 1))
+        elif rng.random() < 0.5:
+            open_ids.append(n)
+            draft = (f"<166>open id={n:06d} ", STREAM, " ", SEQ, Conversation(str(n), 0))
+        else:
+            draft = (f"<166>other {'x' * rng.randint(0, 40)} ", STREAM, " ", SEQ)
+        r = Renderer(NOW, True).rendered(draft)
+        messages.append(assemble(r, b"w0", ""))
+        keys.append(int(draft[-1].key) * PHASES + draft[-1].phase if isinstance(draft[-1], Conversation)
+                    else NO_THREAD)
+    pool = Pool(messages, NOW, True, random.Random(seed), False, 64, keys if threads else None)
+    order: dict[bytes, list[int]] = {}
+    for at in range(len(messages)):
+        m = pool.message(at)
+        if b" id=" in m:
+            order.setdefault(m.split(b" id=")[1][:6], []).append(0 if m.startswith(b"<166>open") else 1)
+    return pool, order
+
+
+def test_a_conversation_is_sent_in_the_order_it_was_generated_in():
+    pool, order = conversation_pool(True, 5)
+    closed = [kinds for kinds in order.values() if len(kinds) == 2]
+    assert len(closed) > 3000
+    assert all(kinds == [0, 1] for kinds in closed)
+    full = sum(c for c in pool.counts if c == 64)
+    assert full > 0.5 * pool.size            # frames stay mostly full
+
+
+def test_without_conversations_the_frames_reorder_them():
+    """The reason for the epochs: frames of equal-length lines, shuffled, send closes before opens."""
+    _, order = conversation_pool(False, 5)
+    assert sum(kinds == [1, 0] for kinds in order.values()) > 100
+
+
+def test_without_sequence_numbers_every_vendor_form_drops_its_proof_and_stays_valid():
+    """--no-sequence: no loggen_stream/loggen_seq text left in any vendor form, JSON still JSON."""
+    import json
+
+    from loggend.content import registry
+    for source in registry.SOURCES.values():
+        if source.name == "linux":
+            continue
+        for form in source.forms:
+            if form.proof is None:
+                continue
+            r = Renderer(NOW, True, sequence=False, proof=form.proof)
+            drafts = source.generate(source.identity(random.Random(1)), random.Random(2), 100, form.name)
+            for draft in drafts:
+                m = r.rendered(draft)
+                assert m.seq_from_end == -1 and b"loggen" not in m.head.lower(), (source.name, form.name, m.head)
+                brace = m.head.find(b"{")
+                if brace >= 0 and m.head.endswith(b"}"):
+                    json.loads(m.head[brace:])
