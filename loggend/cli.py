@@ -611,11 +611,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
         raise UsageError(f"sources {' '.join(args.what)}: expected `loggend sources` or `loggend sources show NAME`")
     count = parse_int("--count", args.count, 1, MAX_SHOW)
     seed = parse_int("--seed", args.seed, 0, 2**63 - 1)
-    try:
-        return show(args.what[1], count, args.format, seed, args.utc)
-    except BrokenPipeError:                     # `| head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-        return EXIT_OK
+    return show(args.what[1], count, args.format, seed, args.utc)
 
 
 COMMANDS = {"perftest": cmd_perftest, "sources": cmd_sources,
@@ -637,3 +633,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:                     # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return EXIT_OK
