@@ -125,3 +125,39 @@ def test_find_limit_through_a_rate_limited_link_finds_the_link(tmp_path: Path) -
     found = report["limit_eps"]
     low, high = capacity * (1 - 2 * precision / 100), capacity * (1 + precision / 100)
     assert low <= found <= high, (found, capacity, result.stdout)
+
+
+def netem_run(tmp_path: Path, *netem: str) -> dict:
+    """A run through netem on the namespace's loopback (skipped where the kernel has no netem)."""
+    port = free_port_pair()
+    summary = tmp_path / "summary.json"
+    with netns.Netns() as ns:
+        if not ns.has_netem():
+            pytest.skip("this kernel has no netem (sch_netem): delay, reordering and duplication need it")
+        ns.sh("tc", "qdisc", "add", "dev", "lo", "root", "netem", *netem)
+        done = run_in(ns, "run", "--config", "/dev/null", "--target", "127.0.0.1", "--ports", str(port),
+                      "--workers", "1", "--rate", "5000", "--duration", "3s", "--transport", "sendmmsg",
+                      "--local-sink", "--dashboard", "off", "--summary-json", str(summary))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(summary.read_text())
+
+
+@skip
+def test_reordered_datagrams_are_late_not_lost(tmp_path: Path) -> None:
+    doc = netem_run(tmp_path, "delay", "10ms", "reorder", "25%", "50%")
+    sink = doc["sink"]
+    assert sink["late"] > 0 and sink["lost"] == 0 and sink["received"] == doc["sent"], sink
+
+
+@skip
+def test_duplicated_datagrams_are_duplicates_not_events(tmp_path: Path) -> None:
+    doc = netem_run(tmp_path, "duplicate", "2%")
+    sink = doc["sink"]
+    assert sink["duplicates"] > 0 and sink["lost"] == 0, sink
+    assert sink["received"] - sink["duplicates"] == doc["sent"], sink
+
+
+@skip
+def test_delay_alone_loses_nothing(tmp_path: Path) -> None:
+    doc = netem_run(tmp_path, "delay", "50ms", "10ms")
+    assert doc["sink"]["lost"] == 0 and doc["sink"]["received"] == doc["sent"], doc["sink"]
