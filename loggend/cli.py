@@ -235,7 +235,8 @@ def build_parser() -> Parser:
     soak.add_argument("--duration", default="1h", help="how long (default %(default)s)")
     soak.add_argument("--rate", default="200k", help="events/s to send (default %(default)s)")
     soak.add_argument("--workers", default="40", help="generator workers (default %(default)s)")
-    soak.add_argument("--ports", default="56000-56039", help="loopback ports the sink receives on")
+    soak.add_argument("--ports", default="61000-61039", help="loopback ports the sink receives on (default "
+                      "%(default)s: above the kernel's ephemeral range, where no other program's free port is)")
     soak.add_argument("--interval", default="10s", help="between samples (default %(default)s)")
     soak.add_argument("--warmup", default="", help="left out of the slopes (default a tenth, at least 30 s)")
     soak.add_argument("--max-growth", default="1M", help="memory may grow less than this per hour (default 1M)")

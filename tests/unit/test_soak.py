@@ -11,7 +11,7 @@ def samples(memory_per_hour: float = 0.0, fds_every: float = 0.0, noise: int = 0
         t = i * 10.0
         memory = 200 * MIB + int(memory_per_hour * t / 3600) + (noise if i % 2 else -noise)
         fds = 160 + (int(t // fds_every) if fds_every else 0)
-        out.append(SoakSample(t, memory, fds, 7, 6, i * 1000, i * 1000))
+        out.append(SoakSample(t, memory + 10 * MIB * (i % 3), memory, fds, 7, 6, i * 1000, i * 1000))
     return out
 
 
