@@ -21,7 +21,7 @@ LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
 
 .PHONY: venv run test test-fast test-coverage bench docs-sources lint build build-dev clean install uninstall test-performance \
-	run-test optimize-system restore-system
+	run-test optimize-system restore-system soak
 
 venv: $(STAMP)
 
@@ -73,6 +73,11 @@ $(VENV)/.dev: $(STAMP)
 # The 30-minute performance test against the targets (DURATION=, RATE=, WORKERS= to change).
 test-performance: venv
 	DURATION=$(or $(DURATION),30m) scripts/test.sh
+
+# The soak: a long run into the local sink (DURATION=, RATE=, WORKERS= to change), watched for growing
+# memory, descriptors and threads, and inexact counts; PASS / FAIL and reports/soak-DATE/soak.json.
+soak: venv
+	$(BIN)/loggend soak --duration $(or $(DURATION),1h) --rate $(or $(RATE),200k) --workers $(or $(WORKERS),40)
 
 # The same for 5 minutes.
 run-test: venv

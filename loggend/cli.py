@@ -1,4 +1,4 @@
-"""Command line: ``loggend run | ctl | find-limit | check-config | sink | perftest | tune | bench | profile |
+"""Command line: ``loggend run | ctl | find-limit | check-config | sink | perftest | soak | tune | bench | profile |
 sources``.
 
 Bad input is one line and exit 2.
@@ -249,6 +249,18 @@ def build_parser() -> Parser:
     perf.add_argument("--target-memory", default="12G", help="peak loggen memory at most (default %(default)s)")
     perf.add_argument("--target-loss", default="0.5", help="loss %% below (default %(default)s)")
 
+    soak = sub.add_parser("soak", help="a long run into the local sink, watched for growing memory, descriptors, "
+                          "threads and inexact counts; PASS / FAIL")
+    soak.add_argument("--duration", default="1h", help="how long (default %(default)s)")
+    soak.add_argument("--rate", default="200k", help="events/s to send (default %(default)s)")
+    soak.add_argument("--workers", default="40", help="generator workers (default %(default)s)")
+    soak.add_argument("--ports", default="61000-61039", help="loopback ports the sink receives on (default "
+                      "%(default)s: above the kernel's ephemeral range, where no other program's free port is)")
+    soak.add_argument("--interval", default="10s", help="between samples (default %(default)s)")
+    soak.add_argument("--warmup", default="", help="left out of the slopes (default a tenth, at least 30 s)")
+    soak.add_argument("--max-growth", default="1M", help="memory may grow less than this per hour (default 1M)")
+    soak.add_argument("--report-dir", default="", help="where soak.json goes (default reports/soak-DATE)")
+
     bench = sub.add_parser("bench", help="speed tables: senders against the machine's ceiling, the sink, worker counts")
     bench.add_argument("--seconds", default="3", help="per measurement (default %(default)s)")
     bench.add_argument("--repeats", default="3", help="runs per figure; the median is printed (default %(default)s)")
@@ -436,6 +448,29 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from loggend.config import MAX_WORKERS
+    from loggend.files import check_writable_dir
+    from loggend.parsers import parse_rate, parse_size
+    from loggend.tools.soak import Soak
+    duration = parse_duration("--duration", args.duration)
+    interval = parse_duration("--interval", args.interval)
+    if not duration or not interval or interval > duration:
+        raise UsageError(f"--duration {args.duration} --interval {args.interval}: both above 0, the interval "
+                         "at most the duration")
+    rate = parse_rate("--rate", args.rate)
+    report_dir = Path(args.report_dir or time.strftime("reports/soak-%Y%m%d-%H%M%S"))
+    check_writable_dir("--report-dir", report_dir)
+    return Soak(duration=duration, rate=str(int(rate)) if rate.is_integer() else str(rate),
+                workers=parse_int("--workers", args.workers, 1, MAX_WORKERS),
+                ports=format_ports(parse_ports("--ports", args.ports)), interval=interval, report_dir=report_dir,
+                max_growth=parse_size("--max-growth", args.max_growth),
+                warmup=parse_duration("--warmup", args.warmup) if args.warmup else None).run()
+
+
 def cmd_perftest(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
@@ -614,9 +649,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
     return show(args.what[1], count, args.format, seed, args.utc)
 
 
-COMMANDS = {"perftest": cmd_perftest, "sources": cmd_sources,
-            "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink,
-            "bench": cmd_bench, "tune": cmd_tune, "profile": cmd_profile, "ctl": cmd_ctl, "find-limit": cmd_find_limit}
+COMMANDS = {"perftest": cmd_perftest, "soak": cmd_soak, "sources": cmd_sources, "run": cmd_run,
+            "check-config": cmd_check_config, "sink": cmd_sink, "bench": cmd_bench, "tune": cmd_tune,
+            "profile": cmd_profile, "ctl": cmd_ctl, "find-limit": cmd_find_limit}
 
 
 def main(argv: list[str] | None = None) -> int:

