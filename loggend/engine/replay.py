@@ -192,9 +192,11 @@ def wrap_header(wrap: str, host: str, tag: str, utc: bool) -> tuple[bytes, int]:
 def render_line(line: bytes, sequence: bool, enterprise: int, wrap: str = "none", host: str = "localhost",
                 tag: str = "replay", utc: bool = False) -> tuple[Rendered, bool]:
     """The line as a ``Rendered`` (stream id and sequence where the receiver looks for them) and
-    whether it carried a timestamp loggen rewrites; a line that is not syslog wrapped in ``wrap``'s
-    header first."""
+    whether it carried a timestamp of its own that loggen rewrites (a header loggen wraps a line in
+    has one, but the line's own text is what the count is about); a line that is not syslog wrapped
+    in ``wrap``'s header first."""
     found = find_stamp(line)
+    own = found is not None
     sites: tuple[tuple[int, int], ...] = ((found.at, found.kind),) if found else ()
     if wrap != "none" and not SYSLOG_START.match(line):
         header, kind = wrap_header(wrap, host, tag, utc)
@@ -205,7 +207,7 @@ def render_line(line: bytes, sequence: bool, enterprise: int, wrap: str = "none"
         found = found or Found(at, kind, 0.0)
     zeros = b"0" * SEQ_DIGITS
     if not sequence:
-        return Rendered(line, b"", sites, (), -1), found is not None
+        return Rendered(line, b"", sites, (), -1), own
     m = RFC5424.match(line)
     if m:
         sd_at = m.end()
@@ -217,7 +219,7 @@ def render_line(line: bytes, sequence: bool, enterprise: int, wrap: str = "none"
         tail = sd_end + rest
         in_rest = tuple((len(sd_end) + o - sd_at - cut, k) for o, k in sites if o >= sd_at)   # a wrapped line's own
         return Rendered(head, tail, tuple(s for s in sites if s[0] < sd_at), (), len(tail) - len(b'" seq="'),
-                        in_rest), found is not None
+                        in_rest), own
     brace = line.find(b"{")
     if line.endswith(b"}") and brace >= 0 and line[brace:] != b"{}":
         try:
@@ -226,8 +228,8 @@ def render_line(line: bytes, sequence: bool, enterprise: int, wrap: str = "none"
             is_object = False
         if is_object:
             tail = b'","seq":"' + zeros + b'"}'
-            return Rendered(line[:-1] + b',"stream":"', tail, sites, (), SEQ_DIGITS + 2), found is not None
-    return Rendered(line + b" stream=", b" seq=" + zeros, sites, (), SEQ_DIGITS), found is not None
+            return Rendered(line[:-1] + b',"stream":"', tail, sites, (), SEQ_DIGITS + 2), own
+    return Rendered(line + b" stream=", b" seq=" + zeros, sites, (), SEQ_DIGITS), own
 
 
 def open_lines(path: str) -> Iterator[bytes]:

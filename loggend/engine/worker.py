@@ -125,8 +125,8 @@ class Worker:
             skipped = f", {r.source.too_long:,} longer than a datagram skipped" if r.source.too_long else ""
             share = (f"its {r.source.share_lines:,} lines of the file, repeated to fill a pass of "
                      f"{r.lines:,}" if r.source.fits else f"{r.lines:,} lines in its first pass")
-            self.log(f"worker {spec.index}: replay: {share}, {r.unstamped:,} without a timestamp loggen rewrites "
-                     f"(sent unchanged){skipped}")
+            self.log(f"worker {spec.index}: replay: {share}, {r.unstamped:,} without a valid timestamp of "
+                     f"their own (their text sent unchanged){skipped}")
         self.sender = sender
         return sender
 

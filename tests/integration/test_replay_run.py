@@ -27,7 +27,7 @@ def test_a_file_larger_than_the_pool_is_replayed_exactly_by_two_workers(tmp_path
     assert r.returncode == 0, r.stderr
     s = json.loads(out.read_text())
     assert s["sent"] == 20000 and s["sink"]["received"] == 20000 and s["sink"]["lost"] == 0
-    assert "replay: 1,000 lines in its first pass, 0 without a timestamp" in r.stderr
+    assert "replay: 1,000 lines in its first pass, 0 without a valid timestamp of their own" in r.stderr
 
 
 def test_the_files_own_timing_at_10x_and_timestamps_rewritten_to_now(tmp_path, receiver):
