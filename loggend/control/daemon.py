@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from loggend.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from loggend.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 
 MAX_PID_BYTES = 32           # a pidfile holds a pid and a line end
 PID_TEXT = re.compile(rb"\s*(\d{1,20}\s*)?")   # what a pidfile holds (empty: made by the user, or cut short)
@@ -70,8 +70,14 @@ class PidFile:
         self.fd = fd
 
     def write(self, pid: int) -> None:
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+        """UsageError when the pid cannot be written (a full or failing file system): the pidfile is
+        removed, so nothing is left claiming a pid."""
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+        except OSError as err:
+            self.release()
+            raise UsageError(f"--pidfile: cannot write {self.path}: {err.strerror}") from None
 
     def release(self) -> None:
         if self.fd < 0:
@@ -190,7 +196,11 @@ def _daemon(pidfile: PidFile, log_path: str, main: Callable[[ReadyPipe], int], p
     with context:
         journal.forget()              # stdout and stderr are the log file now
         pipe = ReadyPipe(pipe_fd)
-        pidfile.write(os.getpid())
+        try:
+            pidfile.write(os.getpid())
+        except UsageError as err:
+            pipe.failed(str(err))
+            return EXIT_USAGE
         pipe.started(os.getpid())
         code = EXIT_FAILURE
         try:

@@ -169,3 +169,18 @@ def test_a_ready_file_that_cannot_be_written_stops_the_run(receiver, tmp_path):
     assert result.returncode == 1, result.stderr
     assert f"cannot write the ready file {target}: No space left on device" in result.stderr
     assert "ready file cannot say the run is up; stopping" in result.stderr
+
+
+@pytest.mark.parametrize("daemon", [False, True], ids=["foreground", "daemon"])
+def test_a_pidfile_that_cannot_be_written_is_one_line_and_left_nowhere(receiver, tmp_path, daemon):
+    """A full file system: the pid cannot be written (it was a traceback and a 0-byte pidfile)."""
+    pidfile = tmp_path / "m" / "loggen.pid"
+    extra = ["--daemon", "--log-file", str(tmp_path / "daemon.log")] if daemon else []
+    setup = FULL + "; trap 'ls -A {m} > {m}.left' EXIT; " + f"{sys.executable} -m loggend \"$@\"; rc=$?; exit $rc #"
+    result = in_private_mount(tmp_path, setup, *RUN, "--target", f"127.0.0.1:{receiver.port}", *SHORT,
+                              "--pidfile", str(pidfile), *extra)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"--pidfile: cannot write {pidfile}: No space left on device" in result.stderr, result.stderr
+    assert result.returncode == (1 if daemon else 2), result.stderr
+    assert (tmp_path / "m.left").read_text().split() == ["fill"]        # no pidfile left behind
+    assert receiver.datagrams == []
