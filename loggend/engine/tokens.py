@@ -181,7 +181,13 @@ def _choice_file(path: str, base: str) -> tuple[tuple[str, ...], tuple[float, ..
         raise ValueError(f"{path}: not UTF-8 text (byte {err.start:,})") from None
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    items = [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
+    lines = text.replace("\r\n", "\n").split("\n")
+    for number, line in enumerate(lines, 1):
+        bad = next((ch for ch in line if ch in CONTROL), None)
+        if bad is not None:
+            raise ValueError(f"{path}: line {number} holds a control character ({repr(bad)[1:-1]}): a value is "
+                             "sent inside one message, which is one line")
+    items = [line for line in lines if line.strip()]
     if not items:
         raise ValueError(f"{path} has no lines")
     if len(items) > MAX_CHOICES:

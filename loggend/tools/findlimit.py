@@ -82,6 +82,7 @@ class FindLimit:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stop_requested = threading.Event()
         self.began = self.sending_since = 0.0
+        self.highest_total = 0                    # the receiver's count never goes down, unless it restarted
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -175,7 +176,13 @@ class FindLimit:
             raise FindLimitError(f"feedback {self.feedback.text}: the reader failed (see above)")
         if isinstance(answer[0], FeedbackError):
             raise FindLimitError(f"feedback {self.feedback.text}: {answer[0]}")
-        return answer[0]
+        reading = answer[0]
+        if reading.total < self.highest_total:
+            raise FindLimitError(f"feedback {self.feedback.text}: the receiver's count went backwards "
+                                 f"({self.highest_total:,} -> {reading.total:,}): it restarted, or the answer is "
+                                 "not a running total; the trials before stand")
+        self.highest_total = reading.total
+        return reading
 
     # --- one trial ---------------------------------------------------------------------------------
 

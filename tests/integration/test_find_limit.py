@@ -380,3 +380,37 @@ def test_a_short_max_time_still_runs_the_trial_it_has_room_for(tmp_path):
     assert [(t["rate"], t["verdict"]) for t in report["trials"]] == [(1000, "pass")], result.stdout
     assert report["stopped"] == "--max-time 5 s reached" and result.returncode == 1
     assert "no confirmed limit (--max-time 5 s reached): 1,000 ev/s passed; no higher rate was tried" in result.stdout
+
+
+def test_a_receiver_count_that_goes_backwards_stops_the_search_and_says_so(tmp_path):
+    """A receiver restarted mid-search (its count back near 0): the trial read 'received -1,999, loss
+    299.9 %' and went on as if the receiver had lost what it got."""
+    rx, server = LoopbackReceiver(), AnswerServer()
+    reset = False
+
+    def answer(path: str) -> dict:
+        value = 1 if reset else len(rx.datagrams)
+        return {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, value]}]}}
+    server.make = answer
+    proc = start_find_limit(tmp_path / "report", f"127.0.0.1:{rx.port}", f"prometheus:{server.url}",
+                            "--feedback-query", "sum(received)", "--start-rate", "200", "--trial", "1s", "--pause",
+                            "0.5s")
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("trial  2"):
+                reset = True
+                break
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+        server.close()
+        rx.close()
+    out = "".join(lines) + out
+    assert proc.returncode == 1, out
+    assert "the receiver's count went backwards" in out and "Traceback" not in out, out.splitlines()[-6:]
+    assert "loss" not in out.split("went backwards")[0].splitlines()[-1]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [t["verdict"] for t in report["trials"]] == ["pass", "pass"], report["trials"]
+    assert all(t["received"] >= 0 for t in report["trials"]) and "went backwards" in report["error"]

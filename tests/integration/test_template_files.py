@@ -54,12 +54,18 @@ def both(tmp_path, source: str, cwd, port: int) -> tuple[str, str]:
     ("big.txt", f"big.txt: larger than {MAX_USER_FILE_BYTES >> 10:,} KiB"),
     ("latin1.txt", "latin1.txt: not UTF-8 text (byte 3)"),
     ("folder", "folder: is a directory; expected a regular file"),
+    ("nul.txt", "nul.txt: line 1 holds a control character (\\x00)"),
+    ("esc.txt", "esc.txt: line 2 holds a control character (\\x1b)"),
+    ("cr.txt", "cr.txt: line 1 holds a control character (\\r)"),
 ])
 def test_a_file_that_is_not_a_small_regular_text_file_is_one_line_and_exit_2(receiver, tmp_path, source, why):
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "big.txt").write_text(("x" * 99 + "\n") * (MAX_USER_FILE_BYTES // 100 + 1))
     (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     (tmp_path / "folder").mkdir()
+    (tmp_path / "nul.txt").write_bytes(b"a\x00b\n")           # these went into the datagrams as they were
+    (tmp_path / "esc.txt").write_bytes(b"ok\nc\x1bd\n")
+    (tmp_path / "cr.txt").write_bytes(b"c\re\n")            # a lone CR split one line into two values
     check, run = both(tmp_path, source, ROOT, receiver.port)
     assert why in check and "templates.yaml: template 't'" in check and f"{{choice:@{source}}}" in check
     assert check == run and receiver.datagrams == []
