@@ -200,8 +200,12 @@ def plan_text(t: RunTotals) -> str:
     stalled = sum(w.forgiven for w in t.workers if w.down_seconds < DOWN_SHOWN_SECONDS)
     if stalled:
         why.append(f"{stalled:,} given up after stalls (more than 1 s behind)")
-    if t.refused:
+    kinds = [(kind, n) for kind, n in t.errors.items() if n]
+    if kinds == [("refused", t.refused)]:
         why.append(f"{t.refused:,} refused by the kernel")
+    elif kinds:
+        why.append(f"{t.refused:,} not sent, the send failed: "
+                   + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in kinds))
     rest = (t.shortfall or 0) - t.forgiven - t.refused
     if rest > 0:
         why.append(f"{rest:,} still due when the run ended (stopped early, or still catching up)")

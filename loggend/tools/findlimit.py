@@ -62,6 +62,9 @@ CONTROL_RETRIES = 3
 SIGNAL_POLL = 0.1              # while the feedback is read, Ctrl-C and SIGTERM are looked for this often
 
 
+STREAM_ID_CHARS = 12             # the stream prefix's longest (config.parse_stream_id)
+
+
 class FindLimitError(Exception):
     """Something outside the search failed (the run, the feedback): one line, exit 1."""
 
@@ -83,6 +86,9 @@ class FindLimit:
         self.stop_requested = threading.Event()
         self.began = self.sending_since = 0.0
         self.highest_total = 0                    # the receiver's count never goes down, unless it restarted
+        # Streams of their own: a sink that counted an earlier search's w0 from 0 would take this one's
+        # numbers for duplicates (received 0, loss 100 % in the first trial).
+        self.stream_id = f"f{int(time.time() * 1000) % 36 ** 8:x}"[:STREAM_ID_CHARS]
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -102,6 +108,7 @@ class FindLimit:
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "loggend", "run", *self.run_args, "--profile", "constant:0", "--duration", "0",
+                "--stream-id", self.stream_id,
                 "--dashboard", "off", "--control-socket", self.socket,
                 "--ready-file", str(self.report_dir / "ready.json"),
                 "--summary-json", str(self.report_dir / "run-summary.json")]

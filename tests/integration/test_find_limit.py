@@ -414,3 +414,22 @@ def test_a_receiver_count_that_goes_backwards_stops_the_search_and_says_so(tmp_p
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [t["verdict"] for t in report["trials"]] == ["pass", "pass"], report["trials"]
     assert all(t["received"] >= 0 for t in report["trials"]) and "went backwards" in report["error"]
+
+
+@pytest.mark.slow
+def test_a_second_search_against_the_same_sink_counts_its_own_streams(tmp_path):
+    """Each search sends streams of its own: a second search used w0 from 0 again, which the sink
+    counted as duplicates of the first's (received 0, loss 100 % in its first trial)."""
+    sink = Sink(tmp_path)
+    try:
+        reports = []
+        for n in (1, 2):
+            result = find_limit(tmp_path / f"report{n}", f"127.0.0.1:{sink.port}", f"sink:{sink.url}",
+                                "--start-rate", "500", "--max-rate", "1000", "--trial", "1s", "--pause", "0.5s",
+                                "--confirm", "1s", timeout=90)
+            assert result.returncode == 0, result.stdout + result.stderr
+            reports.append(json.loads((tmp_path / f"report{n}" / "report.json").read_text()))
+    finally:
+        sink.stop()
+    for report in reports:
+        assert all(t["verdict"] == "pass" and t["lost"] == 0 for t in report["trials"]), report["trials"]
