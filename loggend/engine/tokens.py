@@ -215,7 +215,11 @@ def _network(text: str, default: str, version: int) -> tuple[int, int]:
         raise ValueError(str(err)) from None
     if net.version != version:
         raise ValueError(f"{text} is not an IPv{version} network")
-    return int(net.network_address), net.num_addresses
+    # a host address, as ipaddress's hosts() gives it: above /31 (/127) neither the network address
+    # nor (IPv4) the broadcast address
+    if net.num_addresses <= 2:
+        return int(net.network_address), net.num_addresses
+    return int(net.network_address) + 1, net.num_addresses - (2 if version == 4 else 1)
 
 
 def parse_args(kind: str, text: str, base: str = "") -> tuple[object, ...]:
