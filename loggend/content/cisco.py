@@ -35,6 +35,13 @@ IOS_HOSTS = ("core-sw1", "core-sw2", "dist-sw-b1", "wan-rtr1")
 IFACE = {"outbound": ("outside", "inside"), "internal": ("servers", "inside"), "inbound": ("outside", "dmz")}
 ACL = {"outside": "outside_access_in", "inside": "inside_access_in", "servers": "servers_access_in"}
 TCP_TEARDOWN = (("TCP FINs", 78), ("TCP Reset-I", 8), ("TCP Reset-O", 8), ("SYN Timeout", 3), ("Idle Timeout", 3))
+# What a teardown reason says of the session (ASA 9.x syslog guide, 302014 reasons): a SYN Timeout
+# is an embryonic connection that never completed its handshake (no payload, closed when the
+# embryonic timeout, 30 s by default, ran out); an Idle Timeout closes a connection silent for the
+# 'timeout conn' time (1:00:00 by default), so it lasted at least that long; FINs and resets end a
+# session that carried data.
+SYN_TIMEOUT = 30
+IDLE_TIMEOUT = 3600
 ADMINS = ("netops", "admin", "jdoe")
 ASA_COMMANDS = ("write memory", "show running-config", "configure terminal", "clear xlate", "show conn count")
 ASA_KINDS = (Kind("302013", 30, "Built TCP connection (inbound/outbound, mapped addresses)"),
@@ -97,11 +104,16 @@ class _Asa:
             ends = f"for {far}:{f.src}/{f.sport} to {near}:{f.nat_dst}/{f.dport}"
         else:
             ends = f"for {far}:{f.dst}/{f.dport} to {near}:{f.src}/{f.sport}"
-        text = f"Teardown {f.proto.upper()} connection {cid} {ends} duration {_hms(f.duration)} bytes {f.bytes}"
-        if f.proto == "tcp":
-            reason = self.rng.choices([r for r, _ in TCP_TEARDOWN], [w for _, w in TCP_TEARDOWN])[0]
-            return self.draft(host, 6, "302014", f"{text} {reason}")
-        return self.draft(host, 6, "302016", text)
+        head = f"Teardown {f.proto.upper()} connection {cid} {ends} duration"
+        if f.proto != "tcp":
+            return self.draft(host, 6, "302016", f"{head} {_hms(f.duration)} bytes {f.bytes}")
+        reason = self.rng.choices([r for r, _ in TCP_TEARDOWN], [w for _, w in TCP_TEARDOWN])[0]
+        duration, size = f.duration, f.bytes
+        if reason == "SYN Timeout":
+            duration, size = SYN_TIMEOUT, 0
+        elif reason == "Idle Timeout":
+            duration += IDLE_TIMEOUT
+        return self.draft(host, 6, "302014", f"{head} {_hms(duration)} bytes {size} {reason}")
 
     def single(self) -> Draft:
         rng = self.rng
