@@ -10,7 +10,6 @@ connection.
 
 from __future__ import annotations
 
-import random
 import re
 
 from loggend.content import cisco
@@ -50,3 +49,47 @@ def test_an_asa_teardown_reason_fits_its_bytes_and_duration() -> None:
     assert all(duration >= cisco.IDLE_TIMEOUT and size > 0 for duration, size in by_reason["Idle Timeout"])
     for reason in ("TCP FINs", "TCP Reset-I", "TCP Reset-O"):
         assert all(size > 0 for _, size in by_reason[reason]), reason
+
+
+IOS_LINE = re.compile(r"^<\d+>(\d+): (\S+): (\w{3} [ \d]\d \d\d:\d\d:\d\d)\.(\d{3}): %([A-Z0-9_-]+): (.*)$")
+OSPF = re.compile(r"^Process 1, Nbr (\S+) on (\S+) from (\w+) to (\w+), (.+)$")
+# RFC 2328's neighbour state machine, as IOS's log-adjacency-changes reports a neighbour reaching FULL or DOWN
+OSPF_CHANGES = {("LOADING", "FULL", "Loading Done"), ("EXCHANGE", "FULL", "Exchange Done"),
+                ("FULL", "DOWN", "Neighbor Down: Dead timer expired"),
+                ("FULL", "DOWN", "Neighbor Down: Interface down or detached"),
+                ("FULL", "DOWN", "Neighbor Down: Adjacency forced to reset")}
+
+
+def ios_lines() -> list[re.Match[str]]:
+    found = [IOS_LINE.match(line) for line in lines(source(cisco, "cisco-ios"))]
+    assert all(found)
+    return [m for m in found if m]
+
+
+def test_ios_adjacency_changes_follow_each_neighbours_state() -> None:
+    state: dict[tuple[str, str], str] = {}
+    changes = 0
+    for m in ios_lines():
+        if m[5] != "OSPF-5-ADJCHG":
+            continue
+        ospf = OSPF.match(m[6])
+        assert ospf and (ospf[3], ospf[4], ospf[5]) in OSPF_CHANGES, m[6]
+        key = (m[2], ospf[1])
+        assert state.get(key, ospf[3] if ospf[3] == "FULL" else "DOWN") == ("FULL" if ospf[3] == "FULL" else "DOWN")
+        state[key] = ospf[4]
+        changes += 1
+    assert changes > COUNT // 20 and set(state.values()) == {"FULL", "DOWN"}
+
+
+def test_ios_times_keep_the_order_of_a_devices_sequence_numbers() -> None:
+    """All stamped in one second (as the pool stamps what it sends in a second): per device, the
+    milliseconds never go down as the numbers go up."""
+    by_device: dict[str, list[tuple[int, str, int]]] = {}
+    for m in ios_lines():
+        by_device.setdefault(m[2], []).append((int(m[1]), m[3], int(m[4])))
+    assert len(by_device) == len(cisco.IOS_HOSTS)
+    for device, stamped in by_device.items():
+        stamped.sort()
+        times = [(stamp, msec) for _, stamp, msec in stamped]
+        assert times == sorted(times), device
+        assert len({msec for _, msec in times}) > 100, device          # a fraction, not a constant
