@@ -10,9 +10,12 @@ connection.
 
 from __future__ import annotations
 
+import calendar
+import csv
 import re
+import time
 
-from loggend.content import cisco
+from loggend.content import checkpoint, cisco, paloalto
 from loggend.content.model import Source
 from tests.support import drafts
 
@@ -93,3 +96,30 @@ def test_ios_times_keep_the_order_of_a_devices_sequence_numbers() -> None:
         times = [(stamp, msec) for _, stamp, msec in stamped]
         assert times == sorted(times), device
         assert len({msec for _, msec in times}) > 100, device          # a fraction, not a constant
+
+
+BSD_LINE = re.compile(r"^<\d+>\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ (.*)$")
+
+
+def panos_seconds(stamp: str) -> int:
+    return calendar.timegm(time.strptime(stamp, "%Y/%m/%d %H:%M:%S"))
+
+
+def test_a_panos_session_started_its_elapsed_time_before_it_was_logged() -> None:
+    """TRAFFIC columns (PAN-OS 10.2 field list): receive time 1, generated time 6, start time 35, elapsed 36."""
+    rows = [next(csv.reader([m[1]])) for m in (BSD_LINE.match(x) for x in lines(source(paloalto, "paloalto"))) if m]
+    traffic = [r for r in rows if r[3] == "TRAFFIC"]
+    assert len(traffic) > COUNT // 2 and len({r[36] for r in traffic}) > 8
+    for r in traffic:
+        assert r[1] == r[6] and panos_seconds(r[35]) == panos_seconds(r[6]) - int(r[36]), r[:7] + r[35:37]
+
+
+CHECKPOINT_FIELD = re.compile(r'(\w+):"([^"]*)"')
+
+
+def test_a_checkpoint_connection_started_its_elapsed_time_before_its_log_update() -> None:
+    updates = [dict(CHECKPOINT_FIELD.findall(x)) for x in lines(source(checkpoint, "checkpoint"))
+               if 'product:"Log Update"' in x]
+    assert len(updates) > COUNT // 4 and len({u["elapsed"] for u in updates}) > 8
+    for u in updates:
+        assert int(u["start_time"]) == int(u["time"]) - int(u["elapsed"]), u
