@@ -155,9 +155,10 @@ def _sizes(rng: random.Random, app: str, proto: str, allowed: bool) -> tuple[int
 
 
 def flow(rng: random.Random, nat_pool: tuple[str, ...], allowed: bool | None = None,
-         direction: str | None = None) -> Flow:
+         direction: str | None = None, service: netplan.Service | None = None) -> Flow:
     """One connection of the company's traffic; ``nat_pool`` holds the device's public addresses.
-    ``allowed`` and ``direction`` fix what a kind of log needs (a Built is allowed, a drop is not)."""
+    ``allowed``, ``direction`` and ``service`` (not inbound) fix what a kind of log needs (a Built
+    is allowed, a drop is not, a DNS filter log is a DNS query)."""
     if direction is None:
         direction = rng.choices(_DIRECTION_NAMES, cum_weights=_DIRECTION_WEIGHTS)[0]
     if allowed is None:
@@ -167,7 +168,7 @@ def flow(rng: random.Random, nat_pool: tuple[str, ...], allowed: bool | None = N
         proto, src, dst = "tcp", netplan.external(rng), rng.choice(nat_pool)
         nat_dst = netplan.dmz_server(rng)
     else:
-        svc = netplan.service(rng)
+        svc = service or netplan.service(rng)
         proto, dport, app = svc.protocol, svc.port, svc.app
         src = netplan.internal_client(rng)
         dst = netplan.external(rng) if direction == "outbound" else netplan.internal_server(rng)

@@ -15,7 +15,7 @@ import csv
 import re
 import time
 
-from loggend.content import checkpoint, cisco, paloalto
+from loggend.content import checkpoint, cisco, fortinet, paloalto
 from loggend.content.model import Source
 from tests.support import drafts
 
@@ -123,3 +123,15 @@ def test_a_checkpoint_connection_started_its_elapsed_time_before_its_log_update(
     assert len(updates) > COUNT // 4 and len({u["elapsed"] for u in updates}) > 8
     for u in updates:
         assert int(u["start_time"]) == int(u["time"]) - int(u["elapsed"]), u
+
+
+FORTIOS_PAIR = re.compile(r'(\w+)=("[^"]*"|\S*)')
+
+
+def test_a_fortigate_dns_filter_log_is_a_dns_query() -> None:
+    """utm:dns (FortiOS log 1501054802, dns-response): to port 53, UDP but for a few over TCP."""
+    dns = [dict((k, v.strip('"')) for k, v in FORTIOS_PAIR.findall(x)) for x in lines(source(fortinet, "fortigate"))
+           if 'type="utm" subtype="dns"' in x]
+    assert len(dns) > COUNT // 20
+    assert all(d["dstport"] == "53" and d["proto"] in ("17", "6") for d in dns)
+    assert sum(d["proto"] == "17" for d in dns) >= 0.9 * len(dns)
