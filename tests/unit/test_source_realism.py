@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import calendar
 import csv
+import json
 import re
 import time
 
-from loggend.content import checkpoint, cisco, fortinet, paloalto
+from loggend.content import checkpoint, cisco, fortinet, ids, paloalto, windows
 from loggend.content.model import Source
 from tests.support import drafts
 
@@ -135,3 +136,43 @@ def test_a_fortigate_dns_filter_log_is_a_dns_query() -> None:
     assert len(dns) > COUNT // 20
     assert all(d["dstport"] == "53" and d["proto"] in ("17", "6") for d in dns)
     assert sum(d["proto"] == "17" for d in dns) >= 0.9 * len(dns)
+
+
+# Microsoft, event 4624: the logon process and package each logon type goes through.
+LOGON_PROCESSES = {2: {("User32", "Negotiate")}, 7: {("User32", "Negotiate")}, 10: {("User32", "Negotiate")},
+                   11: {("User32", "Negotiate")}, 3: {("NtLmSsp", "NTLM"), ("Kerberos", "Kerberos")},
+                   5: {("Advapi", "Negotiate")}}
+
+
+def test_a_windows_logon_type_fits_its_account_and_logon_process() -> None:
+    events = [json.loads(x[x.index("{"):]) for x in lines(source(windows, "windows-security"), "json")]
+    logons = {e["TargetLogonId"]: e for e in events if e["EventID"] == 4624}
+    assert {e["LogonType"] for e in logons.values()} == set(LOGON_PROCESSES)
+    for e in logons.values():
+        assert (e["LogonProcessName"].strip(), e["AuthenticationPackageName"]) in LOGON_PROCESSES[e["LogonType"]], e
+    for e in logons.values():
+        kind = e["LogonType"]
+        service_account = e["TargetUserName"] in windows.SERVICE_ACCOUNTS
+        assert service_account == (kind == 5), e
+        assert e["ProcessName"] == {3: "-", 5: windows.SERVICES_EXE}.get(kind, windows.WINLOGON), e
+    logoffs = [e for e in events if e["EventID"] == 4634]
+    assert len(logoffs) > COUNT // 20
+    assert all(e["LogonType"] == logons[e["TargetLogonId"]]["LogonType"] for e in logoffs)
+
+
+FIRST_EXCHANGE = 0.2                  # seconds from a connection's start to its TLS hello or HTTP request, at most
+
+
+def test_a_zeek_protocol_record_lies_within_its_connection() -> None:
+    """Same uid: a dns record at its conn's start, an ssl or http one within the first exchanges
+    (a round trip or so: FIRST_EXCHANGE) and never after the conn ended (ts + duration)."""
+    records = [json.loads(x[x.index("{"):]) for x in lines(source(ids, "zeek"))]
+    conns = {r["uid"]: r for r in records if r["_path"] == "conn"}
+    apps = [r for r in records if r["_path"] != "conn"]
+    assert {r["_path"] for r in apps} == {"ssl", "http", "dns"} and len(apps) > COUNT // 3
+    for r in apps:
+        conn = conns[r["uid"]]
+        after = r["ts"] - conn["ts"]
+        assert -1e-6 <= after <= min(conn["duration"], FIRST_EXCHANGE) + 1e-6, (r, conn)
+        if r["_path"] == "dns":
+            assert after == 0, (r, conn)
