@@ -54,7 +54,7 @@ from loggend.engine import catalog
 from loggend.engine.formats import SEQ_DIGITS, register_stamp
 from loggend.engine.userfile import read_user_file
 
-PLACEHOLDER = "\x7f"          # no format escapes it; never in a rendered catalogue message
+PLACEHOLDER = catalog.PLACEHOLDER   # no format escapes it; in catalogue messages only as their time_local
 SEQ_KIND = -1                 # a patch site holding sequence digits, not a timestamp
 CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7f)) - {"\t"}   # a tab is text; DEL is the placeholder
 # names the formats give their own fields: a value named so would repeat or hide one (JSON keys,
