@@ -105,17 +105,19 @@ def _update(pairs: list[tuple[str, str]], f: Flow) -> list[tuple[str, str]]:
                    ("client_outbound_bytes", str(f.rcvd)), ("server_inbound_bytes", str(f.rcvd)),
                    ("server_outbound_bytes", str(f.sent)), ("client_inbound_packets", str(f.pkts_sent)),
                    ("client_outbound_packets", str(f.pkts_rcvd)), ("packets", str(f.packets)),
-                   ("elapsed", str(f.duration)), ("segment_time", EPOCH), ("start_time", EPOCH),
+                   ("elapsed", str(flows.elapsed(f))), ("segment_time", EPOCH),
+                   ("start_time", flows.ago_mark(flows.elapsed(f))),
                    ("product", "Log Update")]
 
 
 def _with_epochs(text: str) -> list[Part]:
-    """The text with each NUL placeholder replaced by the epoch-seconds stamp."""
+    """The text with each NUL placeholder replaced by the epoch-seconds stamp (a start time, marked
+    with ``flows.ago_mark``, by that stamp the connection's elapsed seconds back)."""
     parts: list[Part] = []
     for i, piece in enumerate(text.split(EPOCH)):
         if i:
             parts.append(flows.STAMP_EPOCH)
-        parts.append(piece)
+        parts.extend(flows.with_ago(flows.STAMP_EPOCH, piece))
     return parts
 
 
@@ -142,7 +144,7 @@ def _cef(host: str, pairs: list[tuple[str, str]]) -> Draft:
     d = dict(pairs)
     ext = ["cs1Label=Loguid", "cs2Label=Rule Name"]
     for k, v in pairs:
-        if v == EPOCH or k in ("__policy_id_tag", "originsicname", "flags", "version"):
+        if v == EPOCH or v.startswith(flows.AGO) or k in ("__policy_id_tag", "originsicname", "flags", "version"):
             continue
         key = CEF_KEYS.get(k, k)
         ext.append(f"{key}={flows.cef_escape(v)}")

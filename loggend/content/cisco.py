@@ -9,7 +9,14 @@ denies name the interface's access-group.
 
 IOS (``service sequence-numbers``, ``service timestamps log datetime msec``, ``logging origin-id
 hostname``): ``<189>48213: core-sw1: Dec  6 21:04:05.123: %SYS-5-CONFIG_I: Configured from console
-by netops on vty0 (10.10.4.7)``.
+by netops on vty0 (10.10.4.7)``. The milliseconds are fixed per message while the pool rewrites the
+seconds, so they rise with the message's place in the generated list (never down as a device's
+sequence numbers go up): any two messages of one device stamped in the same second have their times
+in the order of their numbers. (Across seconds the wire order is the pool's, whose frames are
+shuffled and which starts its numbers again each pass, as it would without the fraction.) OSPF
+adjacency changes follow each neighbour's state, as ``log-adjacency-changes`` reports them: a full
+neighbour goes down (dead timer, interface down, reset), a down one comes back through LOADING or
+EXCHANGE to FULL.
 
 Neither carries proof of delivery: Cisco text is free-form and its only numbering, the IOS
 sequence number, comes first in the line, before the origin field that could carry a stream id
@@ -35,7 +42,22 @@ IOS_HOSTS = ("core-sw1", "core-sw2", "dist-sw-b1", "wan-rtr1")
 IFACE = {"outbound": ("outside", "inside"), "internal": ("servers", "inside"), "inbound": ("outside", "dmz")}
 ACL = {"outside": "outside_access_in", "inside": "inside_access_in", "servers": "servers_access_in"}
 TCP_TEARDOWN = (("TCP FINs", 78), ("TCP Reset-I", 8), ("TCP Reset-O", 8), ("SYN Timeout", 3), ("Idle Timeout", 3))
+# What a teardown reason says of the session (ASA 9.x syslog guide, 302014 reasons): a SYN Timeout
+# is an embryonic connection that never completed its handshake (no payload, closed when the
+# embryonic timeout, 30 s by default, ran out); an Idle Timeout closes a connection silent for the
+# 'timeout conn' time (1:00:00 by default), so it lasted at least that long; FINs and resets end a
+# session that carried data.
+SYN_TIMEOUT = 30
+IDLE_TIMEOUT = 3600
 ADMINS = ("netops", "admin", "jdoe")
+# OSPF neighbour state changes 'log-adjacency-changes' logs (RFC 2328 section 10.3; IOS OSPF-5-ADJCHG):
+# (from, to, event) for a neighbour coming up to FULL and a FULL one going DOWN, with weights.
+OSPF_UP = (("LOADING", "FULL", "Loading Done", 8), ("EXCHANGE", "FULL", "Exchange Done", 2))
+OSPF_DOWN = (("FULL", "DOWN", "Neighbor Down: Dead timer expired", 5),
+             ("FULL", "DOWN", "Neighbor Down: Interface down or detached", 3),
+             ("FULL", "DOWN", "Neighbor Down: Adjacency forced to reset", 1))
+OSPF_NEIGHBOURS = 8                      # 10.0.0.1-8, each on one interface of each device
+MSEC = 1000
 ASA_COMMANDS = ("write memory", "show running-config", "configure terminal", "clear xlate", "show conn count")
 ASA_KINDS = (Kind("302013", 30, "Built TCP connection (inbound/outbound, mapped addresses)"),
              Kind("302014", 30, "Teardown TCP connection: duration, bytes, reason"),
@@ -97,11 +119,16 @@ class _Asa:
             ends = f"for {far}:{f.src}/{f.sport} to {near}:{f.nat_dst}/{f.dport}"
         else:
             ends = f"for {far}:{f.dst}/{f.dport} to {near}:{f.src}/{f.sport}"
-        text = f"Teardown {f.proto.upper()} connection {cid} {ends} duration {_hms(f.duration)} bytes {f.bytes}"
-        if f.proto == "tcp":
-            reason = self.rng.choices([r for r, _ in TCP_TEARDOWN], [w for _, w in TCP_TEARDOWN])[0]
-            return self.draft(host, 6, "302014", f"{text} {reason}")
-        return self.draft(host, 6, "302016", text)
+        head = f"Teardown {f.proto.upper()} connection {cid} {ends} duration"
+        if f.proto != "tcp":
+            return self.draft(host, 6, "302016", f"{head} {_hms(f.duration)} bytes {f.bytes}")
+        reason = self.rng.choices([r for r, _ in TCP_TEARDOWN], [w for _, w in TCP_TEARDOWN])[0]
+        duration, size = f.duration, f.bytes
+        if reason == "SYN Timeout":
+            duration, size = SYN_TIMEOUT, 0
+        elif reason == "Idle Timeout":
+            duration += IDLE_TIMEOUT
+        return self.draft(host, 6, "302014", f"{head} {_hms(duration)} bytes {size} {reason}")
 
     def single(self) -> Draft:
         rng = self.rng
@@ -131,6 +158,25 @@ def ios_identity(rng: random.Random) -> Identity:
                                                "TenGigabitEthernet1/1/1", "Vlan10", "Vlan20")})
 
 
+class _Ospf:
+    """Each device's OSPF neighbours and whether each is FULL now; a change flips one of them."""
+
+    def __init__(self, ident: Identity, rng: random.Random) -> None:
+        ifaces = ident.extra["interfaces"]
+        self.rng = rng
+        self.links = {h: [rng.choice(ifaces) for _ in range(OSPF_NEIGHBOURS)] for h in ident.hosts}
+        self.full = {h: [True] * OSPF_NEIGHBOURS for h in ident.hosts}
+
+    def change(self, host: str) -> str:
+        rng = self.rng
+        n = rng.randrange(OSPF_NEIGHBOURS)
+        up = not self.full[host][n]
+        self.full[host][n] = up
+        table = OSPF_UP if up else OSPF_DOWN
+        old, new, event, _ = rng.choices(table, [w for *_, w in table])[0]
+        return f"Process 1, Nbr 10.0.0.{n + 1} on {self.links[host][n]} from {old} to {new}, {event}"
+
+
 def _ios_text(rng: random.Random, ident: Identity, kind: str) -> str:
     iface = rng.choice(ident.extra["interfaces"])
     admin = rng.choice(ADMINS)
@@ -153,9 +199,6 @@ def _ios_text(rng: random.Random, ident: Identity, kind: str) -> str:
     if kind == "SEC_LOGIN-4-LOGIN_FAILED":
         return f"Login failed [user: {rng.choice(('admin', 'cisco', 'root'))}] [Source: {src}] [localport: 22] " \
                f"[Reason: Login Authentication Failed] at {_clock(rng)}"
-    if kind == "OSPF-5-ADJCHG":
-        state = rng.choice(("FULL, Loading Done", "DOWN, Neighbor Down: Dead timer expired"))
-        return f"Process 1, Nbr 10.0.0.{rng.randint(1, 8)} on {iface} from {state.split(',')[0]} to {state}"
     return (f"SSH2 Session from {src} (tty = 0) using crypto cipher 'aes256-gcm', hmac 'hmac-sha2-256' "
             f"Succeeded for user '{admin}'")
 
@@ -168,13 +211,15 @@ def ios_generate(ident: Identity, rng: random.Random, count: int, form: str) -> 
     numbers = {h: rng.randint(1_000, 900_000) for h in ident.hosts}
     names = [k.name for k in IOS_KINDS]
     weights = list(itertools.accumulate(k.weight for k in IOS_KINDS))
-    for _ in range(count):
+    ospf = _Ospf(ident, rng)
+    for i in range(count):
         host = rng.choice(ident.hosts)
         numbers[host] += 1
         kind = rng.choices(names, cum_weights=weights)[0]
         sev = int(kind.split("-")[-2])
+        text = ospf.change(host) if kind == "OSPF-5-ADJCHG" else _ios_text(rng, ident, kind)
         yield (f"<{IOS_FACILITY * 8 + sev}>{numbers[host]}: {host}: ", flows.STAMP_IOS,
-               f".{rng.randint(0, 999):03d}: %{kind}: {_ios_text(rng, ident, kind)}")
+               f".{i * MSEC // count:03d}: %{kind}: {text}")
 
 
 _ASA_FORM = Form("native", "ASA syslog: legacy timestamp, device-id hostname, %ASA-sev-id", None, NO_PROOF)

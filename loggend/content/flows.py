@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import TypeVar
 
 from loggend.content import netplan
+from loggend.content.hostkit import ago_step
 from loggend.content.model import Conversation, Draft, Stamp
 from loggend.engine.formats import MONTHS, stamp_cef, stamp_rfc3164, stamp_rfc3339
 
@@ -74,6 +77,35 @@ STAMP_EPOCH_NS = Stamp("epoch-ns", _epoch_ns)           # 1765055045000000000 (F
 STAMP_RFC3339 = Stamp("rfc3339", stamp_rfc3339)         # 2026-12-06T21:04:05Z
 STAMP_RFC3164 = Stamp("rfc3164", stamp_rfc3164)         # Dec  6 21:04:05
 STAMP_CEF = Stamp("cef", stamp_cef)                     # Dec 06 2026 21:04:05 (CEF rt)
+# In a row's text, AGO + seconds + AGO marks a stamp that many seconds before the log's own time (a
+# session's start beside its end, which the log is written at): ``ago_mark`` writes it, ``with_ago``
+# turns it into the ``ago`` stamp. As the hosts' sources do (hostkit.AGO_STEPS), a session that
+# writes its start beside its elapsed time lasts one of a few distances (``elapsed``): one stamp
+# style per distance, each a column patched every second in every message that has it (a style per
+# whole second of duration made PAN-OS's per-second patching 2.75 times as long).
+AGO = "\3"
+AGO_SPLIT = re.compile(f"({AGO}\\d+{AGO})")
+
+
+@cache
+def ago(stamp: Stamp, seconds: int) -> Stamp:
+    """``stamp`` as it read ``seconds`` before the time it is rendered for."""
+    return Stamp(f"{stamp.style}-{seconds}", lambda now, utc: stamp.render(now - seconds, utc))
+
+
+def ago_mark(seconds: int) -> str:
+    return f"{AGO}{seconds}{AGO}"
+
+
+def elapsed(f: Flow) -> int:
+    """The flow's duration as a log that writes its start time beside it gives it (``AGO_STEPS``)."""
+    return ago_step(f.duration)
+
+
+def with_ago(stamp: Stamp, text: str) -> list[str | Stamp]:
+    """``text`` with every ``ago_mark`` replaced by ``stamp`` that many seconds back."""
+    return [ago(stamp, int(piece[1:-1])) if piece.startswith(AGO) else piece
+            for piece in AGO_SPLIT.split(text) if piece]
 
 
 @dataclass(frozen=True)
@@ -123,9 +155,10 @@ def _sizes(rng: random.Random, app: str, proto: str, allowed: bool) -> tuple[int
 
 
 def flow(rng: random.Random, nat_pool: tuple[str, ...], allowed: bool | None = None,
-         direction: str | None = None) -> Flow:
+         direction: str | None = None, service: netplan.Service | None = None) -> Flow:
     """One connection of the company's traffic; ``nat_pool`` holds the device's public addresses.
-    ``allowed`` and ``direction`` fix what a kind of log needs (a Built is allowed, a drop is not)."""
+    ``allowed``, ``direction`` and ``service`` (not inbound) fix what a kind of log needs (a Built
+    is allowed, a drop is not, a DNS filter log is a DNS query)."""
     if direction is None:
         direction = rng.choices(_DIRECTION_NAMES, cum_weights=_DIRECTION_WEIGHTS)[0]
     if allowed is None:
@@ -135,7 +168,7 @@ def flow(rng: random.Random, nat_pool: tuple[str, ...], allowed: bool | None = N
         proto, src, dst = "tcp", netplan.external(rng), rng.choice(nat_pool)
         nat_dst = netplan.dmz_server(rng)
     else:
-        svc = netplan.service(rng)
+        svc = service or netplan.service(rng)
         proto, dport, app = svc.protocol, svc.port, svc.app
         src = netplan.internal_client(rng)
         dst = netplan.external(rng) if direction == "outbound" else netplan.internal_server(rng)

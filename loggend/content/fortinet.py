@@ -187,6 +187,9 @@ BUILDERS: dict[str, Callable[[random.Random, Flow, int], tuple[str, str, str]]] 
     "utm:app-ctrl": _appctrl, "event:system": _event}
 _KIND_NAMES = tuple(k.name for k in KINDS)
 _KIND_WEIGHTS = tuple(itertools.accumulate(k.weight for k in KINDS))     # cumulative
+DNS_UDP = netplan.Service("udp", 53, "dns")
+DNS_TCP = netplan.Service("tcp", 53, "dns")
+DNS_TCP_SHARE = 0.03                     # queries over TCP (truncated answers, zone data): a few in a hundred
 PAIR = re.compile(r'(\w+)=("([^"]*)"|(\S*))')
 
 
@@ -221,13 +224,20 @@ def _pairs(body: str) -> dict[str, str]:
     return {m[1]: m[3] if m[3] is not None else m[4] for m in PAIR.finditer(body)}
 
 
+def _dns_service(rng: random.Random) -> netplan.Service:
+    """A DNS filter log is a query to a resolver: port 53, over UDP but for the few that need TCP."""
+    return DNS_TCP if rng.random() < DNS_TCP_SHARE else DNS_UDP
+
+
 def generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
     unit = _Unit(ident, rng)
     pool = ident.extra["nat_pool"]
     for _ in range(count):
         kind = rng.choices(_KIND_NAMES, cum_weights=_KIND_WEIGHTS)[0]
         utm = kind.startswith("utm:")
-        f = flows.flow(rng, pool, allowed=True if utm else None, direction="outbound" if utm else None)
+        service = _dns_service(rng) if kind == "utm:dns" else None
+        f = flows.flow(rng, pool, allowed=True if utm else None, direction="outbound" if utm else None,
+                       service=service)
         host, serial = unit.pick()
         level, body, action = BUILDERS[kind](rng, f, unit.sessions.next())
         yield _native(host, serial, level, body) if form == "native" else _cef(host, serial, level, kind, action, body)

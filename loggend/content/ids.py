@@ -24,7 +24,6 @@ from collections.abc import Iterator
 
 from loggend.content import netplan
 from loggend.content.hostkit import (
-    EPOCH,
     ISO_SECONDS,
     JSON_PROOF,
     JSON_PROOF_PARTS,
@@ -200,6 +199,8 @@ ZEEK_KINDS = (
     Kind("dns", 15, "a DNS query, its answers and round trip"),
     Kind("http", 10, "an HTTP request and response"),
 )
+MICROS = 1_000_000
+FIRST_EXCHANGE = 0.2                     # seconds: a TLS hello or HTTP request comes within this of the start
 UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CIPHERS = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
@@ -244,8 +245,14 @@ class _Zeek:
         c = _Conversation(rng, self.resolvers)
         uid = self._uid()
         path, body = self._app(c)
-        micro = _fraction(rng)
-        opening = [self._line(sensor, path, EPOCH, micro, uid, c, body)]
+        # the protocol record's ts lies in its connection (Zeek stamps it when it sees the protocol's
+        # first message): a DNS query at the connection's start, a TLS client hello or an HTTP request
+        # after the TCP handshake, within the connection's first round trips
+        start = rng.randrange(MICROS)
+        later = int(rng.uniform(0, min(c.duration, FIRST_EXCHANGE)) * MICROS) if path != "dns" else 0
+        at = min(MICROS - 1, start + later)
+        micro = f".{start:06d}"
+        opening = [self._line(sensor, path, epoch_ago(c.step), f".{at:06d}", uid, c, body)]
         tcp = c.proto == "TCP"
         header = TCP_HEADER if tcp else UDP_HEADER
         service = {"tls": "ssl", "http": "http", "dns": "dns"}[c.app]

@@ -42,7 +42,7 @@ _ENGINE_STAMPS: dict[int, Stamp] = {}
 
 
 # What tells a catalogue source's lines apart where its name is not in them
-MARKERS = {"nginx-access": r' nginx\[\d+\]: \S+ - \S+ "', "nginx-error": r" nginx\[\d+\]: \[(?:error|warn)\]",
+MARKERS = {"nginx-access": r' nginx\[\d+\]: \S+ - \S+ \[[^]]+\] "', "nginx-error": r" nginx\[\d+\]: \[(?:error|warn)\]",
            "firewall": r" OUT= MAC=", "auditd": r" msg=audit\(", "kernel": r" kernel: (?!\[UFW|IPTABLES)"}
 
 

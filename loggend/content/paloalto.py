@@ -6,7 +6,9 @@ Native (syslog server profile, BSD format, default log formats): ``<14>Dec  6 21
 with every column of the PAN-OS 10.2/11.x field lists (empty where the device has nothing to
 say). A TRAFFIC end log is one closed session: bytes = bytes sent + bytes received, packets likewise,
 source NAT from the firewall's share of the company's egress pool, rule names and uuids from its
-policy. THREAT logs are mostly URL filtering (url subtype), then vulnerability and spyware.
+policy; its start time is its generated time less its elapsed seconds (``flows.elapsed``: one of
+a few distances, each a stamp style the pool rewrites).
+THREAT logs are mostly URL filtering (url subtype), then vulnerability and spyware.
 
 CEF (the Palo Alto CEF configuration guide's format strings): ``CEF:0|Palo Alto Networks|PAN-OS|
 11.1.2|end|TRAFFIC|1|rt=... src=... externalId=<sequence number>`` after an RFC 3164 header.
@@ -137,13 +139,15 @@ def _app_meta(app: str) -> list[str]:
 
 def _traffic(fw: _Firewall, h: int, f: Flow, seqno: int) -> list[str]:
     _, rule_uuid = fw.rule(f)
+    elapsed = flows.elapsed(f)
     action = "allow" if f.allowed else "deny"
     end = ("tcp-fin" if f.proto == "tcp" else "aged-out") if f.allowed else "policy-deny"
     tail = ["from-policy", "", "", "0", "", "0", "", "N/A", "0", "0", "0", "0", rule_uuid, "0", "0", "0", "",
             "", "", "", "", "", "", *[""] * DEVICE_ID_COLUMNS, *[""] * CONTAINER_COLUMNS, "", HIRES, "", "",
             *_app_meta(f.app), "", "", "untunneled", "no", "no"]
     return [*_head(fw, h, "TRAFFIC", "end" if f.allowed else "deny"), *_session_cols(fw, f, fw.sessions.next(), action),
-            str(f.bytes), str(f.sent), str(f.rcvd), str(f.packets), STAMP, str(f.duration), "any", "0", str(seqno),
+            str(f.bytes), str(f.sent), str(f.rcvd), str(f.packets), flows.ago_mark(elapsed), str(elapsed), "any",
+            "0", str(seqno),
             "0x0", _location(f.src), _location(f.dst), "0", str(f.pkts_sent), str(f.pkts_rcvd), end,
             "0", "0", "0", "0", "", HOSTS[h], *tail]
 
@@ -195,8 +199,16 @@ BUILDERS: dict[str, Callable[[_Firewall, int, Flow, int], list[str]]] = {
 
 
 def _with_sites(text: str) -> list[Part]:
-    """The row's text with its time-stamp placeholders replaced by stamp sites."""
-    return [SITES.get(piece, piece) for piece in SITE_SPLIT.split(text) if piece]
+    """The row's text with its time-stamp placeholders replaced by stamp sites (a TRAFFIC log's
+    start time: its generated time less the session's elapsed seconds)."""
+    parts: list[Part] = []
+    for piece in SITE_SPLIT.split(text):
+        site = SITES.get(piece)
+        if site is not None:
+            parts.append(site)
+        elif piece:
+            parts.extend(flows.with_ago(flows.STAMP_PANOS, piece))
+    return parts
 
 
 def _severity(kind: str, row: list[str]) -> str:

@@ -47,7 +47,6 @@ REALM = netplan.COMPANY_DOMAIN.upper()
 SYSTEM_SID = "S-1-5-18"
 SYSTEM_LOGON = "0x3e7"
 NULL_SID = "S-1-0-0"
-LSASS = "C:\\Windows\\System32\\lsass.exe"
 LOCKOUT_THRESHOLD = 5          # failed logons before the account is locked out (domain policy)
 KEYWORD_SUCCESS = -9214364837600034816      # 0x8020000000000000 as NXLog prints it
 KEYWORD_FAILURE = -9218868437227405312      # 0x8010000000000000
@@ -207,8 +206,16 @@ GROUPS = (("Domain Admins", 512), ("VPN Users", 1113), ("Finance", 1114), ("Help
 INSERTS = {"%%1833": "Impersonation", "%%1842": "Yes", "%%1843": "No", "%%1936": "TokenElevationTypeDefault (1)",
            "%%1937": "TokenElevationTypeFull (2)", "%%1938": "TokenElevationTypeLimited (3)"}
 NUMERIC_DATA = frozenset(("LogonType", "KeyLength", "IpPort"))      # NXLog writes these as JSON numbers
-# Logon types: 2 interactive, 3 network, 10 remote interactive, 7 unlock, 5 service (weights).
+# Logon types: 2 interactive, 3 network, 10 remote interactive, 7 unlock, 5 service, 11 cached (weights).
 LOGON_TYPES = ((3, 60), (2, 12), (10, 6), (7, 8), (5, 6), (11, 3))
+# Who logs on how (Microsoft, event 4624 "Logon Type" and "Logon Process"): people at a console, over
+# RDP, unlocking or cached through winlogon's User32; network logons through NtLmSsp (NTLM) or
+# Kerberos; services, started by the service control manager under their own accounts, through Advapi.
+PEOPLE_LOGONS = frozenset((2, 7, 10, 11))
+SERVICE_LOGON = 5
+SERVICE_ACCOUNTS = ("svc-backup", "svc-sql", "svc-iis", "svc-sccm", "svc-veeam")
+WINLOGON = "C:\\Windows\\System32\\winlogon.exe"
+SERVICES_EXE = "C:\\Windows\\System32\\services.exe"
 
 
 def identity(rng: random.Random) -> Identity:
@@ -220,7 +227,8 @@ def identity(rng: random.Random) -> Identity:
     return Identity(
         hosts=tuple(f"{h}.{netplan.COMPANY_DOMAIN}" for h in dcs + servers + workstations),
         extra={"domain_sid": (sid,), "dcs": dcs, "servers": servers, "workstations": workstations,
-               "users": tuple(dict.fromkeys(users)), "admins": ("Administrator", *users[:3])})
+               "users": tuple(dict.fromkeys(users)), "admins": ("Administrator", *users[:3]),
+               "service_accounts": SERVICE_ACCOUNTS})
 
 
 class _Estate:
@@ -237,9 +245,11 @@ class _Estate:
         self.admins = ident.extra["admins"]
         self.rid = {u: 1100 + i for i, u in enumerate(self.users)}
         self.rid["Administrator"] = 500
+        self.service_accounts = ident.extra["service_accounts"]
+        self.rid.update({a: 1100 + len(self.users) + i for i, a in enumerate(self.service_accounts)})
         self.record = {h: rng.randint(10**6, 10**8) for h in self.dcs + self.servers + self.workstations}
         self.snare = {h: rng.randint(1, 10**6) for h in self.record}
-        self.next_rid = 1100 + len(self.users) + rng.randint(100, 900)
+        self.next_rid = 1100 + len(self.rid) + rng.randint(100, 900)
         self.failures: dict[str, int] = {}
         self.lsass = {h: 4 * rng.randint(120, 400) for h in self.record}
 
@@ -382,8 +392,11 @@ class _Windows:
 
     def logon(self) -> Episode:
         rng, est = self.rng, self.est
-        user = rng.choice(est.users) if rng.random() > 0.08 else rng.choice(est.admins)
         ltype = rng.choices([t for t, _ in LOGON_TYPES], [w for _, w in LOGON_TYPES])[0]
+        if ltype == SERVICE_LOGON:
+            user = rng.choice(est.service_accounts)
+        else:
+            user = rng.choice(est.users) if rng.random() > 0.08 else rng.choice(est.admins)
         host = rng.choice(est.servers) if ltype in (3, 10, 5) else rng.choice(est.workstations)
         dc = rng.choice(est.dcs)
         ip = self._client(rng.choice(est.workstations)) if ltype in (3, 10) else "127.0.0.1"
@@ -399,20 +412,23 @@ class _Windows:
             opening += self._kerberos(dc, user, ip if ip != "127.0.0.1" else self._client(host), host, guid,
                                       rng.random() < 0.4)
         network = ltype == 3
+        process, package = (("NtLmSsp ", "NTLM") if ntlm else ("Kerberos", "Kerberos") if network else
+                            ("Advapi  ", "Negotiate") if ltype == SERVICE_LOGON else ("User32 ", "Negotiate"))
+        program = "-" if network else SERVICES_EXE if ltype == SERVICE_LOGON else WINLOGON
         subject = self._subject_system(host) if not network else {
             "SubjectUserSid": NULL_SID, "SubjectUserName": "-", "SubjectDomainName": "-", "SubjectLogonId": "0x0"}
         target = {"TargetUserSid": est.user_sid(user), "TargetUserName": user, "TargetDomainName": DOMAIN,
                   "TargetLogonId": logon_id}
         opening.append(est.event(host, 4624, {
             **subject, **target, "LogonType": str(ltype),
-            "LogonProcessName": "NtLmSsp " if ntlm else ("Kerberos" if network else "User32 "),
-            "AuthenticationPackageName": "NTLM" if ntlm else ("Kerberos" if network else "Negotiate"),
+            "LogonProcessName": process, "AuthenticationPackageName": package,
             "WorkstationName": rng.choice(est.workstations) if ntlm else "-", "LogonGuid": guid,
             "TransmittedServices": "-", "LmPackageName": "NTLM V2" if ntlm else "-",
             "KeyLength": "128" if ntlm else "0",
             "ProcessId": "0x0" if network else f"0x{est.lsass_pid(host):x}",
-            "ProcessName": "-" if network else LSASS, "IpAddress": ip if ip != "127.0.0.1" or not network else "-",
-            "IpPort": str(rng.randint(49152, 65535)) if network or ltype == 10 else "0",
+            "ProcessName": program, "IpAddress": "-" if ltype == SERVICE_LOGON else ip,
+            "IpPort": str(rng.randint(49152, 65535)) if network or ltype == 10 else
+            "-" if ltype == SERVICE_LOGON else "0",
             "ImpersonationLevel": "%%1833", "RestrictedAdminMode": "-", "TargetOutboundUserName": "-",
             "TargetOutboundDomainName": "-", "VirtualAccount": "%%1843", "TargetLinkedLogonId": "0x0",
             "ElevatedToken": "%%1842" if user in est.admins else "%%1843"}))

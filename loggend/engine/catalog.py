@@ -155,7 +155,12 @@ def _nginx_error(rng: random.Random) -> str:
     return text.format(path=_url_path(rng).split("?")[0], bytes=rng.randrange(10**6, 10**8), n3=rng.randrange(1000))
 
 
+# A timestamp in a message's text is a placeholder of its width, turned into a site the pool rewrites
+# every second (render.render_events, as a user template's {timestamp}); PLACEHOLDER is never text.
+PLACEHOLDER = "\x7f"
+TIME_LOCAL = (PLACEHOLDER + "L" + PLACEHOLDER * 24)      # nginx's [time_local]: formats.stamp_clf, 26 bytes
 FIELDS: dict[str, Callable[[random.Random], str]] = {
+    "time_local": lambda r: TIME_LOCAL,
     "user": lambda r: r.choice(USERS),
     "bad_user": lambda r: r.choice(BAD_USERS),
     "ip_ext": _ip_ext,
@@ -212,8 +217,8 @@ _F, _S = FACILITIES, SEVERITIES
 T = Template
 TEMPLATES: tuple[Template, ...] = (
     # web tier: nginx access (combined format) dominates production syslog volume
-    T("nginx-access", "nginx", _F["local7"], _S["info"], 300, '{ip_any} - - "{method} {url} HTTP/1.1" {status} {bytes} "{referer}" "{ua}" rt={rtime}', ("web",)),
-    T("nginx-access", "nginx", _F["local7"], _S["info"], 60, '{ip_int} - {user} "{method} {url} HTTP/2.0" {status} {bytes} "-" "{ua}" rt={rtime}', ("web", "k8s")),
+    T("nginx-access", "nginx", _F["local7"], _S["info"], 300, '{ip_any} - - [{time_local}] "{method} {url} HTTP/1.1" {status} {bytes} "{referer}" "{ua}" rt={rtime}', ("web",)),
+    T("nginx-access", "nginx", _F["local7"], _S["info"], 60, '{ip_int} - {user} [{time_local}] "{method} {url} HTTP/2.0" {status} {bytes} "-" "{ua}" rt={rtime}', ("web", "k8s")),
     T("nginx-error", "nginx", _F["local7"], _S["err"], 12, "[error] {n3}#0: *{conn} {nginx_error}, client: {ip_any}, server: {domain}", ("web",)),
     T("nginx-error", "nginx", _F["local7"], _S["warning"], 6, "[warn] {n3}#0: *{conn} an upstream response is buffered to a temporary file /var/cache/nginx/proxy_temp/{n3}/{conn} while reading upstream, client: {ip_any}", ("web",)),
     # firewall: iptables / ufw through the kernel

@@ -75,6 +75,15 @@ def stamp_cef(seconds: float, utc: bool) -> bytes:
                                              tm.tm_min, tm.tm_sec)
 
 
+def stamp_clf(seconds: float, utc: bool) -> bytes:
+    """``06/Dec/2026:21:04:05 +0000``: the Common Log Format's ``[time_local]`` (26 bytes)."""
+    tm = _parts(seconds, utc)
+    minutes = 0 if utc else (tm.tm_gmtoff or 0) // 60
+    return b"%02d/%s/%04d:%02d:%02d:%02d %s%02d%02d" % (
+        tm.tm_mday, MONTHS[tm.tm_mon - 1].encode(), tm.tm_year, tm.tm_hour, tm.tm_min, tm.tm_sec,
+        b"-" if minutes < 0 else b"+", abs(minutes) // 60, abs(minutes) % 60)
+
+
 STAMP_RFC3164, STAMP_RFC3339, STAMP_CEF = range(3)
 Stamp = Callable[[float, bool], bytes]
 # By kind; every kind has one width per time zone. Templates' timestamp tokens and replayed lines
@@ -90,6 +99,9 @@ def register_stamp(name: str, stamp: Stamp) -> int:
         kind = _STAMP_NAMES[name] = len(STAMPS)
         STAMPS[kind] = stamp
     return kind
+
+
+STAMP_CLF = register_stamp("clf", stamp_clf)     # the catalogue's nginx [time_local]
 
 
 # --- events and renderings ------------------------------------------------------------------------------

@@ -42,7 +42,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from loggend.engine import catalog
-from loggend.engine.formats import SEQ_DIGITS, STAMPS, Event, Format, Rendered, make_format, stamp_rfc3164
+from loggend.engine.formats import (
+    SEQ_DIGITS,
+    STAMP_CLF,
+    STAMPS,
+    Event,
+    Format,
+    Rendered,
+    make_format,
+    stamp_rfc3164,
+)
 from loggend.engine.replay import ReplaySource, render_line
 from loggend.engine.spec import MessageSpec
 from loggend.engine.tokens import SEQ_KIND, UserTemplate, fill_placeholders, render_parts
@@ -125,6 +134,9 @@ STREAM_ROOM = 64             # the longest stream id a message keeps room for (e
 CORPUS_SIZE = 100_000        # messages rendered once per run, before the workers fork
 CORPUS_CHUNK = 4096
 NAME_WORDS = 6               # a CEF event name: the template's first words
+# A catalogue template's timestamp in its text (nginx's [time_local]): a site each second rewrites.
+TIME_LOCAL_FIELD = "time_local"
+BODY_STAMP = ((catalog.TIME_LOCAL, STAMP_CLF),)
 EPOCH = 16384                # messages of conversations per epoch (``conversation_epochs``): a closing comes
                              # an epoch after its opening at most; larger epochs, longer frames
 NO_THREAD = -1               # a message of no conversation
@@ -181,7 +193,8 @@ def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Eve
         values = {f: generators[f](rng) for f in info.fields}
         out.append(Event(pri=pris[n] if spec.pri_mix else t.facility * 8 + t.severity, host=name, program=t.tag,
                          pid=pid, text=t.text.format_map(values), fields=values, source=t.source,
-                         event_id=info.event_id, name=info.name))
+                         event_id=info.event_id, name=info.name,
+                         placeholders=BODY_STAMP if TIME_LOCAL_FIELD in values else ()))
     return out
 
 

@@ -54,7 +54,7 @@ from loggend.engine import catalog
 from loggend.engine.formats import SEQ_DIGITS, register_stamp
 from loggend.engine.userfile import read_user_file
 
-PLACEHOLDER = "\x7f"          # no format escapes it; never in a rendered catalogue message
+PLACEHOLDER = catalog.PLACEHOLDER   # no format escapes it; in catalogue messages only as their time_local
 SEQ_KIND = -1                 # a patch site holding sequence digits, not a timestamp
 CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7f)) - {"\t"}   # a tab is text; DEL is the placeholder
 # names the formats give their own fields: a value named so would repeat or hide one (JSON keys,
@@ -221,7 +221,11 @@ def _network(text: str, default: str, version: int) -> tuple[int, int]:
         raise ValueError(str(err)) from None
     if net.version != version:
         raise ValueError(f"{text} is not an IPv{version} network")
-    return int(net.network_address), net.num_addresses
+    # a host address, as ipaddress's hosts() gives it: above /31 (/127) neither the network address
+    # nor (IPv4) the broadcast address
+    if net.num_addresses <= 2:
+        return int(net.network_address), net.num_addresses
+    return int(net.network_address) + 1, net.num_addresses - (2 if version == 4 else 1)
 
 
 def parse_args(kind: str, text: str, base: str = "") -> tuple[object, ...]:

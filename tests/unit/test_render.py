@@ -28,6 +28,7 @@ RFC3164 = re.compile(
     rb"(?P<host>[!-~]+) (?P<tag>[A-Za-z0-9_./-]{1,32})(?:\[(?P<pid>\d+)\])?: (?P<msg>[ -~]*)"
 )
 SEQ_RE = re.compile(rb" stream=(?P<stream>[A-Za-z0-9_.-]+) seq=(?P<seq>\d{12})$")
+CLF_STAMP = re.compile(rb"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]")
 NOW = calendar.timegm((2026, 11, 8, 4, 5, 6, 0, 0, 0))       # b"Nov  8 04:05:06" in UTC
 PRIS = st.tuples(st.integers(0, 191), st.floats(0.1, 10))
 
@@ -158,7 +159,37 @@ def test_stamp_patch_rewrites_every_timestamp_and_nothing_else():
     for old, cur in zip(before, after):
         off = old.index(b">") + 1
         assert cur[off:off + 15] == new
-        assert cur[:off] == old[:off] and cur[off + 15:] == old[off + 15:]
+        assert cur[:off] == old[:off]
+        body = CLF_STAMP.search(old)                    # nginx's [time_local], rewritten too
+        if body:
+            assert cur[body.start():body.end()] == b"[01/Jan/2027:00:00:00 +0000]"
+            assert cur[off + 15:body.start()] == old[off + 15:body.start()] and cur[body.end():] == old[body.end():]
+        else:
+            assert cur[off + 15:] == old[off + 15:]
+
+
+COMBINED = re.compile(rb'nginx\[\d+\]: (\S+) - (\S+) \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
+                      rb'"(\S+) (\S+) (HTTP/[\d.]+)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"')
+
+
+def test_catalogue_nginx_access_lines_are_combined_log_format_with_the_current_time():
+    """A combined-log parser needs [time_local]: every nginx access line has it, now, and again
+    after the pool's second changes; in local time with the zone's offset."""
+    at = calendar.timegm((2026, 12, 6, 21, 4, 5, 0, 0, 0))
+    pool = build_pool(spec(pool_size=10_000), 0, "w0", at)
+    access = [i for i in range(pool.size) if b"nginx[" in pool.message(i) and b" HTTP/" in pool.message(i)]
+    assert len(access) > 1000
+    for when, text in ((at, b"06/Dec/2026:21:04:05 +0000"), (at + 3661, b"06/Dec/2026:22:05:06 +0000")):
+        pool.set_time(when)
+        for i in access:
+            m = COMBINED.search(pool.message(i))
+            assert m and m[3] == text, pool.message(i)
+    local = build_pool(spec(pool_size=1000, timezone="local"), 0, "w0", at)
+    stamps = {m[3] for m in (COMBINED.search(local.message(i)) for i in range(local.size)) if m}
+    tm = time.localtime(at)
+    offset = tm.tm_gmtoff // 60
+    assert stamps == {time.strftime("%d/%b/%Y:%H:%M:%S ", tm).encode()
+                      + b"%s%02d%02d" % (b"-" if offset < 0 else b"+", abs(offset) // 60, abs(offset) % 60)}
 
 
 def test_pool_rejects_a_size_that_is_not_a_power_of_ten_with_sequences():

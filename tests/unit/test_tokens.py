@@ -76,6 +76,23 @@ def test_addresses_ids_and_words():
         assert kv["on"] == host
 
 
+def test_an_address_is_a_host_of_its_network():
+    """{ipv4:NET} never gives the network or broadcast address above /31 (ipaddress's hosts()); a /24
+    of 10000 draws would give each about 39 times; a /31 and a /32 keep every address they have."""
+    p = pool("a={ipv4:203.0.113.0/24} p={ipv4:198.51.100.6/31} s={ipv4:192.0.2.9/32} b={ipv6:2001:db8::/126}",
+             size=10000)
+    hosts = {"a": set(ipaddress.ip_network("203.0.113.0/24").hosts()),
+             "p": set(ipaddress.ip_network("198.51.100.6/31").hosts()),
+             "s": set(ipaddress.ip_network("192.0.2.9/32").hosts()),
+             "b": set(ipaddress.ip_network("2001:db8::/126").hosts())}
+    seen: dict[str, set[object]] = {k: set() for k in hosts}
+    for t in texts(p):
+        kv = dict(part.split("=", 1) for part in t.split() if part[:2] in ("a=", "p=", "s=", "b="))
+        for key, value in kv.items():
+            seen[key].add(ipaddress.ip_address(value))
+    assert seen == hosts
+
+
 def test_a_named_value_repeats_within_its_message_and_becomes_a_field():
     p = pool("session={sid=hex:16} again={sid} {{literal}}", fmt="cef", size=1000)
     for i in range(p.size):
