@@ -52,7 +52,7 @@ from loggend.web.child import WebSettings
 
 REPORT_SECONDS = 1.0         # live line, memory check and board period
 GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for children that do not stop
-BOOT_SECONDS = 30.0          # a worker still setting up after this long is hung
+BOOT_SECONDS = 30.0          # a worker process setting up with no progress (a worker set up) this long is hung
 ABORT_GRACE = 2.0            # a hung worker that SIGABRT did not end is SIGKILLed after this
 OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
 SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
@@ -273,7 +273,8 @@ class Supervisor:
     def murder_hung(self) -> None:
         """SIGABRT workers whose heartbeat stopped (their stack goes to the log), SIGKILL them if that
         does not end them; the reaper then restarts them."""
-        hung = self.children.hung(K.WORKER, self.workers.heartbeat, self.config.hung_timeout, BOOT_SECONDS)
+        hung = self.children.hung(K.WORKER, self.workers.heartbeat, self.config.hung_timeout, BOOT_SECONDS,
+                                  progress=self.workers.setup_progress)
         for child, what, age in hung:
             sent = abort_then_kill(child, self.aborted, ABORT_GRACE, self.clock())
             if sent:
