@@ -214,10 +214,10 @@ def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
 
 def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:
     """``sources`` or ``estate`` (one of them): the mix's shares, and the estate's events/s (0: none)."""
-    if "sources" in raw and "estate" in raw and raw["sources"] and raw["estate"]:
+    if mix.given(raw["sources"]) and mix.given(raw["estate"]):
         raise UsageError(f"{raw.label('sources')} and {raw.label('estate')}: give one of them (an estate is "
                          "turned into the shares of a mix)")
-    if raw["estate"]:
+    if mix.given(raw["estate"]):
         return mix.parse_estate(raw.label("estate"), raw["estate"])
     return mix.parse_sources(raw.label("sources"), raw["sources"]), 0.0
 
@@ -443,6 +443,9 @@ def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
     if not file:
         if speed:
             raise ConfigError(raw.label("replay_speed"), raw["replay_speed"], "0 without a replay file")
+        if parse_choice(raw.label("replay_wrap"), str(raw["replay_wrap"]), ("auto", *WRAPS)) != "auto":
+            raise ConfigError(raw.label("replay_wrap"), raw["replay_wrap"], "auto without a replay file (it is the "
+                              "header of a replayed file's lines; a source is sent in its own wire form)")
         return None, ()
     try:
         with open(file, "rb") as f:
@@ -545,8 +548,8 @@ DEFAULTS: dict[str, object] = {
     "live_interval": "auto",
     "templates": [],
     "catalogue": True,
-    "sources": "",
-    "estate": {},
+    "sources": "none",
+    "estate": "none",
     "replay": "",
     "replay_speed": 0,
     "replay_wrap": "auto",

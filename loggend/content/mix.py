@@ -17,6 +17,7 @@ conversation (``model.Conversation``) so the pool sends a conversation in order.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -35,6 +36,10 @@ MAX_LENGTH = 8192               # a mix's default max_length: rsyslog's default 
                                 # messages go whole (an SRX close is ~1,100 bytes, a CloudTrail record more)
 MAX_WEIGHT = 1e9
 MAX_DEVICES = 10_000_000
+MIN_SHARE = 1e-4                # a --sources weight below this share of the total (0.01 %) is refused: it sends nothing
+DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")      # a weight: ASCII decimal digits
+WHOLE = re.compile(r"[0-9]+")                              # a count of devices
+NONE = "none"                   # sources: none, estate: none (the defaults): no mix, the catalogue
 NATIVE = "native"
 # A mid-size company's SIEM feed: perimeter firewalls and the web proxy dominate, then the domain
 # controllers, IDS, cloud and the servers (docs/sources/README.md says where the shares come from).
@@ -94,29 +99,70 @@ def _known(label: str, value: object, name: str) -> Source:
     return source
 
 
-def _weight(label: str, part: str, text: str, limit: float = MAX_WEIGHT) -> float:
-    try:
-        w = float(text)
-    except ValueError:
-        w = -1.0
-    if not 0 < w <= limit:
-        raise ConfigError(label, part, f"NAME=WEIGHT with a weight above 0 and up to {limit:g}")
-    return w
+def _number(label: str, part: str, text: str, pattern: re.Pattern[str], limit: float, allowed: str) -> float:
+    """``text`` as a number if ``pattern`` (ASCII digits only: not ``1_000``, ``1e3`` or other scripts'
+    digits, which ``float`` takes) matches it and it is above 0 and up to ``limit``."""
+    n = float(text) if pattern.fullmatch(text) else -1.0
+    if not 0 < n <= limit:
+        raise ConfigError(label, part, allowed)
+    return n
+
+
+def _weight(label: str, part: str, text: str) -> float:
+    return _number(label, part, text, DECIMAL, MAX_WEIGHT,
+                   f"NAME=WEIGHT with a weight above 0 and up to {MAX_WEIGHT:g}, in decimal digits (50, 2.5)")
+
+
+def _count(label: str, part: str, text: str) -> float:
+    return _number(label, part, text, WHOLE, MAX_DEVICES,
+                   f"NAME=COUNT with a whole number of devices from 1 to {MAX_DEVICES:,}")
+
+
+def _empty(value: object) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, (list, Mapping)) and not value)
+
+
+def given(value: object) -> bool:
+    """Whether a ``sources``/``estate`` value says something (``none``, the default, does not)."""
+    return value != NONE
+
+
+def _once(label: str, value: object, names: list[str]) -> None:
+    """Each name given once: a name given twice is a mistake (which of its weights was meant?)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(label, value, f"each name once ({name} is given twice)")
+        seen.add(name)
 
 
 def shares(pairs: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
-    """One weight per source (a name given twice adds up). Weights stay in the user's units (a
-    --sources weight, an estate's events/s), in which the templates' weights count too."""
+    """One weight per source (an estate's device kinds of one source add up). Weights stay in the
+    user's units (a --sources weight, an estate's events/s), in which the templates' weights count too."""
     total: dict[str, float] = {}
     for name, w in pairs:
         total[name] = total.get(name, 0.0) + w
     return tuple(total.items())
 
 
+def _noticeable(label: str, items: list[tuple[str, str]], pairs: list[tuple[str, float]]) -> None:
+    """A weight so small against the others that its share rounds to nothing is a mistake."""
+    whole = sum(w for _, w in pairs)
+    for (name, weight), (_, w) in zip(items, pairs):
+        if w / whole < MIN_SHARE:
+            raise ConfigError(label, f"{name}={weight}", f"a weight of at least {MIN_SHARE:.2%} of the total "
+                              f"{whole:g} (this one is {100 * w / whole:.2g} %: the source would send nothing)")
+
+
 def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
-    """``cisco-asa=50,paloalto=30``, ``preset:enterprise``, a mapping or a list of names; () for none."""
-    if value in ("", None, [], {}):
+    """``cisco-asa=50,paloalto=30``, ``preset:enterprise``, a mapping or a list of names; () for ``none``."""
+    if value == NONE:
         return ()
+    if _empty(value):
+        raise ConfigError(label, value, "NAME[=WEIGHT],..., a mapping of names to weights or preset:NAME "
+                          "(none: the catalogue; an empty mix is refused)")
     if isinstance(value, Mapping):
         items = [(str(k), str(v)) for k, v in value.items()]
     elif isinstance(value, list):
@@ -138,6 +184,8 @@ def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
         pairs.append((name, _weight(label, f"{name}={weight}", weight)))
     if not pairs:
         raise ConfigError(label, value, "NAME[=WEIGHT],... or preset:NAME")
+    _once(label, value, [n for n, _ in items])
+    _noticeable(label, items, pairs)
     return shares(pairs)
 
 
@@ -150,11 +198,16 @@ def preset_shares(label: str, value: object, preset: str) -> tuple[tuple[str, fl
 
 
 def parse_estate(label: str, value: object) -> tuple[tuple[tuple[str, float], ...], float]:
-    """``{cisco-asa: 4, windows-dc: 6, linux: 300}`` -> (shares, events/s of the whole estate)."""
-    if value in ("", None, {}, []):
+    """``{cisco-asa: 4, windows-dc: 6, linux: 300}`` -> (shares, events/s of the whole estate); none: ()."""
+    if value == NONE:
         return (), 0.0
+    if _empty(value):
+        raise ConfigError(label, value, "a mapping of device kinds to counts, e.g. {cisco-asa: 4, windows-dc: 6} "
+                          "(none: no estate; an empty one is refused)")
     if isinstance(value, str):                     # a flag or LOGGEN_ESTATE: cisco-asa=4,windows-dc=6
-        value = dict(p.strip().partition("=")[::2] for p in value.split(",") if p.strip())
+        parts = [p.strip().partition("=")[::2] for p in value.split(",") if p.strip()]
+        _once(label, value, [k.strip() for k, _ in parts])
+        value = {k.strip(): v.strip() for k, v in parts}
     if not isinstance(value, Mapping):
         raise ConfigError(label, value, "a mapping of device kinds to counts, e.g. {cisco-asa: 4, windows-dc: 6}")
     pairs = []
@@ -163,7 +216,7 @@ def parse_estate(label: str, value: object) -> tuple[tuple[tuple[str, float], ..
         if device is None:
             raise ConfigError(label, name, "device kinds: " + ", ".join(DEVICES))
         _known(label, name, device.source)
-        n = _weight(label, f"{name}: {count}", str(count), MAX_DEVICES)
+        n = _count(label, f"{name}={count}", str(count))
         pairs.append((device.source, n * device.eps))
     return shares(pairs), sum(w for _, w in pairs)
 

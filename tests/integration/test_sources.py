@@ -139,12 +139,46 @@ def test_sources_lists_every_source_and_show_prints_them_as_sent():
     (("--estate", "toaster=3"), "--estate: 'toaster' is not allowed; expected device kinds: "),
     (("--estate", "linux=3", "--sources", "linux"), "give one of them"),
     (("--sources", "linux", "--catalogue", "off"), "a mix of sources replaces the catalogue"),
+    (("--sources", ""), "--sources: '' is not allowed; expected NAME[=WEIGHT]"),
+    (("--estate", ""), "--estate: '' is not allowed; expected a mapping of device kinds"),
+    (("--sources", "cisco-asa=1,paloalto=1,cisco-asa=2"), "expected each name once (cisco-asa is given twice)"),
+    (("--estate", "windows-dc=1,windows-dc=2"), "expected each name once (windows-dc is given twice)"),
+    (("--sources", "cisco-asa=0.001,paloalto=100"), "--sources: 'cisco-asa=0.001' is not allowed; expected a weight "
+                                                    "of at least 0.01% of the total"),
+    (("--sources", "cisco-asa=1e-300,paloalto=1"), "--sources: 'cisco-asa=1e-300' is not allowed"),
+    (("--sources", "cisco-asa=1_000"), "--sources: 'cisco-asa=1_000' is not allowed; expected NAME=WEIGHT with a "
+                                       "weight above 0 and up to 1e+09, in decimal digits"),
+    (("--sources", "cisco-asa=\u0661\u0662"), "--sources: 'cisco-asa=\u0661\u0662' is not allowed"),
+    (("--estate", "cisco-asa=1.5"), "--estate: 'cisco-asa=1.5' is not allowed; expected NAME=COUNT with a whole "
+                                    "number of devices"),
+    (("--replay-wrap", "rfc5424", "--sources", "cisco-asa"), "--replay-wrap: 'rfc5424' is not allowed; expected "
+                                                              "auto without a replay file"),
 ])
 def test_bad_mixes_are_one_line_and_exit_2(args, says):
     result = run_loggend(*RUN, "--target", "127.0.0.1:9", "--duration", "1s", *args)
     assert result.returncode == 2
     assert says in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, says", [
+    ("replay_wrap: bogus", "replay_wrap: 'bogus' is not allowed; expected one of auto"),
+    ("sources: {}", "sources: {} is not allowed"),
+    ('sources: ""', "sources: '' is not allowed"),
+    ("sources: []", "sources: [] is not allowed"),
+    ("estate: {}", "estate: {} is not allowed"),
+    ("sources: [cisco-asa, cisco-asa]", "each name once (cisco-asa is given twice)"),
+    ("estate: {cisco-asa: 1.5}", "estate: 'cisco-asa=1.5' is not allowed; expected NAME=COUNT"),
+])
+def test_bad_mixes_in_the_file_are_refused_by_run_and_check_config_alike(tmp_path, text, says):
+    path = tmp_path / "loggen.yaml"
+    path.write_text(text + "\n")
+    for command in (("run", "--config", str(path), "--target", "127.0.0.1:9", "--duration", "1s", "--dashboard",
+                     "off", "--control-socket", "off"), ("check-config", str(path))):
+        result = run_loggend(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert f"{path}: " in result.stderr and says in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_sources_show_of_an_unknown_form_says_which_forms_there_are():
