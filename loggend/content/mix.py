@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import islice
 
 from loggend.content import registry
@@ -264,7 +265,9 @@ def counts(mix: tuple[tuple[str, float], ...], total: int) -> list[int]:
     return out
 
 
-REFILLS = 3                     # more drafts asked for when some were too long, at most this often
+REFILLS = 12                    # more drafts asked for when some were too long, at most this often
+FIT_SAMPLE = 400                # messages of a source rendered at load to see how many fit max_length
+MIN_FIT = 1 / FIT_SAMPLE        # the smallest share of fitting messages a refill plans for
 
 
 class Drafting:
@@ -287,9 +290,11 @@ class Drafting:
         """``count`` messages in logging order, each with its conversation; a message longer than
         the limit is left out (and counted), and more are drawn in its place."""
         out: list[tuple[Rendered, Conversation | None]] = []
+        drawn = 0
         want = count
         for _ in range(REFILLS + 1):
             for draft in self._draw(want):
+                drawn += 1
                 r = self.renderer.rendered(draft)
                 if len(r.head) + len(r.tail) > self.limit:
                     self.too_long += 1
@@ -298,8 +303,41 @@ class Drafting:
                     out.append((r, conversation(draft)))
             if len(out) >= count:
                 break
-            want = 2 * (count - len(out)) + 8
+            fits = max(MIN_FIT, len(out) / drawn)          # draw as many more as the share that fits asks
+            want = int((count - len(out)) / fits * 1.2) + 8
         return out
+
+
+def length_limit(spec_max_length: int, sequence: bool) -> int:
+    """The longest message a source may render: max_length less the stream id's room."""
+    return spec_max_length - (STREAM_ROOM if sequence else 0)
+
+
+@lru_cache(maxsize=256)
+def fit_share(name: str, form: str, max_length: int, sequence: bool, seed: int) -> tuple[float, int]:
+    """(the share of source ``name``'s messages longer than ``max_length``, its shortest message's
+    length with the stream's room), from ``FIT_SAMPLE`` of them rendered as a run would."""
+    source = registry.get(name)
+    assert source is not None
+    f = source.form(form_of(source, form))
+    renderer = Renderer(0.0, True, sequence, f.proof if f else None)
+    rng = random.Random(f"drafts:{seed}:{name}")
+    identity = source.identity(random.Random(identity_seed(seed, name)))
+    limit = length_limit(max_length, sequence)
+    lengths = [len(r.head) + len(r.tail) for r in
+               (renderer.rendered(d) for d in islice(source.generate(identity, rng, FIT_SAMPLE, form_of(source, form)),
+                                                     FIT_SAMPLE))]
+    return sum(n > limit for n in lengths) / max(1, len(lengths)), min(lengths) + max_length - limit
+
+
+def check_lengths(label: str, value: object, sources: tuple[tuple[str, float], ...], form: str,
+                  max_length: int, sequence: bool, seed: int) -> None:
+    """Refuse a max_length that none of a source's messages fit in (its share could never be sent)."""
+    for name, _ in sources:
+        out, shortest = fit_share(name, form, max_length, sequence, seed)
+        if out >= 1.0:
+            raise ConfigError(label, value, f"at least {shortest:,} bytes: {name}'s shortest message is "
+                              f"{shortest:,} bytes with its stream's room (or leave {name} out of the mix)")
 
 
 class Templates:
@@ -341,7 +379,7 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
     total = max(size, spec.pool_size)
     block = min(spec.pool_size, total)
     utc = spec.timezone == "utc"
-    limit = spec.max_length - (STREAM_ROOM if spec.sequence else 0)
+    limit = length_limit(spec.max_length, spec.sequence)
     drafting: list[Drafting | Templates] = []
     for name, _ in spec.sources:
         source = registry.get(name)

@@ -488,6 +488,9 @@ class Supervisor:
         if self.config.optimize:
             self.tuning.apply()
         self.workers.render_corpus()
+        if self.workers.corpus is not None and not len(self.workers.corpus):
+            self.fail("sources: no message of the mix fits max_length: nothing to send")   # never a worker's loop
+            return False
         self.shared.start(self.clock(), self.config.workers)
         if not self.open_control() or not self.spawn_sinks():
             return False

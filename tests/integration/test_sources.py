@@ -260,3 +260,55 @@ def test_the_shipped_config_with_sources_sends_each_source_in_its_own_form_whole
     assert load(shipped, {}, usable_cpus={0}, env={}).messages.max_length == 1024
     cef = load(shipped, {"sources": ("--sources", "fortigate"), "format": ("--format", "cef")}, usable_cpus={0}, env={})
     assert cef.messages.form == "cef"
+
+
+@pytest.mark.slow
+def test_a_standalone_sink_calls_the_loss_beside_unsequenced_messages_unknown(loggend):
+    """cisco-asa carries no number but took one of its stream's: a sink on its own once said
+    "lost 31,892 (79.9 %) by sequence" of a run that lost nothing. Now it says it cannot know."""
+    proc, port = start_sink(loggend, "--idle-exit", "1s")
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{port}", "--sources", "cisco-asa=90,fortigate=10",
+                         "--rate", "20000", "--duration", "0.5s", "--pool-size", "10000")
+    assert result.returncode == 0, result.stderr
+    assert proc.wait(20) == 0
+    summary = proc.stdout[proc.stdout.index("sink summary:"):]
+    assert re.search(r"lost +unknown \(unsequenced beside gaps: 9,000 messages without a sequence number", summary), \
+        summary
+    assert not re.search(r"lost +[\d,]+ \(", summary), summary
+    assert "received    10,000 events" in summary
+
+
+def test_a_sink_that_received_nothing_says_it_measured_nothing(loggend):
+    proc, _ = start_sink(loggend, "--duration", "1s")
+    assert proc.wait(20) == 0
+    summary = proc.stdout[proc.stdout.index("sink summary:"):]
+    assert re.search(r"lost +unknown \(the sink received nothing: no loss measured\)", summary), summary
+    assert "0.0000 %" not in summary
+
+
+def test_a_max_length_no_message_of_a_source_fits_is_refused_at_load(tmp_path):
+    """--max-length 300 with aws-cloudtrail once crashed every worker in a loop (an empty pool)."""
+    config = tmp_path / "short.yaml"
+    config.write_text("sources: aws-cloudtrail=50,cisco-asa=50\nmessages:\n  max_length: 300\n")
+    checked = run_loggend("check-config", str(config))
+    ran = run_loggend(*RUN, "--target", "127.0.0.1:9", "--sources", "aws-cloudtrail=50", "--max-length", "300",
+                      "--duration", "1s", timeout=30)
+    for result, label in ((checked, "messages.max_length: 300"), (ran, "--max-length: '300'")):
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and label in lines[0] and "Traceback" not in result.stderr, lines
+        assert re.search(r"expected at least [\d,]+ bytes: aws-cloudtrail's shortest message is [\d,]+ bytes", lines[0])
+
+
+@pytest.mark.slow
+def test_a_source_only_some_of_whose_messages_fit_keeps_its_share(receiver):
+    total = 10_000
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--sources", "aws-cloudtrail=50,cisco-asa=50",
+                         "--max-length", "1300", "--rate", "20000", "--duration", "0.5s", "--pool-size", "10000")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"aws-cloudtrail 50\.0% \(max_length 1,300 leaves out the \d+% of its messages longer than "
+                     r"that; its share is made of the others\), cisco-asa 50\.0%", result.stderr), result.stderr
+    got = receiver.wait_for(total)
+    trail = sum(b" aws-cloudtrail: {" in m for m in got)
+    assert abs(100 * trail / len(got) - 50) <= 1.0, trail
+    assert all(len(m) <= 1300 for m in got)
