@@ -214,10 +214,10 @@ def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
 
 def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:
     """``sources`` or ``estate`` (one of them): the mix's shares, and the estate's events/s (0: none)."""
-    if "sources" in raw and "estate" in raw and raw["sources"] and raw["estate"]:
+    if mix.given(raw["sources"]) and mix.given(raw["estate"]):
         raise UsageError(f"{raw.label('sources')} and {raw.label('estate')}: give one of them (an estate is "
                          "turned into the shares of a mix)")
-    if raw["estate"]:
+    if mix.given(raw["estate"]):
         return mix.parse_estate(raw.label("estate"), raw["estate"])
     return mix.parse_sources(raw.label("sources"), raw["sources"]), 0.0
 
@@ -337,6 +337,13 @@ class Config:
         return frozenset(f.name for f in fields(self)
                          if f.name != "source" and getattr(self, f.name) != getattr(new, f.name))
 
+    def left_out(self, name: str) -> str:
+        """`` (max_length 300 leaves out 62% of its messages)`` when it leaves out some of a source's."""
+        m = self.messages
+        out, _ = mix.fit_share(name, m.form, m.max_length, m.sequence, m.seed)
+        return f" (max_length {m.max_length:,} leaves out the {100 * out:.0f}% of its messages longer than " \
+            "that; its share is made of the others)" if out else ""
+
     def describe(self) -> str:
         rate = self.rate_text
         duration = f"{self.duration:g} s" if self.duration else "until stopped"
@@ -349,7 +356,7 @@ class Config:
         what = f"replay {m.replay.path}" if m.replay else f"format {m.format}"
         if m.sources:
             whole = sum(w for _, w in m.sources) + sum(t.weight for t in m.templates)
-            what = "sources " + ", ".join(f"{n} {100 * w / whole:.1f}%" for n, w in m.sources) + \
+            what = "sources " + ", ".join(f"{n} {100 * w / whole:.1f}%{self.left_out(n)}" for n, w in m.sources) + \
                 (f" in their {m.form} form" if m.form else "")
         if m.templates and m.sources:
             what += f", {plural(len(m.templates), 'template')} {100 * sum(t.weight for t in m.templates) / whole:.1f}%"
@@ -443,6 +450,9 @@ def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
     if not file:
         if speed:
             raise ConfigError(raw.label("replay_speed"), raw["replay_speed"], "0 without a replay file")
+        if parse_choice(raw.label("replay_wrap"), str(raw["replay_wrap"]), ("auto", *WRAPS)) != "auto":
+            raise ConfigError(raw.label("replay_wrap"), raw["replay_wrap"], "auto without a replay file (it is the "
+                              "header of a replayed file's lines; a source is sent in its own wire form)")
         return None, ()
     try:
         with open(file, "rb") as f:
@@ -545,8 +555,8 @@ DEFAULTS: dict[str, object] = {
     "live_interval": "auto",
     "templates": [],
     "catalogue": True,
-    "sources": "",
-    "estate": {},
+    "sources": "none",
+    "estate": "none",
     "replay": "",
     "replay_speed": 0,
     "replay_wrap": "auto",
@@ -675,6 +685,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
     instance, instances = parse_instance(raw.label("instance"), raw["instance"])
     seed = parse_int(raw.label("messages.seed"), raw["messages.seed"], 0, MAX_SEED)
+    sequence = parse_bool(raw.label("messages.sequence"), raw["messages.sequence"])
+    mix.check_lengths(raw.label("messages.max_length"), raw["messages.max_length"], sources, form, max_length,
+                      sequence, seed)
     templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path, seed)
     catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
     replay, timing = parse_replay(raw, path, workers, instance, instances)
@@ -700,7 +713,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         seed=seed,
         hosts=parse_int(raw.label("messages.hosts"), raw["messages.hosts"], 1, MAX_HOSTS),
         pool_size=pool_size,
-        sequence=parse_bool(raw.label("messages.sequence"), raw["messages.sequence"]),
+        sequence=sequence,
         timezone=check_timezone(raw.label("messages.timezone"), str(raw["messages.timezone"])),
         pri_mix=parse_pri_mix(raw.label("messages.pri_mix"), str(pri_mix)),
         max_length=max_length,

@@ -61,6 +61,10 @@ def stream_lost(row: list[int]) -> int:
     return row[C.STREAM_GAPS] - row[C.STREAM_LATE]
 
 
+NOTHING_MEASURED = "the sink received nothing: no loss measured"
+INTERLEAVED = "unsequenced beside gaps: "     # how a reason the run names better (``RunTotals.unproven``) begins
+
+
 @dataclass(frozen=True)
 class SinkTotals:
     received: int = 0
@@ -102,6 +106,11 @@ class SinkTotals:
         return self.gaps - self.late
 
     @property
+    def lost_shown(self) -> str:
+        """The loss as a live line shows it: the number, or ``unknown`` when it cannot be known."""
+        return "unknown" if self.unknown() else f"{self.lost:,}"
+
+    @property
     def counted(self) -> int:
         """Messages of the counted streams with their own number (the base of the loss percentage)."""
         return self.received - self.unsequenced - self.duplicates - self.foreign - self.overflow - self.outliers
@@ -129,6 +138,13 @@ class SinkTotals:
         if self.gaps_forgotten and self.stale:
             why.append(f"{self.gaps_forgotten:,} gap ranges were forgotten over the caps and {self.stale:,} numbers "
                        f"arrived below them: the loss by sequence ({self.lost:,}) is only an upper bound")
+        if self.received == self.unsequenced:
+            why.append(NOTHING_MEASURED if not self.received else f"none of the {self.received:,} messages received "
+                       "carried a sequence number: no loss measured")
+        elif self.unsequenced and self.lost > 0:
+            why.append(f"{INTERLEAVED}{self.unsequenced:,} messages without a sequence number arrived beside streams "
+                       f"with {self.lost:,} numbers missing: a source without proof of delivery takes numbers the "
+                       "sink never sees, so the gaps are not all loss")
         if self.standalone and self.kernel_drops > self.lost:
             why.append(f"the kernel dropped {self.kernel_drops:,} datagrams for the sink, more than the "
                        f"{self.lost:,} its gaps show: the ends of streams were lost unseen (at least "
@@ -331,7 +347,8 @@ class RunTotals:
         if self.sink is None:
             return []
         why = self.sink.unknown()
-        if self.unproven:
+        if self.unproven:                          # the run names the sources the sink could only guess at
+            why = [w for w in why if not w.startswith(INTERLEAVED)]
             why.append(f"sources whose messages carry no sequence number: {', '.join(self.unproven)}; the numbers "
                        "they take are never seen, so the loss by sequence includes them")
         if self.ends is not None and self.ends.beyond:

@@ -6,6 +6,12 @@ reason="TCP FIN" source-address="10.10.4.7" ...][loggen@32473 stream="w0" seq="0
 followed later by its close with the same session-id-32, addresses, NAT and policy; the close
 carries the sizes (``bytes-from-client`` + ``bytes-from-server`` is the session's total) and the
 elapsed time. Proof of delivery is a second SD element, which Junos parsers leave alone.
+
+A create carries no ``reason`` (Juniper's "Session Create Log Fields" table has none; close and deny
+have one), and syslog-ng 3.38's junos application, which ``default-network-drivers()`` picks by
+app-parser, keys on ``.SDATA.junos@2636...reason``: it recognises closes and denies, not creates,
+whose fields a SIEM still gets from the RFC 5424 structured data (``syslog(flags(syslog-protocol))``).
+loggen does not add a field real devices do not send to please that parser.
 """
 
 from __future__ import annotations
@@ -132,7 +138,9 @@ SOURCES = (Source(
     fields=("source-address", "source-port", "destination-address", "destination-port", "nat-source-address",
             "nat-source-port", "policy-name", "source-zone-name", "destination-zone-name", "session-id-32",
             "protocol-id", "application", "reason", "bytes-from-client", "bytes-from-server", "elapsed-time"),
-    parser="syslog-ng: syslog(flags(syslog-protocol)) + the scl junos application",
+    parser="syslog-ng: syslog(flags(syslog-protocol)) for every message's structured data; the scl junos "
+           "application (default-network-drivers()) recognises close and deny only: it keys on reason=, which "
+           "Junos creates do not carry",
     reference="Junos OS System Log Messages Reference: RT_FLOW_SESSION_CREATE, RT_FLOW_SESSION_CLOSE, "
               "RT_FLOW_SESSION_DENY",
     identity=identity, generate=generate),)

@@ -17,8 +17,10 @@ conversation (``model.Conversation``) so the pool sends a conversation in order.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import islice
 
 from loggend.content import registry
@@ -35,6 +37,10 @@ MAX_LENGTH = 8192               # a mix's default max_length: rsyslog's default 
                                 # messages go whole (an SRX close is ~1,100 bytes, a CloudTrail record more)
 MAX_WEIGHT = 1e9
 MAX_DEVICES = 10_000_000
+MIN_SHARE = 1e-4                # a --sources weight below this share of the total (0.01 %) is refused: it sends nothing
+DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")      # a weight: ASCII decimal digits
+WHOLE = re.compile(r"[0-9]+")                              # a count of devices
+NONE = "none"                   # sources: none, estate: none (the defaults): no mix, the catalogue
 NATIVE = "native"
 # A mid-size company's SIEM feed: perimeter firewalls and the web proxy dominate, then the domain
 # controllers, IDS, cloud and the servers (docs/sources/README.md says where the shares come from).
@@ -94,29 +100,70 @@ def _known(label: str, value: object, name: str) -> Source:
     return source
 
 
-def _weight(label: str, part: str, text: str, limit: float = MAX_WEIGHT) -> float:
-    try:
-        w = float(text)
-    except ValueError:
-        w = -1.0
-    if not 0 < w <= limit:
-        raise ConfigError(label, part, f"NAME=WEIGHT with a weight above 0 and up to {limit:g}")
-    return w
+def _number(label: str, part: str, text: str, pattern: re.Pattern[str], limit: float, allowed: str) -> float:
+    """``text`` as a number if ``pattern`` (ASCII digits only: not ``1_000``, ``1e3`` or other scripts'
+    digits, which ``float`` takes) matches it and it is above 0 and up to ``limit``."""
+    n = float(text) if pattern.fullmatch(text) else -1.0
+    if not 0 < n <= limit:
+        raise ConfigError(label, part, allowed)
+    return n
+
+
+def _weight(label: str, part: str, text: str) -> float:
+    return _number(label, part, text, DECIMAL, MAX_WEIGHT,
+                   f"NAME=WEIGHT with a weight above 0 and up to {MAX_WEIGHT:g}, in decimal digits (50, 2.5)")
+
+
+def _count(label: str, part: str, text: str) -> float:
+    return _number(label, part, text, WHOLE, MAX_DEVICES,
+                   f"NAME=COUNT with a whole number of devices from 1 to {MAX_DEVICES:,}")
+
+
+def _empty(value: object) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, (list, Mapping)) and not value)
+
+
+def given(value: object) -> bool:
+    """Whether a ``sources``/``estate`` value says something (``none``, the default, does not)."""
+    return value != NONE
+
+
+def _once(label: str, value: object, names: list[str]) -> None:
+    """Each name given once: a name given twice is a mistake (which of its weights was meant?)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(label, value, f"each name once ({name} is given twice)")
+        seen.add(name)
 
 
 def shares(pairs: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
-    """One weight per source (a name given twice adds up). Weights stay in the user's units (a
-    --sources weight, an estate's events/s), in which the templates' weights count too."""
+    """One weight per source (an estate's device kinds of one source add up). Weights stay in the
+    user's units (a --sources weight, an estate's events/s), in which the templates' weights count too."""
     total: dict[str, float] = {}
     for name, w in pairs:
         total[name] = total.get(name, 0.0) + w
     return tuple(total.items())
 
 
+def _noticeable(label: str, items: list[tuple[str, str]], pairs: list[tuple[str, float]]) -> None:
+    """A weight so small against the others that its share rounds to nothing is a mistake."""
+    whole = sum(w for _, w in pairs)
+    for (name, weight), (_, w) in zip(items, pairs):
+        if w / whole < MIN_SHARE:
+            raise ConfigError(label, f"{name}={weight}", f"a weight of at least {MIN_SHARE:.2%} of the total "
+                              f"{whole:g} (this one is {100 * w / whole:.2g} %: the source would send nothing)")
+
+
 def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
-    """``cisco-asa=50,paloalto=30``, ``preset:enterprise``, a mapping or a list of names; () for none."""
-    if value in ("", None, [], {}):
+    """``cisco-asa=50,paloalto=30``, ``preset:enterprise``, a mapping or a list of names; () for ``none``."""
+    if value == NONE:
         return ()
+    if _empty(value):
+        raise ConfigError(label, value, "NAME[=WEIGHT],..., a mapping of names to weights or preset:NAME "
+                          "(none: the catalogue; an empty mix is refused)")
     if isinstance(value, Mapping):
         items = [(str(k), str(v)) for k, v in value.items()]
     elif isinstance(value, list):
@@ -138,6 +185,8 @@ def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
         pairs.append((name, _weight(label, f"{name}={weight}", weight)))
     if not pairs:
         raise ConfigError(label, value, "NAME[=WEIGHT],... or preset:NAME")
+    _once(label, value, [n for n, _ in items])
+    _noticeable(label, items, pairs)
     return shares(pairs)
 
 
@@ -150,11 +199,16 @@ def preset_shares(label: str, value: object, preset: str) -> tuple[tuple[str, fl
 
 
 def parse_estate(label: str, value: object) -> tuple[tuple[tuple[str, float], ...], float]:
-    """``{cisco-asa: 4, windows-dc: 6, linux: 300}`` -> (shares, events/s of the whole estate)."""
-    if value in ("", None, {}, []):
+    """``{cisco-asa: 4, windows-dc: 6, linux: 300}`` -> (shares, events/s of the whole estate); none: ()."""
+    if value == NONE:
         return (), 0.0
+    if _empty(value):
+        raise ConfigError(label, value, "a mapping of device kinds to counts, e.g. {cisco-asa: 4, windows-dc: 6} "
+                          "(none: no estate; an empty one is refused)")
     if isinstance(value, str):                     # a flag or LOGGEN_ESTATE: cisco-asa=4,windows-dc=6
-        value = dict(p.strip().partition("=")[::2] for p in value.split(",") if p.strip())
+        parts = [p.strip().partition("=")[::2] for p in value.split(",") if p.strip()]
+        _once(label, value, [k.strip() for k, _ in parts])
+        value = {k.strip(): v.strip() for k, v in parts}
     if not isinstance(value, Mapping):
         raise ConfigError(label, value, "a mapping of device kinds to counts, e.g. {cisco-asa: 4, windows-dc: 6}")
     pairs = []
@@ -163,7 +217,7 @@ def parse_estate(label: str, value: object) -> tuple[tuple[tuple[str, float], ..
         if device is None:
             raise ConfigError(label, name, "device kinds: " + ", ".join(DEVICES))
         _known(label, name, device.source)
-        n = _weight(label, f"{name}: {count}", str(count), MAX_DEVICES)
+        n = _count(label, f"{name}={count}", str(count))
         pairs.append((device.source, n * device.eps))
     return shares(pairs), sum(w for _, w in pairs)
 
@@ -211,7 +265,9 @@ def counts(mix: tuple[tuple[str, float], ...], total: int) -> list[int]:
     return out
 
 
-REFILLS = 3                     # more drafts asked for when some were too long, at most this often
+REFILLS = 12                    # more drafts asked for when some were too long, at most this often
+FIT_SAMPLE = 400                # messages of a source rendered at load to see how many fit max_length
+MIN_FIT = 1 / FIT_SAMPLE        # the smallest share of fitting messages a refill plans for
 
 
 class Drafting:
@@ -234,9 +290,11 @@ class Drafting:
         """``count`` messages in logging order, each with its conversation; a message longer than
         the limit is left out (and counted), and more are drawn in its place."""
         out: list[tuple[Rendered, Conversation | None]] = []
+        drawn = 0
         want = count
         for _ in range(REFILLS + 1):
             for draft in self._draw(want):
+                drawn += 1
                 r = self.renderer.rendered(draft)
                 if len(r.head) + len(r.tail) > self.limit:
                     self.too_long += 1
@@ -245,8 +303,41 @@ class Drafting:
                     out.append((r, conversation(draft)))
             if len(out) >= count:
                 break
-            want = 2 * (count - len(out)) + 8
+            fits = max(MIN_FIT, len(out) / drawn)          # draw as many more as the share that fits asks
+            want = int((count - len(out)) / fits * 1.2) + 8
         return out
+
+
+def length_limit(spec_max_length: int, sequence: bool) -> int:
+    """The longest message a source may render: max_length less the stream id's room."""
+    return spec_max_length - (STREAM_ROOM if sequence else 0)
+
+
+@lru_cache(maxsize=256)
+def fit_share(name: str, form: str, max_length: int, sequence: bool, seed: int) -> tuple[float, int]:
+    """(the share of source ``name``'s messages longer than ``max_length``, its shortest message's
+    length with the stream's room), from ``FIT_SAMPLE`` of them rendered as a run would."""
+    source = registry.get(name)
+    assert source is not None
+    f = source.form(form_of(source, form))
+    renderer = Renderer(0.0, True, sequence, f.proof if f else None)
+    rng = random.Random(f"drafts:{seed}:{name}")
+    identity = source.identity(random.Random(identity_seed(seed, name)))
+    limit = length_limit(max_length, sequence)
+    lengths = [len(r.head) + len(r.tail) for r in
+               (renderer.rendered(d) for d in islice(source.generate(identity, rng, FIT_SAMPLE, form_of(source, form)),
+                                                     FIT_SAMPLE))]
+    return sum(n > limit for n in lengths) / max(1, len(lengths)), min(lengths) + max_length - limit
+
+
+def check_lengths(label: str, value: object, sources: tuple[tuple[str, float], ...], form: str,
+                  max_length: int, sequence: bool, seed: int) -> None:
+    """Refuse a max_length that none of a source's messages fit in (its share could never be sent)."""
+    for name, _ in sources:
+        out, shortest = fit_share(name, form, max_length, sequence, seed)
+        if out >= 1.0:
+            raise ConfigError(label, value, f"at least {shortest:,} bytes: {name}'s shortest message is "
+                              f"{shortest:,} bytes with its stream's room (or leave {name} out of the mix)")
 
 
 class Templates:
@@ -288,7 +379,7 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
     total = max(size, spec.pool_size)
     block = min(spec.pool_size, total)
     utc = spec.timezone == "utc"
-    limit = spec.max_length - (STREAM_ROOM if spec.sequence else 0)
+    limit = length_limit(spec.max_length, spec.sequence)
     drafting: list[Drafting | Templates] = []
     for name, _ in spec.sources:
         source = registry.get(name)

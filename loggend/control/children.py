@@ -199,15 +199,20 @@ class ChildSet:
     # --- watching ------------------------------------------------------------------------------------
 
     def hung(self, kind: str, heartbeat: Callable[[Child], int | None], limit: float, boot_limit: float,
-             now_ns: int | None = None) -> list[tuple[Child, str, float]]:
+             now_ns: int | None = None, progress: Callable[[Child], int] | None = None,
+             ) -> list[tuple[Child, str, float]]:
         """Children of ``kind`` whose heartbeat is older than ``limit`` (or still booting after
-        ``boot_limit``). ``heartbeat`` gives a running child's last beat (CLOCK_MONOTONIC ns), or
+        ``boot_limit``: since their spawn, or since the last sign of ``progress`` they gave while
+        setting up). ``heartbeat`` gives a running child's last beat (CLOCK_MONOTONIC ns), or
         None while it has not started running."""
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
         out = []
         for child in self.of_kind(kind):
             beat = heartbeat(child)
-            since = child.spawned_ns if beat is None else max(child.spawned_ns, beat)
+            if beat is None:
+                since = max(child.spawned_ns, progress(child) if progress is not None else 0)
+            else:
+                since = max(child.spawned_ns, beat)
             age = (now_ns - since) / 1e9
             if age > (boot_limit if beat is None else limit):
                 child.silent_since_ns = child.silent_since_ns or since

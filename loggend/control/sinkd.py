@@ -178,7 +178,7 @@ class SinkCommand:
                 if t.backlog_bytes >= BEHIND_SHOWN_BYTES:
                     extra += f"  behind {format_bytes(t.backlog_bytes)}"
                 print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
-                      f"total {t.received:,}  lost {t.lost:,}  {extra}", file=self.out, flush=True)
+                      f"total {t.received:,}  lost {t.lost_shown}  {extra}", file=self.out, flush=True)
                 last_report, reported = now, t.received
             if self.duration and now - start >= self.duration:
                 break

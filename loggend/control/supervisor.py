@@ -37,7 +37,7 @@ from loggend.control.sinks import LocalSinkTls, SinkProcesses
 from loggend.control.sinkwatch import SinkWatch
 from loggend.control.systemd import Notifier
 from loggend.control.tuning import STATE_PATH, RunTuning
-from loggend.control.workers import WorkerPool, abort_then_kill
+from loggend.control.workers import READY_STATES, WorkerPool, abort_then_kill
 from loggend.engine import counters as C
 from loggend.engine import journal
 from loggend.engine.journal import ERR, INFO, NOTICE, WARNING
@@ -52,7 +52,7 @@ from loggend.web.child import WebSettings
 
 REPORT_SECONDS = 1.0         # live line, memory check and board period
 GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for children that do not stop
-BOOT_SECONDS = 30.0          # a worker still setting up after this long is hung
+BOOT_SECONDS = 30.0          # a worker process setting up with no progress (a worker set up) this long is hung
 ABORT_GRACE = 2.0            # a hung worker that SIGABRT did not end is SIGKILLed after this
 OVERRUN_SECONDS = 15.0       # past the end of a timed run, stop whatever is still running
 SINK_START_TIMEOUT = 10.0    # local sinks must be receiving within this, or the run does not start
@@ -87,6 +87,20 @@ def _ended_run_ready_file(doc: object) -> bool:
 Loader = Callable[[], Config]
 
 
+def nothing_sent(sent: int, started: bool, planned: int | None, set_up: int, workers: int, seconds: float) -> str:
+    """Why a run that sent nothing failed ("" when it sent something, or nothing was due)."""
+    if sent:
+        return ""
+    if not started:
+        return (f"nothing sent: the workers never became ready ({set_up} of {workers} set up after {seconds:.1f} s; "
+                "see the lines above)")
+    if planned is None or planned > 0:
+        due = "" if planned is None else f" of {planned:,} events due"
+        return (f"nothing sent{due}: the workers did not start sending within the run's {seconds:.1f} s "
+                "(see the lines above)")
+    return ""
+
+
 class Supervisor:
     def __init__(self, config: Config, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
                  clock: Callable[[], float] = time.monotonic, notifier: Notifier | None = None,
@@ -115,7 +129,7 @@ class Supervisor:
         self.dashboard: Dashboard | None = None
         self.aborted: dict[int, float] = {}       # pid of a hung worker -> when it was sent SIGABRT
         self.reloads = self.web_restarts = 0
-        self.ready = self.stopping = False
+        self.ready = self.stopping = self.asked_to_stop = False
         self.ready_written: tuple[int, int, int] | None = None   # files.identity of the ready file written
         self.exit_code = EXIT_OK
         self.failure = ""                         # the line that said why the run failed
@@ -131,9 +145,11 @@ class Supervisor:
             getattr(self, f"handle_{name}")()
 
     def handle_sigint(self) -> None:
+        self.asked_to_stop = True
         self.stop()
 
     def handle_sigterm(self) -> None:
+        self.asked_to_stop = True
         self.stop()
 
     def handle_sighup(self) -> None:
@@ -273,7 +289,8 @@ class Supervisor:
     def murder_hung(self) -> None:
         """SIGABRT workers whose heartbeat stopped (their stack goes to the log), SIGKILL them if that
         does not end them; the reaper then restarts them."""
-        hung = self.children.hung(K.WORKER, self.workers.heartbeat, self.config.hung_timeout, BOOT_SECONDS)
+        hung = self.children.hung(K.WORKER, self.workers.heartbeat, self.config.hung_timeout, BOOT_SECONDS,
+                                  progress=self.workers.setup_progress)
         for child, what, age in hung:
             sent = abort_then_kill(child, self.aborted, ABORT_GRACE, self.clock())
             if sent:
@@ -471,6 +488,9 @@ class Supervisor:
         if self.config.optimize:
             self.tuning.apply()
         self.workers.render_corpus()
+        if self.workers.corpus is not None and not len(self.workers.corpus):
+            self.fail("sources: no message of the mix fits max_length: nothing to send")   # never a worker's loop
+            return False
         self.shared.start(self.clock(), self.config.workers)
         if not self.open_control() or not self.spawn_sinks():
             return False
@@ -528,11 +548,24 @@ class Supervisor:
         if self.dashboard is not None:
             self.dashboard.close()
         if self.shared.started and self.children.ever(K.WORKER):   # else refused before anything was sent
+            self.check_sent()
             self.report()
         self.remove_ready_file()
         self.tuning.restore()
         self.local_tls.close()
         return self.exit_code
+
+    def check_sent(self) -> None:
+        """A run that ended by itself having sent nothing of what was due failed: say why, exit 1."""
+        if self.exit_code != EXIT_OK or self.asked_to_stop:
+            return
+        snaps = self.shared.snapshots()[:self.config.workers]
+        now_ns = time.monotonic_ns()
+        line = nothing_sent(sum(s.sent for s in snaps), self.workers.plan.started, self.workers.planned(now_ns),
+                            sum(s.state in READY_STATES or s.sent > 0 for s in snaps), len(snaps),
+                            self.clock() - self.shared.started)
+        if line:
+            self.fail(line)
 
     def report(self) -> None:
         """The summary on stdout and in --summary-json."""

@@ -213,6 +213,13 @@ class WorkerPool:
             return min(beats)
         return max(final) if final else None
 
+    def setup_progress(self, child: Child) -> int:
+        """A worker process's latest sign of life while it sets up its workers (0: none yet)."""
+        beats = [self.shared.block.slot(i)[C.HEARTBEAT_NS] for i in self.members(child.index)
+                 if self.shared.block.slot(i)[C.PID] == child.pid
+                 and self.shared.block.slot(i)[C.STATE] == C.STATE_STARTING]
+        return max(beats, default=0)
+
     # --- reloads -------------------------------------------------------------------------------------
 
     def change_in_place(self, new: Config, now_ns: int) -> None:

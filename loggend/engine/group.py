@@ -119,6 +119,7 @@ class WorkerGroup:
         active = list(self.workers)
         for worker in active:
             worker.begin()
+            self._beat(active)              # those that began are not silent while the others begin
         slack = COALESCE_SECONDS if len(active) > 1 else 0.0
         due = {id(w): 0.0 for w in active}
         done = False

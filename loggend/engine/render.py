@@ -487,7 +487,7 @@ class Pool:
         kinds = sorted({k for m in messages for _, k in m.sites if k != SEQ_KIND})
         self.stamps = {k: STAMPS[k](now, utc) for k in kinds}   # what every message carries now, by kind
         self._fills: dict[int, bytes] = {}
-        self._columns: dict[tuple[int, int], list[tuple[slice, int]]] = {}
+        self._kinds: dict[int, list[tuple[int, int, int]]] | None = None     # kind -> its sites (_sites)
         # a message without proof of delivery (a vendor form with no room) carries no number; the
         # others carry theirs (its number is never seen: the run says why its loss is unknown)
         self.sequence = sequence and any(m.seq_at >= 0 for m in messages)
@@ -550,35 +550,40 @@ class Pool:
             fill = self._fills[key] = bytes((char,)) * count
         return fill
 
-    def _slices(self, kind: int, column: int) -> list[tuple[slice, int]]:
-        """Every run's slice of one column of one kind of patch site (``SEQ_KIND``: the sequence's
-        pass digits, at the stream's number and at every ``{seq}`` of a user template); made once,
-        used every second."""
-        key = (kind, column)
-        found = self._columns.get(key)
-        if found is None:
-            found = self._columns[key] = []
+    def _sites(self, kind: int) -> list[tuple[int, int, int]]:
+        """Every run's sites of one kind of patch site (``SEQ_KIND``: the stream's sequence number and
+        every ``{seq}`` of a user template), as ``(first message's site, messages, stride)``; made
+        once. Not a slice per column: a mix has some 40 stamp kinds of 20 columns, whose slices
+        made a worker's start seconds long and its memory grow by the minute."""
+        if self._kinds is None:
+            kinds: dict[int, list[tuple[int, int, int]]] = {}
             for at, count, stride, sites, seq_at in self.runs:
-                offsets = [*([seq_at] if seq_at >= 0 else []), *[o for o, k in sites if k == SEQ_KIND]] \
-                    if kind == SEQ_KIND else [o for o, k in sites if k == kind]
-                for off in offsets:
-                    start = at + off + column
-                    found.append((slice(start, start + count * stride, stride), count))
-        return found
+                if seq_at >= 0:
+                    kinds.setdefault(SEQ_KIND, []).append((at + seq_at, count, stride))
+                for off, k in sites:
+                    kinds.setdefault(k, []).append((at + off, count, stride))
+            self._kinds = kinds
+        return self._kinds.get(kind, [])
+
+    def _patch(self, kind: int, column: int, char: int) -> int:
+        """Column ``column`` of every site of ``kind`` set to ``char``; returns the slice assignments made."""
+        buf, fill = self.buf, self._fill
+        sites = self._sites(kind)
+        for start, count, stride in sites:
+            at = start + column
+            buf[at:at + count * stride:stride] = fill(char, count)
+        return len(sites)
 
     def set_time(self, now: float) -> int:
         """Every timestamp to the second of ``now``; returns the slice assignments made."""
-        made, buf = 0, self.buf
+        made = 0
         for kind, old in self.stamps.items():
             new = STAMPS[kind](now, self.utc)
             if new == old:
                 continue
             for c in range(len(new)):
-                char = new[c]
-                if char != old[c]:
-                    for where, count in self._slices(kind, c):
-                        buf[where] = self._fill(char, count)
-                        made += 1
+                if new[c] != old[c]:
+                    made += self._patch(kind, c, new[c])
             self.stamps[kind] = new
         return made
 
@@ -591,12 +596,10 @@ class Pool:
         width = self.cycle_digits
         cycle %= 10 ** width
         old, new = b"%0*d" % (width, self.cycle), b"%0*d" % (width, cycle)
-        made, buf = 0, self.buf
+        made = 0
         for c in range(width):
             if old[c] != new[c]:
-                for where, count in self._slices(SEQ_KIND, c):
-                    buf[where] = self._fill(new[c], count)
-                    made += 1
+                made += self._patch(SEQ_KIND, c, new[c])
         self.cycle = cycle
         return made
 

@@ -98,13 +98,15 @@ class Worker:
         """Render the pool, open the socket (connect), pick the transport; None (logged) when that fails."""
         spec, slot = self.spec, self.slot
         if not spec.takes_over:
-            slot[C.STATE] = C.STATE_STARTING
+            self.progress()
             slot[C.PID] = os.getpid()
+            slot[C.STATE] = C.STATE_STARTING
         try:
             plan = self.plan.read()
             cap = frame_cap(plan.profile.peak / plan.instances / max(1, plan.workers))
             pool = build_pool(spec.messages, spec.index, spec.stream, self.wallclock(), self.corpus, cap)
             self.corpus = None              # the shared pages are not needed any more
+            pool.set_time(self.wallclock())     # the stamps current now: ``begin`` has a second's patch left
             release_free_memory()           # what building the pool left on the heap goes back to the system
             sender: Sending
             if spec.protocol == "udp":
@@ -128,7 +130,14 @@ class Worker:
             self.log(f"worker {spec.index}: replay: {share}, {r.unstamped:,} without a valid timestamp of "
                      f"their own (their text sent unchanged){skipped}")
         self.sender = sender
+        if not spec.takes_over:
+            self.progress()
         return sender
+
+    def progress(self) -> None:
+        """A sign of life while setting up (``STATE_STARTING``): the supervisor judges a process that
+        sets up many workers by its latest one, not by how long ago it was forked."""
+        self.slot[C.HEARTBEAT_NS] = time.monotonic_ns()
 
     # --- taking the slot: in phases, so that a process of several workers waits for them all at once --
 

@@ -500,7 +500,8 @@ class SinkCollector(Collector):
         yield others
         known = GaugeMetricFamily("loggen_sink_loss_known", "1 when the sink counted everything sent to it; 0 when "
                                   "the loss is unknown (behind at the stop, a process lost with its queue, ports "
-                                  "shared).", labels=FLEET_LABELS)
+                                  "shared, nothing measured, messages without a number beside gaps).",
+                                  labels=FLEET_LABELS)
         known.add_metric(fleet, 0.0 if totals.unknown() else 1.0)
         yield known
 

@@ -87,7 +87,10 @@ def test_juniper_srx_through_the_junos_application() -> None:
         check_port(r[sd + "source-port"], r[sd + "destination-port"])
         key = (r["HOST"], r[sd + "session-id-32"])
         if r["MSGID"] == "RT_FLOW_SESSION_CREATE":
-            assert r.get(".app.name") is None         # 3.38's junos application keys on reason=, which create lacks
+            # Junos creates carry no reason (Juniper's "Session Create Log Fields" table has none) and 3.38's junos
+            # application keys on reason=: default-network-drivers() leaves creates unrecognised, as it would a
+            # real SRX's; their fields come from the structured data all the same
+            assert sd + "reason" not in r and r.get(".app.name") is None
             check_address(r[sd + "nat-source-address"])
             created[key] = r
             continue

@@ -139,12 +139,46 @@ def test_sources_lists_every_source_and_show_prints_them_as_sent():
     (("--estate", "toaster=3"), "--estate: 'toaster' is not allowed; expected device kinds: "),
     (("--estate", "linux=3", "--sources", "linux"), "give one of them"),
     (("--sources", "linux", "--catalogue", "off"), "a mix of sources replaces the catalogue"),
+    (("--sources", ""), "--sources: '' is not allowed; expected NAME[=WEIGHT]"),
+    (("--estate", ""), "--estate: '' is not allowed; expected a mapping of device kinds"),
+    (("--sources", "cisco-asa=1,paloalto=1,cisco-asa=2"), "expected each name once (cisco-asa is given twice)"),
+    (("--estate", "windows-dc=1,windows-dc=2"), "expected each name once (windows-dc is given twice)"),
+    (("--sources", "cisco-asa=0.001,paloalto=100"), "--sources: 'cisco-asa=0.001' is not allowed; expected a weight "
+                                                    "of at least 0.01% of the total"),
+    (("--sources", "cisco-asa=1e-300,paloalto=1"), "--sources: 'cisco-asa=1e-300' is not allowed"),
+    (("--sources", "cisco-asa=1_000"), "--sources: 'cisco-asa=1_000' is not allowed; expected NAME=WEIGHT with a "
+                                       "weight above 0 and up to 1e+09, in decimal digits"),
+    (("--sources", "cisco-asa=\u0661\u0662"), "--sources: 'cisco-asa=\u0661\u0662' is not allowed"),
+    (("--estate", "cisco-asa=1.5"), "--estate: 'cisco-asa=1.5' is not allowed; expected NAME=COUNT with a whole "
+                                    "number of devices"),
+    (("--replay-wrap", "rfc5424", "--sources", "cisco-asa"), "--replay-wrap: 'rfc5424' is not allowed; expected "
+                                                              "auto without a replay file"),
 ])
 def test_bad_mixes_are_one_line_and_exit_2(args, says):
     result = run_loggend(*RUN, "--target", "127.0.0.1:9", "--duration", "1s", *args)
     assert result.returncode == 2
     assert says in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, says", [
+    ("replay_wrap: bogus", "replay_wrap: 'bogus' is not allowed; expected one of auto"),
+    ("sources: {}", "sources: {} is not allowed"),
+    ('sources: ""', "sources: '' is not allowed"),
+    ("sources: []", "sources: [] is not allowed"),
+    ("estate: {}", "estate: {} is not allowed"),
+    ("sources: [cisco-asa, cisco-asa]", "each name once (cisco-asa is given twice)"),
+    ("estate: {cisco-asa: 1.5}", "estate: 'cisco-asa=1.5' is not allowed; expected NAME=COUNT"),
+])
+def test_bad_mixes_in_the_file_are_refused_by_run_and_check_config_alike(tmp_path, text, says):
+    path = tmp_path / "loggen.yaml"
+    path.write_text(text + "\n")
+    for command in (("run", "--config", str(path), "--target", "127.0.0.1:9", "--duration", "1s", "--dashboard",
+                     "off", "--control-socket", "off"), ("check-config", str(path))):
+        result = run_loggend(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert f"{path}: " in result.stderr and says in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_sources_show_of_an_unknown_form_says_which_forms_there_are():
@@ -226,3 +260,55 @@ def test_the_shipped_config_with_sources_sends_each_source_in_its_own_form_whole
     assert load(shipped, {}, usable_cpus={0}, env={}).messages.max_length == 1024
     cef = load(shipped, {"sources": ("--sources", "fortigate"), "format": ("--format", "cef")}, usable_cpus={0}, env={})
     assert cef.messages.form == "cef"
+
+
+@pytest.mark.slow
+def test_a_standalone_sink_calls_the_loss_beside_unsequenced_messages_unknown(loggend):
+    """cisco-asa carries no number but took one of its stream's: a sink on its own once said
+    "lost 31,892 (79.9 %) by sequence" of a run that lost nothing. Now it says it cannot know."""
+    proc, port = start_sink(loggend, "--idle-exit", "1s")
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{port}", "--sources", "cisco-asa=90,fortigate=10",
+                         "--rate", "20000", "--duration", "0.5s", "--pool-size", "10000")
+    assert result.returncode == 0, result.stderr
+    assert proc.wait(20) == 0
+    summary = proc.stdout[proc.stdout.index("sink summary:"):]
+    assert re.search(r"lost +unknown \(unsequenced beside gaps: 9,000 messages without a sequence number", summary), \
+        summary
+    assert not re.search(r"lost +[\d,]+ \(", summary), summary
+    assert "received    10,000 events" in summary
+
+
+def test_a_sink_that_received_nothing_says_it_measured_nothing(loggend):
+    proc, _ = start_sink(loggend, "--duration", "1s")
+    assert proc.wait(20) == 0
+    summary = proc.stdout[proc.stdout.index("sink summary:"):]
+    assert re.search(r"lost +unknown \(the sink received nothing: no loss measured\)", summary), summary
+    assert "0.0000 %" not in summary
+
+
+def test_a_max_length_no_message_of_a_source_fits_is_refused_at_load(tmp_path):
+    """--max-length 300 with aws-cloudtrail once crashed every worker in a loop (an empty pool)."""
+    config = tmp_path / "short.yaml"
+    config.write_text("sources: aws-cloudtrail=50,cisco-asa=50\nmessages:\n  max_length: 300\n")
+    checked = run_loggend("check-config", str(config))
+    ran = run_loggend(*RUN, "--target", "127.0.0.1:9", "--sources", "aws-cloudtrail=50", "--max-length", "300",
+                      "--duration", "1s", timeout=30)
+    for result, label in ((checked, "messages.max_length: 300"), (ran, "--max-length: '300'")):
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and label in lines[0] and "Traceback" not in result.stderr, lines
+        assert re.search(r"expected at least [\d,]+ bytes: aws-cloudtrail's shortest message is [\d,]+ bytes", lines[0])
+
+
+@pytest.mark.slow
+def test_a_source_only_some_of_whose_messages_fit_keeps_its_share(receiver):
+    total = 10_000
+    result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--sources", "aws-cloudtrail=50,cisco-asa=50",
+                         "--max-length", "1300", "--rate", "20000", "--duration", "0.5s", "--pool-size", "10000")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"aws-cloudtrail 50\.0% \(max_length 1,300 leaves out the \d+% of its messages longer than "
+                     r"that; its share is made of the others\), cisco-asa 50\.0%", result.stderr), result.stderr
+    got = receiver.wait_for(total)
+    trail = sum(b" aws-cloudtrail: {" in m for m in got)
+    assert abs(100 * trail / len(got) - 50) <= 1.0, trail
+    assert all(len(m) <= 1300 for m in got)

@@ -190,6 +190,31 @@ def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
 
 
 @pytest.mark.slow
+def test_forty_workers_of_the_enterprise_mix_start_and_stay_small(tmp_path, receivers, loggend):
+    """A mix of 14 sources: each worker's set-up (its window of the corpus, some 40 stamp kinds to
+    patch) must cost what the catalogue's does, and a process setting up 20 workers must not look
+    hung (it once never started: its workers patched every stamp column run by run, 15 s with no heartbeat)."""
+    rx = receivers(1)
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{rx[0].port}", "--rate", "20000",
+                   "--workers", "40", "--duration", "60s", "--sources", "preset:enterprise", "--dashboard", "off",
+                   "--control-socket", "off")
+    proc.wait_line("(40/40 running)", timeout=60)
+    rss = []
+    for pid in worker_pids(proc.pid):
+        with open(f"/proc/{pid}/status") as f:
+            rss.append(next(int(x.split()[1]) * 1024 for x in f if x.startswith("VmRSS:")))
+    proc.wait_line("ready: 40 of 40 workers", stream="err", timeout=10)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "is hung" not in proc.stderr and "restarts    0" in proc.stdout, proc.stderr[-2000:]
+    events, size, unit = re.search(r"sent +([\d,]+) events, ([\d.]+) (MB|GB)", proc.stdout).groups()
+    length = float(size) * (1e9 if unit == "GB" else 1e6) / int(events.replace(",", ""))
+    served = -(-40 // len(rss))
+    # the catalogue's bound (32 MiB and 8 MiB a worker of 180-byte messages), for messages of this length
+    assert max(rss) <= (32 + 8 * served * length / 180) * MIB, ([r // MIB for r in rss], length)
+
+
+@pytest.mark.slow
 def test_memory_limit_is_enforced(tmp_path, receivers, loggend):
     rx = receivers(1)
     proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000, memory_limit="40M"))

@@ -77,3 +77,15 @@ def test_a_worker_process_is_judged_by_its_workers_heartbeats_until_it_exits():
     children.children[4242] = child
     assert children.hung(WORKER, pool.heartbeat, 10.0, 30.0, now) == []
     assert pool.label(1) == "worker process 1 (workers 1, 3)" and list(pool.members(1)) == [1, 3]
+
+
+def test_a_run_that_sent_nothing_of_what_was_due_says_why():
+    """A run whose workers never started sending (they once spent a 5 s run's whole duration setting up)
+    ended 'sent 0 events', exit 0; now it fails with one line, unless nothing was due."""
+    from loggend.control.supervisor import nothing_sent
+    assert nothing_sent(0, False, None, 22, 40, 25.0) == \
+        "nothing sent: the workers never became ready (22 of 40 set up after 25.0 s; see the lines above)"
+    assert nothing_sent(0, True, 100_000, 40, 40, 25.0).startswith("nothing sent of 100,000 events due: ")
+    assert nothing_sent(0, True, None, 40, 40, 2.0).startswith("nothing sent: the workers did not start sending")
+    assert nothing_sent(0, True, 0, 40, 40, 2.0) == ""          # constant:0, or paused the whole run
+    assert nothing_sent(1, True, 100_000, 40, 40, 2.0) == ""
