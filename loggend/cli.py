@@ -194,7 +194,7 @@ def build_parser() -> Parser:
         limit.add_argument(flag, help=f"{what} (passed to the run)")
 
     src = sub.add_parser("sources", help="the log sources: `sources` lists them, `sources show NAME` prints "
-                         "messages of one exactly as sent")
+                         "the first messages of one, each byte for byte as sent")
     src.add_argument("what", nargs="*", help="nothing (the list), or: show NAME")
     src.add_argument("--count", default="10", help="show: how many messages (default 10)")
     src.add_argument("--format", default="", help="show: one of the source's forms (default: its vendor's own)")

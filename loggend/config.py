@@ -110,7 +110,7 @@ def parse_max_length(key: str, text: str | int) -> int:
 def parse_pool_size(key: str, text: str | int) -> int:
     value = parse_int(key, text, POOL_SIZES[0], POOL_SIZES[-1])
     if value not in POOL_SIZES:
-        raise ConfigError(key, text, "one of " + ", ".join(str(p) for p in POOL_SIZES))
+        raise ConfigError(key, text, "a power of ten: " + ", ".join(str(p) for p in POOL_SIZES))
     return value
 
 
@@ -695,8 +695,9 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     asked = "catalogue" in raw and (layer(raw.label("catalogue")) > 0 or not catalogue)
     if sources and (replay or asked):
         key = "replay" if replay else "catalogue"
-        raise ConfigError(raw.label(key), raw[key], f"not with {raw.label('sources' if 'sources' in raw else 'estate')}"
-                          " (a mix of sources replaces the catalogue; the linux source is the catalogue)")
+        mixed = raw.label('sources' if 'sources' in raw else 'estate')
+        raise UsageError(f"{raw.label(key)}: cannot be given with {mixed}: a mix of sources replaces the "
+                         "catalogue (the linux source is the catalogue; add linux to the mix to send it)")
     if replay and (templates or "catalogue" in raw):
         raise ConfigError(raw.label("replay"), raw["replay"], "a file without templates or catalogue (a replay "
                           "sends the file's lines, not generated messages)")

@@ -152,7 +152,8 @@ def _identity(where: str, node: yaml.Node | None, seed: int) -> Identity | None:
 
 
 def _with_identity(where: str, text: str, identity: Identity | None) -> str:
-    """``{identity:KEY}`` as a choice of the source's values (``host``: the device sending it)."""
+    """``{identity:KEY}`` as a choice of the source's values (``host``: the device sending it). Each
+    key is drawn on its own, not from the sending device's values (README: A template of a source)."""
     def choice(m: re.Match[str]) -> str:
         if identity is None:
             raise UsageError(f"{where}: message: {m[0]}: needs the template to name a source (source: NAME)")

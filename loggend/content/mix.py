@@ -179,9 +179,14 @@ def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, _, weight = part.partition("=")
             items.append((name.strip(), weight.strip() or "1"))
+    if not isinstance(value, (Mapping, list)) and 0 < sum("=" in p for p in str(value).split(",")) < len(items):
+        bare = next(n for p, (n, _) in zip(filter(None, (p.strip() for p in str(value).split(","))), items)
+                    if "=" not in p)
+        raise ConfigError(label, value, f"a weight for every source once one has one ({bare} has none: "
+                          f"{bare}=WEIGHT)")
     pairs = []
     for name, weight in items:
-        _known(label, value, name)
+        _known(label, name, name)
         pairs.append((name, _weight(label, f"{name}={weight}", weight)))
     if not pairs:
         raise ConfigError(label, value, "NAME[=WEIGHT],... or preset:NAME")

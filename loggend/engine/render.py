@@ -137,8 +137,8 @@ NAME_WORDS = 6               # a CEF event name: the template's first words
 # A catalogue template's timestamp in its text (nginx's [time_local]): a site each second rewrites.
 TIME_LOCAL_FIELD = "time_local"
 BODY_STAMP = ((catalog.TIME_LOCAL, STAMP_CLF),)
-EPOCH = 16384                # messages of conversations per epoch (``conversation_epochs``): a closing comes
-                             # an epoch after its opening at most; larger epochs, longer frames
+SLICE = 2048                 # consecutive pool messages sent together (``ordered_frames``): any 10,000 carry
+                             # the mix's shares within a point (smaller: shorter frames)
 NO_THREAD = -1               # a message of no conversation
 PHASES = 1 << 16             # a message's conversation: conversation * PHASES + phase
 
@@ -384,61 +384,56 @@ def frames_of(messages: list[Message], cap: int) -> list[list[Message]]:
     return chunks
 
 
-def conversation_epochs(threads: list[int], size: int = EPOCH) -> list[int]:
-    """The epoch of every message, -1 for one of no conversation (see ``Pool``).
+def conversation_slices(threads: list[int], size: int = SLICE) -> list[tuple[int, int]]:
+    """Where every message of a pool goes (see ``ordered_frames``): (slice, rank).
 
-    ``threads[i]`` is ``conversation * PHASES + phase`` (or ``NO_THREAD``). The ``k``-th message of
-    a conversation is in epoch ``k // size`` (counting conversation messages only), or, when an
-    earlier phase of its conversation is in that epoch or a later one, in the epoch after it:
-    a conversation's phases are then in increasing epochs; messages of one phase may share one.
+    ``threads[i]`` is ``conversation * PHASES + phase`` (or ``NO_THREAD``). Message ``i`` is in
+    slice ``i // size`` (or in the latest slice of its conversation's earlier phases, if that is
+    later), at rank 0, or one rank above the earlier phases of its conversation in the same slice:
+    sending slice after slice, and in a slice rank after rank, keeps every conversation's phases
+    in order.
     """
-    state: dict[int, list[int]] = {}       # conversation -> [phase, its latest epoch, earlier phases' latest]
-    out: list[int] = []
-    n = 0
-    for value in threads:
+    state: dict[int, list[int]] = {}    # conversation -> [phase, its (slice, rank), earlier phases' (slice, rank)]
+    out: list[tuple[int, int]] = []
+    for i, value in enumerate(threads):
+        base = i // size
         if value == NO_THREAD:
-            out.append(-1)
+            out.append((base, 0))
             continue
         thread, phase = divmod(value, PHASES)
-        base = n // size
-        n += 1
         st = state.get(thread)
         if st is None:
-            state[thread] = [phase, base, -1]
-            out.append(base)
+            state[thread] = [phase, base, 0, -1, -1]
+            out.append((base, 0))
             continue
-        if phase > st[0]:
-            st[0], st[1], st[2] = phase, -1, max(st[1], st[2])
-        epoch = max(base, st[2] + 1)
-        st[1] = max(st[1], epoch)
-        out.append(epoch)
+        if phase > st[0]:                              # a new phase: what came before is now "earlier"
+            st[0], st[3], st[4] = phase, *max((st[1], st[2]), (st[3], st[4]))
+            st[1] = st[2] = -1
+        at = max(base, st[3])
+        rank = st[4] + 1 if at == st[3] else 0
+        st[1], st[2] = max((st[1], st[2]), (at, rank))
+        out.append((at, rank))
     return out
 
 
 def ordered_frames(messages: list[Message], threads: list[int], rng: random.Random, cap: int) -> list[list[Message]]:
-    """Frames in an order that keeps every conversation's phases in order.
+    """Frames in an order that keeps every conversation's phases in order and the mix's shares
+    in every stretch of the pool.
 
-    Messages of no conversation are framed over the whole pool (the longest frames) and their
-    frames spread at random over the epochs; a conversation's messages are framed within their
-    epoch (``conversation_epochs``); epochs go one after the other, their frames shuffled. So an
-    ASA Built is sent before its Teardown, a 4624 before its 4634, whatever the lengths."""
-    found = conversation_epochs(threads)
-    count = max(found, default=-1) + 1
-    bound: list[list[Message]] = [[] for _ in range(count)]
-    free: list[Message] = []
-    for m, e in zip(messages, found):
-        (free if e < 0 else bound[e]).append(m)
-    free_frames = frames_of(free, cap)
-    if not count:
-        rng.shuffle(free_frames)
-        return free_frames
-    spread: list[list[list[Message]]] = [frames_of(epoch, cap) for epoch in bound]
-    for frame in free_frames:
-        spread[rng.randrange(count)].append(frame)
+    The pool is cut in slices of ``SLICE`` consecutive messages (the corpus holds the mix's
+    shares in any stretch of it), sent one after the other; within a slice, the messages of each
+    rank (``conversation_slices``: a conversation's later phase one rank above its earlier ones
+    in the slice) are framed together and their frames shuffled, rank after rank. So an ASA Built
+    is sent before its Teardown, a 4624 before its 4634, whatever the lengths, and no message
+    leaves its slice unless its conversation's earlier phase is in a later one."""
+    groups: dict[tuple[int, int], list[Message]] = {}
+    for m, key in zip(messages, conversation_slices(threads)):
+        groups.setdefault(key, []).append(m)
     chunks: list[list[Message]] = []
-    for part in spread:
-        rng.shuffle(part)
-        chunks.extend(part)
+    for key in sorted(groups):
+        frames = frames_of(groups[key], cap)
+        rng.shuffle(frames)
+        chunks.extend(frames)
     return chunks
 
 

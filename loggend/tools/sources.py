@@ -43,7 +43,8 @@ def describe(source: Source) -> list[str]:
     kinds = [f"{k.name} {100 * k.weight / total:.0f}%" for k in source.kinds]
     forms = [f.name + ("" if f.proof else " (no proof of delivery)") + (" [default]" if i == 0 else "")
              for i, f in enumerate(source.forms)]
-    return [f"{source.name}: {source.vendor} {source.product}, {source.version}",
+    product = source.product if source.product.startswith(source.vendor) else f"{source.vendor} {source.product}"
+    return [f"{source.name}: {product}, {source.version}",
             *_wrap("kinds", kinds), *_wrap("forms", forms), *_wrap("fields", list(source.fields)),
             f"  parser   {source.parser}"]
 
