@@ -37,6 +37,7 @@ MAX_LENGTH = 8192               # a mix's default max_length: rsyslog's default 
                                 # messages go whole (an SRX close is ~1,100 bytes, a CloudTrail record more)
 MAX_WEIGHT = 1e9
 MAX_DEVICES = 10_000_000
+STRATUM = 200                   # places of a block in which every source holds its share (to one message)
 MIN_SHARE = 1e-4                # a --sources weight below this share of the total (0.01 %) is refused: it sends nothing
 DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")      # a weight: ASCII decimal digits
 WHOLE = re.compile(r"[0-9]+")                              # a count of devices
@@ -399,9 +400,7 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
     for number in range(0, total, block):
         per = counts(weights, block)
         messages = [iter(d.block(n)) for d, n in zip(drafting, per)]
-        order = [i for i, n in enumerate(per) for _ in range(n)]
-        rng.shuffle(order)
-        for i in order:
+        for i in stratified(per, rng):
             found = next(messages[i], None)
             if found is None:                      # a source whose messages are all too long
                 continue
@@ -409,6 +408,28 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
             yield r, NO_THREAD if conv is None else thread_value(threads, (number, i, conv.key), conv.phase)
     if report is not None:
         report.update({d.name: d.too_long for d in drafting if d.too_long})
+
+
+def stratified(per: list[int], rng: random.Random, stratum: int = STRATUM) -> list[int]:
+    """The order in which sources take the places of a block: each run of ``stratum`` places holds
+    every source's share to within one message (the largest remainders round up), shuffled inside
+    the run. A shuffle of the whole block let a 100,000-message pool's first 10,000 stray by points
+    from the shares."""
+    total = sum(per)
+    order: list[int] = []
+    given = [0] * len(per)
+    for end in range(min(stratum, total), total + stratum, stratum):
+        end = min(end, total)
+        want = [p * end // total for p in per]
+        for i in sorted(range(len(per)), key=lambda k: -(per[k] * end % total))[:end - sum(want)]:
+            want[i] += 1
+        piece = [i for i in range(len(per)) for _ in range(max(0, want[i] - given[i]))]
+        given = [max(g, w) for g, w in zip(given, want)]
+        rng.shuffle(piece)
+        order.extend(piece)
+        if end == total:
+            break
+    return order
 
 
 def corpus(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,

@@ -102,3 +102,17 @@ def test_without_sequence_numbers_every_vendor_form_drops_its_proof_and_stays_va
                 brace = m.head.find(b"{")
                 if brace >= 0 and m.head.endswith(b"}"):
                     json.loads(m.head[brace:])
+
+
+def test_every_stratum_of_a_block_holds_each_share_to_one_message() -> None:
+    import random
+
+    from loggend.content.mix import STRATUM, stratified
+    per = [30_000, 30_000, 20_000, 10_000, 9_999, 1]
+    order = stratified(per, random.Random(7))
+    assert [order.count(i) for i in range(len(per))] == per
+    total = sum(per)
+    for start in range(0, total - STRATUM, STRATUM * 37):
+        window = order[start:start + STRATUM]
+        for i, p in enumerate(per):
+            assert abs(window.count(i) - p * STRATUM / total) <= 2, (start, i)
