@@ -86,6 +86,9 @@ def test_rate_changes_inside_a_profile_and_live_leave_no_silent_100_ms(tmp_path,
     assert "rate: 2,000 ev/s (was profile " in proc.stderr
 
 
+RESUME_SLACK = 0.5      # the workers take up a resume a moment after the ctl call returns (the paused time ends then)
+
+
 @pytest.mark.slow
 def test_ctl_rate_pause_resume_and_status_keep_a_timed_run_exact(tmp_path, receivers, loggend):
     """2k ev/s for 6 s of sending, paused 1.5 s in the middle: still exactly 12,000, and nothing arrives
@@ -102,6 +105,7 @@ def test_ctl_rate_pause_resume_and_status_keep_a_timed_run_exact(tmp_path, recei
     st = status(sock)
     assert st["state"] == "running" and st["target_rate"] == 2000 and st["workers"] == 2
     time.sleep(0.5)
+    t_asked = time.monotonic()                                      # before the pause: bounds the paused time
     paused = ctl(sock, "pause")
     t_pause = time.monotonic()
     assert paused.returncode == 0 and re.fullmatch(r"paused: 2,000 ev/s frozen \d\.\d s in\n", paused.stdout)
@@ -114,14 +118,14 @@ def test_ctl_rate_pause_resume_and_status_keep_a_timed_run_exact(tmp_path, recei
     assert st["state"] == "paused" and st["target_rate"] == 0 and st["end_in_seconds"] is None
     assert "target paused" in proc.out[-1]
     resumed = ctl(sock, "resume")
-    held = time.monotonic() - t_pause                               # at least 1.5 s; more on a busy box
+    held = time.monotonic() - t_asked + RESUME_SLACK                # at least 1.5 s; more on a busy box
     said = re.search(r"after (\d+\.\d) s paused", resumed.stdout)
-    assert resumed.returncode == 0 and said and 1.4 <= float(said.group(1)) <= held + 0.1, (resumed.stdout, held)
+    assert resumed.returncode == 0 and said and 1.4 <= float(said.group(1)) <= held, (resumed.stdout, held)
     assert proc.wait(30) == 0, proc.stderr
     elapsed = time.monotonic() - t_pause
     doc = json.loads(summary.read_text())
     assert doc["sent"] == doc["planned"] == 12_000 and doc["live_changes"] == 2
-    assert 1.4 < doc["paused_seconds"] <= held + 0.1
+    assert 1.4 < doc["paused_seconds"] <= held
     assert elapsed > doc["paused_seconds"] + left - 0.3           # what was left was sent after the pause
     streams = by_stream(rx.wait_for(12_000))
     assert sorted(len(s) for s in streams.values()) == [6000, 6000]
