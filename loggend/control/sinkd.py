@@ -32,13 +32,13 @@ from loggend.engine.counters import Board, CounterBlock
 from loggend.engine.journal import ERR, INFO
 from loggend.errors import EXIT_FAILURE, EXIT_OK
 from loggend.parsers import format_ports, plural
+from loggend.report.console import BEHIND_SHOWN_BYTES, sink_summary
+from loggend.report.sources import Sources
+from loggend.report.totals import SinkTotals, format_bytes
 from loggend.sink.receiver import open_sockets
-from loggend.sink.spec import SinkSpec
+from loggend.sink.sinkspec import SinkSpec
 from loggend.sink.streams import listen
-from loggend.tools.console import BEHIND_SHOWN_BYTES, sink_summary
-from loggend.totals import SinkTotals, format_bytes
 from loggend.web.child import WebSettings
-from loggend.web.state import Sources
 
 REPORT_SECONDS = 1.0
 STOP_TIMEOUT = 5.0

@@ -28,9 +28,9 @@ from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
 from loggend.control.ctlsocket import ControlError, ControlServer, claim_path, socket_path, sweep_stale
 from loggend.control.dashboard import Dashboard, DashboardError
-from loggend.control.live import LiveRate, describe
 from loggend.control.memory import MemoryWatch
 from loggend.control.pki import PkiError
+from loggend.control.ratecontrol import RateControl, describe
 from loggend.control.shared import STREAM_WIDTH, SharedRun
 from loggend.control.signals import SignalQueue
 from loggend.control.sinks import LocalSinkTls, SinkProcesses
@@ -41,13 +41,13 @@ from loggend.control.workers import READY_STATES, WorkerPool, abort_then_kill
 from loggend.engine import counters as C
 from loggend.engine import journal
 from loggend.engine.journal import ERR, INFO, NOTICE, WARNING
-from loggend.engine.process import set_process_name
+from loggend.engine.procsetup import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, EXIT_REPORT_FAILED, UsageError
 from loggend.files import claim, identity, write_json
 from loggend.fleet import new_run_id
 from loggend.parsers import format_size, plural
-from loggend.sink.spec import SinkSpec
-from loggend.tools.console import LiveLine, summary, target_text
+from loggend.report.console import LiveLine, summary, target_text
+from loggend.sink.sinkspec import SinkSpec
 from loggend.web.child import WebSettings
 
 REPORT_SECONDS = 1.0         # live line, memory check and board period
@@ -124,7 +124,7 @@ class Supervisor:
         self.generated_run_id = new_run_id()          # the run's id when the config gives none
         self.children.register(K.WORKER, self.workers.spawn, self.workers.label)
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
-        self.live = LiveRate(self.workers, self.log, self.counters)
+        self.live = RateControl(self.workers, self.log, self.counters)
         self.control: ControlServer | None = None
         self.dashboard: Dashboard | None = None
         self.aborted: dict[int, float] = {}       # pid of a hung worker -> when it was sent SIGABRT

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from loggend.engine.journal import ERR, WARNING, Log, Throttle
 from loggend.sink.accounting import Accounting, parse_tail
 from loggend.sink.receiver import BindError
-from loggend.sink.spec import ServerTls
+from loggend.sink.sinkspec import ServerTls
 
 READ_BYTES = 1 << 20              # one read buffer per process, shared by its connections
 READ_BUDGET = 16 << 20            # bytes read from one connection per wake-up, at most

@@ -123,8 +123,8 @@ class SinkFigure:
 def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     """loggend's gso sender (unpaced, SENDER_CPU) into one loggend sink process on RECEIVER_CPU."""
     from loggend.engine import counters as C
-    from loggend.sink.process import SinkWorker
-    from loggend.sink.spec import SinkSpec
+    from loggend.sink.sinkspec import SinkSpec
+    from loggend.sink.sinkworker import SinkWorker
     block = CounterBlock(1)
     worker = SinkWorker(SinkSpec("127.0.0.1", (port,), gro=gro), block.slot(0), RECEIVER_CPU, log=silent)
 

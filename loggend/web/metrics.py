@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from loggend import __version__
 from loggend.engine import counters as C
 from loggend.engine.counters import ERROR_KINDS, STATE_RUNNING, SlotSnapshot
-from loggend.totals import RunTotals, SinkTotals, error_counts, transports
+from loggend.report.totals import RunTotals, SinkTotals, error_counts, transports
 
 WINDOWS = (1, 10, 60)             # seconds of the sliding-window rates
 HISTORY_SECONDS = 600             # per-second points kept for the chart and the summary

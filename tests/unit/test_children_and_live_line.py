@@ -7,7 +7,7 @@ import time
 
 from loggend.control.children import BACKOFF_RESET, WORKER, Child, ChildSet
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
-from loggend.tools.console import LiveLine
+from loggend.report.console import LiveLine
 
 KILLED = signal.SIGKILL         # a wait status: killed by SIGKILL
 

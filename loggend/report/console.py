@@ -1,6 +1,6 @@
 """What the operator reads in a terminal or the journal: the live line and the end-of-run summary.
 
-Both are built from ``loggend.totals`` objects, like every other summary of a run.
+Both are built from ``loggend.report.totals`` objects, like every other summary of a run.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.fleet import format_time
 from loggend.parsers import format_size, plural
 from loggend.profiles import parse_profile
+from loggend.report.totals import RunTotals, SinkTotals, error_counts, transports
 from loggend.sink.accounting import MAX_STREAMS
-from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
 MB = 1e6
 BEHIND_SHOWN_BYTES = 1 << 20        # the live line says how far behind the sink is from this much queued on

@@ -1,4 +1,4 @@
-"""Live rate control of a running instance: ``loggend ctl`` requests and SIGUSR1 / SIGUSR2.
+"""Rate control of a running instance: ``loggend ctl`` requests and SIGUSR1 / SIGUSR2.
 
 Every change is a new plan from now on (``loggend.engine.schedule``), published to the workers
 like a reload's: nobody restarts, every count stays continuous and exact.
@@ -48,7 +48,7 @@ def describe(profile: Profile) -> str:
     return f"profile {format_profile(profile)}"
 
 
-class LiveRate:
+class RateControl:
     def __init__(self, pool: WorkerPool, log: Log, counters: Counters,
                  now_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.pool, self.log, self.counters, self.now_ns = pool, log, counters, now_ns
