@@ -31,10 +31,10 @@ from loggend.engine import journal
 from loggend.engine.counters import Board, CounterBlock
 from loggend.engine.journal import ERR, INFO
 from loggend.errors import EXIT_FAILURE, EXIT_OK
-from loggend.parsers import format_ports, plural
+from loggend.parsers import format_ports, format_size, plural
 from loggend.report.console import BEHIND_SHOWN_BYTES, sink_summary
 from loggend.report.sources import Sources
-from loggend.report.totals import SinkTotals, format_bytes
+from loggend.report.totals import SinkTotals
 from loggend.sink.receiver import open_sockets
 from loggend.sink.sinkspec import SinkSpec
 from loggend.sink.streams import listen
@@ -176,7 +176,7 @@ class SinkCommand:
                 extra = (f"kernel drops {t.kernel_drops:,}" if self.spec.protocol == "udp" else
                          f"connections {t.open:,} open  torn {t.torn:,}")
                 if t.backlog_bytes >= BEHIND_SHOWN_BYTES:
-                    extra += f"  behind {format_bytes(t.backlog_bytes)}"
+                    extra += f"  behind {format_size(t.backlog_bytes)}"
                 print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
                       f"total {t.received:,}  lost {t.lost_shown}  {extra}", file=self.out, flush=True)
                 last_report, reported = now, t.received

@@ -47,6 +47,7 @@ from loggend.files import claim, identity, write_json
 from loggend.fleet import new_run_id
 from loggend.parsers import format_size, plural
 from loggend.report.console import LiveLine, summary, target_text
+from loggend.report.totals import SlotSums
 from loggend.sink.sinkspec import SinkSpec
 from loggend.web.child import WebSettings
 
@@ -240,10 +241,10 @@ class Supervisor:
         """What ``loggend ctl status`` adds to the plan's state: the run's counts so far."""
         sink, snaps = self.shared.sink_totals(), self.shared.snapshots()
         return {"pid": os.getpid(), "workers": self.config.workers, "target": self.config.target,
-                "sent": sum(s.sent for s in snaps), "planned": self.workers.planned(now_ns),
+                "sent": SlotSums.of(snaps).sent, "planned": self.workers.planned(now_ns),
                 "worker_pids": [s.pid if s.state in (C.STATE_READY, C.STATE_RUNNING) else 0
                                 for s in snaps[:self.config.workers]],
-                "blocked_ns": sum(s.blocked_ns for s in snaps), "possibly_lost": sum(s.possibly_lost for s in snaps),
+                "blocked_ns": SlotSums.of(snaps).blocked_ns, "possibly_lost": SlotSums.of(snaps).possibly_lost,
                 "sink": None if sink is None else {"received": sink.received, "lost": sink.lost}}
 
     def close_dashboard(self) -> None:
@@ -561,7 +562,7 @@ class Supervisor:
             return
         snaps = self.shared.snapshots()[:self.config.workers]
         now_ns = time.monotonic_ns()
-        line = nothing_sent(sum(s.sent for s in snaps), self.workers.plan.started, self.workers.planned(now_ns),
+        line = nothing_sent(SlotSums.of(snaps).sent, self.workers.plan.started, self.workers.planned(now_ns),
                             sum(s.state in READY_STATES or s.sent > 0 for s in snaps), len(snaps),
                             self.clock() - self.shared.started)
         if line:

@@ -33,6 +33,7 @@ from loggend.engine.counters import CounterBlock
 from loggend.engine.render import Corpus
 from loggend.engine.replay import ReplaySpec
 from loggend.engine.spec import MessageSpec
+from loggend.report.totals import sink_lost
 from loggend.tools.bench_sources import mix_corpus, mix_row_name, mix_spec, render_table
 from loggend.tools.bench_workers import RATES, SHAPES, WorkerFigure, measure_workers, print_worker_table
 from loggend.tools.benchkit import (
@@ -142,7 +143,7 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     os.kill(pid, signal.SIGTERM)
     os.waitpid(pid, 0)
     v = block.values(0)
-    return SinkFigure(received=v[C.SINK_RECEIVED], lost=v[C.SINK_GAPS] - v[C.SINK_LATE],
+    return SinkFigure(received=v[C.SINK_RECEIVED], lost=sink_lost(v),
                       kernel_drops=v[C.SINK_KERNEL_DROPS],
                       seconds=fig.seconds, cpu=cpu)
 

@@ -17,7 +17,7 @@ import psutil
 
 from loggend.engine.counters import SlotSnapshot
 from loggend.report.sources import Sources
-from loggend.report.totals import RunTotals, SinkTotals, merge_streams, named_streams
+from loggend.report.totals import RunTotals, SinkTotals, SlotSums, merge_streams, named_streams
 from loggend.web.metrics import (
     FULL_SECOND,
     History,
@@ -132,7 +132,7 @@ class WebState:
         return SinkTotals.of(rows) if rows else None
 
     def sink(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> dict[str, Any] | None:
-        sent = sum(s.sent for s in slots) if int(board.get("workers", 0)) else None     # None: a sink on its own
+        sent = SlotSums.of(slots).sent if int(board.get("workers", 0)) else None     # None: a sink on its own
         return sink_document(self.sink_totals(board), sent, self.sink_rates.rate(1))
 
     def sample(self) -> None:
