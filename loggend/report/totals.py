@@ -33,10 +33,6 @@ class SlotSums:
     unsent_at_close: int = 0         # of those, still queued when it closed at the end
     disconnected_ns: int = 0
 
-    @property
-    def refused(self) -> int:
-        return sum(self.errors.values())
-
     @classmethod
     def of(cls, snapshots: list[SlotSnapshot]) -> SlotSums:
         return cls(sent=sum(s.sent for s in snapshots), bytes=sum(s.bytes for s in snapshots),
@@ -155,9 +151,15 @@ class SinkTotals:
         return "unknown" if self.unknown() else f"{self.lost:,}"
 
     @property
+    def run_received(self) -> int:
+        """What arrived of a run's own streams: foreign messages (and those of streams over the cap,
+        foreign too under a run) and outliers (numbers no worker sent) left out."""
+        return self.received - self.foreign - self.overflow - self.outliers
+
+    @property
     def counted(self) -> int:
         """Messages of the counted streams with their own number (the base of the loss percentage)."""
-        return self.received - self.unsequenced - self.duplicates - self.foreign - self.overflow - self.outliers
+        return self.run_received - self.unsequenced - self.duplicates
 
     @property
     def loss_percent(self) -> float:
@@ -373,10 +375,7 @@ class RunTotals:
     def sent_minus_received(self) -> int | None:
         """Sent minus what the sink got of the run's own streams: foreign messages (and those of streams
         over the cap, foreign too under a run) and outliers (numbers no worker sent) left out."""
-        if self.sink is None:
-            return None
-        s = self.sink
-        return self.sent - (s.received - s.foreign - s.overflow - s.outliers)
+        return None if self.sink is None else self.sent - self.sink.run_received
 
     @property
     def unknown(self) -> list[str]:

@@ -199,8 +199,7 @@ def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: fl
         return None
     doc = totals.document()
     doc["events_per_second"] = round(received_rate, 1)
-    doc["sent_minus_received"] = None if sent is None else \
-        sent - (totals.received - totals.foreign - totals.overflow - totals.outliers)
+    doc["sent_minus_received"] = None if sent is None else sent - totals.run_received
     return doc
 
 
