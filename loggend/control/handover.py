@@ -24,6 +24,7 @@ socket and the systemd watchdog are served all through a hand-over of any size.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
 from loggend.config import Config
 from loggend.control.children import GRACEFUL_TIMEOUT, WORKER, Child, ChildSet, kill_quietly
@@ -32,16 +33,18 @@ from loggend.engine import counters as C
 from loggend.engine.schedule import Plan
 
 HANDOVER_TIMEOUT = 30.0          # replacements not ready by then: the old workers are stopped anyway
-SPAWN_BATCH = 4                  # new worker processes forked per turn of the loop (a fork: ms each)
+SPAWN_BATCH = 2                  # new worker processes forked per turn of the loop (a fork: ms each, more when busy)
 LOOK_SECONDS = 0.01              # while a state waits on the workers, look this often
 
 SPAWNING, STANDING_BY, SETTLING, RETIRING, DONE = "spawning", "standing by", "settling", "retiring", "done"
 
 
 class HandOver:
-    def __init__(self, workers: Workers, new: Config, children: ChildSet) -> None:
-        """Start replacing every worker with one built from ``new`` (nothing is forked yet)."""
-        self.workers, self.children = workers, children
+    def __init__(self, workers: Workers, new: Config, children: ChildSet,
+                 between: Callable[[], object] = lambda: None) -> None:
+        """Start replacing every worker with one built from ``new`` (nothing is forked yet);
+        ``between`` runs after each fork (the loop's watchdog ping: a fork of a busy parent is slow)."""
+        self.workers, self.children, self.between = workers, children, between
         children.cancel(lambda key: key[0] != WORKER)       # a dead process's streams go to the new ones:
         self.old = {c.pid: c.index for c in children.of_kind(WORKER)}   # restarted as well, it would send twice
         self.old_profile = workers.config.profile()
@@ -86,6 +89,7 @@ class HandOver:
         new = self.workers.config
         for process in range(len(self.fresh), min(len(self.fresh) + SPAWN_BATCH, new.worker_processes)):
             self.fresh.append(self.children.spawn(WORKER, process))
+            self.between()
         if len(self.fresh) < new.worker_processes:
             return 0.0
         self._enter(STANDING_BY)

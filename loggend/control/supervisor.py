@@ -277,7 +277,8 @@ class Supervisor(Loop):
             self.announce_ready(now)
         self.report.show_live(self.config, now)
         self.sink_watch.watch_ports(self.sinks.spec, len(self.children.pids(K.SINK)))
-        self.check_memory()
+        self.check_memory()                        # new processes (a hand-over's) are measured in full:
+        self.pulse()                               # it can take a while on a busy machine
         self.publish_board()
         now_ns = self.clock_ns()
         self.workers.account_down(now_ns)
@@ -333,7 +334,7 @@ class Supervisor(Loop):
         if steps.sinks and not self.spawn_sinks():
             return
         if steps.hand_over:
-            self.handover = HandOver(self.workers, new, self.children)
+            self.handover = HandOver(self.workers, new, self.children, self.pulse)
         elif steps.in_place:
             self.workers.change_in_place(new, self.clock_ns())
         if steps.web:
