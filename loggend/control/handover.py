@@ -34,7 +34,7 @@ from loggend.engine.schedule import Plan
 
 HANDOVER_TIMEOUT = 30.0          # replacements not ready by then: the old workers are stopped anyway
 SPAWN_BATCH = 2                  # new worker processes forked per turn of the loop (a fork: ms each, more when busy)
-LOOK_SECONDS = 0.01              # while a state waits on the workers, look this often
+LOOK_SECONDS = 0.05              # while a state waits on the workers, look this often (an exit wakes the loop)
 
 SPAWNING, STANDING_BY, SETTLING, RETIRING, DONE = "spawning", "standing by", "settling", "retiring", "done"
 

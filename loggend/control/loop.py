@@ -39,6 +39,7 @@ REPORT_SECONDS = 1.0         # the live line, memory check and board period
 BOOT_SECONDS = 30.0          # a child setting up with no sign of progress this long is hung
 ABORT_GRACE = 2.0            # a hung child that SIGABRT did not end is SIGKILLed after this
 START_TIMEOUT = 10.0         # sink processes must be receiving within this, or the command does not start
+HUNG_LOOK_SECONDS = 0.25     # children are looked at for a stopped heartbeat this often (at most)
 PING_EARLY = 0.2             # the watchdog is pinged this fraction of its interval early: a slow turn stays inside
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 
@@ -62,7 +63,7 @@ class Loop:
         self.stopping = self.asked_to_stop = False       # asked: by SIGTERM / SIGINT (or the end it was given)
         self.exit_code = EXIT_OK
         self.failure = ""                         # the line that said why the command failed
-        self.next_report = self.next_ping = 0.0
+        self.next_report = self.next_ping = self.next_hung = 0.0
 
     def clock(self) -> float:
         return self.clock_ns() / 1e9
@@ -128,7 +129,9 @@ class Loop:
         if not self.running():
             return False
         self.manage_children()
-        self.murder_hung()
+        if self.clock() >= self.next_hung:
+            self.murder_hung()
+            self.next_hung = self.clock() + HUNG_LOOK_SECONDS
         look = self.advance()
         self.pulse()
         now = self.clock()
