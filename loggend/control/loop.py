@@ -40,7 +40,8 @@ BOOT_SECONDS = 30.0          # a child setting up with no sign of progress this 
 ABORT_GRACE = 2.0            # a hung child that SIGABRT did not end is SIGKILLed after this
 START_TIMEOUT = 10.0         # sink processes must be receiving within this, or the command does not start
 HUNG_LOOK_SECONDS = 0.25     # children are looked at for a stopped heartbeat this often (at most)
-PING_EARLY = 0.2             # the watchdog is pinged this fraction of its interval early: a slow turn stays inside
+PING_EARLY = 0.5             # the watchdog is pinged this fraction of its interval early (a quarter of
+                             # WatchdogSec): a turn slowed by a busy machine stays inside the half systemd asks
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 
 __all__ = ["ABORT_GRACE", "BOOT_SECONDS", "GRACEFUL_TIMEOUT", "REPORT_SECONDS", "START_TIMEOUT", "Loop"]

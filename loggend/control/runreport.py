@@ -109,11 +109,11 @@ class RunReport:
             self.live_printed = now
         self.notifier.status(line.strip())
 
-    def measure_memory(self) -> str:
+    def measure_memory(self, between: Callable[[], object] = lambda: None) -> str:
         """Add up the PSS of this process and its children: the line that stops the run when that is
         over the limit, else ""."""
         pids = [os.getpid(), *self.children.pids()]
-        total = self.memory.measure(pids)
+        total = self.memory.measure(pids, between=between)
         if not self.memory.over:
             return ""
         return (f"memory limit exceeded: {format_size(total)} in {plural(len(pids), 'process', 'processes')} > "

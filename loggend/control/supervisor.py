@@ -256,7 +256,7 @@ class Supervisor(Loop):
     def check_memory(self) -> None:
         """Over the memory limit, stop (once: the last measure, for the summary's peak, comes when the
         run is stopping already)."""
-        line = self.report.measure_memory()
+        line = self.report.measure_memory(self.pulse)
         if line and not self.stopping:
             self.fail(line)
 
@@ -277,8 +277,7 @@ class Supervisor(Loop):
             self.announce_ready(now)
         self.report.show_live(self.config, now)
         self.sink_watch.watch_ports(self.sinks.spec, len(self.children.pids(K.SINK)))
-        self.check_memory()                        # new processes (a hand-over's) are measured in full:
-        self.pulse()                               # it can take a while on a busy machine
+        self.check_memory()
         self.publish_board()
         now_ns = self.clock_ns()
         self.workers.account_down(now_ns)
