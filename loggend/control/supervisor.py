@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from loggend import __version__
-from loggend.config import FIXED, IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
+from loggend.config import FIXED, HAND_OVER_FIELDS, IN_PLACE, NEXT_START, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
 from loggend.control.ctlsocket import ControlError, ControlServer, claim_path, socket_path, sweep_stale
@@ -453,7 +453,7 @@ class Supervisor:
         old, self.config, self.sinks.spec = self.config, new, spec
         if changes & SINK_FIELDS and not self.spawn_sinks():
             return
-        if changes - IN_PLACE - WEB_FIELDS - OUTPUT_FIELDS - {"local_sink", "sink_processes"}:
+        if changes & HAND_OVER_FIELDS:
             self.workers.hand_over(new, self.children, time.monotonic_ns,
                                    lambda pids: self.children.stop(pids, GRACEFUL_TIMEOUT))
         elif changes & IN_PLACE:
