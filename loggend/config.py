@@ -33,7 +33,7 @@ from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, Wor
 from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError, shown
 from loggend.fleet import stream_prefix
-from loggend.parsers import (  # noqa: F401  (parsers of one kind of key each: imported from here too)
+from loggend.parsers import (
     LIVE_AUTO,
     MAX_INTERVAL,
     MAX_WORKERS,
@@ -52,7 +52,7 @@ from loggend.parsers import (  # noqa: F401  (parsers of one kind of key each: i
     split_target,
 )
 from loggend.profiles import format_profile, parse_profile
-from loggend.settings import (  # noqa: F401
+from loggend.settings import (
     ENV_PREFIX,
     MAX_SINK_PROCESSES,
     POOL_SIZES,
@@ -65,6 +65,10 @@ from loggend.settings import (  # noqa: F401
 from loggend.sink.spec import ServerTls
 from loggend.templates import load_templates
 
+# Bounds and parsers of keys that other modules import from here (they live in parsers and settings).
+__all__ = ["ENV_PREFIX", "LIVE_AUTO", "MAX_INTERVAL", "MAX_SINK_PROCESSES", "MAX_WORKERS", "POOL_SIZES", "STREAM_ID_RE",
+           "env_name", "parse_dashboard", "parse_hosts", "parse_live_interval", "parse_max_length", "parse_pool_size",
+           "parse_pri_mix"]
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
 DEFAULT_MAX_LENGTH = 1024         # max_length auto: RFC 3164's limit (a mix of sources: mix.MAX_LENGTH)
 MAX_REPLAY_SPEED = 1e6

@@ -25,7 +25,14 @@ from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORT
 from loggend.errors import ConfigError
 from loggend.fleet import parse_instance, parse_run_id
 from loggend.parsers import (
+    MAX_HUNG_TIMEOUT,
+    MAX_INTERVAL,
+    MAX_LIVE,
     MAX_WORKERS,
+    MIN_HUNG_TIMEOUT,
+    MIN_INTERVAL,
+    MIN_LIVE,
+    SOCKET_PATH_BYTES,
     parse_bool,
     parse_choice,
     parse_control_socket,
@@ -58,7 +65,7 @@ STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + "i999." + the worker in
 # What a reload that changes a key does (Supervisor.reload); a key may have two (restart the sinks
 # and hand the workers over).
 IN_PLACE = "in place"             # the running workers take it up: no process restarts
-OUTPUT = "output"                 # the supervisor's own output: nothing restarts
+OUTPUT = "in place (the supervisor's output)"   # the live line: nothing restarts
 WEB = "restarts the web process"
 SINKS = "restarts the local sink"
 HAND_OVER = "hands over to new workers"   # new workers take over from the old ones without a silent moment
@@ -300,14 +307,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("dashboard", "127.0.0.1:8080", "ADDRESS:PORT of the dashboard and /metrics (port 0 = any), or off",
             "Address of the web dashboard, the REST API and Prometheus /metrics (the original -dashboard-port\n"
             "sets the port; port 0 = any free one, logged at start-up); off = no web process.",
-            (WEB,), ("dashboard",), flag="--dashboard", parse=parse_dashboard),
+            (WEB,), ("dashboard",), flag="--dashboard", parse=parse_dashboard,
+            allowed="ADDRESS:PORT (port 0 = any free one), or off"),
     Setting("dashboard_token", "", "bearer token the web endpoints want",
             "Bearer token every web endpoint then wants (Authorization: Bearer TOKEN, or ?token= in a\n"
             "browser's address bar); 16 to 256 characters. Empty = no authentication (keep it on 127.0.0.1).",
             (WEB,), ("dashboard_token",), flag="--dashboard-token", parse=parse_token, direct=True),
     Setting("dashboard_interval", "1s", "seconds between WebSocket frames, e.g. 1s",
             "How often the dashboard samples the counters and sends a WebSocket frame (0.1s to 60s).",
-            (WEB,), ("dashboard_interval",), flag="--dashboard-interval", parse=parse_interval, direct=True),
+            (WEB,), ("dashboard_interval",), flag="--dashboard-interval", parse=parse_interval, direct=True,
+            allowed=f"a duration from {MIN_INTERVAL:g}s to {MAX_INTERVAL:g}s"),
     Setting("dashboard_origins", [], "Origins besides the dashboard's own that may open the WebSocket feed",
             "Origins besides the dashboard's own that may open the WebSocket feed,\n"
             "e.g. [https://grafana.example:3000]. Browsers from any other page are refused.",
@@ -331,7 +340,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hung_timeout", "10s", "a worker whose heartbeat is this old is killed and restarted",
             "A worker process whose heartbeat (each worker beats every 0.1 s) is older than this is hung:\n"
             "it is killed and restarted.",
-            (IN_PLACE,), ("hung_timeout",), parse=parse_hung_timeout, direct=True),
+            (IN_PLACE,), ("hung_timeout",), parse=parse_hung_timeout, direct=True,
+            allowed=f"a duration from {MIN_HUNG_TIMEOUT:g}s to {MAX_HUNG_TIMEOUT / 3600:g}h"),
     Setting("local_sink", False, "also receive on the target ports and count loss",
             "Also run the dummy SIEM (loggend sink) on the target address and ports, under this supervisor,\n"
             "so the dashboard and the summary show sent, received and lost side by side. The target must\n"
@@ -361,11 +371,25 @@ SETTINGS: tuple[Setting, ...] = (
             "a pipe or a file) or e.g. 1s, 60s",
             "Seconds between live lines on stdout: auto = every second on a terminal, every 10 s elsewhere\n"
             "(the journal, a pipe, a file), or e.g. 1s, 60s.",
-            (OUTPUT,), ("live_interval",), flag="--live-interval", parse=parse_live_interval, direct=True),
+            (OUTPUT,), ("live_interval",), flag="--live-interval", parse=parse_live_interval, direct=True,
+            allowed=f"auto, or a duration from {MIN_LIVE:g}s to {MAX_LIVE / 3600:g}h"),
+    Setting("instance", "0/1", "I/N: this is instance I of a fleet of N, sending its share of --rate",
+            'This process\'s place in a fleet of coordinated instances, "I/N" (0 <= I < N <= 1000):\n'
+            "instance I of N sends exactly its share of `rate` (a timed fleet sends rate x duration in all,\n"
+            "to the event), and its streams are labelled i<I>.<stream_id><worker> (e.g. i2.w3) so that one\n"
+            "sink tells every stream of the fleet apart. Give every instance the same file and its own\n"
+            '--instance; start them together with `loggend run --start-at TIME`. "0/1" = a lone instance\n'
+            "(streams w0, w1...).",
+            (FIXED,), ("instance", "instances"), flag="--instance", parse=parse_instance),
+    Setting("run_id", "", "the run's Prometheus label, the same for every instance of a fleet",
+            'The run\'s id in Prometheus: every loggen_* series carries run_id="<this>" (and\n'
+            'instance_index="<I>"), so a fleet adds up with sum by (run_id). Give every instance of a fleet\n'
+            "the same one; 1 to 64 letters, digits or _.:-. Empty = a random one for this run.",
+            (IN_PLACE,), ("run_id",), flag="--run-id", parse=parse_run_id, direct=True),
     Setting("templates", [], "a YAML file of your own templates (tokens such as {int:1-100})",
             "Your own templates: a list here, or the path of a YAML file of them (relative to this file).\n"
             "Each has a name and a message with tokens, and optionally weight (relative to the others and to\n"
-            "the catalogue's 1,083 in all), facility, severity, program and pid (docs: templates and\n"
+            "the catalogue's 1,083 in all), facility, severity, program and pid (the manual: templates and\n"
             "replay), e.g.\n"
             "  templates:\n"
             "    - name: login\n"
@@ -410,25 +434,13 @@ SETTINGS: tuple[Setting, ...] = (
             "<PRI> are sent as they are either way.",
             HANDS_OVER, ("messages",), flag="--replay-wrap", parse=choice(("auto", *WRAPS)),
             choices=("auto", *WRAPS)),
-    Setting("instance", "0/1", "I/N: this is instance I of a fleet of N, sending its share of --rate",
-            'This process\'s place in a fleet of coordinated instances, "I/N" (0 <= I < N <= 1000):\n'
-            "instance I of N sends exactly its share of `rate` (a timed fleet sends rate x duration in all,\n"
-            "to the event), and its streams are labelled i<I>.<stream_id><worker> (e.g. i2.w3) so that one\n"
-            "sink tells every stream of the fleet apart. Give every instance the same file and its own\n"
-            '--instance; start them together with `loggend run --start-at TIME`. "0/1" = a lone instance\n'
-            "(streams w0, w1...).",
-            (FIXED,), ("instance", "instances"), flag="--instance", parse=parse_instance),
-    Setting("run_id", "", "the run's Prometheus label, the same for every instance of a fleet",
-            'The run\'s id in Prometheus: every loggen_* series carries run_id="<this>" (and\n'
-            'instance_index="<I>"), so a fleet adds up with sum by (run_id). Give every instance of a fleet\n'
-            "the same one; 1 to 64 letters, digits or _.:-. Empty = a random one for this run.",
-            (IN_PLACE,), ("run_id",), flag="--run-id", parse=parse_run_id, direct=True),
     Setting("control_socket", "auto", "auto, off, or the path of the socket `loggend ctl` talks to",
             "The live-control socket of `loggend ctl` (rate, pause, resume, status): auto puts it at\n"
             "/run/loggen/loggend-<pid>.sock when running as root (or when /run/loggen is writable, as under\n"
             "the systemd unit), else $XDG_RUNTIME_DIR/loggend-<pid>.sock or /tmp/loggen-<uid>/loggend-<pid>.sock;\n"
             "or a path; or off. Mode 0600, and only root or the run's own user may use it.",
-            (NEXT_START,), ("control_socket",), flag="--control-socket", parse=parse_control_socket, direct=True),
+            (NEXT_START,), ("control_socket",), flag="--control-socket", parse=parse_control_socket, direct=True,
+            allowed=f"auto, off, or a path of at most {SOCKET_PATH_BYTES} bytes"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 SECTIONS = ("messages",)
