@@ -1,10 +1,11 @@
-"""Validated, frozen run configuration: the only YAML reader, the run's own keys, ``load``.
+"""Validated, frozen run configuration: the only YAML reader, the rules between keys, ``load``.
 
-Every value goes through a parser that names the key or flag in its one-line error
-(``loggend.parsers`` for the common kinds of value). ``load(path, overrides, env=)`` reads the
-file, lays the ``LOGGEN_*`` environment variables over it, then the command-line overrides, and
-validates every key into a frozen ``Config``; nothing downstream sees a raw string or dict.
-``config/loggen.yaml`` documents every key with its default (a test holds the two together).
+The keys themselves (default, parser with bounds, flag, variable, reload class, doc) are the settings
+registry's, ``loggend.settings``: ``DEFAULTS``, ``Config``'s defaults, the reload sets and the
+variables' names are made from it. Every value goes through a parser that names the key or flag in
+its one-line error. ``load(path, overrides, env=)`` reads the file, lays the ``LOGGEN_*`` environment
+variables over it, then the command-line overrides, and validates every key into a frozen ``Config``;
+nothing downstream sees a raw string or dict.
 
 Environment: every key has a variable, ``LOGGEN_`` + the key in capitals with ``.`` as ``_``
 (``rate`` -> ``LOGGEN_RATE``, ``messages.seed`` -> ``LOGGEN_MESSAGES_SEED``). Its value is read
@@ -180,8 +181,8 @@ class Config:
     sink_share_ports: bool = default("sink_share_ports")   # another socket receiving on the ports: warn or refuse
     quiet: bool = default("quiet")                  # no live line on stdout (STATUS= and the summary stay)
     live_interval: float = default("live_interval")  # seconds between live lines; LIVE_AUTO = by the kind of stdout
-    instance: int = default("instance").default[0]  # this process is instance `instance` of `instances` (a fleet)
-    instances: int = default("instance").default[1]
+    instance: int = settings.default_value("instance")[0]   # instance `instance` of `instances` (a fleet)
+    instances: int = settings.default_value("instance")[1]
     run_id: str = default("run_id")                 # the fleet's Prometheus label; "" = a random one per run
     profile_spec: Profile | None = default("profile")   # the rate over time (None: the constant ``rate``)
     control_socket: str = default("control_socket")  # the live-control socket: auto, off or a path

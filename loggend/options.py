@@ -156,7 +156,8 @@ COMMANDS: tuple[Command, ...] = (
           complete="file"),)),
     Command("sink", "the dummy SIEM: receive, check sequences, count loss", "", (
         O("--listen", default="127.0.0.1", help="ADDRESS or ADDRESS:PORT (a port replaces --ports; 0 = any free one)"),
-        O("--ports", default="514-553", help="ports to receive on (ports below 1024 need root)"),
+        O("--ports", default=str(settings.BY_KEY["ports"].default), help="ports to receive on (ports below 1024 need "
+          "root)"),
         O("--processes", default="0", help="receiving processes sharing the ports (0 = one per CPU)"),
         O("--dashboard", default="off", help="ADDRESS:PORT for the sink's /metrics, /api/metrics and dashboard "
           "(default off)"),
