@@ -69,7 +69,7 @@ def parse_rate(key: str, text: str | float) -> float:
     return value
 
 
-def parse_port(key: str, text: str | int, lowest: int = 1) -> int:
+def parse_port(key: str, text: str | float, lowest: int = 1) -> int:
     """A port (UDP, TCP or the dashboard's); ``lowest=0`` lets a listener ask for any free port."""
     try:
         if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
