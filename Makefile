@@ -19,9 +19,12 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
-.PHONY: venv run test test-fast test-coverage bench docs-sources lint build build-dev clean install uninstall test-performance \
-	run-test optimize-system restore-system soak fuzz
+.PHONY: venv run test test-fast test-coverage bench docs-sources reference man completion lint build build-dev clean \
+	install uninstall test-performance run-test optimize-system restore-system soak fuzz
 
 venv: $(STAMP)
 
@@ -100,6 +103,22 @@ restore-system: venv
 docs-sources: venv
 	$(BIN)/python -m loggend.tools.sourcedocs docs/sources
 
+# config/loggen.yaml and docs/configuration.md from the settings registry, loggend/settings.py (tests hold them equal)
+reference: venv
+	$(BIN)/python -m loggend.tools.reference yaml config/loggen.yaml
+	$(BIN)/python -m loggend.tools.reference docs docs/configuration.md
+
+# The man page loggend(1) and bash and zsh completion, from the registry and the commands, into build/
+man: venv
+	mkdir -p build
+	$(BIN)/python -m loggend.tools.reference man build/loggend.1
+	@echo "man -l build/loggend.1"
+
+completion: venv
+	mkdir -p build
+	$(BIN)/python -m loggend.tools.reference bash build/loggend.bash
+	$(BIN)/python -m loggend.tools.reference zsh build/_loggend
+
 bench: venv
 	$(BIN)/loggend bench --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) --yardstick '$(YARDSTICK)'
 
@@ -108,17 +127,21 @@ lint: venv
 	$(BIN)/mypy
 
 # Installs loggend into its own venv of INSTALL_PYTHON (refused in one line when the unit's user could
-# not run it), links $(PREFIX)/bin/loggend, the config (never over an existing one), the systemd units
-# (loggen.service, and loggen@.service for one instance per /etc/loggen/NAME.yaml) and the docs, then
-# runs the installed loggend as an unprivileged user. Run as root.
+# not run it), links $(PREFIX)/bin/loggend, the man page loggend(1) and bash and zsh completion (made by
+# the installed loggend), the config (never over an existing one), the systemd units (loggen.service,
+# and loggen@.service for one instance per /etc/loggen/NAME.yaml) and the docs, then runs the installed
+# loggend as an unprivileged user. Run as root.
 UNIT_PATHS = -e 's\#/usr/local/bin/loggend\#$(PREFIX)/bin/loggend\#g' -e 's\#/etc/loggen\#$(SYSCONFDIR)/loggen\#g' \
 	-e 's\#/usr/local/share/doc/loggen\#$(DOCDIR)\#g'
 install:
 	@scripts/install-check python $(INSTALL_PYTHON)
 	umask 022 && $(INSTALL_PYTHON) -m venv --clear $(LIBDIR)
 	umask 022 && $(LIBDIR)/bin/pip install --quiet .
-	install -d $(PREFIX)/bin $(SYSCONFDIR) $(UNITDIR) $(DOCDIR)
+	install -d $(PREFIX)/bin $(SYSCONFDIR) $(UNITDIR) $(DOCDIR) $(MANDIR)/man1 $(BASHCOMPDIR) $(ZSHCOMPDIR)
 	ln -sfn $(LIBDIR)/bin/loggend $(PREFIX)/bin/loggend
+	umask 022 && $(LIBDIR)/bin/python -m loggend.tools.reference man $(MANDIR)/man1/loggend.1
+	umask 022 && $(LIBDIR)/bin/python -m loggend.tools.reference bash $(BASHCOMPDIR)/loggend
+	umask 022 && $(LIBDIR)/bin/python -m loggend.tools.reference zsh $(ZSHCOMPDIR)/_loggend
 	@if [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "keeping the existing $(SYSCONFDIR)/loggen.yaml"; \
 	else install -m 0644 config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; fi
 	sed $(UNIT_PATHS) systemd/loggen.service > $(UNITDIR)/loggen.service
@@ -133,6 +156,7 @@ uninstall:
 	@if [ -d /run/systemd/system ]; then systemctl disable --now loggen 2>/dev/null || true; \
 	systemctl stop 'loggen@*' 2>/dev/null || true; fi
 	rm -f $(PREFIX)/bin/loggend $(UNITDIR)/loggen.service $(UNITDIR)/loggen@.service
+	rm -f $(MANDIR)/man1/loggend.1 $(BASHCOMPDIR)/loggend $(ZSHCOMPDIR)/_loggend
 	rm -rf $(LIBDIR) $(DOCDIR)
 	@if cmp -s config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; then rm -f $(SYSCONFDIR)/loggen.yaml; \
 	elif [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "kept $(SYSCONFDIR)/loggen.yaml (edited)"; fi

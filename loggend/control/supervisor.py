@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from loggend.config import FIXED, IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
+from loggend.config import FIXED, HAND_OVER_FIELDS, IN_PLACE, NEXT_START, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import GRACEFUL_TIMEOUT, Child, ChildSet
 from loggend.control.ctlsocket import ControlError, ControlServer, Handler, socket_path, sweep_stale
@@ -63,7 +63,7 @@ class ReloadSteps:
 
 
 def reload_steps(changes: frozenset[str] | set[str]) -> ReloadSteps:
-    hand_over = bool(changes - IN_PLACE - WEB_FIELDS - OUTPUT_FIELDS - {"local_sink", "sink_processes"})
+    hand_over = bool(changes & HAND_OVER_FIELDS)
     return ReloadSteps(web=bool(changes & WEB_FIELDS), sinks=bool(changes & SINK_FIELDS), hand_over=hand_over,
                        in_place=not hand_over and bool(changes & IN_PLACE))
 
