@@ -20,7 +20,7 @@ UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
 
-.PHONY: venv run test test-fast test-coverage bench docs-sources lint build build-dev clean install uninstall test-performance \
+.PHONY: venv run test test-fast test-coverage bench docs docs-sources lint build build-dev clean install uninstall test-performance \
 	run-test optimize-system restore-system soak
 
 venv: $(STAMP)
@@ -91,6 +91,15 @@ optimize-system: venv
 
 restore-system: venv
 	$(BIN)/loggend tune restore
+
+# The manual: docs/ (nav in mkdocs.yml) built into build/site; --strict fails on a broken link or anchor and on
+# a page the nav leaves out.
+docs: $(VENV)/.docs
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	@echo "manual: build/site/index.html"
+$(VENV)/.docs: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $@
 
 # docs/sources/<family>.md from the code (a test holds them equal)
 docs-sources: venv
