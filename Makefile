@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 
 # The whole loop on loopback: 2 workers send to 2 ports, the local sink receives and counts,
 # the dashboard shows both at http://127.0.0.1:$(DEMO_DASHBOARD_PORT)/ while it runs. A minute at 20k ev/s
-# (a few percent of a 2-core laptop); Ctrl-C ends it early with the summary. DEMO_DURATION=, DEMO_RATE=,
+# (under a tenth of a 2-core laptop's CPU); Ctrl-C ends it early with the summary. DEMO_DURATION=, DEMO_RATE=,
 # DEMO_WORKERS=, DEMO_PORTS=, DEMO_DASHBOARD_PORT= change it, e.g. make run DEMO_DURATION=5m DEMO_RATE=200k.
 run: venv
 	$(BIN)/loggend run --config config/loggen.yaml --target 127.0.0.1 --ports $(DEMO_PORTS) \
