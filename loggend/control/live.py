@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from loggend.control.ctlsocket import Peer
-from loggend.control.workers import WorkerPool
+from loggend.control.workers import Workers
 from loggend.engine.journal import NOTICE, WARNING, Log
 from loggend.engine.pacing import IDLE_WAIT
 from loggend.engine.schedule import NS, Plan, Profile
@@ -49,7 +49,7 @@ def describe(profile: Profile) -> str:
 
 
 class LiveRate:
-    def __init__(self, pool: WorkerPool, log: Log, counters: Counters,
+    def __init__(self, pool: Workers, log: Log, counters: Counters,
                  now_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.pool, self.log, self.counters, self.now_ns = pool, log, counters, now_ns
         self.changes = 0                  # live changes so far (the summary says how many)

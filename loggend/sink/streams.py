@@ -6,10 +6,10 @@ counting, RFC 6587 3.4.1; anything else: a line feed after each message, 3.4.2),
 are read into a buffer and cut into whole messages. Accounting is per *chunk*, not per message:
 a TCP connection keeps a stream in order, so when the first and the last whole message of a
 chunk are one stream ``count - 1`` numbers apart and that stream's marker is followed by those
-numbers in order (``accounting.numbered_run``), the chunk is one run (``Accounting.add_run``); anything else (a relay mixing streams,
-foreign messages) is parsed message by message. Messages are found with ``bytes.count`` for LF
-framing (C speed) and by walking the length prefixes for octet counting (~0.25 us each). Bytes
-are counted as received, framing included.
+numbers in order (``accounting.numbered_run``), the chunk is one run (``Accounting.add_run``);
+anything else (a relay mixing streams, foreign messages) is parsed message by message. Messages
+are found with ``bytes.count`` for LF framing (C speed) and by walking the length prefixes for
+octet counting (~0.25 us each). Bytes are counted as received, framing included.
 
 TLS (RFC 5425): the handshake runs non-blocking on the connection's readiness; a client that
 fails it (not TLS, no or a wrong client certificate under ``--tls-ca``) is closed and counted.
