@@ -38,9 +38,20 @@ run: venv
 		--workers $(DEMO_WORKERS) --rate $(DEMO_RATE) --duration $(DEMO_DURATION) --local-sink \
 		--dashboard 127.0.0.1:$(DEMO_DASHBOARD_PORT)
 
+# Two passes: the independent tests spread over TEST_JOBS processes (pytest-xdist, work-stealing), then the
+# CPU-heavy and timing-exact ones (marked serial) alone, so that neither starves the other; at the end the
+# 25 slowest tests of both passes (reports/tests-*.xml).
+TEST_JOBS ?= 4
 test: venv
 	@scripts/system-deps.sh
-	$(BIN)/python -m pytest
+	@mkdir -p reports
+	@rm -f reports/tests-parallel.xml reports/tests-serial.xml
+	@status=0; \
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not serial" \
+		--junitxml=reports/tests-parallel.xml || status=$$?; \
+	$(BIN)/python -m pytest -q -m serial -p no:xdist --junitxml=reports/tests-serial.xml || status=$$?; \
+	$(BIN)/python -m tests.support.slowest 25 reports/tests-parallel.xml reports/tests-serial.xml; \
+	exit $$status
 
 # Under 30 s: everything but the slow, root-only and browser tests (no system packages installed).
 test-fast: venv
