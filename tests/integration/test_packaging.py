@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 UNIT = ROOT / "systemd" / "loggen.service"
 TEMPLATE = ROOT / "systemd" / "loggen@.service"

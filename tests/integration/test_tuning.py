@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loggend.control.tuning import TUNING, Tuner, TuningError
-from tests.conftest import ROOT, run_loggend
+from tests.support.processes import ROOT, run_loggend
 
 KEYS = list(TUNING)
 
