@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as _hypothesis_settings
 
 from tests.support.processes import Loggend, LoopbackReceiver
 from tests.support.receivers import make_pki, openssl_available
@@ -60,3 +63,10 @@ def pki(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+# Property tests (hypothesis): a few hundred examples each in `make test`; `make fuzz` sets
+# HYPOTHESIS_PROFILE=fuzz for thousands. No deadline: a loaded 2-core box is slow, not wrong.
+_hypothesis_settings.register_profile("ci", max_examples=200, deadline=None)
+_hypothesis_settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")), deadline=None)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

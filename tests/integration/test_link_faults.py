@@ -21,8 +21,8 @@ from tests.support.receivers import free_port
 
 pytestmark = pytest.mark.slow
 
-SLOW_READ_BYTES = 4096            # the slow reader takes this much...
-SLOW_READ_PAUSE = 0.005           # ...every this many seconds (about 800 KiB/s: a tenth of what the run sends)
+SLOW_READ_BYTES = 2048            # the slow reader takes this much...
+SLOW_READ_PAUSE = 0.01            # ...every this many seconds (about 200 KiB/s: a 25th of what the run sends)
 
 
 def ctl(sock: str, *args: str) -> dict:
@@ -89,7 +89,7 @@ class SlowTlsReader:
 
 
 def test_a_slow_tls_reader_with_pause_rate_and_resume_loses_nothing(loggend, pki, tmp_path):
-    """A TLS receiver reading 4 KiB per 5 ms: the sender waits on it, is paused, cut to 1,000 ev/s
+    """A TLS receiver reading 2 KiB per 10 ms: the sender waits on it, is paused, cut to 1,000 ev/s
     and resumed. Every message the run counts as sent arrives, in order, once, on one connection."""
     reader = SlowTlsReader(pki)
     sock, out = str(tmp_path / "ctl.sock"), tmp_path / "summary.json"
