@@ -34,7 +34,7 @@ def live_run(tmp_path_factory):
     sock = str(tmp_path_factory.mktemp("ctl") / "ctl.sock")
     proc = Loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", "500", "--duration", "10m",
                    "--control-socket", sock)
-    proc.wait_line("control socket:", stream="err")
+    proc.wait_line("control socket:", stream="err", timeout=60)
     deadline = time.monotonic() + 60
     while request(sock, "status", timeout=10)["status"]["state"] == "starting":    # workers setting up
         assert time.monotonic() < deadline, "the run did not start within 60 s"

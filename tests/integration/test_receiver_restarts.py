@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import netns
 from tests.support import receivers as R
-from tests.support.processes import RUN, wait_until
+from tests.support.processes import ROOT, RUN, child_environ, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -71,3 +74,24 @@ def test_rsyslog_restarted_mid_run_costs_reconnects_and_no_unreported_loss(logge
     assert sum(len(v) for v in got.values()) > 0.5 * RATE * SECONDS          # the run went on after the restart
     assert never <= summary["possibly_lost"], (never, summary["possibly_lost"])
     assert all(max(numbers) == sent[worker[name]] - 1 for name, numbers in got.items())   # the last ones arrived
+
+
+@pytest.mark.root
+@pytest.mark.skipif(bool(netns.missing()), reason=netns.missing() or "-")
+def test_a_target_that_never_answers_is_named_and_the_run_exits_1(tmp_path):
+    """Inside a private network namespace, nftables drops every SYN to the port: no refusal, no answer.
+    The worker's first connection times out; the run says so in one line naming the target and exits
+    1 (no connection was ever made), without a traceback."""
+    with netns.Netns() as ns:
+        port = 47000
+        ns.sh("nft", "add", "table", "inet", "loggen_test")
+        ns.sh("nft", "add", "chain", "inet", "loggen_test", "input",
+              "{ type filter hook input priority 0; policy accept; }")
+        ns.sh("nft", "add", "rule", "inet", "loggen_test", "input", "tcp", "dport", str(port), "counter", "drop")
+        done = subprocess.run([*ns.prefix(), sys.executable, "-m", "loggend", *RUN, "--target", f"127.0.0.1:{port}",
+                               "--protocol", "tcp", "--rate", "100", "--duration", "5s", "--pool-size", "1000"],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT, env=child_environ(None))
+        dropped = ns.dropped()[0]
+    assert done.returncode == 1, done.stderr
+    assert f"cannot start sending to 127.0.0.1:{port}: cannot connect: Connection timed out" in done.stderr
+    assert "Traceback" not in done.stderr and dropped >= 1
