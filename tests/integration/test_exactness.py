@@ -54,7 +54,7 @@ def test_a_killed_worker_makes_up_what_it_missed_and_the_count_is_exact(tmp_path
     proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=2, rate=25000, duration="5s"),
                    "--summary-json", str(summary))
     proc.wait_line("(2/2 running)")
-    wait_until(lambda: len(rx.arrivals) >= 25_000, what="a second's sending before the kill")
+    time.sleep(1.0)                          # a second into the 5 s run: the catch-up has time left
     os.kill(sorted(worker_pids(proc.pid))[1], signal.SIGKILL)
     assert proc.wait(30) == 0, proc.stderr
     doc = json.loads(summary.read_text())
@@ -184,7 +184,7 @@ def test_workers_share_fewer_processes_and_a_killed_one_carries_all_its_streams_
     assert "6 workers in 2 processes" in proc.stderr
     pids = sorted(worker_pids(proc.pid))
     assert len(pids) == 2
-    wait_until(lambda: len(rx.arrivals) >= 12_000, what="a second's sending before the kill")
+    time.sleep(1.0)                          # a second into the 5 s run: the catch-up has time left
     os.kill(pids[1], signal.SIGKILL)
     assert proc.wait(30) == 0, proc.stderr
     assert re.search(rf"worker process 1 \(workers 1, 3, 5\) \(pid {pids[1]}\) was killed by SIGKILL", proc.stderr)

@@ -152,14 +152,14 @@ def test_ctl_rate_and_profile_change_the_rate_in_place(tmp_path, receivers, logg
     mark = len(proc.out)
     wait_until(lambda: len(proc.out) >= mark + 3, what="live lines at the new rate")
     assert 5500 < eps_of(live_lines(proc.out)[-1]) < 6500 and "target 6,000" in live_lines(proc.out)[-1]
-    assert ctl(sock, "profile", "ramp:6k-1k/2s").returncode == 0
+    assert ctl(sock, "profile", "ramp:6k-1k/20s").returncode == 0      # slow: seen on its way down, however busy
     wait_until(lambda: 3000 < status(sock)["target_rate"] < 6000, what="the ramp taking the rate down")
     st = status(sock)
-    assert st["following"] == "profile ramp:6k-1k/2s" and st["changes"] == 2
+    assert st["following"] == "profile ramp:6k-1k/20s" and st["changes"] == 2
     assert ctl(sock, "resume").stdout.strip() == "not paused"
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0 and summary_of(tmp_path / "summary.json")["live_changes"] == 2
-    assert "rate 2,000 ev/s at start" in proc.stdout and "; at the end profile ramp:6k-1k/2s" in proc.stdout
+    assert "rate 2,000 ev/s at start" in proc.stdout and "; at the end profile ramp:6k-1k/20s" in proc.stdout
 
 
 @pytest.mark.slow
