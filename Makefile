@@ -43,9 +43,25 @@ run: venv
 		--workers $(DEMO_WORKERS) --rate $(DEMO_RATE) --duration $(DEMO_DURATION) --local-sink \
 		--dashboard 127.0.0.1:$(DEMO_DASHBOARD_PORT)
 
+# Two passes: the independent tests spread over TEST_JOBS processes (pytest-xdist, work-stealing), then the
+# CPU-heavy and timing-exact ones (marked serial) alone, so that neither starves the other; at the end the
+# 25 slowest tests of both passes (reports/tests-*.xml).
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: without it every `python -m loggend` the tests
+# start compiles the package again (0.46 s of CPU instead of 0.26 s) and every pass rewrites every test's asserts.
+TEST_JOBS ?= $(shell echo $$(( 2 * $$(nproc) )))
+SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
+test: export PYTHONDONTWRITEBYTECODE =
 test: venv
 	@scripts/system-deps.sh
-	$(BIN)/python -m pytest
+	@mkdir -p reports
+	@rm -f reports/tests-parallel.xml reports/tests-serial.xml
+	@status=0; \
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not serial" \
+		--junitxml=reports/tests-parallel.xml || status=$$?; \
+	$(BIN)/python -m pytest -q -m serial -p no:xdist --junitxml=reports/tests-serial.xml $(SERIAL_FILES) \
+		|| status=$$?; \
+	$(BIN)/python -m tests.support.slowest 25 reports/tests-parallel.xml reports/tests-serial.xml; \
+	exit $$status
 
 # Under 30 s: everything but the slow, root-only and browser tests (no system packages installed).
 test-fast: venv

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loggend.tools.reference import bash_completion, manpage, zsh_completion
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 UNIT = ROOT / "systemd" / "loggen.service"
 TEMPLATE = ROOT / "systemd" / "loggen@.service"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.support import nspawn
+from tests.support.processes import ROOT
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

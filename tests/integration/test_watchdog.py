@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.conftest import wait_until, worker_pids, write_config
+from tests.support.processes import wait_until, worker_pids, write_config
 
 WORKERS = 40
 MAX_GAP = 1.0           # half of WATCHDOG_USEC: what systemd asks a service to keep to

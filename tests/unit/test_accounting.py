@@ -8,10 +8,7 @@ from hypothesis import strategies as st
 
 from loggend.sink.accounting import MAX_GAPS, OUTLIER_WINDOW, Accounting, parse
 from loggend.sink.accounting import RESYNC_COUNT as OUTLIER_RESYNC
-
-
-def msg(stream: str, seq: int, body: str = "x") -> bytes:
-    return b"<13>Nov 28 10:00:00 h t: %s stream=%s seq=%012d" % (body.encode(), stream.encode(), seq)
+from tests.support.processes import msg
 
 
 def feed(seqs, stream="a") -> Accounting:
