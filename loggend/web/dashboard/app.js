@@ -8,6 +8,8 @@ const CHART_SECONDS = 300;
 let points = [];          // [unix seconds, events/s, target events/s (it follows a profile and live changes)]
 let targetRate = 0;
 let retryDelay = 500;
+let interval = 1;         // the sampler's seconds between frames (from /api/history)
+let filling = false;
 
 function fmtBytes(n) {
   if (!n) return "0 B";
@@ -57,9 +59,7 @@ function renderSink(m) {
   });
   $("streams-note").textContent = m.streams_not_shown ? `and ${nf.format(m.streams_not_shown)} more not shown` : "";
   renderSystem(m.system);
-  points.push([m.time, k.events_per_second, 0]);
-  trimPoints();
-  drawChart();
+  addPoint([m.time, k.events_per_second, 0]);
 }
 
 function renderSystem(s) {
@@ -100,9 +100,7 @@ function render(m) {
     $("sink-detail").textContent = `loss ${m.sink.loss_percent.toFixed(3)} %`;
   }
   renderWorkers(m.worker_status.filter((w) => w.active));
-  points.push([m.time, m.events_per_second["1s"], targetRate]);
-  trimPoints();
-  drawChart();
+  addPoint([m.time, m.events_per_second["1s"], targetRate]);
 }
 
 function renderWorkers(workers) {
@@ -125,6 +123,34 @@ function renderWorkers(workers) {
     tile.querySelector(".detail").textContent =
       `cpu ${w.cpu_percent.toFixed(0)} % · restarts ${w.restarts}${w.errors ? ` · err ${nf.format(w.errors)}` : ""}${blocked}${sink}`;
   });
+}
+
+// The feed sends the newest frame only: a page that fell behind (a busy browser or machine) skips
+// frames, so a gap in the points is filled from the server's history, which has every sample.
+function addPoint(p) {
+  const gap = points.length && p[0] - points[points.length - 1][0] > 1.5 * interval;
+  points.push(p);
+  trimPoints();
+  drawChart();
+  if (gap) loadHistory();
+}
+
+function mergePoints(more) {
+  const byTime = new Map(points.map((p) => [Math.round(p[0] * 1000), p]));
+  more.forEach((p) => byTime.set(Math.round(p[0] * 1000), p));
+  points = [...byTime.values()].sort((a, b) => a[0] - b[0]);
+  trimPoints();
+  drawChart();
+}
+
+function loadHistory() {
+  if (filling) return;
+  filling = true;
+  fetch(withToken("/api/history"))
+    .then((r) => (r.ok ? r.json() : { points: [] }))
+    .then((h) => { if (h.interval) interval = h.interval; mergePoints(h.points); })
+    .catch(() => {})
+    .finally(() => { filling = false; });
 }
 
 function trimPoints() {
@@ -193,9 +219,6 @@ function connect() {
   };
 }
 
-fetch(withToken("/api/history"))
-  .then((r) => (r.ok ? r.json() : { points: [] }))
-  .then((h) => { points = h.points.concat(points); trimPoints(); drawChart(); })
-  .catch(() => {});
+loadHistory();
 window.addEventListener("resize", drawChart);
 connect();
