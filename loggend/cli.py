@@ -385,7 +385,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
     from loggend.config import parse_server_tls
     from loggend.control.sinkd import SinkCommand
     from loggend.parsers import parse_choice
-    from loggend.sink.spec import SinkSpec
+    from loggend.sink.sinkspec import SinkSpec
     from loggend.web.child import WebSettings
     host, port = split_target("--listen", args.listen, lowest_port=0)
     ports = (port,) if port is not None else parse_ports("--ports", args.ports)

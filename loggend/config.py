@@ -52,7 +52,7 @@ from loggend.parsers import (
     split_target,
 )
 from loggend.profiles import format_profile, parse_profile
-from loggend.sink.spec import ServerTls
+from loggend.sink.sinkspec import ServerTls
 from loggend.templates import load_templates
 
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"

@@ -33,6 +33,7 @@ from loggend.engine.counters import CounterBlock
 from loggend.engine.render import Corpus
 from loggend.engine.replay import ReplaySpec
 from loggend.engine.spec import MessageSpec
+from loggend.report.totals import sink_lost
 from loggend.tools.bench_sources import mix_corpus, mix_row_name, mix_spec, render_table
 from loggend.tools.bench_workers import RATES, SHAPES, WorkerFigure, measure_workers, print_worker_table
 from loggend.tools.benchkit import (
@@ -126,8 +127,8 @@ class SinkFigure:
 def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     """loggend's gso sender (unpaced, SENDER_CPU) into one loggend sink process on RECEIVER_CPU."""
     from loggend.engine import counters as C
-    from loggend.sink.process import SinkWorker
-    from loggend.sink.spec import SinkSpec
+    from loggend.sink.sinkspec import SinkSpec
+    from loggend.sink.sinkworker import SinkWorker
     block = CounterBlock(1)
     worker = SinkWorker(SinkSpec("127.0.0.1", (port,), gro=gro), block.slot(0), RECEIVER_CPU, log=silent)
 
@@ -145,7 +146,7 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     os.kill(pid, signal.SIGTERM)
     os.waitpid(pid, 0)
     v = block.values(0)
-    return SinkFigure(received=v[C.SINK_RECEIVED], lost=v[C.SINK_GAPS] - v[C.SINK_LATE],
+    return SinkFigure(received=v[C.SINK_RECEIVED], lost=sink_lost(v),
                       kernel_drops=v[C.SINK_KERNEL_DROPS],
                       seconds=fig.seconds, cpu=cpu)
 

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -152,7 +151,7 @@ def test_the_cost_of_a_duplicate_does_not_grow_with_the_gaps():
 
 
 def test_what_the_sink_totals_cannot_vouch_for_makes_the_loss_unknown():
-    from loggend.totals import SinkTotals
+    from loggend.report.totals import SinkTotals
     clean = SinkTotals(received=100, gaps=5, kernel_drops=5)
     assert clean.unknown() == [] and SinkTotals(received=100, gaps=5, kernel_drops=9).unknown() == []
     tail = SinkTotals(received=100, gaps=5, kernel_drops=9, standalone=True).unknown()   # 4 lost after the last seen

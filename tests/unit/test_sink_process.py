@@ -7,10 +7,10 @@ import time
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.sink.accounting import Accounting
-from loggend.sink.process import SinkWorker
 from loggend.sink.procnet import listeners, queue_figures
 from loggend.sink.receiver import BATCH, Receiver, open_sockets
-from loggend.sink.spec import SinkSpec
+from loggend.sink.sinkspec import SinkSpec
+from loggend.sink.sinkworker import SinkWorker
 from tests.unit.test_accounting import msg
 
 
