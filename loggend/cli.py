@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
-from loggend import __version__, options, settings
+from loggend.control.signals import hold_early
+
+if sys.argv[1:2] in (["run"], ["sink"]):        # before the imports below (a second or more): a SIGHUP
+    hold_early()                                # while they load must reload, not end the run
+
+from loggend import __version__, options, settings  # noqa: E402
 from loggend.config import DASHBOARD_PORT, Config, load
 from loggend.content import registry
 from loggend.engine import journal
@@ -83,6 +89,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    hold_early()
     overrides = overrides_from_args(args)
     if args.config:
         args.config = os.path.abspath(args.config)     # a daemon re-reads it on SIGHUP from /
@@ -151,6 +158,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
+    hold_early()
     from loggend.config import parse_server_tls
     from loggend.control.sinkd import SinkCommand
     from loggend.parsers import parse_choice

@@ -14,15 +14,31 @@ import signal
 from collections.abc import Iterable, Sequence
 
 
+HELD = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)   # their default action ends the process
+_early: list[int] = []
+
+
+def hold_early(signals: Iterable[int] = HELD) -> None:
+    """From the first moment of `loggend run` and `loggend sink`: these signals are kept, not fatal,
+    until the loop's queue takes them over (a SIGHUP while the config is read or the corpus rendered
+    used to end the run without a word)."""
+    for sig in signals:
+        signal.signal(sig, lambda signum, frame: _early.append(signum))
+
+
 class SignalQueue:
     def __init__(self) -> None:
         self.queue: list[int] = []
         self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def install(self, signals: Iterable[int]) -> None:
+        """Handle ``signals`` from now on; those held since the start (``hold_early``) come first."""
+        signals = tuple(signals)
         for sig in signals:
             signal.signal(sig, self._enqueue)
         signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        self.queue[:0] = [sig for sig in _early if sig in signals]
+        _early.clear()
 
     def _enqueue(self, signum: int, frame: object) -> None:
         self.queue.append(signum)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.console import eps_of, live_lines, sent_of
 from tests.support.processes import (
+    RUN,
     alive,
     run_config,
     run_loggend,
@@ -352,3 +353,16 @@ def test_check_config_accepts_the_shipped_file():
     processes = min(40, len(os.sched_getaffinity(0)))
     shape = "40 workers" if processes == 40 else f"40 workers in {processes} process{'es' if processes > 1 else ''}"
     assert f"ok: {shape} -> 127.0.0.1:514-553, unlimited rate, until stopped" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "sink"])
+def test_a_sighup_while_it_starts_is_kept_for_the_loop_not_fatal(loggend, receiver, command):
+    """SIGHUP's default action ends a process: one sent while the interpreter loads loggen (a second
+    or more) must wait for the loop, which reloads (run) or carries on (sink), not end it with 129."""
+    if command == "run":
+        proc = loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", "100", "--duration", "2s")
+    else:
+        proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "1", "--duration", "2s")
+    time.sleep(0.3)
+    proc.signal(signal.SIGHUP)
+    assert proc.wait(60) == 0, proc.stderr
