@@ -23,7 +23,7 @@ if sys.argv[1:2] in (["run"], ["sink"]):        # before the imports below (a se
     hold_early()                                # while they load must reload, not end the run
 
 from loggend import __version__, options, settings  # noqa: E402
-from loggend.config import DASHBOARD_PORT, Config, load
+from loggend.config import DASHBOARD_PORT, Config, as_written, load
 from loggend.content import registry
 from loggend.engine import journal
 from loggend.engine.spec import PROTOCOLS
@@ -74,7 +74,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object
     for s in settings.SETTINGS:
         value = getattr(args, s.dest) if s.flag else None
         if value is not None:
-            out[s.key] = (s.flag, value)
+            out[s.key] = (s.flag, as_written(s.key, s.flag, value))
     for s in settings.SETTINGS:
         if s.switch and getattr(args, s.switch[0].lstrip("-").replace("-", "_")):
             out[s.key] = (s.switch[0], s.switch[1])

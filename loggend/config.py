@@ -465,6 +465,20 @@ def read_file(path: str) -> dict[str, tuple[str, object]]:
 ENV_KEYS = {env_name(key): key for key in DEFAULTS}
 
 
+# Keys whose file value may be a list or a mapping: a flag or variable may write it the same way, in
+# YAML's flow form (--ports '[514, 600-610]', LOGGEN_ESTATE='{cisco-asa: 4, linux: 300}').
+STRUCTURED = frozenset({s.key for s in settings.SETTINGS if isinstance(s.default, (list, dict))} |
+                       {"ports", "cpus", "sink_cpus", "sources", "estate", "messages.pri_mix"})
+
+
+def as_written(key: str, label: str, value: object) -> object:
+    """A flag's or variable's text as the file's value would be: ``[...]`` and ``{...}`` of a key that
+    takes a list or a mapping are read as YAML; anything else is left as it is."""
+    if key in STRUCTURED and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        return yamlsafe.load(value, label)
+    return value
+
+
 def read_env(env: Mapping[str, str]) -> dict[str, tuple[str, object]]:
     """The ``LOGGEN_*`` variables as keys labelled with the variable's name; an unknown one is refused."""
     out: dict[str, tuple[str, object]] = {}
@@ -474,7 +488,7 @@ def read_env(env: Mapping[str, str]) -> dict[str, tuple[str, object]]:
         if name not in ENV_KEYS:
             raise UsageError(f"{name}: no such setting; LOGGEN_* variables are the config keys in capitals "
                              f"(LOGGEN_RATE, LOGGEN_MESSAGES_SEED...): {', '.join(ENV_KEYS)}")
-        out[ENV_KEYS[name]] = (name, env[name])
+        out[ENV_KEYS[name]] = (name, as_written(ENV_KEYS[name], name, env[name]))
     return out
 
 

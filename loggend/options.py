@@ -172,7 +172,7 @@ COMMANDS: tuple[Command, ...] = (
         O("--no-gro", switch=True, help="one datagram per receive, as a SIEM's socket sees them (default: UDP_GRO "
           "trains)"),
         O("--duration", default="0", help="stop after this long; 0 = until stopped"),
-        O("--idle-exit", default="0", help="stop after this long without a datagram"),
+        O("--idle-exit", default="0", help="once messages have come, stop after this long without one (0 = never)"),
         O("--run-id", default="", help="the run_id label of the sink's metrics (that of the fleet it counts)"),
         O("--share-ports", switch=True, help="start even when another socket receives on the ports (it takes a "
           "share of the datagrams: the loss verdict is then unknown)"))),

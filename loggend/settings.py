@@ -253,7 +253,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Processes serving the workers, each pinned to one CPU: process p serves workers p, p+P, p+2P...\n"
             "0 (or auto) = over UDP one per CPU of `cpus` (at most one per worker): 40 workers on 2 CPUs run in 2\n"
             "processes of 20 streams, which costs about what 2 workers cost; 40 processes, one per worker,\n"
-            'cost about 1.7x as much per event there (README, "Figures"). Over TCP and TLS 0 means one per\n'
+            'cost about 1.7x as much per event there (docs/benchmarks.md). Over TCP and TLS 0 means one per\n'
             "worker: a connection that stalls would hold up the other workers of its process. A process\n"
             "that dies takes its workers down and its replacement carries all of them on.",
             HANDS_OVER, ("worker_processes",), flag="--worker-processes", parse=parse_processes),

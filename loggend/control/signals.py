@@ -13,7 +13,6 @@ import select
 import signal
 from collections.abc import Iterable, Sequence
 
-
 HELD = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)   # their default action ends the process
 _early: list[int] = []
 

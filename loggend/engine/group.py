@@ -8,7 +8,7 @@ of one worker is named ``loggend-w<index>``, process ``p`` of several ``loggend-
 more workers than CPUs (the default 40 on a small box), 40 processes that each wake 50 times a
 second to send 100 messages cost about 1.7x the CPU per event of two workers, because every
 wake-up of another process starts on cold caches and a fresh context; two processes serving 20
-streams each cost about what two workers do (README, "Figures").
+streams each cost about what two workers do (docs/benchmarks.md).
 
 The loop: every worker says when it wants its next look (``Worker.step``); the process sleeps
 until the earliest, then gives a look to each worker whose time has come, up to

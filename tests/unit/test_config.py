@@ -237,3 +237,18 @@ def test_live_interval_and_dashboard_hosts():
     for bad in ("http://x", "a b", "x/y"):
         with pytest.raises(ConfigError):
             parse_hosts("k", bad)
+
+
+def test_a_variable_or_flag_writes_a_list_or_a_mapping_as_the_file_does():
+    """The file takes `ports: [514, 600-610]` and `estate: {...}`; LOGGEN_* (and flags) take the same
+    flow form; a target in brackets is an IPv6 address, not a list."""
+    from loggend.config import as_written, load
+    from loggend.errors import UsageError
+    c = load("", env={"LOGGEN_PORTS": "[56700, 56702]", "LOGGEN_ESTATE": "{cisco-asa: 4, linux: 300}"},
+             usable_cpus={0, 1})
+    assert c.ports == (56700, 56702)
+    assert {name for name, _ in c.messages.sources} >= {"cisco-asa", "linux"}
+    assert as_written("target", "--target", "[::1]:514") == "[::1]:514"
+    assert as_written("ports", "--ports", "[514, 600-610]") == [514, "600-610"]
+    with pytest.raises(UsageError, match="LOGGEN_ESTATE: line 1"):
+        load("", env={"LOGGEN_ESTATE": "{cisco-asa: 4"}, usable_cpus={0, 1})
