@@ -15,6 +15,7 @@ as the file's would be (lists comma-separated) and a bad one is refused naming t
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
@@ -454,8 +455,12 @@ def read_file(path: str) -> dict[str, tuple[str, object]]:
             items = [(str(key), value)]
         for name, v in items:
             if name not in DEFAULTS:
-                known = ", ".join(k for k in DEFAULTS if k.count(".") == name.count("."))
-                raise UsageError(f"{path}: unknown key {shown(name)}; expected one of {known}")
+                near = [k for k in DEFAULTS if k.count(".") == name.count(".")]
+                if "." not in name:
+                    near += sorted(SECTIONS)                   # messages: the section's keys
+                close = difflib.get_close_matches(name, near, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UsageError(f"{path}: unknown key {shown(name)}{hint}; expected one of {', '.join(near)}")
             if v is None:
                 raise ConfigError(f"{path}: {name}", v, f"a value (the default is {DEFAULTS[name]!r})")
             out[name] = (f"{path}: {name}", v)
@@ -486,7 +491,9 @@ def read_env(env: Mapping[str, str]) -> dict[str, tuple[str, object]]:
         if not name.startswith(ENV_PREFIX):
             continue
         if name not in ENV_KEYS:
-            raise UsageError(f"{name}: no such setting; LOGGEN_* variables are the config keys in capitals "
+            close = difflib.get_close_matches(name, list(ENV_KEYS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(f"{name}: no such setting{hint}; LOGGEN_* variables are the config keys in capitals "
                              f"(LOGGEN_RATE, LOGGEN_MESSAGES_SEED...): {', '.join(ENV_KEYS)}")
         out[ENV_KEYS[name]] = (name, as_written(ENV_KEYS[name], name, env[name]))
     return out

@@ -283,7 +283,7 @@ def test_a_daemon_that_cannot_send_tells_the_shell_why_and_exits_1(tmp_path):
 
 
 BAD_CONFIGS = [
-    ("rat: 5\n", "unknown key 'rat'"),
+    ("rat: 5\n", "unknown key 'rat' (did you mean 'rate'?)"),
     ("messages:\n  sed: 5\n", "unknown key 'messages.sed'"),
     ("workers: many\n", "workers: 'many' is not allowed"),
     ("workers: 0\n", "workers: 0 is not allowed"),
