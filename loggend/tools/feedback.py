@@ -165,6 +165,9 @@ class SinkFeedback:
             raise FeedbackError(f"{self.url}: no sink figures in /api/metrics (is it a loggend sink --dashboard?)")
         figures = {k: count_of(self.url, f"sink.{k} in /api/metrics", sink.get(k, 0), -MAX_COUNT if k == "lost" else 0)
                    for k in ("received", "duplicates", "lost", "unsequenced", "kernel_drops")}   # lost: gaps - late
+        if figures["duplicates"] > figures["received"]:
+            raise FeedbackError(f"{self.url}: sink.duplicates in /api/metrics ({figures['duplicates']:,}) is more "
+                                f"than sink.received ({figures['received']:,}): not a sink's figures")
         as_of = doc.get("time")                      # the sink's sampler takes its figures once per interval
         dated = isinstance(as_of, (int, float)) and not isinstance(as_of, bool) and math.isfinite(as_of)
         return Reading(figures["received"] - figures["duplicates"], figures, float(as_of) if dated else None)

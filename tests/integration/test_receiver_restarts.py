@@ -47,7 +47,7 @@ def test_rsyslog_restarted_mid_run_costs_reconnects_and_no_unreported_loss(logge
     port = rx.ports[protocol]
     out = tmp_path / "summary.json"
     extra = ("--tls-ca", str(pki.ca_cert), "--tls-server-name", "localhost") if tls else ()
-    run = loggend(*RUN[:-2], "--workers", str(WORKERS), "--dashboard", "127.0.0.1:0", "--target",
+    run = loggend(*RUN, "--workers", str(WORKERS), "--dashboard", "127.0.0.1:0", "--target",
                   f"127.0.0.1:{port}", "--protocol", protocol, *extra, "--rate", str(RATE), "--duration",
                   f"{SECONDS}s", "--summary-json", str(out))
     url = run.wait_line("dashboard: http://", stream="err").split("dashboard: ", 1)[1].split("/ ", 1)[0]

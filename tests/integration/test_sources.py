@@ -330,8 +330,9 @@ def test_the_first_ten_thousand_messages_of_a_default_pool_carry_the_shares(rece
     total = 10_000
     mix = ",".join(f"{k}={w}" for k, (w, _) in FIVE.items())
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--sources", mix, "--rate", "10000",
-                         "--duration", "2s", timeout=120)
+                         "--duration", "2s", "--pool-size", "auto", timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "pool 100,000/worker" in result.stderr      # the default pool, not the tests' 10,000
     got = receiver.wait_for(2 * total)[:total]         # loopback keeps the order: the pool's first 10,000
     seen = {name: sum(bool(sig.search(m)) for m in got) for name, (_, sig) in FIVE.items()}
     assert sum(seen.values()) == total, (seen, len(got), result.stderr)
