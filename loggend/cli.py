@@ -201,6 +201,13 @@ def build_parser() -> Parser:
     src.add_argument("--seed", default="1", help="show: the same seed gives the same messages")
     src.add_argument("--utc", action="store_true", help="show: UTC timestamps")
 
+    scn = sub.add_parser("scenarios", help="the attack scenarios: `scenarios` lists them with their keys and a "
+                         "sample, `scenarios show NAME[:KEY=VALUE,...]` prints one instance's messages")
+    scn.add_argument("what", nargs="*", help="nothing (the list), or: show NAME[:KEY=VALUE,...]")
+    scn.add_argument("--seed", default="1", help="the background's seed (its devices and identities)")
+    scn.add_argument("--sources", default="", help="the background's mix, as for run (default: the catalogue)")
+    scn.add_argument("--format", default="", help="the run's --format")
+
     check = sub.add_parser("check-config", help="validate a config file (and the LOGGEN_* variables) without running")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG_PATH)
 
@@ -649,8 +656,24 @@ def cmd_sources(args: argparse.Namespace) -> int:
     return show(args.what[1], count, args.format, seed, args.utc)
 
 
-COMMANDS = {"perftest": cmd_perftest, "soak": cmd_soak, "sources": cmd_sources, "run": cmd_run,
-            "check-config": cmd_check_config, "sink": cmd_sink, "bench": cmd_bench, "tune": cmd_tune,
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from loggend.content.mix import parse_sources
+    from loggend.content.scenarios import Background
+    from loggend.tools.scenarios import listing, show
+    seed = parse_int("--seed", args.seed, 0, 2**63 - 1)
+    mix = tuple(name for name, _ in parse_sources("--sources", args.sources)) if args.sources else ()
+    background = Background(seed=seed, mix=mix, form=args.format)
+    if not args.what:
+        print(listing(background))
+        return EXIT_OK
+    if args.what[0] != "show" or len(args.what) != 2:
+        raise UsageError(f"scenarios {' '.join(args.what)}: expected `loggend scenarios` or "
+                         "`loggend scenarios show NAME[:KEY=VALUE,...]`")
+    return show(args.what[1], background)
+
+
+COMMANDS = {"perftest": cmd_perftest, "soak": cmd_soak, "sources": cmd_sources, "scenarios": cmd_scenarios,
+            "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink, "bench": cmd_bench, "tune": cmd_tune,
             "profile": cmd_profile, "ctl": cmd_ctl, "find-limit": cmd_find_limit}
 
 

@@ -124,3 +124,30 @@ def test_bad_requests_are_one_line_naming_the_key(text: str, complaint: str) -> 
         parse("--scenario", text)
     assert complaint in str(err.value) and "\n" not in str(err.value)
     assert str(err.value).startswith("--scenario")
+
+
+def test_the_listing_names_every_scenario_its_keys_and_a_sample() -> None:
+    from loggend.tools.scenarios import listing
+    text = listing(Background(), NOW)
+    for scenario in scenarios.SCENARIOS.values():
+        entry = text.split(f"{scenario.name}: ", 1)[1].split("\n\n", 1)[0]
+        for key in scenario.all_keys():
+            assert f"\n    {key.name} " in entry, (scenario.name, key.name)
+        sample = entry.split("  sample   ", 1)[1]
+        first = instance(parse("s", scenario.name), Background(), 1).steps[0]
+        sent = message(first, NOW, False, "scn", 0).decode().replace("\t", " ")
+        assert sample.removesuffix("...") == sent[:len(sample.removesuffix("..."))], sample
+
+
+def test_the_command_lists_shows_and_refuses_in_one_line() -> None:
+    import subprocess
+    import sys
+    run = [sys.executable, "-m", "loggend", "scenarios"]
+    listed = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stdout.count("\n  sample   <") == len(scenarios.SCENARIOS)
+    shown = subprocess.run([*run, "show", "ssh-bruteforce:attempts=3,source=203.0.113.9", "--seed", "4"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.count("from 203.0.113.9 port") == 3, shown.stdout
+    for bad in (["show", "ssh-bruteforce:attempts=0"], ["show"], ["--sources", "nosuch=1"]):
+        refused = subprocess.run([*run, *bad], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr, bad
