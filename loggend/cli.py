@@ -147,6 +147,10 @@ def build_parser() -> Parser:
                      "+30s (after the command was started)")
     run.add_argument("--control-socket", help="auto, off, or the path of the socket `loggend ctl` talks to")
     run.add_argument("--summary-json", help="also write the end-of-run summary to this file as JSON")
+    run.add_argument("--scenario", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                     help="inject an attack scenario on top of the background (repeatable; `loggend scenarios` "
+                     "lists them)")
+    run.add_argument("--truth", help="write the ground truth: one JSON line per injected message")
     run.add_argument("--ready-file", help="once every worker sends, write JSON here: pid, dashboard URL, target")
     run.add_argument("--daemon", action="store_true", help="detach from the shell once every worker sends "
                      "(exit 0), or say why not (exit 1); needs --pidfile")
@@ -334,6 +338,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         ensure_fds(len(config.ports), "ports", format_ports(config.ports))
     start_at = parse_start_at("--start-at", args.start_at) if args.start_at is not None else None
     summary_path = os.path.abspath(args.summary_json) if args.summary_json else ""
+    from loggend.content.scenarios import parse_all
+    scenarios = parse_all("--scenario", args.scenario)
+    truth_path = os.path.abspath(args.truth) if args.truth else ""
+    if truth_path and not scenarios:
+        raise UsageError("--truth: only with --scenario (the ground truth of what was injected)")
     ready_path = os.path.abspath(args.ready_file) if args.ready_file else ""
     if args.daemon and not args.pidfile:
         raise UsageError("--daemon: needs --pidfile PATH, so that the daemon can be found and stopped")
@@ -345,7 +354,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     def main(pipe: ReadyPipe | None = None) -> int:
         from loggend.control.supervisor import Supervisor
         supervisor = Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path,
-                                on_ready=pipe.ready if pipe else None, start_at=start_at)
+                                on_ready=pipe.ready if pipe else None, start_at=start_at, scenarios=scenarios,
+                                truth_path=truth_path)
         code = supervisor.run()
         if pipe is not None and code != EXIT_OK:
             pipe.failed(supervisor.failure or f"stopped with exit status {code}")

@@ -24,10 +24,13 @@ from typing import TextIO
 
 from loggend import __version__
 from loggend.config import FIXED, IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
+from loggend.content.scenarios import Background, Request
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
 from loggend.control.ctlsocket import ControlError, ControlServer, claim_path, socket_path, sweep_stale
 from loggend.control.dashboard import Dashboard, DashboardError
+from loggend.control.injector import INJECTOR, RunScenarios, summary_lines
+from loggend.control.injector import STREAM as INJECTOR_STREAM
 from loggend.control.live import LiveRate, describe
 from loggend.control.memory import MemoryWatch
 from loggend.control.pki import PkiError
@@ -44,7 +47,7 @@ from loggend.engine.journal import ERR, INFO, NOTICE, WARNING
 from loggend.engine.process import set_process_name
 from loggend.errors import EXIT_FAILURE, EXIT_OK, EXIT_REPORT_FAILED, UsageError
 from loggend.files import claim, identity, write_json
-from loggend.fleet import new_run_id
+from loggend.fleet import new_run_id, stream_prefix
 from loggend.parsers import format_size, plural
 from loggend.sink.spec import SinkSpec
 from loggend.tools.console import LiveLine, summary, target_text
@@ -106,7 +109,7 @@ class Supervisor:
                  clock: Callable[[], float] = time.monotonic, notifier: Notifier | None = None,
                  loader: Loader | None = None, summary_path: str = "", ready_path: str = "",
                  tuning_state: str = STATE_PATH, on_ready: Callable[[str], None] | None = None,
-                 start_at: float | None = None) -> None:
+                 start_at: float | None = None, scenarios: tuple[Request, ...] = (), truth_path: str = "") -> None:
         self.config, self.loader, self.clock, self.out, self.err = config, loader, clock, out, err
         self.summary_path, self.ready_path, self.on_ready = summary_path, ready_path, on_ready
         self.notifier = notifier or Notifier()
@@ -124,6 +127,9 @@ class Supervisor:
         self.generated_run_id = new_run_id()          # the run's id when the config gives none
         self.children.register(K.WORKER, self.workers.spawn, self.workers.label)
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
+        self.scenarios = RunScenarios(scenarios, truth_path, self.log, (out, err)) if scenarios else None
+        if self.scenarios is not None:
+            self.children.register(INJECTOR, self.scenarios.spawn, lambda i: "scenario injector")
         self.live = LiveRate(self.workers, self.log, self.counters)
         self.control: ControlServer | None = None
         self.dashboard: Dashboard | None = None
@@ -500,6 +506,27 @@ class Supervisor:
             self.children.spawn(K.WORKER, process)
         return self.open_dashboard()
 
+    def spawn_injector(self) -> None:
+        """The scenarios' sender, beside the workers (their hot path is left alone), spawned once the
+        workers' plan has started: a scenario's ``at`` counts from when the background starts."""
+        if self.scenarios is None or self.scenarios.process is not None or not self.workers.plan.started:
+            return
+        c = self.config
+        if c.protocol == "tls":
+            self.log("scenarios: the injector sends over UDP or TCP only; TLS targets get no scenarios", WARNING)
+            return
+        m = c.messages
+        background = Background(seed=m.seed, hosts=m.hosts, mix=tuple(name for name, _ in m.sources), form=m.form,
+                                engine_format=m.format)
+        self.scenarios.configure(c.host, c.ports[0], c.protocol, c.framing,
+                                 stream_prefix(c.instance, c.instances) + INJECTOR_STREAM, m.timezone == "utc",
+                                 background)
+        process = self.scenarios.process
+        assert process is not None
+        process.start = time.time() + (self.workers.run_start_ns - time.monotonic_ns()) / 1e9
+        process.until = process.start + c.duration if c.duration else float("inf")
+        self.children.spawn(INJECTOR, 0)
+
     def running(self) -> bool:
         return not self.stopping and bool(self.children.pids(K.WORKER) or self.children.has_pending(K.WORKER))
 
@@ -523,6 +550,7 @@ class Supervisor:
                     self.notifier.watchdog()
                     next_ping = now + self.notifier.watchdog_interval
                 look = self.workers.start_when_ready(time.monotonic_ns())
+                self.spawn_injector()
                 wake = min([next_report, *self.children.pending.values(), self.clock() + look])
                 if self.notifier.watchdog_interval:
                     wake = min(wake, next_ping)
@@ -579,5 +607,11 @@ class Supervisor:
         if self.live.changes:
             totals = replace(totals, live_last=describe(self.live.following()))
         print(summary(totals), file=self.out, flush=True)
-        if not self.write_file(self.summary_path, "summary", totals.document()) and self.exit_code == EXIT_OK:
+        document = totals.document()
+        if self.scenarios is not None:
+            sent = self.scenarios.sent()
+            print("\n".join(summary_lines(sent)), file=self.out, flush=True)
+            document["scenarios"] = [s.as_dict() for s in sent]
+            self.scenarios.close()
+        if not self.write_file(self.summary_path, "summary", document) and self.exit_code == EXIT_OK:
             self.exit_code = EXIT_REPORT_FAILED

@@ -1,0 +1,71 @@
+"""Scenarios in a real run: the truth file and the summary agree with what a real rsyslog got, by
+sequence number; fail2ban's own sshd filter finds every injected brute-force failure with the attacker's
+address in the auth.log that rsyslog wrote."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import pytest
+
+from tests.conftest import RUN, run_loggend
+from tests.support import detectors as D
+from tests.support import receivers as R
+
+SSH = "ssh-bruteforce:attempts=12,within=3,at=1"
+SPRAY = "password-spray:accounts=5,within=2,at=1"
+SCAN = "port-scan:ports=6,within=1,at=2"
+RUN_TIMEOUT = 180.0           # a loaded box takes many seconds to set a worker up
+
+
+def needs(*reasons: str | None) -> None:
+    for reason in reasons:
+        if reason:
+            pytest.skip(reason)
+
+
+def scn_seq(rec: dict) -> int | None:
+    found = re.search(r'(?:stream=|loggen_stream=|"loggen_stream":")scn\W+(?:loggen_)?seq\W+(\d{12})', rec["raw"])
+    return int(found[1]) if found else None
+
+
+def test_the_truth_and_the_summary_are_what_rsyslog_got_and_fail2ban_finds_every_failure(tmp_path):
+    needs(R.rsyslog_available(), D.fail2ban_available())
+    truth, summary = tmp_path / "truth.jsonl", tmp_path / "summary.json"
+    with D.auth_log_receiver(tmp_path / "rsyslog", udp=True, tcp=False) as rx:       # type: ignore[attr-defined]
+        r = run_loggend(*RUN, "--target", f"127.0.0.1:{rx.ports['udp']}", "--rate", "300", "--duration", "6",
+                        "--pool-size", "1000", "--scenario", SSH, "--scenario", SPRAY, "--scenario", SCAN,
+                        "--truth", str(truth), "--summary-json", str(summary), timeout=RUN_TIMEOUT)
+        assert r.returncode == 0, r.stderr
+        sent = [json.loads(line) for line in truth.read_text().splitlines()]
+        assert len(sent) == 12 + 5 + 6
+        rx.wait_for_records(1, timeout=30, predicate=lambda rec: scn_seq(rec) == len(sent) - 1, settle=1.0)
+        records = R.read_jsonl(rx.out_file)
+        auth_log = rx.auth_log
+    got = {scn_seq(rec): rec for rec in records if scn_seq(rec) is not None}
+    assert sorted(got) == [t["seq"] for t in sent] == list(range(len(sent)))
+    for t in sent:                                   # what rsyslog got is what the truth says was sent
+        assert got[t["seq"]]["raw"] == t["message"], t
+    doc = json.loads(summary.read_text())
+    by_instance = {s["id"]: s for s in doc["scenarios"]}
+    assert set(by_instance) == {"ssh-bruteforce-1", "password-spray-1", "port-scan-1"}
+    for iid, s in by_instance.items():
+        mine = [t for t in sent if t["instance"] == iid]
+        assert s["messages"] == len(mine) and s["first_seq"] == mine[0]["seq"] and s["last_seq"] == mine[-1]["seq"]
+        assert s["first_sent"] == pytest.approx(mine[0]["sent"], abs=0.001)
+        assert s["last_sent"] == pytest.approx(mine[-1]["sent"], abs=0.001)
+        assert all(t["attacker"] == s["source"] for t in mine)
+    assert by_instance["ssh-bruteforce-1"]["last_sent"] - by_instance["ssh-bruteforce-1"]["first_sent"] <= 3.5
+    assert "scenarios: 3 instances, 23 messages in stream scn" in r.stdout
+
+    # fail2ban 1.0.2's own sshd filter, on the auth.log rsyslog wrote (the background's sshd lines too)
+    attacker = by_instance["ssh-bruteforce-1"]["source"]
+    rows = [ast.literal_eval(line.rstrip(",")) for line in D.regex_matches(auth_log, "sshd", out="row")]
+    found = [row for row in rows if row[0] == attacker]
+    failures = [t for t in sent if t["instance"] == "ssh-bruteforce-1"]
+    assert len(found) == len(failures) == 12, rows[:5]
+    for row, t in zip(found, failures, strict=True):
+        assert int(row[1]) == int(t["sent"]) or int(row[1]) == int(t["sent"]) + 1       # the log's own second
+        assert row[2]["user"] in t["message"]
