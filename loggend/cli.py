@@ -151,6 +151,12 @@ def build_parser() -> Parser:
                      help="inject an attack scenario on top of the background (repeatable; `loggend scenarios` "
                      "lists them)")
     run.add_argument("--truth", help="write the ground truth: one JSON line per injected message")
+    run.add_argument("--detect", action="append", default=[], metavar="command:CMD|prometheus:URL|webhook",
+                     help="learn when the SIEM detected each scenario instance (repeatable)")
+    run.add_argument("--detect-query", default="", help="with --detect prometheus:URL: the PromQL that is "
+                     "non-empty once an instance is detected ({id}, {scenario}, {source}, {target} replaced)")
+    run.add_argument("--detect-timeout", default=None, help="an instance not detected this long after its first "
+                     "event is missed (default 120s)")
     run.add_argument("--ready-file", help="once every worker sends, write JSON here: pid, dashboard URL, target")
     run.add_argument("--daemon", action="store_true", help="detach from the shell once every worker sends "
                      "(exit 0), or say why not (exit 1); needs --pidfile")
@@ -164,9 +170,9 @@ def build_parser() -> Parser:
     ctl = sub.add_parser("ctl", help="change a running instance's rate: rate R, profile SPEC, pause, resume, status",
                          description="Talks to the control socket of a running `loggend run` (root or the run's "
                          "own user only). Without --socket or --pid it finds the one run in the runtime directory.")
-    ctl.add_argument("action", choices=("status", "rate", "profile", "pause", "resume"))
-    ctl.add_argument("value", nargs="?", help="rate: events/s (250k; 0 = unlimited, else >= 1); "
-                     "profile: segments as --profile")
+    ctl.add_argument("action", choices=("status", "rate", "profile", "pause", "resume", "inject", "detected"))
+    ctl.add_argument("value", nargs="*", help="rate: events/s (250k; 0 = unlimited, else >= 1); "
+                     "profile: segments as --profile; inject: NAME [KEY=VALUE...]; detected: ID [TIME]")
     ctl.add_argument("--socket", help="the run's control socket (its ready file says where)")
     ctl.add_argument("--pid", help="the supervisor's pid, when several runs are up")
     ctl.add_argument("--json", action="store_true", help="print the whole reply as JSON")
@@ -343,6 +349,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     truth_path = os.path.abspath(args.truth) if args.truth else ""
     if truth_path and not scenarios:
         raise UsageError("--truth: only with --scenario (the ground truth of what was injected)")
+    from loggend.control.detect import DEFAULT_TIMEOUT, MAX_TIMEOUT, parse_detect
+    detect = tuple(parse_detect("--detect", d, args.detect_query) for d in args.detect)
+    if detect and not scenarios:
+        raise UsageError("--detect: only with --scenario (what it detects)")
+    if args.detect_query and not any(d.kind == "prometheus" for d in detect):
+        raise UsageError("--detect-query: only with --detect prometheus:URL")
+    detect_timeout = DEFAULT_TIMEOUT
+    if args.detect_timeout is not None:
+        detect_timeout = parse_duration("--detect-timeout", args.detect_timeout)
+        if not 1 <= detect_timeout <= MAX_TIMEOUT:
+            raise UsageError(f"--detect-timeout: {args.detect_timeout!r} is not allowed; expected 1s to 24h")
     ready_path = os.path.abspath(args.ready_file) if args.ready_file else ""
     if args.daemon and not args.pidfile:
         raise UsageError("--daemon: needs --pidfile PATH, so that the daemon can be found and stopped")
@@ -355,7 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from loggend.control.supervisor import Supervisor
         supervisor = Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path,
                                 on_ready=pipe.ready if pipe else None, start_at=start_at, scenarios=scenarios,
-                                truth_path=truth_path)
+                                truth_path=truth_path, detect=detect, detect_timeout=detect_timeout)
         code = supervisor.run()
         if pipe is not None and code != EXIT_OK:
             pipe.failed(supervisor.failure or f"stopped with exit status {code}")
@@ -558,6 +575,28 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     from loggend.parsers import parse_rate
     from loggend.profiles import parse_profile
     line = args.action
+    if len(args.value) > 1 and args.action not in ("inject", "detected"):
+        raise UsageError(f"ctl {args.action}: takes one value (got {' '.join(args.value)!r})")
+    if args.action in ("inject", "detected"):
+        if not args.value:
+            raise UsageError(f"ctl {args.action}: needs a value, e.g. " +
+                             ("inject ssh-bruteforce attempts=10" if args.action == "inject" else
+                              "detected ssh-bruteforce-1 1796603273.4"))
+        if args.action == "inject":
+            from loggend.content.scenarios import get as get_scenario
+            from loggend.content.scenarios import parse_pairs
+            scenario = get_scenario(args.value[0])
+            if scenario is None:
+                from loggend.content.scenarios import names
+                raise UsageError(f"ctl inject: {args.value[0]!r} is not allowed; expected a scenario: "
+                                 + ", ".join(names()))
+            parse_pairs("ctl inject", scenario, args.value[1:], " ".join(args.value))
+        line = f"{args.action} {' '.join(args.value)}"
+        args.value = None
+    elif args.value:
+        args.value = args.value[0]
+    else:
+        args.value = None
     if args.action in ("rate", "profile"):
         if not args.value:
             raise UsageError(f"ctl {args.action}: needs a value, e.g. " +

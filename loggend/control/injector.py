@@ -28,6 +28,7 @@ import json
 import os
 import select
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,15 @@ from typing import Any, TextIO
 
 from loggend.content.scenarios import Background, Instance, Request, instances, message, parse_pairs
 from loggend.content.scenarios import get as get_scenario
+from loggend.control.detect import (
+    DEFAULT_TIMEOUT,
+    DetectorProcess,
+    DetectSpec,
+    Verdict,
+    append_detection,
+    parse_time,
+    verdicts,
+)
 from loggend.errors import UsageError
 
 STREAM = "scn"                  # the injector's stream id (after the run's fleet prefix: "i2.scn")
@@ -285,7 +295,8 @@ class InjectorProcess:
         return 0
 
 
-INJECTOR = "injector"           # the child's kind in the run's ChildSet
+INJECTOR = "injector"           # the children's kinds in the run's ChildSet
+DETECTOR = "detector"
 
 
 class RunScenarios:
@@ -295,16 +306,19 @@ class RunScenarios:
     and removed at the end."""
 
     def __init__(self, requests: tuple[Request, ...], truth_path: str, log: Callable[[str], None],
-                 outputs: tuple[TextIO, ...]) -> None:
+                 outputs: tuple[TextIO, ...], detect: tuple[DetectSpec, ...] = (),
+                 detect_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.requests, self.log, self.outputs = requests, log, outputs
+        self.detect, self.detect_timeout = detect, detect_timeout
         self.own_truth = not truth_path
         if self.own_truth:
-            import tempfile
             fd, truth_path = tempfile.mkstemp(prefix="loggend-truth-", suffix=".jsonl")
             os.close(fd)
         else:
             open(truth_path, "w").close()                   # this run's truth only
         self.truth_path = truth_path
+        fd, self.detections_path = tempfile.mkstemp(prefix="loggend-detections-", suffix=".jsonl")
+        os.close(fd)
         self.process: InjectorProcess | None = None
         self.inject_read, self.inject_write = os.pipe2(os.O_CLOEXEC)
 
@@ -323,9 +337,43 @@ class RunScenarios:
             return process.body()
         return fork_child(body, self.outputs)
 
-    def inject(self, line: str) -> None:
-        """Queue an inject-now request (``NAME KEY=VALUE...``, checked by the caller) for the child."""
-        os.write(self.inject_write, line.replace("\n", " ").encode() + b"\n")
+    def spawn_detector(self, index: int) -> int:
+        from loggend.control.children import fork_child
+        process = DetectorProcess(self.detect, self.truth_path, self.detections_path, self.detect_timeout, self.log)
+        return fork_child(process.body, self.outputs)
+
+    def inject(self, line: str) -> str:
+        """An inject-now request (``NAME KEY=VALUE...``): checked here, queued for the child; its answer."""
+        words = line.split()
+        if not words:
+            raise UsageError("inject: needs a scenario, e.g. inject ssh-bruteforce attempts=10")
+        scenario = get_scenario(words[0])
+        if scenario is None:
+            from loggend.content.scenarios import names
+            raise UsageError(f"inject: {words[0]!r} is not allowed; expected a scenario: {', '.join(names())}")
+        parse_pairs("inject", scenario, words[1:], " ".join(words))
+        if self.process is None:
+            raise UsageError("inject: the run has not started sending yet; try again in a moment")
+        os.write(self.inject_write, " ".join(words).encode() + b"\n")
+        return f"{scenario.name} queued: it starts now"
+
+    def detected(self, line: str, by: str, now: float) -> str:
+        """``ID [TIME]`` (unix seconds or ISO 8601; now when left out): a detection the SIEM reported."""
+        words = line.split()
+        if not words or len(words) > 2:
+            raise UsageError("detected: expected ID [TIME], e.g. detected ssh-bruteforce-1 1796603273.4")
+        known = {s.id for s in self.sent()}
+        if words[0] not in known:
+            raise UsageError(f"detected: {words[0]!r} is not an instance this run sent"
+                             + (f"; sent: {', '.join(sorted(known)[:6])}" if known else " (none sent yet)"))
+        at = parse_time(words[1]) if len(words) == 2 else now
+        if at is None:
+            raise UsageError(f"detected: {words[1]!r} is not a time; expected unix seconds or ISO 8601 with a zone")
+        append_detection(self.detections_path, words[0], at, by)
+        return f"{words[0]}: detected at {at:.3f} noted"
+
+    def verdicts(self, now: float) -> list[Verdict]:
+        return verdicts(self.truth_path, self.detections_path, self.detect_timeout, now) if self.detect else []
 
     def sent(self) -> list[Sent]:
         try:
@@ -340,9 +388,9 @@ class RunScenarios:
                 os.close(fd)
             except OSError:
                 pass
-        if self.own_truth:
+        for path in (self.truth_path, self.detections_path) if self.own_truth else (self.detections_path,):
             try:
-                os.unlink(self.truth_path)
+                os.unlink(path)
             except OSError:
                 pass
 

@@ -20,16 +20,17 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TextIO
+from typing import Any, TextIO
 
 from loggend import __version__
 from loggend.config import FIXED, IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.content.scenarios import Background, Request
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
-from loggend.control.ctlsocket import ControlError, ControlServer, claim_path, socket_path, sweep_stale
+from loggend.control.ctlsocket import ControlError, ControlServer, Peer, claim_path, socket_path, sweep_stale
 from loggend.control.dashboard import Dashboard, DashboardError
-from loggend.control.injector import INJECTOR, RunScenarios, summary_lines
+from loggend.control.detect import DEFAULT_TIMEOUT, DetectSpec, verdict_lines
+from loggend.control.injector import DETECTOR, INJECTOR, RunScenarios, summary_lines
 from loggend.control.injector import STREAM as INJECTOR_STREAM
 from loggend.control.live import LiveRate, describe
 from loggend.control.memory import MemoryWatch
@@ -109,7 +110,8 @@ class Supervisor:
                  clock: Callable[[], float] = time.monotonic, notifier: Notifier | None = None,
                  loader: Loader | None = None, summary_path: str = "", ready_path: str = "",
                  tuning_state: str = STATE_PATH, on_ready: Callable[[str], None] | None = None,
-                 start_at: float | None = None, scenarios: tuple[Request, ...] = (), truth_path: str = "") -> None:
+                 start_at: float | None = None, scenarios: tuple[Request, ...] = (), truth_path: str = "",
+                 detect: tuple[DetectSpec, ...] = (), detect_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.config, self.loader, self.clock, self.out, self.err = config, loader, clock, out, err
         self.summary_path, self.ready_path, self.on_ready = summary_path, ready_path, on_ready
         self.notifier = notifier or Notifier()
@@ -127,9 +129,11 @@ class Supervisor:
         self.generated_run_id = new_run_id()          # the run's id when the config gives none
         self.children.register(K.WORKER, self.workers.spawn, self.workers.label)
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
-        self.scenarios = RunScenarios(scenarios, truth_path, self.log, (out, err)) if scenarios else None
+        self.scenarios = (RunScenarios(scenarios, truth_path, self.log, (out, err), detect, detect_timeout)
+                          if scenarios else None)
         if self.scenarios is not None:
             self.children.register(INJECTOR, self.scenarios.spawn, lambda i: "scenario injector")
+            self.children.register(DETECTOR, self.scenarios.spawn_detector, lambda i: "detection poller")
         self.live = LiveRate(self.workers, self.log, self.counters)
         self.control: ControlServer | None = None
         self.dashboard: Dashboard | None = None
@@ -225,7 +229,7 @@ class Supervisor:
         path = socket_path(self.config.control_socket, os.getpid())
         if path is None:
             return True
-        self.control = ControlServer(path, self.live.command, self.log, self.clock)
+        self.control = ControlServer(path, self.control_command, self.log, self.clock)
         try:
             self.control.open()
             if self.config.control_socket == "auto":
@@ -241,6 +245,24 @@ class Supervisor:
             return False
         self.log(f"control socket: {path} (loggend ctl rate|pause|resume|status)")
         return True
+
+    def control_command(self, line: str, peer: Peer) -> dict[str, Any]:
+        """A control-socket request: the scenarios' (``inject``, ``detected``) here, the rest live control's."""
+        verb, _, arg = line.strip().partition(" ")
+        if verb not in ("inject", "detected"):
+            return self.live.command(line, peer)
+        try:
+            if self.scenarios is None:
+                raise UsageError(f"{verb}: this run injects no scenarios (run it with --scenario)")
+            if verb == "inject":
+                message = self.scenarios.inject(arg)
+            else:
+                by = "webhook" if peer.pid in self.children.pids(K.WEB) else f"ctl, pid {peer.pid}"
+                message = self.scenarios.detected(arg, by, time.time())
+        except UsageError as err:
+            return {"ok": False, "usage": True, "message": str(err)}
+        self.log(message)
+        return {"ok": True, "message": message, "status": self.live.status()}
 
     def counters(self, now_ns: int) -> dict[str, object]:
         """What ``loggend ctl status`` adds to the plan's state: the run's counts so far."""
@@ -526,6 +548,8 @@ class Supervisor:
         process.start = time.time() + (self.workers.run_start_ns - time.monotonic_ns()) / 1e9
         process.until = process.start + c.duration if c.duration else float("inf")
         self.children.spawn(INJECTOR, 0)
+        if self.scenarios.detect:
+            self.children.spawn(DETECTOR, 0)
 
     def running(self) -> bool:
         return not self.stopping and bool(self.children.pids(K.WORKER) or self.children.has_pending(K.WORKER))
@@ -612,6 +636,12 @@ class Supervisor:
             sent = self.scenarios.sent()
             print("\n".join(summary_lines(sent)), file=self.out, flush=True)
             document["scenarios"] = [s.as_dict() for s in sent]
+            if self.scenarios.detect:
+                found = self.scenarios.verdicts(time.time())
+                print("\n".join(verdict_lines(found, self.scenarios.detect_timeout)), file=self.out, flush=True)
+                document["detection"] = {"timeout_seconds": self.scenarios.detect_timeout,
+                                         "by": [d.describe() for d in self.scenarios.detect],
+                                         "instances": [v.as_dict() for v in found]}
             self.scenarios.close()
         if not self.write_file(self.summary_path, "summary", document) and self.exit_code == EXIT_OK:
             self.exit_code = EXIT_REPORT_FAILED

@@ -69,3 +69,36 @@ def test_the_truth_and_the_summary_are_what_rsyslog_got_and_fail2ban_finds_every
     for row, t in zip(found, failures, strict=True):
         assert int(row[1]) == int(t["sent"]) or int(row[1]) == int(t["sent"]) + 1       # the log's own second
         assert row[2]["user"] in t["message"]
+
+
+def test_detection_latency_through_a_private_fail2ban_end_to_end(tmp_path):
+    """loggen -> private rsyslog -> auth.log -> private fail2ban-server (its own sshd jail, 5 failures) -> its
+    Ban line -> --detect command: -> the summary's latency, which is fail2ban's ban time less the first
+    failure's send time; a password spray that no sshd jail can see is missed after the timeout."""
+    needs(R.rsyslog_available(), D.fail2ban_available())
+    import sys
+    truth, summary = tmp_path / "truth.jsonl", tmp_path / "summary.json"
+    with D.auth_log_receiver(tmp_path / "rsyslog", udp=True, tcp=False) as rx:       # type: ignore[attr-defined]
+        with D.Fail2banServer(tmp_path / "fail2ban", rx.auth_log, maxretry=5) as f2b:
+            detect = f"command:{sys.executable} {D.__file__} {f2b.server_log}"
+            r = run_loggend(*RUN, "--target", f"127.0.0.1:{rx.ports['udp']}", "--rate", "200", "--duration", "16",
+                            "--pool-size", "1000", "--scenario", "ssh-bruteforce:attempts=10,within=4,at=2",
+                            "--scenario", "password-spray:accounts=5,within=1,at=1", "--truth", str(truth),
+                            "--detect", detect, "--detect-timeout", "9", "--summary-json", str(summary),
+                            timeout=RUN_TIMEOUT)
+            bans = f2b.bans()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(summary.read_text())
+    found = {v["id"]: v for v in doc["detection"]["instances"]}
+    sent = [json.loads(line) for line in truth.read_text().splitlines()]
+    ssh = [t for t in sent if t["instance"] == "ssh-bruteforce-1"]
+    attacker = ssh[0]["attacker"]
+    banned = [at for at, address in bans if address == attacker]
+    assert len(banned) == 1, bans
+    v = found["ssh-bruteforce-1"]
+    assert v["state"] == "detected" and v["by"] == detect
+    assert v["latency_seconds"] == pytest.approx(banned[0] - ssh[0]["sent"], abs=0.01)
+    assert ssh[4]["sent"] - ssh[0]["sent"] <= v["latency_seconds"] <= ssh[4]["sent"] - ssh[0]["sent"] + 5.0
+    assert found["password-spray-1"]["state"] == "missed"
+    assert "detection: 1 of 2 detected, 1 missed (after 9 s)" in r.stdout
+    assert f"ssh-bruteforce-1: detected after {v['latency_seconds']:.1f} s" in r.stdout

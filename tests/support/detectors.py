@@ -16,9 +16,11 @@ from __future__ import annotations
 import glob
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +133,101 @@ def auth_log_receiver(workdir: Path, **kw: object) -> object:
             head, sep, _ = text.rpartition("}\n")
             return head + rule
     return AuthLogReceiver(workdir, **kw)     # type: ignore[arg-type]
+
+
+JAIL = """\
+# a private jail written by tests/support/detectors.py: fail2ban's own sshd filter, no ban action
+[DEFAULT]
+backend = polling
+[sshd]
+enabled = true
+filter = sshd
+logpath = {log}
+maxretry = {maxretry}
+findtime = 600
+bantime = 600
+action =
+"""
+SERVER_LOCAL = """\
+[Definition]
+logtarget = {workdir}/fail2ban.log
+socket = {workdir}/fail2ban.sock
+pidfile = {workdir}/fail2ban.pid
+dbfile = :memory:
+"""
+
+
+class Fail2banServer:
+    """A private fail2ban-server (foreground, own socket, pid file and log; database in memory) with
+    one jail: fail2ban's own sshd filter on ``log``, banning after ``maxretry`` failures with no
+    action but its own ``Ban ADDRESS`` log line. Stopped (its process group) on exit."""
+
+    def __init__(self, workdir: Path, log: Path, maxretry: int = 5, inst: Fail2banInstall | None = None) -> None:
+        found = inst or find_fail2ban()
+        assert found is not None
+        self.inst, self.workdir, self.log, self.maxretry = found, Path(workdir), Path(log), maxretry
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server_log(self) -> Path:
+        return self.workdir / "fail2ban.log"
+
+    def __enter__(self) -> Fail2banServer:
+        conf = self.workdir / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "filter.d").symlink_to(self.inst.config / "filter.d")
+        (conf / "fail2ban.conf").write_text((self.inst.config / "fail2ban.conf").read_text())
+        (conf / "fail2ban.local").write_text(SERVER_LOCAL.format(workdir=self.workdir))
+        (conf / "jail.conf").write_text(JAIL.format(log=self.log, maxretry=self.maxretry))
+        self.log.touch()
+        self.proc = subprocess.Popen(self.inst.command("fail2ban-client", "-c", str(conf), "-x", "-f", "start"),
+                                     env=self.inst.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.workdir / "client.err", "wb"), start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Jail 'sshd' started" not in (self.server_log.read_text() if self.server_log.exists() else ""):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("fail2ban-server did not start its sshd jail: "
+                                   + (self.workdir / "client.err").read_text()[-1000:]
+                                   + (self.server_log.read_text()[-1000:] if self.server_log.exists() else ""))
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+
+    def bans(self) -> list[tuple[float, str]]:
+        """(when, address) of every ban the server logged (its log's local time)."""
+        text = self.server_log.read_text() if self.server_log.exists() else ""
+        return [(banned_at(stamp), address) for stamp, _, address in BAN.findall(text)]
+
+
+def banned_at(stamp: str) -> float:
+    """fail2ban's log time (``2026-12-07 00:40:01,123``, local) in unix seconds."""
+    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:23]) / 1000
+
+
+def main(argv: list[str]) -> int:
+    """``detectors.py BAN_LOG``: loggen's ``--detect command:``: when fail2ban banned the instance's attacker
+    (``LOGGEN_SCENARIO_SOURCE``), in unix seconds, or nothing."""
+    log = Path(argv[1])
+    source = os.environ.get("LOGGEN_SCENARIO_SOURCE", "")
+    text = log.read_text() if log.exists() else ""
+    for stamp, _, address in BAN.findall(text):
+        if address == source:
+            print(f"{banned_at(stamp):.3f}")
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
