@@ -141,7 +141,7 @@ class Injector:
         request = parse_pairs("inject", scenario, words[1:], " ".join(words))
         number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
         from loggend.content.scenarios import instance
-        inst = instance(request, self.background, 1)
+        inst = instance(request, self.background, number)        # its own attacker address each time
         inst = Instance(f"{scenario.name}-now{number}", inst.scenario, self.clock() - self.start, inst.source,
                         inst.target, inst.steps)
         self.add(inst, self.clock())

@@ -102,3 +102,34 @@ def test_detection_latency_through_a_private_fail2ban_end_to_end(tmp_path):
     assert found["password-spray-1"]["state"] == "missed"
     assert "detection: 1 of 2 detected, 1 missed (after 9 s)" in r.stdout
     assert f"ssh-bruteforce-1: detected after {v['latency_seconds']:.1f} s" in r.stdout
+
+
+def test_ctl_inject_sends_one_now_and_ctl_detected_notes_its_detection(tmp_path, loggend):
+    import time
+
+    from tests.conftest import run_loggend as ctl
+    sock, summary = tmp_path / "ctl.sock", tmp_path / "summary.json"
+    with R.RsyslogReceiver(tmp_path / "rsyslog", udp=True, tcp=False) as rx:
+        run = loggend(*RUN, "--target", f"127.0.0.1:{rx.ports['udp']}", "--rate", "100", "--duration", "12",
+                      "--pool-size", "1000", "--scenario", "beacon:at=3600", "--detect", "webhook",
+                      "--control-socket", str(sock), "--summary-json", str(summary))
+        run.wait_line("ready:", timeout=RUN_TIMEOUT, stream="err")
+        deadline = time.monotonic() + 30
+        while True:                               # the injector starts with the workers' plan, just after ready
+            r = ctl("ctl", "inject", "ssh-bruteforce", "attempts=4", "within=1", "--socket", str(sock))
+            if r.returncode == 0 or "not started sending yet" not in r.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.returncode == 0 and "ssh-bruteforce queued" in r.stdout, r.stderr
+        bad = ctl("ctl", "inject", "ssh-bruteforce", "attempts=0", "--socket", str(sock))
+        assert bad.returncode == 2 and "attempts: '0' is not allowed" in bad.stderr
+        rx.wait_for_records(4, timeout=30, predicate=lambda rec: scn_seq(rec) is not None)
+        noted = ctl("ctl", "detected", "ssh-bruteforce-now1", "--socket", str(sock))
+        assert noted.returncode == 0, noted.stderr
+        assert ctl("ctl", "detected", "port-scan-1", "--socket", str(sock)).returncode == 2
+        assert run.wait(timeout=RUN_TIMEOUT) == 0, run.stderr
+    doc = json.loads(summary.read_text())
+    assert [(s["id"], s["messages"]) for s in doc["scenarios"]] == [("ssh-bruteforce-now1", 4)]
+    verdict = doc["detection"]["instances"][0]
+    assert verdict["state"] == "detected" and verdict["by"].startswith("ctl, pid ")
+    assert 0 < verdict["latency_seconds"] < 30
