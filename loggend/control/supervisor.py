@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any, TextIO
 
 from loggend import __version__
@@ -27,7 +28,15 @@ from loggend.config import FIXED, IN_PLACE, NEXT_START, OUTPUT_FIELDS, SINK_FIEL
 from loggend.content.scenarios import Background, Request
 from loggend.control import children as K
 from loggend.control.children import Child, ChildSet
-from loggend.control.ctlsocket import ControlError, ControlServer, Peer, claim_path, socket_path, sweep_stale
+from loggend.control.ctlsocket import (
+    ControlError,
+    ControlServer,
+    Peer,
+    claim_path,
+    request,
+    socket_path,
+    sweep_stale,
+)
 from loggend.control.dashboard import Dashboard, DashboardError
 from loggend.control.detect import DEFAULT_TIMEOUT, DetectSpec, verdict_lines
 from loggend.control.injector import DETECTOR, INJECTOR, RunScenarios, summary_lines
@@ -89,6 +98,14 @@ def _ended_run_ready_file(doc: object) -> bool:
     return doc["pid"] > 0 and not os.path.exists(f"/proc/{doc['pid']}")
 
 Loader = Callable[[], Config]
+
+
+def webhook_detection(path: str, words: str) -> dict[str, Any]:
+    """The web process's ``POST /api/detections``, through the control socket as ``detected ID [TIME]``."""
+    try:
+        return request(path, f"detected {words}")
+    except ControlError as err:
+        return {"ok": False, "unavailable": True, "message": str(err)}
 
 
 def nothing_sent(sent: int, started: bool, planned: int | None, set_up: int, workers: int, seconds: float) -> str:
@@ -230,6 +247,8 @@ class Supervisor:
         if path is None:
             return True
         self.control = ControlServer(path, self.control_command, self.log, self.clock)
+        if self.dashboard is not None and self.scenarios is not None and self.scenarios.detect:
+            self.dashboard.detections = partial(webhook_detection, path)
         try:
             self.control.open()
             if self.config.control_socket == "auto":

@@ -133,3 +133,42 @@ def test_ctl_inject_sends_one_now_and_ctl_detected_notes_its_detection(tmp_path,
     verdict = doc["detection"]["instances"][0]
     assert verdict["state"] == "detected" and verdict["by"].startswith("ctl, pid ")
     assert 0 < verdict["latency_seconds"] < 30
+
+
+def test_the_siem_posts_its_detection_to_the_dashboard_with_the_token(tmp_path, loggend):
+    import urllib.error
+    import urllib.request
+    token, summary, truth = "s3cret-token-for-the-siem", tmp_path / "summary.json", tmp_path / "truth.jsonl"
+
+    def post(url: str, body: object, auth: str = token, origin: str = "") -> tuple[int, dict]:
+        req = urllib.request.Request(f"{url}/api/detections", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {auth}",
+                                              **({"Origin": origin} if origin else {})})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    with R.RsyslogReceiver(tmp_path / "rsyslog", udp=True, tcp=False) as rx:
+        run = loggend(*RUN, "--target", f"127.0.0.1:{rx.ports['udp']}", "--rate", "100", "--duration", "10",
+                      "--pool-size", "1000", "--scenario", "ssh-bruteforce:attempts=3,within=0.5,at=0.5",
+                      "--detect", "webhook", "--truth", str(truth), "--dashboard", "127.0.0.1:0",
+                      "--dashboard-token", token, "--control-socket", str(tmp_path / "ctl.sock"),
+                      "--summary-json", str(summary))
+        url = re.search(r"dashboard: (http://\S+)/ ", run.wait_line("dashboard: http", timeout=RUN_TIMEOUT,
+                                                                     stream="err"))[1]   # type: ignore[index]
+        rx.wait_for_records(3, timeout=RUN_TIMEOUT, predicate=lambda rec: scn_seq(rec) is not None)
+        first = json.loads(truth.read_text().splitlines()[0])["sent"]
+        assert post(url, {"scenario": "ssh-bruteforce-1", "detected_at": first + 1.25}, auth="wrong")[0] == 401
+        assert post(url, {"scenario": "ssh-bruteforce-1"}, origin="http://evil.example")[0] == 403
+        assert post(url, {"detected_at": 1})[0] == 400
+        status, doc = post(url, {"scenario": "port-scan-1"})
+        assert status == 400 and "not an instance this run sent" in doc["error"]
+        assert post(url, {"scenario": "ssh-bruteforce-1", "detected_at": "yesterday"})[0] == 400
+        status, doc = post(url, {"scenario": "ssh-bruteforce-1", "detected_at": first + 1.25})
+        assert status == 200 and doc["ok"], doc
+        assert run.wait(timeout=RUN_TIMEOUT) == 0, run.stderr
+    verdict = json.loads(summary.read_text())["detection"]["instances"][0]
+    assert verdict == {"id": "ssh-bruteforce-1", "scenario": "ssh-bruteforce", "state": "detected", "by": "webhook",
+                       "detected_at": round(first + 1.25, 3), "latency_seconds": 1.25}
