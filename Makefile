@@ -20,7 +20,7 @@ UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
 
-.PHONY: venv run test test-fast test-coverage bench docs-sources lint build build-dev clean install uninstall test-performance \
+.PHONY: venv run test test-fast test-coverage bench docs-sources docs-scenarios lint build build-dev clean install uninstall test-performance \
 	run-test optimize-system restore-system soak
 
 venv: $(STAMP)
@@ -93,6 +93,10 @@ restore-system: venv
 # docs/sources/<family>.md from the code (a test holds them equal)
 docs-sources: venv
 	$(BIN)/python -m loggend.tools.sourcedocs docs/sources
+
+# docs/scenarios.md from the code (a test holds it equal)
+docs-scenarios: venv
+	$(BIN)/python -m loggend.tools.scenarios docs/scenarios.md
 
 bench: venv
 	$(BIN)/loggend bench --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) --yardstick '$(YARDSTICK)'

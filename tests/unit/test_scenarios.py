@@ -151,3 +151,11 @@ def test_the_command_lists_shows_and_refuses_in_one_line() -> None:
     for bad in (["show", "ssh-bruteforce:attempts=0"], ["show"], ["--sources", "nosuch=1"]):
         refused = subprocess.run([*run, *bad], capture_output=True, text=True, timeout=60)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr, bad
+
+
+def test_the_scenarios_page_is_what_the_code_writes() -> None:
+    from pathlib import Path
+
+    from loggend.tools.scenarios import page
+    docs = Path(__file__).resolve().parents[2] / "docs" / "scenarios.md"
+    assert docs.read_text() == page(), "docs/scenarios.md is stale: run make docs-scenarios"
