@@ -150,6 +150,8 @@ def build_parser() -> Parser:
     run.add_argument("--scenario", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
                      help="inject an attack scenario on top of the background (repeatable; `loggend scenarios` "
                      "lists them)")
+    run.add_argument("--inject", action="store_true", help="start the scenario injector for `loggend ctl inject` "
+                     "even without --scenario")
     run.add_argument("--truth", help="write the ground truth: one JSON line per injected message")
     run.add_argument("--detect", action="append", default=[], metavar="command:CMD|prometheus:URL|webhook",
                      help="learn when the SIEM detected each scenario instance (repeatable)")
@@ -197,6 +199,12 @@ def build_parser() -> Parser:
                        "receiver more than this %% of the time (default %(default)s)")
     limit.add_argument("--report-dir", default="", help="report.json and report.html (default reports/limit-DATE)")
     limit.add_argument("--config", help=f"the run's YAML config (default {DEFAULT_CONFIG_PATH} if it exists)")
+    limit.add_argument("--scenario", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                       help="inject this attack scenario at the start of every trial (repeatable; at = seconds "
+                       "into the trial); the report shows detection by load level")
+    limit.add_argument("--detect", action="append", default=[], help="as for run: how to learn a detection")
+    limit.add_argument("--detect-query", default="", help="as for run")
+    limit.add_argument("--detect-timeout", default=None, help="as for run")
     for flag, what in (("--target", "HOST or HOST:PORT"), ("--ports", "ports, as for run"),
                        ("--workers", "worker processes"), ("--cpus", "CPUs to pin workers to"),
                        ("--transport", "|".join(TRANSPORTS)), ("--protocol", "|".join(PROTOCOLS)),
@@ -347,12 +355,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from loggend.content.scenarios import parse_all
     scenarios = parse_all("--scenario", args.scenario)
     truth_path = os.path.abspath(args.truth) if args.truth else ""
-    if truth_path and not scenarios:
-        raise UsageError("--truth: only with --scenario (the ground truth of what was injected)")
+    if truth_path and not scenarios and not args.inject:
+        raise UsageError("--truth: only with --scenario or --inject (the ground truth of what was injected)")
     from loggend.control.detect import DEFAULT_TIMEOUT, MAX_TIMEOUT, parse_detect
     detect = tuple(parse_detect("--detect", d, args.detect_query) for d in args.detect)
-    if detect and not scenarios:
-        raise UsageError("--detect: only with --scenario (what it detects)")
+    if detect and not scenarios and not args.inject:
+        raise UsageError("--detect: only with --scenario or --inject (what it detects)")
     if args.detect_query and not any(d.kind == "prometheus" for d in detect):
         raise UsageError("--detect-query: only with --detect prometheus:URL")
     detect_timeout = DEFAULT_TIMEOUT
@@ -372,7 +380,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from loggend.control.supervisor import Supervisor
         supervisor = Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path,
                                 on_ready=pipe.ready if pipe else None, start_at=start_at, scenarios=scenarios,
-                                truth_path=truth_path, detect=detect, detect_timeout=detect_timeout)
+                                truth_path=truth_path, detect=detect, detect_timeout=detect_timeout,
+                                injector=args.inject)
         code = supervisor.run()
         if pipe is not None and code != EXIT_OK:
             pipe.failed(supervisor.failure or f"stopped with exit status {code}")
@@ -679,8 +688,35 @@ def cmd_find_limit(args: argparse.Namespace) -> int:
             run_args += [f"--{flag}", value]
             overrides[flag] = (f"--{flag}", value)
     run = load(os.path.abspath(args.config) if args.config else None, overrides)      # bad run flags: exit 2 now
+    inject, detect_args = scenario_args(args)
     report_dir = Path(args.report_dir or time.strftime("reports/limit-%Y%m%d-%H%M%S"))
-    return FindLimit(settings, feedback, run_args, report_dir, protocol=run.protocol).run()
+    return FindLimit(settings, feedback, run_args + detect_args, report_dir, protocol=run.protocol,
+                     inject=inject).run()
+
+
+def scenario_args(args: argparse.Namespace) -> tuple[tuple[str, ...], list[str]]:
+    """perftest's and find-limit's --scenario/--detect...: the ``ctl inject`` lines and the run's flags."""
+    from loggend.content.scenarios import parse_all
+    from loggend.control.detect import MAX_TIMEOUT, parse_detect
+    requests = parse_all("--scenario", args.scenario)
+    lines = tuple(" ".join([r.name, *(f"{k}={v}" for k, v in r.given)]) for r in requests)
+    for d in args.detect:
+        parse_detect("--detect", d, args.detect_query)
+    if args.detect and not requests:
+        raise UsageError("--detect: only with --scenario (what it detects)")
+    if args.detect_query and not args.detect:
+        raise UsageError("--detect-query: only with --detect prometheus:URL")
+    flags: list[str] = ["--inject"] if requests else []
+    for d in args.detect:
+        flags += ["--detect", d]
+    if args.detect_query:
+        flags += ["--detect-query", args.detect_query]
+    if args.detect_timeout is not None:
+        timeout = parse_duration("--detect-timeout", args.detect_timeout)
+        if not 1 <= timeout <= MAX_TIMEOUT:
+            raise UsageError(f"--detect-timeout: {args.detect_timeout!r} is not allowed; expected 1s to 24h")
+        flags += ["--detect-timeout", f"{timeout:g}s"]
+    return lines, flags
 
 
 def parse_percent(key: str, text: str) -> float:

@@ -130,8 +130,10 @@ class Injector:
         self.queue.sort()
 
     def inject(self, line: str) -> str:
-        """An inject-now request (``NAME KEY=VALUE...``): its instance queued from now; its id."""
+        """An inject-now request (``[ID] NAME KEY=VALUE...``; the run's supervisor names it, else the n-th
+        of its scenario ``NAME-nowN``): its instance queued from now; its id."""
         words = line.split()
+        iid = words.pop(0) if len(words) > 1 and get_scenario(words[1]) is not None else ""
         if not words:
             raise UsageError("inject: expected NAME [KEY=VALUE...]")
         scenario = get_scenario(words[0])
@@ -142,9 +144,9 @@ class Injector:
         number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
         from loggend.content.scenarios import instance
         inst = instance(request, self.background, number)        # its own attacker address each time
-        inst = Instance(f"{scenario.name}-now{number}", inst.scenario, self.clock() - self.start, inst.source,
+        inst = Instance(iid or f"{scenario.name}-now{number}", inst.scenario, self.clock() - self.start, inst.source,
                         inst.target, inst.steps)
-        self.add(inst, self.clock())
+        self.add(inst, self.clock() + request.at)              # at: seconds from now
         return inst.id
 
     # --- sending -----------------------------------------------------------------------------------
@@ -320,6 +322,7 @@ class RunScenarios:
         fd, self.detections_path = tempfile.mkstemp(prefix="loggend-detections-", suffix=".jsonl")
         os.close(fd)
         self.process: InjectorProcess | None = None
+        self.manual: dict[str, int] = {}                  # scenario -> instances injected now so far
         self.inject_read, self.inject_write = os.pipe2(os.O_CLOEXEC)
 
     def configure(self, host: str, port: int, protocol: str, framing: str, stream: str, utc: bool,
@@ -354,8 +357,10 @@ class RunScenarios:
         parse_pairs("inject", scenario, words[1:], " ".join(words))
         if self.process is None:
             raise UsageError("inject: the run has not started sending yet; try again in a moment")
-        os.write(self.inject_write, " ".join(words).encode() + b"\n")
-        return f"{scenario.name} queued: it starts now"
+        number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
+        iid = f"{scenario.name}-now{number}"
+        os.write(self.inject_write, f"{iid} {' '.join(words)}".encode() + b"\n")
+        return f"{iid} queued: it starts now"
 
     def detected(self, line: str, by: str, now: float) -> str:
         """``ID [TIME]`` (unix seconds or ISO 8601; now when left out): a detection the SIEM reported."""

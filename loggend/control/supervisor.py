@@ -128,7 +128,8 @@ class Supervisor:
                  loader: Loader | None = None, summary_path: str = "", ready_path: str = "",
                  tuning_state: str = STATE_PATH, on_ready: Callable[[str], None] | None = None,
                  start_at: float | None = None, scenarios: tuple[Request, ...] = (), truth_path: str = "",
-                 detect: tuple[DetectSpec, ...] = (), detect_timeout: float = DEFAULT_TIMEOUT) -> None:
+                 detect: tuple[DetectSpec, ...] = (), detect_timeout: float = DEFAULT_TIMEOUT,
+                 injector: bool = False) -> None:
         self.config, self.loader, self.clock, self.out, self.err = config, loader, clock, out, err
         self.summary_path, self.ready_path, self.on_ready = summary_path, ready_path, on_ready
         self.notifier = notifier or Notifier()
@@ -147,7 +148,7 @@ class Supervisor:
         self.children.register(K.WORKER, self.workers.spawn, self.workers.label)
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
         self.scenarios = (RunScenarios(scenarios, truth_path, self.log, (out, err), detect, detect_timeout)
-                          if scenarios else None)
+                          if scenarios or injector else None)
         if self.scenarios is not None:
             self.children.register(INJECTOR, self.scenarios.spawn, lambda i: "scenario injector")
             self.children.register(DETECTOR, self.scenarios.spawn_detector, lambda i: "detection poller")
@@ -272,7 +273,7 @@ class Supervisor:
             return self.live.command(line, peer)
         try:
             if self.scenarios is None:
-                raise UsageError(f"{verb}: this run injects no scenarios (run it with --scenario)")
+                raise UsageError(f"{verb}: this run injects no scenarios (run it with --scenario or --inject)")
             if verb == "inject":
                 message = self.scenarios.inject(arg)
             else:

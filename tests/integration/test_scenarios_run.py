@@ -120,7 +120,7 @@ def test_ctl_inject_sends_one_now_and_ctl_detected_notes_its_detection(tmp_path,
             if r.returncode == 0 or "not started sending yet" not in r.stderr or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert r.returncode == 0 and "ssh-bruteforce queued" in r.stdout, r.stderr
+        assert r.returncode == 0 and "ssh-bruteforce-now1 queued" in r.stdout, r.stderr
         bad = ctl("ctl", "inject", "ssh-bruteforce", "attempts=0", "--socket", str(sock))
         assert bad.returncode == 2 and "attempts: '0' is not allowed" in bad.stderr
         rx.wait_for_records(4, timeout=30, predicate=lambda rec: scn_seq(rec) is not None)
