@@ -260,6 +260,12 @@ def build_parser() -> Parser:
     perf = sub.add_parser("perftest", help="generator + sink at a rate for a duration; report PASS / FAIL per target")
     perf.add_argument("--duration", default="30m", help="how long (default %(default)s)")
     perf.add_argument("--rate", default="4M", help="events/s to send (default %(default)s)")
+    perf.add_argument("--scenario", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                      help="inject this attack scenario during the run, as run does (repeatable); the report "
+                      "shows whether and how late it was detected")
+    perf.add_argument("--detect", action="append", default=[], help="as for run: how to learn a detection")
+    perf.add_argument("--detect-query", default="", help="as for run")
+    perf.add_argument("--detect-timeout", default=None, help="as for run")
     perf.add_argument("--workers", default="40", help="generator workers (default %(default)s)")
     perf.add_argument("--ports", default="55000-55039", help="loopback ports the sink receives on")
     perf.add_argument("--sink-processes", default="0", help="sink processes (0 = one per CPU)")
@@ -543,7 +549,14 @@ def cmd_perftest(args: argparse.Namespace) -> int:
                     ports=format_ports(parse_ports("--ports", args.ports)), report_dir=report_dir, targets=targets,
                     optimize=not args.no_optimize,
                     sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES),
-                    protocol=protocol, framing=framing, fmt=parse_choice("--format", args.format, FORMATS)).run()
+                    protocol=protocol, framing=framing, fmt=parse_choice("--format", args.format, FORMATS),
+                    scenarios=tuple(args.scenario), detect_args=perftest_detect_args(args)).run()
+
+
+def perftest_detect_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """perftest's --scenario (checked here: exit 2 now, not in the run) and its --detect flags for the run."""
+    _, flags = scenario_args(args)
+    return tuple(f for f in flags if f != "--inject")
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
