@@ -306,3 +306,62 @@ class DetectorProcess:
             self.poll()
             time.sleep(max(0.05, POLL_SECONDS - (self.clock() - started)))
         return 0
+
+
+# --- the tally the metrics show -----------------------------------------------------------------------
+
+class Follow:
+    """New whole JSON lines of a growing file, from where the last call stopped."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.offset, self.rest = path, 0, b""
+
+    def new(self) -> Iterator[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(data)
+        whole, _, self.rest = (self.rest + data).rpartition(b"\n")     # a line still being written waits
+        for line in whole.splitlines():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+class Tally:
+    """Per scenario: instances and messages sent, detected, missed and the latencies, kept up to date
+    from the truth and detections files (read incrementally: a long run's files are read once)."""
+
+    def __init__(self, truth_path: str, detections_path: str, timeout: float) -> None:
+        self.truth, self.detections, self.timeout = Follow(truth_path), Follow(detections_path), timeout
+        self.first: dict[str, tuple[str, float]] = {}        # instance -> (scenario, first sent)
+        self.messages: dict[str, int] = {}                   # scenario -> messages sent
+        self.found: dict[str, float] = {}                    # instance -> earliest detection
+
+    def figures(self, now: float) -> dict[str, dict[str, float]]:
+        for r in self.truth.new():
+            scenario, iid = str(r.get("scenario", "")), str(r.get("instance", ""))
+            self.messages[scenario] = self.messages.get(scenario, 0) + 1
+            self.first.setdefault(iid, (scenario, float(r.get("sent", 0.0))))
+        for r in self.detections.new():
+            try:
+                iid, at = str(r["instance"]), float(r["detected_at"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            self.found[iid] = min(at, self.found.get(iid, at))
+        out: dict[str, dict[str, float]] = {}
+        for iid, (scenario, first) in self.first.items():
+            f = out.setdefault(scenario, {"instances": 0, "messages": self.messages.get(scenario, 0), "detected": 0,
+                                          "missed": 0, "latency_sum": 0.0})
+            f["instances"] += 1
+            seen = self.found.get(iid)
+            if seen is not None and seen - first <= self.timeout:
+                f["detected"] += 1
+                f["latency_sum"] += seen - first
+            elif now - first >= self.timeout or seen is not None:
+                f["missed"] += 1
+        return out

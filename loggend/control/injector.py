@@ -40,6 +40,7 @@ from loggend.control.detect import (
     DEFAULT_TIMEOUT,
     DetectorProcess,
     DetectSpec,
+    Tally,
     Verdict,
     append_detection,
     parse_time,
@@ -321,6 +322,7 @@ class RunScenarios:
         self.truth_path = truth_path
         fd, self.detections_path = tempfile.mkstemp(prefix="loggend-detections-", suffix=".jsonl")
         os.close(fd)
+        self.tally = Tally(self.truth_path, self.detections_path, detect_timeout)
         self.process: InjectorProcess | None = None
         self.manual: dict[str, int] = {}                  # scenario -> instances injected now so far
         self.inject_read, self.inject_write = os.pipe2(os.O_CLOEXEC)

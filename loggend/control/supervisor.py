@@ -359,7 +359,14 @@ class Supervisor:
                             web_restarts=self.web_restarts,
                             memory_bytes=self.memory.current, peak_memory_bytes=self.memory.peak,
                             state="stopping" if self.stopping else "running",
-                            target_rate=self.workers.target_rate(now_ns), paused=self.live.state(now_ns) == "paused")
+                            target_rate=self.workers.target_rate(now_ns), paused=self.live.state(now_ns) == "paused",
+                            scenarios=self.scenario_figures())
+
+    def scenario_figures(self) -> dict[str, object] | None:
+        """What the board (and /metrics) says of the scenarios: per scenario, and whether detection is on."""
+        if self.scenarios is None:
+            return None
+        return {"detect": bool(self.scenarios.detect), "by_scenario": self.scenarios.tally.figures(time.time())}
 
     def check_memory(self) -> None:
         """Add up the PSS of this process and its children; over the limit, stop (once: the last

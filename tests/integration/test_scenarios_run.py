@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.conftest import RUN, run_loggend
+from tests.conftest import RUN, run_loggend, wait_until
 from tests.support import detectors as D
 from tests.support import receivers as R
 
@@ -168,6 +168,19 @@ def test_the_siem_posts_its_detection_to_the_dashboard_with_the_token(tmp_path, 
         assert post(url, {"scenario": "ssh-bruteforce-1", "detected_at": "yesterday"})[0] == 400
         status, doc = post(url, {"scenario": "ssh-bruteforce-1", "detected_at": first + 1.25})
         assert status == 200 and doc["ok"], doc
+
+        def metrics() -> str:
+            req = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=10) as answer:
+                return answer.read().decode()
+        wait_until(lambda: 'loggen_scenario_detected_total{' in metrics()
+                   and re.search(r'loggen_scenario_detected_total\{[^}]*scenario="ssh-bruteforce"\} 1\.0', metrics()),
+                   timeout=30, what="the detection in /metrics")
+        text = metrics()
+        assert re.search(r'loggen_scenario_messages_total\{[^}]*scenario="ssh-bruteforce"\} 3\.0', text), text
+        assert re.search(r'loggen_scenario_detection_latency_seconds_sum\{[^}]*scenario="ssh-bruteforce"\} 1\.25',
+                         text), text
+        assert re.search(r'loggen_scenario_missed_total\{[^}]*scenario="ssh-bruteforce"\} 0\.0', text), text
         assert run.wait(timeout=RUN_TIMEOUT) == 0, run.stderr
     verdict = json.loads(summary.read_text())["detection"]["instances"][0]
     assert verdict == {"id": "ssh-bruteforce-1", "scenario": "ssh-bruteforce", "state": "detected", "by": "webhook",

@@ -71,3 +71,21 @@ def test_a_detect_command_gets_the_instance_and_its_answer_is_the_time(tmp_path)
     assert logged == []
     assert ask_command(DetectSpec("command", f"{sys.executable} -c 'print(\"soon\")'"), hit, logged.append) is None
     assert "not a time" in logged[-1]
+
+
+def test_the_tally_reads_only_what_is_new_and_counts_per_scenario(tmp_path) -> None:
+    from loggend.control.detect import Tally
+    truth, found = tmp_path / "truth.jsonl", tmp_path / "detections.jsonl"
+    tally = Tally(str(truth), str(found), timeout=10)
+    assert tally.figures(0) == {}
+    with open(truth, "w") as f:
+        f.write(json.dumps({"instance": "a-1", "scenario": "a", "sent": 100.0}) + "\n")
+        f.write(json.dumps({"instance": "a-1", "scenario": "a", "sent": 101.0}) + "\n")
+        f.write('{"instance": "b-1", "scen')                     # a line still being written
+    assert tally.figures(105) == {"a": {"instances": 1, "messages": 2, "detected": 0, "missed": 0, "latency_sum": 0}}
+    with open(truth, "a") as f:
+        f.write('ario": "b", "sent": 100.0}\n')
+    append_detection(str(found), "a-1", 102.5, "webhook")
+    got = tally.figures(111)
+    assert got["a"] == {"instances": 1, "messages": 2, "detected": 1, "missed": 0, "latency_sum": 2.5}
+    assert got["b"] == {"instances": 1, "messages": 1, "detected": 0, "missed": 1, "latency_sum": 0}
