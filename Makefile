@@ -20,8 +20,8 @@ UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
 
-.PHONY: venv run test test-fast test-coverage bench docs-sources docs-scenarios lint build build-dev clean install uninstall test-performance \
-	run-test optimize-system restore-system soak
+.PHONY: venv run test test-fast test-coverage bench docs-sources docs-scenarios lint build build-dev clean install uninstall \
+	test-performance run-test optimize-system restore-system soak fuzz
 
 venv: $(STAMP)
 
@@ -45,6 +45,12 @@ test: venv
 # Under 30 s: everything but the slow, root-only and browser tests (no system packages installed).
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow and not root and not browser"
+
+# The property tests of everything that reads outside input, with thousands of examples each
+# (make test runs a few hundred); FUZZ_EXAMPLES sets how many.
+FUZZ_EXAMPLES ?= 20000
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m fuzz -p no:cacheprovider
 
 # The whole suite under coverage (branch), children and forks included; a total and reports/coverage/index.html.
 test-coverage: build-dev

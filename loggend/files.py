@@ -82,7 +82,7 @@ def _is_ours(path: str, ours: Callable[[Any], bool]) -> bool:
     try:
         data = read_own(path)
         return data is not None and ours(json.loads(data))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
 
 

@@ -60,8 +60,10 @@ def parse_rate(key: str, text: str | float) -> float:
 def parse_port(key: str, text: str | int, lowest: int = 1) -> int:
     """A port (UDP, TCP or the dashboard's); ``lowest=0`` lets a listener ask for any free port."""
     try:
+        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+            raise ValueError(text)
         port = int(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):     # OverflowError: a float infinity
         port = -1
     if not lowest <= port <= 65535:
         raise ConfigError(key, text, f"a port from {lowest} to 65535")
@@ -73,7 +75,7 @@ def parse_int(key: str, text: object, low: int, high: int) -> int:
         if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
             raise ValueError(text)
         value: int = int(text)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(key, text, f"a whole number from {low} to {high}") from None
     if not low <= value <= high:
         raise ConfigError(key, text, f"a whole number from {low} to {high}")

@@ -364,7 +364,9 @@ def request(path: str, line: str, timeout: float = REQUEST_TIMEOUT) -> dict[str,
     if not data:
         raise ControlError(f"{path}: closed without an answer")
     try:
-        reply: dict[str, Any] = json.loads(bytes(data).split(b"\n", 1)[0])
-    except ValueError:
-        raise ControlError(f"{path}: not a loggend control socket (no JSON answer)") from None
+        reply = json.loads(bytes(data).split(b"\n", 1)[0])
+    except (ValueError, RecursionError):
+        reply = None
+    if not isinstance(reply, dict):
+        raise ControlError(f"{path}: not a loggend control socket (no JSON answer)")
     return reply

@@ -71,8 +71,8 @@ class Tuner:
                 data = json.load(f)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as err:
-            raise TuningError(f"{self.state}: unreadable tuning state: {err}") from None
+        except (OSError, ValueError, RecursionError) as err:
+            raise TuningError(f"{self.state}: unreadable tuning state: {type(err).__name__}") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise TuningError(f"{self.state}: not a tuning state file")
         return data

@@ -224,7 +224,7 @@ def render_line(line: bytes, sequence: bool, enterprise: int, wrap: str = "none"
     if line.endswith(b"}") and brace >= 0 and line[brace:] != b"{}":
         try:
             is_object = isinstance(json.loads(line[brace:]), dict)
-        except ValueError:
+        except (ValueError, RecursionError):            # not JSON, or nested deeper than Python parses
             is_object = False
         if is_object:
             tail = b'","seq":"' + zeros + b'"}'

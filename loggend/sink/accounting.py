@@ -143,6 +143,71 @@ def _vendor_tail(message: bytes) -> Tail | None:
     return None
 
 
+# --- is a chunk one run? ---------------------------------------------------------------------------
+# The receivers take a chunk of messages (a GRO buffer, a TCP read) as one run of one stream without
+# parsing each message only when the numbers in it are first, first + 1, ... in order: first and
+# last alone would take 0, 0, 2 (a duplicate and a loss) for 0, 1, 2. The digits that first and
+# last share are the same in every number of the run, so one ``bytes.count`` of the stream's marker
+# followed by them checks those digits, the stream and the count at once; the few low digits left
+# are cut out after each marker (or read as columns of a GRO buffer, whose messages are all one
+# length) and compared column by column with the columns the run would have, built from repeated
+# patterns (not number by number).
+_DIGIT = [bytes([48 + d]) for d in range(10)]
+_SHORT_PERIODS = 3                  # the columns of 1, 10 and 100: repeated patterns, kept long
+_LONG = [b"".join(_DIGIT[d] * 10 ** p for d in range(10)) * (1 + 70_000 // 10 ** (p + 1))
+         for p in range(_SHORT_PERIODS)]
+
+
+def _column(first: int, count: int, p: int) -> bytes:
+    """The digit of ``10 ** p`` of first, first + 1, ... (``count`` numbers), as bytes."""
+    if p < _SHORT_PERIODS:
+        period = 10 ** (p + 1)
+        start = first % period
+        long = _LONG[p]
+        if start + count > len(long):
+            long = long * ((start + count) // len(long) + 1)
+        return long[start:start + count]
+    unit = 10 ** p
+    value, into = divmod(first, unit)
+    parts, left, run = [], count, unit - into
+    while left > 0:
+        n = min(run, left)
+        parts.append(_DIGIT[value % 10] * n)
+        left -= n
+        value += 1
+        run = unit
+    return b"".join(parts)
+
+
+def numbered_run(data: bytes, before: bytes, first: int, count: int, end: int,
+                 stride: int = 0, digits_at: int = 0) -> bool:
+    """True when ``data[:end]`` holds ``before`` followed by a number exactly ``count`` times and the
+    numbers are ``first``, ``first + 1``, ... in that order. ``stride``: the messages are that many
+    bytes each and the first one's digits start at ``digits_at`` (a GRO buffer), so the low digits
+    are read as columns of the buffer instead of being cut out."""
+    last = first + count - 1
+    low = 0                                          # low digits in which first and last differ
+    while low < SEQ_DIGITS and first // 10 ** low != last // 10 ** low:
+        low += 1
+    head = before + b"%0*d" % (SEQ_DIGITS - low, first // 10 ** low) if low < SEQ_DIGITS else before
+    if stride:
+        if data.count(head, 0, end) != count:
+            return False
+        at = digits_at + SEQ_DIGITS - low
+        columns = [data[at + j:end:stride] for j in range(low)]
+    else:
+        pieces = data[:end].split(head)              # what follows each marker: its low digits first
+        if len(pieces) != count + 1:
+            return False
+        if not low:
+            return True
+        digits = b"".join([piece[:low] for piece in pieces[1:]])
+        if len(digits) != count * low:
+            return False
+        columns = [digits[j::low] for j in range(low)]
+    return all(columns[j] == _column(first, count, low - 1 - j) for j in range(low))
+
+
 class Stream:
     """One stream's record: where it is, its open gaps (sorted disjoint [start, end) ranges) and counts."""
 

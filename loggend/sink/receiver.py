@@ -33,7 +33,7 @@ from loggend.engine.syscalls import (
     Msghdr,
     libc_function,
 )
-from loggend.sink.accounting import Accounting, parse, parse_tail
+from loggend.sink.accounting import Accounting, numbered_run, parse, parse_tail
 
 BATCH = 64                    # buffers per recvmmsg call
 DRAIN_CALLS = 8               # recvmmsg calls per socket per wake-up (up to 512 buffers), then back to the loop
@@ -221,12 +221,15 @@ def account(accounting: Accounting, view: memoryview, at: int, length: int, size
     """A buffer of ``length`` bytes holding messages of ``size`` bytes (the last may be shorter)."""
     count = -(-length // size)
     if count > 1 and length == count * size:
-        first = parse(bytes(view[at:at + size]))
-        last = parse(bytes(view[at + length - size:at + length]))
-        if first and last and first[0] == last[0] and last[1] - first[1] == count - 1:
+        data = bytes(view[at:at + length])
+        first = parse_tail(data[:size])
+        last = parse(data[length - size:])
+        if first and last and first.name == last[0] and last[1] - first.number == count - 1 and \
+                numbered_run(data, first.before, first.number, count, length,
+                             size if first.at_end else 0, size - len(first.after) - SEQ_DIGITS):
             accounting.received += count
             accounting.octets += length
-            accounting.add_run(first[0], first[1], count)
+            accounting.add_run(first.name, first.number, count)
             return count
     for k in range(count):
         start = at + k * size

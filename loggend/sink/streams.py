@@ -5,8 +5,8 @@ spreads the connections). A connection's framing is found from its first byte (a
 counting, RFC 6587 3.4.1; anything else: a line feed after each message, 3.4.2), and its bytes
 are read into a buffer and cut into whole messages. Accounting is per *chunk*, not per message:
 a TCP connection keeps a stream in order, so when the first and the last whole message of a
-chunk are one stream ``count - 1`` numbers apart and that stream's marker occurs ``count``
-times, the chunk is one run (``Accounting.add_run``); anything else (a relay mixing streams,
+chunk are one stream ``count - 1`` numbers apart and that stream's marker is followed by those
+numbers in order (``accounting.numbered_run``), the chunk is one run (``Accounting.add_run``); anything else (a relay mixing streams,
 foreign messages) is parsed message by message. Messages are found with ``bytes.count`` for LF
 framing (C speed) and by walking the length prefixes for octet counting (~0.25 us each). Bytes
 are counted as received, framing included.
@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 
 from loggend.engine.journal import ERR, WARNING, Log, Throttle
-from loggend.sink.accounting import Accounting, parse_tail
+from loggend.sink.accounting import Accounting, numbered_run, parse_tail
 from loggend.sink.receiver import BindError
 from loggend.sink.spec import ServerTls
 
@@ -118,12 +118,13 @@ def _one_run(data: bytes, used: int, count: int, first: bytes, last: bytes) -> t
     """(stream, first number) when the ``count`` whole messages in ``data[:used]`` are one run.
 
     They are when the first and the last are the same stream ``count - 1`` numbers apart and the
-    stream's marker occurs exactly ``count`` times: no other stream's message and no message
-    without a number in between (one ``bytes.count``, not a parse per message)."""
+    stream's marker and number occur exactly ``count`` times, numbered one after the other: no other
+    stream's message, no message without a number, no duplicate or reordering in between
+    (``accounting.numbered_run``: one scan, not a parse per message)."""
     a, b = parse_tail(first), parse_tail(last)
     if a is None or b is None or a.name != b.name or b.number - a.number != count - 1:
         return None
-    if data.count(a.before, 0, used) != count:
+    if not numbered_run(data, a.before, a.number, count, used):
         return None
     return a.name, a.number
 

@@ -129,7 +129,7 @@ def _get_json(url: str) -> Any:
         raise FeedbackError(f"{url}: not an HTTP answer ({type(err).__name__})") from None
     except OSError as err:
         raise FeedbackError(f"{url}: {err.strerror or err}") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FeedbackError(f"{url}: not JSON") from None
 
 

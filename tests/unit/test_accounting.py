@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -158,3 +160,29 @@ def test_what_the_sink_totals_cannot_vouch_for_makes_the_loss_unknown():
     bound = SinkTotals(received=100, gaps=7, gaps_forgotten=3, stale=40).unknown()
     assert len(bound) == 1 and "only an upper bound" in bound[0]
     assert SinkTotals(received=100, gaps=7, gaps_forgotten=3).unknown() == []      # forgotten, nothing below them
+
+
+def _line(n: int, stream: bytes = b"w0") -> bytes:
+    return b"<13>Dec  7 00:00:00 host app: a stream=%s seq=%012d" % (stream, n)
+
+
+@pytest.mark.parametrize("numbers, gaps, duplicates, late", [
+    ([0, 0, 2], 1, 1, 0),                        # a duplicate and a loss: first and last are 2 apart all the same
+    ([5, 7, 6, 8], 1, 0, 1),                     # reordered inside the chunk
+    ([9, 10, 10, 12], 1, 1, 0),                  # across a change of the tens digit
+    ([998, 1000, 999, 1001], 1, 0, 1),
+    (list(range(95, 105)), 0, 0, 0),             # a true run
+])
+def test_a_chunk_is_taken_as_one_run_only_when_its_numbers_follow_one_another(numbers, gaps, duplicates, late):
+    """The receivers' fast path (a GRO buffer, a TCP read as one run) must see a duplicate and a loss
+    in the same chunk, or a reordering, as the message-by-message path does."""
+    from loggend.sink.receiver import account
+    from loggend.sink.streams import account_lines, account_octets
+    messages = [_line(n) for n in numbers]
+    lines, octets, gro = Accounting(), Accounting(), Accounting()
+    account_lines(lines, b"".join(m + b"\n" for m in messages))
+    account_octets(octets, b"".join(b"%d %s" % (len(m), m) for m in messages))
+    data = b"".join(messages)
+    account(gro, memoryview(data), 0, len(data), len(messages[0]))
+    for acc in (lines, octets, gro):
+        assert (acc.received, acc.gaps, acc.duplicates, acc.late) == (len(numbers), gaps, duplicates, late)
