@@ -189,6 +189,7 @@ class Scenario:
     keys: tuple[Key, ...]                # its own keys (COMMON come first)
     build: Builder
     default_target: Callable[[Background, random.Random], str]
+    target_address: bool = False         # target_host is an IPv4 address (a firewall's or a client's)
 
     def all_keys(self) -> tuple[Key, ...]:
         return COMMON + self.keys
@@ -265,6 +266,8 @@ def parse_pairs(label: str, scenario: Scenario, pairs: list[str], text: str) -> 
                               + ", ".join(k.name for k in scenario.all_keys()))
         if key in given:
             raise ConfigError(f"{label} {scenario.name}", key, "each key once")
+        if key == "target_host" and scenario.target_address:
+            spec = Key("target_host", "address", None, spec.doc)
         given[key] = spec.parse(f"{label} {scenario.name}:{key}", value.strip())
     if given.get("every", 0.0) and float(given["every"]) < 1:     # type: ignore[arg-type]
         raise ConfigError(f"{label} {scenario.name}:every", given["every"], "0 (once) or at least 1 second")
@@ -644,7 +647,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
               Key("within", "seconds", 30.0, "seconds from the first probe to the last", 0, 86_400),
               Key("firewall", "choice", "", "the device that logs it (default: the mix's firewall)",
                   choices=FIREWALLS)),
-             _port_scan, _scan_target),
+             _port_scan, _scan_target, target_address=True),
     Scenario("priv-escalation", "a user added to a privileged group (4728 or 4732), then a logon with "
              "special privileges (4624 + 4672)",
              "windows-security 4728/4732 on a domain controller, 4624 and 4672 on the target",
@@ -660,7 +663,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
               Key("jitter", "percent", 10.0, "each gap varies by up to this share of the period", 0, 100),
               Key("count", "int", 10, "calls", 1, MAX_EVENTS),
               Key("via", "choice", "proxy", "proxy (squid) or dns (zeek)", choices=("proxy", "dns"))),
-             _beacon, _client),
+             _beacon, _client, target_address=True),
     Scenario("exfiltration", "a large upload from one internal host to one outside address (source)",
              "the mix's firewall (cisco-asa, paloalto or fortigate; fortigate without a mix)",
              (Key("bytes", "int", 2_000_000_000, "bytes uploaded in all", 1_000_000, 10**13),
@@ -668,5 +671,5 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
               Key("within", "seconds", 300.0, "seconds the upload takes", 1, 86_400),
               Key("firewall", "choice", "", "the device that logs it (default: the mix's firewall)",
                   choices=UPLOAD_FIREWALLS)),
-             _exfiltration, _client),
+             _exfiltration, _client, target_address=True),
 )}

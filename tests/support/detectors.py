@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_FAIL2BAN_ROOT = os.environ.get("LOGGEN_FAIL2BAN_ROOT", str(HERE.parent.parent / ".cache" / "fail2ban"))
+DEFAULT_FAIL2BAN_ROOT = os.environ.get("FAIL2BAN_ROOT",   # not LOGGEN_*: loggend reads those as settings
+                                       str(HERE.parent.parent / ".cache" / "fail2ban"))
 FAIL2BAN_PACKAGE = "fail2ban"
 FAIL2BAN_VERSION = "1.0.2"
 START_TIMEOUT = 30.0

@@ -117,6 +117,7 @@ def test_the_runs_form_is_the_scenarios_form(form: str, sources: tuple[str, ...]
     ("beacon:count=3,count=4", "each key once"),
     ("exfiltration:firewall=iptables", "one of cisco-asa, paloalto, fortigate"),
     ("priv-escalation:target_host=a b", "a name of letters"),
+    ("port-scan:target_host=fw-edge-01", "port-scan:target_host: 'fw-edge-01' is not allowed; expected an IPv4"),
     ("", "NAME[:KEY=VALUE,...]"),
 ])
 def test_bad_requests_are_one_line_naming_the_key(text: str, complaint: str) -> None:
