@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_PORTS ?= 55514-55515
-DEMO_RATE ?= 200k
-DEMO_DURATION ?= 10s
+DEMO_RATE ?= 20k
+DEMO_DURATION ?= 60s
 DEMO_WORKERS ?= 2
-DEMO_DASHBOARD_PORT ?= 8080
+DEMO_DASHBOARD_PORT ?= 58080
 BENCH_SECONDS ?= 2
 BENCH_REPEATS ?= 3
 YARDSTICK ?= $(wildcard ../shared/yardstick)
@@ -19,9 +19,12 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= /etc/systemd/system
 LIBDIR ?= /opt/loggen
 DOCDIR ?= $(PREFIX)/share/doc/loggen
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
-.PHONY: venv run test test-fast test-coverage bench docs-sources docs-scenarios lint build build-dev clean install uninstall \
-	test-performance run-test optimize-system restore-system soak fuzz
+.PHONY: venv run test test-fast test-coverage bench docs docs-sources docs-scenarios reference man completion lint build build-dev \
+	clean install uninstall test-performance run-test optimize-system restore-system soak fuzz
 
 venv: $(STAMP)
 
@@ -32,15 +35,33 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The whole loop on loopback: 2 workers send to 2 ports, the local sink receives and counts,
-# the dashboard shows both at http://127.0.0.1:$(DEMO_DASHBOARD_PORT)/ while it runs.
+# the dashboard shows both at http://127.0.0.1:$(DEMO_DASHBOARD_PORT)/ while it runs. A minute at 20k ev/s
+# (under a tenth of a 2-core laptop's CPU); Ctrl-C ends it early with the summary. DEMO_DURATION=, DEMO_RATE=,
+# DEMO_WORKERS=, DEMO_PORTS=, DEMO_DASHBOARD_PORT= change it, e.g. make run DEMO_DURATION=5m DEMO_RATE=200k.
 run: venv
 	$(BIN)/loggend run --config config/loggen.yaml --target 127.0.0.1 --ports $(DEMO_PORTS) \
 		--workers $(DEMO_WORKERS) --rate $(DEMO_RATE) --duration $(DEMO_DURATION) --local-sink \
 		--dashboard 127.0.0.1:$(DEMO_DASHBOARD_PORT)
 
+# Two passes: the independent tests spread over TEST_JOBS processes (pytest-xdist, work-stealing), then the
+# CPU-heavy and timing-exact ones (marked serial) alone, so that neither starves the other; at the end the
+# 25 slowest tests of both passes (reports/tests-*.xml).
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: without it every `python -m loggend` the tests
+# start compiles the package again (0.46 s of CPU instead of 0.26 s) and every pass rewrites every test's asserts.
+TEST_JOBS ?= $(shell echo $$(( 2 * $$(nproc) )))
+SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
+test: export PYTHONDONTWRITEBYTECODE =
 test: venv
 	@scripts/system-deps.sh
-	$(BIN)/python -m pytest
+	@mkdir -p reports
+	@rm -f reports/tests-parallel.xml reports/tests-serial.xml
+	@status=0; \
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not serial" \
+		--junitxml=reports/tests-parallel.xml || status=$$?; \
+	$(BIN)/python -m pytest -q -m serial -p no:xdist --junitxml=reports/tests-serial.xml $(SERIAL_FILES) \
+		|| status=$$?; \
+	$(BIN)/python -m tests.support.slowest 25 reports/tests-parallel.xml reports/tests-serial.xml; \
+	exit $$status
 
 # Under 30 s: everything but the slow, root-only and browser tests (no system packages installed).
 test-fast: venv
@@ -96,6 +117,15 @@ optimize-system: venv
 restore-system: venv
 	$(BIN)/loggend tune restore
 
+# The manual: docs/ (nav in mkdocs.yml) built into build/site; --strict fails on a broken link or anchor and on
+# a page the nav leaves out.
+docs: $(VENV)/.docs
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	@echo "manual: build/site/index.html"
+$(VENV)/.docs: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $@
+
 # docs/sources/<family>.md from the code (a test holds them equal)
 docs-sources: venv
 	$(BIN)/python -m loggend.tools.sourcedocs docs/sources
@@ -103,6 +133,22 @@ docs-sources: venv
 # docs/scenarios.md from the code (a test holds it equal)
 docs-scenarios: venv
 	$(BIN)/python -m loggend.tools.scenarios docs/scenarios.md
+
+# config/loggen.yaml and docs/configuration.md from the settings registry, loggend/settings.py (tests hold them equal)
+reference: venv
+	$(BIN)/python -m loggend.tools.reference yaml config/loggen.yaml
+	$(BIN)/python -m loggend.tools.reference docs docs/configuration.md
+
+# The man page loggend(1) and bash and zsh completion, from the registry and the commands, into build/
+man: venv
+	mkdir -p build
+	$(BIN)/python -m loggend.tools.reference man build/loggend.1
+	@echo "man -l build/loggend.1"
+
+completion: venv
+	mkdir -p build
+	$(BIN)/python -m loggend.tools.reference bash build/loggend.bash
+	$(BIN)/python -m loggend.tools.reference zsh build/_loggend
 
 bench: venv
 	$(BIN)/loggend bench --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) --yardstick '$(YARDSTICK)'
@@ -112,17 +158,21 @@ lint: venv
 	$(BIN)/mypy
 
 # Installs loggend into its own venv of INSTALL_PYTHON (refused in one line when the unit's user could
-# not run it), links $(PREFIX)/bin/loggend, the config (never over an existing one), the systemd units
-# (loggen.service, and loggen@.service for one instance per /etc/loggen/NAME.yaml) and the docs, then
-# runs the installed loggend as an unprivileged user. Run as root.
+# not run it), links $(PREFIX)/bin/loggend, the man page loggend(1) and bash and zsh completion (made by
+# the installed loggend), the config (never over an existing one), the systemd units (loggen.service,
+# and loggen@.service for one instance per /etc/loggen/NAME.yaml) and the docs, then runs the installed
+# loggend as an unprivileged user. Run as root.
 UNIT_PATHS = -e 's\#/usr/local/bin/loggend\#$(PREFIX)/bin/loggend\#g' -e 's\#/etc/loggen\#$(SYSCONFDIR)/loggen\#g' \
 	-e 's\#/usr/local/share/doc/loggen\#$(DOCDIR)\#g'
 install:
 	@scripts/install-check python $(INSTALL_PYTHON)
 	umask 022 && $(INSTALL_PYTHON) -m venv --clear $(LIBDIR)
 	umask 022 && $(LIBDIR)/bin/pip install --quiet .
-	install -d $(PREFIX)/bin $(SYSCONFDIR) $(UNITDIR) $(DOCDIR)
+	install -d $(PREFIX)/bin $(SYSCONFDIR) $(UNITDIR) $(DOCDIR) $(MANDIR)/man1 $(BASHCOMPDIR) $(ZSHCOMPDIR)
 	ln -sfn $(LIBDIR)/bin/loggend $(PREFIX)/bin/loggend
+	umask 022 && $(LIBDIR)/bin/python -m loggend.tools.reference man $(MANDIR)/man1/loggend.1
+	umask 022 && $(LIBDIR)/bin/python -m loggend.tools.reference bash $(BASHCOMPDIR)/loggend
+	umask 022 && $(LIBDIR)/bin/python -m loggend.tools.reference zsh $(ZSHCOMPDIR)/_loggend
 	@if [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "keeping the existing $(SYSCONFDIR)/loggen.yaml"; \
 	else install -m 0644 config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; fi
 	sed $(UNIT_PATHS) systemd/loggen.service > $(UNITDIR)/loggen.service
@@ -137,6 +187,7 @@ uninstall:
 	@if [ -d /run/systemd/system ]; then systemctl disable --now loggen 2>/dev/null || true; \
 	systemctl stop 'loggen@*' 2>/dev/null || true; fi
 	rm -f $(PREFIX)/bin/loggend $(UNITDIR)/loggen.service $(UNITDIR)/loggen@.service
+	rm -f $(MANDIR)/man1/loggend.1 $(BASHCOMPDIR)/loggend $(ZSHCOMPDIR)/_loggend
 	rm -rf $(LIBDIR) $(DOCDIR)
 	@if cmp -s config/loggen.yaml $(SYSCONFDIR)/loggen.yaml; then rm -f $(SYSCONFDIR)/loggen.yaml; \
 	elif [ -e $(SYSCONFDIR)/loggen.yaml ]; then echo "kept $(SYSCONFDIR)/loggen.yaml (edited)"; fi

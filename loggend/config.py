@@ -1,10 +1,11 @@
-"""Validated, frozen run configuration: the only YAML reader, the run's own keys, ``load``.
+"""Validated, frozen run configuration: the only YAML reader, the rules between keys, ``load``.
 
-Every value goes through a parser that names the key or flag in its one-line error
-(``loggend.parsers`` for the common kinds of value). ``load(path, overrides, env=)`` reads the
-file, lays the ``LOGGEN_*`` environment variables over it, then the command-line overrides, and
-validates every key into a frozen ``Config``; nothing downstream sees a raw string or dict.
-``config/loggen.yaml`` documents every key with its default (a test holds the two together).
+The keys themselves (default, parser with bounds, flag, variable, reload class, doc) are the settings
+registry's, ``loggend.settings``: ``DEFAULTS``, ``Config``'s defaults, the reload sets and the
+variables' names are made from it. Every value goes through a parser that names the key or flag in
+its one-line error. ``load(path, overrides, env=)`` reads the file, lays the ``LOGGEN_*`` environment
+variables over it, then the command-line overrides, and validates every key into a frozen ``Config``;
+nothing downstream sees a raw string or dict.
 
 Environment: every key has a variable, ``LOGGEN_`` + the key in capitals with ``.`` as ``_``
 (``rate`` -> ``LOGGEN_RATE``, ``messages.seed`` -> ``LOGGEN_MESSAGES_SEED``). Its value is read
@@ -23,95 +24,57 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from loggend import yamlsafe
+from loggend import settings, yamlsafe
 from loggend.content import mix
-from loggend.engine import catalog
-from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS, MIN_LENGTHS
-from loggend.engine.render import CORPUS_SIZE, UDP_MAX_PAYLOAD
+from loggend.content.scenarios import Request
+from loggend.detectspec import DetectSpec, parse_detect
+from loggend.engine.formats import FORMATS, MIN_LENGTHS
+from loggend.engine.render import CORPUS_SIZE
 from loggend.engine.replay import WRAPS, ReplaySpec, check_sendable, file_timing
 from loggend.engine.schedule import Constant, Profile
-from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS, TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
+from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError, shown
-from loggend.fleet import parse_instance, parse_run_id, stream_prefix
+from loggend.fleet import stream_prefix
 from loggend.parsers import (
+    LIVE_AUTO,
+    MAX_INTERVAL,
+    MAX_WORKERS,
     format_ports,
     parse_bool,
     parse_choice,
-    parse_duration,
+    parse_dashboard,
     parse_host_name,
-    parse_int,
+    parse_hosts,
     parse_int_list,
-    parse_listen,
+    parse_live_interval,
     parse_port,
-    parse_ports,
     parse_rate,
-    parse_size,
     plural,
     resolve_host,
     split_target,
 )
 from loggend.profiles import format_profile, parse_profile
-from loggend.sink.spec import ServerTls
+from loggend.settings import (
+    ENV_PREFIX,
+    MAX_SINK_PROCESSES,
+    POOL_SIZES,
+    STREAM_ID_RE,
+    env_name,
+    parse_max_length,
+    parse_pool_size,
+    parse_pri_mix,
+)
+from loggend.sink.sinkspec import ServerTls
 from loggend.templates import load_templates
 
+# Bounds and parsers of keys that other modules import from here (they live in parsers and settings).
+__all__ = ["ENV_PREFIX", "LIVE_AUTO", "MAX_INTERVAL", "MAX_SINK_PROCESSES", "MAX_WORKERS", "POOL_SIZES", "STREAM_ID_RE",
+           "env_name", "parse_dashboard", "parse_hosts", "parse_live_interval", "parse_max_length", "parse_pool_size",
+           "parse_pri_mix"]
 DEFAULT_CONFIG_PATH = "/etc/loggen.yaml"
-MAX_WORKERS = 1024
-MAX_SINK_PROCESSES = 256          # sink processes of a run or of `loggend sink`
-MIN_HUNG_TIMEOUT = 1.0
-MAX_HUNG_TIMEOUT = 3600.0             # a longer one would all but switch hung detection off
-MAX_PRI_WEIGHT = 1e9
-MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
-TOKEN_RE = re.compile(r"|[!-~]{16,256}")
-ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
-HOST_RE = re.compile(r"\*|\.?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A-Fa-f:.]+\]?")
-ENV_PREFIX = "LOGGEN_"
-LIVE_AUTO = 0.0                   # live_interval: auto (1 s on a terminal, LIVE_PIPE_SECONDS elsewhere)
-MIN_LIVE, MAX_LIVE = 1.0, 3600.0
-MIN_MESSAGE_LENGTH = 160          # room for the longest header and the sequence suffix
 DEFAULT_MAX_LENGTH = 1024         # max_length auto: RFC 3164's limit (a mix of sources: mix.MAX_LENGTH)
-MAX_HOSTS = 1_000_000
-MAX_SEED = 2**63 - 1
-MAX_ENTERPRISE = 2**32 - 1        # an IANA private enterprise number
 MAX_REPLAY_SPEED = 1e6
-POOL_SIZES = (1_000, 10_000, 100_000, 1_000_000)
-STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,12}")   # + "i999." + the worker index: well within STREAM_ROOM
-SOCKET_PATH_BYTES = 107           # sun_path holds 108 bytes, NUL included
-
-
-def parse_pri_mix(key: str, text: str) -> tuple[tuple[int, float], ...]:
-    """``auth.info=3,local7.notice=1`` -> ((38, 3.0), (189, 1.0)); empty = each template's own."""
-    mix = []
-    for part in filter(None, (p.strip() for p in str(text).split(","))):
-        name, _, weight = part.partition("=")
-        fac, _, sev = name.partition(".")
-        if fac not in catalog.FACILITIES or sev not in catalog.SEVERITIES:
-            raise ConfigError(key, part, "FACILITY.SEVERITY=WEIGHT, e.g. auth.info=3,local7.err=1")
-        try:
-            w = float(weight or 1)
-        except ValueError:
-            w = -1.0
-        if not 0 < w <= MAX_PRI_WEIGHT:
-            raise ConfigError(key, part, f"a positive weight up to {MAX_PRI_WEIGHT:g} after '='")
-        mix.append((catalog.FACILITIES[fac] * 8 + catalog.SEVERITIES[sev], w))
-    return tuple(mix)
-
-
-def parse_stream_id(key: str, text: str) -> str:
-    if not STREAM_ID_RE.fullmatch(text):
-        raise ConfigError(key, text, "a stream prefix of 1 to 12 letters, digits or -_.")
-    return text
-
-
-def parse_max_length(key: str, text: str | int) -> int:
-    return parse_int(key, text, MIN_MESSAGE_LENGTH, UDP_MAX_PAYLOAD)
-
-
-def parse_pool_size(key: str, text: str | int) -> int:
-    value = parse_int(key, text, POOL_SIZES[0], POOL_SIZES[-1])
-    if value not in POOL_SIZES:
-        raise ConfigError(key, text, "a power of ten: " + ", ".join(str(p) for p in POOL_SIZES))
-    return value
 
 
 def parse_cpus(key: str, value: object, usable: set[int]) -> tuple[int, ...]:
@@ -123,79 +86,6 @@ def parse_cpus(key: str, value: object, usable: set[int]) -> tuple[int, ...]:
     if not set(cpus) <= usable:
         raise ConfigError(key, value, allowed)
     return tuple(dict.fromkeys(cpus))
-
-
-def parse_hung_timeout(key: str, value: object) -> float:
-    seconds = parse_duration(key, value)  # type: ignore[arg-type]
-    if not MIN_HUNG_TIMEOUT <= seconds <= MAX_HUNG_TIMEOUT:
-        raise ConfigError(key, value, f"from {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.1 s) to "
-                          f"{MAX_HUNG_TIMEOUT / 3600:g}h (a hung worker is found no later than this)")
-    return seconds
-
-
-def parse_dashboard(key: str, value: object) -> tuple[str, int] | None:
-    """``ADDRESS:PORT`` (port 0 = any free one), or ``off`` for no web process."""
-    if value is False or str(value).strip().lower() in ("off", "false", "no", "none"):
-        return None
-    return parse_listen(key, value)
-
-
-def parse_token(key: str, value: object) -> str:
-    text = str(value)
-    if not TOKEN_RE.fullmatch(text):
-        raise ConfigError(key, "<hidden>", "empty, or 16 to 256 printable characters without spaces")
-    return text
-
-
-def parse_interval(key: str, value: object) -> float:
-    seconds = parse_duration(key, value)  # type: ignore[arg-type]
-    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
-        raise ConfigError(key, value, f"from {MIN_INTERVAL:g}s to {MAX_INTERVAL:g}s")
-    return seconds
-
-
-def parse_origins(key: str, value: object) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
-    out = []
-    for item in items:
-        text = str(item).strip().rstrip("/")
-        if not ORIGIN_RE.fullmatch(text):
-            raise ConfigError(key, item, "origins such as https://grafana.example:3000")
-        out.append(text)
-    return tuple(out)
-
-
-def parse_hosts(key: str, value: object) -> tuple[str, ...]:
-    """Host names the dashboard answers to besides its own addresses: ``name``, ``.suffix`` or ``*``."""
-    items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
-    out = []
-    for item in items:
-        text = str(item).strip().lower()
-        if not HOST_RE.fullmatch(text):
-            raise ConfigError(key, item, "host names such as loadgen.example, .example (any name under it) or *")
-        out.append(text.strip("[]"))
-    return tuple(out)
-
-
-def parse_live_interval(key: str, value: object) -> float:
-    """``auto`` (LIVE_AUTO), or seconds between live lines on stdout."""
-    if str(value).strip() == "auto":
-        return LIVE_AUTO
-    seconds = parse_duration(key, value)  # type: ignore[arg-type]
-    if not MIN_LIVE <= seconds <= MAX_LIVE:
-        raise ConfigError(key, value, f"auto, or from {MIN_LIVE:g}s to {MAX_LIVE:g}s")
-    return seconds
-def parse_control_socket(key: str, value: object) -> str:
-    """``auto`` (a per-run socket in the runtime directory), ``off``, or a path (made absolute)."""
-    text = str(value).strip()
-    if value is False or text.lower() in ("off", "false", "no", "none"):
-        return "off"
-    if text == "auto":
-        return text
-    path = os.path.abspath(text) if text else ""
-    if not path or len(path.encode()) > SOCKET_PATH_BYTES:
-        raise ConfigError(key, value, f"auto, off, or a path of at most {SOCKET_PATH_BYTES} bytes")
-    return path
 
 
 def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
@@ -227,11 +117,6 @@ def layer(label: str) -> int:
     return 2 if label.startswith("-") else 1 if label.startswith(ENV_PREFIX) else 0
 
 
-def parse_processes(key: str, value: object) -> int:
-    """``worker_processes``: a count, or 0 / ``auto`` for the default."""
-    return 0 if str(value).strip() == "auto" else parse_int(key, value, 0, MAX_WORKERS)
-
-
 def default_processes(protocol: str, workers: int, cpus: tuple[int, ...]) -> int:
     """``worker_processes: 0``: over UDP one process per CPU (a send never blocks for long); over
     TCP and TLS one per worker, because a receiver that pushes back (each send waits up to 0.1 s)
@@ -247,54 +132,67 @@ def auto_pool_size(workers: int) -> int:
     return size
 
 
-# What a reload may change, by who applies it (see Supervisor.reload).
-IN_PLACE = frozenset({"rate", "profile_spec", "duration", "memory_limit", "hung_timeout",   # no process restarts
-                      "optimize", "run_id"})
-FIXED = frozenset({"instance", "instances"})      # a fleet's split: a reload that changes it is refused
-NEXT_START = frozenset({"control_socket"})                         # a reload leaves these for the next start
-WEB_FIELDS = frozenset({"dashboard", "dashboard_token", "dashboard_interval", "dashboard_origins", "dashboard_hosts"})
-OUTPUT_FIELDS = frozenset({"quiet", "live_interval"})     # the supervisor's own output: nothing restarts
-SINK_FIELDS = frozenset({"local_sink", "sink_processes", "host", "ports", "protocol", "sink_tls_cert",
-                         "sink_tls_key", "sink_cpus", "sink_share_ports"})
+# What a reload may change, by who applies it (see Supervisor.reload): made from the settings registry.
+IN_PLACE = settings.fields_that(settings.IN_PLACE)            # no process restarts
+FIXED = settings.fields_that(settings.FIXED)                  # a fleet's split: a reload that changes it is refused
+NEXT_START = settings.fields_that(settings.NEXT_START)        # a reload leaves these for the next start
+WEB_FIELDS = settings.fields_that(settings.WEB)
+OUTPUT_FIELDS = settings.fields_that(settings.OUTPUT)         # the supervisor's own output: nothing restarts
+SINK_FIELDS = settings.fields_that(settings.SINKS)
+HAND_OVER_FIELDS = settings.fields_that(settings.HAND_OVER)   # new workers take over from the old ones
+
+
+def default(key: str) -> Any:
+    """A ``Config`` field's default: the registry's default of its key, as its parser reads it."""
+    return field(default=settings.default_value(key))        # every parser returns an immutable value
 
 
 @dataclass(frozen=True)
 class Config:
-    host: str                           # resolved numeric address
-    ports: tuple[int, ...] = (514,)     # worker i sends to ports[i % len(ports)]
-    rate: float = 0.0                   # events/s of the whole fleet, split over instances and workers; 0 = unlimited
-    workers: int = 1
-    worker_processes: int = 1           # processes serving the workers (resolved: 0 in the file = one per CPU)
-    cpus: tuple[int, ...] = ()          # worker i pins to cpus[i % len(cpus)]; () = no pinning
-    duration: float = 0.0               # seconds; 0 = until stopped
-    transport: str = "auto"             # the UDP send method
-    protocol: str = "udp"               # udp | tcp | tls
-    framing: str = "octet-counting"     # tcp and tls: octet-counting (RFC 6587, required for TLS) or lf
+    """What ``build`` makes of the keys of the registry (``loggend.settings``); the defaults are the
+    registry's. Fields resolved against the machine or other keys (worker_processes, sink_processes,
+    cpus, sink_cpus: ``auto`` or 0 in the file) default to one process each and no pinning."""
+
+    host: str                                       # resolved numeric address
+    ports: tuple[int, ...] = default("ports")       # worker i sends to ports[i % len(ports)]
+    rate: float = default("rate")                   # events/s of the whole fleet, split over instances; 0 = unlimited
+    workers: int = default("workers")
+    worker_processes: int = 1                       # processes serving the workers (0 in the file = one per CPU)
+    cpus: tuple[int, ...] = ()                      # worker i pins to cpus[i % len(cpus)]; () = no pinning
+    duration: float = default("duration")           # seconds; 0 = until stopped
+    transport: str = default("transport")           # the UDP send method
+    protocol: str = default("protocol")             # udp | tcp | tls
+    framing: str = default("framing")               # tcp and tls: octet-counting (RFC 6587, required for TLS) or lf
     tls: TlsSpec = field(default_factory=TlsSpec)
-    sink_tls_cert: str = ""             # the local sink's server certificate and key (tls)
+    sink_tls_cert: str = ""                         # the local sink's server certificate and key (tls)
     sink_tls_key: str = ""
-    target_name: str = ""               # as the user wrote it, for messages
-    stream_id: str = "w"                # stream prefix: worker i's messages carry stream=<prefix><i>
+    target_name: str = ""                           # as the user wrote it, for messages
+    stream_id: str = default("messages.stream_id")  # stream prefix: worker i's messages carry stream=<prefix><i>
     messages: MessageSpec = field(default_factory=MessageSpec)
-    dashboard: tuple[str, int] | None = ("127.0.0.1", 8080)   # None = no web process
-    dashboard_token: str = ""           # bearer token every web endpoint wants; "" = open
-    dashboard_interval: float = 1.0     # seconds between samples / WebSocket frames
-    dashboard_origins: tuple[str, ...] = ()   # extra Origins allowed to open /ws
-    dashboard_hosts: tuple[str, ...] = ()     # Host names the dashboard answers to besides its addresses
-    memory_limit: int = 0               # bytes over supervisor + workers; 0 = no limit
-    optimize: bool = False              # apply kernel network tuning when allowed
-    hung_timeout: float = 10.0          # a worker whose heartbeat is this old is killed and restarted
-    local_sink: bool = False            # run sink processes on the target ports under the supervisor
-    sink_processes: int = 1             # how many (resolved: 0 in the file = one per CPU)
-    sink_cpus: tuple[int, ...] = ()     # the local sink's CPUs; () = the workers' (cpus)
-    sink_share_ports: bool = False      # another socket receiving on the ports: warn (True) or refuse
-    quiet: bool = False                 # no live line on stdout (STATUS= and the summary stay)
-    live_interval: float = LIVE_AUTO    # seconds between live lines; LIVE_AUTO = by the kind of stdout
-    instance: int = 0                   # this process is instance `instance` of `instances` (a fleet)
-    instances: int = 1
-    run_id: str = ""                    # the fleet's Prometheus label; "" = a random one per run
-    profile_spec: Profile | None = None  # the rate over time (None: the constant ``rate``)
-    control_socket: str = "auto"        # the live-control socket: auto, off or a path
+    dashboard: tuple[str, int] | None = default("dashboard")      # None = no web process
+    dashboard_token: str = default("dashboard_token")             # bearer token every web endpoint wants; "" = open
+    dashboard_interval: float = default("dashboard_interval")     # seconds between samples / WebSocket frames
+    dashboard_origins: tuple[str, ...] = default("dashboard_origins")   # extra Origins allowed to open /ws
+    dashboard_hosts: tuple[str, ...] = default("dashboard_hosts")  # Host names answered besides its addresses
+    memory_limit: int = default("memory_limit")     # bytes over supervisor + workers; 0 = no limit
+    optimize: bool = default("optimize")            # apply kernel network tuning when allowed
+    hung_timeout: float = default("hung_timeout")   # a worker whose heartbeat is this old is killed and restarted
+    local_sink: bool = default("local_sink")        # run sink processes on the target ports under the supervisor
+    sink_processes: int = 1                         # how many (0 in the file = one per CPU)
+    sink_cpus: tuple[int, ...] = ()                 # the local sink's CPUs; () = the workers' (cpus)
+    sink_share_ports: bool = default("sink_share_ports")   # another socket receiving on the ports: warn or refuse
+    quiet: bool = default("quiet")                  # no live line on stdout (STATUS= and the summary stay)
+    live_interval: float = default("live_interval")  # seconds between live lines; LIVE_AUTO = by the kind of stdout
+    instance: int = settings.default_value("instance")[0]   # instance `instance` of `instances` (a fleet)
+    instances: int = settings.default_value("instance")[1]
+    run_id: str = default("run_id")                 # the fleet's Prometheus label; "" = a random one per run
+    profile_spec: Profile | None = default("profile")   # the rate over time (None: the constant ``rate``)
+    control_socket: str = default("control_socket")  # the live-control socket: auto, off or a path
+    scenarios: tuple[Request, ...] = default("scenarios")   # attack scenarios injected on top of the background
+    inject: bool = default("inject")                # the injector runs (for `loggend ctl inject`) without scenarios
+    truth: str = default("truth")                   # the ground truth's file ("" = none)
+    detect: tuple[DetectSpec, ...] = ()             # how detections are learnt (with detect_query)
+    detect_timeout: float = default("detect_timeout")   # seconds after its first event an instance is missed
     source: str = "built-in defaults"   # where it was read from, for messages
     replay_timing: tuple[tuple[float, float], ...] = ()   # replay_speed: (rate, seconds) from the file's times
 
@@ -511,61 +409,8 @@ def check_timezone(key: str, text: str) -> str:
 # --- the file and its keys --------------------------------------------------------------------------
 
 # Every key with its default, as written in config/loggen.yaml. "messages" keys are nested there.
-DEFAULTS: dict[str, object] = {
-    "target": "127.0.0.1",
-    "ports": "514-553",
-    "transport": "auto",
-    "protocol": "udp",
-    "framing": "octet-counting",
-    "format": "rfc3164",
-    "tls_ca": "",
-    "tls_cert": "",
-    "tls_key": "",
-    "tls_verify": True,
-    "tls_server_name": "",
-    "sink_tls_cert": "",
-    "sink_tls_key": "",
-    "rate": 0,
-    "workers": 40,
-    "worker_processes": 0,
-    "cpus": "auto",
-    "duration": 0,
-    "messages.seed": 1,
-    "messages.hosts": 1000,
-    "messages.pri_mix": "",
-    "messages.timezone": "local",
-    "messages.sequence": True,
-    "messages.max_length": "auto",
-    "messages.pool_size": "auto",
-    "messages.stream_id": "w",
-    "messages.sd_enterprise": DEFAULT_ENTERPRISE,
-    "dashboard": "127.0.0.1:8080",
-    "dashboard_token": "",
-    "dashboard_interval": "1s",
-    "dashboard_origins": [],
-    "dashboard_hosts": [],
-    "memory_limit": "12G",
-    "optimize": False,
-    "hung_timeout": "10s",
-    "local_sink": False,
-    "sink_processes": 0,
-    "sink_cpus": "auto",
-    "sink_share_ports": False,
-    "quiet": False,
-    "live_interval": "auto",
-    "templates": [],
-    "catalogue": True,
-    "sources": "none",
-    "estate": "none",
-    "replay": "",
-    "replay_speed": 0,
-    "replay_wrap": "auto",
-    "instance": "0/1",
-    "run_id": "",
-    "profile": [],
-    "control_socket": "auto",
-}
-SECTIONS = ("messages",)
+DEFAULTS: dict[str, object] = {s.key: s.default for s in settings.SETTINGS}
+SECTIONS = settings.SECTIONS
 DASHBOARD_PORT = "dashboard_port"     # command-line only: the original tool's -dashboard-port
 
 
@@ -583,6 +428,13 @@ class Raw:
 
     def __contains__(self, key: str) -> bool:
         return key in self.values
+
+    def parsed(self, key: str) -> Any:
+        """The key's value checked by its parser of the registry (the error names the file's key, the
+        variable or the flag it came from)."""
+        parse = settings.BY_KEY[key].parse
+        assert parse is not None, key
+        return parse(self.label(key), self[key])
 
 
 def read_file(path: str) -> dict[str, tuple[str, object]]:
@@ -615,11 +467,6 @@ def read_file(path: str) -> dict[str, tuple[str, object]]:
                 raise ConfigError(f"{path}: {name}", v, f"a value (the default is {DEFAULTS[name]!r})")
             out[name] = (f"{path}: {name}", v)
     return out
-
-
-def env_name(key: str) -> str:
-    """``messages.seed`` -> ``LOGGEN_MESSAGES_SEED``."""
-    return ENV_PREFIX + key.upper().replace(".", "_")
 
 
 ENV_KEYS = {env_name(key): key for key in DEFAULTS}
@@ -656,24 +503,77 @@ def load(path: str | None = None, overrides: Mapping[str, tuple[str, object]] | 
 
 
 def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Config:
+    """Every key checked by its parser of the registry, then the rules between keys."""
     host_text, target_port = split_target(raw.label("target"), str(raw["target"]))
-    ports = (target_port,) if target_port is not None else parse_ports(raw.label("ports"), raw["ports"])
-    workers = parse_int(raw.label("workers"), raw["workers"], 1, MAX_WORKERS)
+    ports = (target_port,) if target_port is not None else raw.parsed("ports")
+    workers = raw.parsed("workers")
     cpus = parse_cpus(raw.label("cpus"), raw["cpus"], usable_cpus)
-    dashboard = parse_dashboard(raw.label("dashboard"), raw["dashboard"])
+    dashboard = raw.parsed("dashboard")
     if DASHBOARD_PORT in raw:
         host = dashboard[0] if dashboard else "127.0.0.1"
         dashboard = (host, parse_port(raw.label(DASHBOARD_PORT), raw[DASHBOARD_PORT]))
+    protocol, framing = raw.parsed("protocol"), raw.parsed("framing")
+    if protocol == "tls" and framing != "octet-counting" and "framing" in raw:
+        raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
+    instance, instances = raw.parsed("instance")
+    messages, timing, estate_rate = build_messages(raw, path, protocol, framing, workers, (instance, instances))
+    sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
+                                (raw.label("sink_tls_key"), raw["sink_tls_key"]))
+    rate, profile = rate_or_profile(raw)
+    if estate_rate and "rate" not in raw and profile is None:
+        rate = estate_rate                         # the estate's own events/s, when no rate is given
+    direct = {s.fields[0]: raw.parsed(s.key) for s in settings.SETTINGS if s.direct}
+    detect = build_detect(raw, bool(direct["scenarios"] or direct["inject"]))
+    return Config(
+        host=resolve_host(raw.label("target"), host_text),
+        ports=ports,
+        rate=rate,
+        workers=workers,
+        worker_processes=min(workers, raw.parsed("worker_processes") or default_processes(protocol, workers, cpus)),
+        cpus=cpus,
+        duration=raw.parsed("duration") or sum(s for _, s in timing),
+        protocol=protocol,
+        framing=framing,
+        tls=parse_tls(raw) if protocol == "tls" else TlsSpec(),
+        sink_tls_cert=sink_tls.cert if sink_tls else "",
+        sink_tls_key=sink_tls.key if sink_tls else "",
+        target_name=host_text,
+        messages=messages,
+        dashboard=dashboard,
+        sink_processes=raw.parsed("sink_processes") or len(usable_cpus),
+        sink_cpus=() if str(raw["sink_cpus"]).strip() == "auto" else parse_cpus(raw.label("sink_cpus"),
+                                                                                raw["sink_cpus"], usable_cpus),
+        instance=instance,
+        instances=instances,
+        profile_spec=profile,
+        source=source,
+        replay_timing=timing,
+        detect=detect,
+        **direct,
+    )
+
+
+def build_detect(raw: Raw, injects: bool) -> tuple[DetectSpec, ...]:
+    """``detect`` with ``detect_query``, and the rules between them and the scenarios: ``truth`` and
+    ``detect`` only when something is injected, ``detect_query`` only with ``detect: prometheus:URL``."""
+    query = str(raw["detect_query"])
+    detect = tuple(parse_detect(raw.label("detect"), text, query) for text in raw.parsed("detect"))
+    for key in ("truth", "detect"):
+        if raw[key] and not injects:
+            raise UsageError(f"{raw.label(key)}: only with scenarios (--scenario) or inject (--inject): the "
+                             + ("ground truth of what was injected" if key == "truth" else "what it detects"))
+    if query.strip() and not any(d.kind == "prometheus" for d in detect):
+        raise UsageError(f"{raw.label('detect_query')}: only with detect prometheus:URL")
+    return detect
+
+
+def build_messages(raw: Raw, path: str, protocol: str, framing: str, workers: int,
+                   fleet: tuple[int, int]) -> tuple[MessageSpec, tuple[tuple[float, float], ...], float]:
+    """What the workers send (the ``messages.*`` keys, the format, templates, catalogue, mix and replay), the
+    replay's timing and the estate's events/s (0: none)."""
     pool_text = raw["messages.pool_size"]
     pool_size = (auto_pool_size(workers) if str(pool_text).strip() == "auto"
                  else parse_pool_size(raw.label("messages.pool_size"), pool_text))
-    pri_mix = raw["messages.pri_mix"]
-    if isinstance(pri_mix, dict):
-        pri_mix = ",".join(f"{k}={v}" for k, v in pri_mix.items())
-    protocol = parse_choice(raw.label("protocol"), str(raw["protocol"]), PROTOCOLS)
-    framing = parse_choice(raw.label("framing"), str(raw["framing"]), STREAM_FRAMINGS)
-    if protocol == "tls" and framing != "octet-counting" and "framing" in raw:
-        raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
     sources, estate_rate = parse_mix(raw)
     fmt = "rfc3164" if sources else parse_choice(raw.label("format"), str(raw["format"]), FORMATS)
     form = mix.check_form(raw.label("format"), raw["format"], sources) \
@@ -683,14 +583,12 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     if max_length < MIN_LENGTHS[fmt]:
         raise ConfigError(raw.label("messages.max_length"), raw["messages.max_length"],
                           f"at least {MIN_LENGTHS[fmt]} bytes for the {fmt} format")
-    instance, instances = parse_instance(raw.label("instance"), raw["instance"])
-    seed = parse_int(raw.label("messages.seed"), raw["messages.seed"], 0, MAX_SEED)
-    sequence = parse_bool(raw.label("messages.sequence"), raw["messages.sequence"])
+    seed, sequence = raw.parsed("messages.seed"), raw.parsed("messages.sequence")
     mix.check_lengths(raw.label("messages.max_length"), raw["messages.max_length"], sources, form, max_length,
                       sequence, seed)
     templates = load_templates(raw.label("templates"), _relative_to(raw, "templates", path), path, seed)
-    catalogue = parse_bool(raw.label("catalogue"), raw["catalogue"])
-    replay, timing = parse_replay(raw, path, workers, instance, instances)
+    catalogue = raw.parsed("catalogue")
+    replay, timing = parse_replay(raw, path, workers, *fleet)
     # the shipped config writes catalogue: true; a flag, a variable or catalogue: false says something
     asked = "catalogue" in raw and (layer(raw.label("catalogue")) > 0 or not catalogue)
     if sources and (replay or asked):
@@ -703,72 +601,23 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
                           "sends the file's lines, not generated messages)")
     if not catalogue and not templates and not replay:
         raise ConfigError(raw.label("catalogue"), raw["catalogue"], "on unless templates are given (nothing to send)")
-    if not parse_bool(raw.label("messages.sequence"), raw["messages.sequence"]) and \
-            any(uses(t.message, "seq") for t in templates):
+    if not sequence and any(uses(t.message, "seq") for t in templates):
         raise ConfigError(raw.label("messages.sequence"), raw["messages.sequence"],
                           "true while a template uses {seq} (it carries the sequence number)")
-    messages = MessageSpec(
+    return MessageSpec(
         format=fmt,
         framing=framing if protocol != "udp" else "",
-        enterprise=parse_int(raw.label("messages.sd_enterprise"), raw["messages.sd_enterprise"], 1, MAX_ENTERPRISE),
+        enterprise=raw.parsed("messages.sd_enterprise"),
         seed=seed,
-        hosts=parse_int(raw.label("messages.hosts"), raw["messages.hosts"], 1, MAX_HOSTS),
+        hosts=raw.parsed("messages.hosts"),
         pool_size=pool_size,
         sequence=sequence,
-        timezone=check_timezone(raw.label("messages.timezone"), str(raw["messages.timezone"])),
-        pri_mix=parse_pri_mix(raw.label("messages.pri_mix"), str(pri_mix)),
+        timezone=raw.parsed("messages.timezone"),
+        pri_mix=raw.parsed("messages.pri_mix"),
         max_length=max_length,
         templates=templates,
         catalogue=catalogue,
         replay=replay,
         sources=sources,
         form=form,
-    )
-    sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
-                                (raw.label("sink_tls_key"), raw["sink_tls_key"]))
-    rate, profile = rate_or_profile(raw)
-    if estate_rate and "rate" not in raw and profile is None:
-        rate = estate_rate                         # the estate's own events/s, when no rate is given
-    return Config(
-        host=resolve_host(raw.label("target"), host_text),
-        ports=ports,
-        rate=rate,
-        workers=workers,
-        worker_processes=min(workers, parse_processes(raw.label("worker_processes"), raw["worker_processes"])
-                             or default_processes(protocol, workers, cpus)),
-        cpus=cpus,
-        duration=parse_duration(raw.label("duration"), raw["duration"]) or sum(s for _, s in timing),
-        transport=check_transport(raw.label("transport"), str(raw["transport"])),
-        protocol=protocol,
-        framing=framing,
-        tls=parse_tls(raw) if protocol == "tls" else TlsSpec(),
-        sink_tls_cert=sink_tls.cert if sink_tls else "",
-        sink_tls_key=sink_tls.key if sink_tls else "",
-        target_name=host_text,
-        stream_id=parse_stream_id(raw.label("messages.stream_id"), str(raw["messages.stream_id"])),
-        messages=messages,
-        dashboard=dashboard,
-        dashboard_token=parse_token(raw.label("dashboard_token"), raw["dashboard_token"]),
-        dashboard_interval=parse_interval(raw.label("dashboard_interval"), raw["dashboard_interval"]),
-        dashboard_origins=parse_origins(raw.label("dashboard_origins"), raw["dashboard_origins"]),
-        dashboard_hosts=parse_hosts(raw.label("dashboard_hosts"), raw["dashboard_hosts"]),
-        memory_limit=parse_size(raw.label("memory_limit"), raw["memory_limit"]),
-        optimize=parse_bool(raw.label("optimize"), raw["optimize"]),
-        hung_timeout=parse_hung_timeout(raw.label("hung_timeout"), raw["hung_timeout"]),
-        local_sink=parse_bool(raw.label("local_sink"), raw["local_sink"]),
-        sink_processes=parse_int(raw.label("sink_processes"), raw["sink_processes"], 0, MAX_SINK_PROCESSES)
-        or len(usable_cpus),
-        sink_cpus=() if str(raw["sink_cpus"]).strip() == "auto" else parse_cpus(raw.label("sink_cpus"),
-                                                                                raw["sink_cpus"], usable_cpus),
-        sink_share_ports=parse_bool(raw.label("sink_share_ports"), raw["sink_share_ports"]),
-        quiet=parse_bool(raw.label("quiet"), raw["quiet"]),
-        live_interval=parse_live_interval(raw.label("live_interval"), raw["live_interval"]),
-        instance=instance,
-        instances=instances,
-        run_id=parse_run_id(raw.label("run_id"), raw["run_id"]),
-        profile_spec=profile,
-        control_socket=parse_control_socket(raw.label("control_socket"), raw["control_socket"]),
-        source=source,
-        replay_timing=timing,
-    )
-
+    ), timing, estate_rate

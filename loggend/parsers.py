@@ -8,6 +8,7 @@ command line and every command's flags; each is a pure function but ``resolve_ho
 from __future__ import annotations
 
 import math
+import os
 import re
 import socket
 
@@ -24,6 +25,17 @@ _RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
 _NUMERIC_LABEL_RE = re.compile(r"\d+|0[xX][0-9A-Fa-f]*")
 _HOST_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 MAX_HOST_NAME = 253               # characters of a DNS name, its dots included (RFC 1035)
+MAX_WORKERS = 1024
+MIN_HUNG_TIMEOUT = 1.0
+MAX_HUNG_TIMEOUT = 3600.0         # a longer one would all but switch hung detection off
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 60.0
+LIVE_AUTO = 0.0                   # live_interval: auto (1 s on a terminal, LIVE_PIPE_SECONDS elsewhere)
+MIN_LIVE, MAX_LIVE = 1.0, 3600.0
+SOCKET_PATH_BYTES = 107           # sun_path holds 108 bytes, NUL included
+TOKEN_RE = re.compile(r"|[!-~]{16,256}")
+ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+HOST_RE = re.compile(r"\*|\.?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A-Fa-f:.]+\]?")
+OFF_WORDS = ("off", "false", "no", "none")
 
 
 def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
@@ -57,7 +69,7 @@ def parse_rate(key: str, text: str | float) -> float:
     return value
 
 
-def parse_port(key: str, text: str | int, lowest: int = 1) -> int:
+def parse_port(key: str, text: str | float, lowest: int = 1) -> int:
     """A port (UDP, TCP or the dashboard's); ``lowest=0`` lets a listener ask for any free port."""
     try:
         if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
@@ -244,3 +256,85 @@ def format_size(nbytes: int) -> str:
 def plural(count: int, one: str, many: str = "") -> str:
     """``1 worker``, ``2 workers``; ``many`` where adding an s is wrong (``processes``)."""
     return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+
+# --- values of one kind of key each (the settings registry names them as its keys' parsers) -------------
+
+def parse_processes(key: str, value: object) -> int:
+    """``worker_processes``: a count, or 0 / ``auto`` for the default."""
+    return 0 if str(value).strip() == "auto" else parse_int(key, value, 0, MAX_WORKERS)
+
+
+def parse_hung_timeout(key: str, value: object) -> float:
+    seconds = parse_duration(key, value)  # type: ignore[arg-type]
+    if not MIN_HUNG_TIMEOUT <= seconds <= MAX_HUNG_TIMEOUT:
+        raise ConfigError(key, value, f"from {MIN_HUNG_TIMEOUT:g}s (workers beat every 0.1 s) to "
+                          f"{MAX_HUNG_TIMEOUT / 3600:g}h (a hung worker is found no later than this)")
+    return seconds
+
+
+def parse_dashboard(key: str, value: object) -> tuple[str, int] | None:
+    """``ADDRESS:PORT`` (port 0 = any free one), or ``off`` for no web process."""
+    if value is False or str(value).strip().lower() in OFF_WORDS:
+        return None
+    return parse_listen(key, value)
+
+
+def parse_token(key: str, value: object) -> str:
+    text = str(value)
+    if not TOKEN_RE.fullmatch(text):
+        raise ConfigError(key, "<hidden>", "empty, or 16 to 256 printable characters without spaces")
+    return text
+
+
+def parse_interval(key: str, value: object) -> float:
+    seconds = parse_duration(key, value)  # type: ignore[arg-type]
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+        raise ConfigError(key, value, f"from {MIN_INTERVAL:g}s to {MAX_INTERVAL:g}s")
+    return seconds
+
+
+def parse_origins(key: str, value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
+    out = []
+    for item in items:
+        text = str(item).strip().rstrip("/")
+        if not ORIGIN_RE.fullmatch(text):
+            raise ConfigError(key, item, "origins such as https://grafana.example:3000")
+        out.append(text)
+    return tuple(out)
+
+
+def parse_hosts(key: str, value: object) -> tuple[str, ...]:
+    """Host names the dashboard answers to besides its own addresses: ``name``, ``.suffix`` or ``*``."""
+    items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
+    out = []
+    for item in items:
+        text = str(item).strip().lower()
+        if not HOST_RE.fullmatch(text):
+            raise ConfigError(key, item, "host names such as loadgen.example, .example (any name under it) or *")
+        out.append(text.strip("[]"))
+    return tuple(out)
+
+
+def parse_live_interval(key: str, value: object) -> float:
+    """``auto`` (LIVE_AUTO), or seconds between live lines on stdout."""
+    if str(value).strip() == "auto":
+        return LIVE_AUTO
+    seconds = parse_duration(key, value)  # type: ignore[arg-type]
+    if not MIN_LIVE <= seconds <= MAX_LIVE:
+        raise ConfigError(key, value, f"auto, or from {MIN_LIVE:g}s to {MAX_LIVE:g}s")
+    return seconds
+
+
+def parse_control_socket(key: str, value: object) -> str:
+    """``auto`` (a per-run socket in the runtime directory), ``off``, or a path (made absolute)."""
+    text = str(value).strip()
+    if value is False or text.lower() in OFF_WORDS:
+        return "off"
+    if text == "auto":
+        return text
+    path = os.path.abspath(text) if text else ""
+    if not path or len(path.encode()) > SOCKET_PATH_BYTES:
+        raise ConfigError(key, value, f"auto, off, or a path of at most {SOCKET_PATH_BYTES} bytes")
+    return path

@@ -377,8 +377,9 @@ def thread_value(threads: dict[tuple[int, int, str], list[int]], key: tuple[int,
 
 
 def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
-             report: dict[str, int] | None = None) -> Iterator[tuple[Rendered, int]]:
-    """The mix's messages for a corpus of ``size`` (at least a pool), with their conversations.
+             report: dict[str, int] | None = None) -> Iterator[tuple[Rendered, int, int]]:
+    """The mix's messages for a corpus of ``size`` (at least a pool), with their conversations and
+    their sources (the engine's groups: a worker's pool keeps each one's share in every stretch).
 
     A message longer than ``max_length`` (a CloudTrail record at the default 1,024 bytes) is
     left out and another drawn; ``report`` counts them by source, so the caller can say so."""
@@ -405,7 +406,7 @@ def rendered(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
             if found is None:                      # a source whose messages are all too long
                 continue
             r, conv = found
-            yield r, NO_THREAD if conv is None else thread_value(threads, (number, i, conv.key), conv.phase)
+            yield r, NO_THREAD if conv is None else thread_value(threads, (number, i, conv.key), conv.phase), i
     if report is not None:
         report.update({d.name: d.too_long for d in drafting if d.too_long})
 

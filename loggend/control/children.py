@@ -31,6 +31,7 @@ from loggend.engine.journal import WARNING, Log
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_FAILURE
 
 POLL_SECONDS = 0.01
+GRACEFUL_TIMEOUT = 5.0       # SIGTERM -> SIGKILL for children that do not stop
 BACKOFF_FIRST = 0.5          # first restart delay; doubles per consecutive failure
 BACKOFF_MAX = 30.0
 BACKOFF_RESET = 60.0         # a child that ran this long has its failure count forgiven
@@ -119,14 +120,18 @@ Label = Callable[[int], str]     # index -> how the log names the child
 
 
 class ChildSet:
-    def __init__(self, log: Log, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, log: Log, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        """``clock_ns``: CLOCK_MONOTONIC in ns (heartbeats in the counters are on it); a test seam."""
         self.log = log
-        self.clock = clock
+        self.clock_ns = clock_ns
         self.children: dict[int, Child] = {}                     # pid -> child
         self.pending: dict[tuple[str, int], float] = {}          # (kind, index) -> when to (re)spawn it
         self.failures: dict[tuple[str, int], int] = {}           # consecutive failures
         self.spawners: dict[str, tuple[Spawner, Label]] = {}
         self.spawned: set[str] = set()                             # kinds started at least once
+
+    def clock(self) -> float:
+        return self.clock_ns() / 1e9
 
     def register(self, kind: str, spawner: Spawner, label: Label) -> None:
         self.spawners[kind] = (spawner, label)
@@ -138,7 +143,7 @@ class ChildSet:
 
     def spawn(self, kind: str, index: int) -> Child:
         pid = self.spawners[kind][0](index)
-        child = self.children[pid] = Child(kind, index, pid, time.monotonic_ns())
+        child = self.children[pid] = Child(kind, index, pid, self.clock_ns())
         self.spawned.add(kind)
         return child
 
@@ -156,7 +161,7 @@ class ChildSet:
 
     def schedule_restart(self, child: Child, status: int, note: str = "") -> None:
         """Restart after a back-off that doubles per consecutive failure; a long run forgives them."""
-        now_ns = time.monotonic_ns()
+        now_ns = self.clock_ns()
         ran = (now_ns - child.spawned_ns) / 1e9
         # a hung child ran only until its last sign of life: the silence neither counts as running
         # nor forgives its failures
@@ -205,7 +210,7 @@ class ChildSet:
         ``boot_limit``: since their spawn, or since the last sign of ``progress`` they gave while
         setting up). ``heartbeat`` gives a running child's last beat (CLOCK_MONOTONIC ns), or
         None while it has not started running."""
-        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        now_ns = self.clock_ns() if now_ns is None else now_ns
         out = []
         for child in self.of_kind(kind):
             beat = heartbeat(child)
@@ -230,7 +235,27 @@ class ChildSet:
     def has_pending(self, kind: str) -> bool:
         return any(k == kind for k, _ in self.pending)
 
-    def stop(self, pids: list[int], timeout: float) -> None:
-        """SIGTERM ``pids``, wait up to ``timeout``, SIGKILL the rest, reap them all."""
-        stop_all(pids, self.children.__contains__, self.reap, timeout, self.clock)
+    def alive(self, pids: Iterable[int]) -> list[int]:
+        """Those of ``pids`` not reaped yet."""
+        return [pid for pid in pids if pid in self.children]
 
+    def stop(self, pids: list[int], timeout: float, between: Callable[[], object] = lambda: None) -> None:
+        """SIGTERM ``pids``, wait up to ``timeout``, SIGKILL the rest, reap them all; ``between`` runs
+        at every look (the loop's watchdog ping)."""
+        def reap() -> None:
+            self.reap()
+            between()
+        stop_all(pids, self.children.__contains__, reap, timeout, self.clock)
+
+
+def abort_then_kill(child: Child, aborted: dict[int, float], grace: float, now: float) -> str:
+    """SIGABRT first (the worker's faulthandler prints its stack to the log), SIGKILL if that did
+    not end it within ``grace``; returns what was sent."""
+    if child.pid not in aborted:
+        aborted[child.pid] = now
+        kill_quietly(child.pid, signal.SIGABRT)
+        return "SIGABRT (its stack goes to the log)"
+    if now - aborted[child.pid] >= grace:
+        kill_quietly(child.pid, signal.SIGKILL)
+        return "SIGKILL"
+    return ""

@@ -15,9 +15,9 @@ from typing import TextIO
 
 from loggend.control.children import fork_child
 from loggend.engine.journal import Log
-from loggend.engine.process import init_child
+from loggend.engine.procsetup import init_child
+from loggend.report.sources import Sources
 from loggend.web.child import Detections, WebSettings, listen, serve, url
-from loggend.web.state import Sources
 
 
 class DashboardError(Exception):

@@ -36,50 +36,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from loggend.errors import ConfigError
+from loggend.detectspec import DetectSpec
 
 POLL_SECONDS = 1.0              # each undecided instance is asked about this often
 COMMAND_TIMEOUT = 10.0          # a detect command taking longer counts as "not yet"
 HTTP_TIMEOUT = 5.0
-DEFAULT_TIMEOUT = 120.0         # seconds after its first event an instance is missed
-MAX_TIMEOUT = 86_400.0
 MAX_OUTPUT = 4096               # bytes of a command's output read
-KINDS = ("command", "prometheus", "webhook")
 BY_WEBHOOK = "webhook"
-
-
-@dataclass(frozen=True)
-class DetectSpec:
-    kind: str                   # command | prometheus | webhook
-    target: str = ""            # the command line, or Prometheus's base URL
-    query: str = ""             # prometheus: the PromQL
-
-    def describe(self) -> str:
-        return f"{self.kind}:{self.target}" if self.target else self.kind
-
-
-def parse_detect(label: str, text: object, query: str = "") -> DetectSpec:
-    allowed = "command:CMD, prometheus:URL (with --detect-query) or webhook"
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigError(label, text, allowed)
-    kind, sep, target = text.strip().partition(":")
-    if kind == "webhook" and not target:
-        return DetectSpec("webhook")
-    if kind not in KINDS or not sep or not target.strip():
-        raise ConfigError(label, text, allowed)
-    if kind == "command":
-        try:
-            if not shlex.split(target):
-                raise ValueError
-        except ValueError:
-            raise ConfigError(label, text, "command:CMD with a command line a shell would split") from None
-        return DetectSpec("command", target.strip())
-    url = urllib.parse.urlsplit(target.strip())
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigError(label, text, "prometheus:http://HOST:PORT (Prometheus's base URL)")
-    if not query.strip():
-        raise ConfigError("--detect-query", query, "a PromQL query for --detect prometheus:URL")
-    return DetectSpec("prometheus", target.strip().rstrip("/"), query.strip())
 
 
 def parse_time(text: str) -> float | None:
@@ -290,7 +253,7 @@ class DetectorProcess:
     def body(self) -> int:
         import signal
 
-        from loggend.engine.process import set_process_name
+        from loggend.engine.procsetup import set_process_name
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_IGN)

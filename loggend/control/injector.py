@@ -37,15 +37,14 @@ from typing import Any, TextIO
 from loggend.content.scenarios import Background, Instance, Request, instances, message, parse_pairs
 from loggend.content.scenarios import get as get_scenario
 from loggend.control.detect import (
-    DEFAULT_TIMEOUT,
     DetectorProcess,
-    DetectSpec,
     Tally,
     Verdict,
     append_detection,
     parse_time,
     verdicts,
 )
+from loggend.detectspec import DEFAULT_TIMEOUT, DetectSpec
 from loggend.errors import UsageError
 
 STREAM = "scn"                  # the injector's stream id (after the run's fleet prefix: "i2.scn")
@@ -279,7 +278,7 @@ class InjectorProcess:
     def body(self) -> int:
         import signal
 
-        from loggend.engine.process import set_process_name
+        from loggend.engine.procsetup import set_process_name
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_IGN)                  # the supervisor handles them, then stops us

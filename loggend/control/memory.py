@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 PROC = "/proc"
 KIB = 1024
@@ -54,8 +55,10 @@ class MemoryWatch:
         self.pss: dict[int, int] = {}          # pid -> its latest PSS
         self.round = 0
 
-    def measure(self, pids: list[int], full: bool = False) -> int:
-        """The run's memory now (PSS, at most ``PSS_ROUNDS`` measurements stale per process)."""
+    def measure(self, pids: list[int], full: bool = False, between: Callable[[], object] = lambda: None) -> int:
+        """The run's memory now (PSS, at most ``PSS_ROUNDS`` measurements stale per process);
+        ``between`` runs after each PSS read (the supervisor's watchdog ping: on a busy machine the
+        reads of 40 new processes take seconds)."""
         self.pss = {pid: v for pid, v in self.pss.items() if pid in pids}
         if not full and self.limit and sum(rss_bytes(p, self.proc) for p in pids) > self.limit:
             full = True                                   # it might be over: a verdict is never stale
@@ -65,6 +68,7 @@ class MemoryWatch:
         self.round += 1
         for pid in due:
             self.pss[pid] = pss_bytes(pid, self.proc)
+            between()
         total = sum(self.pss[p] for p in pids)
         self.current = total
         self.peak = max(self.peak, total)

@@ -16,8 +16,8 @@ from loggend.content import mix
 from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
 from loggend.parsers import format_ports
 from loggend.profiles import format_profile
-from loggend.totals import RunTotals, SinkTotals, Start, merge_streams
-from loggend.web.state import Sources
+from loggend.report.sources import Sources
+from loggend.report.totals import RunTotals, SinkTotals, Start, merge_streams
 
 STREAM_WIDTH = MAX_WORKERS           # stream slots per sink process: one per worker index
 

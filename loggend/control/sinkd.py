@@ -13,123 +13,84 @@ dashboard port is one line and exit 1, at once.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TextIO
 
 from loggend.config import MAX_SINK_PROCESSES
 from loggend.control import children as K
-from loggend.control.children import ChildSet
-from loggend.control.dashboard import Dashboard, DashboardError
-from loggend.control.signals import SignalQueue
+from loggend.control.children import GRACEFUL_TIMEOUT, Child, ChildSet
+from loggend.control.loop import ABORT_GRACE, BOOT_SECONDS, REPORT_SECONDS, Loop
 from loggend.control.sinks import SinkProcesses
 from loggend.control.sinkwatch import SinkWatch
 from loggend.engine import counters as C
-from loggend.engine import journal
 from loggend.engine.counters import Board, CounterBlock
-from loggend.engine.journal import ERR, INFO
 from loggend.errors import EXIT_FAILURE, EXIT_OK
-from loggend.parsers import format_ports, plural
+from loggend.parsers import format_ports, format_size, plural
+from loggend.report.console import BEHIND_SHOWN_BYTES, sink_summary
+from loggend.report.sources import Sources
+from loggend.report.totals import SinkTotals
 from loggend.sink.receiver import open_sockets
-from loggend.sink.spec import SinkSpec
+from loggend.sink.sinkspec import SinkSpec
 from loggend.sink.streams import listen
-from loggend.tools.console import BEHIND_SHOWN_BYTES, sink_summary
-from loggend.totals import SinkTotals, format_bytes
 from loggend.web.child import WebSettings
-from loggend.web.state import Sources
 
-REPORT_SECONDS = 1.0
-STOP_TIMEOUT = 5.0
-START_TIMEOUT = 10.0
 HUNG_SECONDS = 10.0              # a sink process whose heartbeat is this old is killed and restarted
-BOOT_SECONDS = 30.0
-ABORT_GRACE = 2.0
 
 
-class SinkCommand:
+class SinkCommand(Loop):
     def __init__(self, spec: SinkSpec, processes: int, duration: float = 0.0,
                  idle_exit: float = 0.0, out: TextIO = sys.stdout,
-                 dashboard: WebSettings | None = None, run_id: str = "", share: bool = False) -> None:
+                 dashboard: WebSettings | None = None, run_id: str = "", share: bool = False,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         assert processes <= MAX_SINK_PROCESSES
+        super().__init__(out, sys.stderr, clock_ns)
         self.spec, self.processes = spec, processes
-        self.duration, self.idle_exit, self.out = duration, idle_exit, out
+        self.duration, self.idle_exit = duration, idle_exit
         self.settings = dashboard
         self.run_id = run_id
         self.block = CounterBlock(processes)
         self.streams = CounterBlock(processes * C.STREAM_SLOTS_PER_SINK)
         self.board = Board()
-        self.signals = SignalQueue()
-        self.children = ChildSet(self.log)
         cpus = sorted(os.sched_getaffinity(0))
         self.sinks = SinkProcesses(spec, self.block, cpus, self.log, (out, sys.stderr), self.streams)
-        self.watch = SinkWatch(self.block, self.log, share)
+        self.watch = SinkWatch(self.block, self.log, share, self.clock)
         self.watch.count = processes
-        self.aborted: dict[int, float] = {}
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"sink process {i}")
-        self.dashboard: Dashboard | None = None
-        self.stopping = self.failed = self.stop_requested = False
-
-    def log(self, line: str, level: int = INFO) -> None:
-        journal.write(line, level, sys.stderr)
+        self.started = False
+        self.start_time = self.last_change = self.last_report = 0.0
+        self.last = self.reported = 0
 
     def totals(self) -> SinkTotals:
         return replace(SinkTotals.of(self.block.rows(self.processes)), standalone=True)
 
-    def dispatch_signals(self) -> None:
-        while (name := self.signals.pop()) is not None:
-            if name == "sigchld":
-                self.reap()
-            else:
-                self.stop_requested = True
+    def handle_sigterm(self) -> None:
+        self.asked_to_stop = True
 
-    def reap(self) -> None:
-        for child, status in self.children.reap():
-            if child.kind == K.SINK:
-                self.watch.ended(child, status)
-            if self.stopping:
-                continue
-            verdict = ChildSet.verdict(child, status, wanted=True, timed=False)
-            if verdict == K.FATAL:
-                self.failed = True
-            else:
-                self.children.schedule_restart(child, status, " (the sink goes on without it)"
-                                               if child.kind == K.WEB else "")
+    handle_sigint = handle_sigterm
 
-    def bind_dashboard(self) -> bool:
-        """Bind the dashboard's socket before anything starts; False (one line) when it cannot."""
-        if self.settings is None:
-            return True
-        self.dashboard = Dashboard(self.settings, Sources(CounterBlock(1), self.board, self.block, self.streams),
-                                   self.log, (self.out, sys.stderr))
-        try:
-            self.log(f"dashboard: {self.dashboard.open()}/ (metrics at /metrics)")
-        except DashboardError as err:
-            self.log(str(err), ERR)
-            self.dashboard = None
-            return False
-        self.sinks.close_in_child = self.dashboard.sockets()
-        return True
+    def after_exit(self, child: Child, status: int) -> None:
+        if child.kind == K.SINK:
+            self.watch.ended(child, status)
+        if ChildSet.verdict(child, status, wanted=True, timed=False) == K.FATAL:
+            self.exit_code = EXIT_FAILURE
+        else:
+            self.children.schedule_restart(child, status, " (the sink goes on without it)"
+                                           if child.kind == K.WEB else "")
 
     def start(self) -> bool:
-        self.signals.install((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
+        if not self.bind_web(self.settings, Sources(CounterBlock(1), self.board, self.block, self.streams)):
+            return False
+        self.sinks.close_in_child = self.dashboard.sockets() if self.dashboard else ()
         held = None
         spec = self.spec
-        refused = self.watch.check_ports(spec)
-        if refused:
-            self.log(refused, ERR)
-            self.failed = True
-            return False
         if spec.ports == (0,):       # any free port: hold one with SO_REUSEPORT until the sinks bound it too
             (held,) = (open_sockets if spec.protocol == "udp" else listen)(spec.host, (0,))
             self.spec = self.sinks.spec = spec.with_ports((held.getsockname()[1],))
             self.sinks.close_in_child = (held, *self.sinks.close_in_child)
-
-        def give_up() -> bool:
-            self.dispatch_signals()
-            return self.failed or self.stop_requested
-        ok = self.sinks.start(self.children, self.processes, START_TIMEOUT, give_up)
+        ok = self.start_sinks(self.sinks, self.watch, self.processes, self.dispatch_signals, spec.ports)
         if held is not None:
             held.close()
             self.sinks.close_in_child = self.dashboard.sockets() if self.dashboard else ()
@@ -138,61 +99,67 @@ class SinkCommand:
         processes = plural(self.processes, "process", "processes")
         where = f"{self.spec.host}:{format_ports(self.spec.ports)}"
         print(f"READY listening on {where} ({self.spec.protocol}, {processes})", file=self.out, flush=True)
-        return self.open_dashboard()
+        self.open_dashboard()
+        self.started = True
+        self.start_time = self.last_change = self.last_report = self.clock()
+        self.next_report = self.start_time + REPORT_SECONDS
+        return True
 
-    def open_dashboard(self) -> bool:
+    def open_dashboard(self) -> None:
         if self.dashboard is None:
-            return True
+            return
         self.board.publish({"target": f"{self.spec.host}:{format_ports(self.spec.ports)}",
                             "ports": list(self.spec.ports), "protocol": self.spec.protocol,
                             "rate": 0, "workers": 0, "slots": 0, "sink_slots": self.processes,
                             "run_id": self.run_id, "stream_width": C.STREAM_SLOTS_PER_SINK, "mode": "sink",
                             "started_unix": time.time()})
-        self.children.register(K.WEB, self.dashboard.spawn, lambda i: "sink dashboard")
-        self.children.spawn(K.WEB, 0)
-        return True
+        self.spawn_web("sink dashboard")
 
-    def run(self) -> int:
-        if not self.bind_dashboard():
-            return EXIT_FAILURE
-        if not self.start():                    # refused (ports taken by another receiver...): said in one line,
-            self.stop()                         # and no summary of nothing that a script could take for 0 lost
-            return EXIT_FAILURE if self.failed else EXIT_OK
-        start = last_change = last_report = time.monotonic()
-        last = reported = 0
-        while not self.stop_requested and not self.failed:
-            self.signals.wait(min([last_report + REPORT_SECONDS, *self.children.pending.values()])
-                              - time.monotonic())
-            self.dispatch_signals()
-            for kind, index in self.children.due():
-                self.children.spawn(kind, index)
-            self.watch.kill_hung(self.children, self.spec, HUNG_SECONDS, BOOT_SECONDS, self.aborted, ABORT_GRACE)
-            self.watch.watch_ports(self.spec, len(self.children.pids(K.SINK)))
-            now = time.monotonic()
-            t = self.totals()
-            if t.received != last:
-                last, last_change = t.received, now
-            if now - last_report >= REPORT_SECONDS:
-                extra = (f"kernel drops {t.kernel_drops:,}" if self.spec.protocol == "udp" else
-                         f"connections {t.open:,} open  torn {t.torn:,}")
-                if t.backlog_bytes >= BEHIND_SHOWN_BYTES:
-                    extra += f"  behind {format_bytes(t.backlog_bytes)}"
-                print(f"sink: received {(t.received - reported) / (now - last_report):12,.0f} ev/s  "
-                      f"total {t.received:,}  lost {t.lost_shown}  {extra}", file=self.out, flush=True)
-                last_report, reported = now, t.received
-            if self.duration and now - start >= self.duration:
-                break
-            if self.idle_exit and t.received and now - last_change >= self.idle_exit:
-                break
+    def running(self) -> bool:
+        return not self.asked_to_stop and self.exit_code == EXIT_OK
+
+    def murder_hung(self) -> None:
+        self.watch.kill_hung(self.children, self.spec, HUNG_SECONDS, BOOT_SECONDS, self.aborted, ABORT_GRACE)
+        self.watch.watch_ports(self.spec, len(self.children.pids(K.SINK)))
+
+    def advance(self) -> float:
+        """Follow the received count (for --idle-exit); at the end of --duration or --idle-exit, stop."""
+        now = self.clock()
+        t = self.totals()
+        if t.received != self.last:
+            self.last, self.last_change = t.received, now
+        idle = bool(self.idle_exit and t.received and now - self.last_change >= self.idle_exit)
+        if idle or (self.duration and now - self.start_time >= self.duration):
+            self.asked_to_stop = True
+            return 0.0
+        return self.start_time + self.duration - now if self.duration else float("inf")
+
+    def tick(self, now: float) -> None:
+        t = self.totals()
+        extra = (f"kernel drops {t.kernel_drops:,}" if self.spec.protocol == "udp" else
+                 f"connections {t.open:,} open  torn {t.torn:,}")
+        if t.backlog_bytes >= BEHIND_SHOWN_BYTES:
+            extra += f"  behind {format_size(t.backlog_bytes)}"
+        print(f"sink: received {(t.received - self.reported) / (now - self.last_report):12,.0f} ev/s  "
+              f"total {t.received:,}  lost {t.lost_shown}  {extra}", file=self.out, flush=True)
+        self.last_report, self.reported = now, t.received
+
+    def finish(self) -> int:
+        """Refused (ports taken by another receiver...): said in one line, and no summary of nothing
+        that a script could take for 0 lost."""
         self.stop()
-        print(sink_summary(self.totals()), file=self.out, flush=True)
-        return EXIT_FAILURE if self.failed else EXIT_OK
+        if self.started:
+            print(sink_summary(self.totals()), file=self.out, flush=True)
+        return self.exit_code
 
     def stop(self) -> None:
-        """The dashboard and the sink processes: SIGTERM (they drain their queues), SIGKILL after STOP_TIMEOUT."""
+        """The dashboard and the sink processes: SIGTERM (they drain their queues), SIGKILL after
+        GRACEFUL_TIMEOUT."""
+        if self.stopping:
+            return
         self.stopping = True
         self.children.pending.clear()
-        self.watch.stop(self.children, self.spec, STOP_TIMEOUT)
-        self.children.stop(self.children.pids(), STOP_TIMEOUT)
+        self.watch.stop(self.children, self.spec, GRACEFUL_TIMEOUT)
+        self.stop_children(self.children.pids())
         if self.dashboard is not None:
             self.dashboard.close()

@@ -22,8 +22,8 @@ from loggend.control.pki import Pki, make_pki
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.engine.journal import ERR, Log
-from loggend.sink.process import SinkWorker
-from loggend.sink.spec import ServerTls, SinkSpec
+from loggend.sink.sinkspec import ServerTls, SinkSpec
+from loggend.sink.sinkworker import SinkWorker
 
 START_POLL_SECONDS = 0.01
 

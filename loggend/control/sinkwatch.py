@@ -31,7 +31,7 @@ from loggend.engine.journal import ERR, WARNING, Log
 from loggend.errors import EXIT_BOOT_FAILED
 from loggend.parsers import format_ports
 from loggend.sink.procnet import Row, listeners, queued_bytes
-from loggend.sink.spec import SinkSpec
+from loggend.sink.sinkspec import SinkSpec
 
 PORTS_SECONDS = 2.0           # other receivers on the ports are looked for this often during a run
 STOP_POLL_SECONDS = 0.01

@@ -13,7 +13,8 @@
 * **Hand-over.** Any other reload (the target, the messages, the worker count...) starts the new
   workers first; each waits, set up, until the worker of its index has stopped and then
   continues that stream. Only when every replacement is ready does the new plan go out and the
-  old workers get SIGTERM, so the run never stops sending.
+  old workers get SIGTERM, so the run never stops sending (``loggend.control.handover``: a
+  state the supervisor loop advances, never a wait).
 * **Processes.** Worker process ``p`` of ``worker_processes`` serves workers ``p``, ``p + P``...
   (``loggend.engine.group``); the child set knows processes by ``p``, the counters know workers by
   index. A process that dies takes all its workers down and its replacement carries all of them
@@ -33,7 +34,7 @@ from typing import TextIO
 
 from loggend.config import Config
 from loggend.content import mix
-from loggend.control.children import Child, ChildSet, fork_child, kill_quietly
+from loggend.control.children import Child, fork_child
 from loggend.control.shared import SharedRun
 from loggend.engine import counters as C
 from loggend.engine.group import WorkerGroup, members
@@ -46,14 +47,14 @@ from loggend.fleet import format_time
 START_DELAY_NS = 5_000_000       # the plan starts this long after the last worker is ready
 START_LEAD_NS = 50_000_000       # with a start time: the plan goes out this long before it
 START_POLL_SECONDS = 0.005       # until every worker is ready, look this often
-HANDOVER_TIMEOUT = 30.0          # replacements not ready by then: the old workers are stopped anyway
-HANDOVER_POLL = 0.005
 SETTLE_TIMEOUT = 1.0             # leaving an unlimited rate: at most this long for every worker to stop
-SETTLE_POLL = 0.002
+SETTLE_POLL = 0.002              # a live change (``loggend ctl``) looks this often meanwhile
 READY_STATES = (C.STATE_READY, C.STATE_RUNNING)
 
 
-class WorkerPool:
+class Workers:
+    """The run's workers: how they are forked, the plan they follow, their start and down time."""
+
     def __init__(self, config: Config, shared: SharedRun, log: Log,
                  outputs: tuple[TextIO, ...], start_at: float | None = None,
                  wallclock: Callable[[], float] = time.time) -> None:
@@ -85,10 +86,10 @@ class WorkerPool:
         elif self.corpus is None or self.corpus.spec != self.config.messages or len(self.corpus) < size:
             spec = self.config.messages
             if not spec.sources:
-                self.corpus = Corpus(spec, time.time(), size)
+                self.corpus = Corpus(spec, self.wallclock(), size)
                 return
             too_long: dict[str, int] = {}
-            self.corpus = mix.corpus(spec, time.time(), size, too_long)
+            self.corpus = mix.corpus(spec, self.wallclock(), size, too_long)
             for name, count in too_long.items():
                 self.log(f"sources: {count:,} {name} messages longer than max_length {spec.max_length:,} were left "
                          f"out (others drawn instead); a larger --max-length sends them", WARNING)
@@ -96,6 +97,11 @@ class WorkerPool:
     def members(self, process: int) -> range:
         """The worker indexes worker process ``process`` serves."""
         return members(process, self.config.workers, self.config.worker_processes)
+
+    def count_restart(self, process: int) -> None:
+        """Worker process ``process`` is restarted: its workers' RESTARTS count it."""
+        for index in self.members(process):
+            self.shared.block.slot(index)[C.RESTARTS] += 1
 
     def label(self, process: int) -> str:
         """How the log names a worker process: ``worker 3``, or ``worker process 1 (workers 1, 3, 5)``."""
@@ -229,58 +235,29 @@ class WorkerPool:
         if new.profile() != self.config.profile():
             plan = plan.with_profile(new.profile(), now_ns)
         if new.duration != self.config.duration and plan.started:
-            plan = plan.with_end(self._end_ns(new.duration, plan))
+            plan = plan.with_end(self.end_ns(new.duration, plan))
         self.config = new
         self.publish(plan)
 
-    def _end_ns(self, duration: float, plan: Plan) -> int:
+    def end_ns(self, duration: float, plan: Plan) -> int:
         """The end of a run of ``duration`` seconds of sending from the plan's start (0: none); the
         time spent paused does not count."""
         return self.run_start_ns + round(duration * NS) + plan.paused_ns if duration else 0
 
-    def hand_over(self, new: Config, children: ChildSet, now: Callable[[], int],
-                  stop: Callable[[list[int]], None]) -> None:
-        """Replace every worker with one built from ``new``, without a moment of silence."""
-        children.cancel(lambda key: key[0] != "worker")     # a dead process's streams go to the new ones:
-        old = {c.index: c.pid for c in children.of_kind("worker")}   # restarted as well, they would send twice
-        running = set(old.values())
-        old_config, self.config = self.config, new
-        self.render_corpus()
-        pids = [self.shared.block.slot(i)[C.PID] for i in range(new.workers)]
-        self.takes_over = {i: pid if pid in running else 0 for i, pid in enumerate(pids)}
-        fresh = [children.spawn("worker", p) for p in range(new.worker_processes)]
-        deadline = time.monotonic() + HANDOVER_TIMEOUT
-        while not all(self._standing_by(c) for c in fresh) and time.monotonic() < deadline:
-            if any(process_gone(c.pid) for c in fresh):
-                break                                       # one died: go on (the reaper restarts it)
-            time.sleep(HANDOVER_POLL)
-        t = now()
-        changed_rate = new.profile() != old_config.profile()
-        carried = {i: self._accounted(i) for i in range(new.workers) if i >= self.plan.workers}
-        settled = self.settled(self.plan, t)
-        self.retired.update({i: settled.due(i, t) for i in range(new.workers, settled.workers)})
-        plan = settled.with_workers(new.workers, t, carried)
-        if plan.started:
-            if changed_rate:
-                plan = plan.with_profile(new.profile(), t)
-            plan = plan.with_end(self._end_ns(new.duration, plan))
-        self.publish(plan)
-        self.takes_over = {}
-        stop(list(old.values()))
-        self._carry_retired(range(new.workers, settled.workers))
-
-    def _carry_retired(self, indexes: range) -> None:
+    def carry_retired(self, indexes: range) -> None:
         """Workers retired by a reload stop when they see the new plan, up to a burst short of their
         due count: the new workers take that on, and the retired count what they really did."""
         owed = 0
         for i in indexes:
-            done = self._accounted(i)
+            done = self.accounted(i)
             owed += max(0, self.retired[i] - done)
             self.retired[i] = min(self.retired[i], done)
         if owed and self.plan.started and not self.plan.unlimited:
             self.publish(self.plan.with_events(owed))
 
-    def _standing_by(self, child: Child) -> bool:
+    def standing_by(self, child: Child) -> bool:
+        """A hand-over's new worker process is set up: each of its workers that takes over an index
+        waits for the old one (``STANDBY_PID``), the others are ready."""
         for index in self.members(child.index):
             slot = self.shared.block.slot(index)
             if self.takes_over.get(index):
@@ -292,22 +269,25 @@ class WorkerPool:
 
     def settled(self, plan: Plan, t_ns: int) -> Plan:
         """``plan``, rebased on what every index has done when it is an unlimited one that runs
-        (its due counts are infinite, so no other profile could continue from them). The workers
-        go on sending until they see a new plan: a first one with nothing more due stops them, and
-        the plan is rebased once more when every running one has read it (``PLAN_SEEN``), on counts
-        that no longer move. Rebased on the first counts only, what they sent meanwhile was more
-        than planned, and a worker that found itself past its quota ended a timed run early."""
+        (its due counts are infinite, so no other profile could continue from them): held (see
+        ``all_seen``), waiting up to ``SETTLE_TIMEOUT``. For a live change; a reload's hand-over
+        does the same as states of the loop."""
         if not plan.started or plan.pause is not None or not plan.unlimited:
             return plan
-        held = plan.rebased(t_ns, tuple(self._accounted(i) for i in range(plan.workers)))
+        held = plan.rebased(t_ns, self.accounted_all(plan.workers))
         self.publish(held)
         deadline = time.monotonic() + SETTLE_TIMEOUT
-        while not self._all_seen(held) and time.monotonic() < deadline:
+        while not self.all_seen(held) and time.monotonic() < deadline:
             time.sleep(SETTLE_POLL)
-        return held.rebased(t_ns, tuple(self._accounted(i) for i in range(plan.workers)))
+        return held.rebased(t_ns, self.accounted_all(plan.workers))
 
-    def _all_seen(self, plan: Plan) -> bool:
-        """Every worker that is sending (a live process) has read ``plan``."""
+    def all_seen(self, plan: Plan) -> bool:
+        """Every worker that is sending (a live process) has read ``plan`` (``PLAN_SEEN``).
+
+        Leaving an unlimited plan that runs, the hand-over publishes one with nothing more due and
+        rebases the new plan once every running worker has read it, on counts that no longer move:
+        rebased on the first counts only, what they sent meanwhile was more than planned, and a
+        worker that found itself past its quota ended a timed run early."""
         for i in range(plan.workers):
             slot = self.shared.block.slot(i)
             if (slot[C.STATE] == C.STATE_RUNNING and slot[C.PLAN_SEEN] < plan.generation
@@ -315,21 +295,10 @@ class WorkerPool:
                 return False
         return True
 
-    def _accounted(self, index: int) -> int:
+    def accounted(self, index: int) -> int:
         """Everything an index has sent, forgiven or had refused: where a new epoch starts it."""
         v = self.shared.block.values(index)
         return v[C.SENT] + v[C.FORGIVEN] + sum(v[f] for f in C.ERROR_FIELDS)
 
-
-def abort_then_kill(child: Child, aborted: dict[int, float], grace: float, now: float) -> str:
-    """SIGABRT first (the worker's faulthandler prints its stack to the log), SIGKILL if that did
-    not end it within ``grace``; returns what was sent."""
-    import signal
-    if child.pid not in aborted:
-        aborted[child.pid] = now
-        kill_quietly(child.pid, signal.SIGABRT)
-        return "SIGABRT (its stack goes to the log)"
-    if now - aborted[child.pid] >= grace:
-        kill_quietly(child.pid, signal.SIGKILL)
-        return "SIGKILL"
-    return ""
+    def accounted_all(self, workers: int) -> tuple[int, ...]:
+        return tuple(self.accounted(i) for i in range(workers))

@@ -60,7 +60,7 @@ called "lost".
 ``STREAM_NEXT`` (one past the highest in order), and from field ``STREAM_NAME`` on the stream's
 name (``STREAM_NAME_BYTES``, UTF-8, NUL-padded). Each sink process has its own range of slots
 (sink process ``k`` from ``k * width``), since one stream may reach two of them (a restarted
-worker's new source port hashes to another): readers add the ranges up (``loggend.totals``).
+worker's new source port hashes to another): readers add the ranges up (``loggend.report.totals``).
 Under a run the supervisor announces worker ``i``'s stream name in slot ``i`` (the first range):
 a sink maps a stream to ``k * width + i`` by this table, never by guessing from the name, and a
 stream nobody announced is not a worker's. A standalone sink (``loggend sink``) has no

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from loggend.engine import counters as C
-from loggend.engine.process import init_child
+from loggend.engine.procsetup import init_child
 from loggend.engine.worker import Worker
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 

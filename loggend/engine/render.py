@@ -137,8 +137,9 @@ NAME_WORDS = 6               # a CEF event name: the template's first words
 # A catalogue template's timestamp in its text (nginx's [time_local]): a site each second rewrites.
 TIME_LOCAL_FIELD = "time_local"
 BODY_STAMP = ((catalog.TIME_LOCAL, STAMP_CLF),)
-SLICE = 2048                 # consecutive pool messages sent together (``ordered_frames``): any 10,000 carry
-                             # the mix's shares within a point (smaller: shorter frames)
+EPOCH = 4096                 # a group's messages per epoch (``ordered_frames``): frames are made within an
+                             # epoch (larger: longer frames; a conversation's later phase a longer way behind)
+LAST_EPOCH = 64              # the smallest of the shrinking epochs at the end of a group
 NO_THREAD = -1               # a message of no conversation
 PHASES = 1 << 16             # a message's conversation: conversation * PHASES + phase
 
@@ -263,21 +264,23 @@ class Corpus:
     """
 
     def __init__(self, spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
-                 rendered: Iterable[tuple[Rendered, int]] | None = None) -> None:
+                 rendered: Iterable[tuple[Rendered, int, int]] | None = None) -> None:
         """The catalogue's (and the user's templates') messages; or, with ``rendered``, messages
         rendered elsewhere (a mix of sources, ``loggend.content``), each with its conversation
         (``conversation * PHASES + phase``; ``NO_THREAD``: none), whose phases the pool keeps in
-        order (``ordered_frames``)."""
+        order, and its group (a label the engine knows nothing of: a source of the mix), whose
+        share the pool keeps in every stretch of the stream (``ordered_frames``)."""
         self.spec = spec
         self.now = now
         blob = bytearray()
         self.offsets = array("Q", [0])                 # head i: offsets[2i]..[2i+1], tail i: ..[2i+2]
         self.seq_from_end = array("i")
         self.threads = array("q")                      # per message: its conversation (NO_THREAD: none)
+        self.groups = array("H")                       # per message: its group (a source of a mix)
         self.layout = array("H")                       # index into self.layouts
         self.layouts: list[tuple[tuple[tuple[int, int], ...], ...]] = []
         seen: dict[tuple[tuple[tuple[int, int], ...], ...], int] = {}
-        for r, thread in (self._catalogue(spec, now, size) if rendered is None else rendered):
+        for r, thread, group in (self._catalogue(spec, now, size) if rendered is None else rendered):
             blob += r.head
             self.offsets.append(len(blob))
             blob += r.tail
@@ -288,20 +291,22 @@ class Corpus:
                 self.layouts.append(key)
             self.seq_from_end.append(r.seq_from_end)
             self.threads.append(thread)
+            self.groups.append(group)
         self.ordered = any(t != NO_THREAD for t in self.threads)
+        self.grouped = any(self.groups)
         # A shared mapping, not a bytes object: fork copies the page tables of private memory, so
         # every worker would be charged the whole corpus in its RSS; here it pays for what it reads.
         self.blob = mmap.mmap(-1, max(1, len(blob)))
         self.blob[:len(blob)] = blob
 
     @staticmethod
-    def _catalogue(spec: MessageSpec, now: float, size: int) -> Iterator[tuple[Rendered, int]]:
+    def _catalogue(spec: MessageSpec, now: float, size: int) -> Iterator[tuple[Rendered, int, int]]:
         fmt = spec_format(spec)
         rng = random.Random(f"corpus:{spec.seed}")
         total = max(size, spec.pool_size)
         for first in range(0, total, CORPUS_CHUNK):     # in chunks: little garbage left in the heap
             for event in render_events(spec, min(CORPUS_CHUNK, total - first), rng):
-                yield fit(fmt, event, now, spec.max_length), NO_THREAD
+                yield fit(fmt, event, now, spec.max_length), NO_THREAD, 0
 
     def __len__(self) -> int:
         return len(self.seq_from_end)
@@ -326,6 +331,13 @@ class Corpus:
         wrap = (max(threads, default=0) // PHASES + 1) * PHASES
         return [threads[i % n] if threads[i % n] == NO_THREAD else threads[i % n] + wrap * (i // n)
                 for i in range(start, start + count)]
+
+    def window_groups(self, start: int, count: int) -> list[int] | None:
+        """The groups of ``window(start, count)``; None when there is one group only."""
+        if not self.grouped:
+            return None
+        n, groups = len(self), self.groups
+        return [groups[i % n] for i in range(start, start + count)]
 
 
 @dataclass(frozen=True)
@@ -384,57 +396,79 @@ def frames_of(messages: list[Message], cap: int) -> list[list[Message]]:
     return chunks
 
 
-def conversation_slices(threads: list[int], size: int = SLICE) -> list[tuple[int, int]]:
-    """Where every message of a pool goes (see ``ordered_frames``): (slice, rank).
+def epochs(threads: list[int], size: int = EPOCH) -> list[int]:
+    """The epoch of every message of a group (see ``ordered_frames``).
 
-    ``threads[i]`` is ``conversation * PHASES + phase`` (or ``NO_THREAD``). Message ``i`` is in
-    slice ``i // size`` (or in the latest slice of its conversation's earlier phases, if that is
-    later), at rank 0, or one rank above the earlier phases of its conversation in the same slice:
-    sending slice after slice, and in a slice rank after rank, keeps every conversation's phases
-    in order.
+    ``threads[i]`` is ``conversation * PHASES + phase`` (or ``NO_THREAD``). Epochs are filled in
+    the group's order, ``size`` messages each: a message goes into the epoch being filled, or, if
+    its conversation's earlier phases reached it, into the one after the latest of them (a later
+    epoch then starts with those). Sending epoch after epoch keeps every conversation's phases in
+    order however the frames of one epoch are shuffled, and an epoch holds openings beside the
+    closings of conversations opened before (the first epoch holds openings only: the price of
+    long frames). Over the last ``2 * size`` messages or less the epochs halve, down to
+    ``LAST_EPOCH``, so the closings that can only follow the last of them are few.
     """
-    state: dict[int, list[int]] = {}    # conversation -> [phase, its (slice, rank), earlier phases' (slice, rank)]
-    out: list[tuple[int, int]] = []
+    total = len(threads)
+    state: dict[int, list[int]] = {}    # conversation -> [phase, its latest epoch, earlier phases' latest epoch]
+    held: dict[int, int] = {}           # messages in each epoch
+    out: list[int] = []
+    k, room = 0, min(size, max(LAST_EPOCH, total // 2)) if total <= 2 * size else size
     for i, value in enumerate(threads):
-        base = i // size
+        while held.get(k, 0) >= room:
+            k += 1
+            left = total - i
+            room = size if left > 2 * size else min(room, max(LAST_EPOCH, left // 2))
         if value == NO_THREAD:
-            out.append((base, 0))
-            continue
-        thread, phase = divmod(value, PHASES)
-        st = state.get(thread)
-        if st is None:
-            state[thread] = [phase, base, 0, -1, -1]
-            out.append((base, 0))
-            continue
-        if phase > st[0]:                              # a new phase: what came before is now "earlier"
-            st[0], st[3], st[4] = phase, *max((st[1], st[2]), (st[3], st[4]))
-            st[1] = st[2] = -1
-        at = max(base, st[3])
-        rank = st[4] + 1 if at == st[3] else 0
-        st[1], st[2] = max((st[1], st[2]), (at, rank))
-        out.append((at, rank))
+            at = k
+        else:
+            thread, phase = divmod(value, PHASES)
+            st = state.get(thread)
+            if st is None:
+                st = state[thread] = [phase, -1, -1]
+            elif phase > st[0]:                        # a new phase: what came before is now "earlier"
+                st[0], st[2], st[1] = phase, max(st[1], st[2]), -1
+            at = max(k, st[2] + 1)
+            st[1] = max(st[1], at)
+        held[at] = held.get(at, 0) + 1
+        out.append(at)
     return out
 
 
-def ordered_frames(messages: list[Message], threads: list[int], rng: random.Random, cap: int) -> list[list[Message]]:
-    """Frames in an order that keeps every conversation's phases in order and the mix's shares
+def ordered_frames(messages: list[Message], threads: list[int] | None, groups: list[int] | None,
+                   rng: random.Random, cap: int, size: int = EPOCH) -> list[list[Message]]:
+    """Frames in an order that keeps every conversation's phases in order and every group's share
     in every stretch of the pool.
 
-    The pool is cut in slices of ``SLICE`` consecutive messages (the corpus holds the mix's
-    shares in any stretch of it), sent one after the other; within a slice, the messages of each
-    rank (``conversation_slices``: a conversation's later phase one rank above its earlier ones
-    in the slice) are framed together and their frames shuffled, rank after rank. So an ASA Built
-    is sent before its Teardown, a 4624 before its 4634, whatever the lengths, and no message
-    leaves its slice unless its conversation's earlier phase is in a later one."""
-    groups: dict[tuple[int, int], list[Message]] = {}
-    for m, key in zip(messages, conversation_slices(threads)):
-        groups.setdefault(key, []).append(m)
-    chunks: list[list[Message]] = []
-    for key in sorted(groups):
-        frames = frames_of(groups[key], cap)
-        rng.shuffle(frames)
-        chunks.extend(frames)
-    return chunks
+    Each group (a source of a mix: ``groups[i]``, a label the engine knows nothing of) is framed on
+    its own, epoch after epoch (``epochs``: a conversation's later phase an epoch after its earlier
+    ones), the frames of an epoch shuffled. So an ASA Built is sent before its Teardown, a 4624
+    before its 4634, whatever the lengths, and a frame holds many messages of one length: one
+    source's over thousands of its messages, where all sources' over a short stretch of the pool
+    made frames of three. The groups' frames are then merged in the order of each frame's middle
+    as a fraction of its group's messages: every group stays within about a frame of its share of
+    what has been sent, so any 10,000 consecutive messages carry the shares within a point."""
+    n = len(messages)
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups if groups is not None else [0] * n):
+        members.setdefault(g, []).append(i)
+    keyed: list[tuple[float, int, list[Message]]] = []
+    for order, label in enumerate(sorted(members)):
+        places = members[label]
+        total = len(places)
+        own = [NO_THREAD] * total if threads is None else [threads[i] for i in places]
+        where = epochs(own, size) if any(t != NO_THREAD for t in own) else [0] * total
+        bins: dict[int, list[Message]] = {}
+        for i, epoch in zip(places, where):
+            bins.setdefault(epoch, []).append(messages[i])
+        done = 0
+        for epoch in sorted(bins):
+            frames = frames_of(bins[epoch], cap)
+            rng.shuffle(frames)
+            for frame in frames:
+                keyed.append(((done + len(frame) / 2) / total, order, frame))
+                done += len(frame)
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [frame for _, _, frame in keyed]
 
 
 class Pool:
@@ -448,12 +482,13 @@ class Pool:
     """
 
     def __init__(self, messages: list[Message], now: float, utc: bool, rng: random.Random,
-                 sequence: bool = True, cap: int = GSO_MAX_SEGMENTS, threads: list[int] | None = None) -> None:
-        if threads is None:
+                 sequence: bool = True, cap: int = GSO_MAX_SEGMENTS, threads: list[int] | None = None,
+                 groups: list[int] | None = None) -> None:
+        if threads is None and groups is None:
             chunks = frames_of(messages, cap)
             rng.shuffle(chunks)
         else:
-            chunks = ordered_frames(messages, threads, rng, cap)
+            chunks = ordered_frames(messages, threads, groups, rng, cap)
         self.size = len(messages)
         self.utc = utc
         self.buf = bytearray(b"".join(m.data for chunk in chunks for m in chunk))
@@ -667,4 +702,5 @@ def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: 
     start = worker * spec.pool_size % len(corpus)
     window = corpus.window(start, spec.pool_size)
     return Pool([assemble(r, name, spec.framing) for r in window], corpus.now, spec.timezone == "utc", frames_rng,
-                spec.sequence, cap, corpus.window_threads(start, spec.pool_size))
+                spec.sequence, cap, corpus.window_threads(start, spec.pool_size),
+                corpus.window_groups(start, spec.pool_size))

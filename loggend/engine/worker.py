@@ -35,7 +35,7 @@ from collections.abc import Callable
 from loggend.engine import counters as C
 from loggend.engine.journal import ERR, NOTICE, WARNING, Log
 from loggend.engine.pacing import Pacer
-from loggend.engine.process import log_stderr
+from loggend.engine.procsetup import log_stderr
 from loggend.engine.render import Corpus, build_pool, frame_cap
 from loggend.engine.schedule import Plan, PlanSource
 from loggend.engine.spec import WorkerSpec

@@ -161,13 +161,13 @@ _LONG = [b"".join(_DIGIT[d] * 10 ** p for d in range(10)) * (1 + 70_000 // 10 **
 def _column(first: int, count: int, p: int) -> bytes:
     """The digit of ``10 ** p`` of first, first + 1, ... (``count`` numbers), as bytes."""
     if p < _SHORT_PERIODS:
-        period = 10 ** (p + 1)
+        period: int = 10 ** (p + 1)
         start = first % period
         long = _LONG[p]
         if start + count > len(long):
             long = long * ((start + count) // len(long) + 1)
-        return long[start:start + count]
-    unit = 10 ** p
+        return bytes(long[start:start + count])
+    unit: int = 10 ** p
     value, into = divmod(first, unit)
     parts, left, run = [], count, unit - into
     while left > 0:

@@ -6,10 +6,10 @@ counting, RFC 6587 3.4.1; anything else: a line feed after each message, 3.4.2),
 are read into a buffer and cut into whole messages. Accounting is per *chunk*, not per message:
 a TCP connection keeps a stream in order, so when the first and the last whole message of a
 chunk are one stream ``count - 1`` numbers apart and that stream's marker is followed by those
-numbers in order (``accounting.numbered_run``), the chunk is one run (``Accounting.add_run``); anything else (a relay mixing streams,
-foreign messages) is parsed message by message. Messages are found with ``bytes.count`` for LF
-framing (C speed) and by walking the length prefixes for octet counting (~0.25 us each). Bytes
-are counted as received, framing included.
+numbers in order (``accounting.numbered_run``), the chunk is one run (``Accounting.add_run``);
+anything else (a relay mixing streams, foreign messages) is parsed message by message. Messages
+are found with ``bytes.count`` for LF framing (C speed) and by walking the length prefixes for
+octet counting (~0.25 us each). Bytes are counted as received, framing included.
 
 TLS (RFC 5425): the handshake runs non-blocking on the connection's readiness; a client that
 fails it (not TLS, no or a wrong client certificate under ``--tls-ca``) is closed and counted.
@@ -47,7 +47,7 @@ from collections.abc import Callable
 from loggend.engine.journal import ERR, WARNING, Log, Throttle
 from loggend.sink.accounting import Accounting, numbered_run, parse_tail
 from loggend.sink.receiver import BindError
-from loggend.sink.spec import ServerTls
+from loggend.sink.sinkspec import ServerTls
 
 READ_BYTES = 1 << 20              # one read buffer per process, shared by its connections
 READ_BUDGET = 16 << 20            # bytes read from one connection per wake-up, at most

@@ -33,6 +33,7 @@ from loggend.engine.counters import CounterBlock
 from loggend.engine.render import Corpus
 from loggend.engine.replay import ReplaySpec
 from loggend.engine.spec import MessageSpec
+from loggend.report.totals import sink_lost
 from loggend.tools.bench_sources import mix_corpus, mix_row_name, mix_spec, render_table
 from loggend.tools.bench_workers import RATES, SHAPES, WorkerFigure, measure_workers, print_worker_table
 from loggend.tools.benchkit import (
@@ -51,6 +52,9 @@ from loggend.tools.benchkit import (
 )
 
 SETTLE_SECONDS = 0.3          # receiver bound before the sender starts
+SINK_GRACE = 60.0             # a receiver waits this long beyond the sending time for the sender's set-up (it
+                              # leaves a second after the last datagram): at 5 s a mix worker building its pool
+                              # on a loaded box found the receiver gone, and every loggend row read 0
 MODES = ("gso", "sendmmsg", "sendto")
 C_SENDER = "C udp_gso_blast"
 
@@ -68,7 +72,7 @@ class Yardstick:
         subprocess.run(["make", "-s", "-C", str(self.dir)], check=True, capture_output=True)
 
     def sink(self, port: int, seconds: float, never_read: bool) -> subprocess.Popen[str]:
-        args = [str(self.dir / "udp_sink"), "-p", str(port), "-d", str(seconds + 5), "-i", "1"]
+        args = [str(self.dir / "udp_sink"), "-p", str(port), "-d", str(seconds + SINK_GRACE), "-i", "1"]
         return pinned(args + (["-B"] if never_read else []), RECEIVER_CPU)
 
     def blast(self, port: int, seconds: float) -> Figure:
@@ -89,7 +93,7 @@ def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Pope
         "from loggend.sink.receiver import Receiver, open_sockets\n"
         f"(s,) = open_sockets('127.0.0.1', ({port},), reuseport=False, gro=False)\n"
         "r, acc = Receiver(), Accounting(); print('READY', flush=True)\n"
-        f"end = time.monotonic() + {seconds + 5}; first = last = 0.0\n"
+        f"end = time.monotonic() + {seconds + SINK_GRACE}; first = last = 0.0\n"
         f"if {never_read}:\n    time.sleep({seconds + 1}); end = 0\n"
         "while time.monotonic() < end:\n"
         "    before = acc.received\n"
@@ -123,8 +127,8 @@ class SinkFigure:
 def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     """loggend's gso sender (unpaced, SENDER_CPU) into one loggend sink process on RECEIVER_CPU."""
     from loggend.engine import counters as C
-    from loggend.sink.process import SinkWorker
-    from loggend.sink.spec import SinkSpec
+    from loggend.sink.sinkspec import SinkSpec
+    from loggend.sink.sinkworker import SinkWorker
     block = CounterBlock(1)
     worker = SinkWorker(SinkSpec("127.0.0.1", (port,), gro=gro), block.slot(0), RECEIVER_CPU, log=silent)
 
@@ -142,7 +146,7 @@ def sink_measure(gro: bool, port: int, seconds: float) -> SinkFigure:
     os.kill(pid, signal.SIGTERM)
     os.waitpid(pid, 0)
     v = block.values(0)
-    return SinkFigure(received=v[C.SINK_RECEIVED], lost=v[C.SINK_GAPS] - v[C.SINK_LATE],
+    return SinkFigure(received=v[C.SINK_RECEIVED], lost=sink_lost(v),
                       kernel_drops=v[C.SINK_KERNEL_DROPS],
                       seconds=fig.seconds, cpu=cpu)
 

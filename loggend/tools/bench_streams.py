@@ -37,8 +37,8 @@ from loggend.control.pki import Pki, PkiError, make_pki
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.engine.spec import MessageSpec, TlsSpec, WorkerSpec
-from loggend.sink.process import SinkWorker
-from loggend.sink.spec import SinkSpec
+from loggend.sink.sinkspec import SinkSpec
+from loggend.sink.sinkworker import SinkWorker
 from loggend.tools.benchkit import (
     RECEIVER_CPU,
     SENDER_CPU,

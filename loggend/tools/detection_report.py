@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from loggend.tools.charts import svg_chart
+from loggend.report.charts import svg_chart
 
 
 def by_load(levels: list[tuple[str, float, list[str]]], summary: dict[str, Any]) -> dict[str, Any] | None:

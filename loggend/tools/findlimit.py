@@ -42,12 +42,12 @@ from typing import Any, TextIO
 
 from loggend.config import MAX_INTERVAL
 from loggend.control.ctlsocket import ControlError, request
-from loggend.control.live import RESUME_LEAD_NS
+from loggend.control.ratecontrol import RESUME_LEAD_NS
 from loggend.control.tuning import Tuner
-from loggend.engine.process import die_with_this_process
+from loggend.engine.procsetup import die_with_this_process
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_REPORT_FAILED
 from loggend.files import check_writable_dir, write_all_atomic
-from loggend.tools.charts import svg_chart
+from loggend.report.charts import svg_chart
 from loggend.tools.detection_report import by_load, html_section
 from loggend.tools.feedback import Feedback, FeedbackError, Reading
 from loggend.tools.limitsearch import Criterion, Interrupted, Outcome, Search, Settings, Trial, criteria_for, judge

@@ -10,7 +10,7 @@ The report directory is checked before the run (one line and exit 2 when it cann
 at the end the verdict lines are printed first and the report is written atomically, so a full
 disk costs the files, never the verdict, and exits with ``EXIT_REPORT_FAILED`` (not the status of
 a failed target). The loss is the sink's count by sequence, and "unknown" when the sink could
-not count everything (``loggend.totals``): a FAIL then, never a 0.
+not count everything (``loggend.report.totals``): a FAIL then, never a 0.
 
 On a box with ``SPLIT_MIN_CPUS`` or more, the local sink gets CPUs of its own (``--sink-cpus``)
 and the workers the others, so the sink does not steal the generator's time nor the generator
@@ -37,11 +37,11 @@ from typing import Any, TextIO
 
 from loggend import __version__
 from loggend.control.tuning import Tuner, TuningError
-from loggend.engine.process import die_with_this_process
+from loggend.engine.procsetup import die_with_this_process
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED
 from loggend.files import check_writable_dir, write_all_atomic
 from loggend.parsers import format_ports, format_size
-from loggend.tools.charts import svg_chart
+from loggend.report.charts import svg_chart
 from loggend.tools.detection_report import by_load, html_section
 
 SAMPLE_SECONDS = 1.0

@@ -1,7 +1,7 @@
 """``loggend profile``: where a live worker (or sink, or the web process) spends its time.
 
 Every child of a run names itself (``loggend-w3`` or ``loggend-p1``, ``loggend-sink0``, ``loggend-web``; see
-``loggend.engine.process``), so the process is found by name in ``/proc`` (among the children of
+``loggend.engine.procsetup``), so the process is found by name in ``/proc`` (among the children of
 ``--pid`` when several runs are up). The sampling is py-spy's: it reads the interpreter's stacks
 from outside (ptrace), so the worker runs unmodified and pays nothing when nobody profiles it;
 ``--nonblocking`` keeps it from pausing the worker while it samples. The output is a flame graph

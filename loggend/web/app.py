@@ -124,27 +124,7 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
     def api_history() -> Response:
         return jsonify({"interval": state.interval, "points": state.history_points()})
 
-    @app.post("/api/detections")
-    def api_detections() -> Response:
-        """The SIEM's word: ``{"scenario": ID, "detected_at": TIME}`` (unix seconds or ISO 8601; now when
-        left out), handed to the supervisor, which notes it for the instance's detection latency."""
-        doc = request.get_json(silent=True)
-        if not isinstance(doc, dict) or not isinstance(doc.get("scenario"), str) or not doc["scenario"].strip():
-            return error(400, 'expected JSON {"scenario": ID, "detected_at": TIME}')
-        at = doc.get("detected_at")
-        if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float, str))):
-            return error(400, "detected_at: expected unix seconds or an ISO 8601 time with a zone")
-        if detections is None:
-            return error(503, "this run takes no detections (it needs --scenario and a control socket)")
-        words = [doc["scenario"].strip(), *([] if at is None else [str(at).strip()])]
-        if any(not w or any(c.isspace() for c in w) for w in words):
-            return error(400, "scenario and detected_at may not contain spaces")
-        reply = detections(" ".join(words))
-        if reply.get("unavailable"):
-            return error(503, str(reply.get("message", "the supervisor did not answer")))
-        if not reply.get("ok"):
-            return error(400 if reply.get("usage") else 409, str(reply.get("message", "refused")))
-        return jsonify({"ok": True, "message": reply.get("message", "")})
+    add_detections(app, detections, error)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -170,3 +150,29 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
             socket.connected = False
 
     return app
+
+
+def add_detections(app: Flask, detections: Callable[[str], dict[str, Any]] | None,
+                   error: Callable[[int, str], Response]) -> None:
+    """``POST /api/detections``: the SIEM's word, handed to the supervisor (through ``detections``)."""
+    @app.post("/api/detections")
+    def api_detections() -> Response:
+        """The SIEM's word: ``{"scenario": ID, "detected_at": TIME}`` (unix seconds or ISO 8601; now when
+        left out), handed to the supervisor, which notes it for the instance's detection latency."""
+        doc = request.get_json(silent=True)
+        if not isinstance(doc, dict) or not isinstance(doc.get("scenario"), str) or not doc["scenario"].strip():
+            return error(400, 'expected JSON {"scenario": ID, "detected_at": TIME}')
+        at = doc.get("detected_at")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float, str))):
+            return error(400, "detected_at: expected unix seconds or an ISO 8601 time with a zone")
+        if detections is None:
+            return error(503, "this run takes no detections (it needs --scenario and a control socket)")
+        words = [doc["scenario"].strip(), *([] if at is None else [str(at).strip()])]
+        if any(not w or any(c.isspace() for c in w) for w in words):
+            return error(400, "scenario and detected_at may not contain spaces")
+        reply = detections(" ".join(words))
+        if reply.get("unavailable"):
+            return error(503, str(reply.get("message", "the supervisor did not answer")))
+        if not reply.get("ok"):
+            return error(400 if reply.get("usage") else 409, str(reply.get("message", "refused")))
+        return jsonify({"ok": True, "message": reply.get("message", "")})

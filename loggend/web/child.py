@@ -19,7 +19,7 @@ from typing import Any
 from loggend.engine import journal
 from loggend.engine.journal import Log
 from loggend.errors import EXIT_OK
-from loggend.web.state import Sources
+from loggend.report.sources import Sources
 
 LEVELS = {logging.CRITICAL: journal.ERR, logging.ERROR: journal.ERR, logging.WARNING: journal.WARNING,
           logging.INFO: journal.INFO, logging.DEBUG: journal.DEBUG}

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from loggend import __version__
 from loggend.engine import counters as C
 from loggend.engine.counters import ERROR_KINDS, STATE_RUNNING, SlotSnapshot
-from loggend.totals import RunTotals, SinkTotals, error_counts, transports
+from loggend.report.totals import RunTotals, SinkTotals, SlotSums, possibly_lost, sink_lost, stream_lost, transports
 
 WINDOWS = (1, 10, 60)             # seconds of the sliding-window rates
 HISTORY_SECONDS = 600             # per-second points kept for the chart and the summary
@@ -205,14 +205,13 @@ def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: fl
         return None
     doc = totals.document()
     doc["events_per_second"] = round(received_rate, 1)
-    doc["sent_minus_received"] = None if sent is None else \
-        sent - (totals.received - totals.foreign - totals.overflow - totals.outliers)
+    doc["sent_minus_received"] = None if sent is None else sent - totals.run_received
     return doc
 
 
 def stream_documents(streams: dict[str, list[int]], limit: int = MAX_STREAM_SERIES) -> list[dict[str, Any]]:
     """Per named stream (at most ``limit``, by name): what the sink got of it."""
-    return [{"stream": name, "received": row[C.STREAM_RECEIVED], "lost": row[C.STREAM_GAPS] - row[C.STREAM_LATE],
+    return [{"stream": name, "received": row[C.STREAM_RECEIVED], "lost": stream_lost(row),
              "late": row[C.STREAM_LATE], "duplicates": row[C.STREAM_DUPLICATES], "outliers": row[C.STREAM_OUTLIERS]}
             for name, row in sorted(streams.items())[:limit]]
 
@@ -231,7 +230,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
     ports = board.get("ports", [])
     cpus = board.get("cpus", [])
     target = target_rate(board)
-    errors = error_counts(slots)
+    sums = SlotSums.of(slots)
     rows = []
     shares = worker_shares(slots, procs)
     for i, s in enumerate(slots):
@@ -243,13 +242,13 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "errors": sum(s.errors), "restarts": s.restarts, "transport": s.transport,
             "cpu_percent": round(proc.cpu_percent, 1), "cpu_seconds": round(proc.cpu_seconds, 3),
             "rss_bytes": proc.rss_bytes, "blocked_seconds": round(s.blocked_ns / 1e9, 3),
-            "reconnects": s.reconnects, "possibly_lost": s.possibly_lost + s.unsent_at_close,
+            "reconnects": s.reconnects, "possibly_lost": possibly_lost(s),
             "unsent_at_close": s.unsent_at_close, "disconnected_seconds": round(s.disconnected_ns / 1e9, 3),
             "connected": None if s.transport not in ("tcp", "tls") else not s.link_down,
         })
         if streams is not None and i < len(streams):
             rows[-1]["received"] = streams[i][C.STREAM_RECEIVED]
-            rows[-1]["lost"] = streams[i][C.STREAM_GAPS] - streams[i][C.STREAM_LATE]
+            rows[-1]["lost"] = stream_lost(streams[i])
     eps = {f"{w}s": round(rates.rate(w), 1) for w in WINDOWS}
     return {
         "time": round(wall, 3),
@@ -263,14 +262,11 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
         "transport": transports(slots) or None,
         "running": sum(1 for r in rows[:workers] if r["status"] == "running"),
         "workers": workers,
-        "totals": {"events": sum(s.sent for s in slots), "bytes": sum(s.bytes for s in slots),
-                   "batches": sum(s.calls for s in slots), "errors": errors,
-                   "restarts": sum(s.restarts for s in slots),
-                   "blocked_seconds": round(sum(s.blocked_ns for s in slots) / 1e9, 3),
-                   "reconnects": sum(s.reconnects for s in slots),
-                   "possibly_lost": sum(s.possibly_lost + s.unsent_at_close for s in slots),
-                   "unsent_at_close": sum(s.unsent_at_close for s in slots),
-                   "disconnected_seconds": round(sum(s.disconnected_ns for s in slots) / 1e9, 3)},
+        "totals": {"events": sums.sent, "bytes": sums.bytes, "batches": sums.calls, "errors": sums.errors,
+                   "restarts": sums.restarts, "blocked_seconds": round(sums.blocked_ns / 1e9, 3),
+                   "reconnects": sums.reconnects, "possibly_lost": sums.possibly_lost,
+                   "unsent_at_close": sums.unsent_at_close,
+                   "disconnected_seconds": round(sums.disconnected_ns / 1e9, 3)},
         "events_per_second": eps,
         "achievement_percent": achievement(rates.rate(10), target),
         "worker_status": rows,
@@ -480,7 +476,7 @@ class SinkCollector(Collector):
             for family, field_index in families:
                 family.add_metric(values, row[field_index])
             up.add_metric(values, 1.0 if row[C.SINK_STATE] == STATE_RUNNING else 0.0)
-            lost.add_metric(values, row[C.SINK_GAPS] - row[C.SINK_LATE])
+            lost.add_metric(values, sink_lost(row))
             opened.add_metric(values, row[C.SINK_OPEN])
         for family, _ in families:
             yield family

@@ -11,13 +11,13 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
-from loggend.engine.counters import Board, CounterBlock, SlotSnapshot
-from loggend.totals import RunTotals, SinkTotals, merge_streams, named_streams
+from loggend.engine.counters import SlotSnapshot
+from loggend.report.sources import Sources
+from loggend.report.totals import RunTotals, SinkTotals, SlotSums, merge_streams, named_streams
 from loggend.web.metrics import (
     FULL_SECOND,
     History,
@@ -31,16 +31,6 @@ from loggend.web.metrics import (
 )
 
 WS_WAIT_FACTOR = 5               # a /ws client hears something at least every 5 intervals
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The shared memory the web process reads (it never writes any of it)."""
-
-    block: CounterBlock                       # worker slots
-    board: Board                              # what the run is
-    sink_block: CounterBlock | None = None    # sink process slots
-    stream_block: CounterBlock | None = None  # per-stream figures of the sink
 
 
 class ProcSampler:
@@ -142,7 +132,7 @@ class WebState:
         return SinkTotals.of(rows) if rows else None
 
     def sink(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> dict[str, Any] | None:
-        sent = sum(s.sent for s in slots) if int(board.get("workers", 0)) else None     # None: a sink on its own
+        sent = SlotSums.of(slots).sent if int(board.get("workers", 0)) else None     # None: a sink on its own
         return sink_document(self.sink_totals(board), sent, self.sink_rates.rate(1))
 
     def sample(self) -> None:

@@ -29,7 +29,7 @@ import pytest
 
 from loggend import __version__
 from loggend.config import ENV_KEYS, ENV_PREFIX
-from tests.conftest import ROOT, LoopbackReceiver, wait_until
+from tests.support.processes import ROOT, LoopbackReceiver, wait_until
 
 CONTAINERFILE = ROOT / "deploy" / "Containerfile"
 IGNORE = ROOT / ".containerignore"

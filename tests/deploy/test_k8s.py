@@ -21,8 +21,8 @@ from loggend.config import load
 from loggend.errors import ConfigError
 from loggend.fleet import format_time, parse_run_id, parse_start_at
 from loggend.parsers import parse_duration, parse_int, split_target
-from tests.conftest import ROOT
 from tests.support import k8s
+from tests.support.processes import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("timed", "long")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, wait_until
+from tests.support.processes import ROOT, wait_until
 from tests.support.prometheus import INSTALL_HINT, PROMTOOL, promtool
 from tests.support.promql import grafana_variables, metric_names
 

@@ -4,11 +4,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.conftest import ROOT, RUN, run_loggend, seq_of
+from tests.support.processes import ROOT, RUN, run_loggend, seq_of, wait_until
 from tests.unit.test_render import RFC3164
 
 BAD_INPUT = [
@@ -105,6 +104,7 @@ def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_pacing_spreads_traffic_over_the_run(receiver):
     rate, seconds = 2000, 3
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", str(rate),
@@ -129,10 +129,7 @@ def test_sigterm_stops_gracefully_with_a_summary(receiver):
                              "--rate", "20000", "--pool-size", "1000"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while not receiver.datagrams and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert receiver.datagrams
+        wait_until(lambda: receiver.datagrams, timeout=20, what="the first datagram")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
     finally:

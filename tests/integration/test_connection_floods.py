@@ -25,9 +25,7 @@ from loggend.control.pki import make_pki
 from loggend.engine.journal import THROTTLE_SECONDS
 from loggend.sink.streams import MAX_CONNECTIONS
 from loggend.web.server import MAX_CONNECTIONS as WEB_MAX_CONNECTIONS
-from tests.conftest import alive, wait_until
-from tests.integration.test_sink_honesty import sink_children_of
-from tests.integration.test_web import free_tcp_port
+from tests.support.processes import alive, children_named, free_tcp_port, msg, wait_until
 from tests.support.receivers import free_port, openssl_available
 
 pytestmark = pytest.mark.slow
@@ -65,13 +63,13 @@ def said(lines: list[str], needle: str) -> tuple[int, int]:
     return full, more
 
 
-def start_sink(loggend, *extra: str):
+def start_sink_with_dashboard(loggend, *extra: str):
     """A one-process sink with a dashboard: (the command, its port, its dashboard URL, its sink process)."""
     port, web = free_port(udp=False), free_tcp_port()
     proc = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "1", "--dashboard", f"127.0.0.1:{web}",
                    "--duration", "120s", *extra)
     proc.wait_line("READY listening on")
-    (child,) = wait_until(lambda: sink_children_of(proc.pid, "loggend-sink"), what="the sink process")
+    (child,) = wait_until(lambda: children_named(proc.pid, "loggend-sink"), what="the sink process")
     url = f"http://127.0.0.1:{web}"
     wait_until(lambda: healthz(url) == 200, what="the sink's dashboard")
     return proc, port, url, child
@@ -141,7 +139,7 @@ def idle_flood(loggend, protocol: str, tmp_path) -> None:
         wrap = ssl.create_default_context(cafile=str(pki.ca_cert))
     else:
         extra = ("--protocol", "tcp")
-    proc, port, url, child = start_sink(loggend, *extra)
+    proc, port, url, child = start_sink_with_dashboard(loggend, *extra)
     clients = connect_many(port, IDLE_CLIENTS, wrap)
     try:
         # every client was taken: kept, or closed over the cap (a silent one makes room for a new one)
@@ -195,7 +193,7 @@ def test_huge_frames_trickled_in_cost_the_sink_no_core(loggend):
     connection is closed; what a legal frame costs is O(bytes) (tests/unit/test_streams.py). Each
     round waits until the sink has read its bytes, so the work asked of it does not depend on how
     busy the machine is, and its CPU time is compared with what the old code took (about 1 s)."""
-    proc, port, url, child = start_sink(loggend, "--protocol", "tcp")
+    proc, port, url, child = start_sink_with_dashboard(loggend, "--protocol", "tcp")
     clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
     for c in clients:
         c.setblocking(False)
@@ -227,8 +225,7 @@ def test_huge_frames_trickled_in_cost_the_sink_no_core(loggend):
 
 def test_empty_frames_and_blank_lines_are_counted_apart_not_received(loggend):
     """100,000 `0 ` frames and blank lines were once "received 200,001 events"."""
-    from tests.unit.test_accounting import msg
-    proc, port, url, child = start_sink(loggend, "--protocol", "tcp")
+    proc, port, url, child = start_sink_with_dashboard(loggend, "--protocol", "tcp")
     real = msg("w0", 0)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as octets:
         octets.sendall(b"0 " * 100_000 + b"%d %s" % (len(real), real))
@@ -286,14 +283,14 @@ def test_the_dashboard_survives_one_byte_and_websocket_floods_and_its_cap_holds(
     """300 sockets sending one byte each crashed the web process 3 times of 3 (`ValueError: Invalid file
     descriptor: -1`: a connection evicted to make room was then handed over), and so did 1,000 WebSockets."""
     raise_open_files(1000 + 512)
-    proc, port, url, child = start_sink(loggend)
-    (web,) = sink_children_of(proc.pid, "loggend-web")
+    proc, port, url, child = start_sink_with_dashboard(loggend)
+    (web,) = children_named(proc.pid, "loggend-web")
     web_port = int(url.rsplit(":", 1)[1])
     for _ in range(3):
         clients = flood(web_port, 300, b"G")
         try:
             time.sleep(0.5)                                  # the server takes them all (or has crashed)
-            assert alive(web) and sink_children_of(proc.pid, "loggend-web") == [web], "the web process died"
+            assert alive(web) and children_named(proc.pid, "loggend-web") == [web], "the web process died"
             assert served_connections(web, web_port) <= WEB_MAX_CONNECTIONS
         finally:
             for c in clients:
@@ -301,14 +298,14 @@ def test_the_dashboard_survives_one_byte_and_websocket_floods_and_its_cap_holds(
     clients = flood(web_port, 1000, None)
     try:
         time.sleep(1.0)
-        assert alive(web) and sink_children_of(proc.pid, "loggend-web") == [web], "the web process died"
+        assert alive(web) and children_named(proc.pid, "loggend-web") == [web], "the web process died"
         assert served_connections(web, web_port) <= WEB_MAX_CONNECTIONS
         assert threads_of(web) <= 2 * WEB_MAX_CONNECTIONS + 16      # a WebSocket: its handler and its reader
     finally:
         for c in clients:
             c.close()
     wait_until(lambda: healthz(url) == 200, timeout=30, what="the dashboard answering again")
-    assert sink_children_of(proc.pid, "loggend-web") == [web]
+    assert children_named(proc.pid, "loggend-web") == [web]
     proc.signal(signal.SIGTERM)
     assert proc.wait(30) == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "Invalid file descriptor" not in proc.stderr, proc.stderr[-3000:]
@@ -319,7 +316,7 @@ def test_garbage_handshakes_and_bad_requests_are_one_line_then_a_count(loggend, 
     if reason := openssl_available():
         pytest.skip(reason)
     pki = make_pki(tmp_path / "pki")
-    proc, port, url, child = start_sink(loggend, "--protocol", "tls", "--tls-cert", str(pki.server_cert),
+    proc, port, url, child = start_sink_with_dashboard(loggend, "--protocol", "tls", "--tls-cert", str(pki.server_cert),
                                         "--tls-key", str(pki.server_key))
     web_port = int(url.rsplit(":", 1)[1])
     for _ in range(2000):

@@ -13,10 +13,10 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, LoopbackReceiver, alive, child_environ, run_loggend, wait_until
 from tests.support import prometheus as P
 from tests.support import receivers as R
 from tests.support.http_answers import AnswerServer, TrickleServer
+from tests.support.processes import ROOT, LoopbackReceiver, alive, child_environ, run_loggend, wait_until
 from tests.support.throttled import limit_for
 
 LOSS = 0.1
@@ -100,6 +100,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_limit_of_a_receiver_of_known_capacity_is_found_within_the_precision(tmp_path):
     rate, burst, precision = 8000, 400, 3.0
     rx = Throttled(tmp_path, rate, burst)
@@ -125,6 +126,7 @@ def test_the_limit_of_a_receiver_of_known_capacity_is_found_within_the_precision
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_rsyslog_relaying_to_a_sink_has_a_limit_and_half_again_as_much_loses(tmp_path):
     """rsyslog's own imudp rate limit (RELAY_LIMIT messages in each second) behind a roomy receive buffer: a
     capacity the load of the box does not move. A small buffer alone made the limit a measure of how busy the
@@ -198,6 +200,7 @@ def test_an_unreachable_feedback_stops_before_anything_is_sent(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_ctrl_c_stops_the_search_and_reports_what_is_known(tmp_path):
     rx = Throttled(tmp_path, 8000, 400)
     proc = subprocess.Popen([sys.executable, "-m", "loggend", "find-limit", "--config", "/dev/null", "--target",
@@ -373,6 +376,7 @@ def test_a_report_dir_on_a_read_only_or_full_file_system_is_refused_before_anyth
     assert feedback.requests == 0                                    # checked before anything else
 
 
+@pytest.mark.serial
 def test_a_short_max_time_still_runs_the_trial_it_has_room_for(tmp_path):
     """``--max-time 5s --trial 3s`` ran no trial and said "--max-time 5 s reached" after 1.96 s: the run's
     start-up ate the first trial's time."""

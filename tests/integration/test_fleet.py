@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from tests.conftest import ROOT, wait_until, write_config
+from tests.support.processes import ROOT, wait_until, write_config
 from tests.support.prometheus import Prometheus, available, free_port
 from tests.support.promql import grafana_variables
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from loggend.control.ctlsocket import request
 from loggend.tools.feedback import FeedbackError, PrometheusFeedback, Reading, SinkFeedback
-from tests.conftest import RUN
+from tests.support.processes import RUN
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.network]
 
@@ -29,12 +29,12 @@ args = st.one_of(st.text(max_size=40), st.sampled_from(["1k", "0", "-1", "1e400"
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory):
     """One paced run with a control socket for the whole module (a run per example would take hours)."""
-    from tests.conftest import Loggend, LoopbackReceiver
+    from tests.support.processes import Loggend, LoopbackReceiver
     receiver = LoopbackReceiver()
     sock = str(tmp_path_factory.mktemp("ctl") / "ctl.sock")
     proc = Loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", "500", "--duration", "10m",
                    "--control-socket", sock)
-    proc.wait_line("control socket:", stream="err")
+    proc.wait_line("control socket:", stream="err", timeout=60)
     deadline = time.monotonic() + 60
     while request(sock, "status", timeout=10)["status"]["state"] == "starting":    # workers setting up
         assert time.monotonic() < deadline, "the run did not start within 60 s"

@@ -20,8 +20,8 @@ import pytest
 
 from loggend.content import cloud, ids, linuxhost, proxies, web, windows
 from loggend.content.model import Source
-from tests.conftest import RUN, run_loggend
 from tests.support import drafts, receivers, sngparse
+from tests.support.processes import RUN, run_loggend
 
 REASON = sngparse.unavailable()
 COUNT = 10_000

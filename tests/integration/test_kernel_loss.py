@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, child_environ, wait_until
 from tests.support import netns
+from tests.support.processes import ROOT, child_environ, wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 why = netns.missing()
@@ -90,6 +90,7 @@ SINK_PORT, SINK_WEB = 47000, 47080   # inside a fresh namespace every port is fr
 
 
 @skip
+@pytest.mark.serial
 def test_find_limit_through_a_rate_limited_link_finds_the_link(tmp_path: Path) -> None:
     """A tbf link of 4 Mbit/s with a 50 ms queue (room for one burst of the sender: 20 ms of traffic at a
     time): find-limit's limit is the link's capacity in messages (its bits over the mean datagram's wire

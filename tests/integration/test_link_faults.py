@@ -16,21 +16,13 @@ import time
 
 import pytest
 
-from loggend.control.pki import make_pki
-from tests.conftest import RUN, run_loggend, wait_until
-from tests.support.receivers import free_port, openssl_available
+from tests.support.processes import RUN, run_loggend, start_sink, wait_until
+from tests.support.receivers import free_port
 
 pytestmark = pytest.mark.slow
 
-SLOW_READ_BYTES = 1024            # the slow reader takes this much...
-SLOW_READ_PAUSE = 0.01            # ...every this many seconds
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    if openssl_available():
-        pytest.skip(openssl_available())
-    return make_pki(tmp_path_factory.mktemp("pki"))
+SLOW_READ_BYTES = 2048            # the slow reader takes this much...
+SLOW_READ_PAUSE = 0.01            # ...every this many seconds (about 200 KiB/s: a 25th of what the run sends)
 
 
 def ctl(sock: str, *args: str) -> dict:
@@ -97,7 +89,7 @@ class SlowTlsReader:
 
 
 def test_a_slow_tls_reader_with_pause_rate_and_resume_loses_nothing(loggend, pki, tmp_path):
-    """A TLS receiver reading 1 KiB per 10 ms: the sender waits on it, is paused, cut to 1,000 ev/s
+    """A TLS receiver reading 2 KiB per 10 ms: the sender waits on it, is paused, cut to 1,000 ev/s
     and resumed. Every message the run counts as sent arrives, in order, once, on one connection."""
     reader = SlowTlsReader(pki)
     sock, out = str(tmp_path / "ctl.sock"), tmp_path / "summary.json"
@@ -124,12 +116,6 @@ def test_a_slow_tls_reader_with_pause_rate_and_resume_loses_nothing(loggend, pki
     assert numbers == list(range(s["sent"]))                           # zero loss, by sequence
 
 
-def start_sink(loggend, port: int, *extra: str):
-    proc = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "1", *extra)
-    proc.wait_line("READY listening on")
-    return proc
-
-
 def received_by(sink) -> int:
     block = sink.stdout[sink.stdout.index("sink summary:"):]
     return int(block.split("received", 1)[1].split()[0].replace(",", ""))
@@ -145,7 +131,7 @@ def test_a_worker_restarted_while_the_receiver_is_down_reconnects_like_the_other
     first, and keeps trying with back-off instead of stopping the run; the stream goes on once the
     receiver is back."""
     port = free_port(udp=False)
-    first = start_sink(loggend, port, "--protocol", "tcp")
+    first, _ = start_sink(loggend, port, "--protocol", "tcp")
     ready, out = tmp_path / "ready.json", tmp_path / "summary.json"
     run = loggend(*RUN, "--target", f"127.0.0.1:{port}", "--protocol", "tcp", "--rate", "5000", "--duration", "10s",
                   "--ready-file", str(ready), "--control-socket", str(tmp_path / "ctl.sock"),
@@ -159,7 +145,7 @@ def test_a_worker_restarted_while_the_receiver_is_down_reconnects_like_the_other
     run.wait_line("restarting in", stream="err")
     run.wait_line("cannot connect: Connection refused", stream="err", after=len(run.err))
     mark = len(run.err)
-    second = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
+    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
     run.wait_line("connected (", stream="err", after=mark)          # the replacement's first connection
     assert run.wait(40) == 0, run.stderr
     assert "could not start sending" not in run.stderr
@@ -174,7 +160,7 @@ def test_a_worker_added_by_a_reload_while_the_receiver_is_down_dials_like_the_ot
     """2 workers, the TCP receiver gone, a SIGHUP to 3: the new worker cannot connect at first and
     keeps trying; the run goes on and every worker sends once the receiver is back."""
     port = free_port(udp=False)
-    first = start_sink(loggend, port, "--protocol", "tcp")
+    first, _ = start_sink(loggend, port, "--protocol", "tcp")
     path, out = tmp_path / "loggen.yaml", tmp_path / "summary.json"
     keys = f"target: 127.0.0.1:{port}\nprotocol: tcp\nrate: 4000\nduration: 12s\ndashboard: off\n"
     path.write_text(keys + "workers: 2\n")
@@ -187,7 +173,7 @@ def test_a_worker_added_by_a_reload_while_the_receiver_is_down_dials_like_the_ot
     run.signal(signal.SIGHUP)
     run.wait_line("worker 2: tcp to", stream="err")                # its first attempt failed: it says so
     mark = len(run.err)
-    second = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
+    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
     run.wait_line(f"worker 2: tcp to 127.0.0.1:{port} connected", stream="err", after=mark)   # once it can
     assert run.wait(40) == 0, run.stderr
     assert "could not start sending" not in run.stderr
@@ -200,7 +186,7 @@ def test_a_handshake_that_never_completes_does_not_make_the_worker_hung(loggend,
     handshake: the worker's heartbeat goes on while it dials, it is not killed, and the run ends
     on time with the attempts counted."""
     port = free_port(udp=False)
-    sink = start_sink(loggend, port, "--protocol", "tls", "--tls-cert", str(pki.server_cert),
+    sink, _ = start_sink(loggend, port, "--protocol", "tls", "--tls-cert", str(pki.server_cert),
                       "--tls-key", str(pki.server_key))
     out = tmp_path / "summary.json"
     run = loggend(*RUN, "--target", f"127.0.0.1:{port}", "--protocol", "tls", "--tls-ca", str(pki.ca_cert),
@@ -227,7 +213,7 @@ def test_a_receiver_gone_mid_run_is_said_counted_and_timed(loggend, tmp_path):
     """The TCP receiver is killed mid-run and never comes back: the live line says the connection is
     down, the refused connects cost refused events, and the time without a connection is reported."""
     port = free_port(udp=False)
-    sink = start_sink(loggend, port, "--protocol", "tcp")
+    sink, _ = start_sink(loggend, port, "--protocol", "tcp")
     out = tmp_path / "summary.json"
     run = loggend(*RUN, "--target", f"127.0.0.1:{port}", "--protocol", "tcp", "--rate", "5000", "--duration", "6s",
                   "--summary-json", str(out))

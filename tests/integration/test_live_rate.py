@@ -18,9 +18,8 @@ import pytest
 
 from loggend.engine.schedule import ROUNDING
 from loggend.profiles import parse_profile
-from tests.conftest import ROOT, run_loggend, seq_of, stream_of, wait_until
-from tests.integration.test_exactness import largest_gap
-from tests.integration.test_supervisor import config, eps_of, live_lines
+from tests.support.console import eps_of, largest_gap, live_lines
+from tests.support.processes import ROOT, run_config, run_loggend, seq_of, stream_of, summary_of, wait_until
 from tests.support.receivers import free_port
 
 # every kind of segment in 4 seconds: 2,000 + 3,000 + 1,100 + 750 events
@@ -50,7 +49,7 @@ def test_a_timed_profile_sends_exactly_its_integral(tmp_path, receivers, loggend
     expected = math.floor(parse_profile("p", PROFILE).events(4.0) + ROUNDING)
     assert expected in (6849, 6850)
     summary = tmp_path / "summary.json"
-    proc = loggend("run", "--config", config(tmp_path, [rx], workers=3), "--profile", PROFILE, "--duration", "4s",
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=3), "--profile", PROFILE, "--duration", "4s",
                    "--summary-json", str(summary))
     assert proc.wait(40) == 0, proc.stderr
     doc = json.loads(summary.read_text())
@@ -62,24 +61,29 @@ def test_a_timed_profile_sends_exactly_its_integral(tmp_path, receivers, loggend
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_rate_changes_inside_a_profile_and_live_leave_no_silent_100_ms(tmp_path, receivers, loggend):
     """Steps up and down and bursts (inside the plan), then a live cut to a tenth and a doubling:
     the receiver never waits 100 ms for a datagram."""
     (rx,) = receivers(1)
     sock = str(tmp_path / "ctl.sock")
-    proc = loggend("run", "--config", config(tmp_path, [rx], workers=1), "--control-socket", sock,
-                   "--profile", "steps:2k-8k+3k/0.5s,steps:8k-2k+3k/0.5s,burst:2k-8k/0.25s/0.5s/1s,constant:20k")
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=1), "--control-socket", sock,
+                   "--profile", "steps:2k-8k+3k/0.5s,steps:8k-2k+3k/0.5s,burst:2k-8k/0.25s/0.5s/1s,constant:20k",
+                   "--summary-json", str(tmp_path / "summary.json"))
     proc.wait_line("(1/1 running)")
     wait_until(lambda: status(sock)["target_rate"] == 20_000, timeout=10, what="the profile's last segment")
-    time.sleep(0.5)
+    mark = len(rx.arrivals)
+    wait_until(lambda: len(rx.arrivals) >= mark + 10_000, what="half a second at 20k ev/s")
     t_cut = time.monotonic()
     assert ctl(sock, "rate", "2k").returncode == 0
-    time.sleep(1.0)
+    mark = len(rx.arrivals)
+    wait_until(lambda: len(rx.arrivals) >= mark + 2000, what="a second at 2k ev/s")
     proc.signal(signal.SIGUSR1)
     proc.wait_line("rate doubled: 4,000 ev/s (was 2,000 ev/s) (SIGUSR1)", stream="err")
-    time.sleep(1.0)
+    mark = len(rx.arrivals)
+    wait_until(lambda: len(rx.arrivals) >= mark + 4000, what="a second at 4k ev/s")
     proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0 and "restarts    0" in proc.stdout
+    assert proc.wait() == 0 and summary_of(tmp_path / "summary.json")["restarts"] == 0
     first, last = rx.arrivals[0], rx.arrivals[-1]
     assert largest_gap(rx.arrivals, first + 0.05, last - 0.05) < 0.1
     assert largest_gap(rx.arrivals, t_cut - 0.5, t_cut + 1.0) < 0.1
@@ -90,6 +94,7 @@ RESUME_SLACK = 0.5      # the workers take up a resume a moment after the ctl ca
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_ctl_rate_pause_resume_and_status_keep_a_timed_run_exact(tmp_path, receivers, loggend):
     """2k ev/s for 6 s of sending, paused 1.5 s in the middle: still exactly 12,000, and nothing arrives
     while it is paused."""
@@ -97,7 +102,7 @@ def test_ctl_rate_pause_resume_and_status_keep_a_timed_run_exact(tmp_path, recei
     sock = str(tmp_path / "ctl.sock")
     ready = tmp_path / "ready.json"
     summary = tmp_path / "summary.json"
-    proc = loggend("run", "--config", config(tmp_path, [rx], workers=2, rate="2k", duration="6s"),
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=2, rate="2k", duration="6s"),
                    "--control-socket", sock, "--ready-file", str(ready), "--summary-json", str(summary))
     wait_until(ready.exists, what="the ready file")
     assert json.loads(ready.read_text())["control_socket"] == sock
@@ -135,25 +140,26 @@ def test_ctl_rate_pause_resume_and_status_keep_a_timed_run_exact(tmp_path, recei
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_ctl_rate_and_profile_change_the_rate_in_place(tmp_path, receivers, loggend):
     (rx,) = receivers(1)
     sock = str(tmp_path / "ctl.sock")
-    proc = loggend("run", "--config", config(tmp_path, [rx], workers=2, rate="2k"), "--control-socket", sock)
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=2, rate="2k"), "--control-socket", sock,
+                   "--summary-json", str(tmp_path / "summary.json"))
     proc.wait_line("(2/2 running)")
     result = ctl(sock, "rate", "6k")
     assert result.returncode == 0 and result.stdout.strip() == "rate: 6,000 ev/s (was 2,000 ev/s)"
     mark = len(proc.out)
     wait_until(lambda: len(proc.out) >= mark + 3, what="live lines at the new rate")
-    assert 5500 < eps_of(live_lines(proc)[-1]) < 6500 and "target 6,000" in live_lines(proc)[-1]
-    assert ctl(sock, "profile", "ramp:6k-1k/2s").returncode == 0
-    time.sleep(0.5)
-    assert 3000 < status(sock)["target_rate"] < 6000
+    assert 5500 < eps_of(live_lines(proc.out)[-1]) < 6500 and "target 6,000" in live_lines(proc.out)[-1]
+    assert ctl(sock, "profile", "ramp:6k-1k/20s").returncode == 0      # slow: seen on its way down, however busy
+    wait_until(lambda: 3000 < status(sock)["target_rate"] < 6000, what="the ramp taking the rate down")
     st = status(sock)
-    assert st["following"] == "profile ramp:6k-1k/2s" and st["changes"] == 2
+    assert st["following"] == "profile ramp:6k-1k/20s" and st["changes"] == 2
     assert ctl(sock, "resume").stdout.strip() == "not paused"
     proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0 and "live        2 changes" in proc.stdout
-    assert "rate 2,000 ev/s at start" in proc.stdout and "; at the end profile ramp:6k-1k/2s" in proc.stdout
+    assert proc.wait() == 0 and summary_of(tmp_path / "summary.json")["live_changes"] == 2
+    assert "rate 2,000 ev/s at start" in proc.stdout and "; at the end profile ramp:6k-1k/20s" in proc.stdout
 
 
 @pytest.mark.slow
@@ -161,7 +167,7 @@ def test_sigusr1_doubles_and_sigusr2_halves_and_the_children_ignore_them(tmp_pat
     sock = str(tmp_path / "ctl.sock")
     proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{free_port(tcp=False)}", "--workers", "2",
                    "--rate", "2k", "--dashboard", "off", "--pool-size", "1000", "--control-socket", sock,
-                   "--local-sink", "--sink-processes", "1")
+                   "--local-sink", "--sink-processes", "1", "--summary-json", str(tmp_path / "summary.json"))
     proc.wait_line("(2/2 running)")
     os.killpg(proc.pid, signal.SIGUSR1)            # the whole group: the workers and the sink must ignore it
     proc.wait_line("rate doubled: 4,000 ev/s (was 2,000 ev/s) (SIGUSR1)", stream="err")
@@ -174,13 +180,14 @@ def test_sigusr1_doubles_and_sigusr2_halves_and_the_children_ignore_them(tmp_pat
     time.sleep(1.5)
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
-    assert "restarts    0" in proc.stdout and "lost        0 " in proc.stdout
+    doc = summary_of(tmp_path / "summary.json")
+    assert doc["restarts"] == 0 and doc["lost"] == 0 and doc["sink"]["received"] == doc["sent"] > 0, doc
 
 
 @pytest.mark.slow
 def test_unlimited_is_not_doubled(tmp_path, receivers, loggend):
     (rx,) = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate=0, duration="3s"),
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=1, rate=0, duration="3s"),
                    "--control-socket", "off")
     proc.wait_line("(1/1 running)")
     proc.signal(signal.SIGUSR1)
@@ -193,9 +200,9 @@ def test_unlimited_is_not_doubled(tmp_path, receivers, loggend):
 def test_a_second_run_on_the_same_socket_is_refused(tmp_path, receivers, loggend):
     (rx,) = receivers(1)
     sock = str(tmp_path / "ctl.sock")
-    first = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="1k"), "--control-socket", sock)
+    first = loggend("run", "--config", run_config(tmp_path, [rx], workers=1, rate="1k"), "--control-socket", sock)
     first.wait_line("(1/1 running)")
-    second = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="1k"), "--control-socket", sock)
+    second = loggend("run", "--config", run_config(tmp_path, [rx], workers=1, rate="1k"), "--control-socket", sock)
     assert second.wait(30) == 2                                    # a path in use: bad input, found before the run
     assert f"control socket {sock}: another run is listening there" in second.stderr
     assert status(sock)["state"] == "running"                     # the first one's socket is untouched
@@ -214,7 +221,7 @@ def test_only_root_or_the_runs_own_user_may_control_it(receivers, loggend):
     scratch = Path(tempfile.mkdtemp(prefix="loggen-ctl-"))        # pytest's tmp_path is private to root
     os.chmod(scratch, 0o755)
     sock = str(scratch / "ctl.sock")
-    proc = loggend("run", "--config", config(scratch, [rx], workers=1, rate="1k"), "--control-socket", sock)
+    proc = loggend("run", "--config", run_config(scratch, [rx], workers=1, rate="1k"), "--control-socket", sock)
     proc.wait_line("(1/1 running)")
 
     def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
@@ -237,10 +244,11 @@ def test_only_root_or_the_runs_own_user_may_control_it(receivers, loggend):
 def test_a_reload_while_paused_stays_paused_and_its_profile_waits_for_the_resume(tmp_path, receivers, loggend):
     (rx,) = receivers(1)
     sock = str(tmp_path / "ctl.sock")
-    proc = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="2k"), "--control-socket", sock)
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=1, rate="2k"), "--control-socket", sock,
+                   "--summary-json", str(tmp_path / "summary.json"))
     proc.wait_line("(1/1 running)")
     assert ctl(sock, "pause").returncode == 0
-    config(tmp_path, [rx], workers=1, profile='"constant:4k"')          # the rate becomes a profile
+    run_config(tmp_path, [rx], workers=1, profile='"constant:4k"')          # the rate becomes a profile
     proc.signal(signal.SIGHUP)
     proc.wait_line("reload: 1 worker", stream="err")
     st = status(sock)
@@ -253,7 +261,7 @@ def test_a_reload_while_paused_stays_paused_and_its_profile_waits_for_the_resume
     wait_until(lambda: status(sock)["target_rate"] == 4000, timeout=5, what="the reloaded profile after the resume")
     wait_until(lambda: len(rx.arrivals) > mark + 1000, timeout=5, what="datagrams after the resume")
     proc.signal(signal.SIGTERM)
-    assert proc.wait() == 0 and "restarts    0" in proc.stdout
+    assert proc.wait() == 0 and summary_of(tmp_path / "summary.json")["restarts"] == 0
 
 
 @pytest.mark.slow
@@ -262,7 +270,7 @@ def test_a_rate_below_1_is_refused_live_as_it_would_show_as_0_which_means_unlimi
     from loggend.control.ctlsocket import request
     (rx,) = receivers(1)
     sock = str(tmp_path / "ctl.sock")
-    proc = loggend("run", "--config", config(tmp_path, [rx], workers=1, rate="1"), "--control-socket", sock)
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=1, rate="1"), "--control-socket", sock)
     proc.wait_line("(1/1 running)")
     refused = ctl(sock, "rate", "0.0000001")
     assert refused.returncode == 2 and refused.stderr.strip() == (

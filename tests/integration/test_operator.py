@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from tests.conftest import ROOT, child_environ, run_loggend
+from tests.support.console import live_lines
+from tests.support.processes import ROOT, child_environ, run_loggend
 
 UNREACHABLE = ("run", "--config", "/dev/null", "--target", "255.255.255.255:9", "--workers", "1",
                "--dashboard", "off", "--pool-size", "1000")
@@ -58,10 +59,6 @@ def test_no_prefixes_when_the_output_is_not_the_journal(journal):
     lines = run_into_one_pipe(*UNREACHABLE, journal=journal)
     assert "loggend: worker 0 could not start sending to 255.255.255.255:9; stopping" in lines
     assert not any(line.startswith("<") for line in lines), lines
-
-
-def live_lines(stdout: str) -> list[str]:
-    return [line for line in stdout.splitlines() if line.startswith("[") and "ev/s" in line]
 
 
 @pytest.mark.slow

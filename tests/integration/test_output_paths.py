@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.conftest import RUN, child_environ, run_loggend, wait_until
+from tests.support.processes import RUN, child_environ, run_loggend, wait_until
 
 SHORT = ("--rate", "20", "--duration", "1s", "--quiet")
 

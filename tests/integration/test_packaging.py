@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from loggend.tools.reference import bash_completion, manpage, zsh_completion
+from tests.support.processes import ROOT
 
 UNIT = ROOT / "systemd" / "loggen.service"
 TEMPLATE = ROOT / "systemd" / "loggen@.service"
@@ -101,6 +102,11 @@ def test_make_install_and_uninstall(scratch_root):
     template = (dirs["UNITDIR"] / "loggen@.service").read_text()
     assert f"ExecStart={loggend} run --config {dirs['SYSCONFDIR']}/loggen/%i.yaml" in template
     assert (dirs["DOCDIR"] / "README.md").exists() and (dirs["DOCDIR"] / "loggen.yaml").exists()
+    # the man page and completion, made by the installed loggend, equal to what this checkout makes
+    generated = {"man/man1/loggend.1": manpage(), "bash-completion/completions/loggend": bash_completion(),
+                 "zsh/site-functions/_loggend": zsh_completion()}
+    for path, text in generated.items():
+        assert (dirs["PREFIX"] / "share" / path).read_text() == text, path
     # an edited config survives a second install and the uninstall
     (dirs["SYSCONFDIR"] / "loggen.yaml").write_text("rate: 1000\n")
     again = subprocess.run(["make", "-s", "install", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -110,6 +116,7 @@ def test_make_install_and_uninstall(scratch_root):
     assert not loggend.exists() and not dirs["LIBDIR"].exists() and not (dirs["UNITDIR"] / "loggen.service").exists()
     assert not (dirs["UNITDIR"] / "loggen@.service").exists() and not dirs["DOCDIR"].exists()
     assert (dirs["SYSCONFDIR"] / "loggen.yaml").read_text() == "rate: 1000\n"
+    assert not [path for path in generated if (dirs["PREFIX"] / "share" / path).exists()]
 
 
 def hidden_interpreter(tmp_path: Path) -> Path:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, alive, child_environ, wait_until
+from tests.support.processes import ROOT, alive, child_environ, wait_until
 
 SCRIPT = ROOT / "scripts" / "test.sh"
 
@@ -39,6 +39,7 @@ def run_script(tmp_path, duration: str, target_eps: str, *extra: str, timeout: f
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_short_run_passes_and_writes_the_report(tmp_path):
     result = run_script(tmp_path, "8s", "15k", "--target-cpu", "100")   # system-wide CPU: other jobs share the box
     assert result.returncode == 0, result.stdout + result.stderr

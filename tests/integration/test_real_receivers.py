@@ -15,8 +15,8 @@ import re
 import pytest
 
 from loggend.engine.formats import FORMATS
-from tests.conftest import RUN, run_loggend
 from tests.support import receivers as R
+from tests.support.processes import RUN, run_loggend
 from tests.unit.test_formats import CEF, HEADER3164, LEEF, RFC5424, cef_extension
 
 pytestmark = pytest.mark.slow
@@ -119,12 +119,6 @@ def check_all(records: list[dict], fmt: str, stream: str, **kw) -> None:
     mine = [r for r in records if f"{stream}0" in r["raw"]]
     seen = sorted(check_record(r, fmt, **kw)[1] for r in mine)
     assert seen == list(range(EVENTS)), f"{fmt}: {len(seen)} of {EVENTS} parsed"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    needs(R.openssl_available())
-    return R.make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_rsyslog_parses_every_format_over_tcp_octet_counted_and_lf(tmp_path):

@@ -15,9 +15,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, RUN, child_environ, wait_until
 from tests.support import netns
 from tests.support import receivers as R
+from tests.support.processes import ROOT, RUN, child_environ, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -28,12 +28,6 @@ TAIL = re.compile(r" stream=(\S+) seq=(\d{12})$")
 def needs(why: str | None) -> None:
     if why:
         pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    needs(R.openssl_available())
-    return R.make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def reconnects(url: str) -> float:

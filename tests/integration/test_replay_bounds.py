@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from loggend.engine.replay import MAX_LINE
-from tests.conftest import ROOT, RUN, child_environ, run_loggend
+from tests.support.processes import ROOT, RUN, child_environ, run_loggend
 
 pytestmark = pytest.mark.slow
 

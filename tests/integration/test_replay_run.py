@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import RUN, run_loggend
+from tests.support.processes import RUN, run_loggend
 from tests.support.receivers import free_port
 
 pytestmark = pytest.mark.slow
@@ -30,6 +30,7 @@ def test_a_file_larger_than_the_pool_is_replayed_exactly_by_two_workers(tmp_path
     assert "replay: 1,000 lines in its first pass, 0 without a valid timestamp of their own" in r.stderr
 
 
+@pytest.mark.serial
 def test_the_files_own_timing_at_10x_and_timestamps_rewritten_to_now(tmp_path, receiver):
     # 20 s of file time: 100 lines in the first 10 s, 1,900 in the last 10; at 10x a 2 s run
     lines = [f"<13>Nov 29 06:00:{i // 10:02d} app-1 shop[7]: quiet {i}" for i in range(100)]

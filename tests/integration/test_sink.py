@@ -6,34 +6,14 @@ import time
 
 import pytest
 
-from tests.conftest import RUN, run_loggend, wait_until
-from tests.unit.test_accounting import msg
-
-
-def start_sink(loggend, *extra: str):
-    proc = loggend("sink", "--listen", "127.0.0.1:0", "--processes", "1", *extra)
-    ready = proc.wait_line("READY listening on")
-    port = int(re.search(r":(\d+) \(", ready).group(1))
-    return proc, port
-
-
-def summary_counts(text: str) -> dict[str, int]:
-    block = text[text.index("sink summary:"):]
-    counts = {k: int(v.replace(",", "")) for k, v in re.findall(r"(received|streams from) +([\d,]+)", block)}
-    counts = {"datagrams": counts["received"], "streams": int(re.search(r"from (\d+) streams", block).group(1))}
-    counts |= {k: int(v.replace(",", "")) for k, v in re.findall(r"(lost|gaps|late \(reordered\)|duplicates|"
-                                                              r"without sequence|kernel drops) +([\d,]+)", block)}
-    counts["reordered"] = counts.pop("late (reordered)")
-    unknown = re.search(r"lost +unknown \(.*\); by sequence ([\d,]+) so far", block)
-    if unknown:                                    # the number it cannot vouch for, for the tests that craft it
-        counts["lost"] = int(unknown.group(1).replace(",", ""))
-    return counts
+from tests.support.console import summary_counts
+from tests.support.processes import RUN, msg, run_loggend, start_sink, wait_until
 
 
 @pytest.mark.parametrize("gro", [True, False])
 @pytest.mark.slow
 def test_crafted_gaps_duplicates_and_reordering_are_counted_exactly(loggend, gro):
-    proc, port = start_sink(loggend, "--idle-exit", "1s", *([] if gro else ["--no-gro"]))
+    proc, port = start_sink(loggend, 0, "--idle-exit", "1s", *([] if gro else ["--no-gro"]))
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     # stream a: 0..99 with 10..14 missing, 12 arriving late, 50 twice; stream b in order; 3 foreign lines
     a = [s for s in range(100) if not 10 <= s <= 14] + [12, 50]
@@ -51,7 +31,7 @@ def test_crafted_gaps_duplicates_and_reordering_are_counted_exactly(loggend, gro
 
 @pytest.mark.slow
 def test_generator_trains_are_counted_per_stream(loggend):
-    proc, port = start_sink(loggend, "--idle-exit", "1s")
+    proc, port = start_sink(loggend, 0, "--idle-exit", "1s")
     result = run_loggend(*RUN, "--workers", "3", "--target", f"127.0.0.1:{port}", "--rate", "30000",
                          "--duration", "1s", "--pool-size", "1000")
     assert result.returncode == 0, result.stderr
@@ -86,7 +66,7 @@ def test_a_taken_dashboard_port_is_one_line_and_exit_1_before_anything_starts(lo
 
 
 def test_sink_stops_on_sigterm_with_its_summary(loggend):
-    proc, port = start_sink(loggend)
+    proc, port = start_sink(loggend, 0)
     proc.proc.terminate()
     assert proc.wait(10) == 0 and summary_counts(proc.stdout)["datagrams"] == 0
 

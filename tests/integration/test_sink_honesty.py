@@ -18,8 +18,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, child_environ, wait_until
-from tests.unit.test_accounting import msg
+from tests.support.processes import ROOT, child_environ, children_named, free_tcp_port, msg, wait_until
 
 
 def free_ports(count: int) -> int:
@@ -275,7 +274,7 @@ def test_a_tcp_sink_out_of_file_descriptors_backs_off_and_says_so_once():
 @pytest.mark.slow
 def test_a_sink_dashboard_shows_the_sink_not_a_generator(loggend):
     """`loggend sink --dashboard` once served the generator's page (0 ev/s, "unlimited", 0/0 workers)."""
-    from tests.integration.test_web import ARTIFACTS, CHROMIUM, free_tcp_port
+    from tests.integration.test_web import ARTIFACTS, CHROMIUM
     if not os.path.exists(CHROMIUM):
         pytest.skip("chromium is not installed (scripts/system-deps.sh does it)")
     playwright = pytest.importorskip("playwright.sync_api")
@@ -314,8 +313,8 @@ def test_elapsed_time_runs_from_the_start_whatever_restarted(loggend, receiver, 
     proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{receiver.port}", "--workers", "2",
                    "--rate", "2000", "--duration", "6s", "--dashboard", "off", "--summary-json", str(summary))
     proc.wait_line("(2/2 running)")
-    time.sleep(2)
-    for pid in sink_children_of(proc.pid, "loggend-w"):
+    wait_until(lambda: len(receiver.datagrams) >= 4000, what="two seconds of sending before the kills")
+    for pid in children_named(proc.pid, "loggend-w"):
         os.kill(pid, signal.SIGKILL)
     proc.wait_line("restarting in", stream="err")
     assert proc.wait(40) == 0, proc.stderr
@@ -323,17 +322,3 @@ def test_elapsed_time_runs_from_the_start_whatever_restarted(loggend, receiver, 
     doc = json.loads(summary.read_text())
     assert 5.7 <= seconds <= 6.5 and 5.7 <= doc["seconds"] <= 6.5, (seconds, doc["seconds"])
     assert abs(doc["mean_rate"] - doc["sent"] / doc["seconds"]) < 1
-
-
-def sink_children_of(pid: int, prefix: str) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        kids = [int(p) for p in f.read().split()]
-    out = []
-    for k in kids:
-        try:
-            with open(f"/proc/{k}/comm") as f:
-                if f.read().startswith(prefix):
-                    out.append(k)
-        except FileNotFoundError:
-            pass
-    return out

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from tests.conftest import run_loggend
+from tests.support.processes import run_loggend
 
 
 @pytest.mark.slow

@@ -7,40 +7,31 @@ import time
 
 import pytest
 
-from tests.conftest import alive, run_loggend, seq_of, stream_of, wait_until, worker_pids, write_config
+from tests.support.console import eps_of, live_lines, sent_of
+from tests.support.processes import (
+    alive,
+    run_config,
+    run_loggend,
+    seq_of,
+    stream_of,
+    summary_of,
+    wait_until,
+    worker_pids,
+    write_config,
+)
 
 MIB = 1 << 20
-
-
-def eps_of(line: str) -> float:
-    return float(line.split("]", 1)[1].split("ev/s")[0].replace(",", ""))
-
-
-def live_lines(proc) -> list[str]:
-    return [line for line in proc.out if "ev/s" in line and line.startswith("[")]
-
-
-def sent_of(line: str) -> int:
-    return int(line.split(" sent ", 1)[1].split()[0].replace(",", ""))
-
-
-def config(tmp_path, receivers, **keys) -> str:
-    ports = ",".join(str(r.port) for r in receivers)
-    body = {"target": "127.0.0.1", "ports": f'"{ports}"', "dashboard": "off", "messages": "\n  pool_size: 1000",
-            **keys}
-    return write_config(tmp_path / "loggen.yaml", "".join(f"{k}: {v}\n" for k, v in body.items()))
 
 
 @pytest.mark.slow
 def test_four_workers_send_their_streams_and_the_counters_match(tmp_path, receivers, loggend):
     rx = receivers(2)
-    path = config(tmp_path, rx, workers=4, rate=8000, duration="2s")
-    proc = loggend("run", "--config", path)
+    path = run_config(tmp_path, rx, workers=4, rate=8000, duration="2s")
+    proc = loggend("run", "--config", path, "--summary-json", str(tmp_path / "summary.json"))
     assert proc.wait(30) == 0, proc.stderr
-    assert "sent        16,000 events" in proc.stdout
-    rows = {int(m[1]): int(m[2].replace(",", "")) for m in
-            re.finditer(r"^\s+(\d+)\s+\d+\s+\S+\s+stopped\s+([\d,]+)", proc.stdout, re.M)}
-    assert sorted(rows) == [0, 1, 2, 3] and sum(rows.values()) == 16_000
+    doc = summary_of(tmp_path / "summary.json")
+    rows = {w["index"]: w["sent"] for w in doc["workers"] if w["state"] == "stopped"}
+    assert doc["sent"] == 16_000 and sorted(rows) == [0, 1, 2, 3] and sum(rows.values()) == 16_000
     for port_index, r in enumerate(rx):
         got = r.wait_for(8000)
         by_stream: dict[str, list[int]] = {}
@@ -55,22 +46,23 @@ def test_four_workers_send_their_streams_and_the_counters_match(tmp_path, receiv
 @pytest.mark.slow
 def test_killed_worker_is_restarted_and_its_counter_carries_on(tmp_path, receivers, loggend):
     rx = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=2000))
+    proc = loggend("run", "--config", run_config(tmp_path, rx, workers=2, rate=2000),
+                   "--summary-json", str(tmp_path / "summary.json"))
     proc.wait_line("(2/2 running)")
     victim = sorted(worker_pids(proc.pid))[0]
-    before = sent_of(live_lines(proc)[-1])
+    before = sent_of(live_lines(proc.out)[-1])
     os.kill(victim, signal.SIGKILL)
     proc.wait_line("was killed by SIGKILL", stream="err")
     line = proc.wait_line("restarts 1 ", after=len(proc.out))
     proc.wait_line("(2/2 running)", after=proc.out.index(line))
     assert victim not in worker_pids(proc.pid) and len(worker_pids(proc.pid)) == 2
-    restarted = sent_of(live_lines(proc)[-1])
-    wait_until(lambda: sent_of(live_lines(proc)[-1]) >= restarted + 1000, what="sending after the restart")
+    restarted = sent_of(live_lines(proc.out)[-1])
+    wait_until(lambda: sent_of(live_lines(proc.out)[-1]) >= restarted + 1000, what="sending after the restart")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
-    sent = [sent_of(line) for line in live_lines(proc)]
+    sent = [sent_of(line) for line in live_lines(proc.out)]
     assert sent == sorted(sent) and sent[-1] > before          # totals never went down
-    assert "restarts    1" in proc.stdout
+    assert summary_of(tmp_path / "summary.json")["restarts"] == 1
     got = rx[0].wait_for(sent[-1])
     seqs: dict[str, list[int]] = {}
     for d in got:
@@ -83,7 +75,7 @@ def test_killed_worker_is_restarted_and_its_counter_carries_on(tmp_path, receive
 @pytest.mark.slow
 def test_hung_worker_is_killed_and_restarted(tmp_path, receivers, loggend):
     rx = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=1000, hung_timeout="1s"))
+    proc = loggend("run", "--config", run_config(tmp_path, rx, workers=2, rate=1000, hung_timeout="1s"))
     proc.wait_line("(2/2 running)")
     victim = sorted(worker_pids(proc.pid))[1]
     os.kill(victim, signal.SIGSTOP)
@@ -93,18 +85,19 @@ def test_hung_worker_is_killed_and_restarted(tmp_path, receivers, loggend):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_sighup_reloads_the_rate_and_ignores_a_broken_file(tmp_path, receivers, loggend):
     rx = receivers(1)
-    path = config(tmp_path, rx, workers=2, rate=2000)
+    path = run_config(tmp_path, rx, workers=2, rate=2000)
     proc = loggend("run", "--config", path)
     proc.wait_line("(2/2 running)")
-    config(tmp_path, rx, workers=2, rate=8000)
+    run_config(tmp_path, rx, workers=2, rate=8000)
     proc.signal(signal.SIGHUP)
     proc.wait_line("reload: 2 workers", stream="err")
     mark = len(proc.out)
     proc.wait_line("(2/2 running)", after=mark)
     wait_until(lambda: len(proc.out) >= mark + 4, what="three live lines at the new rate")
-    rates = [eps_of(line) for line in live_lines(proc)[-2:]]
+    rates = [eps_of(line) for line in live_lines(proc.out)[-2:]]
     assert all(6000 < r < 10000 for r in rates), rates            # the new rate, not 2000
     write_config(tmp_path / "loggen.yaml", "rate: [unclosed\n")
     proc.signal(signal.SIGHUP)
@@ -112,7 +105,7 @@ def test_sighup_reloads_the_rate_and_ignores_a_broken_file(tmp_path, receivers, 
     assert "malformed YAML" in err and "line 2" in err
     mark = len(proc.out)
     wait_until(lambda: len(proc.out) >= mark + 2, what="two live lines after the refused reload")
-    assert all(6000 < eps_of(line) < 10000 for line in live_lines(proc)[-2:])
+    assert all(6000 < eps_of(line) < 10000 for line in live_lines(proc.out)[-2:])
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
 
@@ -120,29 +113,30 @@ def test_sighup_reloads_the_rate_and_ignores_a_broken_file(tmp_path, receivers, 
 @pytest.mark.slow
 def test_sighup_changes_the_worker_count_and_keeps_the_counts(tmp_path, receivers, loggend):
     rx = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, rx, workers=2, rate=2000))
+    proc = loggend("run", "--config", run_config(tmp_path, rx, workers=2, rate=2000),
+                   "--summary-json", str(tmp_path / "summary.json"))
     proc.wait_line("(2/2 running)")
-    config(tmp_path, rx, workers=3, rate=3000)
+    run_config(tmp_path, rx, workers=3, rate=3000)
     proc.signal(signal.SIGHUP)
     line = proc.wait_line("(3/3 running)")
     assert len(worker_pids(proc.pid)) == min(3, len(os.sched_getaffinity(0)))   # worker_processes: one per CPU
-    config(tmp_path, rx, workers=1, rate=1000)
+    run_config(tmp_path, rx, workers=1, rate=1000)
     proc.signal(signal.SIGHUP)
     proc.wait_line("(1/1 running)", after=proc.out.index(line))
     assert len(worker_pids(proc.pid)) == 1
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
-    sent = [sent_of(line) for line in live_lines(proc)]
+    sent = [sent_of(line) for line in live_lines(proc.out)]
     assert sent == sorted(sent)                                  # reloads never lose counts
-    rows = re.findall(r"^\s+(\d+)\s+\d+\s+\S+\s+\w+\s+([\d,]+)", proc.stdout, re.M)
-    assert [r[0] for r in rows] == ["0", "1", "2"] and all(int(r[1].replace(",", "")) > 0 for r in rows)
-    assert "restarts    0" in proc.stdout                      # a reload is not a crash
+    doc = summary_of(tmp_path / "summary.json")
+    assert [w["index"] for w in doc["workers"]] == [0, 1, 2] and all(w["sent"] > 0 for w in doc["workers"])
+    assert doc["restarts"] == 0                                  # a reload is not a crash
 
 
 @pytest.mark.slow
 def test_sigterm_stops_every_worker_within_the_bound(tmp_path, receivers, loggend):
     rx = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000))
+    proc = loggend("run", "--config", run_config(tmp_path, rx, workers=4, rate=4000))
     proc.wait_line("(4/4 running)")
     workers = worker_pids(proc.pid)
     t0 = time.monotonic()
@@ -155,18 +149,16 @@ def test_sigterm_stops_every_worker_within_the_bound(tmp_path, receivers, loggen
 @pytest.mark.slow
 def test_workers_die_with_a_killed_supervisor(tmp_path, receivers, loggend):
     rx = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, rx, workers=3, rate=3000))
+    proc = loggend("run", "--config", run_config(tmp_path, rx, workers=3, rate=3000))
     proc.wait_line("(3/3 running)")
     workers = worker_pids(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.proc.wait(timeout=5)
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(p) for p in workers)
+    wait_until(lambda: not any(alive(p) for p in workers), timeout=5, what="the workers to die with the supervisor")
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
     """The default worker count: all running quickly (2 s is the target; the bound allows a busy CI box)
     and small."""
@@ -217,7 +209,7 @@ def test_forty_workers_of_the_enterprise_mix_start_and_stay_small(tmp_path, rece
 @pytest.mark.slow
 def test_memory_limit_is_enforced(tmp_path, receivers, loggend):
     rx = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, rx, workers=4, rate=4000, memory_limit="40M"))
+    proc = loggend("run", "--config", run_config(tmp_path, rx, workers=4, rate=4000, memory_limit="40M"))
     assert proc.wait(30) == 1
     assert "memory limit exceeded" in proc.stderr and "> 40.0 MiB; stopping" in proc.stderr
     assert "summary:" in proc.stdout
@@ -226,7 +218,7 @@ def test_memory_limit_is_enforced(tmp_path, receivers, loggend):
 def test_the_memory_limit_is_said_once(tmp_path, receivers, loggend):
     """It was said again at the summary's last measure, as "... in 1 processes"."""
     rx = receivers(1)
-    proc = loggend("run", "--config", config(tmp_path, rx, workers=1, rate=100, memory_limit="1M"))
+    proc = loggend("run", "--config", run_config(tmp_path, rx, workers=1, rate=100, memory_limit="1M"))
     assert proc.wait(30) == 1
     lines = [x for x in proc.stderr.splitlines() if "memory limit exceeded" in x]
     said = r" in (1 process|[2-9] processes) > 1\.0 MiB; stopping$"
@@ -244,7 +236,7 @@ def test_a_worker_that_cannot_boot_stops_the_supervisor(tmp_path, loggend):
 @pytest.mark.slow
 def test_daemon_mode_pidfile_refusal_and_cleanup(tmp_path, receivers):
     rx = receivers(1)
-    path = config(tmp_path, rx, workers=2, rate=1000)
+    path = run_config(tmp_path, rx, workers=2, rate=1000)
     pidfile = tmp_path / "loggen.pid"
     started = run_loggend("run", "--config", path, "--daemon", "--pidfile", str(pidfile), timeout=30)
     assert started.returncode == 0, started.stderr
@@ -258,18 +250,13 @@ def test_daemon_mode_pidfile_refusal_and_cleanup(tmp_path, receivers):
         assert alive(pid) and os.getsid(pid) != os.getsid(0)         # detached into its own session
         with open(f"/proc/{pid}/stat") as f:
             assert int(f.read().rsplit(")", 1)[1].split()[2]) != os.getpid()
-        deadline = time.monotonic() + 20
-        while "(2/2 running)" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert "(2/2 running)" in log.read_text()
+        wait_until(lambda: "(2/2 running)" in log.read_text(), timeout=20, what="both workers running in the log")
         second = run_loggend("run", "--config", path, "--daemon", "--pidfile", str(pidfile), timeout=30)
         assert second.returncode == 1
         assert f"already running as pid {pid}" in second.stderr and "Traceback" not in second.stderr
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(pid) and not pidfile.exists()
+        wait_until(lambda: not alive(pid), timeout=10, what="the daemon to stop")
+        assert not pidfile.exists()
         assert "summary:" in log.read_text()
     finally:
         if alive(pid):

@@ -2,9 +2,10 @@
 
 A throw-away systemd is booted in systemd-nspawn on the machine's own root (``tests.support.nspawn``:
 a private network with only ``lo``, an overlay that vanishes at power-off). Inside it, as root:
-``make install`` from a copy of this checkout, the config of the README written to
-/etc/loggen.yaml, ``systemctl start loggen`` (READY), ``/metrics``, a reload to a new rate, a reload
-of a broken file (an error in ``journalctl -p err``, the old config running on), the watchdog fed,
+``make install`` from a copy of this checkout (``man loggend`` and bash completion work there), the config
+of the README written to /etc/loggen.yaml, ``systemctl start loggen`` (READY), ``/metrics``, a reload to a
+new rate, a reload of a broken file (an error in ``journalctl -p err``, the old config running on), the
+watchdog fed,
 a SIGKILL of the main process (systemd restarts it; no worker of the old one is left), ``systemctl
 stop`` (Result=success), the journal's start lines and summary, a loggen@ instance, and ``make
 uninstall``. The README's section must contain every command run here and the config written, so
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.support import nspawn
+from tests.support.processes import ROOT
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -72,8 +73,8 @@ COMMANDS = {
 
 
 def readme_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split("\n## Under systemd\n", 1)[1].split("\n## ", 1)[0]
+    """The manual's systemd page (docs/systemd.md), which the README points to."""
+    return (ROOT / "docs" / "systemd.md").read_text()
 
 
 def test_the_readme_shows_exactly_what_the_box_test_runs():
@@ -147,6 +148,14 @@ def test_install_start_metrics_reload_watchdog_restart_stop_under_systemd(box):
     install = sh(box, COMMANDS["install"], timeout=900, cwd="/src", env=PIP_OFFLINE)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     assert re.search(r"^installed loggend \S+ from /usr/bin/python3", install.stdout, re.M), install.stdout
+    # the man page and the shell completion, where man and bash (and zsh) look for them
+    page = box.run(["man", "loggend"], env={"MANPAGER": "cat", "MANWIDTH": "100", "LANG": "C.UTF-8"})
+    assert page.returncode == 0 and "loggend - syslog load generator" in page.stdout.replace("\u2010", "-"), page
+    assert "LOGGEN_MESSAGES_SEED" in page.stdout.replace("\u2010", "").replace("-\n", "")
+    completed = box.run(["bash", "-c", ". /usr/local/share/bash-completion/completions/loggend && "
+                         "COMP_WORDS=(loggend run --proto) COMP_CWORD=2 && _loggend && echo ${COMPREPLY[*]}"])
+    assert completed.stdout == "--protocol\n", completed
+    assert box.run(["test", "-s", "/usr/local/share/zsh/site-functions/_loggend"]).returncode == 0
     box.write_file("/etc/loggen.yaml", CONFIG)
     assert sh(box, COMMANDS["dropin"]).returncode == 0
     assert box.run(["cat", "/etc/systemd/system/loggen.service.d/watchdog.conf"]).stdout == WATCHDOG_DROPIN

@@ -10,7 +10,7 @@ import pytest
 
 from loggend.control.pki import make_pki
 from loggend.engine.formats import FORMATS
-from tests.conftest import RUN, run_loggend, wait_until
+from tests.support.processes import RUN, run_loggend, start_sink, wait_until
 from tests.support.receivers import free_port, openssl_available
 
 pytestmark = pytest.mark.slow
@@ -24,12 +24,6 @@ def needs_openssl():
     reason = openssl_available()
     if reason:
         pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    needs_openssl()
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def summary(path) -> dict:
@@ -58,12 +52,6 @@ def test_every_format_and_framing_arrives_exactly_at_a_local_sink(tmp_path, prot
         assert "the server verified as '127.0.0.1'" in result.stderr       # the throw-away CA is trusted
 
 
-def start_sink(loggend, port, *extra):
-    proc = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "1", *extra)
-    proc.wait_line("READY listening on")
-    return proc
-
-
 def sink_figures(text: str) -> dict[str, int]:
     block = text[text.index("sink summary:"):]
     found = {k: int(v.replace(",", "")) for k, v in
@@ -75,7 +63,7 @@ def sink_figures(text: str) -> dict[str, int]:
 
 def test_mutual_tls_to_loggend_sink_with_a_named_server(loggend, pki, tmp_path):
     port = free_port(udp=False)
-    sink = start_sink(loggend, port, "--protocol", "tls", "--tls-cert", str(pki.server_cert),
+    sink, _ = start_sink(loggend, port, "--protocol", "tls", "--tls-cert", str(pki.server_cert),
                       "--tls-key", str(pki.server_key), "--tls-ca", str(pki.ca_cert), "--duration", "30s")
     tls = ("--protocol", "tls", "--tls-ca", str(pki.ca_cert), "--tls-server-name", "localhost")
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{port}", "--rate", "10000", "--duration", "1s", *tls,
@@ -116,7 +104,7 @@ def test_push_back_is_measured_when_the_receiver_cannot_keep_up(tmp_path):
 
 def test_a_receiver_that_restarts_mid_run_costs_reconnects_and_no_torn_message(loggend, tmp_path):
     port = free_port(udp=False)
-    first = start_sink(loggend, port, "--protocol", "tcp")
+    first, _ = start_sink(loggend, port, "--protocol", "tcp")
     out = tmp_path / "summary.json"
     run = loggend(*RUN, "--target", f"127.0.0.1:{port}", "--rate", "20000", "--duration", "6s", "--protocol", "tcp",
                   "--format", "rfc5424", "--summary-json", str(out))
@@ -125,7 +113,7 @@ def test_a_receiver_that_restarts_mid_run_costs_reconnects_and_no_torn_message(l
     assert first.wait(20) == 0
     run.wait_line("reconnecting", stream="err")
     time.sleep(0.5)                                              # down for a while: reconnects back off
-    second = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
+    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
     assert run.wait(30) == 0
     assert second.wait(20) == 0
     s = summary(out)
@@ -158,7 +146,7 @@ def test_bad_tls_input_is_one_line_with_its_exit_status(pki, tmp_path):
 
 def test_a_plain_tcp_server_answering_a_tls_client_is_named(loggend, pki):
     port = free_port(udp=False)
-    sink = start_sink(loggend, port, "--protocol", "tcp", "--duration", "5s")
+    sink, _ = start_sink(loggend, port, "--protocol", "tcp", "--duration", "60s")   # stopped below
     r = run_loggend(*RUN, "--target", f"127.0.0.1:{port}", "--protocol", "tls", "--tls-ca", str(pki.ca_cert),
                     "--duration", "1s")
     assert r.returncode == 1 and "the TLS handshake failed" in r.stderr and "Traceback" not in r.stderr

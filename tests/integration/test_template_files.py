@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from loggend.engine.userfile import MAX_USER_FILE_BYTES
-from tests.conftest import ROOT, child_environ
+from tests.support.processes import ROOT, child_environ
 
 MEMORY_CAP = 2 << 30          # the old code read /dev/zero until the box ran out: fail instead
 TIMEOUT = 30.0                # ... and waited on a FIFO for ever

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import ROOT, RUN
+from tests.support.processes import ROOT, RUN
 
 PYSPY = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
 

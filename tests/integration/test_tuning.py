@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loggend.control.tuning import TUNING, Tuner, TuningError
-from tests.conftest import ROOT, run_loggend
+from tests.support.processes import ROOT, run_loggend
 
 KEYS = list(TUNING)
 
@@ -74,6 +74,7 @@ def test_not_root_is_a_clear_error_and_nothing_changes(tmp_path):
 
 
 @pytest.mark.root
+@pytest.mark.serial
 def test_real_kernel_round_trip(tmp_path):
     real = Tuner(state=str(tmp_path / "state.json"))
     try:
@@ -91,6 +92,7 @@ def test_real_kernel_round_trip(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.root
+@pytest.mark.serial
 def test_run_with_optimize_applies_and_restores(tmp_path, receiver):
     real = Tuner()
     try:
@@ -100,8 +102,12 @@ def test_run_with_optimize_applies_and_restores(tmp_path, receiver):
     if real.saved() is not None:
         pytest.skip(f"{real.state} exists: somebody's tuning is applied; not touching it")
     before = {k: real.read(k) for k in KEYS}
-    result = run_loggend("run", "--config", "/dev/null", "--workers", "1", "--dashboard", "off", "-optimize=true",
-                         "--target", f"127.0.0.1:{receiver.port}", "--rate", "1000", "--duration", "1s")
+    try:
+        result = run_loggend("run", "--config", "/dev/null", "--workers", "1", "--dashboard", "off", "-optimize=true",
+                             "--target", f"127.0.0.1:{receiver.port}", "--rate", "1000", "--duration", "1s")
+    finally:
+        if real.saved() is not None:      # the run was killed (a timeout) before it restored: not for ever
+            real.restore()
     assert result.returncode == 0, result.stderr
     assert "optimize: kernel tuning applied" in result.stderr and "optimize: kernel tuning restored" in result.stderr
     assert {k: real.read(k) for k in KEYS} == before and real.saved() is None

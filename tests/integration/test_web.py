@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from simple_websocket import Client, ConnectionError
 
-from tests.conftest import ROOT, wait_until, worker_pids
+from tests.support.processes import ROOT, free_tcp_port, wait_until, worker_pids
 
 TOKEN = "test-token-0123456789abcdef"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -244,12 +244,6 @@ def assert_readable(page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_taken_dashboard_port_is_one_line_and_exit_1(loggend, receiver):
     holder = socket.create_server(("127.0.0.1", 0))
     port = holder.getsockname()[1]
@@ -376,7 +370,7 @@ def target_now(url: str) -> float:
 def test_the_target_follows_the_profile_and_live_changes(loggend, receiver, tmp_path):
     """steps 1k, 2k, 3k (then held), then `loggend ctl rate 5k`: /api/metrics, /metrics and the chart's
     history carry the target of each moment, not the configured rate."""
-    from tests.conftest import run_loggend
+    from tests.support.processes import run_loggend
     proc, url, sock = start_profile(loggend, receiver, tmp_path)
     wait_until(lambda: target_now(url) == 3000, timeout=15, what="the held last step")
     assert run_loggend("ctl", "--socket", sock, "rate", "5k").returncode == 0
@@ -389,9 +383,8 @@ def test_the_target_follows_the_profile_and_live_changes(loggend, receiver, tmp_
                timeout=5, what="a paused target on the board")
     assert run_loggend("ctl", "--socket", sock, "resume").returncode == 0
     wait_until(lambda: target_now(url) == 5000, timeout=5, what="the target after the resume")
-    time.sleep(1.0)
-    targets = [p[2] for p in json.loads(get(url + "/api/history")[1])["points"]]
-    assert {2000, 3000, 5000} <= set(targets)
+    history = lambda: {p[2] for p in json.loads(get(url + "/api/history")[1])["points"]}   # noqa: E731
+    wait_until(lambda: {2000, 3000, 5000} <= history(), timeout=5, what="every target in the history")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
 

@@ -18,7 +18,7 @@ from loggend.engine.syscalls import SO_RCVBUFFORCE
 from loggend.engine.transport import GSO_FRAMES_PER_CALL, GSO_MMSG_MIN, KIND_REFUSED, GsoSender, fall_back
 from loggend.engine.worker import Worker
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
-from tests.conftest import seq_of
+from tests.support.processes import seq_of
 from tests.unit.test_render import RFC3164
 
 MODES = ("gso", "sendmmsg", "sendto")
@@ -113,6 +113,7 @@ def test_timestamps_follow_the_clock_across_a_year_boundary(receiver):
     assert all(abs(n - 1000) <= burst for n in list(per_second.values())[:4]), per_second
 
 
+@pytest.mark.serial
 def test_unlimited_rate_sends_as_fast_as_possible_for_the_duration(receiver):
     block = CounterBlock(1)
     spec = WorkerSpec(host="127.0.0.1", port=receiver.port, transport="gso", messages=MessageSpec(pool_size=1000))

@@ -3,16 +3,12 @@
 import time
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from loggend.sink.accounting import MAX_GAPS, OUTLIER_WINDOW, Accounting, parse
 from loggend.sink.accounting import RESYNC_COUNT as OUTLIER_RESYNC
-
-
-def msg(stream: str, seq: int, body: str = "x") -> bytes:
-    return b"<13>Nov 28 10:00:00 h t: %s stream=%s seq=%012d" % (body.encode(), stream.encode(), seq)
+from tests.support.processes import msg
 
 
 def feed(seqs, stream="a") -> Accounting:
@@ -152,7 +148,7 @@ def test_the_cost_of_a_duplicate_does_not_grow_with_the_gaps():
 
 
 def test_what_the_sink_totals_cannot_vouch_for_makes_the_loss_unknown():
-    from loggend.totals import SinkTotals
+    from loggend.report.totals import SinkTotals
     clean = SinkTotals(received=100, gaps=5, kernel_drops=5)
     assert clean.unknown() == [] and SinkTotals(received=100, gaps=5, kernel_drops=9).unknown() == []
     tail = SinkTotals(received=100, gaps=5, kernel_drops=9, standalone=True).unknown()   # 4 lost after the last seen

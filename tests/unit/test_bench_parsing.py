@@ -1,5 +1,5 @@
+from loggend.report.console import LiveLine
 from loggend.tools.bench_workers import LIVE
-from loggend.tools.console import LiveLine
 
 
 def test_the_worker_bench_reads_the_live_line_as_the_console_writes_it():

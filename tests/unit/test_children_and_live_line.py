@@ -7,7 +7,7 @@ import time
 
 from loggend.control.children import BACKOFF_RESET, WORKER, Child, ChildSet
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
-from loggend.tools.console import LiveLine
+from loggend.report.console import LiveLine
 
 KILLED = signal.SIGKILL         # a wait status: killed by SIGKILL
 
@@ -56,11 +56,11 @@ def test_a_worker_process_is_judged_by_its_workers_heartbeats_until_it_exits():
     from types import SimpleNamespace
 
     from loggend.config import Config
-    from loggend.control.workers import WorkerPool
+    from loggend.control.workers import Workers
     from loggend.engine import counters as C
     from loggend.engine.counters import CounterBlock
     block = CounterBlock(4)
-    pool = WorkerPool(Config(host="127.0.0.1", workers=4, worker_processes=2), SimpleNamespace(block=block),
+    pool = Workers(Config(host="127.0.0.1", workers=4, worker_processes=2), SimpleNamespace(block=block),
                       lambda *a: None, ())
     now = time.monotonic_ns()
     child = Child(WORKER, 1, 4242, now - int(40e9))                 # spawned 40 s ago

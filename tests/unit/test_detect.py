@@ -8,15 +8,14 @@ import sys
 import pytest
 
 from loggend.control.detect import (
-    DetectSpec,
     Pending,
     append_detection,
     ask_command,
-    parse_detect,
     parse_time,
     verdict_lines,
     verdicts,
 )
+from loggend.detectspec import DetectSpec, parse_detect
 from loggend.errors import ConfigError
 
 

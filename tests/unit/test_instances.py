@@ -12,7 +12,7 @@ import pytest
 from loggend import config as config_module
 from loggend.config import DEFAULTS, MAX_WORKERS, Config, load
 from loggend.control.shared import SharedRun
-from loggend.control.workers import START_LEAD_NS, START_POLL_SECONDS, WorkerPool
+from loggend.control.workers import START_LEAD_NS, START_POLL_SECONDS, Workers
 from loggend.engine import counters as C
 from loggend.engine.render import CORPUS_CHUNK, CORPUS_SIZE, STREAM_ROOM, Corpus
 from loggend.engine.schedule import NS, Plan
@@ -144,17 +144,17 @@ class Clock:
         self.wall += seconds
 
 
-def pool_with_ready_workers(start_at: float | None, clock: Clock, workers: int = 2) -> tuple[WorkerPool, list[str]]:
+def pool_with_ready_workers(start_at: float | None, clock: Clock, workers: int = 2) -> tuple[Workers, list[str]]:
     config = Config(host="127.0.0.1", rate=1000, workers=workers, duration=10, instance=1, instances=2,
                     messages=MessageSpec(pool_size=10_000))
     shared = SharedRun()
     lines: list[str] = []
-    pool = WorkerPool(config, shared, lines.append, (io.StringIO(),), start_at=start_at, wallclock=lambda: clock.wall)
+    pool = Workers(config, shared, lines.append, (io.StringIO(),), start_at=start_at, wallclock=lambda: clock.wall)
     assert (pool.plan.instance, pool.plan.instances) == (1, 2)        # the plan is this instance's share
     return pool, lines
 
 
-def set_ready(pool: WorkerPool, indexes: range) -> None:
+def set_ready(pool: Workers, indexes: range) -> None:
     for i in indexes:
         pool.shared.block.slot(i)[C.STATE] = C.STATE_READY
 

@@ -297,7 +297,7 @@ def test_a_full_disk_at_the_end_keeps_the_verdict_and_the_old_report(tmp_path):
     import sys
 
     from loggend.errors import EXIT_REPORT_FAILED
-    from tests.conftest import ROOT, child_environ
+    from tests.support.processes import ROOT, child_environ
     (tmp_path / "report.json").write_text('{"old": true}')
     result = subprocess.run([sys.executable, "-c", FINISH_UNDER_A_FULL_DISK, str(tmp_path)], capture_output=True,
                             text=True, timeout=60, cwd=ROOT, env=child_environ())

@@ -9,9 +9,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loggend.engine import counters as C
 from loggend.engine.counters import Board, CounterBlock
+from loggend.report.sources import Sources
 from loggend.web.app import create_app, same_origin
 from loggend.web.metrics import HISTORY_SECONDS, QUANTILE_ACCURACY, History, Quantiles, Rates
-from loggend.web.state import Sources, WebState
+from loggend.web.state import WebState
 
 TOKEN = "s3cret-token-0123456789"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from loggend.errors import EXIT_FAILURE, EXIT_REPORT_FAILED
 from loggend.tools.perftest import PerfTest, Sample, Targets, split_cpus, verdicts
-from tests.conftest import ROOT, child_environ
+from tests.support.processes import ROOT, child_environ
 
 SUMMARY = {"sent": 8000, "sent_minus_received": -3, "lost": 0, "loss_verdict": "counted", "loss_unknown_because": [],
            "workers": [], "errors": {}, "restarts": 0,

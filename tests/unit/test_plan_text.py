@@ -1,7 +1,7 @@
 """The summary's planned line says why events were not sent, by the kind of failure."""
 
-from loggend.tools.console import plan_text
-from loggend.totals import RunTotals
+from loggend.report.console import plan_text
+from loggend.report.totals import RunTotals
 
 
 def totals(**errors: int) -> RunTotals:

@@ -4,14 +4,16 @@ counting at the stop, slots for announced and own streams, and the kernel's figu
 import socket
 import time
 
+import pytest
+
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.sink.accounting import Accounting
-from loggend.sink.process import SinkWorker
 from loggend.sink.procnet import listeners, queue_figures
 from loggend.sink.receiver import BATCH, Receiver, open_sockets
-from loggend.sink.spec import SinkSpec
-from tests.unit.test_accounting import msg
+from loggend.sink.sinkspec import SinkSpec
+from loggend.sink.sinkworker import SinkWorker
+from tests.support.processes import msg
 
 
 def filled(count: int, stream: str = "w0") -> tuple[socket.socket, socket.socket]:
@@ -103,6 +105,7 @@ def test_on_its_own_a_sink_names_the_streams_it_sees_in_its_own_range():
     assert again.names[b"s0"] == 0 and not again.free_slots
 
 
+@pytest.mark.serial
 def test_publishing_costs_the_same_with_a_million_foreign_names():
     """1M stream names once cost 354 MB and 95 % of a core: now they are capped and never summed."""
     streams = CounterBlock(4)

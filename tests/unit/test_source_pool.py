@@ -116,3 +116,101 @@ def test_every_stratum_of_a_block_holds_each_share_to_one_message() -> None:
         window = order[start:start + STRATUM]
         for i, p in enumerate(per):
             assert abs(window.count(i) - p * STRATUM / total) <= 2, (start, i)
+
+
+def sent_order(pool: Pool) -> list[bytes]:
+    """Every message of a pool in the order it goes on the wire (frame after frame)."""
+    return [bytes(pool.buf[pool.starts[f] + j * pool.lengths[f]:pool.starts[f] + (j + 1) * pool.lengths[f]])
+            for f in range(pool.frames) for j in range(pool.counts[f])]
+
+
+def mixed_pool(seed: int, size: int = 100_000) -> tuple[Pool, dict[str, float]]:
+    """Three groups of 50/30/20 %, each with its own lengths, two of them with conversations of two
+    or three phases (an opening, sometimes a middle, a closing some messages later), in strata of
+    100 places as the mix lays them out."""
+    rng = random.Random(seed)
+    shares = {"a": 0.5, "b": 0.3, "c": 0.2}
+    labels = sorted(shares)
+    order = []
+    for _ in range(size // 100):
+        stratum = [g for g in labels for _ in range(int(shares[g] * 100))]
+        rng.shuffle(stratum)
+        order.extend(stratum)
+    messages, threads, groups = [], [], []
+    pending: dict[str, list[tuple[int, int, int]]] = {"a": [], "b": []}
+    made = 0
+    for g in order:
+        if g in pending and pending[g] and rng.random() < 0.45:
+            c, phase, last = pending[g].pop(rng.randrange(len(pending[g])))
+            text, key = f"<14>{g} {'close' if phase == last else 'mid'} id={c:07d} {'y' * rng.randint(0, 30)} ", \
+                c * PHASES + phase
+            if phase < last:
+                pending[g].append((c, phase + 1, last))
+        elif g in pending:
+            made += 1
+            pending[g].append((made, 1, rng.choice((1, 2))))
+            text, key = f"<14>{g} open id={made:07d} {'x' * rng.randint(0, 30)} ", made * PHASES
+        else:
+            text, key = f"<14>{g} other {'z' * rng.randint(0, 40)} ", NO_THREAD
+        draft = (text, STREAM, " ", SEQ)
+        messages.append(assemble(Renderer(NOW, True).rendered(draft), b"w0", ""))
+        threads.append(key)
+        groups.append(labels.index(g))
+    return Pool(messages, NOW, True, random.Random(seed), True, 64, threads, groups), shares
+
+
+def test_a_mix_s_pool_keeps_every_group_s_share_in_every_ten_thousand_messages_and_its_frames_long():
+    pool, shares = mixed_pool(3)
+    sent = sent_order(pool)
+    group = [m[4:5].decode() for m in sent]
+    window = 10_000
+    for g, share in shares.items():
+        inside = [0]
+        for x in group:
+            inside.append(inside[-1] + (x == g))
+        worst = max(abs((inside[s + window] - inside[s]) / window - share)
+                    for s in range(0, len(sent) - window + 1, 97))
+        assert worst <= 0.01, (g, worst)
+    # and across the end of a pass into the next one (the pool is sent over and over)
+    again = group[-window // 2:] + group[:window // 2]
+    for g, share in shares.items():
+        assert abs(again.count(g) / window - share) <= 0.01, g
+    assert pool.size / pool.frames >= 20, pool.size / pool.frames
+
+
+def test_a_mix_s_pool_sends_every_conversation_in_order():
+    pool, _ = mixed_pool(4)
+    rank = {b"open": 0, b"mid": 1, b"close": 2}
+    seen: dict[bytes, list[int]] = {}
+    for m in sent_order(pool):
+        parts = m.split()
+        if parts[1] in rank:
+            seen.setdefault(parts[2], []).append(rank[parts[1]])
+    closed = [kinds for kinds in seen.values() if kinds[-1] == 2]
+    assert len(closed) > 10_000
+    assert all(kinds == sorted(kinds) and kinds[0] == 0 for kinds in seen.values())
+
+
+def test_epochs_put_a_later_phase_after_every_earlier_one_and_end_small():
+    from loggend.engine.render import LAST_EPOCH, epochs
+    rng = random.Random(9)
+    threads, open_ = [], []
+    for n in range(30_000):
+        if open_ and rng.random() < 0.5:
+            c, phase = open_.pop(rng.randrange(len(open_)))
+            threads.append(c * PHASES + phase)
+            if phase < 5:
+                open_.append((c, phase + 1))
+        else:
+            threads.append(n * PHASES)
+            open_.append((n, 1))
+    threads += [c * PHASES + p for c, p in open_]
+    where = epochs(threads, 4096)
+    latest: dict[int, tuple[int, int]] = {}        # conversation -> (phase, its epoch)
+    for value, epoch in zip(threads, where):
+        c, phase = divmod(value, PHASES)
+        if c in latest:
+            assert epoch > latest[c][1], (c, phase, epoch, latest[c])
+        latest[c] = (phase, epoch)
+    sizes = [where.count(e) for e in range(max(where) + 1)]
+    assert max(sizes) <= 4096 and sizes[-1] <= LAST_EPOCH, sizes

@@ -12,7 +12,7 @@ from loggend.engine.spec import MessageSpec
 from loggend.sink import streams
 from loggend.sink.accounting import Accounting
 from loggend.sink.streams import MAX_MESSAGE_BYTES, READ_BYTES, Connection, StreamServer, account_lines, account_octets
-from tests.unit.test_accounting import msg
+from tests.support.processes import msg
 
 FRAMINGS = ("octet-counting", "lf")
 

@@ -9,10 +9,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loggend.engine.counters import Board, CounterBlock
+from loggend.report.sources import Sources
 from loggend.web.app import create_app
 from loggend.web.hosts import HostCheck, host_name
 from loggend.web.server import BUSY, BoundedServer
-from loggend.web.state import Sources, WebState
+from loggend.web.state import WebState
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Live rate control of a running instance: ``loggend ctl`` requests and SIGUSR1 / SIGUSR2.
+"""Rate control of a running instance: ``loggend ctl`` requests and SIGUSR1 / SIGUSR2.
 
 Every change is a new plan from now on (``loggend.engine.schedule``), published to the workers
 like a reload's: nobody restarts, every count stays continuous and exact.
@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from loggend.control.ctlsocket import Peer
-from loggend.control.workers import WorkerPool
+from loggend.control.workers import Workers
 from loggend.engine.journal import NOTICE, WARNING, Log
 from loggend.engine.pacing import IDLE_WAIT
 from loggend.engine.schedule import NS, Plan, Profile
@@ -48,8 +48,8 @@ def describe(profile: Profile) -> str:
     return f"profile {format_profile(profile)}"
 
 
-class LiveRate:
-    def __init__(self, pool: WorkerPool, log: Log, counters: Counters,
+class RateControl:
+    def __init__(self, pool: Workers, log: Log, counters: Counters,
                  now_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.pool, self.log, self.counters, self.now_ns = pool, log, counters, now_ns
         self.changes = 0                  # live changes so far (the summary says how many)

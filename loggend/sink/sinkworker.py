@@ -39,12 +39,12 @@ from collections.abc import Callable
 from loggend.engine import counters as C
 from loggend.engine.counters import CounterBlock
 from loggend.engine.journal import ERR, Log
-from loggend.engine.process import init_child, log_stderr
+from loggend.engine.procsetup import init_child, log_stderr
 from loggend.errors import EXIT_BOOT_FAILED, EXIT_OK
 from loggend.sink.accounting import Accounting, Stream, use_proofs
 from loggend.sink.procnet import queue_figures
 from loggend.sink.receiver import BindError, Receiver, open_sockets
-from loggend.sink.spec import SinkSpec
+from loggend.sink.sinkspec import SinkSpec
 from loggend.sink.streams import StreamServer
 
 POLL_SECONDS = 0.05           # epoll timeout: how often stop flags, heartbeat and drops are looked at

@@ -1,6 +1,6 @@
 """What the operator reads in a terminal or the journal: the live line and the end-of-run summary.
 
-Both are built from ``loggend.totals`` objects, like every other summary of a run.
+Both are built from ``loggend.report.totals`` objects, like every other summary of a run.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.fleet import format_time
 from loggend.parsers import format_size, plural
 from loggend.profiles import parse_profile
+from loggend.report.totals import RunTotals, SinkTotals, SlotSums, transports
 from loggend.sink.accounting import MAX_STREAMS
-from loggend.totals import RunTotals, SinkTotals, error_counts, transports
 
 MB = 1e6
 BEHIND_SHOWN_BYTES = 1 << 20        # the live line says how far behind the sink is from this much queued on
@@ -38,14 +38,14 @@ class LiveLine:
         """``target``: the rate due now (it follows a profile and live changes), as ``target_text`` says;
         ``alive``: the pids of the workers that are processes now (a killed worker's slot still says
         running: only a live process counts)."""
-        sent = sum(s.sent for s in snaps)
+        sums = SlotSums.of(snaps)
+        sent = sums.sent
         eps = (sent - self.last_sent) / max(now - self.last_time, 1e-9)
         self.last_time, self.last_sent = now, sent
         live = [s for s in snaps[:workers] if s.state == STATE_RUNNING and (alive is None or s.pid in alive)]
         running = len(live)
         down = sum(s.link_down for s in live)
         link = f", {down} not connected" if down else ""
-        restarts = sum(s.restarts for s in snaps)
         received = ""
         if sink is not None:
             behind = f" behind {format_size(sink.backlog_bytes)}" if sink.backlog_bytes >= BEHIND_SHOWN_BYTES else ""
@@ -55,7 +55,7 @@ class LiveLine:
             received = f"received {sink.received:,} lost {sink.lost_shown}{behind}  "
         target = f"target {target}  " if target else ""
         return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  {target}sent {sent:15,}  {received}"
-                f"errors {errors_text(error_counts(snaps))}  restarts {restarts}  "
+                f"errors {errors_text(sums.errors)}  restarts {sums.restarts}  "
                 f"transport {transports(snaps) or '-'}  ({running}/{workers} running{link})")
 
 

@@ -1,8 +1,10 @@
 """The figures of a run, added up once: every summary (console, ``--summary-json``, ``/api/summary``,
 the perftest report, the sink's own line) is built from these objects, never from raw slots.
 
-``SinkTotals`` adds up sink slots; ``RunTotals`` adds up worker slots and carries the sink's
-totals and the per-stream rows beside them. Pure data: no processes, no I/O.
+``SlotSums`` adds up worker slots (the live line, ``loggend ctl status`` and ``/api/metrics`` take
+their figures from it too); ``SinkTotals`` adds up sink slots; ``RunTotals`` carries both, the
+per-worker rows and the per-stream rows beside them. A loss is computed here only (``SinkTotals.lost``,
+``sink_lost``, ``stream_lost``). Pure data: no processes, no I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +14,39 @@ from typing import Any
 
 from loggend.engine import counters as C
 from loggend.engine.counters import ERROR_KINDS, CounterBlock, SlotSnapshot
-from loggend.parsers import plural
+from loggend.parsers import format_size, plural
+
+
+@dataclass(frozen=True)
+class SlotSums:
+    """Worker slots added up: the one place a sum over them is made (the live line, the summaries,
+    ``loggend ctl status``, ``/api/metrics`` and ``/metrics`` all take their figures from here)."""
+
+    sent: int = 0
+    bytes: int = 0
+    calls: int = 0                   # send calls (batches)
+    restarts: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    blocked_ns: int = 0              # TCP/TLS: time waiting for the receiver to read
+    reconnects: int = 0
+    possibly_lost: int = 0           # TCP/TLS: in the kernel's send queue when a connection dropped or closed
+    unsent_at_close: int = 0         # of those, still queued when it closed at the end
+    disconnected_ns: int = 0
+
+    @classmethod
+    def of(cls, snapshots: list[SlotSnapshot]) -> SlotSums:
+        return cls(sent=sum(s.sent for s in snapshots), bytes=sum(s.bytes for s in snapshots),
+                   calls=sum(s.calls for s in snapshots), restarts=sum(s.restarts for s in snapshots),
+                   errors=error_counts(snapshots), blocked_ns=sum(s.blocked_ns for s in snapshots),
+                   reconnects=sum(s.reconnects for s in snapshots),
+                   possibly_lost=sum(possibly_lost(s) for s in snapshots),
+                   unsent_at_close=sum(s.unsent_at_close for s in snapshots),
+                   disconnected_ns=sum(s.disconnected_ns for s in snapshots))
+
+
+def possibly_lost(slot: SlotSnapshot) -> int:
+    """TCP/TLS: events in the kernel's send queue when a connection dropped, or when it closed."""
+    return slot.possibly_lost + slot.unsent_at_close
 
 
 def error_counts(snapshots: list[SlotSnapshot]) -> dict[str, int]:
@@ -57,7 +91,13 @@ def named_streams(block: CounterBlock, sinks: int, width: int) -> dict[str, list
     return out
 
 
+def sink_lost(row: list[int]) -> int:
+    """One sink process's loss by sequence (its raw slot): gaps minus late fills, as ``SinkTotals.lost``."""
+    return row[C.SINK_GAPS] - row[C.SINK_LATE]
+
+
 def stream_lost(row: list[int]) -> int:
+    """A stream's loss by sequence (a merged or named stream row): gaps minus late fills."""
     return row[C.STREAM_GAPS] - row[C.STREAM_LATE]
 
 
@@ -102,7 +142,7 @@ class SinkTotals:
 
     @property
     def lost(self) -> int:
-        """Sequence numbers never seen: gaps minus late fills (the net loss)."""
+        """Sequence numbers never seen: gaps minus late fills (the net loss; ``sink_lost`` per process)."""
         return self.gaps - self.late
 
     @property
@@ -111,9 +151,15 @@ class SinkTotals:
         return "unknown" if self.unknown() else f"{self.lost:,}"
 
     @property
+    def run_received(self) -> int:
+        """What arrived of a run's own streams: foreign messages (and those of streams over the cap,
+        foreign too under a run) and outliers (numbers no worker sent) left out."""
+        return self.received - self.foreign - self.overflow - self.outliers
+
+    @property
     def counted(self) -> int:
         """Messages of the counted streams with their own number (the base of the loss percentage)."""
-        return self.received - self.unsequenced - self.duplicates - self.foreign - self.overflow - self.outliers
+        return self.run_received - self.unsequenced - self.duplicates
 
     @property
     def loss_percent(self) -> float:
@@ -124,12 +170,12 @@ class SinkTotals:
         """Why the loss cannot be known (empty: it can): what the sink could not count, and who else took a share."""
         why = []
         if self.unread or self.unread_bytes:
-            what = f"{self.unread:,} datagrams" if self.unread else format_bytes(self.unread_bytes)
-            more = f" and {format_bytes(self.unread_bytes)} it could not count" if self.unread and self.unread_bytes \
+            what = f"{self.unread:,} datagrams" if self.unread else format_size(self.unread_bytes)
+            more = f" and {format_size(self.unread_bytes)} it could not count" if self.unread and self.unread_bytes \
                 else ""
             why.append(f"sink behind: {what} unread at stop{more}")
         if self.abandoned:
-            queued = f"{format_bytes(self.abandoned_bytes)} queued" if self.abandoned_bytes else "its queue"
+            queued = f"{format_size(self.abandoned_bytes)} queued" if self.abandoned_bytes else "its queue"
             ended = "a sink process ended" if self.abandoned == 1 else f"sink processes ended {self.abandoned:,} times"
             why.append(f"sink behind: {ended} (killed or crashed) with {queued}, not counted")
         if self.other_sockets:
@@ -189,13 +235,6 @@ class SinkTotals:
                 "unread": self.unread, "unread_bytes": self.unread_bytes, "abandoned": self.abandoned,
                 "abandoned_bytes": self.abandoned_bytes, "other_sockets": self.other_sockets,
                 "verdict": "unknown" if why else "counted", "unknown_because": why}
-
-
-def format_bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:,} bytes"
 
 
 @dataclass(frozen=True)
@@ -336,10 +375,7 @@ class RunTotals:
     def sent_minus_received(self) -> int | None:
         """Sent minus what the sink got of the run's own streams: foreign messages (and those of streams
         over the cap, foreign too under a run) and outliers (numbers no worker sent) left out."""
-        if self.sink is None:
-            return None
-        s = self.sink
-        return self.sent - (s.received - s.foreign - s.overflow - s.outliers)
+        return None if self.sink is None else self.sent - self.sink.run_received
 
     @property
     def unknown(self) -> list[str]:
@@ -402,11 +438,11 @@ class RunTotals:
                 state=s.state_name, sent=s.sent, bytes=s.bytes, errors=dict(zip(ERROR_KINDS, s.errors)),
                 restarts=s.restarts, received=received, lost=lost, forgiven=s.forgiven, down_seconds=s.down_ns / 1e9,
                 blocked_seconds=s.blocked_ns / 1e9, reconnects=s.reconnects,
-                possibly_lost=s.possibly_lost + s.unsent_at_close, unsent_at_close=s.unsent_at_close,
+                possibly_lost=possibly_lost(s), unsent_at_close=s.unsent_at_close,
                 disconnected_seconds=s.disconnected_ns / 1e9, outliers=outliers, before=before, after=after))
-        return cls(target=target, rate=rate, seconds=seconds, sent=sum(s.sent for s in snapshots),
-                   bytes=sum(s.bytes for s in snapshots), errors=error_counts(snapshots),
-                   restarts=sum(s.restarts for s in snapshots), transport=transports(snapshots),
+        sums = SlotSums.of(snapshots)
+        return cls(target=target, rate=rate, seconds=seconds, sent=sums.sent, bytes=sums.bytes, errors=sums.errors,
+                   restarts=sums.restarts, transport=transports(snapshots),
                    peak_memory=peak_memory, memory_limit=memory_limit, workers=tuple(rows), sink=sink,
                    planned=planned, profile=profile, live_changes=live_changes, paused_seconds=paused_seconds,
                    ends=ends)

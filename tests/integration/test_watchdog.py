@@ -1,0 +1,111 @@
+"""The systemd watchdog is fed through a reload that hands 40 worker processes over.
+
+The test binds the unix datagram socket systemd would (``NOTIFY_SOCKET``) and asks for a
+watchdog of 2 s (``WATCHDOG_USEC=2000000``): loggend must say ``WATCHDOG=1`` at least every
+second, before, during and after a reload whose new workers (another port: every worker is
+replaced) set up while the old ones go on sending. The run is bounded (--duration), sends at a low
+rate to loopback receivers on free high ports of 127.0.0.1, and is killed in teardown.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from tests.support.processes import wait_until, worker_pids, write_config
+
+WORKERS = 40
+MAX_GAP = 1.0           # half of WATCHDOG_USEC: what systemd asks a service to keep to
+
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)       # Linux; its control message has the same number
+TIMESPEC = struct.Struct("@qq")
+
+
+class NotifySocket:
+    """What systemd's notify socket receives, each message with the time it was sent: the kernel
+    stamps it as the sender queues it (SO_TIMESTAMPNS, CLOCK_REALTIME), so a busy machine that is
+    slow to run this thread does not make pings look late."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.bind(path)
+        self.sock.settimeout(0.05)
+        self.messages: list[tuple[float, bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(TIMESPEC.size))
+            except TimeoutError:
+                continue
+            stamps = [TIMESPEC.unpack(d[:TIMESPEC.size]) for level, kind, d in ancillary
+                      if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS]
+            assert stamps, "no kernel timestamp on the notify socket"
+            self.messages.append((stamps[0][0] + stamps[0][1] / 1e9, data))
+
+    def first(self, prefix: bytes, after: float = 0.0) -> float | None:
+        return next((t for t, m in list(self.messages) if t >= after and m.startswith(prefix)), None)
+
+    def pings(self) -> list[float]:
+        return [t for t, m in list(self.messages) if m == b"WATCHDOG=1"]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def run_config(tmp_path, port: int) -> str:
+    return write_config(tmp_path / "loggen.yaml", (
+        f'target: 127.0.0.1\nports: "{port}"\nworkers: {WORKERS}\nworker_processes: {WORKERS}\n'
+        f"rate: {WORKERS * 10}\nduration: 90s\ndashboard: off\nmemory_limit: 0\n"
+        "messages:\n  pool_size: 1000\n"))
+
+
+@pytest.mark.slow
+def test_a_ping_at_least_every_second_through_a_reload_that_hands_40_workers_over(tmp_path, receivers, loggend):
+    before, after = receivers(2)
+    notify = NotifySocket(str(tmp_path / "notify"))
+    try:
+        proc = loggend("run", "--config", run_config(tmp_path, before.port),
+                       env={"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "2000000"})
+        wait_until(lambda: notify.first(b"READY=1") is not None, timeout=120, what="READY=1")
+        old = set(worker_pids(proc.pid))
+        assert len(old) == WORKERS
+        run_config(tmp_path, after.port)                  # another port: every worker is replaced
+        proc.signal(signal.SIGHUP)
+        wait_until(lambda: notify.first(b"RELOADING=1") is not None, timeout=10, what="RELOADING=1")
+        reloading = notify.first(b"RELOADING=1")
+        assert reloading is not None
+        wait_until(lambda: notify.first(b"READY=1", reloading) is not None, timeout=120,
+                   what="READY=1 after the hand-over")
+        ready = notify.first(b"READY=1", reloading)
+        assert ready is not None
+        wait_until(lambda: len(after.datagrams) > WORKERS, timeout=60, what="the new workers sending to the new port")
+        new = set(worker_pids(proc.pid))
+        assert len(new) == WORKERS and not new & old, proc.stderr      # every one handed over
+        time.sleep(MAX_GAP)                               # a ping after the hand-over, too
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr
+    finally:
+        notify.close()
+    pings = [t for t in notify.pings() if t <= ready + MAX_GAP]
+    during = [t for t in pings if reloading <= t <= ready]
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    print(f"hand-over of {WORKERS} worker processes: {ready - reloading:.2f} s, {len(during)} pings during it; "
+          f"longest gap between pings {max(gaps):.3f} s over {len(pings)} pings")
+    assert pings[0] <= notify.first(b"READY=1") + MAX_GAP        # fed from the start
+    assert len(during) >= int(ready - reloading)                  # the loop turned all through the hand-over
+    late = [(round(a - reloading, 2), round(b - a, 3)) for a, b in zip(pings, pings[1:]) if b - a > MAX_GAP]
+    assert not late, f"pings late (seconds after RELOADING=1, gap): {late}"
+    assert "reload: " in proc.stderr
