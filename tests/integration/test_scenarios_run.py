@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from tests.conftest import RUN, run_loggend, wait_until
 from tests.support import detectors as D
 from tests.support import receivers as R
+from tests.support.processes import RUN, run_loggend, wait_until
 
 SSH = "ssh-bruteforce:attempts=12,within=3,at=1"
 SPRAY = "password-spray:accounts=5,within=2,at=1"
@@ -107,7 +107,7 @@ def test_detection_latency_through_a_private_fail2ban_end_to_end(tmp_path):
 def test_ctl_inject_sends_one_now_and_ctl_detected_notes_its_detection(tmp_path, loggend):
     import time
 
-    from tests.conftest import run_loggend as ctl
+    from tests.support.processes import run_loggend as ctl
     sock, summary = tmp_path / "ctl.sock", tmp_path / "summary.json"
     with R.RsyslogReceiver(tmp_path / "rsyslog", udp=True, tcp=False) as rx:
         run = loggend(*RUN, "--target", f"127.0.0.1:{rx.ports['udp']}", "--rate", "100", "--duration", "12",

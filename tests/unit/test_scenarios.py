@@ -160,3 +160,49 @@ def test_the_scenarios_page_is_what_the_code_writes() -> None:
     from loggend.tools.scenarios import page
     docs = Path(__file__).resolve().parents[2] / "docs" / "scenarios.md"
     assert docs.read_text() == page(), "docs/scenarios.md is stale: run make docs-scenarios"
+
+
+def test_the_scenario_keys_come_from_the_file_the_environment_and_the_flags(tmp_path) -> None:
+    """scenarios, truth, detect... are keys of the registry: a config file, LOGGEN_* and the (repeatable)
+    flags set them, file < environment < flags, each checked with its bounds in one line."""
+    import subprocess
+    import sys
+
+    from loggend.config import load
+    path = tmp_path / "loggen.yaml"
+    path.write_text("scenarios:\n  - ssh-bruteforce:attempts=5\n  - port-scan:ports=9\ndetect: [webhook]\n"
+                    "detect_timeout: 30s\ntruth: t.jsonl\n")
+    c = load(str(path), env={})
+    assert [r.name for r in c.scenarios] == ["ssh-bruteforce", "port-scan"] and c.scenarios[0].get("attempts") == 5
+    assert [d.kind for d in c.detect] == ["webhook"] and c.detect_timeout == 30.0
+    assert c.truth.endswith("/t.jsonl") and c.truth.startswith("/")       # a daemon runs from /
+    env = load(str(path), env={"LOGGEN_SCENARIOS": "beacon:count=2;exfiltration"})
+    assert [r.name for r in env.scenarios] == ["beacon", "exfiltration"]
+    flags = load(str(path), {"scenarios": ("--scenario", ["priv-escalation"])}, env={"LOGGEN_SCENARIOS": "beacon"})
+    assert [r.name for r in flags.scenarios] == ["priv-escalation"]
+    assert not load("", env={}).scenarios and load("", env={}).detect_timeout == 120.0
+    run = [sys.executable, "-m", "loggend", "run", "--config", "/dev/null", "--dashboard", "off", "--duration", "1s"]
+    for bad, says in ((["--detect-timeout", "0.5s"], "--detect-timeout: '0.5s' is not allowed; expected a duration "
+                       "from 1s to 24h"),
+                      (["--truth", str(tmp_path / "t")], "--truth: only with scenarios (--scenario) or inject"),
+                      (["--scenario", "beacon", "--detect", "prometheus:http://127.0.0.1:9"],
+                       "--detect-query: '' is not allowed; expected a PromQL query"),
+                      (["--scenario", "beacon", "--detect-query", "up"], "--detect-query: only with detect"),
+                      (["--scenario", "beacon", "--scenario", "nosuch"], "--scenario: 'nosuch' is not allowed")):
+        refused = subprocess.run([*run, *bad], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, (bad, refused.stderr)
+        assert says in refused.stderr, (bad, refused.stderr)
+
+
+def test_a_reload_keeps_the_running_scenarios_and_says_so() -> None:
+    from loggend.config import load
+    from loggend.control.sinks import LocalSinkTls
+    from loggend.control.supervisor import read_reload
+    said: list[str] = []
+    running = load("", {"scenarios": ("--scenario", ["beacon"])}, env={})
+    read = read_reload(lambda: load("", {"scenarios": ("--scenario", ["port-scan"]), "rate": ("--rate", "5")},
+                                    env={}), running, LocalSinkTls(), lambda line, *level: said.append(line))
+    assert read is not None
+    _, new, changes = read
+    assert [r.name for r in new.scenarios] == ["beacon"] and changes == {"rate"}
+    assert "reload: scenarios apply at the next start; the run goes on with its own" in said
