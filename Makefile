@@ -23,7 +23,7 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
-.PHONY: venv run test test-fast test-coverage bench docs docs-sources reference man completion lint build build-dev \
+.PHONY: venv run test test-fast test-coverage bench docs docs-sources docs-scenarios reference man completion lint build build-dev \
 	clean install uninstall test-performance run-test optimize-system restore-system soak fuzz
 
 venv: $(STAMP)
@@ -134,6 +134,10 @@ $(VENV)/.docs: $(STAMP)
 # docs/sources/<family>.md from the code (a test holds them equal)
 docs-sources: venv
 	$(BIN)/python -m loggend.tools.sourcedocs docs/sources
+
+# docs/scenarios.md from the code (a test holds it equal)
+docs-scenarios: venv
+	$(BIN)/python -m loggend.tools.scenarios docs/scenarios.md
 
 # config/loggen.yaml and docs/configuration.md from the settings registry, loggend/settings.py (tests hold them equal)
 reference: venv

@@ -1,5 +1,6 @@
 """Command line: ``loggend run | ctl | find-limit | check-config | sink | perftest | soak | tune | bench | profile |
-sources``, built from ``loggend.options`` (the commands) and ``loggend.settings`` (run's flags: one per key).
+sources | scenarios``, built from ``loggend.options`` (the commands) and ``loggend.settings`` (run's flags: one
+per key).
 
 Bad input is one line and exit 2.
 
@@ -191,7 +192,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "check-config": cmd_check_config, "sink": cmd_sink, "perftest": commands.cmd_perftest,
     "soak": commands.cmd_soak, "sources": commands.cmd_sources, "bench": commands.cmd_bench,
     "tune": commands.cmd_tune, "profile": commands.cmd_profile, "ctl": commands.cmd_ctl,
-    "find-limit": commands.cmd_find_limit}
+    "find-limit": commands.cmd_find_limit, "scenarios": commands.cmd_scenarios}
 
 
 def main(argv: list[str] | None = None) -> int:

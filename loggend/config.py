@@ -27,6 +27,8 @@ from typing import Any
 
 from loggend import settings, yamlsafe
 from loggend.content import mix
+from loggend.content.scenarios import Request
+from loggend.detectspec import DetectSpec, parse_detect
 from loggend.engine.formats import FORMATS, MIN_LENGTHS
 from loggend.engine.render import CORPUS_SIZE
 from loggend.engine.replay import WRAPS, ReplaySpec, check_sendable, file_timing
@@ -187,6 +189,11 @@ class Config:
     run_id: str = default("run_id")                 # the fleet's Prometheus label; "" = a random one per run
     profile_spec: Profile | None = default("profile")   # the rate over time (None: the constant ``rate``)
     control_socket: str = default("control_socket")  # the live-control socket: auto, off or a path
+    scenarios: tuple[Request, ...] = default("scenarios")   # attack scenarios injected on top of the background
+    inject: bool = default("inject")                # the injector runs (for `loggend ctl inject`) without scenarios
+    truth: str = default("truth")                   # the ground truth's file ("" = none)
+    detect: tuple[DetectSpec, ...] = ()             # how detections are learnt (with detect_query)
+    detect_timeout: float = default("detect_timeout")   # seconds after its first event an instance is missed
     source: str = "built-in defaults"   # where it was read from, for messages
     replay_timing: tuple[tuple[float, float], ...] = ()   # replay_speed: (rate, seconds) from the file's times
 
@@ -537,6 +544,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     if estate_rate and "rate" not in raw and profile is None:
         rate = estate_rate                         # the estate's own events/s, when no rate is given
     direct = {s.fields[0]: raw.parsed(s.key) for s in settings.SETTINGS if s.direct}
+    detect = build_detect(raw, bool(direct["scenarios"] or direct["inject"]))
     return Config(
         host=resolve_host(raw.label("target"), host_text),
         ports=ports,
@@ -561,8 +569,23 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         profile_spec=profile,
         source=source,
         replay_timing=timing,
+        detect=detect,
         **direct,
     )
+
+
+def build_detect(raw: Raw, injects: bool) -> tuple[DetectSpec, ...]:
+    """``detect`` with ``detect_query``, and the rules between them and the scenarios: ``truth`` and
+    ``detect`` only when something is injected, ``detect_query`` only with ``detect: prometheus:URL``."""
+    query = str(raw["detect_query"])
+    detect = tuple(parse_detect(raw.label("detect"), text, query) for text in raw.parsed("detect"))
+    for key in ("truth", "detect"):
+        if raw[key] and not injects:
+            raise UsageError(f"{raw.label(key)}: only with scenarios (--scenario) or inject (--inject): the "
+                             + ("ground truth of what was injected" if key == "truth" else "what it detects"))
+    if query.strip() and not any(d.kind == "prometheus" for d in detect):
+        raise UsageError(f"{raw.label('detect_query')}: only with detect prometheus:URL")
+    return detect
 
 
 def build_messages(raw: Raw, path: str, protocol: str, framing: str, workers: int,

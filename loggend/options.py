@@ -27,6 +27,7 @@ class Option:
     default: str | None = None
     choices: tuple[str, ...] = ()
     switch: bool = False                  # a flag without a value (store_true)
+    repeat: bool = False                  # a flag that may be given several times (a list)
     nargs: str | None = None
     required: bool = False
     complete: str = ""                    # "file" or "dir": what the shell completes for it
@@ -45,6 +46,8 @@ class Option:
         kw: dict[str, object] = {"help": self.help}
         if self.switch:
             kw["action"] = "store_true"
+        if self.repeat:
+            kw["action"] = "append"
         if self.default is not None:
             kw["default"] = self.default
         if self.choices and self.positional:
@@ -75,7 +78,7 @@ def run_options() -> Iterator[Option]:
     yield O("--config", help=f"YAML config (default {DEFAULT_CONFIG_PATH} if it exists)", complete="file")
     for s in settings.SETTINGS:
         if s.flag:
-            yield O(s.flag, help=s.help, choices=s.choices, complete=s.complete, key=s.key)
+            yield O(s.flag, help=s.help, choices=s.choices, complete=s.complete, key=s.key, repeat=s.repeat)
         if s.switch:
             yield O(s.switch[0], help=s.switch[2], switch=True, key=s.key)
     yield from RUN_OWN
@@ -108,15 +111,22 @@ PASSED_TO_RUN = (("--target", "HOST or HOST:PORT", ()), ("--ports", "ports, as f
                  ("--transport", "|".join(TRANSPORTS), TRANSPORTS), ("--protocol", "|".join(PROTOCOLS), PROTOCOLS),
                  ("--framing", "|".join(STREAM_FRAMINGS), STREAM_FRAMINGS), ("--format", "|".join(FORMATS), FORMATS))
 
+DETECT_OPTIONS = (
+    O("--detect", repeat=True, help="as for run: how to learn a detection (repeatable)"),
+    O("--detect-query", default="", help="as for run: with --detect prometheus:URL, the PromQL"),
+    O("--detect-timeout", help="as for run: an instance not detected this long after its first event is missed"),
+)
+
 COMMANDS: tuple[Command, ...] = (
     Command("run", "send syslog to a target (the supervisor daemon)", RUN_DESCRIPTION, ()),
-    Command("ctl", "change a running instance's rate: rate R, profile SPEC, pause, resume, status",
+    Command("ctl", "change a running instance's rate: rate R, profile SPEC, pause, resume, status; inject a "
+            "scenario, report a detection",
             "Talks to the control socket of a running `loggend run` (root or the run's own user only). Without "
             "--socket or --pid it finds the one run in the runtime directory.", (
-                O("action", help="status, rate, profile, pause or resume",
-                  choices=("status", "rate", "profile", "pause", "resume")),
-                O("value", nargs="?", help="rate: events/s (250k; 0 = unlimited, else >= 1); profile: segments "
-                  "as --profile"),
+                O("action", help="status, rate, profile, pause, resume, inject or detected",
+                  choices=("status", "rate", "profile", "pause", "resume", "inject", "detected")),
+                O("value", nargs="*", help="rate: events/s (250k; 0 = unlimited, else >= 1); profile: segments "
+                  "as --profile; inject: NAME [KEY=VALUE...]; detected: ID [TIME]"),
                 O("--socket", help="the run's control socket (its ready file says where)", complete="file"),
                 O("--pid", help="the supervisor's pid, when several runs are up"),
                 O("--json", switch=True, help="print the whole reply as JSON"))),
@@ -142,6 +152,9 @@ COMMANDS: tuple[Command, ...] = (
                   complete="dir"),
                 O("--config", help=f"the run's YAML config (default {DEFAULT_CONFIG_PATH} if it exists)",
                   complete="file"),
+                O("--scenario", repeat=True, help="inject this attack scenario at the start of every trial "
+                  "(repeatable; at = seconds into the trial); the report shows detection by load level"),
+                *DETECT_OPTIONS,
                 *(O(flag, help=f"{what} (passed to the run)", choices=choices)
                   for flag, what, choices in PASSED_TO_RUN))),
     Command("sources", "the log sources: `sources` lists them, `sources show NAME` prints the first messages of "
@@ -151,6 +164,12 @@ COMMANDS: tuple[Command, ...] = (
                 O("--format", default="", help="show: one of the source's forms (default: its vendor's own)"),
                 O("--seed", default="1", help="show: the same seed gives the same messages"),
                 O("--utc", switch=True, help="show: UTC timestamps"))),
+    Command("scenarios", "the attack scenarios: `scenarios` lists them with their keys and a sample, "
+            "`scenarios show NAME[:KEY=VALUE,...]` prints one instance's messages", "", (
+                O("what", nargs="*", help="nothing (the list), or: show NAME[:KEY=VALUE,...]"),
+                O("--seed", default="1", help="the background's seed (its devices and identities)"),
+                O("--sources", default="", help="the background's mix, as for run (default: the catalogue)"),
+                O("--format", default="", help="the run's --format"))),
     Command("check-config", "validate a config file (and the LOGGEN_* variables) without running", "", (
         O("path", nargs="?", default=DEFAULT_CONFIG_PATH, help=f"the config file (default {DEFAULT_CONFIG_PATH})",
           complete="file"),)),
@@ -196,7 +215,10 @@ COMMANDS: tuple[Command, ...] = (
         O("--target-eps", default="4M", help="events/s to sustain (default %(default)s)"),
         O("--target-cpu", default="75", help="mean system CPU %% at most (default %(default)s)"),
         O("--target-memory", default="12G", help="peak loggen memory at most (default %(default)s)"),
-        O("--target-loss", default="0.5", help="loss %% below (default %(default)s)"))),
+        O("--target-loss", default="0.5", help="loss %% below (default %(default)s)"),
+        O("--scenario", repeat=True, help="inject this attack scenario during the run, as run does (repeatable); "
+          "the report shows whether and how late it was detected"),
+        *DETECT_OPTIONS)),
     Command("soak", "a long run into the local sink, watched for growing memory, descriptors, threads and inexact "
             "counts; PASS / FAIL", "", (
                 O("--duration", default="1h", help="how long (default %(default)s)"),

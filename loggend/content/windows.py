@@ -2,11 +2,11 @@
 
 Events follow Microsoft's security auditing schemas (event data names, versions, task categories
 and message texts of Windows Server 2016-2022): logons (4624, 4625, 4634, 4648, 4672), process
-creation (4688), account management (4720, 4728, 4740) and domain authentication (4768, 4769,
+creation (4688), account management (4720, 4728, 4732, 4740) and domain authentication (4768, 4769,
 4776). Conversations hold: a logon's Kerberos or NTLM authentication on a DC comes first, then its
 4624 (and 4672 for an administrator) on the host, process creations under its logon id, and later
 the 4634 with the same logon id; failed logons lock an account out (4740) after the threshold; a
-created account (4720) is then added to a group (4728).
+created account (4720) is then added to a group (4728, or 4732 for a builtin local one).
 
 Wire forms:
 
@@ -64,6 +64,7 @@ EVENTS: dict[int, tuple[int, int, str, str]] = {
     4688: (2, 13312, "Process Creation", "A new process has been created."),
     4720: (0, 13824, "User Account Management", "A user account was created."),
     4728: (0, 13826, "Security Group Management", "A member was added to a security-enabled global group."),
+    4732: (0, 13826, "Security Group Management", "A member was added to a security-enabled local group."),
     4740: (0, 13824, "User Account Management", "A user account was locked out."),
     4768: (0, 14339, "Kerberos Authentication Service", "A Kerberos authentication ticket (TGT) was requested."),
     4769: (0, 14337, "Kerberos Service Ticket Operations", "A Kerberos service ticket was requested."),
@@ -136,6 +137,10 @@ TEXTS: dict[int, S] = {
            ("Group:", (("Security ID", "TargetSid"), ("Group Name", "TargetUserName"),
                        ("Group Domain", "TargetDomainName"))),
            ("Additional Information:", (("Privileges", "PrivilegeList"),))),
+    4732: (SUBJECT, ("Member:", (("Security ID", "MemberSid"), ("Account Name", "MemberName"))),
+           ("Group:", (("Security ID", "TargetSid"), ("Group Name", "TargetUserName"),
+                       ("Group Domain", "TargetDomainName"))),
+           ("Additional Information:", (("Privileges", "PrivilegeList"),))),
     4740: (SUBJECT, ("Account That Was Locked Out:", (("Security ID", "TargetSid"),
                                                       ("Account Name", "TargetUserName"))),
            ("Additional Information:", (("Caller Computer Name", "TargetDomainName"),))),
@@ -169,7 +174,8 @@ KINDS = (  # shares of the events generated (a logon brings its authentication, 
     Kind("4648", 1.3, "a logon was attempted using explicit credentials"),
     Kind("4740", 0.02, "a user account was locked out (DC, after repeated 4625)"),
     Kind("4720", 0.02, "a user account was created (DC)"),
-    Kind("4728", 0.02, "a member was added to a security-enabled global group (after its 4720)"),
+    Kind("4728", 0.01, "a member was added to a security-enabled global group (after its 4720)"),
+    Kind("4732", 0.01, "a member was added to a security-enabled local group (a builtin one, after its 4720)"),
 )
 FORMS = (
     Form("native", "Snare over syslog (MSWinEventLog, tab separated), as the Snare agent forwards it",
@@ -201,6 +207,9 @@ PROCESSES = (  # (new process, parent, command line)
 ADMIN_PRIVILEGES = ("SeSecurityPrivilege  SeBackupPrivilege  SeRestorePrivilege  SeTakeOwnershipPrivilege  "
                     "SeDebugPrivilege  SeSystemEnvironmentPrivilege  SeLoadDriverPrivilege  "
                     "SeImpersonatePrivilege  SeDelegateSessionUserImpersonatePrivilege")
+# Builtin local groups of the domain (4732 on a DC): new accounts that need RDP or remote management.
+LOCAL_GROUPS = (("Remote Desktop Users", 555), ("Remote Management Users", 580))
+LOCAL_GROUP_SHARE = 0.5        # new accounts added to one of those rather than a global group
 GROUPS = (("Domain Admins", 512), ("VPN Users", 1113), ("Finance", 1114), ("Helpdesk", 1115), ("Developers", 1116))
 # How the message text renders the event data's insertion strings.
 INSERTS = {"%%1833": "Impersonation", "%%1842": "Yes", "%%1843": "No", "%%1936": "TokenElevationTypeDefault (1)",
@@ -515,10 +524,12 @@ class _Windows:
             "AccountExpires": "%%1794", "PrimaryGroupId": "513", "AllowedToDelegateTo": "-",
             "OldUacValue": "0x0", "NewUacValue": "0x15", "UserAccountControl": "%%2080 %%2082 %%2084",
             "UserParameters": "%%1793", "SidHistory": "-", "LogonHours": "%%1797"})
-        group, rid = rng.choice(GROUPS)
-        added = partial(est.event, dc, 4728, {
+        local = rng.random() < LOCAL_GROUP_SHARE
+        group, rid = rng.choice(LOCAL_GROUPS if local else GROUPS)
+        added = partial(est.event, dc, 4732 if local else 4728, {
             "MemberName": f"CN={first.title()} {last.title()},OU=Users,DC=corp,DC=example,DC=com", "MemberSid": sid,
-            "TargetUserName": group, "TargetDomainName": DOMAIN, "TargetSid": f"{est.sid}-{rid}", **subject,
+            "TargetUserName": group, "TargetDomainName": "Builtin" if local else DOMAIN,
+            "TargetSid": f"S-1-5-32-{rid}" if local else f"{est.sid}-{rid}", **subject,
             "PrivilegeList": privileges})
         return [created], [added]
 

@@ -17,7 +17,7 @@ from loggend.control.children import fork_child
 from loggend.engine.journal import Log
 from loggend.engine.procsetup import init_child
 from loggend.report.sources import Sources
-from loggend.web.child import WebSettings, listen, serve, url
+from loggend.web.child import Detections, WebSettings, listen, serve, url
 
 
 class DashboardError(Exception):
@@ -29,6 +29,7 @@ class Dashboard:
                  outputs: tuple[TextIO, ...]) -> None:
         self.settings, self.sources, self.log, self.outputs = settings, sources, log, outputs
         self.sock: socket.socket | None = None
+        self.detections: Detections | None = None        # set when the run takes detections (a webhook)
 
     def open(self) -> str:
         """Bind the socket; the dashboard's URL. DashboardError (one line) when it cannot."""
@@ -56,11 +57,11 @@ class Dashboard:
     def spawn(self, index: int = 0) -> int:
         """Fork the web process on the held socket; it only reads the shared memory."""
         assert self.sock is not None, "open() first"
-        settings, sources, sock, log = self.settings, self.sources, self.sock, self.log
+        settings, sources, sock, log, detections = self.settings, self.sources, self.sock, self.log, self.detections
 
         def body() -> int:
             init_child("loggend-web", signal.SIG_DFL)
-            return serve(settings, sources, sock, log)
+            return serve(settings, sources, sock, log, detections)
         return fork_child(body, self.outputs)
 
     def close(self) -> None:

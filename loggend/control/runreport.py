@@ -20,6 +20,7 @@ from loggend.control.loop import REPORT_SECONDS
 from loggend.control.memory import MemoryWatch
 from loggend.control.ratecontrol import RateControl, describe
 from loggend.control.runfiles import RunFiles
+from loggend.control.scenariorun import ScenarioRun
 from loggend.control.shared import SharedRun
 from loggend.control.systemd import Notifier
 from loggend.control.workers import READY_STATES, Workers
@@ -62,6 +63,7 @@ class RunReport:
         self.shared, self.workers, self.children, self.memory = shared, workers, children, memory
         self.notifier, self.files, self.out, self.clock_ns = notifier, files, out, clock_ns
         self.live: RateControl | None = None         # set by the supervisor, whose status it answers with
+        self.scenarios: ScenarioRun | None = None    # set by the supervisor: the run's attack scenarios
         self.generated_run_id = new_run_id()      # the run's id when the config gives none
         self.reloads = self.web_restarts = 0
         self.live_line = LiveLine(0.0)
@@ -92,7 +94,8 @@ class RunReport:
                             web_restarts=self.web_restarts,
                             memory_bytes=self.memory.current, peak_memory_bytes=self.memory.peak,
                             state="stopping" if stopping else "running",
-                            target_rate=self.workers.target_rate(now_ns), paused=self.live.state(now_ns) == "paused")
+                            target_rate=self.workers.target_rate(now_ns), paused=self.live.state(now_ns) == "paused",
+                            scenarios=self.scenarios.figures() if self.scenarios else None)
 
     def all_running(self, config: Config) -> bool:
         return all(s.state == C.STATE_RUNNING for s in self.shared.snapshots()[:config.workers])
@@ -151,4 +154,7 @@ class RunReport:
         if self.live.changes:
             totals = replace(totals, live_last=describe(self.live.following()))
         print(summary(totals), file=self.out, flush=True)
-        return self.files.write_summary(totals.document())
+        document = totals.document()
+        if self.scenarios is not None:
+            self.scenarios.summarise(document, self.out)
+        return self.files.write_summary(document)

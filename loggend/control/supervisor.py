@@ -33,6 +33,7 @@ from loggend.control.pki import PkiError
 from loggend.control.ratecontrol import RateControl
 from loggend.control.runfiles import RunFiles, claim_outputs
 from loggend.control.runreport import RunReport, nothing_sent
+from loggend.control.scenariorun import ScenarioRun
 from loggend.control.shared import STREAM_WIDTH, SharedRun
 from loggend.control.sinks import LocalSinkTls, SinkProcesses
 from loggend.control.sinkwatch import SinkWatch
@@ -107,8 +108,13 @@ def read_reload(loader: Loader, running: Config, local_tls: LocalSinkTls,
         return None
     log(f"reload: {new.describe()}" if changes else "reload: config unchanged", NOTICE)
     if changes & NEXT_START:
-        log("reload: control_socket applies at the next start; the socket stays where it is", WARNING)
-        new = replace(new, control_socket=running.control_socket)
+        kept = sorted(changes & NEXT_START)
+        if "control_socket" in kept:
+            log("reload: control_socket applies at the next start; the socket stays where it is", WARNING)
+        if set(kept) - {"control_socket"}:
+            log(f"reload: {', '.join(k for k in kept if k != 'control_socket')} apply at the next start; the run "
+                "goes on with its own", WARNING)
+        new = replace(new, **{name: getattr(running, name) for name in kept})
         changes -= NEXT_START
     return spec, new, changes
 
@@ -159,6 +165,7 @@ class Supervisor(Loop):
                                 out, clock_ns)
         self.live = self.report.live = RateControl(self.workers, self.log,
                                                 lambda now_ns: self.report.status(self.config, now_ns), clock_ns)
+        self.scenarios = self.report.scenarios = ScenarioRun(config, self.log, (out, err), self.children)
         self.handover: HandOver | None = None     # a reload's hand-over in progress
         self.reload_waiting = False               # a SIGHUP came during a hand-over: reload after it
         self.ready = False
@@ -276,6 +283,7 @@ class Supervisor(Loop):
         if not self.ready and self.report.all_running(self.config):
             self.announce_ready(now)
         self.report.show_live(self.config, now)
+        self.scenarios.spawn(self.config, self.workers)      # once the plan has started: `at` counts from there
         self.sink_watch.watch_ports(self.sinks.spec, len(self.children.pids(K.SINK)))
         self.check_memory()
         self.publish_board()
@@ -290,8 +298,7 @@ class Supervisor(Loop):
     # --- stopping and reloading ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Workers first (a hand-over's old and new alike), then the helpers: a local sink drains what
-        the workers sent last."""
+        """Workers first (a hand-over's old and new alike), then the helpers (a local sink drains their last)."""
         if self.stopping:
             return
         self.stopping = True
@@ -305,11 +312,9 @@ class Supervisor(Loop):
     def reload(self) -> None:
         """Re-read the config and apply what changed; an invalid one is logged and the running one kept.
 
-        A new rate or duration is a new plan (nobody restarts); new workers (any other change to
-        what they send or where) take over from the old ones without a silent moment, as a
-        ``HandOver`` the loop advances (READY=1 when it is done); the web process and the local
-        sinks are restarted only when their own keys change.
-        """
+        A new rate or duration is a new plan (nobody restarts); new workers (any other change to what they
+        send or where) take over from the old ones without a silent moment, as a ``HandOver`` the loop
+        advances (READY=1 when done); the web process and the local sinks restart only when their keys change."""
         if self.loader is None:
             self.log("reload: no config to re-read; ignored")
             return
@@ -358,6 +363,7 @@ class Supervisor(Loop):
         """Bind the dashboard's socket if not yet bound, and start the web process on it."""
         if self.dashboard is None and not self.bind_dashboard():
             return False
+        self.scenarios.wire(self.dashboard, self.control)
         self.spawn_web("dashboard")
         return True
 
@@ -366,7 +372,8 @@ class Supervisor(Loop):
         self.workers.close_in_child = self.sinks.close_in_child = ()
 
     def open_control(self) -> bool:
-        self.control, why = open_control(self.config.control_socket, self.live.command, self.log, self.clock)
+        self.control, why = open_control(self.config.control_socket, self.scenarios.handler(self.live), self.log,
+                                         self.clock)
         if why:
             self.fail(why)
         return not why

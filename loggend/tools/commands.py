@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from loggend.config import load
+from loggend.detectspec import parse_detect
 from loggend.engine import journal
 from loggend.engine.formats import FORMATS
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS
@@ -107,7 +108,8 @@ def cmd_perftest(args: argparse.Namespace) -> int:
                     ports=format_ports(parse_ports("--ports", args.ports)), report_dir=report_dir, targets=targets,
                     optimize=not args.no_optimize,
                     sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES),
-                    protocol=protocol, framing=framing, fmt=parse_choice("--format", args.format, FORMATS)).run()
+                    protocol=protocol, framing=framing, fmt=parse_choice("--format", args.format, FORMATS),
+                    scenarios=tuple(args.scenario or ()), detect_args=perftest_detect_args(args)).run()
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -147,6 +149,12 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     from loggend.parsers import parse_rate
     from loggend.profiles import parse_profile
     line = args.action
+    if args.action in SCENARIO_VERBS:
+        line, args.value = ctl_scenario_line(args.action, args.value), None
+    elif len(args.value) > 1:
+        raise UsageError(f"ctl {args.action}: takes one value (got {' '.join(args.value)!r})")
+    else:
+        args.value = args.value[0] if args.value else None
     if args.action in ("rate", "profile"):
         if not args.value:
             raise UsageError(f"ctl {args.action}: needs a value, e.g. " +
@@ -175,6 +183,25 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     if reply.get("usage"):
         return EXIT_USAGE
     return 0 if reply.get("ok") else EXIT_FAILURE
+
+
+SCENARIO_VERBS = ("inject", "detected")
+
+
+def ctl_scenario_line(action: str, words: list[str]) -> str:
+    """``ctl inject NAME [KEY=VALUE...]`` (checked here: exit 2 now) or ``ctl detected ID [TIME]``."""
+    if not words:
+        raise UsageError(f"ctl {action}: needs a value, e.g. " +
+                         ("inject ssh-bruteforce attempts=10" if action == "inject" else
+                          "detected ssh-bruteforce-1 1796603273.4"))
+    if action == "inject":
+        from loggend.content.scenarios import get as get_scenario
+        from loggend.content.scenarios import names, parse_pairs
+        scenario = get_scenario(words[0])
+        if scenario is None:
+            raise UsageError(f"ctl inject: {words[0]!r} is not allowed; expected a scenario: " + ", ".join(names()))
+        parse_pairs("ctl inject", scenario, words[1:], " ".join(words))
+    return f"{action} {' '.join(words)}"
 
 
 def status_text(st: dict[str, Any]) -> str:
@@ -229,8 +256,40 @@ def cmd_find_limit(args: argparse.Namespace) -> int:
             run_args += [f"--{flag}", value]
             overrides[flag] = (f"--{flag}", value)
     run = load(os.path.abspath(args.config) if args.config else None, overrides)      # bad run flags: exit 2 now
+    inject, detect_args = scenario_args(args)
     report_dir = Path(args.report_dir or time.strftime("reports/limit-%Y%m%d-%H%M%S"))
-    return FindLimit(settings, feedback, run_args, report_dir, protocol=run.protocol).run()
+    return FindLimit(settings, feedback, run_args + detect_args, report_dir, protocol=run.protocol,
+                     inject=inject).run()
+
+
+def scenario_args(args: argparse.Namespace) -> tuple[tuple[str, ...], list[str]]:
+    """perftest's and find-limit's --scenario/--detect...: the ``ctl inject`` lines and the run's flags,
+    checked here (exit 2 now, not in the run)."""
+    from loggend.content.scenarios import parse_all
+    from loggend.settings import parse_detect_timeout
+    requests = parse_all("--scenario", args.scenario or [])
+    lines = tuple(" ".join([r.name, *(f"{k}={v}" for k, v in r.given)]) for r in requests)
+    detect = args.detect or []
+    for d in detect:
+        parse_detect("--detect", d, args.detect_query)
+    if detect and not requests:
+        raise UsageError("--detect: only with --scenario (what it detects)")
+    if args.detect_query and not detect:
+        raise UsageError("--detect-query: only with --detect prometheus:URL")
+    flags: list[str] = ["--inject"] if requests else []
+    for d in detect:
+        flags += ["--detect", d]
+    if args.detect_query:
+        flags += ["--detect-query", args.detect_query]
+    if args.detect_timeout is not None:
+        flags += ["--detect-timeout", f"{parse_detect_timeout('--detect-timeout', args.detect_timeout):g}s"]
+    return lines, flags
+
+
+def perftest_detect_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """perftest's --detect flags for its run (its --scenario go to the run as they are)."""
+    _, flags = scenario_args(args)
+    return tuple(f for f in flags if f != "--inject")
 
 
 def parse_percent(key: str, text: str) -> float:
@@ -253,3 +312,19 @@ def cmd_sources(args: argparse.Namespace) -> int:
     count = parse_int("--count", args.count, 1, MAX_SHOW)
     seed = parse_int("--seed", args.seed, 0, 2**63 - 1)
     return show(args.what[1], count, args.format, seed, args.utc)
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from loggend.content.mix import parse_sources
+    from loggend.content.scenarios import Background
+    from loggend.tools.scenarios import listing, show
+    seed = parse_int("--seed", args.seed, 0, 2**63 - 1)
+    mix = tuple(name for name, _ in parse_sources("--sources", args.sources)) if args.sources else ()
+    background = Background(seed=seed, mix=mix, form=args.format)
+    if not args.what:
+        print(listing(background))
+        return EXIT_OK
+    if args.what[0] != "show" or len(args.what) != 2:
+        raise UsageError(f"scenarios {' '.join(args.what)}: expected `loggend scenarios` or "
+                         "`loggend scenarios show NAME[:KEY=VALUE,...]`")
+    return show(args.what[1], background)

@@ -48,6 +48,7 @@ from loggend.engine.procsetup import die_with_this_process
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_REPORT_FAILED
 from loggend.files import check_writable_dir, write_all_atomic
 from loggend.report.charts import svg_chart
+from loggend.tools.detection_report import by_load, html_section
 from loggend.tools.feedback import Feedback, FeedbackError, Reading
 from loggend.tools.limitsearch import Criterion, Interrupted, Outcome, Search, Settings, Trial, criteria_for, judge
 from loggend.tools.perftest import manifest
@@ -77,8 +78,9 @@ def _duration(seconds: float) -> str:
 
 class FindLimit:
     def __init__(self, settings: Settings, feedback: Feedback, run_args: list[str], report_dir: Path,
-                 out: TextIO = sys.stdout, protocol: str = "udp") -> None:
-        self.settings, self.feedback, self.run_args = settings, feedback, run_args
+                 out: TextIO = sys.stdout, protocol: str = "udp", inject: tuple[str, ...] = ()) -> None:
+        """``inject``: ``ctl inject`` lines (``NAME KEY=VALUE...``) sent at the start of every trial."""
+        self.settings, self.feedback, self.run_args, self.inject = settings, feedback, run_args, inject
         self.report_dir, self.out, self.protocol = report_dir, out, protocol
         self.criteria: list[Criterion] = criteria_for(protocol, settings.loss_percent, settings.max_blocked)
         self.socket = str(report_dir / "ctl.sock")
@@ -148,6 +150,10 @@ class FindLimit:
             self.proc.wait()
 
     def ctl(self, line: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.ctl_reply(line)["status"]
+        return status
+
+    def ctl_reply(self, line: str) -> dict[str, Any]:
         for attempt in range(CONTROL_RETRIES):
             try:
                 reply = request(self.socket, line)
@@ -157,9 +163,11 @@ class FindLimit:
                 time.sleep(0.2)
                 continue
             if not reply.get("ok"):
+                if "not started sending yet" in str(reply.get("message")) and attempt < CONTROL_RETRIES - 1:
+                    time.sleep(0.5)                 # the injector starts with the run's plan, just after ready
+                    continue
                 raise FindLimitError(f"loggend ctl {line}: {reply.get('message')}")
-            status: dict[str, Any] = reply["status"]
-            return status
+            return reply
         raise FindLimitError("unreachable")
 
     def read_feedback(self) -> Reading:
@@ -205,6 +213,7 @@ class FindLimit:
         started = time.time()
         self.ctl(f"rate {rate:.0f}")
         self.ctl("resume")                                  # sending starts RESUME_LEAD from now
+        injected = tuple(self.injected(line) for line in self.inject)
         t0 = time.monotonic()
         completed = self.wait(seconds + RESUME_LEAD_NS / 1e9)
         self.ctl("pause")
@@ -219,10 +228,15 @@ class FindLimit:
                       sent=int(after["sent"]) - int(before["sent"]),
                       counted=counted_after.total - counted_before.total, confirmation=confirmation,
                       started=started, figures=figures, workers=int(after["workers"]),
-                      blocked_ns=int(after["blocked_ns"]) - int(before["blocked_ns"]))
+                      blocked_ns=int(after["blocked_ns"]) - int(before["blocked_ns"]), injected=injected)
         judge(trial, self.criteria)
         self.say(self.trial_line(trial))
         return trial
+
+    def injected(self, line: str) -> str:
+        """Inject one scenario instance into the run now; its id (``ssh-bruteforce-now3``)."""
+        message = str(self.ctl_reply(f"inject {line}").get("message", ""))
+        return message.split(" ", 1)[0]
 
     def fresh_feedback(self, since: float) -> Reading:
         """The receiver's figures as of ``since`` or later: a sink's frame may be up to its sampling
@@ -329,6 +343,8 @@ class FindLimit:
             "run": {"command": " ".join(self.command()[1:]), "transport": summary.get("transport"),
                     "sent": summary.get("sent"), "workers": len(summary.get("workers", [])) or None},
             "manifest": manifest(summary.get("transport") or "", False, sysctls),
+            "detection": by_load([(f"confirm {t.number}" if t.confirmation else f"trial {t.number}", t.rate,
+                                   list(t.injected)) for t in outcome.trials], summary),
         }
         write_all_atomic({str(self.report_dir / "report.json"): json.dumps(report, indent=1),
                           str(self.report_dir / "report.html"): html_report(report)})
@@ -379,6 +395,7 @@ td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:
 <p>{html.escape(report['started_iso'])}, {report['duration_seconds']:.0f} s, feedback
 <code>{html.escape(report['feedback'])}</code>{stopped}</p>
 {''.join(knee_charts(report))}
+{html_section(report.get("detection"))}
 <h2>trials</h2><table><tr><th>trial</th><th>offered ev/s</th><th>seconds</th><th>sent</th><th>received</th>
 <th>loss %</th><th>delivered ev/s</th><th>verdict</th><th>why</th></tr>{rows}</table>
 <h2>settings</h2><pre>{html.escape(json.dumps(report['settings'], indent=1))}</pre>

@@ -79,6 +79,7 @@ class Trial:
     reason: str = ""
     blocked_ns: int = 0                        # the workers' time waiting for the receiver, summed
     workers: int = 1
+    injected: tuple[str, ...] = ()             # scenario instances injected at its start
 
     @property
     def blocked_percent(self) -> float:
@@ -111,7 +112,8 @@ class Trial:
                 "sent": self.sent, "received": self.counted, "lost": self.lost,
                 "loss_percent": round(self.loss_percent, 6), "sent_eps": round(self.sent_eps, 1),
                 "delivered_eps": round(self.delivered_eps, 1), "verdict": self.verdict, "reason": self.reason,
-                "blocked_percent": round(self.blocked_percent, 3), "figures": self.figures}
+                "blocked_percent": round(self.blocked_percent, 3), "figures": self.figures,
+                "injected": list(self.injected)}
 
 
 class Criterion(Protocol):

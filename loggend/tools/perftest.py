@@ -42,6 +42,7 @@ from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED
 from loggend.files import check_writable_dir, write_all_atomic
 from loggend.parsers import format_ports, format_size
 from loggend.report.charts import svg_chart
+from loggend.tools.detection_report import by_load, html_section
 
 SAMPLE_SECONDS = 1.0
 WARMUP_SAMPLES = 3             # first seconds left out of the sustained figures (workers starting)
@@ -199,6 +200,7 @@ td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:
 <table><tr><th>target</th><th>goal</th><th>measured</th><th></th></tr>{rows}</table>
 {bottleneck}
 {''.join(charts)}
+{html_section(report.get("detection"))}
 <h2>workers</h2><table><tr><th>worker</th><th>port</th><th>sent</th><th>received</th><th>lost</th><th>restarts</th>
 <th>errors</th></tr>{workers}</table>
 <h2>sink</h2><pre>{html.escape(json.dumps(report['sink'], indent=1))}</pre>
@@ -214,9 +216,12 @@ class PerfTest:
                  targets: Targets, optimize: bool = True, sink_processes: int = 0, out: TextIO = sys.stdout,
                  protocol: str = "udp", framing: str = "", fmt: str = "rfc3164",
                  usable_cpus: list[int] | None = None,
-                 write: Callable[[dict[str, str]], None] = write_all_atomic) -> None:
+                 write: Callable[[dict[str, str]], None] = write_all_atomic,
+                 scenarios: tuple[str, ...] = (), detect_args: tuple[str, ...] = ()) -> None:
         """``usable_cpus``: the CPUs to split between workers and sink (default: this process's);
-        ``write({path: text})``: how the report files are written (all or none)."""
+        ``write({path: text})``: how the report files are written (all or none); ``scenarios`` (as
+        ``--scenario`` takes them) are injected during the run, ``detect_args`` (``--detect``...) passed to it."""
+        self.scenarios, self.detect_args = scenarios, detect_args
         self.duration, self.rate, self.workers, self.ports = duration, rate, workers, ports
         self.protocol, self.framing, self.fmt = protocol, framing, fmt
         self.report_dir, self.targets, self.optimize = report_dir, targets, optimize
@@ -249,7 +254,8 @@ class PerfTest:
                 "--summary-json", str(self.report_dir / "run-summary.json"),
                 "--ready-file", str(self.report_dir / "ready.json"),
                 "--protocol", self.protocol, "--format", self.fmt,
-                *(["--framing", self.framing] if self.framing else [])]
+                *(["--framing", self.framing] if self.framing else []),
+                *(arg for text in self.scenarios for arg in ("--scenario", text)), *self.detect_args]
 
     def run(self) -> int:
         check_writable_dir("--report-dir", self.report_dir)
@@ -376,6 +382,8 @@ class PerfTest:
             "errors": (summary or {}).get("errors", {}),
             "restarts": (summary or {}).get("restarts", 0),
             "pushback": {k: (summary or {}).get(k, 0) for k in ("blocked_seconds", "reconnects", "possibly_lost")},
+            "detection": by_load([("the run", float((summary or {}).get("rate") or 0.0),
+                                   [s["id"] for s in (summary or {}).get("scenarios", [])])], summary or {}),
         }
         for v in results:
             self.say(f"{'PASS' if v['pass'] else 'FAIL'}  {v['target']}: {v['shown']} (goal {v['goal']})")

@@ -12,6 +12,7 @@ headers).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,9 +56,11 @@ def bearer_token(header: str) -> str:
 
 
 def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), listen: str = "127.0.0.1",
-               hosts: tuple[str, ...] = (), supervisor_pid: int | None = None) -> Flask:
+               hosts: tuple[str, ...] = (), supervisor_pid: int | None = None,
+               detections: Callable[[str], dict[str, Any]] | None = None) -> Flask:
     """The app; ``listen`` is the address the dashboard is bound to (for the Host check), ``hosts`` the
-    names allowed besides, ``supervisor_pid`` the process whose ``process_*`` figures /metrics shows."""
+    names allowed besides, ``supervisor_pid`` the process whose ``process_*`` figures /metrics shows,
+    ``detections`` where ``POST /api/detections`` hands a detection on (to the supervisor)."""
     app = Flask(__name__, static_folder=None)
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
@@ -97,6 +100,9 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
         port = int(request.environ.get("SERVER_PORT") or 0) or None
         if request.path == "/ws" and not same_origin(request.headers.get("Origin", ""), request.host, origins, port):
             return error(403, f"origin {request.headers.get('Origin')!r} may not open the feed")
+        origin = request.headers.get("Origin", "")
+        if request.method == "POST" and origin and not same_origin(origin, request.host, origins, port):
+            return error(403, f"origin {origin!r} may not write")       # a page elsewhere posting through a browser
         return None
 
     def page(name: str, mimetype: str) -> Response:
@@ -117,6 +123,8 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
     @app.get("/api/history")
     def api_history() -> Response:
         return jsonify({"interval": state.interval, "points": state.history_points()})
+
+    add_detections(app, detections, error)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -142,3 +150,29 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
             socket.connected = False
 
     return app
+
+
+def add_detections(app: Flask, detections: Callable[[str], dict[str, Any]] | None,
+                   error: Callable[[int, str], Response]) -> None:
+    """``POST /api/detections``: the SIEM's word, handed to the supervisor (through ``detections``)."""
+    @app.post("/api/detections")
+    def api_detections() -> Response:
+        """The SIEM's word: ``{"scenario": ID, "detected_at": TIME}`` (unix seconds or ISO 8601; now when
+        left out), handed to the supervisor, which notes it for the instance's detection latency."""
+        doc = request.get_json(silent=True)
+        if not isinstance(doc, dict) or not isinstance(doc.get("scenario"), str) or not doc["scenario"].strip():
+            return error(400, 'expected JSON {"scenario": ID, "detected_at": TIME}')
+        at = doc.get("detected_at")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float, str))):
+            return error(400, "detected_at: expected unix seconds or an ISO 8601 time with a zone")
+        if detections is None:
+            return error(503, "this run takes no detections (it needs --scenario and a control socket)")
+        words = [doc["scenario"].strip(), *([] if at is None else [str(at).strip()])]
+        if any(not w or any(c.isspace() for c in w) for w in words):
+            return error(400, "scenario and detected_at may not contain spaces")
+        reply = detections(" ".join(words))
+        if reply.get("unavailable"):
+            return error(503, str(reply.get("message", "the supervisor did not answer")))
+        if not reply.get("ok"):
+            return error(400 if reply.get("usage") else 409, str(reply.get("message", "refused")))
+        return jsonify({"ok": True, "message": reply.get("message", "")})

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loggend.engine import journal
 from loggend.engine.journal import Log
@@ -49,8 +51,13 @@ def listen(settings: WebSettings) -> socket.socket:
     return socket.create_server((settings.host, settings.port), family=family, backlog=128)
 
 
-def serve(settings: WebSettings, sources: Sources, sock: socket.socket, log: Log) -> int:
-    """Run the web process on ``sock`` until it is killed."""
+Detections = Callable[[str], dict[str, Any]]     # "ID [TIME]" -> the supervisor's reply (POST /api/detections)
+
+
+def serve(settings: WebSettings, sources: Sources, sock: socket.socket, log: Log,
+          detections: Detections | None = None) -> int:
+    """Run the web process on ``sock`` until it is killed; ``detections`` hands a SIEM's detection to
+    the supervisor (given by the parent: the web layer does not talk to the control layer itself)."""
     from loggend.web.app import create_app
     from loggend.web.server import BoundedServer
     from loggend.web.state import WebState
@@ -59,7 +66,7 @@ def serve(settings: WebSettings, sources: Sources, sock: socket.socket, log: Log
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     state = WebState(sources, settings.interval)
     app = create_app(state, settings.token, settings.origins, listen=settings.host, hosts=settings.hosts,
-                     supervisor_pid=os.getppid())
+                     supervisor_pid=os.getppid(), detections=detections)
     server = BoundedServer(settings.host, settings.port, app, fd=sock.fileno())
     state.start()
     server.serve_forever()

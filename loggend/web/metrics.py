@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from loggend import __version__
@@ -380,6 +386,39 @@ class LoggenCollector(Collector):
         info.add_metric(fleet, {"version": __version__, "transport": transports(slots) or "none",
                                 "instances": str(board.get("instances", 1))})
         yield info
+        yield from scenario_families(board.get("scenarios"), fleet)
+
+
+def scenario_families(scenarios: object, fleet: list[str]) -> Iterator[Metric]:
+    """``loggen_scenario_*``: the attack scenarios injected and, with --detect, detected or missed (label
+    ``scenario``: one of six names)."""
+    if not isinstance(scenarios, dict) or not isinstance(scenarios.get("by_scenario"), dict):
+        return
+    labels = [*FLEET_LABELS, "scenario"]
+    instances = CounterMetricFamily("loggen_scenario_instances", "Attack scenario instances injected (their first "
+                                    "message sent).", labels=labels)
+    messages = CounterMetricFamily("loggen_scenario_messages", "Attack scenario messages sent (the ground truth's "
+                                   "lines).", labels=labels)
+    families: list[Metric] = [instances, messages]
+    detect = bool(scenarios.get("detect"))
+    if detect:
+        detected = CounterMetricFamily("loggen_scenario_detected", "Instances the SIEM detected within the "
+                                       "timeout.", labels=labels)
+        missed = CounterMetricFamily("loggen_scenario_missed", "Instances not detected within the timeout of "
+                                     "their first message.", labels=labels)
+        latency = SummaryMetricFamily("loggen_scenario_detection_latency_seconds", "From an instance's first "
+                                      "message sent to its detection.", labels=labels)
+        families += [detected, missed, latency]
+    for name, f in sorted(scenarios["by_scenario"].items()):
+        values = [*fleet, str(name)]
+        instances.add_metric(values, float(f.get("instances", 0)))
+        messages.add_metric(values, float(f.get("messages", 0)))
+        if detect:
+            detected.add_metric(values, float(f.get("detected", 0)))
+            missed.add_metric(values, float(f.get("missed", 0)))
+            latency.add_metric(values, count_value=int(f.get("detected", 0)),
+                               sum_value=float(f.get("latency_sum", 0)))
+    yield from families
 
 
 class SinkCollector(Collector):

@@ -420,3 +420,32 @@ def test_a_second_search_against_the_same_sink_counts_its_own_streams(tmp_path):
         sink.stop()
     for report in reports:
         assert all(t["verdict"] == "pass" and t["lost"] == 0 for t in report["trials"]), report["trials"]
+
+
+@pytest.mark.slow
+def test_scenarios_injected_in_every_trial_give_detection_by_load_level(tmp_path):
+    """find-limit --scenario injects an instance at the start of every trial, each its own; the report's
+    table and chart give each trial's instance its verdict (a detector that answers 1.5 s after each one's
+    first message, through the run's --detect command:)."""
+    detector = tmp_path / "detector.py"
+    detector.write_text("import os\nprint(float(os.environ['LOGGEN_SCENARIO_FIRST_SENT']) + 1.5)\n")
+    rx = Throttled(tmp_path, 8000, 400)
+    try:
+        result = find_limit(tmp_path / "report", f"127.0.0.1:{rx.port}", f"command:cat {rx.count}",
+                            "--start-rate", "3k", "--precision", "25", "--trial", "1s", "--pause", "0.5s",
+                            "--confirm", "2s", "--scenario", "ssh-bruteforce:attempts=3,within=0.5",
+                            "--detect", f"command:{sys.executable} {detector}", "--detect-timeout", "5s")
+    finally:
+        rx.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    levels = report["detection"]["levels"]
+    assert len(levels) == len(report["trials"]) >= 3
+    for trial, level in zip(report["trials"], levels, strict=True):
+        assert level["rate"] == trial["rate"] and [r["id"] for r in level["instances"]] == trial["injected"]
+        (row,) = level["instances"]
+        assert row["scenario"] == "ssh-bruteforce" and row["messages"] == 3
+        assert row["state"] == "detected" and row["latency_seconds"] == 1.5, row
+    assert len({t["injected"][0] for t in report["trials"]}) == len(report["trials"])     # one instance each
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "detection by load" in html and html.count("<svg") == 3

@@ -321,3 +321,29 @@ def test_default_network_drivers_picks_each_sources_parser_by_itself() -> None:
         if name == "juniper-srx" and "RT_FLOW_SESSION_CREATE" in line:
             continue
         assert r.get(".app.name") == expected[name], (name, line[:120])
+
+
+def test_attack_scenarios_reach_the_same_vendor_parsers_with_the_attackers_address() -> None:
+    """port-scan and exfiltration as each firewall logs them, mixed on one port: syslog-ng's
+    default-network-drivers() hands each line to its vendor's application, which extracts the
+    attacker's address (log content only) where that vendor's parser has a field for it."""
+    from loggend.content.scenarios import Background, instance, message, parse
+    apps = {"iptables": "iptables", "cisco-asa": "cisco", "paloalto": "panos", "fortigate": "fortigate"}
+    fields = {"iptables": (".iptables.SRC", ".iptables.DST"), "panos": (".panos.src", ".panos.dst"),
+              "fortigate": (".fortigate.srcip", ".fortigate.dstip")}
+    sent: list[tuple[str, str, str]] = []
+    for firewall in apps:
+        scans = [f"port-scan:ports=20,firewall={firewall}"]
+        if firewall != "iptables":
+            scans.append(f"exfiltration:connections=3,firewall={firewall}")
+        for text in scans:
+            inst = instance(parse("test", text), Background(), 1)
+            for seq, step in enumerate(inst.steps):
+                sent.append((apps[firewall], inst.source, message(step, 1_796_591_045.0, True, "scn", seq).decode()))
+    rows = sngparse.parse([line for _, _, line in sent], None, path=sngparse.DEFAULT_NETWORK_DRIVERS)
+    for (app, attacker, line), r in zip(sent, rows, strict=True):
+        assert r.get(".app.name") == app, line[:160]
+        if app in fields:
+            assert attacker in (r.get(fields[app][0]), r.get(fields[app][1])), (app, line[:160])
+        else:
+            assert attacker in r["MESSAGE"] and r.get(".cisco.mnemonic") in ("106023", "302013", "302014")

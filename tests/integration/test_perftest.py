@@ -126,3 +126,26 @@ def test_a_sigkilled_perftest_takes_its_run_with_it(tmp_path):
         for pid in (proc.pid, run):
             if pid and alive(pid):
                 os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_scenario_in_a_perftest_is_reported_with_its_detection(tmp_path):
+    detector = tmp_path / "detector.py"          # detects every instance 1 s after its first message
+    detector.write_text("import os\nprint(float(os.environ['LOGGEN_SCENARIO_FIRST_SENT']) + 1.0)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "loggend", "perftest", "--no-optimize", "--duration", "8s", "--rate", "2k",
+         "--workers", "1", "--ports", free_port_pair(), "--sink-processes", "1", "--target-eps", "1k",
+         "--target-cpu", "100", "--report-dir", str(tmp_path / "report"),
+         "--scenario", "port-scan:ports=5,within=1,at=1", "--detect", f"command:{sys.executable} {detector}",
+         "--detect-timeout", "5s"], capture_output=True, text=True, timeout=240, cwd=ROOT, env=child_environ())
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    (level,) = report["detection"]["levels"]
+    assert level["rate"] == 2000 and level["instances"] == [
+        {"id": "port-scan-1", "scenario": "port-scan", "messages": 5, "state": "detected", "latency_seconds": 1.0}]
+    assert report["final"]["sent"] == 16_000
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "detection by load" in page and page.count("<svg") == 5
+    bad = subprocess.run([sys.executable, "-m", "loggend", "perftest", "--scenario", "port-scan:ports=0"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT, env=child_environ())
+    assert bad.returncode == 2 and "ports: '0' is not allowed" in bad.stderr

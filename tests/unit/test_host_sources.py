@@ -43,6 +43,7 @@ WINDOWS_DATA = {  # Microsoft's event data names (those a SIEM keys on) per even
            "ParentProcessName", "MandatoryLabel"},
     4720: {"TargetUserName", "TargetSid", "SubjectUserName", "SamAccountName", "UserPrincipalName"},
     4728: {"MemberName", "MemberSid", "TargetUserName", "TargetSid", "SubjectUserName"},
+    4732: {"MemberName", "MemberSid", "TargetUserName", "TargetSid", "SubjectUserName"},
     4740: {"TargetUserName", "TargetDomainName", "TargetSid", "SubjectUserName"},
     4768: {"TargetUserName", "TargetDomainName", "TargetSid", "ServiceName", "TicketOptions", "Status",
            "TicketEncryptionType", "PreAuthType", "IpAddress", "IpPort"},
@@ -252,7 +253,7 @@ def test_lockouts_follow_failures_and_group_adds_follow_account_creation() -> No
             assert failures[str(e["TargetUserName"])] >= windows.LOCKOUT_THRESHOLD
         elif e["EventID"] == 4720:
             created.add(str(e["TargetSid"]))
-        elif e["EventID"] == 4728:
+        elif e["EventID"] in (4728, 4732):
             assert e["MemberSid"] in created
     assert set(kinds) == set(windows.EVENTS), set(windows.EVENTS) - set(kinds)
 

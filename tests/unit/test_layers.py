@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("report", {"report"}),                            # what adds up and prints: totals, console, charts
     ("config", {"config", "settings", "options", "templates"}),   # the settings read, checked and frozen into specs
     ("content and sink", {"content", "sink"}),         # what is sent; what receives and counts it
-    ("base", {"parsers", "files", "fleet", "profiles", "yamlsafe"}),
+    ("base", {"parsers", "files", "fleet", "profiles", "yamlsafe", "detectspec"}),
     ("engine", {"engine"}),                            # the hot path: standard library only
     ("root", {"loggend", "errors"}),                   # the package itself (its version), every exit code
 ]

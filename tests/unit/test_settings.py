@@ -77,6 +77,8 @@ def test_every_flag_of_run_sets_its_key():
             if not flag:
                 continue
             argv = ["run", flag] + ([value] if value is not None else [])
+            if s.repeat and flag == s.flag:            # a repeatable flag: each adds an item of the key's list
+                argv, expected = argv + [flag, "y"], ["x", "y"]
             assert overrides_from_args(build_parser().parse_args(argv))[s.key] == (flag, expected), flag
     legacy = overrides_from_args(build_parser().parse_args(["run", "-target=h", "-duration=2", "-optimize=yes"]))
     assert legacy == {"target": ("-target", "h"), "duration": ("-duration", 120.0), "optimize": ("-optimize", "yes")}
@@ -136,7 +138,7 @@ def test_bash_completion(tmp_path):
     assert "--feedback" not in run_flags and "--feedback" in bash_complete(script, "find-limit", "--")
     assert bash_complete(script, "run", "--protocol", "") == ["udp", "tcp", "tls"]
     assert bash_complete(script, "run", "--config", "loggen.") == ["loggen.yaml"]
-    assert bash_complete(script, "ctl", "") == ["status", "rate", "profile", "pause", "resume"]
+    assert bash_complete(script, "ctl", "") == ["status", "rate", "profile", "pause", "resume", "inject", "detected"]
     assert bash_complete(script, "run", "--rate", "") == []
 
 

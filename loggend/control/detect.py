@@ -1,0 +1,330 @@
+"""Detection feedback: when did the SIEM alert on each injected scenario instance, or did it miss it.
+
+Three ways to learn it (``--detect``, repeatable):
+
+* ``command:CMD``: CMD is run for every instance not yet decided, every ``POLL_SECONDS``, with the
+  instance id as its last argument and ``LOGGEN_SCENARIO_ID``, ``LOGGEN_SCENARIO``,
+  ``LOGGEN_SCENARIO_SOURCE`` (the attacker's address), ``LOGGEN_SCENARIO_TARGET`` and
+  ``LOGGEN_SCENARIO_FIRST_SENT`` (unix seconds) in its environment. It prints when the instance was
+  detected (unix seconds, or ISO 8601 with a zone) or nothing (not yet). A failing or slow command
+  (``COMMAND_TIMEOUT``) counts as "not yet" and is logged once.
+* ``prometheus:URL`` with ``--detect-query Q``: Q (PromQL; ``{id}``, ``{scenario}``, ``{source}``,
+  ``{target}`` are replaced by the instance's) is evaluated at URL's ``/api/v1/query``; a non-empty
+  result means detected. Its time is a sample's value when that is a unix time between the first
+  event and now (``ALERTS_FOR_STATE`` gives the alert's ``activeAt`` that way), else the poll's.
+* ``webhook``: the SIEM POSTs ``{"scenario": ID, "detected_at": TIME}`` to the dashboard's
+  ``/api/detections``, or anyone runs ``loggend ctl detected ID [TIME]``; the supervisor appends it.
+
+Every detection is one JSON line of the run's detections file (``{"instance", "detected_at", "by"}``);
+the first one of an instance counts. ``verdicts`` turns the truth (first event sent) and the
+detections into the summary's: latency = detection time - first event sent; ``missed`` when none
+came within ``timeout`` seconds of the first event; ``undecided`` when the run ended before that.
+The poller is its own child process (``DetectorProcess``): a slow detector never holds up sending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from loggend.detectspec import DetectSpec
+
+POLL_SECONDS = 1.0              # each undecided instance is asked about this often
+COMMAND_TIMEOUT = 10.0          # a detect command taking longer counts as "not yet"
+HTTP_TIMEOUT = 5.0
+MAX_OUTPUT = 4096               # bytes of a command's output read
+BY_WEBHOOK = "webhook"
+
+
+def parse_time(text: str) -> float | None:
+    """Unix seconds or ISO 8601 with a zone, as a detector prints it; None for anything else."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp.timestamp() if stamp.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An instance still undecided: what a detector is told of it."""
+
+    id: str
+    scenario: str
+    source: str
+    target: str
+    first_sent: float
+
+    def fields(self) -> dict[str, str]:
+        return {"id": self.id, "scenario": self.scenario, "source": self.source, "target": self.target}
+
+
+def ask_command(spec: DetectSpec, p: Pending, log: Callable[[str], None]) -> float | None:
+    env = dict(os.environ, LOGGEN_SCENARIO_ID=p.id, LOGGEN_SCENARIO=p.scenario, LOGGEN_SCENARIO_SOURCE=p.source,
+               LOGGEN_SCENARIO_TARGET=p.target, LOGGEN_SCENARIO_FIRST_SENT=f"{p.first_sent:.6f}")
+    try:
+        done = subprocess.run([*shlex.split(spec.target), p.id], capture_output=True, timeout=COMMAND_TIMEOUT,
+                              env=env, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log(f"detect command {spec.target!r}: {err}")
+        return None
+    if done.returncode != 0:
+        log(f"detect command {spec.target!r} exited {done.returncode}: "
+            f"{done.stderr[:200].decode('utf-8', 'replace').strip()}")
+        return None
+    out = done.stdout[:MAX_OUTPUT].decode("utf-8", "replace").strip()
+    found = parse_time(out.splitlines()[0]) if out else None
+    if out and found is None:
+        log(f"detect command {spec.target!r} printed {out[:80]!r}: not a time (unix seconds or ISO 8601 with a zone)")
+    return found
+
+
+def ask_prometheus(spec: DetectSpec, p: Pending, log: Callable[[str], None], now: float) -> float | None:
+    query = spec.query
+    for key, value in p.fields().items():
+        query = query.replace("{" + key + "}", value)
+    url = f"{spec.target}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as answer:      # noqa: S310 (the user's URL)
+            doc = json.loads(answer.read(1 << 20))
+    except (OSError, ValueError) as err:
+        log(f"detect prometheus {spec.target}: {err}")
+        return None
+    result = doc.get("data", {}).get("result", []) if isinstance(doc, dict) else []
+    if not result:
+        return None
+    times: list[float] = []
+    for sample in result:
+        try:
+            stamp = float(sample["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if p.first_sent - 1 <= stamp <= now + 1:
+            times.append(stamp)
+    return min(times) if times else now
+
+
+# --- the run's files ------------------------------------------------------------------------------------
+
+def read_lines(path: str) -> Iterator[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue
+    except FileNotFoundError:
+        return
+
+
+def first_detections(path: str) -> dict[str, tuple[float, str]]:
+    """instance -> (earliest detection time, by whom)."""
+    out: dict[str, tuple[float, str]] = {}
+    for r in read_lines(path):
+        try:
+            iid, at, by = str(r["instance"]), float(r["detected_at"]), str(r.get("by", ""))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if iid not in out or at < out[iid][0]:
+            out[iid] = (at, by)
+    return out
+
+
+def append_detection(path: str, instance: str, at: float, by: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"instance": instance, "detected_at": round(at, 6), "by": by}) + "\n")
+
+
+def pending_of(truth_path: str, decided: set[str]) -> list[Pending]:
+    """The instances the truth holds that are not decided, with their first event's time."""
+    first: dict[str, Pending] = {}
+    for r in read_lines(truth_path):
+        iid = str(r.get("instance", ""))
+        if iid in decided or iid in first:
+            continue
+        first[iid] = Pending(iid, str(r.get("scenario", "")), str(r.get("attacker", "")), str(r.get("target", "")),
+                             float(r.get("sent", 0.0)))
+    return list(first.values())
+
+
+@dataclass
+class Verdict:
+    id: str
+    scenario: str
+    first_sent: float
+    detected_at: float | None
+    by: str
+    state: str                  # detected | missed | undecided
+    latency: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "scenario": self.scenario, "state": self.state, "by": self.by or None,
+                "detected_at": None if self.detected_at is None else round(self.detected_at, 3),
+                "latency_seconds": None if self.latency is None else round(self.latency, 3)}
+
+
+def verdicts(truth_path: str, detections_path: str, timeout: float, now: float) -> list[Verdict]:
+    """Per instance of the truth: detected (and how late), missed, or undecided (the run ended first)."""
+    found = first_detections(detections_path)
+    out = []
+    for p in pending_of(truth_path, set()):
+        at, by = found.get(p.id, (None, ""))
+        if at is not None and at - p.first_sent <= timeout:
+            out.append(Verdict(p.id, p.scenario, p.first_sent, at, by, "detected", at - p.first_sent))
+        else:
+            state = "missed" if now - p.first_sent >= timeout or at is not None else "undecided"
+            out.append(Verdict(p.id, p.scenario, p.first_sent, None, "", state, None))
+    return out
+
+
+def verdict_lines(found: list[Verdict], timeout: float) -> list[str]:
+    if not found:
+        return []
+    detected = [v for v in found if v.state == "detected"]
+    missed = sum(v.state == "missed" for v in found)
+    undecided = len(found) - len(detected) - missed
+    head = f"detection: {len(detected)} of {len(found)} detected, {missed} missed (after {timeout:g} s)"
+    if undecided:
+        head += f", {undecided} undecided (the run ended within {timeout:g} s of their first event)"
+    lines = [head]
+    for v in found:
+        what = (f"detected after {v.latency:.1f} s ({v.by})" if v.state == "detected" and v.latency is not None
+                else v.state)
+        lines.append(f"  {v.id}: {what}")
+    return lines
+
+
+# --- the poller ---------------------------------------------------------------------------------------
+
+class DetectorProcess:
+    """The run's detection poller: asks the detectors about every undecided instance of the truth.
+
+    Constructing it does nothing to the process; ``body`` is the child's (SIGTERM ends it)."""
+
+    def __init__(self, specs: tuple[DetectSpec, ...], truth_path: str, detections_path: str, timeout: float,
+                 log: Callable[[str], None] = lambda line: None, clock: Callable[[], float] = time.time) -> None:
+        self.specs, self.truth_path, self.detections_path = specs, truth_path, detections_path
+        self.timeout, self.log, self.clock = timeout, log, clock
+        self.stopping = False
+        self.complained: set[str] = set()
+
+    def once(self, line: str) -> None:
+        if line not in self.complained:
+            self.complained.add(line)
+            self.log(line)
+
+    def poll(self) -> int:
+        """One round over the undecided instances; how many were found detected."""
+        now = self.clock()
+        decided = set(first_detections(self.detections_path))
+        found = 0
+        for p in pending_of(self.truth_path, decided):
+            if now - p.first_sent > self.timeout:
+                continue
+            for spec in self.specs:
+                if self.stopping:
+                    return found
+                at = (ask_command(spec, p, self.once) if spec.kind == "command" else
+                      ask_prometheus(spec, p, self.once, self.clock()) if spec.kind == "prometheus" else None)
+                if at is not None:
+                    append_detection(self.detections_path, p.id, at, spec.describe())
+                    found += 1
+                    break
+        return found
+
+    def body(self) -> int:
+        import signal
+
+        from loggend.engine.procsetup import set_process_name
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "stopping", True))
+        set_process_name("loggend-detect")
+        if not any(s.kind != BY_WEBHOOK for s in self.specs):
+            while not self.stopping:                   # webhooks only: the supervisor writes them
+                time.sleep(POLL_SECONDS)
+            return 0
+        while not self.stopping:
+            started = self.clock()
+            self.poll()
+            time.sleep(max(0.05, POLL_SECONDS - (self.clock() - started)))
+        return 0
+
+
+# --- the tally the metrics show -----------------------------------------------------------------------
+
+class Follow:
+    """New whole JSON lines of a growing file, from where the last call stopped."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.offset, self.rest = path, 0, b""
+
+    def new(self) -> Iterator[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(data)
+        whole, _, self.rest = (self.rest + data).rpartition(b"\n")     # a line still being written waits
+        for line in whole.splitlines():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+class Tally:
+    """Per scenario: instances and messages sent, detected, missed and the latencies, kept up to date
+    from the truth and detections files (read incrementally: a long run's files are read once)."""
+
+    def __init__(self, truth_path: str, detections_path: str, timeout: float) -> None:
+        self.truth, self.detections, self.timeout = Follow(truth_path), Follow(detections_path), timeout
+        self.first: dict[str, tuple[str, float]] = {}        # instance -> (scenario, first sent)
+        self.messages: dict[str, int] = {}                   # scenario -> messages sent
+        self.found: dict[str, float] = {}                    # instance -> earliest detection
+
+    def figures(self, now: float) -> dict[str, dict[str, float]]:
+        for r in self.truth.new():
+            scenario, iid = str(r.get("scenario", "")), str(r.get("instance", ""))
+            self.messages[scenario] = self.messages.get(scenario, 0) + 1
+            self.first.setdefault(iid, (scenario, float(r.get("sent", 0.0))))
+        for r in self.detections.new():
+            try:
+                iid, at = str(r["instance"]), float(r["detected_at"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            self.found[iid] = min(at, self.found.get(iid, at))
+        out: dict[str, dict[str, float]] = {}
+        for iid, (scenario, first) in self.first.items():
+            f = out.setdefault(scenario, {"instances": 0, "messages": self.messages.get(scenario, 0), "detected": 0,
+                                          "missed": 0, "latency_sum": 0.0})
+            f["instances"] += 1
+            seen = self.found.get(iid)
+            if seen is not None and seen - first <= self.timeout:
+                f["detected"] += 1
+                f["latency_sum"] += seen - first
+            elif now - first >= self.timeout or seen is not None:
+                f["missed"] += 1
+        return out

@@ -1,0 +1,414 @@
+"""The injector: one small process that sends the run's attack scenarios at their times, beside the workers.
+
+The workers' hot path is left alone: scenario messages are few (tens to thousands per instance), so
+one process renders each when it is due (its stamps current at that second) and sends it to the
+run's target over its own socket, numbered in its own stream (``STREAM``, with the run's fleet
+prefix) from sequence number 0, so a sink proves them apart from the background.
+
+Every message sent is one line of the *ground truth* (``--truth FILE``)::
+
+    {"scenario": "ssh-bruteforce", "instance": "ssh-bruteforce-1", "stream": "scn", "seq": 0,
+     "sent": 1796603273.418, "attacker": "203.0.113.77", "target": "bastion-0001", "log_source": "linux",
+     "message": "<38>Dec  7 00:27:53 bastion-0001 sshd[..."}
+
+written and flushed before the message goes out (a message in the truth may be lost on the way,
+never the reverse). ``instances_of`` reads a truth file back into the per-instance summary the
+run's summary and report list: first and last send times, messages, sequence numbers.
+
+Instances come from the run's requests (``loggend.content.scenarios``: ``at`` and ``every`` from
+the run's start) and from *inject now* requests (``loggend ctl inject``), one text line each
+(``NAME KEY=VALUE...``) on ``commands`` (a pipe's read end); a bad one is logged and skipped.
+Constructing an ``Injector`` does nothing to the process; ``run`` sends until ``until`` or until
+``stop()`` (a flag a signal handler may set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from loggend.content.scenarios import Background, Instance, Request, instances, message, parse_pairs
+from loggend.content.scenarios import get as get_scenario
+from loggend.control.detect import (
+    DetectorProcess,
+    Tally,
+    Verdict,
+    append_detection,
+    parse_time,
+    verdicts,
+)
+from loggend.detectspec import DEFAULT_TIMEOUT, DetectSpec
+from loggend.errors import UsageError
+
+STREAM = "scn"                  # the injector's stream id (after the run's fleet prefix: "i2.scn")
+IDLE_WAKE = 0.5                 # seconds between looks at the stop flag when nothing is due
+CONNECT_TIMEOUT = 5.0           # a TCP target must accept within this
+COMMAND_BYTES = 4096            # the longest inject-now command line read
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str                   # numeric address
+    port: int
+    protocol: str = "udp"       # udp | tcp
+    framing: str = "octet-counting"     # tcp: octet-counting | lf
+
+
+@dataclass
+class Sent:
+    """What an instance sent: the summary's entry."""
+
+    id: str
+    scenario: str
+    source: str
+    target: str
+    stream: str
+    first_seq: int
+    last_seq: int
+    first_sent: float
+    last_sent: float
+    messages: int = 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "scenario": self.scenario, "source": self.source, "target": self.target,
+                "stream": self.stream, "first_seq": self.first_seq, "last_seq": self.last_seq,
+                "first_sent": round(self.first_sent, 3), "last_sent": round(self.last_sent, 3),
+                "messages": self.messages}
+
+
+@dataclass(order=True)
+class _Due:
+    at: float                                       # wall time
+    order: int
+    instance: Instance = field(compare=False)
+    step: int = field(compare=False)
+
+
+class Injector:
+    def __init__(self, requests: tuple[Request, ...], background: Background, target: Target, truth: TextIO,
+                 start: float, until: float, stream: str = STREAM, utc: bool = False,
+                 commands: int | None = None, clock: Callable[[], float] = time.time,
+                 log: Callable[[str], None] = lambda line: None) -> None:
+        self.requests, self.background, self.target, self.truth = requests, background, target, truth
+        self.start, self.until, self.stream, self.utc = start, until, stream, utc
+        self.commands, self.clock, self.log = commands, clock, log
+        self.seq = 0
+        self.stopping = False
+        self.queue: list[_Due] = []
+        self.order = 0
+        self.manual: dict[str, int] = {}            # scenario -> inject-now instances so far
+        self.sock: socket.socket | None = None
+        self.pending = b""                          # a partial command line
+        self.planned = False
+        self.done: set[tuple[str, int]] = set()     # (instance, step) already sent by an earlier life
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    # --- what is due -------------------------------------------------------------------------------
+
+    def plan(self) -> None:
+        """Queue every instance of the run's requests (their steps at their wall times), but for the
+        steps the truth already holds (a restarted injector goes on where it stopped)."""
+        for request in self.requests:
+            for inst in instances(request, self.background, self.until - self.start):
+                self.add(inst, self.start + inst.start)
+        if self.done:
+            self.queue = [d for d in self.queue if (d.instance.id, d.step) not in self.done]
+
+    def add(self, inst: Instance, at: float) -> None:
+        for i, step in enumerate(inst.steps):
+            self.order += 1
+            self.queue.append(_Due(at + step.offset, self.order, inst, i))
+        self.queue.sort()
+
+    def inject(self, line: str) -> str:
+        """An inject-now request (``[ID] NAME KEY=VALUE...``; the run's supervisor names it, else the n-th
+        of its scenario ``NAME-nowN``): its instance queued from now; its id."""
+        words = line.split()
+        iid = words.pop(0) if len(words) > 1 and get_scenario(words[1]) is not None else ""
+        if not words:
+            raise UsageError("inject: expected NAME [KEY=VALUE...]")
+        scenario = get_scenario(words[0])
+        if scenario is None:
+            from loggend.content.scenarios import names
+            raise UsageError(f"inject: {words[0]!r} is not allowed; expected a scenario: {', '.join(names())}")
+        request = parse_pairs("inject", scenario, words[1:], " ".join(words))
+        number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
+        from loggend.content.scenarios import instance
+        inst = instance(request, self.background, number)        # its own attacker address each time
+        inst = Instance(iid or f"{scenario.name}-now{number}", inst.scenario, self.clock() - self.start, inst.source,
+                        inst.target, inst.steps)
+        self.add(inst, self.clock() + request.at)              # at: seconds from now
+        return inst.id
+
+    # --- sending -----------------------------------------------------------------------------------
+
+    def connect(self) -> socket.socket:
+        t = self.target
+        if t.protocol == "udp":
+            sock = socket.socket(socket.AF_INET6 if ":" in t.host else socket.AF_INET, socket.SOCK_DGRAM)
+            sock.connect((t.host, t.port))
+            return sock
+        sock = socket.create_connection((t.host, t.port), timeout=CONNECT_TIMEOUT)
+        sock.settimeout(None)
+        return sock
+
+    def send(self, data: bytes) -> None:
+        if self.sock is None:
+            self.sock = self.connect()
+        if self.target.protocol == "udp":
+            try:
+                self.sock.send(data)
+            except ConnectionRefusedError:          # nobody listening yet: the message is lost, as any datagram
+                pass
+            return
+        frame = b"%d %s" % (len(data), data) if self.target.framing == "octet-counting" else data + b"\n"
+        try:
+            self.sock.sendall(frame)
+        except OSError:
+            self.sock.close()
+            self.sock = self.connect()
+            self.sock.sendall(frame)
+
+    def fire(self, due: _Due) -> None:
+        step = due.instance.steps[due.step]
+        now = self.clock()
+        data = message(step, now, self.utc, self.stream, self.seq)
+        inst = due.instance
+        record = {"scenario": inst.scenario, "instance": inst.id, "step": due.step, "stream": self.stream,
+                  "seq": self.seq,
+                  "sent": round(now, 6), "attacker": inst.source, "target": inst.target, "log_source": step.source,
+                  "message": data.decode("utf-8", "replace")}
+        self.truth.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.truth.flush()
+        self.seq += 1
+        self.send(data)
+
+    def read_commands(self, timeout: float) -> None:
+        timeout = min(IDLE_WAKE, max(0.0, timeout))         # the stop flag is looked at this often
+        if self.commands is None:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select([self.commands], [], [], timeout)
+        if not ready:
+            return
+        chunk = os.read(self.commands, COMMAND_BYTES)
+        if not chunk:
+            self.commands = None
+            return
+        self.pending += chunk
+        while b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            try:
+                self.log(f"injecting {self.inject(line.decode('utf-8', 'replace'))} now")
+            except UsageError as err:
+                self.log(f"inject refused: {err}")
+
+    def run(self) -> int:
+        """Send everything due until ``until`` or ``stop()``; the number of messages sent."""
+        if not self.planned:
+            self.plan()
+            self.planned = True
+        try:
+            while not self.stopping:
+                now = self.clock()
+                while self.queue and self.queue[0].at <= now:
+                    self.fire(self.queue.pop(0))
+                if now >= self.until:
+                    break
+                nxt = self.queue[0].at if self.queue else self.until
+                self.read_commands(min(nxt, self.until) - now if nxt > now else 0.0)
+        finally:
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+        return self.seq
+
+
+# --- the truth, read back ----------------------------------------------------------------------------
+
+def read_truth(path: str) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def instances_of(records: Iterator[dict[str, Any]]) -> list[Sent]:
+    """Truth records into one ``Sent`` per instance, in the order they started."""
+    out: dict[str, Sent] = {}
+    for r in records:
+        iid, seq, sent = str(r["instance"]), int(r["seq"]), float(r["sent"])
+        found = out.get(iid)
+        if found is None:
+            out[iid] = Sent(iid, str(r["scenario"]), str(r.get("attacker", "")), str(r.get("target", "")),
+                            str(r["stream"]), seq, seq, sent, sent)
+            continue
+        found.messages += 1
+        found.last_seq, found.last_sent = max(found.last_seq, seq), max(found.last_sent, sent)
+        found.first_seq, found.first_sent = min(found.first_seq, seq), min(found.first_sent, sent)
+    return list(out.values())
+
+
+# --- the run's child ------------------------------------------------------------------------------------
+
+class InjectorProcess:
+    """The run's injector child, spawned once when the run asks for scenarios and stopped with it.
+
+    It sends until the run stops it (SIGTERM), whatever ``until`` says: ``until`` (the run's end, or
+    infinity) only bounds which instances are planned, so a timed run's injector never exits by
+    itself before the workers do. ``commands`` is the read end of the inject-now pipe."""
+
+    def __init__(self, requests: tuple[Request, ...], background: Background, target: Target, truth_path: str,
+                 stream: str = STREAM, utc: bool = False, commands: int | None = None,
+                 log: Callable[[str], None] = lambda line: None) -> None:
+        self.requests, self.background, self.target, self.truth_path = requests, background, target, truth_path
+        self.stream, self.utc, self.commands, self.log = stream, utc, commands, log
+        self.start = 0.0
+        self.until = float("inf")
+
+    def body(self) -> int:
+        import signal
+
+        from loggend.engine.procsetup import set_process_name
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_IGN)                  # the supervisor handles them, then stops us
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        set_process_name("loggend-injector")
+        before = list(read_truth(self.truth_path)) if os.path.exists(self.truth_path) else []
+        with open(self.truth_path, "a", encoding="utf-8") as truth:
+            injector = Injector(self.requests, self.background, self.target, truth, self.start, self.until,
+                                self.stream, self.utc, self.commands, log=self.log)
+            injector.done = {(str(r["instance"]), int(r.get("step", -1))) for r in before}
+            injector.seq = max((int(r["seq"]) for r in before), default=-1) + 1
+            signal.signal(signal.SIGTERM, lambda signum, frame: injector.stop())
+            injector.run()
+            injector.until = float("inf")                       # the run's end: inject-now only, until stopped
+            injector.run()
+        return 0
+
+
+INJECTOR = "injector"           # the children's kinds in the run's ChildSet
+DETECTOR = "detector"
+
+
+class RunScenarios:
+    """A run's scenarios: its injector child, its truth file and what the summary says of them.
+
+    Without ``--truth`` the ground truth goes to a private temporary file, read for the summary
+    and removed at the end."""
+
+    def __init__(self, requests: tuple[Request, ...], truth_path: str, log: Callable[[str], None],
+                 outputs: tuple[TextIO, ...], detect: tuple[DetectSpec, ...] = (),
+                 detect_timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.requests, self.log, self.outputs = requests, log, outputs
+        self.detect, self.detect_timeout = detect, detect_timeout
+        self.own_truth = not truth_path
+        if self.own_truth:
+            fd, truth_path = tempfile.mkstemp(prefix="loggend-truth-", suffix=".jsonl")
+            os.close(fd)
+        else:
+            open(truth_path, "w").close()                   # this run's truth only
+        self.truth_path = truth_path
+        fd, self.detections_path = tempfile.mkstemp(prefix="loggend-detections-", suffix=".jsonl")
+        os.close(fd)
+        self.tally = Tally(self.truth_path, self.detections_path, detect_timeout)
+        self.process: InjectorProcess | None = None
+        self.manual: dict[str, int] = {}                  # scenario -> instances injected now so far
+        self.inject_read, self.inject_write = os.pipe2(os.O_CLOEXEC)
+
+    def configure(self, host: str, port: int, protocol: str, framing: str, stream: str, utc: bool,
+                  background: Background) -> None:
+        self.process = InjectorProcess(self.requests, background, Target(host, port, protocol, framing),
+                                       self.truth_path, stream, utc, self.inject_read, self.log)
+
+    def spawn(self, index: int) -> int:
+        from loggend.control.children import fork_child
+        assert self.process is not None
+        process, write_end = self.process, self.inject_write
+
+        def body() -> int:
+            os.close(write_end)
+            return process.body()
+        return fork_child(body, self.outputs)
+
+    def spawn_detector(self, index: int) -> int:
+        from loggend.control.children import fork_child
+        process = DetectorProcess(self.detect, self.truth_path, self.detections_path, self.detect_timeout, self.log)
+        return fork_child(process.body, self.outputs)
+
+    def inject(self, line: str) -> str:
+        """An inject-now request (``NAME KEY=VALUE...``): checked here, queued for the child; its answer."""
+        words = line.split()
+        if not words:
+            raise UsageError("inject: needs a scenario, e.g. inject ssh-bruteforce attempts=10")
+        scenario = get_scenario(words[0])
+        if scenario is None:
+            from loggend.content.scenarios import names
+            raise UsageError(f"inject: {words[0]!r} is not allowed; expected a scenario: {', '.join(names())}")
+        parse_pairs("inject", scenario, words[1:], " ".join(words))
+        if self.process is None:
+            raise UsageError("inject: the run has not started sending yet; try again in a moment")
+        number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
+        iid = f"{scenario.name}-now{number}"
+        os.write(self.inject_write, f"{iid} {' '.join(words)}".encode() + b"\n")
+        return f"{iid} queued: it starts now"
+
+    def detected(self, line: str, by: str, now: float) -> str:
+        """``ID [TIME]`` (unix seconds or ISO 8601; now when left out): a detection the SIEM reported."""
+        words = line.split()
+        if not words or len(words) > 2:
+            raise UsageError("detected: expected ID [TIME], e.g. detected ssh-bruteforce-1 1796603273.4")
+        known = {s.id for s in self.sent()}
+        if words[0] not in known:
+            raise UsageError(f"detected: {words[0]!r} is not an instance this run sent"
+                             + (f"; sent: {', '.join(sorted(known)[:6])}" if known else " (none sent yet)"))
+        at = parse_time(words[1]) if len(words) == 2 else now
+        if at is None:
+            raise UsageError(f"detected: {words[1]!r} is not a time; expected unix seconds or ISO 8601 with a zone")
+        append_detection(self.detections_path, words[0], at, by)
+        return f"{words[0]}: detected at {at:.3f} noted"
+
+    def verdicts(self, now: float) -> list[Verdict]:
+        return verdicts(self.truth_path, self.detections_path, self.detect_timeout, now) if self.detect else []
+
+    def sent(self) -> list[Sent]:
+        try:
+            return instances_of(read_truth(self.truth_path))
+        except (OSError, ValueError) as err:
+            self.log(f"scenarios: cannot read the truth file {self.truth_path}: {err}")
+            return []
+
+    def close(self) -> None:
+        for fd in (self.inject_read, self.inject_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        for path in (self.truth_path, self.detections_path) if self.own_truth else (self.detections_path,):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def summary_lines(sent: list[Sent]) -> list[str]:
+    """The run summary's lines for the scenario instances sent."""
+    if not sent:
+        return ["scenarios: none sent"]
+    out = [f"scenarios: {len(sent)} instance{'s' * (len(sent) != 1)}, "
+           f"{sum(s.messages for s in sent):,} messages in stream {sent[0].stream}"]
+    for s in sent:
+        first = time.strftime("%H:%M:%S", time.localtime(s.first_sent)) + f".{int(s.first_sent * 1000) % 1000:03d}"
+        out.append(f"  {s.id}: {s.messages} message{'s' * (s.messages != 1)} (seq {s.first_seq}-{s.last_seq}) "
+                   f"from {first}, over {s.last_sent - s.first_sent:.1f} s; attacker {s.source}, target {s.target}")
+    return out

@@ -1,0 +1,81 @@
+"""The injector: scenario messages at their times over a real loopback socket, each in the truth first."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from loggend.content.scenarios import Background, parse
+from loggend.control.injector import Injector, Target, instances_of, summary_lines
+from loggend.errors import UsageError
+
+
+def receiver() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    return sock
+
+
+def drain(sock: socket.socket) -> list[bytes]:
+    got = []
+    try:
+        while True:
+            got.append(sock.recv(65536))
+    except TimeoutError:
+        return got
+
+
+def test_it_sends_each_step_at_its_time_numbered_and_in_the_truth_first() -> None:
+    rx = receiver()
+    truth = io.StringIO()
+    start = time.time() + 0.2
+    requests = (parse("s", "ssh-bruteforce:attempts=5,within=1"), parse("s", "beacon:count=2,period=1,at=0.5"))
+    inj = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, start + 2.0)
+    assert inj.run() == 7
+    got = drain(rx)
+    lines = [json.loads(line) for line in truth.getvalue().splitlines()]
+    assert [r["message"].encode() for r in lines] == got
+    assert [r["seq"] for r in lines] == list(range(7))
+    assert all(f"seq={r['seq']:012d}".encode() in m or f'"loggen_seq":"{r["seq"]:012d}"'.encode() in m
+               for r, m in zip(lines, got, strict=True))
+    ssh = [r for r in lines if r["instance"] == "ssh-bruteforce-1"]
+    assert ssh[0]["sent"] == pytest.approx(start, abs=0.15) and ssh[-1]["sent"] == pytest.approx(start + 1, abs=0.3)
+    beacon = [r for r in lines if r["scenario"] == "beacon"]
+    assert beacon[0]["sent"] == pytest.approx(start + 0.5, abs=0.15)
+    sent = instances_of(iter(lines))
+    assert [(s.id, s.messages) for s in sent] == [("ssh-bruteforce-1", 5), ("beacon-1", 2)]
+    assert "ssh-bruteforce-1: 5 messages (seq 0-" in "\n".join(summary_lines(sent))
+
+    again = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), io.StringIO(), start,
+                     start + 2.0)          # a restarted injector: what the truth holds is not sent twice
+    again.done = {(r["instance"], r["step"]) for r in lines}
+    again.seq = 7
+    assert again.run() == 7 and drain(rx) == []
+    rx.close()
+
+
+def test_inject_now_takes_a_scenario_and_keys_from_a_pipe_and_refuses_bad_ones() -> None:
+    rx = receiver()
+    read, write = os.pipe()
+    truth = io.StringIO()
+    logged: list[str] = []
+    start = time.time()
+    inj = Injector((), Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, start + 1.5,
+                   commands=read, log=logged.append)
+    os.write(write, b"port-scan ports=3 within=0.2\nport-scan ports=0\nnmap\n")
+    assert inj.run() == 3
+    assert logged[0] == "injecting port-scan-now1 now"
+    assert "ports: '0' is not allowed" in logged[1] and "'nmap' is not allowed" in logged[2]
+    assert {json.loads(line)["instance"] for line in truth.getvalue().splitlines()} == {"port-scan-now1"}
+    assert len(drain(rx)) == 3
+    with pytest.raises(UsageError):
+        inj.inject("")
+    os.close(read)
+    os.close(write)
+    rx.close()
