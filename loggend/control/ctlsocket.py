@@ -367,6 +367,7 @@ def request(path: str, line: str, timeout: float = REQUEST_TIMEOUT) -> dict[str,
         reply = json.loads(bytes(data).split(b"\n", 1)[0])
     except (ValueError, RecursionError):
         reply = None
-    if not isinstance(reply, dict):
-        raise ControlError(f"{path}: not a loggend control socket (no JSON answer)")
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool) or \
+            not isinstance(reply.get("message", ""), str) or not isinstance(reply.get("status", {}), dict):
+        raise ControlError(f"{path}: not a loggend control socket (no JSON answer of its kind)")
     return reply

@@ -175,7 +175,11 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply, indent=1))
     elif args.action == "status" and reply.get("ok"):
-        print(status_text(reply["status"]))
+        try:
+            print(status_text(reply["status"]))
+        except (KeyError, TypeError, ValueError):
+            journal.write(f"ctl: {path}: not a loggend control socket (a status of another kind)", journal.ERR)
+            return EXIT_FAILURE
     elif reply.get("ok"):
         print(reply.get("message", ""))
     else:

@@ -144,3 +144,27 @@ def test_systemds_runtime_directory_first_and_units_one_level_down(tmp_path):
     mine.touch()
     assert find_socket(directory=str(tmp_path)) == str(mine)
     assert find_socket(pid=os.getpid(), directory=str(tmp_path)) == str(mine)
+
+
+@pytest.mark.parametrize("answer", [b'{"ok": 5}', b'"x"', b'{"ok": true, "status": 3}', b"[" * 50_000,
+                                    b'{"ok": true, "message": 7}'])
+def test_an_answer_of_another_kind_is_not_a_control_socket(tmp_path, answer):
+    """Something else listening at the path: whatever JSON (or not) it answers is one error, never a
+    KeyError or TypeError later."""
+    path = str(tmp_path / "other.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+
+    def answer_once() -> None:
+        conn, _ = server.accept()
+        conn.recv(1000)
+        conn.sendall(answer + b"\n")
+        conn.close()
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    with pytest.raises(ControlError, match="not a loggend control socket"):
+        request(path, "status")
+    thread.join(5)
+    server.close()
