@@ -320,7 +320,11 @@ class StreamSender:
         if unsent <= 0:
             return 0
         count, left, i = 0, unsent - self.partial, self.index     # a torn message goes again anyway
-        while left > 0 and count < self.pool.size:
+        whole = self.offsets[-1]                      # one pass of the pool, in bytes: a queue may hold many
+        if whole > 0 and left > whole:
+            passes = (left - 1) // whole
+            count, left = passes * self.pool.size, left - passes * whole
+        while left > 0:
             i = i - 1 if i > 0 else self.pool.size - 1
             left -= self.offsets[i + 1] - self.offsets[i]
             count += 1

@@ -29,7 +29,7 @@ def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, 
     stacks = out.read_text()
     assert "worker 3 is served by loggend-p1" in result.stderr        # process 1 of 2 serves workers 1 and 3
     assert "WorkerGroup.loop (loggend/engine/group.py" in stacks     # the hot loop (asleep or sending: --idle)
-    assert "Supervisor.run (loggend/control/supervisor.py" in stacks  # forked from the supervisor's loop
+    assert "Loop.run (loggend/control/loop.py" in stacks             # forked from the supervisor's loop
     missing = subprocess.run([sys.executable, "-m", "loggend", "profile", "--name", "loggend-w7",
                               "--pid", str(run.pid)], capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1 and "no running process named 'loggend-w7'" in missing.stderr
