@@ -339,6 +339,7 @@ def search_whose_answer_turns_after_two_trials(tmp_path, later) -> tuple[subproc
     return proc, "".join(lines) + out, server.url
 
 
+@pytest.mark.serial
 def test_a_bad_feedback_answer_after_passing_trials_is_one_line_and_the_report_keeps_them(tmp_path):
     """A Prometheus answering NaN after 3 passing trials: a traceback, and no report.json."""
     proc, out, url = search_whose_answer_turns_after_two_trials(tmp_path, lambda count: "NaN")
@@ -392,6 +393,7 @@ def test_a_short_max_time_still_runs_the_trial_it_has_room_for(tmp_path):
     assert "no confirmed limit (--max-time 5 s reached): 1,000 ev/s passed; no higher rate was tried" in result.stdout
 
 
+@pytest.mark.serial             # the answer turns when the test reads trial 2's line: a loaded box reads it late
 def test_a_receiver_count_that_goes_backwards_stops_the_search_and_says_so(tmp_path):
     """A receiver restarted mid-search (its count back near 0): the trial read 'received -1,999, loss
     299.9 %' and went on as if the receiver had lost what it got."""
