@@ -16,6 +16,7 @@ as the file's would be (lists comma-separated) and a bad one is refused naming t
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import socket
@@ -36,6 +37,7 @@ from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError, shown
+from loggend.files import regular_or_none
 from loggend.fleet import stream_prefix
 from loggend.parsers import (
     LIVE_AUTO,
@@ -585,7 +587,26 @@ def build_detect(raw: Raw, injects: bool) -> tuple[DetectSpec, ...]:
                              + ("ground truth of what was injected" if key == "truth" else "what it detects"))
     if query.strip() and not any(d.kind == "prometheus" for d in detect):
         raise UsageError(f"{raw.label('detect_query')}: only with detect prometheus:URL")
+    if raw["truth"]:
+        check_truth_path(raw.label("truth"), str(raw["truth"]))
     return detect
+
+
+def check_truth_path(label: str, path: str) -> None:
+    """The truth file is replaced at the start: only a new path, an empty file or an earlier truth file
+    (its first line a JSON record with a scenario and an instance); never through a link."""
+    st = regular_or_none(path, label)
+    if st is None or not st.st_size:
+        return
+    try:
+        with open(path, "rb") as f:
+            first = json.loads(f.readline(1 << 16))
+        ours = isinstance(first, dict) and "scenario" in first and "instance" in first
+    except (OSError, ValueError, RecursionError):
+        ours = False
+    if not ours:
+        raise UsageError(f"{label}: {path} exists and is not a truth file of loggen's; loggen would replace it: "
+                         "remove it or choose another path")
 
 
 def build_messages(raw: Raw, path: str, protocol: str, framing: str, workers: int,

@@ -317,7 +317,7 @@ class RunScenarios:
             fd, truth_path = tempfile.mkstemp(prefix="loggend-truth-", suffix=".jsonl")
             os.close(fd)
         else:
-            open(truth_path, "w").close()                   # this run's truth only
+            os.close(os.open(truth_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644))  # this run's
         self.truth_path = truth_path
         fd, self.detections_path = tempfile.mkstemp(prefix="loggend-detections-", suffix=".jsonl")
         os.close(fd)

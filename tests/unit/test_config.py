@@ -252,3 +252,18 @@ def test_a_variable_or_flag_writes_a_list_or_a_mapping_as_the_file_does():
     assert as_written("ports", "--ports", "[514, 600-610]") == [514, "600-610"]
     with pytest.raises(UsageError, match="LOGGEN_ESTATE: line 1"):
         load("", env={"LOGGEN_ESTATE": "{cisco-asa: 4"}, usable_cpus={0, 1})
+
+
+def test_the_truth_file_replaces_only_its_own_and_never_follows_a_link(tmp_path):
+    from loggend.config import load
+    from loggend.errors import UsageError
+    other, link, old = tmp_path / "notes.txt", tmp_path / "link", tmp_path / "truth.jsonl"
+    other.write_text("my notes\n")
+    link.symlink_to(other)
+    old.write_text('{"scenario": "ssh-bruteforce", "instance": "ssh-bruteforce#1"}\n')
+    env = {"LOGGEN_SCENARIOS": "ssh-bruteforce"}
+    with pytest.raises(UsageError, match="is not a truth file of loggen's"):
+        load("", env={**env, "LOGGEN_TRUTH": str(other)}, usable_cpus={0, 1})
+    with pytest.raises(UsageError, match="never follows links"):
+        load("", env={**env, "LOGGEN_TRUTH": str(link)}, usable_cpus={0, 1})
+    assert load("", env={**env, "LOGGEN_TRUTH": str(old)}, usable_cpus={0, 1}).truth == str(old)
