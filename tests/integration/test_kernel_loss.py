@@ -63,12 +63,14 @@ def test_the_sink_counts_exactly_what_the_kernel_dropped(tmp_path: Path) -> None
     assert sink["kernel_drops"] == 0, sink          # the receive queues lost nothing: only the rule did
     assert packets > 300, f"a 1 % rule over 60,000 datagrams dropped only {packets}"
     assert doc["sent"] - sink["received"] == packets
-    # by sequence: the gaps inside each stream plus the numbers after its last arrival
-    per_stream = [w["lost"] + w["not_seen_after"] for w in doc["workers"]]
+    # by sequence: the gaps inside each stream plus the numbers before its first arrival and after
+    # its last (the rule drops a stream's first datagram too, about once in fifty runs)
+    ends = [w["not_seen_before"] + w["not_seen_after"] for w in doc["workers"]]
+    per_stream = [w["lost"] + end for w, end in zip(doc["workers"], ends)]
     assert sum(per_stream) == packets, doc["workers"]
-    assert sink["lost"] + sum(w["not_seen_after"] for w in doc["workers"]) == packets
-    for w in doc["workers"]:
-        assert w["sent"] - w["received"] == w["lost"] + w["not_seen_after"], w
+    assert sink["lost"] + sum(ends) == packets
+    for w, end in zip(doc["workers"], ends):
+        assert w["sent"] - w["received"] == w["lost"] + end, w
 
 
 @skip
@@ -81,7 +83,7 @@ def test_with_gso_a_dropped_packet_is_a_whole_train(tmp_path: Path) -> None:
     lost = doc["sent"] - sink["received"]
     assert packets > 0 and lost >= packets
     assert lost <= 64 * packets
-    assert sink["lost"] + sum(w["not_seen_after"] for w in doc["workers"]) == lost
+    assert sink["lost"] + sum(w["not_seen_before"] + w["not_seen_after"] for w in doc["workers"]) == lost
 
 
 LINK_BITS = 4_000_000            # the namespace's loopback: 4 Mbit/s (about 2,200 syslog datagrams a second)
