@@ -540,6 +540,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
     instance, instances = raw.parsed("instance")
     messages, timing, estate_rate = build_messages(raw, path, protocol, framing, workers, (instance, instances))
+    tls = parse_tls(raw)
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))
     rate, profile = rate_or_profile(raw)
@@ -557,7 +558,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         duration=raw.parsed("duration") or sum(s for _, s in timing),
         protocol=protocol,
         framing=framing,
-        tls=parse_tls(raw) if protocol == "tls" else TlsSpec(),
+        tls=tls if protocol == "tls" else TlsSpec(),    # checked whatever the protocol: a reload to tls finds them good
         sink_tls_cert=sink_tls.cert if sink_tls else "",
         sink_tls_key=sink_tls.key if sink_tls else "",
         target_name=host_text,

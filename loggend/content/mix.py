@@ -27,7 +27,7 @@ from loggend.content import registry
 from loggend.content.drafts import Renderer, conversation
 from loggend.content.model import Conversation, Draft, Source
 from loggend.engine.formats import FORMATS, Rendered, make_format
-from loggend.engine.render import CORPUS_SIZE, NO_THREAD, PHASES, STREAM_ROOM, Corpus, fit, render_events
+from loggend.engine.render import CORPUS_SIZE, NO_THREAD, PHASES, STREAM_ROOM, Corpus, CorpusBuild, fit, render_events
 from loggend.engine.spec import MessageSpec
 from loggend.engine.tokens import UserTemplate
 from loggend.errors import ConfigError
@@ -437,3 +437,9 @@ def corpus(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
            report: dict[str, int] | None = None) -> Corpus:
     """The run's corpus of the mix (``loggend.engine.render.Corpus`` of pre-rendered messages)."""
     return Corpus(spec, now, size, rendered(spec, now, size, report))
+
+
+def corpus_build(spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
+                 report: dict[str, int] | None = None) -> CorpusBuild:
+    """The same corpus, to be rendered a step at a time (``CorpusBuild.step``)."""
+    return CorpusBuild(spec, now, size, rendered(spec, now, size, report))

@@ -4,6 +4,9 @@ Nothing here waits: each turn of the supervisor loop calls ``HandOver.advance``,
 is due in the state it is in and says how soon it is worth a look again, so signals, the control
 socket and the systemd watchdog are served all through a hand-over of any size.
 
+``RENDERING``
+    When the new config sends other messages, its corpus is rendered ``RENDER_STEP`` seconds a turn
+    (a mix of 40 workers' pools is seconds of work) while the old workers go on sending.
 ``SPAWNING``
     The new worker processes are forked, ``SPAWN_BATCH`` a turn. Each one sets up and waits,
     standing by, until the worker of its index has stopped, then continues that stream.
@@ -34,9 +37,11 @@ from loggend.engine.schedule import Plan
 
 HANDOVER_TIMEOUT = 30.0          # replacements not ready by then: the old workers are stopped anyway
 SPAWN_BATCH = 2                  # new worker processes forked per turn of the loop (a fork: ms each, more when busy)
+RENDER_STEP = 0.02               # seconds of corpus rendering per turn of the loop
 LOOK_SECONDS = 0.05              # while a state waits on the workers, look this often (an exit wakes the loop)
 
-SPAWNING, STANDING_BY, SETTLING, RETIRING, DONE = "spawning", "standing by", "settling", "retiring", "done"
+RENDERING, SPAWNING, STANDING_BY, SETTLING, RETIRING, DONE = \
+    "rendering", "spawning", "standing by", "settling", "retiring", "done"
 
 
 class HandOver:
@@ -49,11 +54,11 @@ class HandOver:
         self.old = {c.pid: c.index for c in children.of_kind(WORKER)}   # restarted as well, it would send twice
         self.old_profile = workers.config.profile()
         workers.config = new
-        workers.render_corpus()
+        self.building = workers.corpus_build()
         pids = [workers.shared.block.slot(i)[C.PID] for i in range(new.workers)]
         workers.takes_over = {i: pid if pid in self.old else 0 for i, pid in enumerate(pids)}
         self.fresh: list[Child] = []
-        self.state = SPAWNING
+        self.state = SPAWNING if self.building is None else RENDERING
         self.since = children.clock()        # when the current state began
         self.held: Plan | None = None        # SETTLING: the plan that holds the workers
         self.t_ns = 0                        # the moment the new plan continues the old one from
@@ -66,7 +71,7 @@ class HandOver:
     def minds(self, pid: int) -> bool:
         """Whether ``pid`` is hung is this hand-over's to say (its own timeouts): an old worker,
         or a new one until the new plan is out (standing by, it has no heartbeat of its own yet)."""
-        return pid in self.old or (self.state in (SPAWNING, STANDING_BY, SETTLING)
+        return pid in self.old or (self.state in (RENDERING, SPAWNING, STANDING_BY, SETTLING)
                                    and any(c.pid == pid for c in self.fresh))
 
     @property
@@ -81,9 +86,19 @@ class HandOver:
 
     def advance(self) -> float:
         """Do what is due now; returns the seconds until it is worth a look again (0: at once)."""
-        step = {SPAWNING: self._spawn, STANDING_BY: self._stand_by, SETTLING: self._settle,
+        step = {RENDERING: self._render, SPAWNING: self._spawn, STANDING_BY: self._stand_by, SETTLING: self._settle,
                 RETIRING: self._retire}.get(self.state)
         return step() if step is not None else float("inf")
+
+    def _render(self) -> float:
+        assert self.building is not None
+        corpus = self.building.step(RENDER_STEP)
+        if corpus is None:
+            return 0.0
+        self.workers.adopt(corpus)
+        self.building = None
+        self._enter(SPAWNING)
+        return 0.0
 
     def _spawn(self) -> float:
         new = self.workers.config

@@ -39,7 +39,7 @@ from loggend.control.shared import SharedRun
 from loggend.engine import counters as C
 from loggend.engine.group import WorkerGroup, members
 from loggend.engine.journal import WARNING, Log
-from loggend.engine.render import CORPUS_CHUNK, CORPUS_SIZE, Corpus
+from loggend.engine.render import CORPUS_CHUNK, CORPUS_SIZE, Corpus, CorpusBuild
 from loggend.engine.schedule import NS, BoardPlan, Plan
 from loggend.engine.worker import COUNT_GRACE, Worker, process_gone
 from loggend.fleet import format_time
@@ -61,6 +61,7 @@ class Workers:
         self.config, self.shared, self.log, self.outputs = config, shared, log, outputs
         self.start_at, self.wallclock = start_at, wallclock     # the fleet's start (unix seconds), or None
         self.corpus: Corpus | None = None
+        self.too_long: dict[str, int] = {}            # the mix's messages over max_length, by source
         self.plan = Plan(config.profile(), config.workers, instance=config.instance, instances=config.instances)
         self.requested_start_ns = 0                   # the start time on CLOCK_MONOTONIC, once converted
         self.takes_over: dict[int, int] = {}          # index -> pid of the worker a replacement waits for
@@ -80,19 +81,33 @@ class Workers:
         return min(CORPUS_SIZE, -(-need // CORPUS_CHUNK) * CORPUS_CHUNK)
 
     def render_corpus(self) -> None:
+        """The config's corpus, rendered at once (at the start, before any worker forks)."""
+        building = self.corpus_build()
+        if building is not None:
+            self.adopt(building.step())
+
+    def corpus_build(self) -> CorpusBuild | None:
+        """The rendering the config needs, to be stepped (a reload's, in the loop's turns), or None
+        when the corpus in hand serves it (or a replay, whose workers read their own lines)."""
         size = self.corpus_size()
-        if self.config.messages.replay is not None:
-            self.corpus = None                        # a replay: each worker reads its own lines of the file
-        elif self.corpus is None or self.corpus.spec != self.config.messages or len(self.corpus) < size:
-            spec = self.config.messages
-            if not spec.sources:
-                self.corpus = Corpus(spec, self.wallclock(), size)
-                return
-            too_long: dict[str, int] = {}
-            self.corpus = mix.corpus(spec, self.wallclock(), size, too_long)
-            for name, count in too_long.items():
-                self.log(f"sources: {count:,} {name} messages longer than max_length {spec.max_length:,} were left "
-                         f"out (others drawn instead); a larger --max-length sends them", WARNING)
+        spec = self.config.messages
+        if spec.replay is not None:
+            self.corpus = None
+            return None
+        if self.corpus is not None and self.corpus.spec == spec and len(self.corpus) >= size:
+            return None
+        self.too_long = {}
+        if not spec.sources:
+            return CorpusBuild(spec, self.wallclock(), size)
+        return mix.corpus_build(spec, self.wallclock(), size, self.too_long)
+
+    def adopt(self, corpus: Corpus | None) -> None:
+        """A rendered corpus becomes the one new workers take their windows of."""
+        assert corpus is not None
+        self.corpus = corpus
+        for name, count in self.too_long.items():
+            self.log(f"sources: {count:,} {name} messages longer than max_length {corpus.spec.max_length:,} were "
+                     f"left out (others drawn instead); a larger --max-length sends them", WARNING)
 
     def members(self, process: int) -> range:
         """The worker indexes worker process ``process`` serves."""

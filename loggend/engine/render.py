@@ -255,6 +255,55 @@ def spec_format(spec: MessageSpec) -> Format:
     return make_format(spec.format, spec.sequence, spec.timezone == "utc", spec.enterprise)
 
 
+class CorpusBuild:
+    """A ``Corpus`` rendered a step at a time: a reload's new corpus is rendered in the supervisor
+    loop's turns (``step`` with a time budget), so signals, the control socket and the systemd
+    watchdog are served all through it."""
+
+    CHECK_EVERY = 256           # messages between looks at the clock
+
+    def __init__(self, spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
+                 rendered: Iterable[tuple[Rendered, int, int]] | None = None, into: Corpus | None = None) -> None:
+        c = self.corpus = Corpus.__new__(Corpus) if into is None else into
+        c.spec, c.now = spec, now
+        c.offsets = array("Q", [0])                 # head i: offsets[2i]..[2i+1], tail i: ..[2i+2]
+        c.seq_from_end = array("i")
+        c.threads = array("q")                      # per message: its conversation (NO_THREAD: none)
+        c.groups = array("H")                       # per message: its group (a source of a mix)
+        c.layout = array("H")                       # index into c.layouts
+        c.layouts = []
+        self.blob = bytearray()
+        self.seen: dict[tuple[tuple[tuple[int, int], ...], ...], int] = {}
+        self.items = iter(Corpus._catalogue(spec, now, size) if rendered is None else rendered)
+
+    def step(self, seconds: float = math.inf) -> Corpus | None:
+        """Render for about ``seconds``; the corpus once it is whole, else None (call again)."""
+        c, blob, seen = self.corpus, self.blob, self.seen
+        deadline = time.monotonic() + seconds
+        for n, (r, thread, group) in enumerate(self.items, 1):
+            blob += r.head
+            c.offsets.append(len(blob))
+            blob += r.tail
+            c.offsets.append(len(blob))
+            key = r.layout
+            c.layout.append(seen.setdefault(key, len(seen)))
+            if len(seen) > len(c.layouts):
+                c.layouts.append(key)
+            c.seq_from_end.append(r.seq_from_end)
+            c.threads.append(thread)
+            c.groups.append(group)
+            if n % self.CHECK_EVERY == 0 and time.monotonic() >= deadline:
+                return None
+        c.ordered = any(t != NO_THREAD for t in c.threads)
+        c.grouped = any(c.groups)
+        # A shared mapping, not a bytes object: fork copies the page tables of private memory, so
+        # every worker would be charged the whole corpus in its RSS; here it pays for what it reads.
+        c.blob = mmap.mmap(-1, max(1, len(blob)))
+        c.blob[:len(blob)] = blob
+        self.blob = bytearray()
+        return c
+
+
 class Corpus:
     """Messages rendered once per run and shared by every worker, copy-on-write after fork.
 
@@ -263,41 +312,27 @@ class Corpus:
     object headers, so the pages stay shared.
     """
 
+    spec: MessageSpec
+    now: float
+    offsets: array[int]
+    seq_from_end: array[int]
+    threads: array[int]
+    groups: array[int]
+    layout: array[int]
+    layouts: list[tuple[tuple[tuple[int, int], ...], ...]]
+    ordered: bool
+    grouped: bool
+    blob: mmap.mmap
+
     def __init__(self, spec: MessageSpec, now: float, size: int = CORPUS_SIZE,
                  rendered: Iterable[tuple[Rendered, int, int]] | None = None) -> None:
         """The catalogue's (and the user's templates') messages; or, with ``rendered``, messages
         rendered elsewhere (a mix of sources, ``loggend.content``), each with its conversation
         (``conversation * PHASES + phase``; ``NO_THREAD``: none), whose phases the pool keeps in
         order, and its group (a label the engine knows nothing of: a source of the mix), whose
-        share the pool keeps in every stretch of the stream (``ordered_frames``)."""
-        self.spec = spec
-        self.now = now
-        blob = bytearray()
-        self.offsets = array("Q", [0])                 # head i: offsets[2i]..[2i+1], tail i: ..[2i+2]
-        self.seq_from_end = array("i")
-        self.threads = array("q")                      # per message: its conversation (NO_THREAD: none)
-        self.groups = array("H")                       # per message: its group (a source of a mix)
-        self.layout = array("H")                       # index into self.layouts
-        self.layouts: list[tuple[tuple[tuple[int, int], ...], ...]] = []
-        seen: dict[tuple[tuple[tuple[int, int], ...], ...], int] = {}
-        for r, thread, group in (self._catalogue(spec, now, size) if rendered is None else rendered):
-            blob += r.head
-            self.offsets.append(len(blob))
-            blob += r.tail
-            self.offsets.append(len(blob))
-            key = r.layout
-            self.layout.append(seen.setdefault(key, len(seen)))
-            if len(seen) > len(self.layouts):
-                self.layouts.append(key)
-            self.seq_from_end.append(r.seq_from_end)
-            self.threads.append(thread)
-            self.groups.append(group)
-        self.ordered = any(t != NO_THREAD for t in self.threads)
-        self.grouped = any(self.groups)
-        # A shared mapping, not a bytes object: fork copies the page tables of private memory, so
-        # every worker would be charged the whole corpus in its RSS; here it pays for what it reads.
-        self.blob = mmap.mmap(-1, max(1, len(blob)))
-        self.blob[:len(blob)] = blob
+        share the pool keeps in every stretch of the stream (``ordered_frames``). Rendered at once:
+        ``CorpusBuild`` renders one a step at a time."""
+        CorpusBuild(spec, now, size, rendered, into=self).step()
 
     @staticmethod
     def _catalogue(spec: MessageSpec, now: float, size: int) -> Iterator[tuple[Rendered, int, int]]:

@@ -2,8 +2,9 @@
 
 The test binds the unix datagram socket systemd would (``NOTIFY_SOCKET``) and asks for a
 watchdog of 2 s (``WATCHDOG_USEC=2000000``): loggend must say ``WATCHDOG=1`` at least every
-second, before, during and after a reload whose new workers (another port: every worker is
-replaced) set up while the old ones go on sending. The run is bounded (--duration), sends at a low
+second, before, during and after a reload whose new workers (another port and another format:
+every worker is replaced and a new corpus of 40 pools is rendered, seconds of work) set up while
+the old ones go on sending. The run is bounded (--duration), sends at a low
 rate to loopback receivers on free high ports of 127.0.0.1, and is killed in teardown.
 """
 
@@ -65,10 +66,10 @@ class NotifySocket:
         self.sock.close()
 
 
-def run_config(tmp_path, port: int) -> str:
+def run_config(tmp_path, port: int, form: str = "rfc3164") -> str:
     return write_config(tmp_path / "loggen.yaml", (
         f'target: 127.0.0.1\nports: "{port}"\nworkers: {WORKERS}\nworker_processes: {WORKERS}\n'
-        f"rate: {WORKERS * 10}\nduration: 90s\ndashboard: off\nmemory_limit: 0\n"
+        f"rate: {WORKERS * 10}\nduration: 90s\ndashboard: off\nmemory_limit: 0\nformat: {form}\n"
         "messages:\n  pool_size: 1000\n"))
 
 
@@ -82,7 +83,7 @@ def test_a_ping_at_least_every_second_through_a_reload_that_hands_40_workers_ove
         wait_until(lambda: notify.first(b"READY=1") is not None, timeout=120, what="READY=1")
         old = set(worker_pids(proc.pid))
         assert len(old) == WORKERS
-        run_config(tmp_path, after.port)                  # another port: every worker is replaced
+        run_config(tmp_path, after.port, "rfc5424")       # every worker is replaced, the corpus rendered again
         proc.signal(signal.SIGHUP)
         wait_until(lambda: notify.first(b"RELOADING=1") is not None, timeout=10, what="RELOADING=1")
         reloading = notify.first(b"RELOADING=1")
@@ -92,6 +93,7 @@ def test_a_ping_at_least_every_second_through_a_reload_that_hands_40_workers_ove
         ready = notify.first(b"READY=1", reloading)
         assert ready is not None
         wait_until(lambda: len(after.datagrams) > WORKERS, timeout=60, what="the new workers sending to the new port")
+        assert after.datagrams[-1].startswith(b"<") and b">1 " in after.datagrams[-1][:6]     # RFC 5424 now
         new = set(worker_pids(proc.pid))
         assert len(new) == WORKERS and not new & old, proc.stderr      # every one handed over
         time.sleep(MAX_GAP)                               # a ping after the hand-over, too

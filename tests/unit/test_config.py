@@ -112,6 +112,14 @@ def test_overrides_win_and_rate_is_split():
     assert load("/dev/null", {"target": ("--target", "127.0.0.1:9999")}, usable_cpus={0}).ports == (9999,)
 
 
+def test_tls_files_are_checked_whatever_the_protocol(tmp_path):
+    """A missing CA on a UDP run is an error now, not at the reload that turns TLS on; it is not sent with."""
+    from loggend.config import load
+    with pytest.raises(ConfigError, match=r"^--tls-ca: .* a readable file \(no such file\)"):
+        load("/dev/null", {"tls_ca": ("--tls-ca", str(tmp_path / "none.pem"))}, usable_cpus={0})
+    assert not load("/dev/null", {"tls_verify": ("--tls-verify", "false")}, usable_cpus={0}).tls.ca
+
+
 @pytest.mark.parametrize("overrides,usable,expected", [
     ({}, {0, 1}, 2),                                                    # UDP: one process per CPU
     ({"workers": ("--workers", "3")}, {0, 1, 2, 3, 4, 5, 6, 7}, 3),     # never more than the workers
