@@ -43,34 +43,41 @@ run: venv
 		--workers $(DEMO_WORKERS) --rate $(DEMO_RATE) --duration $(DEMO_DURATION) --local-sink \
 		--dashboard 127.0.0.1:$(DEMO_DASHBOARD_PORT)
 
-# Two passes: the independent tests spread over TEST_JOBS processes (pytest-xdist, work-stealing), then the
-# CPU-heavy and timing-exact ones (marked serial) alone, so that neither starves the other; at the end the
-# 25 slowest tests of both passes (reports/tests-*.xml).
+# Three passes: the independent tests spread over TEST_JOBS processes (pytest-xdist, work-stealing); then
+# the timing-exact but light ones (marked serial) SERIAL_JOBS at a time, beside no other load; then the ones
+# that take the whole machine or change what it runs under (marked alone) by themselves. At the end the 25
+# slowest tests of all passes (reports/tests-*.xml).
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: without it every `python -m loggend` the tests
 # start compiles the package again (0.46 s of CPU instead of 0.26 s) and every pass rewrites every test's asserts.
-# One job per CPU: the suite is CPU-bound (about 1,050 s of CPU, most of it the loggend runs' start-up and
-# pool rendering), so more jobs than CPUs only stretch every start-up past the tests' waits.
-TEST_JOBS ?= $(shell nproc)
+# Two jobs per CPU: the suite's tests mostly wait (for a duration, a receiver, a trial), so one job per CPU left
+# the machine half idle (800 s of CPU in 960 s on 2 CPUs).
+TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
+SERIAL_JOBS ?= 3
 SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
+ALONE_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.alone' tests)
 test: export PYTHONDONTWRITEBYTECODE =
 test: venv
 	@scripts/system-deps.sh
 	@mkdir -p reports
-	@rm -f reports/tests-parallel.xml reports/tests-serial.xml
+	@rm -f reports/tests-*.xml
 	@status=0; \
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not serial" \
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not serial and not alone" \
 		--junitxml=reports/tests-parallel.xml || status=$$?; \
-	$(BIN)/python -m pytest -q -m serial -p no:xdist --junitxml=reports/tests-serial.xml $(SERIAL_FILES) \
+	$(BIN)/python -m pytest -q -n $(SERIAL_JOBS) --dist worksteal -m serial --junitxml=reports/tests-serial.xml \
+		$(SERIAL_FILES) || status=$$?; \
+	$(BIN)/python -m pytest -q -m alone -p no:xdist --junitxml=reports/tests-alone.xml $(ALONE_FILES) \
 		|| status=$$?; \
-	$(BIN)/python -m tests.support.slowest 25 reports/tests-parallel.xml reports/tests-serial.xml; \
+	$(BIN)/python -m tests.support.slowest 25 reports/tests-parallel.xml reports/tests-serial.xml \
+		reports/tests-alone.xml; \
 	exit $$status
 
 # Everything but the slow, root-only and browser tests (no system packages installed), over TEST_JOBS
 # processes: a few minutes on 2 CPUs.
 test-fast: export PYTHONDONTWRITEBYTECODE =
 test-fast: venv
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow and not root and not browser and not serial"
-	$(BIN)/python -m pytest -q -p no:xdist -m "serial and not slow and not root and not browser" $(SERIAL_FILES)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow and not root and not browser and not serial and not alone"
+	$(BIN)/python -m pytest -q -n $(SERIAL_JOBS) -m "serial and not slow and not root and not browser" $(SERIAL_FILES)
+	$(BIN)/python -m pytest -q -p no:xdist -m "alone and not slow and not root and not browser" $(ALONE_FILES)
 
 # The property tests of everything that reads outside input, with thousands of examples each
 # (make test runs a few hundred); FUZZ_EXAMPLES sets how many.

@@ -104,7 +104,7 @@ def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
 
 
 @pytest.mark.slow
-@pytest.mark.serial
+@pytest.mark.alone
 def test_pacing_spreads_traffic_over_the_run(receiver):
     rate, seconds = 2000, 3
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", str(rate),

@@ -113,8 +113,8 @@ def test_find_limit_through_a_rate_limited_link_finds_the_link(tmp_path: Path) -
                 [*ns.prefix(), sys.executable, "-m", "loggend", "find-limit", "--config", "/dev/null", "--target",
                  f"127.0.0.1:{SINK_PORT}", "--workers", "1", "--transport", "sendmmsg",
                  "--feedback", f"sink:http://127.0.0.1:{SINK_WEB}", "--report-dir", str(report_dir),
-                 "--start-rate", "1k", "--precision", f"{precision:g}", "--trial", "2s", "--pause", "1s",
-                 "--confirm", "4s", "--max-time", "150s"],
+                 "--start-rate", "1500", "--precision", f"{precision:g}", "--trial", "1s", "--pause", "1s",
+                 "--confirm", "2s", "--max-time", "150s"],
                 capture_output=True, text=True, timeout=200, env=child_environ(), cwd=ROOT, stdin=subprocess.DEVNULL)
         finally:
             sink.terminate()

@@ -39,7 +39,7 @@ def run_script(tmp_path, duration: str, target_eps: str, *extra: str, timeout: f
 
 
 @pytest.mark.slow
-@pytest.mark.serial
+@pytest.mark.alone
 def test_short_run_passes_and_writes_the_report(tmp_path):
     result = run_script(tmp_path, "8s", "15k", "--target-cpu", "100")   # system-wide CPU: other jobs share the box
     assert result.returncode == 0, result.stdout + result.stderr

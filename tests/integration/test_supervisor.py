@@ -159,7 +159,7 @@ def test_workers_die_with_a_killed_supervisor(tmp_path, receivers, loggend):
 
 
 @pytest.mark.slow
-@pytest.mark.serial
+@pytest.mark.alone
 def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
     """The default worker count: all running quickly (2 s is the target; the bound allows a busy CI box)
     and small."""

@@ -74,7 +74,7 @@ def test_not_root_is_a_clear_error_and_nothing_changes(tmp_path):
 
 
 @pytest.mark.root
-@pytest.mark.serial
+@pytest.mark.alone
 def test_real_kernel_round_trip(tmp_path):
     real = Tuner(state=str(tmp_path / "state.json"))
     try:
@@ -92,7 +92,7 @@ def test_real_kernel_round_trip(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.root
-@pytest.mark.serial
+@pytest.mark.alone
 def test_run_with_optimize_applies_and_restores(tmp_path, receiver):
     real = Tuner()
     try:

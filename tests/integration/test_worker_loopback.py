@@ -113,7 +113,7 @@ def test_timestamps_follow_the_clock_across_a_year_boundary(receiver):
     assert all(abs(n - 1000) <= burst for n in list(per_second.values())[:4]), per_second
 
 
-@pytest.mark.serial
+@pytest.mark.alone
 def test_unlimited_rate_sends_as_fast_as_possible_for_the_duration(receiver):
     block = CounterBlock(1)
     spec = WorkerSpec(host="127.0.0.1", port=receiver.port, transport="gso", messages=MessageSpec(pool_size=1000))

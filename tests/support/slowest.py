@@ -1,6 +1,6 @@
 """The slowest tests of one or more pytest --junitxml reports: ``python -m tests.support.slowest N FILE...``.
 
-``make test`` runs the suite in two passes (parallel, then serial) and prints one list of both with this."""
+``make test`` runs the suite in three passes (parallel, serial, alone) and prints one list of all with this."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def slowest(paths: list[str], count: int) -> list[tuple[float, str]]:
 def main(argv: list[str]) -> int:
     count, paths = int(argv[0]), argv[1:]
     rows = slowest(paths, count)
-    print(f"===== the {len(rows)} slowest tests (set-up + call + tear-down, both passes) =====")
+    print(f"===== the {len(rows)} slowest tests (set-up + call + tear-down, all passes) =====")
     for seconds, name in rows:
         print(f"{seconds:8.2f}s {name}")
     return 0

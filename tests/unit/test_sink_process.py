@@ -105,7 +105,7 @@ def test_on_its_own_a_sink_names_the_streams_it_sees_in_its_own_range():
     assert again.names[b"s0"] == 0 and not again.free_slots
 
 
-@pytest.mark.serial
+@pytest.mark.alone
 def test_publishing_costs_the_same_with_a_million_foreign_names():
     """1M stream names once cost 354 MB and 95 % of a core: now they are capped and never summed."""
     streams = CounterBlock(4)
