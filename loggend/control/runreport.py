@@ -19,6 +19,7 @@ from loggend.control.children import WORKER, ChildSet
 from loggend.control.loop import REPORT_SECONDS
 from loggend.control.memory import MemoryWatch
 from loggend.control.ratecontrol import RateControl, describe
+from loggend.control.refusals import RefusalWatch
 from loggend.control.runfiles import RunFiles
 from loggend.control.scenariorun import ScenarioRun
 from loggend.control.shared import SharedRun
@@ -59,7 +60,7 @@ def nothing_sent(sent: int, started: bool, planned: int | None, set_up: int, wor
 
 class RunReport:
     def __init__(self, shared: SharedRun, workers: Workers, children: ChildSet, memory: MemoryWatch,
-                 notifier: Notifier, files: RunFiles, out: TextIO, clock_ns: Callable[[], int]) -> None:
+                 notifier: Notifier, files: RunFiles, out: TextIO, clock_ns: Callable[[], int], log: Log) -> None:
         self.shared, self.workers, self.children, self.memory = shared, workers, children, memory
         self.notifier, self.files, self.out, self.clock_ns = notifier, files, out, clock_ns
         self.live: RateControl | None = None         # set by the supervisor, whose status it answers with
@@ -69,6 +70,7 @@ class RunReport:
         self.live_line = LiveLine(0.0)
         self.live_printed = 0.0                   # when the live line last went to stdout
         self.live_shown = 0                       # live changes the board has shown
+        self.refusals = RefusalWatch(log)         # UDP ports where nothing listens
 
     def run_id(self, config: Config) -> str:
         return config.run_id or self.generated_run_id
@@ -135,6 +137,11 @@ class RunReport:
         log(f"ready: {config.workers} of {config.workers} workers {text} "
             f"({now - self.shared.started:.1f} s after start){web}")
         return text + web
+
+    def measured_nothing(self, config: Config, seconds: float) -> str:
+        """Why a run measured nothing (it sent nothing, or only to ports where nothing listens); "" if it did."""
+        self.refusals.look_at(config, self.shared.snapshots(), self.shared.started + seconds)
+        return self.nothing_sent(config, seconds) or self.refusals.measured_nothing(config.host)
 
     def nothing_sent(self, config: Config, seconds: float) -> str:
         snaps = self.shared.snapshots()[:config.workers]

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TextIO
 
+from loggend import settings
 from loggend.config import FIXED, HAND_OVER_FIELDS, IN_PLACE, NEXT_START, SINK_FIELDS, WEB_FIELDS, Config
 from loggend.control import children as K
 from loggend.control.children import GRACEFUL_TIMEOUT, Child, ChildSet
@@ -43,6 +44,7 @@ from loggend.control.workers import Workers
 from loggend.engine.journal import ERR, NOTICE, WARNING, Log
 from loggend.engine.procsetup import set_process_name
 from loggend.errors import EXIT_OK, EXIT_REPORT_FAILED, UsageError
+from loggend.parsers import format_ports
 from loggend.sink.sinkspec import SinkSpec
 from loggend.web.child import WebSettings
 
@@ -134,6 +136,9 @@ def say_config(c: Config, log: Log) -> None:
     if c.protocol != "udp" and c.worker_processes < c.workers:
         log(f"{c.protocol}: several workers per process: a receiver that pushes back (each send "
             f"waits up to 0.1 s) holds up the other workers of its process", WARNING)
+    if len(c.ports) > 1 and c.ports == settings.default_value("ports") and not c.local_sink:
+        log(f"sending to {len(c.ports)} ports of {c.host} ({format_ports(c.ports)}, the default: one per worker); "
+            f"a SIEM usually has one input: --ports 514 sends every worker there", NOTICE)
     if c.profile().unlimited and not c.duration:
         log("rate 0 and duration 0: sending as fast as it can, until stopped (set rate and duration, "
             "e.g. --rate 10k --duration 5m, for a bounded run)", WARNING)
@@ -162,7 +167,7 @@ class Supervisor(Loop):
         self.children.register(K.SINK, self.sinks.spawn, lambda i: f"local sink {i}")
         self.files, self.on_ready = RunFiles(ready_path, summary_path, self.log), on_ready
         self.report = RunReport(self.shared, self.workers, self.children, self.memory, self.notifier, self.files,
-                                out, clock_ns)
+                                out, clock_ns, self.log)
         self.live = self.report.live = RateControl(self.workers, self.log,
                                                 lambda now_ns: self.report.status(self.config, now_ns), clock_ns)
         self.scenarios = self.report.scenarios = ScenarioRun(config, self.log, (out, err), self.children)
@@ -285,6 +290,7 @@ class Supervisor(Loop):
         self.report.show_live(self.config, now)
         self.scenarios.spawn(self.config, self.workers)      # once the plan has started: `at` counts from there
         self.sink_watch.watch_ports(self.sinks.spec, len(self.children.pids(K.SINK)))
+        self.report.refusals.look_at(self.config, self.shared.snapshots(), now)
         self.check_memory()
         self.publish_board()
         now_ns = self.clock_ns()
@@ -427,11 +433,10 @@ class Supervisor(Loop):
         return self.exit_code
 
     def check_sent(self) -> None:
-        """A run that ended by itself having sent nothing of what was due failed: say why, exit 1."""
-        if self.exit_code != EXIT_OK or self.asked_to_stop:
-            return
-        line = self.report.nothing_sent(self.config, self.clock() - self.shared.started)
-        if line:
+        """A run that ended by itself having sent nothing of what was due, or only to ports where nothing
+        listens, failed: say why, exit 1."""
+        if self.exit_code == EXIT_OK and not self.asked_to_stop and \
+                (line := self.report.measured_nothing(self.config, self.clock() - self.shared.started)):
             self.fail(line)
 
     def summarise(self) -> None:

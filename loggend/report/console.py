@@ -19,6 +19,7 @@ MB = 1e6
 BEHIND_SHOWN_BYTES = 1 << 20        # the live line says how far behind the sink is from this much queued on
 SILENT_SHOWN_SECONDS = 1.0          # ... and that it is silent when its last heartbeat is this old
 DOWN_SHOWN_SECONDS = 0.05           # a worker down (or without a connection) this long is named as a reason
+REFUSED_SHOWN = 8                   # the summary names this many refusing ports, then says how many more
 
 def errors_text(errors: dict[str, int]) -> str:
     parts = [f"{kind}={n:,}" for kind, n in errors.items() if n]
@@ -100,6 +101,11 @@ def summary(t: RunTotals) -> str:
     if t.planned is not None:
         lines.append(f"  planned     {plan_text(t)}")
     lines.append(f"  errors      {errors_text(t.errors)}")
+    if t.refused_by_port:
+        shown = list(t.refused_by_port.items())
+        more = f" and {len(shown) - REFUSED_SHOWN} more ports" if len(shown) > REFUSED_SHOWN else ""
+        lines.append("  refused     " + ", ".join(f"port {port} {n:,}" for port, n in shown[:REFUSED_SHOWN])
+                     + f"{more} (nothing listens there)")
     if t.transport in ("tcp", "tls"):
         lines.append(f"  push-back   {pushback_text(t)}")
     lines.append(f"  restarts    {t.restarts}")

@@ -339,6 +339,17 @@ class RunTotals:
         return self.sent / self.seconds if self.seconds else 0.0
 
     @property
+    def refused_by_port(self) -> dict[int, int]:
+        """UDP: datagrams the kernel refused (ICMP port unreachable: nothing listens), by port."""
+        if self.transport in ("tcp", "tls"):
+            return {}
+        ports: dict[int, int] = {}
+        for w in self.workers:
+            if w.port is not None and w.errors.get("refused"):
+                ports[w.port] = ports.get(w.port, 0) + w.errors["refused"]
+        return dict(sorted(ports.items()))
+
+    @property
     def forgiven(self) -> int:
         return sum(w.forgiven for w in self.workers)
 
@@ -453,6 +464,7 @@ class RunTotals:
             "target": self.target, "rate": self.rate, "seconds": self.seconds, "sent": self.sent,
             "bytes": self.bytes, "mean_rate": self.mean_rate, "planned": self.planned, "shortfall": self.shortfall,
             "forgiven": self.forgiven, "errors": self.errors, "restarts": self.restarts,
+            "refused_by_port": {str(port): n for port, n in self.refused_by_port.items()},
             "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
             "possibly_lost": self.possibly_lost, "unsent_at_close": self.unsent_at_close,
             "disconnected_seconds": round(self.disconnected_seconds, 3),

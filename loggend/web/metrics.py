@@ -222,6 +222,17 @@ def target_rate(board: dict[str, Any]) -> float:
     return float(board.get("target_rate", board.get("rate", 0.0)))
 
 
+def refusing(rows: list[dict[str, Any]], host: str, transport: str) -> list[dict[str, Any]]:
+    """UDP: the ports the kernel refused datagrams to (nothing listens there), with their counts."""
+    if transport in ("tcp", "tls"):
+        return []
+    ports: dict[int, int] = {}
+    for r in rows:
+        if r["refused"] and r["port"] is not None:
+            ports[r["port"]] = ports.get(r["port"], 0) + r["refused"]
+    return [{"address": f"{host}:{port}", "port": port, "refused": n} for port, n in sorted(ports.items())]
+
+
 def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: Rates,
                       procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int,
                       sink: dict[str, Any] | None = None, streams: list[list[int]] | None = None) -> dict[str, Any]:
@@ -239,7 +250,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "index": i, "pid": s.pid, "status": worker_status(s, now_ns), "active": i < workers,
             "port": ports[i % len(ports)] if ports else None, "cpu": cpus[i % len(cpus)] if cpus else None,
             "events": s.sent, "bytes": s.bytes, "events_per_second": round(rates.slot_rate(i, 1), 1),
-            "errors": sum(s.errors), "restarts": s.restarts, "transport": s.transport,
+            "errors": sum(s.errors), "refused": s.errors[0], "restarts": s.restarts, "transport": s.transport,
             "cpu_percent": round(proc.cpu_percent, 1), "cpu_seconds": round(proc.cpu_seconds, 3),
             "rss_bytes": proc.rss_bytes, "blocked_seconds": round(s.blocked_ns / 1e9, 3),
             "reconnects": s.reconnects, "possibly_lost": possibly_lost(s),
@@ -270,6 +281,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
         "events_per_second": eps,
         "achievement_percent": achievement(rates.rate(10), target),
         "worker_status": rows,
+        "refusing": refusing(rows[:workers], board.get("host", ""), transports(slots)),
         "system": {
             "cpu_percent": system.cpu_percent, "memory_percent": system.memory_percent,
             "memory_used_bytes": system.memory_used_bytes, "memory_total_bytes": system.memory_total_bytes,

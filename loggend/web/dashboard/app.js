@@ -87,6 +87,11 @@ function render(m) {
   const errs = Object.entries(m.totals.errors);
   $("errors").textContent = nf.format(errs.reduce((a, [, v]) => a + v, 0));
   $("error-kinds").textContent = errs.filter(([, v]) => v).map(([k, v]) => `${k} ${nf.format(v)}`).join(" · ");
+  const refusing = m.refusing || [];
+  $("refusing").hidden = !refusing.length;
+  $("refusing").textContent = refusing.length ? `${refusing.slice(0, 4).map((r) => r.address).join(", ")}` +
+    `${refusing.length > 4 ? ` and ${refusing.length - 4} more` : ""} refuse${refusing.length === 1 ? "s" : ""}: ` +
+    "nothing listens there" : "";
   const stream = m.transport === "tcp" || m.transport === "tls";
   $("pushback-tile").hidden = !stream;
   if (stream) {

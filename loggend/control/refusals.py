@@ -1,0 +1,87 @@
+"""Ports that refuse: nothing listens there.
+
+A datagram to a UDP port where nothing listens comes back as an ICMP port unreachable, which the
+kernel hands to the next send on the connected socket as ECONNREFUSED: the worker counts it in
+its ``refused`` errors. Looked at every tick (a second), per port of the run:
+
+* a port whose refused count rose is named in the log at once, ``127.0.0.1:515 refuses: nothing
+  listens there``, and again when it takes datagrams once more (``ANSWER_SECONDS`` of sending with
+  no refusal: the ICMP replies are rate-limited, so a refusing port is not refused every send);
+* a run that ends with every port still refusing, none of which ever took datagrams, measured
+  nothing: the supervisor fails it (exit 1) with ``measured_nothing``'s line.
+
+UDP only: a TCP/TLS worker whose connect is refused says so itself (``cannot connect``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loggend.config import Config
+from loggend.engine import counters as C
+from loggend.engine.counters import SlotSnapshot
+from loggend.engine.journal import NOTICE, WARNING, Log
+from loggend.parsers import format_ports
+
+ANSWER_SECONDS = 5.0       # sending this long with no refusal: the port takes datagrams (again)
+REFUSED = C.ERROR_KINDS.index("refused")
+
+
+@dataclass
+class Port:
+    refused: int = 0             # refused so far (all workers on the port)
+    sent: int = 0
+    since: float | None = None   # when it last started refusing (None: not refusing)
+    last_refusal: float = 0.0
+    clean_since: float | None = None    # sending with no refusal since then
+    answered: bool = False       # it took datagrams for ANSWER_SECONDS at some point
+
+
+class RefusalWatch:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.ports: dict[int, Port] = {}
+
+    def look_at(self, config: Config, snapshots: list[SlotSnapshot], now: float) -> None:
+        """A tick of a run (UDP only)."""
+        if config.protocol == "udp":
+            self.look(config.host, config.ports, snapshots, config.workers, now)
+
+    def look(self, host: str, ports: tuple[int, ...], snapshots: list[SlotSnapshot], workers: int,
+             now: float) -> None:
+        """One tick: the counts of every worker, added up by port, against the last tick's."""
+        if not ports:
+            return
+        totals: dict[int, tuple[int, int]] = {}
+        for i, s in enumerate(snapshots[:workers]):
+            port = ports[i % len(ports)]
+            refused, sent = totals.get(port, (0, 0))
+            totals[port] = (refused + s.errors[REFUSED], sent + s.sent)
+        for port, (refused, sent) in totals.items():
+            p = self.ports.setdefault(port, Port())
+            if refused < p.refused or sent < p.sent:           # the slots were reused (fewer, then more workers)
+                p.refused, p.sent = refused, sent
+                continue
+            if refused > p.refused:
+                if p.since is None:
+                    self.log(f"{host}:{port} refuses: nothing listens there ({refused - p.refused:,} datagrams "
+                             f"refused in the last second; {refused:,} in all)", WARNING)
+                    p.since = now
+                p.last_refusal, p.clean_since = now, None
+            elif sent > p.sent:
+                p.clean_since = now if p.clean_since is None else p.clean_since
+                if now - p.clean_since >= ANSWER_SECONDS:
+                    p.answered = True
+                    if p.since is not None:
+                        self.log(f"{host}:{port} takes datagrams again (no refusal for {ANSWER_SECONDS:g} s)", NOTICE)
+                        p.since = None
+            p.refused, p.sent = refused, sent
+
+    def measured_nothing(self, host: str) -> str:
+        """The line that fails a run in which every port refused and none ever took datagrams; "" otherwise."""
+        if not self.ports or any(p.answered or p.since is None for p in self.ports.values()):
+            return ""
+        refused = sum(p.refused for p in self.ports.values())
+        return (f"measured nothing: every datagram went to a port where nothing listens ({host}:"
+                f"{format_ports(tuple(sorted(self.ports)))}; {refused:,} refused by the kernel); is the SIEM's "
+                f"input on another port? (--ports)")
