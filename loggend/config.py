@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import socket
@@ -105,6 +106,17 @@ def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
     return (rate, None) if rate_layer > profile_layer else (0.0, profile)
 
 
+def check_max_rate(raw: Raw, rate: float, profile: Profile | None) -> None:
+    """A rate or profile above ``max_rate`` is refused at the start as it is live."""
+    top = raw.parsed("max_rate")
+    peak = profile.peak if profile is not None else math.inf if rate == 0 else rate
+    if top and peak > top:
+        what = "an unlimited rate (0)" if math.isinf(peak) else f"{peak:,.0f} ev/s"
+        where = raw.label("profile" if profile is not None else "rate")
+        raise UsageError(f"{where}: {what} is above {raw.label('max_rate')} {top:,.0f} ev/s; lower it, or raise "
+                         "max_rate")
+
+
 def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:
     """``sources`` or ``estate`` (one of them): the mix's shares, and the estate's events/s (0: none)."""
     if mix.given(raw["sources"]) and mix.given(raw["estate"]):
@@ -163,6 +175,7 @@ class Config:
     worker_processes: int = 1                       # processes serving the workers (0 in the file = one per CPU)
     cpus: tuple[int, ...] = ()                      # worker i pins to cpus[i % len(cpus)]; () = no pinning
     duration: float = default("duration")           # seconds; 0 = until stopped
+    max_rate: float = default("max_rate")           # the highest rate it may be set to (0: no bound)
     transport: str = default("transport")           # the UDP send method
     protocol: str = default("protocol")             # udp | tcp | tls
     framing: str = default("framing")               # tcp and tls: octet-counting (RFC 6587, required for TLS) or lf
@@ -546,6 +559,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     rate, profile = rate_or_profile(raw)
     if estate_rate and "rate" not in raw and profile is None:
         rate = estate_rate                         # the estate's own events/s, when no rate is given
+    check_max_rate(raw, rate, profile)
     direct = {s.fields[0]: raw.parsed(s.key) for s in settings.SETTINGS if s.direct}
     detect = build_detect(raw, bool(direct["scenarios"] or direct["inject"]))
     return Config(

@@ -119,17 +119,19 @@ DETECT_OPTIONS = (
 
 COMMANDS: tuple[Command, ...] = (
     Command("run", "send syslog to a target (the supervisor daemon)", RUN_DESCRIPTION, ()),
-    Command("ctl", "change a running instance's rate: rate R, profile SPEC, pause, resume, status; inject a "
-            "scenario, report a detection",
+    Command("ctl", "change a running instance's rate: rate R, profile SPEC, pause, resume, status, reload; "
+            "inject a scenario, report a detection",
             "Talks to the control socket of a running `loggend run` (root or the run's own user only). Without "
             "--socket or --pid it finds the one run in the runtime directory.", (
-                O("action", help="status, rate, profile, pause, resume, inject or detected",
-                  choices=("status", "rate", "profile", "pause", "resume", "inject", "detected")),
+                O("action", help="status, rate, profile, pause, resume, reload, inject or detected",
+                  choices=("status", "rate", "profile", "pause", "resume", "reload", "inject", "detected")),
                 O("value", nargs="*", help="rate: events/s (250k; 0 = unlimited, else >= 1); profile: segments "
                   "as --profile; inject: NAME [KEY=VALUE...]; detected: ID [TIME]"),
                 O("--socket", help="the run's control socket (its ready file says where)", complete="file"),
                 O("--pid", help="the supervisor's pid, when several runs are up"),
-                O("--json", switch=True, help="print the whole reply as JSON"))),
+                O("--json", switch=True, help="print the whole reply as JSON"),
+                O("--force", switch=True, help="rate, profile, reload: go past max_rate, or more than 10 times the "
+                  "rate in force"))),
     Command("find-limit", "search the highest rate the receiver keeps up with (RFC 2544 style)",
             "Starts one `loggend run` and steers it by its control socket: trials rising from --start-rate until "
             "one loses more than --loss percent, a binary search to --precision, a confirmation trial. Exit 0: a "

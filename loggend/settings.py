@@ -306,6 +306,15 @@ SETTINGS: tuple[Setting, ...] = (
             "How long to run: 90s, 30m (minutes), 1h or 1.5h; a bare number is seconds. 0 = until stopped.\n"
             "With a rate, a timed run sends exactly rate x duration events.",
             (IN_PLACE,), ("duration",), flag="--duration", legacy="-duration", parse=parse_duration),
+    Setting("max_rate", 0, "the highest total events/s the run may be set to, at the start or live (ctl, "
+            "SIGUSR1, reload); 0 = no bound",
+            "The highest total events/s the run may be set to: a `rate` or `profile` above it is refused at\n"
+            "the start (exit 2); live, `loggend ctl rate|profile` above it is refused unless `--force`,\n"
+            "SIGUSR1 stops at it and a reload above it is refused. Whatever it is, a live change or reload\n"
+            "that raises the rate more than 10 times is refused too unless forced (`loggend ctl rate R\n"
+            "--force`, `loggend ctl reload --force`): a typo (100m for 100k) does not flood the receiver.\n"
+            "0 = no bound (an unlimited rate is above any bound).",
+            (IN_PLACE,), ("max_rate",), flag="--max-rate", parse=parse_rate, direct=True),
     Setting("messages.seed", 1, "the same seed gives the same messages",
             "The same seed gives the same messages (per worker).",
             HANDS_OVER, ("messages",), flag="--seed", parse=whole(0, MAX_SEED)),

@@ -10,7 +10,11 @@ like a reload's: nobody restarts, every count stays continuous and exact.
   worker looks at the plan every ``IDLE_WAIT``, so by then every one has it and they all start
   together, instead of the late ones catching up with a burst (which a receiver would pay for).
 * SIGUSR1 doubles and SIGUSR2 halves every rate of the profile in force (as syslog-ng's loggen
-  does), at the same point of it.
+  does), at the same point of it; SIGUSR1 stops at ``max_rate``.
+* ``reload``: what SIGHUP does, from the control socket (``--force`` lets it raise the rate).
+* **Bounds.** A change (``rate``, ``profile``, a reload) to a rate above ``max_rate``, or more than
+  ``JUMP`` times the rate in force, is refused unless the request says ``--force``: a typo (100m
+  for 100k) does not flood the receiver.
 * ``status``: the state, the target now, the profile, sent and planned so far.
 
 Each change is logged with who asked for it. A request arrives as one line from the control
@@ -33,7 +37,9 @@ from loggend.errors import UsageError
 from loggend.parsers import MAX_RATE, MIN_RATE, parse_rate
 from loggend.profiles import format_profile, parse_profile
 
-COMMANDS = ("status", "rate", "profile", "pause", "resume")
+COMMANDS = ("status", "rate", "profile", "pause", "resume", "reload")
+FORCE = "--force"
+JUMP = 10.0                                      # a change raising the rate more than this many times needs --force
 RESUME_LEAD_NS = round(2 * IDLE_WAIT * NS)       # a resume starts this long after it is asked for
 SCALE_NAMES = {2.0: "doubled", 0.5: "halved"}
 
@@ -48,11 +54,28 @@ def describe(profile: Profile) -> str:
     return f"profile {format_profile(profile)}"
 
 
+def over_bound(before: Profile, after: Profile, top: float) -> str:
+    """Why going from ``before`` to ``after`` needs --force: above ``top`` (max_rate; 0: none), or
+    more than ``JUMP`` times the peak in force; "" when it does not."""
+    if top and after.peak > top:
+        return f"{describe(after)} is above max_rate {top:,.0f} ev/s"
+    if not before.unlimited and 0 < before.peak and after.peak > JUMP * before.peak:
+        return f"{describe(after)} is more than {JUMP:g} times the rate in force ({describe(before)})"
+    return ""
+
+
 class RateControl:
     def __init__(self, pool: Workers, log: Log, counters: Counters,
                  now_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.pool, self.log, self.counters, self.now_ns = pool, log, counters, now_ns
         self.changes = 0                  # live changes so far (the summary says how many)
+        self.reloader: Callable[[], None] = lambda: None     # the supervisor's reload (as at SIGHUP)
+        self.force_reload = False         # the next reload may raise the rate past the bounds
+
+    def reload_bound(self, running: Profile, new: Profile, top: float) -> str:
+        """Why a reload from the file's ``running`` profile to ``new`` is refused ("" when it is not:
+        the file's rate did not change, or ``loggend ctl reload --force`` asked for it)."""
+        return "" if self.force_reload or new == running else over_bound(self.following(), new, top)
 
     # --- what the plan is now ----------------------------------------------------------------------
 
@@ -106,10 +129,13 @@ class RateControl:
             return "the run is over (its duration has passed)"
         return None
 
-    def set_profile(self, profile: Profile, by: str) -> tuple[bool, str]:
+    def set_profile(self, profile: Profile, by: str, force: bool = False) -> tuple[bool, str]:
         now = self.now_ns()
         if (why := self._refusal(now)) is not None:
             return False, why
+        if not force and (why := over_bound(self.following(), profile, self.pool.config.max_rate)):
+            self.log(f"{by}: refused: {why}", WARNING)
+            return False, f"refused: {why}; add {FORCE} if you mean it"
         before = describe(self.following())
         paused = self.plan.pause is not None
         plan = self.pool.settled(self.plan, now).with_profile(profile, now)
@@ -149,6 +175,12 @@ class RateControl:
         if profile.unlimited:
             self.log(f"{by}: ignored: the rate is unlimited", WARNING)
             return False, "the rate is unlimited"
+        top = self.pool.config.max_rate
+        if top and factor > 1 and profile.peak * factor > top:          # SIGUSR1 stops at max_rate
+            if profile.peak >= top:
+                self.log(f"{by}: ignored: the rate is at max_rate {top:,.0f} ev/s already", WARNING)
+                return False, "the rate is at max_rate already"
+            factor = top / profile.peak
         scaled = profile.scaled(factor)
         why = (f"the rate would be over {MAX_RATE:,.0f} ev/s, the most a rate may be" if scaled.peak > MAX_RATE
                else f"a rate would be under {MIN_RATE:g} ev/s, the least a rate may be but 0"
@@ -156,7 +188,8 @@ class RateControl:
         if why:
             self.log(f"{by}: ignored: {why}", WARNING)
             return False, why
-        verb = SCALE_NAMES.get(factor, f"scaled x{factor:g}")
+        verb = SCALE_NAMES.get(factor, f"scaled x{factor:.3g} (to max_rate)" if top and scaled.peak >= top
+                               else f"scaled x{factor:g}")
         return True, self._apply(self.plan.scaled(factor, now), f"rate {verb}: {describe(scaled)} "
                                                                 f"(was {describe(profile)})", by)
 
@@ -165,22 +198,32 @@ class RateControl:
     def command(self, line: str, peer: Peer) -> dict[str, Any]:
         """One request line from the control socket -> its reply document."""
         verb, _, arg = line.strip().partition(" ")
-        arg = arg.strip()
+        words = arg.split()
+        force, arg = FORCE in words, " ".join(w for w in words if w != FORCE)
         by = f"ctl, pid {peer.pid} uid {peer.uid}"
         try:
             if verb not in COMMANDS:
                 raise UsageError(f"{verb!r} is not a command; expected one of {', '.join(COMMANDS)}")
-            if verb in ("status", "pause", "resume") and arg:
+            if verb in ("status", "pause", "resume", "reload") and arg:
                 raise UsageError(f"{verb}: takes no value (got {arg!r})")
+            if force and verb not in ("rate", "profile", "reload"):
+                raise UsageError(f"{verb}: {FORCE} is for rate, profile and reload")
             if verb == "status":
                 ok, message = True, "ok"
+            elif verb == "reload":
+                self.force_reload = force
+                try:
+                    self.reloader()
+                finally:
+                    self.force_reload = False
+                ok, message = True, f"reloaded{' (forced)' if force else ''}: the run's log says what changed"
             elif verb == "rate":
-                ok, message = self.set_profile(Profile.constant(parse_rate("rate", arg)), by)
+                ok, message = self.set_profile(Profile.constant(parse_rate("rate", arg)), by, force)
             elif verb == "profile":
                 profile = parse_profile("profile", arg)
                 if profile is None:
                     raise UsageError("profile: needs segments, e.g. ramp:10k-200k/60s")
-                ok, message = self.set_profile(profile, by)
+                ok, message = self.set_profile(profile, by, force)
             else:
                 ok, message = getattr(self, verb)(by)
         except UsageError as err:

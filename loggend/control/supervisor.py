@@ -94,10 +94,10 @@ def open_control(setting: str, handler: Handler, log: Log,
     return control, ""
 
 
-def read_reload(loader: Loader, running: Config, local_tls: LocalSinkTls,
-                log: Log) -> tuple[SinkSpec, Config, frozenset[str]] | None:
+def read_reload(loader: Loader, running: Config, local_tls: LocalSinkTls, log: Log,
+                live: RateControl | None = None) -> tuple[SinkSpec, Config, frozenset[str]] | None:
     """A reload's new config, the local sink's spec for it and what changed; None (said why) when the
-    running config stays: an invalid one, or a fleet's split changed."""
+    running config stays: an invalid one, a fleet's split changed, or a rate past the bounds unforced."""
     try:
         spec, new = local_tls.apply(loader())
     except (UsageError, PkiError) as err:
@@ -107,6 +107,9 @@ def read_reload(loader: Loader, running: Config, local_tls: LocalSinkTls,
     if changes & FIXED:
         log(f"reload: instance {new.instance}/{new.instances}: a fleet's split cannot change while it "
             f"runs (this is {running.instance}/{running.instances}); keeping the running config", ERR)
+        return None
+    if live is not None and (why := live.reload_bound(running.profile(), new.profile(), new.max_rate)):
+        log(f"reload: {why}; keeping the running config (loggend ctl reload --force applies it)", ERR)
         return None
     log(f"reload: {new.describe()}" if changes else "reload: config unchanged", NOTICE)
     if changes & NEXT_START:
@@ -170,6 +173,7 @@ class Supervisor(Loop):
                                 out, clock_ns, self.log)
         self.live = self.report.live = RateControl(self.workers, self.log,
                                                 lambda now_ns: self.report.status(self.config, now_ns), clock_ns)
+        self.live.reloader = self.handle_sighup
         self.scenarios = self.report.scenarios = ScenarioRun(config, self.log, (out, err), self.children)
         self.handover: HandOver | None = None     # a reload's hand-over in progress
         self.reload_waiting = False               # a SIGHUP came during a hand-over: reload after it
@@ -325,7 +329,7 @@ class Supervisor(Loop):
             self.log("reload: no config to re-read; ignored")
             return
         self.notifier.reloading()
-        read = read_reload(self.loader, self.config, self.local_tls, self.log)
+        read = read_reload(self.loader, self.config, self.local_tls, self.log, self.live)
         if read is None:
             self.notifier.ready()
             return
@@ -433,8 +437,7 @@ class Supervisor(Loop):
         return self.exit_code
 
     def check_sent(self) -> None:
-        """A run that ended by itself having sent nothing of what was due, or only to ports where nothing
-        listens, failed: say why, exit 1."""
+        """A run that ended by itself having measured nothing (``RunReport.measured_nothing``) failed: exit 1."""
         if self.exit_code == EXIT_OK and not self.asked_to_stop and \
                 (line := self.report.measured_nothing(self.config, self.clock() - self.shared.started)):
             self.fail(line)

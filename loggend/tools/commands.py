@@ -166,6 +166,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         line = f"{args.action} {args.value}"
     elif args.value:
         raise UsageError(f"ctl {args.action}: takes no value (got {args.value!r})")
+    if args.force:
+        if args.action not in ("rate", "profile", "reload"):
+            raise UsageError(f"ctl {args.action}: --force is for rate, profile and reload")
+        line += " --force"
     try:
         path = args.socket or find_socket(parse_int("--pid", args.pid, 1, 2**22) if args.pid else None)
         reply = request(path, line)

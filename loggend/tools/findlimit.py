@@ -211,7 +211,7 @@ class FindLimit:
         counted_before = self.settled()
         before = self.ctl("status")
         started = time.time()
-        self.ctl(f"rate {rate:.0f}")
+        self.ctl(f"rate {rate:.0f} --force")     # the search owns its run and its bounds (--max-rate)
         self.ctl("resume")                                  # sending starts RESUME_LEAD from now
         injected = tuple(self.injected(line) for line in self.inject)
         t0 = time.monotonic()

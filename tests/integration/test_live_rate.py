@@ -293,3 +293,48 @@ def test_find_limit_refuses_a_rate_below_1_before_it_sends(tmp_path):
     assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
     assert result.stderr.strip() == ("loggend: error: --start-rate: '0.4' is not allowed; expected events per second "
                                      "of at least 1, or 0 (unlimited)")
+
+
+@pytest.mark.slow
+def test_a_live_rise_past_max_rate_or_ten_times_is_refused_unless_forced(tmp_path, loggend):
+    """The defect: `ctl rate 100m` on a 20,000 ev/s run was applied at once (a typo for 100k)."""
+    sock, path = str(tmp_path / "ctl.sock"), tmp_path / "loggen.yaml"
+    port = free_port(tcp=False)
+
+    def config(rate: int) -> None:
+        path.write_text(f'target: 127.0.0.1\nports: "{port}"\nworkers: 1\nrate: {rate}\nmax_rate: 5k\n'
+                        "dashboard: off\nmessages:\n  pool_size: 1000\n")
+    config(100)
+    proc = loggend("run", "--config", str(path), "--control-socket", sock, "--local-sink", "--sink-processes", "1")
+    proc.wait_line("(1/1 running)")
+    refused = ctl(sock, "rate", "2k")                             # 20 times 100 ev/s
+    assert refused.returncode == 1 and status(sock)["target_rate"] == 100
+    assert "refused: 2,000 ev/s is more than 10 times the rate in force (100 ev/s); add --force if you mean it" \
+        in refused.stdout + refused.stderr
+    above = ctl(sock, "rate", "6k")
+    assert above.returncode == 1 and "6,000 ev/s is above max_rate 5,000 ev/s" in above.stdout + above.stderr
+    assert ctl(sock, "rate", "6k", "--force").returncode == 0 and status(sock)["target_rate"] == 6000
+    assert ctl(sock, "rate", "3k").returncode == 0
+    proc.signal(signal.SIGUSR1)                                   # doubling stops at max_rate
+    proc.wait_line("rate scaled x1.67 (to max_rate): 5,000 ev/s (was 3,000 ev/s) (SIGUSR1)", stream="err")
+    proc.signal(signal.SIGUSR1)
+    proc.wait_line("SIGUSR1: ignored: the rate is at max_rate 5,000 ev/s already", stream="err")
+    assert ctl(sock, "rate", "100").returncode == 0
+    config(4000)                                                  # 40 times what runs now
+    proc.signal(signal.SIGHUP)
+    proc.wait_line("reload: 4,000 ev/s is more than 10 times the rate in force (100 ev/s); keeping the running "
+                   "config (loggend ctl reload --force applies it)", stream="err")
+    assert status(sock)["target_rate"] == 100
+    forced = ctl(sock, "reload", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    wait_until(lambda: status(sock)["target_rate"] == 4000, what="the forced reload's rate")
+    assert ctl(sock, "status", "--force").returncode == 2           # --force means nothing there
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.stderr
+
+
+def test_a_rate_above_max_rate_is_refused_at_the_start():
+    result = run_loggend("run", "--config", "/dev/null", "--target", "127.0.0.1:9", "--rate", "20k", "--max-rate",
+                         "10k", "--duration", "1s")
+    assert result.returncode == 2 and result.stderr.strip() == \
+        "loggend: error: --rate: 20,000 ev/s is above --max-rate 10,000 ev/s; lower it, or raise max_rate"

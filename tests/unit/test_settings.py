@@ -138,7 +138,8 @@ def test_bash_completion(tmp_path):
     assert "--feedback" not in run_flags and "--feedback" in bash_complete(script, "find-limit", "--")
     assert bash_complete(script, "run", "--protocol", "") == ["udp", "tcp", "tls"]
     assert bash_complete(script, "run", "--config", "loggen.") == ["loggen.yaml"]
-    assert bash_complete(script, "ctl", "") == ["status", "rate", "profile", "pause", "resume", "inject", "detected"]
+    assert bash_complete(script, "ctl", "") == ["status", "rate", "profile", "pause", "resume", "reload", "inject",
+                                              "detected"]
     assert bash_complete(script, "run", "--rate", "") == []
 
 
