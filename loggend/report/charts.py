@@ -84,8 +84,8 @@ def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: st
     def py(y: float) -> float:
         return PAD_TOP + plot_h - (y - y0) / (y1 - y0) * plot_h
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-           f'aria-label="{html.escape(title)}" style="font:11px sans-serif">',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+           f'aria-label="{html.escape(title)}" style="font:11px sans-serif;max-width:100%;height:auto">',
            f'<rect width="{width}" height="{height}" fill="#fff"/>',
            f'<text x="{PAD_LEFT}" y="16" font-weight="bold">{html.escape(title)}</text>']
     for i in range(TICKS):

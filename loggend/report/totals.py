@@ -156,6 +156,11 @@ class SinkTotals:
         foreign too under a run) and outliers (numbers no worker sent) left out."""
         return self.received - self.foreign - self.overflow - self.outliers
 
+    def in_flight(self, sent: int) -> int:
+        """Of ``sent``, what is neither received nor counted lost: on its way, or in a queue, when the
+        counters were read (not loss: a lossless run shows it and then drains it)."""
+        return max(0, sent - self.run_received - max(0, self.lost))
+
     @property
     def counted(self) -> int:
         """Messages of the counted streams with their own number (the base of the loss percentage)."""

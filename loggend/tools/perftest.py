@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +43,7 @@ from loggend.files import check_writable_dir, write_all_atomic
 from loggend.parsers import format_ports, format_size
 from loggend.report.charts import svg_chart
 from loggend.tools.detection_report import by_load, html_section
+from loggend.tools.proccpu import ProcessCpu, short_of_cpu
 
 SAMPLE_SECONDS = 1.0
 WARMUP_SAMPLES = 3             # first seconds left out of the sustained figures (workers starting)
@@ -75,6 +76,12 @@ class Sample:
     cpu_percent: float
     memory_bytes: int          # PSS of the supervisor, workers, sinks' parent
     system_memory_bytes: int
+    processes: dict[str, float] = field(default_factory=dict)    # % of a CPU each process of the run used
+
+    @property
+    def in_flight(self) -> int:
+        """Sent, not yet received nor counted lost: on its way (or in a queue) when the counters were read."""
+        return max(0, self.sent - self.received - self.lost)
 
 
 def manifest(transport: str, tuned: bool, sysctls: dict[str, str]) -> dict[str, Any]:
@@ -129,22 +136,41 @@ def loss_verdict(samples: list[Sample], targets: Targets, summary: dict[str, Any
             "pass": False}
 
 
-def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def delivered(summary: dict[str, Any] | None, duration: float) -> float | None:
+    """Events/s the sink received over the run's duration (a timed run sends exactly rate x duration, so
+    one that delivered all of it measures exactly its rate); None without a sink's count."""
+    if not summary or not summary.get("sink") or not duration:
+        return None
+    return float(summary["sink"]["received"]) / duration
+
+
+def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | None = None,
+             duration: float = 0.0) -> list[dict[str, Any]]:
     """PASS / FAIL per target; ``summary``: the run's summary document once the sink drained, whose
-    sequence-based loss is the loss."""
+    sequence-based loss is the loss and whose received count over ``duration`` (the run's, when it ran
+    all of it; 0 otherwise) is the rate. The rate between 1-s samples of the dashboard (read with
+    jitter) is shown beside it, and is the rate only without a summary."""
     steady = samples[WARMUP_SAMPLES:-1]                 # without start-up and the last, partial second
-    duration = max((s.t for s in steady), default=0) - min((s.t for s in steady), default=0)
+    seconds = max((s.t for s in steady), default=0) - min((s.t for s in steady), default=0)
     received_in_steady = steady[-1].received - steady[0].received if len(steady) > 1 else 0
-    eps = received_in_steady / duration if duration else 0.0
+    sampled = received_in_steady / seconds if seconds else 0.0
+    whole = delivered(summary, duration)
     cpu = sum(s.cpu_percent for s in steady) / len(steady) if steady else 0.0
     memory = max((s.memory_bytes for s in samples), default=0)
     short = len(steady) < MIN_STEADY_SAMPLES
+    if whole is not None and summary is not None:
+        between = "" if short else f"; {sampled:,.0f} between samples after the first {WARMUP_SAMPLES} s"
+        received = summary["sink"]["received"]
+        eps, shown = whole, f"{whole:,.0f} ({received:,} received in the run's {duration:g} s{between})"
+    else:
+        eps, shown = sampled, f"{sampled:,.0f} (between dashboard samples)"
+    short = short and whole is None
     return [
         {"target": "events per second (received, sustained)",
          "goal": f">= {targets.events_per_second:,.0f} (within {EPS_TOLERANCE:.1%} for measurement)",
          "measured": None if short else round(eps, 1),
          "shown": f"too short to measure ({len(steady)} steady seconds; run "
-                  f"{MIN_STEADY_SAMPLES + WARMUP_SAMPLES + 1} s or more)" if short else f"{eps:,.0f}",
+                  f"{MIN_STEADY_SAMPLES + WARMUP_SAMPLES + 1} s or more)" if short else shown,
          "pass": not short and eps >= targets.events_per_second * (1 - EPS_TOLERANCE)},
         {"target": "CPU (system, mean)", "goal": f"<= {targets.cpu_percent:g} %", "measured": round(cpu, 2),
          "shown": f"{cpu:.1f} %", "pass": cpu <= targets.cpu_percent},
@@ -152,6 +178,43 @@ def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | 
          "measured": memory, "shown": format_size(memory), "pass": memory <= targets.memory_bytes},
         loss_verdict(samples, targets, summary),
     ]
+
+
+SINK_ROWS = (            # what the report's sink table says, in words, in this order (a figure of 0 is left out
+    ("received", "received", True),                        # unless it is one of the first few)
+    ("lost", "lost (gaps in the sequence numbers)", True),
+    ("loss_percent", "loss %", True),
+    ("kernel_drops", "dropped by the kernel (full receive queues)", True),
+    ("late", "arrived late (out of order, counted once)", False),
+    ("duplicates", "arrived twice", False),
+    ("unsequenced", "without a sequence number (not counted by sequence)", False),
+    ("outliers", "numbers set aside as implausible", False),
+    ("foreign", "from streams this run did not send", False),
+    ("unread", "left unread at the end", False),
+    ("abandoned", "in the queues of sink processes that were killed", False),
+    ("connections", "connections (TCP, TLS)", False),
+    ("torn", "messages torn by a closed connection", False),
+    ("tls_failures", "failed TLS handshakes", False),
+    ("processes", "sink processes", True),
+    ("streams", "streams", True),
+)
+
+
+def sink_table(sink: dict[str, Any] | None) -> str:
+    """The local sink's figures as a table in words; the verdict of its count and why it is unknown."""
+    if not sink:
+        return "<p>no local sink reported</p>"
+    rows = []
+    for key, words, always in SINK_ROWS:
+        value = sink.get(key)
+        if isinstance(value, (int, float)) and (always or value):
+            shown = f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
+            rows.append(f"<tr><td>{html.escape(words)}</td><td>{shown}</td></tr>")
+    why = sink.get("unknown_because") or ([] if sink.get("verdict", "counted") == "counted"
+                                          else ["the sink could not count everything"])
+    verdict = "unknown: " + "; ".join(why) if why else "counted exactly"
+    rows.append(f"<tr><td>the loss count</td><td>{html.escape(verdict)}</td></tr>")
+    return f"<table>{''.join(rows)}</table>"
 
 
 # --- charts -------------------------------------------------------------------------------------------
@@ -203,7 +266,7 @@ td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:
 {html_section(report.get("detection"))}
 <h2>workers</h2><table><tr><th>worker</th><th>port</th><th>sent</th><th>received</th><th>lost</th><th>restarts</th>
 <th>errors</th></tr>{workers}</table>
-<h2>sink</h2><pre>{html.escape(json.dumps(report['sink'], indent=1))}</pre>
+<h2>sink</h2>{sink_table(report['sink'])}
 <h2>manifest</h2><table>{manifest_rows}</table>
 <h2>config</h2><pre>{html.escape(json.dumps(report['config'], indent=1))}</pre>
 </body></html>"""
@@ -231,6 +294,7 @@ class PerfTest:
         self.last: dict[str, Any] = {}
         self.sysctls: dict[str, str] = {}
         self.first_frame = 0.0
+        self.cpu: ProcessCpu | None = None
         self.write = write
         self.usable = sorted(os.sched_getaffinity(0)) if usable_cpus is None else usable_cpus
         self.split = split_cpus(self.usable)
@@ -296,6 +360,8 @@ class PerfTest:
         proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=die_with_this_process())
         url = self._dashboard(proc)
+        self.cpu = ProcessCpu(proc.pid)
+        self.cpu.look()
         begin = time.monotonic()
         deadline = begin + self.duration + STOP_GRACE
         next_at = begin
@@ -346,20 +412,25 @@ class PerfTest:
                    received_eps=sink.get("events_per_second", 0.0), sent=m["totals"]["events"],
                    received=sink.get("received", 0), lost=sink.get("lost", 0),
                    cpu_percent=m["system"]["cpu_percent"], memory_bytes=m["system"]["loggen_memory_bytes"],
-                   system_memory_bytes=m["system"]["memory_used_bytes"])
+                   system_memory_bytes=m["system"]["memory_used_bytes"],
+                   processes=self.cpu.look() if self.cpu else {})
         self.samples.append(s)
-        # the counters are read a moment apart, so received can be ahead of sent for an instant
-        loss = max(0.0, 100.0 * (s.sent - s.received) / s.sent) if s.sent else 0.0
+        # loss is the sink's count by sequence only; what is on its way is in flight, not lost
+        loss = 100.0 * s.lost / s.sent if s.sent else 0.0
         self.say(f"[{t:6.0f}s] sent {s.sent_eps:12,.0f} ev/s  received {s.received_eps:12,.0f} ev/s  "
-                 f"loss {loss:7.3f} %  CPU {s.cpu_percent:5.1f} %  memory {format_size(s.memory_bytes)}")
+                 f"lost {s.lost:,} ({loss:.3f} %)  in flight {s.in_flight:,}  CPU {s.cpu_percent:5.1f} %  "
+                 f"memory {format_size(s.memory_bytes)}")
 
     def _report(self, started: float, code: int, tuned: bool) -> int:
         """The verdict lines first, then the report files (atomically): a full disk costs the files only."""
         summary = self._run_summary()             # after the run drained; the samples stop a little earlier
         final = (summary["sent"], summary["sink"]["received"]) if summary and summary.get("sink") else None
-        results = verdicts(self.samples, self.targets, summary)
+        whole = self.duration if code == 0 and not self.interrupted else 0.0      # it ran all of its duration
+        results = verdicts(self.samples, self.targets, summary, whole)
         ok = all(v["pass"] for v in results) and code == 0 and not self.interrupted
         notes = self._notes(summary, ok)
+        if not ok:
+            notes += short_of_cpu([s.processes for s in self.samples[WARMUP_SAMPLES:-1]])
         report = {
             "pass": ok, "interrupted": self.interrupted, "exit_status_of_run": code,
             "started": started, "started_iso": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),

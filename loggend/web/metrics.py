@@ -73,11 +73,17 @@ class Rates:
         span = self._span(window)
         return 0.0 if span is None else self.times[span[1]] - self.times[span[0]]
 
-    def rate(self, window: float) -> float:
+    def rate(self, window: float, sending: bool = False) -> float:
+        """Events/s over the last ``window`` seconds; ``sending``: over the part of it since the first
+        sample that had sent anything (the start-up before it is no shortfall of the rate)."""
         span = self._span(window)
         if span is None:
             return 0.0
         a, b = span
+        if sending:
+            a = next((i for i in range(a, b) if self.points[i][0] > 0), b)
+            if a == b:
+                return 0.0
         return (self.points[b][0] - self.points[a][0]) / (self.times[b] - self.times[a])
 
     def slot_rate(self, index: int, window: float) -> float:
@@ -206,6 +212,7 @@ def sink_document(totals: SinkTotals | None, sent: int | None, received_rate: fl
     doc = totals.document()
     doc["events_per_second"] = round(received_rate, 1)
     doc["sent_minus_received"] = None if sent is None else sent - totals.run_received
+    doc["in_flight"] = None if sent is None else totals.in_flight(sent)
     return doc
 
 
@@ -279,7 +286,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
                    "unsent_at_close": sums.unsent_at_close,
                    "disconnected_seconds": round(sums.disconnected_ns / 1e9, 3)},
         "events_per_second": eps,
-        "achievement_percent": achievement(rates.rate(10), target),
+        "achievement_percent": achievement(rates.rate(10, sending=True), target),
         "worker_status": rows,
         "refusing": refusing(rows[:workers], board.get("host", ""), transports(slots)),
         "system": {

@@ -100,7 +100,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.serial
+@pytest.mark.alone           # the throttled receiver is a Python process: starved of CPU, it loses and lowers the limit
 def test_the_limit_of_a_receiver_of_known_capacity_is_found_within_the_precision(tmp_path):
     rate, burst, precision = 8000, 400, 3.0
     rx = Throttled(tmp_path, rate, burst)

@@ -320,5 +320,6 @@ def test_elapsed_time_runs_from_the_start_whatever_restarted(loggend, receiver, 
     assert proc.wait(40) == 0, proc.stderr
     seconds = float(re.search(r"in ([\d.]+) s", proc.stdout).group(1))
     doc = json.loads(summary.read_text())
-    assert 5.7 <= seconds <= 6.5 and 5.7 <= doc["seconds"] <= 6.5, (seconds, doc["seconds"])
+    # from the first send, not the restart (about 3 s); the last heartbeat may come late on a busy box
+    assert 5.7 <= seconds <= 8.0 and 5.7 <= doc["seconds"] <= 8.0, (seconds, doc["seconds"])
     assert abs(doc["mean_rate"] - doc["sent"] / doc["seconds"]) < 1

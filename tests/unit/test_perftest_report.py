@@ -48,6 +48,10 @@ def test_the_loss_is_by_sequence_and_the_chart_plots_it(tmp_path):
     points = re.search(r'points="([^"]+)"', chart).group(1).split()
     assert len({p.split(",")[1] for p in points}) == 1                # flat at 0: nothing was lost
     assert ">0:00<" in chart and ">0:08<" in chart and not re.search(r"\de[+-]\d", page)
+    assert re.search(r'<svg [^>]*viewBox="0 0 860 260" width="100%"[^>]*aria-label="lost by seq', page)  # page width
+    sink = page[page.index("<h2>sink</h2>"):page.index("<h2>manifest</h2>")]
+    assert "<pre>" not in sink and "<td>received</td><td>8,003</td>" in sink       # a table in words, not JSON
+    assert "<td>the loss count</td><td>counted exactly</td>" in sink
 
 
 def test_a_loss_the_sink_could_not_count_is_unknown_and_fails(tmp_path):

@@ -42,3 +42,27 @@ def test_the_report_and_its_page_are_written_together_or_not_at_all(tmp_path):
     (tmp_path / "report.html").rmdir()
     write_all_atomic({str(tmp_path / "report.json"): "new", str(tmp_path / "report.html"): "<html>"})
     assert (tmp_path / "report.json").read_text() == "new" and (tmp_path / "report.html").read_text() == "<html>"
+
+
+def test_a_run_that_delivered_exactly_its_target_passes_whatever_the_samples_say():
+    """The defect: 6,000,000 of 6,000,000 at 200,000 ev/s failed at 199,796, a figure of the
+    dashboard's poll times; the rate is now what the sink received over the run's duration."""
+    targets = Targets(events_per_second=200_000)
+    jittery = samples(cpu=50, eps=199_796)
+    delivered = summary(0, sent=6_000_000)
+    (eps, *_) = verdicts(jittery, targets, delivered, duration=30.0)
+    assert eps["pass"] is True and eps["measured"] == 200_000.0
+    assert eps["shown"].startswith("200,000 (6,000,000 received in the run's 30 s; 199,796 between samples")
+    (short, *_) = verdicts(jittery, targets, summary(0, sent=5_970_000), duration=30.0)
+    assert short["pass"] is False and short["measured"] == 199_000.0
+    (interrupted, *_) = verdicts(jittery, targets, delivered)      # no whole duration: the samples' figure
+    assert interrupted["pass"] is False and interrupted["shown"].endswith("(between dashboard samples)")
+
+
+def test_in_flight_is_not_loss_and_a_process_short_of_cpu_is_named():
+    from loggend.tools.proccpu import short_of_cpu
+    s = Sample(t=1.0, sent_eps=1, received_eps=1, sent=1000, received=990, lost=0, cpu_percent=1, memory_bytes=1,
+               system_memory_bytes=1)
+    assert s.in_flight == 10 and s.lost == 0
+    lines = short_of_cpu([{"loggend-sink0": 99.0, "loggend-p0": 40.0}, {"loggend-sink0": 97.0, "loggend-p0": 50.0}])
+    assert lines == ["loggend-sink0 used 98 % of a CPU over the steady seconds: the local sink was short of CPU"]

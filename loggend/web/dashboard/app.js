@@ -102,7 +102,8 @@ function render(m) {
   renderSystem(m.system);
   if (m.sink) {
     $("sink").textContent = `${nf.format(m.sink.received)} / ${nf.format(m.sink.lost)}`;
-    $("sink-detail").textContent = `loss ${m.sink.loss_percent.toFixed(3)} %`;
+    const flight = m.sink.in_flight == null ? "" : ` · in flight ${nf.format(m.sink.in_flight)}`;
+    $("sink-detail").textContent = `loss ${m.sink.loss_percent.toFixed(3)} % (by sequence)${flight}`;
   }
   renderWorkers(m.worker_status.filter((w) => w.active));
   addPoint([m.time, m.events_per_second["1s"], targetRate]);
