@@ -29,7 +29,7 @@ from loggend.content import registry
 from loggend.engine import journal
 from loggend.engine.spec import PROTOCOLS
 from loggend.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
-from loggend.fleet import parse_run_id, parse_start_at
+from loggend.fleet import MAX_INSTANCES, parse_run_id, parse_start_at
 from loggend.parsers import (
     format_ports,
     parse_dashboard,
@@ -185,6 +185,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
         dashboard=WebSettings(*dashboard, hosts=hosts) if dashboard else None,
         run_id=parse_run_id("--run-id", args.run_id),
         share=args.share_ports,
+        expect_instances=parse_int("--expect-instances", args.expect_instances, 0, MAX_INSTANCES),
     ).run()
 
 

@@ -552,6 +552,8 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     if protocol == "tls" and framing != "octet-counting" and "framing" in raw:
         raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
     instance, instances = raw.parsed("instance")
+    if instances > 1 and dashboard and dashboard[1] and "dashboard" not in raw and DASHBOARD_PORT not in raw:
+        dashboard = (dashboard[0], dashboard[1] + instance)     # the default port, plus the index: one box, no clash
     messages, timing, estate_rate = build_messages(raw, path, protocol, framing, workers, (instance, instances))
     tls = parse_tls(raw)
     sink_tls = parse_server_tls((raw.label("sink_tls_cert"), raw["sink_tls_cert"]),

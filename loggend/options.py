@@ -195,6 +195,8 @@ COMMANDS: tuple[Command, ...] = (
         O("--duration", default="0", help="stop after this long; 0 = until stopped"),
         O("--idle-exit", default="0", help="once messages have come, stop after this long without one (0 = never)"),
         O("--run-id", default="", help="the run_id label of the sink's metrics (that of the fleet it counts)"),
+        O("--expect-instances", default="0", help="the fleet's instance count: instances the sink never heard "
+          "from are named and the loss is then unknown, not 0 (default 0: not checked)"),
         O("--share-ports", switch=True, help="start even when another socket receives on the ports (it takes a "
           "share of the datagrams: the loss verdict is then unknown)"))),
     Command("tune", "kernel network tuning: apply (saving what was there), restore, show", "", (

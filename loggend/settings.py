@@ -355,7 +355,9 @@ SETTINGS: tuple[Setting, ...] = (
             HANDS_OVER, ("messages",), flag="--sd-enterprise", parse=whole(1, MAX_ENTERPRISE)),
     Setting("dashboard", "127.0.0.1:8080", "ADDRESS:PORT of the dashboard and /metrics (port 0 = any), or off",
             "Address of the web dashboard, the REST API and Prometheus /metrics (the original -dashboard-port\n"
-            "sets the port; port 0 = any free one, logged at start-up); off = no web process.",
+            "sets the port; port 0 = any free one, logged at start-up); off = no web process. Left at its\n"
+            "default in a fleet (`instance: I/N`), instance I takes port 8080 + I: instances on one box do not\n"
+            "collide.",
             (WEB,), ("dashboard",), flag="--dashboard", parse=parse_dashboard,
             allowed="ADDRESS:PORT (port 0 = any free one), or off"),
     Setting("dashboard_token", "", "bearer token the web endpoints want",

@@ -13,6 +13,7 @@ dashboard port is one line and exit 1, at once.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -40,17 +41,31 @@ from loggend.web.child import WebSettings
 HUNG_SECONDS = 10.0              # a sink process whose heartbeat is this old is killed and restarted
 
 
+INSTANCE_STREAM = re.compile(rb"i(\d+)\.")
+
+
+def unheard(streams: CounterBlock, expected: int) -> tuple[int, ...]:
+    """The instances of a fleet of ``expected`` none of whose streams (``iK.wJ``) the sink has seen."""
+    if expected <= 0:
+        return ()
+    heard = {int(m.group(1)) for _, name in streams.named() if (m := INSTANCE_STREAM.match(name))}
+    if expected == 1 and streams.named():
+        heard.add(0)                                          # a lone instance's streams carry no prefix
+    return tuple(i for i in range(expected) if i not in heard)
+
+
 class SinkCommand(Loop):
     def __init__(self, spec: SinkSpec, processes: int, duration: float = 0.0,
                  idle_exit: float = 0.0, out: TextIO = sys.stdout,
                  dashboard: WebSettings | None = None, run_id: str = "", share: bool = False,
-                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+                 clock_ns: Callable[[], int] = time.monotonic_ns, expect_instances: int = 0) -> None:
         assert processes <= MAX_SINK_PROCESSES
         super().__init__(out, sys.stderr, clock_ns)
         self.spec, self.processes = spec, processes
         self.duration, self.idle_exit = duration, idle_exit
         self.settings = dashboard
         self.run_id = run_id
+        self.expect_instances = expect_instances          # a fleet's size: who never sent is said (0: not checked)
         self.block = CounterBlock(processes)
         self.streams = CounterBlock(processes * C.STREAM_SLOTS_PER_SINK)
         self.board = Board()
@@ -64,7 +79,8 @@ class SinkCommand(Loop):
         self.last = self.reported = 0
 
     def totals(self) -> SinkTotals:
-        return replace(SinkTotals.of(self.block.rows(self.processes)), standalone=True)
+        return replace(SinkTotals.of(self.block.rows(self.processes)), standalone=True,
+                       unheard=unheard(self.streams, self.expect_instances))
 
     def handle_sigterm(self) -> None:
         self.asked_to_stop = True

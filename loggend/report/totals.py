@@ -139,6 +139,7 @@ class SinkTotals:
     other_sockets: int = 0   # sockets of others receiving on the sink's ports (they take a share)
     standalone: bool = field(default=False, compare=False)   # `loggend sink`: no sender's counts beside it
     heartbeat_ns: int = field(default=0, compare=False)   # the oldest heartbeat of a running sink process
+    unheard: tuple[int, ...] = field(default=(), compare=False)   # `sink --expect-instances`: fleet instances not seen
 
     @property
     def lost(self) -> int:
@@ -196,6 +197,10 @@ class SinkTotals:
             why.append(f"{INTERLEAVED}{self.unsequenced:,} messages without a sequence number arrived beside streams "
                        f"with {self.lost:,} numbers missing: a source without proof of delivery takes numbers the "
                        "sink never sees, so the gaps are not all loss")
+        if self.unheard:
+            shown = ", ".join(map(str, self.unheard[:10])) + (f" and {len(self.unheard) - 10} more"
+                                                              if len(self.unheard) > 10 else "")
+            why.append(f"instances never heard from: {shown} (--expect-instances): whatever they sent is not counted")
         if self.standalone and self.kernel_drops > self.lost:
             why.append(f"the kernel dropped {self.kernel_drops:,} datagrams for the sink, more than the "
                        f"{self.lost:,} its gaps show: the ends of streams were lost unseen (at least "
@@ -239,6 +244,7 @@ class SinkTotals:
                 "foreign_streams": self.foreign_streams, "backlog_bytes": self.backlog_bytes,
                 "unread": self.unread, "unread_bytes": self.unread_bytes, "abandoned": self.abandoned,
                 "abandoned_bytes": self.abandoned_bytes, "other_sockets": self.other_sockets,
+                "unheard_instances": list(self.unheard),
                 "verdict": "unknown" if why else "counted", "unknown_because": why}
 
 

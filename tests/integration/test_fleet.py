@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from tests.support.processes import ROOT, wait_until, write_config
+from tests.support.processes import ROOT, run_loggend, wait_until, write_config
 from tests.support.prometheus import Prometheus, available, free_port
 from tests.support.promql import grafana_variables
 
@@ -135,3 +135,30 @@ def test_a_reload_cannot_change_the_instance_but_changes_the_rest(loggend, recei
     assert "(instance 1/2 of 2,000 ev/s, run after)" in proc.stdout
     streams = {d.rsplit(b" stream=", 1)[1].split(b" ", 1)[0] for d in receiver.wait_for(100)}
     assert streams == {b"i1.w0"}
+
+
+@pytest.mark.slow
+def test_a_sink_told_the_fleet_size_names_the_instance_it_never_heard_and_its_loss_is_unknown(loggend, tmp_path):
+    """The defect: half a fleet never sent and a standalone sink said "lost 0". Told --expect-instances 2,
+    it names instance 1 and the loss is unknown; the instance that sent is counted as before."""
+    port = int(free_udp_pair().split("-")[0])
+    sink = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "1", "--idle-exit", "2s",
+                   "--expect-instances", "2")
+    sink.wait_line("READY listening")
+    sent = run_loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{port}", "--workers", "1",
+                       "--instance", "0/2", "--rate", "2000", "--duration", "1s", "--dashboard", "off",
+                       "--control-socket", "off")
+    assert sent.returncode == 0, sent.stderr
+    assert sink.wait(30) == 0, sink.stderr
+    assert summary_count("received", sink.stdout) == 1000           # instance 0's share of 2,000 ev/s for 1 s
+    assert "instances never heard from: 1 (--expect-instances): whatever they sent is not counted" in sink.stdout
+    assert "lost        0 (0.0000 %)" not in sink.stdout, sink.stdout
+
+
+def test_instances_left_on_the_default_dashboard_take_its_port_plus_their_index():
+    from loggend.config import load
+    ports = [load("/dev/null", {"instance": ("--instance", f"{i}/3")}, usable_cpus={0}).dashboard for i in range(3)]
+    assert ports == [("127.0.0.1", 8080), ("127.0.0.1", 8081), ("127.0.0.1", 8082)]
+    chosen = load("/dev/null", {"instance": ("--instance", "2/3"), "dashboard": ("--dashboard", "127.0.0.1:9000")},
+                  usable_cpus={0})
+    assert chosen.dashboard == ("127.0.0.1", 9000)                  # an address given is the user's
