@@ -5,8 +5,9 @@ kernel hands to the next send on the connected socket as ECONNREFUSED: the worke
 its ``refused`` errors. Looked at every tick (a second), per port of the run:
 
 * a port whose refused count rose is named in the log at once, ``127.0.0.1:515 refuses: nothing
-  listens there``, and again when it takes datagrams once more (``ANSWER_SECONDS`` of sending with
-  no refusal: the ICMP replies are rate-limited, so a refusing port is not refused every send);
+  listens there``, and again when it takes datagrams once more (``ANSWER_TICKS`` looks in a row of
+  sending with no refusal: the refusal of a datagram comes back on the next send, so at a low rate
+  a refusing port has looks with a send and no refusal, but never two in a row);
 * a run that ends with every port still refusing, none of which ever took datagrams, measured
   nothing: the supervisor fails it (exit 1) with ``measured_nothing``'s line.
 
@@ -23,7 +24,7 @@ from loggend.engine.counters import SlotSnapshot
 from loggend.engine.journal import NOTICE, WARNING, Log
 from loggend.parsers import format_ports
 
-ANSWER_SECONDS = 5.0       # sending this long with no refusal: the port takes datagrams (again)
+ANSWER_TICKS = 2           # looks in a row with sends and no refusal: the port takes datagrams (again)
 REFUSED = C.ERROR_KINDS.index("refused")
 
 
@@ -32,9 +33,8 @@ class Port:
     refused: int = 0             # refused so far (all workers on the port)
     sent: int = 0
     since: float | None = None   # when it last started refusing (None: not refusing)
-    last_refusal: float = 0.0
-    clean_since: float | None = None    # sending with no refusal since then
-    answered: bool = False       # it took datagrams for ANSWER_SECONDS at some point
+    clean: int = 0               # looks in a row with sends and no refusal
+    answered: bool = False       # it took datagrams (ANSWER_TICKS clean looks) at some point
 
 
 class RefusalWatch:
@@ -67,13 +67,14 @@ class RefusalWatch:
                     self.log(f"{host}:{port} refuses: nothing listens there ({refused - p.refused:,} datagrams "
                              f"refused in the last second; {refused:,} in all)", WARNING)
                     p.since = now
-                p.last_refusal, p.clean_since = now, None
+                p.clean = 0
             elif sent > p.sent:
-                p.clean_since = now if p.clean_since is None else p.clean_since
-                if now - p.clean_since >= ANSWER_SECONDS:
+                p.clean += 1
+                if p.clean >= ANSWER_TICKS:
                     p.answered = True
                     if p.since is not None:
-                        self.log(f"{host}:{port} takes datagrams again (no refusal for {ANSWER_SECONDS:g} s)", NOTICE)
+                        self.log(f"{host}:{port} takes datagrams again (no refusal for {ANSWER_TICKS} s of "
+                                 "sending)", NOTICE)
                         p.since = None
             p.refused, p.sent = refused, sent
 

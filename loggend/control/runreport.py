@@ -141,6 +141,9 @@ class RunReport:
     def measured_nothing(self, config: Config, seconds: float) -> str:
         """Why a run measured nothing (it sent nothing, or only to ports where nothing listens); "" if it did."""
         self.refusals.look_at(config, self.shared.snapshots(), self.shared.started + seconds)
+        sink = self.shared.sink_totals()
+        if sink is not None and sink.received:              # the local sink got something: it was measured
+            return self.nothing_sent(config, seconds)
         return self.nothing_sent(config, seconds) or self.refusals.measured_nothing(config.host)
 
     def nothing_sent(self, config: Config, seconds: float) -> str:

@@ -93,8 +93,8 @@ def test_without_sequence_numbers_every_pass_of_the_file_is_sent(tmp_path, recei
     lines = [f"<13>Nov 29 06:00:0{i % 10} app-1 shop[7]: line {i}" for i in range(3000)]
     path = tmp_path / "capture.log"
     path.write_text("\n".join(lines) + "\n")
-    r = run_loggend(*RUN, "--replay", str(path), "--target", f"127.0.0.1:{receiver.port}", "--rate", "3000",
-                    "--duration", "1s", "--pool-size", "1000", "--no-sequence")
+    r = run_loggend(*RUN, "--replay", str(path), "--target", f"127.0.0.1:{receiver.port}", "--rate", "1000",
+                    "--duration", "3s", "--pool-size", "1000", "--no-sequence")
     assert r.returncode == 0, r.stderr[-3000:]
     got = receiver.wait_for(3000)
     assert sorted(m.split(b": ", 1)[1] for m in got) == sorted(f"line {i}".encode() for i in range(3000))

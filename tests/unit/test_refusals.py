@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from loggend.control.refusals import ANSWER_SECONDS, RefusalWatch
+from loggend.control.refusals import ANSWER_TICKS, RefusalWatch
 
 
 def slot(sent: int, refused: int) -> SimpleNamespace:
@@ -24,8 +24,16 @@ def test_a_port_is_named_once_when_it_refuses_and_again_when_it_takes_datagrams(
     for sent in range(25, 40):                                  # 5001 sends with no refusal from now on
         watch.look("127.0.0.1", ports, [slot(30 + sent, 0), slot(sent, 9)], 2, t)
         t += 1.0
-    assert lines[-1] == f"127.0.0.1:5001 takes datagrams again (no refusal for {ANSWER_SECONDS:g} s)"
+    assert lines[-1] == f"127.0.0.1:5001 takes datagrams again (no refusal for {ANSWER_TICKS} s of sending)"
     assert len(lines) == 2
+
+
+def test_a_slow_port_that_refuses_every_other_send_never_seems_to_answer():
+    """At 1 ev/s the refusal of a datagram comes back on the next send: looks alternate."""
+    watch = RefusalWatch(lambda line, *level: None)
+    for t in range(10):          # a send that goes out, then one refused for it, and so on
+        watch.look("127.0.0.1", (5000,), [slot(t // 2 + 1, (t + 1) // 2)], 1, float(t))
+    assert watch.measured_nothing("127.0.0.1").startswith("measured nothing")
 
 
 def test_every_port_refusing_all_along_measured_nothing():
