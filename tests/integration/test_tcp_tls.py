@@ -106,7 +106,7 @@ def test_a_receiver_that_restarts_mid_run_costs_reconnects_and_no_torn_message(l
     port = free_port(udp=False)
     first, _ = start_sink(loggend, port, "--protocol", "tcp")
     out = tmp_path / "summary.json"
-    run = loggend(*RUN, "--target", f"127.0.0.1:{port}", "--rate", "20000", "--duration", "6s", "--protocol", "tcp",
+    run = loggend(*RUN, "--target", f"127.0.0.1:{port}", "--rate", "20000", "--duration", "9s", "--protocol", "tcp",
                   "--format", "rfc5424", "--summary-json", str(out))
     run.wait_line("[   2.0s]")
     first.signal(signal.SIGTERM)
