@@ -13,7 +13,6 @@ dashboard port is one line and exit 1, at once.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -32,26 +31,13 @@ from loggend.errors import EXIT_FAILURE, EXIT_OK
 from loggend.parsers import format_ports, format_size, plural
 from loggend.report.console import BEHIND_SHOWN_BYTES, sink_summary
 from loggend.report.sources import Sources
-from loggend.report.totals import SinkTotals
+from loggend.report.totals import SinkTotals, unheard_instances
 from loggend.sink.receiver import open_sockets
 from loggend.sink.sinkspec import SinkSpec
 from loggend.sink.streams import listen
 from loggend.web.child import WebSettings
 
 HUNG_SECONDS = 10.0              # a sink process whose heartbeat is this old is killed and restarted
-
-
-INSTANCE_STREAM = re.compile(rb"i(\d+)\.")
-
-
-def unheard(streams: CounterBlock, expected: int) -> tuple[int, ...]:
-    """The instances of a fleet of ``expected`` none of whose streams (``iK.wJ``) the sink has seen."""
-    if expected <= 0:
-        return ()
-    heard = {int(m.group(1)) for _, name in streams.named() if (m := INSTANCE_STREAM.match(name))}
-    if expected == 1 and streams.named():
-        heard.add(0)                                          # a lone instance's streams carry no prefix
-    return tuple(i for i in range(expected) if i not in heard)
 
 
 class SinkCommand(Loop):
@@ -80,7 +66,8 @@ class SinkCommand(Loop):
 
     def totals(self) -> SinkTotals:
         return replace(SinkTotals.of(self.block.rows(self.processes)), standalone=True,
-                       unheard=unheard(self.streams, self.expect_instances))
+                       unheard=unheard_instances((n.decode("utf-8", "replace") for _, n in self.streams.named()),
+                                                 self.expect_instances))
 
     def handle_sigterm(self) -> None:
         self.asked_to_stop = True
@@ -128,6 +115,7 @@ class SinkCommand(Loop):
                             "ports": list(self.spec.ports), "protocol": self.spec.protocol,
                             "rate": 0, "workers": 0, "slots": 0, "sink_slots": self.processes,
                             "run_id": self.run_id, "stream_width": C.STREAM_SLOTS_PER_SINK, "mode": "sink",
+                            "expect_instances": self.expect_instances,
                             "started_unix": time.time()})
         self.spawn_web("sink dashboard")
 

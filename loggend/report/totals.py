@@ -9,12 +9,28 @@ per-worker rows and the per-stream rows beside them. A loss is computed here onl
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from loggend.engine import counters as C
 from loggend.engine.counters import ERROR_KINDS, CounterBlock, SlotSnapshot
 from loggend.parsers import format_size, plural
+
+INSTANCE_STREAM = re.compile(r"i(\d+)\.")
+
+
+def unheard_instances(names: Iterable[str], expected: int) -> tuple[int, ...]:
+    """The instances of a fleet of ``expected`` none of whose streams (``iK.wJ``) are among ``names``
+    (a lone instance's streams carry no prefix)."""
+    if expected <= 0:
+        return ()
+    names = list(names)
+    heard = {int(m.group(1)) for name in names if (m := INSTANCE_STREAM.match(name))}
+    if expected == 1 and names:
+        heard.add(0)
+    return tuple(i for i in range(expected) if i not in heard)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import math
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prometheus_client.core import (
@@ -27,7 +27,16 @@ from prometheus_client.registry import Collector
 from loggend import __version__
 from loggend.engine import counters as C
 from loggend.engine.counters import ERROR_KINDS, STATE_RUNNING, SlotSnapshot
-from loggend.report.totals import RunTotals, SinkTotals, SlotSums, possibly_lost, sink_lost, stream_lost, transports
+from loggend.report.totals import (
+    RunTotals,
+    SinkTotals,
+    SlotSums,
+    possibly_lost,
+    sink_lost,
+    stream_lost,
+    transports,
+    unheard_instances,
+)
 
 WINDOWS = (1, 10, 60)             # seconds of the sliding-window rates
 HISTORY_SECONDS = 600             # per-second points kept for the chart and the summary
@@ -453,7 +462,9 @@ class SinkCollector(Collector):
         rows, board = self.source()
         if not rows:
             return
-        yield from self.collect_honesty(rows, fleet_values(board))
+        expected = int(board.get("expect_instances", 0))
+        unheard = unheard_instances(self.streams(), expected) if expected and self.streams is not None else ()
+        yield from self.collect_honesty(rows, fleet_values(board), unheard)
         if self.streams is not None:
             yield from self.collect_streams(self.streams(), fleet_values(board))
         fleet = fleet_values(board)
@@ -517,7 +528,7 @@ class SinkCollector(Collector):
         return family
 
     @staticmethod
-    def collect_honesty(rows: list[list[int]], fleet: list[str]) -> Iterator[Metric]:
+    def collect_honesty(rows: list[list[int]], fleet: list[str], unheard: tuple[int, ...] = ()) -> Iterator[Metric]:
         """What the sink could not count or counted apart, and whether its loss can be known."""
         labels = [*FLEET_LABELS, "sink"]
         counters = (
@@ -547,7 +558,11 @@ class SinkCollector(Collector):
                 family.add_metric([*fleet, str(i)], row[index])
             families.append(family)
         yield from families
-        totals = SinkTotals.of(rows)
+        totals = replace(SinkTotals.of(rows), unheard=unheard)
+        missing = GaugeMetricFamily("loggen_sink_unheard_instances", "Instances of the fleet (loggend sink "
+                                    "--expect-instances) none of whose streams arrived.", labels=FLEET_LABELS)
+        missing.add_metric(fleet, len(unheard))
+        yield missing
         others = GaugeMetricFamily("loggen_sink_other_sockets", "Sockets of others receiving on the sink's ports "
                                    "(they take a share of the datagrams).", labels=FLEET_LABELS)
         others.add_metric(fleet, totals.other_sockets)

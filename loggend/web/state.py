@@ -11,13 +11,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import psutil
 
 from loggend.engine.counters import SlotSnapshot
 from loggend.report.sources import Sources
-from loggend.report.totals import RunTotals, SinkTotals, SlotSums, merge_streams, named_streams
+from loggend.report.totals import RunTotals, SinkTotals, SlotSums, merge_streams, named_streams, unheard_instances
 from loggend.web.metrics import (
     FULL_SECOND,
     History,
@@ -129,7 +130,13 @@ class WebState:
 
     def sink_totals(self, board: dict[str, Any]) -> SinkTotals | None:
         rows = self.sink_rows(board)
-        return SinkTotals.of(rows) if rows else None
+        if not rows:
+            return None
+        totals = SinkTotals.of(rows)
+        expected = int(board.get("expect_instances", 0))
+        if expected:                          # `loggend sink --expect-instances`: who has not been heard from yet
+            totals = replace(totals, standalone=True, unheard=unheard_instances(self.named_streams(board), expected))
+        return totals
 
     def sink(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> dict[str, Any] | None:
         sent = SlotSums.of(slots).sent if int(board.get("workers", 0)) else None     # None: a sink on its own

@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from tests.support.processes import ROOT, run_loggend, wait_until, write_config
+from tests.support.processes import ROOT, free_tcp_port, run_loggend, wait_until, write_config
 from tests.support.prometheus import Prometheus, available, free_port
 from tests.support.promql import grafana_variables
 
@@ -162,3 +162,27 @@ def test_instances_left_on_the_default_dashboard_take_its_port_plus_their_index(
     chosen = load("/dev/null", {"instance": ("--instance", "2/3"), "dashboard": ("--dashboard", "127.0.0.1:9000")},
                   usable_cpus={0})
     assert chosen.dashboard == ("127.0.0.1", 9000)                  # an address given is the user's
+
+
+@pytest.mark.slow
+def test_the_sink_dashboard_says_the_loss_is_unknown_while_an_instance_is_unheard(loggend):
+    """The sink's live /api/metrics and /metrics said 'counted' (loss known) while half the fleet never sent."""
+    import json
+    import urllib.request
+    port, web = (int(p) for p in free_udp_pair().split("-"))
+    sink = loggend("sink", "--listen", f"127.0.0.1:{port}", "--processes", "1", "--expect-instances", "2",
+                   "--dashboard", f"127.0.0.1:{free_tcp_port()}")
+    line = sink.wait_line("dashboard: http://", stream="err")
+    url = re.search(r"(http://\S+?)/ ", line).group(1)
+    sent = run_loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{port}", "--workers", "1",
+                       "--instance", "1/2", "--rate", "1000", "--duration", "1s", "--dashboard", "off",
+                       "--control-socket", "off")
+    assert sent.returncode == 0, sent.stderr
+
+    def metrics():
+        with urllib.request.urlopen(url + "/api/metrics", timeout=10) as r:
+            return json.loads(r.read())["sink"]
+    doc = wait_until(lambda: (m := metrics())["received"] == 500 and m, what="instance 1's 500 messages")
+    assert doc["unheard_instances"] == [0] and doc["verdict"] == "unknown", doc
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        assert re.search(rb"^loggen_sink_loss_known(\{[^}]*\})? 0\.0$", r.read(), re.M)
