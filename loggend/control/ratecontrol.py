@@ -71,6 +71,7 @@ class RateControl:
         self.changes = 0                  # live changes so far (the summary says how many)
         self.reloader: Callable[[], None] = lambda: None     # the supervisor's reload (as at SIGHUP)
         self.force_reload = False         # the next reload may raise the rate past the bounds
+        self.reload_outcome: tuple[bool, str] | None = None    # what the last reload did (read_reload says)
 
     def reload_bound(self, running: Profile, new: Profile, top: float) -> str:
         """Why a reload from the file's ``running`` profile to ``new`` is refused ("" when it is not:
@@ -211,12 +212,13 @@ class RateControl:
             if verb == "status":
                 ok, message = True, "ok"
             elif verb == "reload":
-                self.force_reload = force
+                self.force_reload, self.reload_outcome = force, None
                 try:
                     self.reloader()
                 finally:
                     self.force_reload = False
-                ok, message = True, f"reloaded{' (forced)' if force else ''}: the run's log says what changed"
+                ok, message = self.reload_outcome or (True, "reload: it follows the hand-over under way (the run's "
+                                                            "log says what it did)")
             elif verb == "rate":
                 ok, message = self.set_profile(Profile.constant(parse_rate("rate", arg)), by, force)
             elif verb == "profile":

@@ -78,11 +78,17 @@ class RefusalWatch:
                         p.since = None
             p.refused, p.sent = refused, sent
 
+    def unanswered(self) -> dict[int, int]:
+        """Ports that refused and never took datagrams (``answered``), with what was sent there all the
+        same: a datagram between two refusals goes out, and nowhere (port -> sent)."""
+        return {port: p.sent for port, p in sorted(self.ports.items()) if p.refused and not p.answered}
+
     def measured_nothing(self, host: str) -> str:
         """The line that fails a run in which every port refused and none ever took datagrams; "" otherwise."""
         if not self.ports or any(p.answered or p.since is None for p in self.ports.values()):
             return ""
         refused = sum(p.refused for p in self.ports.values())
+        sent = sum(p.sent for p in self.ports.values())
         return (f"measured nothing: every datagram went to a port where nothing listens ({host}:"
-                f"{format_ports(tuple(sorted(self.ports)))}; {refused:,} refused by the kernel); is the SIEM's "
-                f"input on another port? (--ports)")
+                f"{format_ports(tuple(sorted(self.ports)))}; {refused:,} refused by the kernel, the {sent:,} sent "
+                f"between them went nowhere too); is the SIEM's input on another port? (--ports)")

@@ -163,6 +163,7 @@ class RunReport:
                                     self.live.changes, self.live.paused_seconds(now_ns))
         if self.live.changes:
             totals = replace(totals, live_last=describe(self.live.following()))
+        totals = replace(totals, unanswered=self.refusals.unanswered())
         print(summary(totals), file=self.out, flush=True)
         document = totals.document()
         if self.scenarios is not None:

@@ -98,20 +98,27 @@ def read_reload(loader: Loader, running: Config, local_tls: LocalSinkTls, log: L
                 live: RateControl | None = None) -> tuple[SinkSpec, Config, frozenset[str]] | None:
     """A reload's new config, the local sink's spec for it and what changed; None (said why) when the
     running config stays: an invalid one, a fleet's split changed, or a rate past the bounds unforced."""
+    def refuse(line: str) -> None:      # said, and what ``loggend ctl reload`` answers
+        log(line, ERR)
+        if live is not None:
+            live.reload_outcome = (False, line)
     try:
         spec, new = local_tls.apply(loader())
     except (UsageError, PkiError) as err:
-        log(f"reload: {err}; keeping the running config", ERR)
+        refuse(f"reload: {err}; keeping the running config")
         return None
     changes = running.changes(new)
     if changes & FIXED:
-        log(f"reload: instance {new.instance}/{new.instances}: a fleet's split cannot change while it "
-            f"runs (this is {running.instance}/{running.instances}); keeping the running config", ERR)
+        refuse(f"reload: instance {new.instance}/{new.instances}: a fleet's split cannot change while it "
+               f"runs (this is {running.instance}/{running.instances}); keeping the running config")
         return None
     if live is not None and (why := live.reload_bound(running.profile(), new.profile(), new.max_rate)):
-        log(f"reload: {why}; keeping the running config (loggend ctl reload --force applies it)", ERR)
+        refuse(f"reload: {why}; keeping the running config (loggend ctl reload --force applies it)")
         return None
-    log(f"reload: {new.describe()}" if changes else "reload: config unchanged", NOTICE)
+    said = f"reload: {new.describe()}" if changes else "reload: config unchanged"
+    log(said, NOTICE)
+    if live is not None:
+        live.reload_outcome = (True, said)
     if changes & NEXT_START:
         kept = sorted(changes & NEXT_START)
         if "control_socket" in kept:

@@ -10,7 +10,7 @@ import time
 
 from loggend.engine.counters import STATE_RUNNING, SlotSnapshot
 from loggend.fleet import format_time
-from loggend.parsers import format_size, plural
+from loggend.parsers import format_ports, format_size, plural
 from loggend.profiles import parse_profile
 from loggend.report.totals import RunTotals, SinkTotals, SlotSums, transports
 from loggend.sink.accounting import MAX_STREAMS
@@ -105,7 +105,12 @@ def summary(t: RunTotals) -> str:
         shown = list(t.refused_by_port.items())
         more = f" and {len(shown) - REFUSED_SHOWN} more ports" if len(shown) > REFUSED_SHOWN else ""
         lines.append("  refused     " + ", ".join(f"port {port} {n:,}" for port, n in shown[:REFUSED_SHOWN])
-                     + f"{more} (nothing listens there)")
+                     + f"{more} (ICMP port unreachable: nothing listened there)")
+        if t.unanswered:
+            sent = sum(t.unanswered.values())
+            lines.append(f"              and {sent:,} of the events counted as sent went to "
+                         f"{plural(len(t.unanswered), 'port')} where nothing ever listened "
+                         f"({format_ports(tuple(t.unanswered))}): lost as well")
     if t.transport in ("tcp", "tls"):
         lines.append(f"  push-back   {pushback_text(t)}")
     lines.append(f"  restarts    {t.restarts}")

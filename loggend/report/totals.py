@@ -359,6 +359,7 @@ class RunTotals:
     paused_seconds: float = 0.0      # time spent paused
     ends: Ends | None = None         # with a local sink: what sequence accounting cannot see (by the sent counts)
     unproven: tuple[str, ...] = ()   # sources of the mix whose form carries no stream and number ("name (why)")
+    unanswered: dict[int, int] = field(default_factory=dict)   # UDP ports that only refused -> what was sent there
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -492,6 +493,7 @@ class RunTotals:
             "bytes": self.bytes, "mean_rate": self.mean_rate, "planned": self.planned, "shortfall": self.shortfall,
             "forgiven": self.forgiven, "errors": self.errors, "restarts": self.restarts,
             "refused_by_port": {str(port): n for port, n in self.refused_by_port.items()},
+            "sent_to_unanswered_ports": {str(port): n for port, n in self.unanswered.items()},
             "blocked_seconds": round(self.blocked_seconds, 3), "reconnects": self.reconnects,
             "possibly_lost": self.possibly_lost, "unsent_at_close": self.unsent_at_close,
             "disconnected_seconds": round(self.disconnected_seconds, 3),

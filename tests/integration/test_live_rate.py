@@ -325,8 +325,10 @@ def test_a_live_rise_past_max_rate_or_ten_times_is_refused_unless_forced(tmp_pat
     proc.wait_line("reload: 4,000 ev/s is more than 10 times the rate in force (100 ev/s); keeping the running "
                    "config (loggend ctl reload --force applies it)", stream="err")
     assert status(sock)["target_rate"] == 100
+    asked = ctl(sock, "reload")                                   # the same by the control socket: said, exit 1
+    assert asked.returncode == 1 and "reload: 4,000 ev/s is more than 10 times" in asked.stdout + asked.stderr
     forced = ctl(sock, "reload", "--force")
-    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert forced.returncode == 0 and "reload: 1 worker" in forced.stdout, forced.stdout + forced.stderr
     wait_until(lambda: status(sock)["target_rate"] == 4000, what="the forced reload's rate")
     assert ctl(sock, "status", "--force").returncode == 2           # --force means nothing there
     proc.signal(signal.SIGTERM)

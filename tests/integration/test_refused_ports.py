@@ -45,7 +45,12 @@ def test_a_port_where_nothing_listens_is_named_within_a_second_shown_and_counted
     doc = summary_of(summary)
     assert list(doc["refused_by_port"]) == [str(silent)]
     assert doc["refused_by_port"][str(silent)] == doc["errors"]["refused"] > 0
-    assert f"port {silent} {doc['errors']['refused']:,} (nothing listens there)" in proc.stdout
+    assert f"port {silent} {doc['errors']['refused']:,} (ICMP port unreachable: nothing listened there)" in proc.stdout
+    # what went out between two refusals went nowhere too: the summary counts it apart, per port
+    sent_there = next(w["sent"] for w in doc["workers"] if w["port"] == silent)
+    assert doc["sent_to_unanswered_ports"] == {str(silent): sent_there} and sent_there > 0
+    assert (f"and {sent_there:,} of the events counted as sent went to 1 port where nothing ever listened "
+            f"({silent}): lost as well") in proc.stdout
 
 
 def test_a_run_where_every_port_refused_measured_nothing_and_exits_1(tmp_path):
