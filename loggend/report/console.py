@@ -78,7 +78,7 @@ def target_text(rate: float, state: str) -> str:
 def summary(t: RunTotals) -> str:
     target = t.timing or ("profile" if t.profile else f"{t.rate:,.0f} ev/s" if t.rate else "unlimited")
     if t.live_changes:
-        target += " at start"                       # the live line says what it followed at the end
+        target += " as configured"                  # (a reload changes it); the live line says where it ended
     if t.instances > 1:
         fleet = f"{t.fleet_rate:,.0f} ev/s" if t.fleet_rate else "unlimited"
         target += f" (instance {t.instance}/{t.instances} of {fleet}, run {t.run_id})"

@@ -244,8 +244,9 @@ def html_report(report: dict[str, Any]) -> str:
         svg_chart("lost by sequence (cumulative)", {"lost": list(zip(t, [float(s["lost"]) for s in samples]))},
                   y_label="events", x_label="time into the run", x_time=True),
     ]
-    manifest_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
-                            for k, v in report["manifest"].items())
+    manifest_rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(v if isinstance(v, str) else json.dumps(v))}</td></tr>"
+        for k, v in report["manifest"].items())
     verdict = "PASS" if report["pass"] else "FAIL"
     cpus = report.get("cpus") or {}
     bottleneck = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in report.get("notes", []))
@@ -256,7 +257,7 @@ def html_report(report: dict[str, Any]) -> str:
 <title>loggen performance test: {verdict}</title>
 <style>body{{font:14px sans-serif;margin:2rem;max-width:960px}}table{{border-collapse:collapse;margin:1rem 0}}
 td,th{{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}}.pass{{color:#080;font-weight:bold}}
-.fail{{color:#c00;font-weight:bold}}</style></head><body>
+.fail{{color:#c00;font-weight:bold}}pre{{white-space:pre-wrap;overflow-wrap:anywhere}}</style></head><body>
 <h1>loggen performance test: <span class={verdict.lower()}>{verdict}</span></h1>
 <p>{html.escape(report['started_iso'])}, {report['duration_seconds']:.0f} s at {report['config']['rate']} ev/s,
 {report['config']['workers']} workers{' (interrupted)' if report['interrupted'] else ''}</p>
@@ -299,6 +300,14 @@ class PerfTest:
         self.usable = sorted(os.sched_getaffinity(0)) if usable_cpus is None else usable_cpus
         self.split = split_cpus(self.usable)
 
+    def rate_short(self) -> str:
+        """The run's rate cannot meet the events-per-second target: said at the start and in the report."""
+        rate = float(self.rate)
+        if rate and rate < self.targets.events_per_second * (1 - EPS_TOLERANCE):
+            return (f"--rate {rate:,.0f} ev/s is below --target-eps {self.targets.events_per_second:,.0f}: the "
+                    "events-per-second target cannot pass (give --target-eps the rate you mean to hold)")
+        return ""
+
     def _interrupt(self, signum: int, frame: object) -> None:
         self.interrupted = True
 
@@ -329,6 +338,8 @@ class PerfTest:
         else:
             self.say(f"perftest: {len(self.usable)} CPUs: the workers and the local sink share them (the sink gets "
                      f"its own from {SPLIT_MIN_CPUS}); if it falls behind, it is the bottleneck")
+        if (why := self.rate_short()):
+            self.say(f"perftest: {why}")
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._interrupt)
         tuner, tuned = Tuner(state=str(self.report_dir / "tuning-state.json")), False
@@ -405,7 +416,11 @@ class PerfTest:
         if m["time"] == self.last.get("time"):
             return                                 # the same frame as last time: nothing new to record
         self.last = m
-        self.first_frame = self.first_frame or m["time"]
+        if not self.first_frame:                   # the baseline: its 1 s rates span the start-up (a spike)
+            self.first_frame = m["time"]
+            if self.cpu:
+                self.cpu.look()
+            return
         t = m["time"] - self.first_frame
         sink = m.get("sink") or {}
         s = Sample(t=round(t, 2), sent_eps=m["events_per_second"]["1s"],
@@ -430,11 +445,11 @@ class PerfTest:
         ok = all(v["pass"] for v in results) and code == 0 and not self.interrupted
         notes = self._notes(summary, ok)
         if not ok:
-            notes += short_of_cpu([s.processes for s in self.samples[WARMUP_SAMPLES:-1]])
+            notes += self._why_failed(results)
         report = {
             "pass": ok, "interrupted": self.interrupted, "exit_status_of_run": code,
             "started": started, "started_iso": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
-            "duration_seconds": self.samples[-1].t if self.samples else 0.0,
+            "duration_seconds": whole or (self.samples[-1].t if self.samples else 0.0),
             "final": {"sent": final[0], "received": final[1]} if final else None,
             "config": {"rate": self.rate, "workers": self.workers, "ports": self.ports, "duration": self.duration,
                        "protocol": self.protocol, "framing": self.framing or None, "format": self.fmt,
@@ -475,6 +490,21 @@ class PerfTest:
         if self.interrupted:
             return EXIT_INTERRUPTED
         return 0 if ok else EXIT_TARGET_FAILED
+
+    def _why_failed(self, results: list[dict[str, Any]]) -> list[str]:
+        """What a failed target comes from: a rate below the target, a process short of CPU, or a box
+        busy with other work."""
+        notes = [why] if (why := self.rate_short()) and not results[0]["pass"] else []
+        steady = [s.processes for s in self.samples[WARMUP_SAMPLES:-1]]
+        short = short_of_cpu(steady)
+        notes += short
+        cpu = next((v for v in results if v["target"].startswith("CPU")), None)
+        if cpu is not None and not cpu["pass"] and not short and steady:
+            ours = sum(sum(p.values()) for p in steady) / len(steady) / max(1, len(self.usable))
+            notes.append(f"no process of the run was short of CPU: loggen's processes used {ours:.0f} % of the "
+                         f"{len(self.usable)} CPUs on average, the rest of the {cpu['shown']} was other work "
+                         "on the box")
+        return notes
 
     def _notes(self, summary: dict[str, Any] | None, ok: bool) -> list[str]:
         """What a reader of a FAIL must know: the local sink as the bottleneck."""

@@ -159,7 +159,7 @@ def test_ctl_rate_and_profile_change_the_rate_in_place(tmp_path, receivers, logg
     assert ctl(sock, "resume").stdout.strip() == "not paused"
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0 and summary_of(tmp_path / "summary.json")["live_changes"] == 2
-    assert "rate 2,000 ev/s at start" in proc.stdout and "; at the end profile ramp:6k-1k/20s" in proc.stdout
+    assert "rate 2,000 ev/s as configured" in proc.stdout and "; at the end profile ramp:6k-1k/20s" in proc.stdout
 
 
 @pytest.mark.slow

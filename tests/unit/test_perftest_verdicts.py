@@ -66,3 +66,19 @@ def test_in_flight_is_not_loss_and_a_process_short_of_cpu_is_named():
     assert s.in_flight == 10 and s.lost == 0
     lines = short_of_cpu([{"loggend-sink0": 99.0, "loggend-p0": 40.0}, {"loggend-sink0": 97.0, "loggend-p0": 50.0}])
     assert lines == ["loggend-sink0 used 98 % of a CPU over the steady seconds: the local sink was short of CPU"]
+
+
+def test_a_failed_target_says_why(tmp_path):
+    """A FAIL once came with no reason: a --rate below --target-eps, or a CPU figure made by other work."""
+    from loggend.tools.perftest import PerfTest
+    t = PerfTest(duration=10, rate="20000", workers=2, ports="9-10", report_dir=tmp_path, usable_cpus=[0, 1],
+                 targets=Targets(events_per_second=200_000, cpu_percent=75))
+    assert t.rate_short().startswith("--rate 20,000 ev/s is below --target-eps 200,000: the events-per-second "
+                                     "target cannot pass")
+    t.samples = samples(cpu=100.0, eps=20_000)
+    for s in t.samples:
+        s.processes = {"loggend-p0": 6.0, "loggend-sink0": 4.0}
+    notes = t._why_failed(verdicts(t.samples, t.targets, summary(0, sent=200_000), duration=10.0))
+    assert notes[0].startswith("--rate 20,000 ev/s is below --target-eps")
+    assert notes[1] == ("no process of the run was short of CPU: loggen's processes used 5 % of the 2 CPUs on "
+                        "average, the rest of the 100.0 % was other work on the box")
