@@ -45,6 +45,7 @@ STOP_GRACE = 60.0
 WARMUP_SHARE = 0.1            # the first tenth of the run (at least MIN_WARMUP) is left out of the slopes
 MIN_WARMUP = 30.0
 MIN_FIT_SAMPLES = 3
+MIN_MEMORY_SPAN = 600.0        # a growth per hour fitted over less than this is noise (0.1 MiB in 30 s: 12 MiB/h)
 
 
 @dataclass
@@ -119,11 +120,17 @@ def checks(samples: list[SoakSample], warmup: float, max_growth: float,
         span = steady[-1].t - steady[0].t
         grow = slope([(s.t, s.private_bytes) for s in steady]) * HOUR
         pss = slope([(s.t, s.memory_bytes) for s in steady]) * HOUR
-        out.append({"check": "memory growth", "per_hour_bytes": round(grow), "pss_per_hour_bytes": round(pss),
-                    "goal_bytes": max_growth, "pass": grow < max_growth,
-                    "shown": f"{grow / MIB:+.2f} MiB/h private (goal < {max_growth / MIB:g} MiB/h; "
-                             f"{format_size(steady[0].private_bytes)} -> {format_size(steady[-1].private_bytes)}; "
-                             f"PSS {format_size(steady[0].memory_bytes)} -> {format_size(steady[-1].memory_bytes)})"})
+        seen = (f"{format_size(steady[0].private_bytes)} -> {format_size(steady[-1].private_bytes)}; "
+                f"PSS {format_size(steady[0].memory_bytes)} -> {format_size(steady[-1].memory_bytes)}")
+        if span < MIN_MEMORY_SPAN:
+            out.append({"check": "memory growth", "per_hour_bytes": None, "pss_per_hour_bytes": None,
+                        "goal_bytes": max_growth, "pass": False,
+                        "shown": f"too short to measure: {span:.0f} s after the warm-up, a growth per hour needs "
+                                 f"{MIN_MEMORY_SPAN / 60:.0f} minutes or more ({seen})"})
+        else:
+            out.append({"check": "memory growth", "per_hour_bytes": round(grow), "pss_per_hour_bytes": round(pss),
+                        "goal_bytes": max_growth, "pass": grow < max_growth,
+                        "shown": f"{grow / MIB:+.2f} MiB/h private (goal < {max_growth / MIB:g} MiB/h; {seen})"})
         for name in ("fds", "threads", "processes"):
             series = [(s.t, float(getattr(s, name))) for s in steady]
             rise = slope(series) * span

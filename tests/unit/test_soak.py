@@ -57,3 +57,10 @@ def test_too_few_samples_after_the_warm_up_fail() -> None:
 def test_slope_is_least_squares() -> None:
     assert slope([(0, 1), (1, 3), (2, 5)]) == 2
     assert slope([(5, 1)]) == 0
+
+
+def test_a_soak_too_short_for_a_growth_per_hour_says_so_and_fails() -> None:
+    """A 60 s soak once 'failed' at +8.95 MiB/h: a 0.1 MiB wobble over 30 s, scaled to an hour."""
+    got = by_name(checks(samples()[:12], warmup=0, max_growth=MIB, summary=SUMMARY))      # 110 s of samples
+    assert not got["memory growth"]["pass"] and got["memory growth"]["per_hour_bytes"] is None
+    assert got["memory growth"]["shown"].startswith("too short to measure: 110 s after the warm-up")
