@@ -112,9 +112,11 @@ def check_max_rate(raw: Raw, rate: float, profile: Profile | None) -> None:
     peak = profile.peak if profile is not None else math.inf if rate == 0 else rate
     if top and peak > top:
         what = "an unlimited rate (0)" if math.isinf(peak) else f"{peak:,.0f} ev/s"
-        where = raw.label("profile" if profile is not None else "rate")
-        raise UsageError(f"{where}: {what} is above {raw.label('max_rate')} {top:,.0f} ev/s; lower it, or raise "
-                         "max_rate")
+        where, bound = raw.label("profile" if profile is not None else "rate"), raw.label("max_rate")
+        place = where.rpartition(": ")[0]
+        if place and bound.startswith(place + ": "):          # both in one file: its path once
+            bound = bound[len(place) + 2:]
+        raise UsageError(f"{where}: {what} is above {bound} {top:,.0f} ev/s; lower it, or raise max_rate")
 
 
 def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:

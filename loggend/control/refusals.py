@@ -24,6 +24,7 @@ from loggend.engine.counters import SlotSnapshot
 from loggend.engine.journal import NOTICE, WARNING, Log
 from loggend.parsers import format_ports
 
+SAID_ONE_BY_ONE = 4        # more ports than this beginning to refuse at once are said in one line
 ANSWER_TICKS = 2           # looks in a row with sends and no refusal: the port takes datagrams (again)
 REFUSED = C.ERROR_KINDS.index("refused")
 
@@ -57,6 +58,7 @@ class RefusalWatch:
             port = ports[i % len(ports)]
             refused, sent = totals.get(port, (0, 0))
             totals[port] = (refused + s.errors[REFUSED], sent + s.sent)
+        started: dict[int, tuple[int, int]] = {}              # ports that began refusing in this look
         for port, (refused, sent) in totals.items():
             p = self.ports.setdefault(port, Port())
             if refused < p.refused or sent < p.sent:           # the slots were reused (fewer, then more workers)
@@ -64,8 +66,7 @@ class RefusalWatch:
                 continue
             if refused > p.refused:
                 if p.since is None:
-                    self.log(f"{host}:{port} refuses: nothing listens there ({refused - p.refused:,} datagrams "
-                             f"refused in the last second; {refused:,} in all)", WARNING)
+                    started[port] = (refused - p.refused, refused)
                     p.since = now
                 p.clean = 0
             elif sent > p.sent:
@@ -77,6 +78,18 @@ class RefusalWatch:
                                  "sending)", NOTICE)
                         p.since = None
             p.refused, p.sent = refused, sent
+        self.say_refusing(host, started)
+
+    def say_refusing(self, host: str, started: dict[int, tuple[int, int]]) -> None:
+        """A line per port that began refusing; one for them all when they are many (40 default ports)."""
+        if len(started) > SAID_ONE_BY_ONE:
+            last = sum(n for n, _ in started.values())
+            self.log(f"{host}: {len(started)} ports refuse: {format_ports(tuple(sorted(started)))} (nothing listens "
+                     f"there; {last:,} datagrams refused in the last second)", WARNING)
+            return
+        for port, (last, total) in sorted(started.items()):
+            self.log(f"{host}:{port} refuses: nothing listens there ({last:,} datagrams refused in the last second; "
+                     f"{total:,} in all)", WARNING)
 
     def unanswered(self) -> dict[int, int]:
         """Ports that refused and never took datagrams (``answered``), with what was sent there all the

@@ -216,7 +216,7 @@ def status_text(st: dict[str, Any]) -> str:
     """``loggend ctl status`` for people."""
     target = "unlimited" if st["unlimited"] else f"{st['target_rate']:,.0f} ev/s now"
     planned = st.get("planned")
-    lines = [f"state     {st['state']} (pid {st['pid']}, {st['workers']} workers -> {st['target']})",
+    lines = [f"state     {st['state']} (pid {st['pid']}, {plural(st['workers'], 'worker')} -> {st['target']})",
              f"target    {target}, following {st['following']} ({st['phase_seconds']} s in)",
              f"sent      {st['sent']:,}" + (f" of {planned:,} planned" if isinstance(planned, int) else ""),
              f"live      {plural(st['changes'], 'change')}, paused {st['paused_seconds']} s in all"]

@@ -36,7 +36,7 @@ import psutil
 from loggend.control.memory import pss_bytes
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED
 from loggend.files import write_all_atomic
-from loggend.parsers import format_size
+from loggend.parsers import format_size, plural
 
 HOUR = 3600.0
 MIB = 1 << 20
@@ -204,8 +204,9 @@ class Soak:
         (self.report_dir / "ready.json").unlink(missing_ok=True)
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._interrupt)
-        self.say(f"soak: {self.duration:g} s, {self.workers} workers, {self.rate} ev/s into the local sink, a sample "
-                 f"every {self.interval:g} s; slopes after a {self.warmup:.0f}-s warm-up")
+        rate = f"{float(self.rate):,.0f}" if self.rate.replace(".", "", 1).isdigit() else self.rate
+        self.say(f"soak: {self.duration:g} s, {plural(self.workers, 'worker')}, {rate} ev/s into the local sink, "
+                 f"a sample every {self.interval:g} s; slopes after a {self.warmup:.0f}-s warm-up")
         with open(self.report_dir / "loggend.log", "w", encoding="utf-8") as log:
             proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             url = self._ready(proc)

@@ -57,3 +57,13 @@ def test_the_default_forty_ports_of_one_host_are_pointed_out_at_the_start():
     say_config(load("/dev/null", {"target": ("--target", "10.0.0.5"), "ports": ("--ports", "514")}, usable_cpus={0}),
                lambda line, *level: lines.append(line))
     assert not any("40 ports" in line for line in lines)
+
+
+def test_many_ports_refusing_at_once_are_one_line():
+    lines: list[str] = []
+    watch = RefusalWatch(lambda line, *level: lines.append(line))
+    ports = tuple(range(514, 554))
+    watch.look("127.0.0.1", ports, [slot(10, 0)] * 40, 40, 0.0)
+    watch.look("127.0.0.1", ports, [slot(12, 3)] * 40, 40, 1.0)
+    assert lines == ["127.0.0.1: 40 ports refuse: 514-553 (nothing listens there; 120 datagrams refused in the "
+                     "last second)"]
