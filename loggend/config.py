@@ -106,13 +106,16 @@ def rate_or_profile(raw: Raw) -> tuple[float, Profile | None]:
     return (rate, None) if rate_layer > profile_layer else (0.0, profile)
 
 
-def check_max_rate(raw: Raw, rate: float, profile: Profile | None) -> None:
-    """A rate or profile above ``max_rate`` is refused at the start as it is live."""
+def check_max_rate(raw: Raw, rate: float, profile: Profile | None,
+                   timing: tuple[tuple[float, float], ...] = ()) -> None:
+    """A rate, profile or replay timing above ``max_rate`` is refused at the start as it is live."""
     top = raw.parsed("max_rate")
-    peak = profile.peak if profile is not None else math.inf if rate == 0 else rate
+    peak = (max(r for r, _ in timing) if timing else profile.peak if profile is not None
+            else math.inf if rate == 0 else rate)
     if top and peak > top:
-        what = "an unlimited rate (0)" if math.isinf(peak) else f"{peak:,.0f} ev/s"
-        where, bound = raw.label("profile" if profile is not None else "rate"), raw.label("max_rate")
+        what = "an unlimited rate (0)" if math.isinf(peak) else f"{peak:,.0f} ev/s" + (" at its peak" if timing else "")
+        where = raw.label("replay" if timing else "profile" if profile is not None else "rate")
+        bound = raw.label("max_rate")
         place = where.rpartition(": ")[0]
         if place and bound.startswith(place + ": "):          # both in one file: its path once
             bound = bound[len(place) + 2:]
@@ -563,7 +566,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     rate, profile = rate_or_profile(raw)
     if estate_rate and "rate" not in raw and profile is None:
         rate = estate_rate                         # the estate's own events/s, when no rate is given
-    check_max_rate(raw, rate, profile)
+    check_max_rate(raw, rate, profile, timing)
     direct = {s.fields[0]: raw.parsed(s.key) for s in settings.SETTINGS if s.direct}
     detect = build_detect(raw, bool(direct["scenarios"] or direct["inject"]))
     return Config(

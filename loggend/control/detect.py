@@ -25,6 +25,7 @@ The poller is its own child process (``DetectorProcess``): a slow detector never
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -148,6 +149,21 @@ def first_detections(path: str) -> dict[str, tuple[float, str]]:
     return out
 
 
+CLOCK_SLACK = 2.0         # seconds a detection time may be off (clocks of the SIEM and of this box)
+
+
+def implausible(at: float, first_sent: float, now: float) -> str:
+    """Why ``at`` cannot be when an instance first sent at ``first_sent`` was detected ("" if it can):
+    before its first event, or later than now (a detection cannot come before the attack nor from the future)."""
+    if not math.isfinite(at):
+        return "not a finite time"
+    if at < first_sent - CLOCK_SLACK:
+        return f"{at:.3f} is {first_sent - at:,.1f} s before its first event was sent ({first_sent:.3f})"
+    if at > now + CLOCK_SLACK:
+        return f"{at:.3f} is {at - now:,.1f} s ahead of now"
+    return ""
+
+
 def append_detection(path: str, instance: str, at: float, by: str) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps({"instance": instance, "detected_at": round(at, 6), "by": by}) + "\n")
@@ -244,7 +260,9 @@ class DetectorProcess:
                     return found
                 at = (ask_command(spec, p, self.once) if spec.kind == "command" else
                       ask_prometheus(spec, p, self.once, self.clock()) if spec.kind == "prometheus" else None)
-                if at is not None:
+                if at is not None and (why := implausible(at, p.first_sent, self.clock())):
+                    self.once(f"detect {spec.describe()}: {p.id}: {why}; not taken")
+                elif at is not None:
                     append_detection(self.detections_path, p.id, at, spec.describe())
                     found += 1
                     break

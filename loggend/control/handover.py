@@ -53,6 +53,7 @@ class HandOver:
         children.cancel(lambda key: key[0] != WORKER)       # a dead process's streams go to the new ones:
         self.old = {c.pid: c.index for c in children.of_kind(WORKER)}   # restarted as well, it would send twice
         self.old_profile = workers.config.profile()
+        self.old_config = workers.config
         workers.config = new
         self.building = workers.corpus_build()
         pids = [workers.shared.block.slot(i)[C.PID] for i in range(new.workers)]
@@ -73,6 +74,12 @@ class HandOver:
         or a new one until the new plan is out (standing by, it has no heartbeat of its own yet)."""
         return pid in self.old or (self.state in (RENDERING, SPAWNING, STANDING_BY, SETTLING)
                                    and any(c.pid == pid for c in self.fresh))
+
+    @property
+    def sending(self) -> Config:
+        """The config the workers send by until the hand-over is done: the old one (the old workers send
+        until they are gone; the new ones begin as they go)."""
+        return self.old_config
 
     @property
     def done(self) -> bool:

@@ -41,6 +41,7 @@ from loggend.control.detect import (
     Tally,
     Verdict,
     append_detection,
+    implausible,
     parse_time,
     verdicts,
 )
@@ -368,13 +369,16 @@ class RunScenarios:
         words = line.split()
         if not words or len(words) > 2:
             raise UsageError("detected: expected ID [TIME], e.g. detected ssh-bruteforce-1 1796603273.4")
-        known = {s.id for s in self.sent()}
+        known = {s.id: s for s in self.sent()}
         if words[0] not in known:
             raise UsageError(f"detected: {words[0]!r} is not an instance this run sent"
                              + (f"; sent: {', '.join(sorted(known)[:6])}" if known else " (none sent yet)"))
         at = parse_time(words[1]) if len(words) == 2 else now
         if at is None:
             raise UsageError(f"detected: {words[1]!r} is not a time; expected unix seconds or ISO 8601 with a zone")
+        if why := implausible(at, known[words[0]].first_sent, now):
+            raise UsageError(f"detected: {words[0]}: {why}; a detection comes after the attack and not later than "
+                             "now")
         append_detection(self.detections_path, words[0], at, by)
         return f"{words[0]}: detected at {at:.3f} noted"
 

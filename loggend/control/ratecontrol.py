@@ -73,10 +73,16 @@ class RateControl:
         self.force_reload = False         # the next reload may raise the rate past the bounds
         self.reload_outcome: tuple[bool, str] | None = None    # what the last reload did (read_reload says)
 
-    def reload_bound(self, running: Profile, new: Profile, top: float) -> str:
+    def take_force(self) -> bool:
+        """Whether this reload was forced (``loggend ctl reload --force``): once, for the reload that reads it
+        (one deferred until a hand-over is done keeps it; a later one does not inherit it)."""
+        forced, self.force_reload = self.force_reload, False
+        return forced
+
+    def reload_bound(self, running: Profile, new: Profile, top: float, forced: bool = False) -> str:
         """Why a reload from the file's ``running`` profile to ``new`` is refused ("" when it is not:
-        the file's rate did not change, or ``loggend ctl reload --force`` asked for it)."""
-        return "" if self.force_reload or new == running else over_bound(self.following(), new, top)
+        the file's rate did not change, or the reload was forced)."""
+        return "" if forced or new == running else over_bound(self.following(), new, top)
 
     # --- what the plan is now ----------------------------------------------------------------------
 
@@ -182,6 +188,12 @@ class RateControl:
                 self.log(f"{by}: ignored: the rate is at max_rate {top:,.0f} ev/s already", WARNING)
                 return False, "the rate is at max_rate already"
             factor = top / profile.peak
+        base = self.pool.config.profile()                       # without max_rate: at most JUMP times the config's
+        if factor > 1 and not top and not base.unlimited and 0 < base.peak < profile.peak * factor / JUMP:
+            why = (f"the rate would be more than {JUMP:g} times the configured {describe(base)} (loggend ctl rate R "
+                   f"{FORCE} goes past it)")
+            self.log(f"{by}: ignored: {why}", WARNING)
+            return False, why
         scaled = profile.scaled(factor)
         why = (f"the rate would be over {MAX_RATE:,.0f} ev/s, the most a rate may be" if scaled.peak > MAX_RATE
                else f"a rate would be under {MIN_RATE:g} ev/s, the least a rate may be but 0"
@@ -213,10 +225,7 @@ class RateControl:
                 ok, message = True, "ok"
             elif verb == "reload":
                 self.force_reload, self.reload_outcome = force, None
-                try:
-                    self.reloader()
-                finally:
-                    self.force_reload = False
+                self.reloader()                  # read at once (the force taken), or after a hand-over under way
                 ok, message = self.reload_outcome or (True, "reload: it follows the hand-over under way (the run's "
                                                             "log says what it did)")
             elif verb == "rate":

@@ -22,7 +22,7 @@ from loggend.config import Config
 from loggend.engine import counters as C
 from loggend.engine.counters import SlotSnapshot
 from loggend.engine.journal import NOTICE, WARNING, Log
-from loggend.parsers import format_ports
+from loggend.parsers import format_ports, plural
 
 SAID_ONE_BY_ONE = 4        # more ports than this beginning to refuse at once are said in one line
 ANSWER_TICKS = 2           # looks in a row with sends and no refusal: the port takes datagrams (again)
@@ -42,6 +42,12 @@ class RefusalWatch:
     def __init__(self, log: Log) -> None:
         self.log = log
         self.ports: dict[int, Port] = {}
+        self.last: dict[int, tuple[int, int]] = {}      # worker index -> (refused, sent) at the last look
+        self.port_of: dict[int, int] = {}               # worker index -> the port it sent to at the last look
+
+    def refused(self) -> dict[int, int]:
+        """Port -> datagrams refused there (each where it was sent at the time)."""
+        return {port: p.refused for port, p in sorted(self.ports.items()) if p.refused}
 
     def look_at(self, config: Config, snapshots: list[SlotSnapshot], now: float) -> None:
         """A tick of a run (UDP only)."""
@@ -50,26 +56,31 @@ class RefusalWatch:
 
     def look(self, host: str, ports: tuple[int, ...], snapshots: list[SlotSnapshot], workers: int,
              now: float) -> None:
-        """One tick: the counts of every worker, added up by port, against the last tick's."""
+        """One tick: what every worker refused and sent since the last, added to the port it sends to now
+        (a reload may move a worker to another port: what it refused before stays with the old one)."""
         if not ports:
             return
-        totals: dict[int, tuple[int, int]] = {}
+        deltas: dict[int, tuple[int, int]] = {}
         for i, s in enumerate(snapshots[:workers]):
-            port = ports[i % len(ports)]
-            refused, sent = totals.get(port, (0, 0))
-            totals[port] = (refused + s.errors[REFUSED], sent + s.sent)
+            refused, sent = s.errors[REFUSED], s.sent
+            last_refused, last_sent = self.last.get(i, (0, 0))
+            if refused < last_refused or sent < last_sent:         # the slot was reused (fewer, then more workers)
+                last_refused, last_sent = refused, sent
+            self.last[i] = (refused, sent)
+            port = self.port_of.get(i, ports[i % len(ports)])     # since the last look it sent where it did then
+            self.port_of[i] = ports[i % len(ports)]
+            r, n = deltas.get(port, (0, 0))
+            deltas[port] = (r + refused - last_refused, n + sent - last_sent)
         started: dict[int, tuple[int, int]] = {}              # ports that began refusing in this look
-        for port, (refused, sent) in totals.items():
+        for port, (refused, sent) in deltas.items():
             p = self.ports.setdefault(port, Port())
-            if refused < p.refused or sent < p.sent:           # the slots were reused (fewer, then more workers)
-                p.refused, p.sent = refused, sent
-                continue
-            if refused > p.refused:
+            p.refused, p.sent = p.refused + refused, p.sent + sent
+            if refused:
                 if p.since is None:
-                    started[port] = (refused - p.refused, refused)
+                    started[port] = (refused, p.refused)
                     p.since = now
                 p.clean = 0
-            elif sent > p.sent:
+            elif sent:
                 p.clean += 1
                 if p.clean >= ANSWER_TICKS:
                     p.answered = True
@@ -77,7 +88,6 @@ class RefusalWatch:
                         self.log(f"{host}:{port} takes datagrams again (no refusal for {ANSWER_TICKS} s of "
                                  "sending)", NOTICE)
                         p.since = None
-            p.refused, p.sent = refused, sent
         self.say_refusing(host, started)
 
     def say_refusing(self, host: str, started: dict[int, tuple[int, int]]) -> None:
@@ -88,17 +98,19 @@ class RefusalWatch:
                      f"there; {last:,} datagrams refused in the last second)", WARNING)
             return
         for port, (last, total) in sorted(started.items()):
-            self.log(f"{host}:{port} refuses: nothing listens there ({last:,} datagrams refused in the last second; "
-                     f"{total:,} in all)", WARNING)
+            self.log(f"{host}:{port} refuses: nothing listens there ({plural(last, 'datagram')} refused in the last "
+                     f"second; {total:,} in all)", WARNING)
 
     def unanswered(self) -> dict[int, int]:
         """Ports that refused and never took datagrams (``answered``), with what was sent there all the
         same: a datagram between two refusals goes out, and nowhere (port -> sent)."""
         return {port: p.sent for port, p in sorted(self.ports.items()) if p.refused and not p.answered}
 
-    def measured_nothing(self, host: str) -> str:
-        """The line that fails a run in which every port refused and none ever took datagrams; "" otherwise."""
-        if not self.ports or any(p.answered or p.since is None for p in self.ports.values()):
+    def measured_nothing(self, host: str, current: tuple[int, ...] = ()) -> str:
+        """The line that fails a run in which every port refused and none ever took datagrams; "" otherwise
+        (also when a port the run sends to now has not been looked at: a reload's new port)."""
+        if not self.ports or any(p.answered or p.since is None for p in self.ports.values()) \
+                or any(port not in self.ports for port in current):
             return ""
         refused = sum(p.refused for p in self.ports.values())
         sent = sum(p.sent for p in self.ports.values())

@@ -138,13 +138,16 @@ class RunReport:
             f"({now - self.shared.started:.1f} s after start){web}")
         return text + web
 
-    def measured_nothing(self, config: Config, seconds: float) -> str:
-        """Why a run measured nothing (it sent nothing, or only to ports where nothing listens); "" if it did."""
+    def measured_nothing(self, config: Config, seconds: float, stopped: bool = False) -> str:
+        """Why a run measured nothing (it sent nothing of what was due, or only to ports where nothing
+        listens); "" if it did. ``stopped``: by a signal, when sending nothing is no failure, but sending
+        only where nothing listens is (a run of duration 0 always ends so)."""
         self.refusals.look_at(config, self.shared.snapshots(), self.shared.started + seconds)
+        nothing = "" if stopped else self.nothing_sent(config, seconds)
         sink = self.shared.sink_totals()
         if sink is not None and sink.received:              # the local sink got something: it was measured
-            return self.nothing_sent(config, seconds)
-        return self.nothing_sent(config, seconds) or self.refusals.measured_nothing(config.host)
+            return nothing
+        return nothing or self.refusals.measured_nothing(config.host, config.ports[:config.workers])
 
     def nothing_sent(self, config: Config, seconds: float) -> str:
         snaps = self.shared.snapshots()[:config.workers]
@@ -163,7 +166,9 @@ class RunReport:
                                     self.live.changes, self.live.paused_seconds(now_ns))
         if self.live.changes:
             totals = replace(totals, live_last=describe(self.live.following()))
-        totals = replace(totals, unanswered=self.refusals.unanswered())
+        if config.protocol == "udp":
+            self.refusals.look_at(config, self.shared.snapshots(), now)       # the last counts, to the datagram
+            totals = replace(totals, unanswered=self.refusals.unanswered(), refusals=self.refusals.refused())
         print(summary(totals), file=self.out, flush=True)
         document = totals.document()
         if self.scenarios is not None:

@@ -76,8 +76,10 @@ class ScenarioRun:
         return command
 
     def wire(self, dashboard: Dashboard | None, control: ControlServer | None) -> None:
-        """With detection, the dashboard's ``/api/detections`` reaches the run by its control socket."""
-        if dashboard is not None and control is not None and self.run is not None and self.run.detect:
+        """With ``--detect webhook``, the dashboard's ``/api/detections`` reaches the run by its control socket
+        (without it, the endpoint takes nothing: a run that asked no SIEM for its word gets none by the web)."""
+        if dashboard is not None and control is not None and self.run is not None and \
+                any(d.kind == "webhook" for d in self.run.detect):
             dashboard.detections = partial(webhook_detection, control.path)
 
     def spawn(self, config: Config, workers: Workers) -> None:

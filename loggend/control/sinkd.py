@@ -65,9 +65,10 @@ class SinkCommand(Loop):
         self.last = self.reported = 0
 
     def totals(self) -> SinkTotals:
-        return replace(SinkTotals.of(self.block.rows(self.processes)), standalone=True,
-                       unheard=unheard_instances((n.decode("utf-8", "replace") for _, n in self.streams.named()),
-                                                 self.expect_instances))
+        totals = SinkTotals.of(self.block.rows(self.processes))
+        names = (n.decode("utf-8", "replace") for _, n in self.streams.named())
+        unheard = () if totals.overflow else unheard_instances(names, self.expect_instances)   # names all: else unknown
+        return replace(totals, standalone=True, unheard=unheard, expected=self.expect_instances)
 
     def handle_sigterm(self) -> None:
         self.asked_to_stop = True

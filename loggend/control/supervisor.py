@@ -102,6 +102,7 @@ def read_reload(loader: Loader, running: Config, local_tls: LocalSinkTls, log: L
         log(line, ERR)
         if live is not None:
             live.reload_outcome = (False, line)
+    forced = live.take_force() if live is not None else False
     try:
         spec, new = local_tls.apply(loader())
     except (UsageError, PkiError) as err:
@@ -112,7 +113,7 @@ def read_reload(loader: Loader, running: Config, local_tls: LocalSinkTls, log: L
         refuse(f"reload: instance {new.instance}/{new.instances}: a fleet's split cannot change while it "
                f"runs (this is {running.instance}/{running.instances}); keeping the running config")
         return None
-    if live is not None and (why := live.reload_bound(running.profile(), new.profile(), new.max_rate)):
+    if live is not None and (why := live.reload_bound(running.profile(), new.profile(), new.max_rate, forced)):
         refuse(f"reload: {why}; keeping the running config (loggend ctl reload --force applies it)")
         return None
     said = f"reload: {new.describe()}" if changes else "reload: config unchanged"
@@ -149,6 +150,9 @@ def say_config(c: Config, log: Log) -> None:
     if len(c.ports) > 1 and c.ports == settings.default_value("ports") and not c.local_sink:
         log(f"sending to {len(c.ports)} ports of {c.host} ({format_ports(c.ports)}, the default: one per worker); "
             f"a SIEM usually has one input: --ports 514 sends every worker there", NOTICE)
+    if any(d.kind == "webhook" for d in c.detect) and not c.dashboard_token:
+        log("detect webhook without dashboard_token: anyone who reaches the dashboard can post a detection "
+            "(set dashboard_token, or LOGGEN_DASHBOARD_TOKEN)", WARNING)
     if c.profile().unlimited and not c.duration:
         log("rate 0 and duration 0: sending as fast as it can, until stopped (set rate and duration, "
             "e.g. --rate 10k --duration 5m, for a bounded run)", WARNING)
@@ -301,7 +305,8 @@ class Supervisor(Loop):
         self.report.show_live(self.config, now)
         self.scenarios.spawn(self.config, self.workers)      # once the plan has started: `at` counts from there
         self.sink_watch.watch_ports(self.sinks.spec, len(self.children.pids(K.SINK)))
-        self.report.refusals.look_at(self.config, self.shared.snapshots(), now)
+        sending = self.handover.sending if self.handover else self.config    # a hand-over's old ports until it is done
+        self.report.refusals.look_at(sending, self.shared.snapshots(), now)
         self.check_memory()
         self.publish_board()
         now_ns = self.clock_ns()
@@ -444,9 +449,9 @@ class Supervisor(Loop):
         return self.exit_code
 
     def check_sent(self) -> None:
-        """A run that ended by itself having measured nothing (``RunReport.measured_nothing``) failed: exit 1."""
-        if self.exit_code == EXIT_OK and not self.asked_to_stop and \
-                (line := self.report.measured_nothing(self.config, self.clock() - self.shared.started)):
+        """A run that measured nothing (``RunReport.measured_nothing``) failed: exit 1."""
+        line = self.report.measured_nothing(self.config, self.clock() - self.shared.started, self.asked_to_stop)
+        if self.exit_code == EXIT_OK and line:
             self.fail(line)
 
     def summarise(self) -> None:

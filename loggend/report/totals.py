@@ -28,7 +28,7 @@ def unheard_instances(names: Iterable[str], expected: int) -> tuple[int, ...]:
         return ()
     names = list(names)
     heard = {int(m.group(1)) for name in names if (m := INSTANCE_STREAM.match(name))}
-    if expected == 1 and names:
+    if expected == 1 and any(not INSTANCE_STREAM.match(name) for name in names):
         heard.add(0)
     return tuple(i for i in range(expected) if i not in heard)
 
@@ -156,6 +156,7 @@ class SinkTotals:
     standalone: bool = field(default=False, compare=False)   # `loggend sink`: no sender's counts beside it
     heartbeat_ns: int = field(default=0, compare=False)   # the oldest heartbeat of a running sink process
     unheard: tuple[int, ...] = field(default=(), compare=False)   # `sink --expect-instances`: fleet instances not seen
+    expected: int = field(default=0, compare=False)       # `sink --expect-instances`: the fleet's size (0: not told)
 
     @property
     def lost(self) -> int:
@@ -213,6 +214,9 @@ class SinkTotals:
             why.append(f"{INTERLEAVED}{self.unsequenced:,} messages without a sequence number arrived beside streams "
                        f"with {self.lost:,} numbers missing: a source without proof of delivery takes numbers the "
                        "sink never sees, so the gaps are not all loss")
+        if self.expected and self.overflow:
+            why.append(f"{self.overflow:,} messages of streams beyond those the sink names (64 a process): whether "
+                       "every instance was heard cannot be told (--expect-instances; more --processes name more)")
         if self.unheard:
             shown = ", ".join(map(str, self.unheard[:10])) + (f" and {len(self.unheard) - 10} more"
                                                               if len(self.unheard) > 10 else "")
@@ -360,6 +364,7 @@ class RunTotals:
     ends: Ends | None = None         # with a local sink: what sequence accounting cannot see (by the sent counts)
     unproven: tuple[str, ...] = ()   # sources of the mix whose form carries no stream and number ("name (why)")
     unanswered: dict[int, int] = field(default_factory=dict)   # UDP ports that only refused -> what was sent there
+    refusals: dict[int, int] | None = None   # UDP port -> refused there, as the run watched it (None: from the workers)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -368,9 +373,12 @@ class RunTotals:
 
     @property
     def refused_by_port(self) -> dict[int, int]:
-        """UDP: datagrams the kernel refused (ICMP port unreachable: nothing listens), by port."""
+        """UDP: datagrams the kernel refused (ICMP port unreachable: nothing listens), by port (the run's
+        watch when it has one: it knows where each was sent when a reload moved the ports)."""
         if self.transport in ("tcp", "tls"):
             return {}
+        if self.refusals is not None:
+            return self.refusals
         ports: dict[int, int] = {}
         for w in self.workers:
             if w.port is not None and w.errors.get("refused"):

@@ -263,6 +263,9 @@ def cmd_find_limit(args: argparse.Namespace) -> int:
         if value is not None:
             run_args += [f"--{flag}", value]
             overrides[flag] = (f"--{flag}", value)
+    # the search steers its run from rate 0 and its bound is its own --max-rate, whatever the config's max_rate
+    run_args += ["--max-rate", f"{settings.max_rate:.0f}"]
+    overrides.update(profile=("--profile", "constant:0"), max_rate=("--max-rate", f"{settings.max_rate:.0f}"))
     run = load(os.path.abspath(args.config) if args.config else None, overrides)      # bad run flags: exit 2 now
     inject, detect_args = scenario_args(args)
     report_dir = Path(args.report_dir or time.strftime("reports/limit-%Y%m%d-%H%M%S"))

@@ -141,7 +141,13 @@ def delivered(summary: dict[str, Any] | None, duration: float) -> float | None:
     one that delivered all of it measures exactly its rate); None without a sink's count."""
     if not summary or not summary.get("sink") or not duration:
         return None
-    return float(summary["sink"]["received"]) / duration
+    return float(own_received(summary)) / duration
+
+
+def own_received(summary: dict[str, Any]) -> int:
+    """What the sink received of the run's own streams (others' messages to its ports left out)."""
+    beside = summary.get("sent_minus_received")
+    return int(summary["sent"] - beside) if isinstance(beside, int) else int(summary["sink"]["received"])
 
 
 def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | None = None,
@@ -160,7 +166,7 @@ def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | 
     short = len(steady) < MIN_STEADY_SAMPLES
     if whole is not None and summary is not None:
         between = "" if short else f"; {sampled:,.0f} between samples after the first {WARMUP_SAMPLES} s"
-        received = summary["sink"]["received"]
+        received = own_received(summary)
         eps, shown = whole, f"{whole:,.0f} ({received:,} received in the run's {duration:g} s{between})"
     else:
         eps, shown = sampled, f"{sampled:,.0f} (between dashboard samples)"
@@ -226,9 +232,11 @@ def html_report(report: dict[str, Any]) -> str:
         f"<tr><td>{html.escape(v['target'])}</td><td>{html.escape(v['goal'])}</td><td>{html.escape(v['shown'])}</td>"
         f"<td class={'pass' if v['pass'] else 'fail'}>{'PASS' if v['pass'] else 'FAIL'}</td></tr>"
         for v in report["verdicts"])
+    def count(value: object) -> str:
+        return f"{value:,}" if isinstance(value, int) else "unknown" if value is None else html.escape(str(value))
     workers = "".join(
-        f"<tr><td>{w['index']}</td><td>{w.get('port', '')}</td><td>{w['sent']:,}</td>"
-        f"<td>{w.get('received', 0):,}</td><td>{w.get('lost', 0):,}</td><td>{w['restarts']}</td>"
+        f"<tr><td>{w['index']}</td><td>{w.get('port', '')}</td><td>{count(w['sent'])}</td>"
+        f"<td>{count(w.get('received', 0))}</td><td>{count(w.get('lost', 0))}</td><td>{w['restarts']}</td>"
         f"<td>{sum(w['errors'].values()):,}</td></tr>"
         for w in report["workers"])
     charts = [
@@ -486,7 +494,8 @@ class PerfTest:
             self.say(f"{'PASS' if ok else 'FAIL'}: but the report could not be written in {self.report_dir}: "
                      f"{err.strerror or err}")
             return EXIT_INTERRUPTED if self.interrupted else EXIT_REPORT_FAILED
-        self.say(f"{'PASS' if ok else 'FAIL'}: report in {self.report_dir}/report.html and report.json")
+        self.say(f"{'PASS' if ok else 'FAIL'}{' (interrupted)' if self.interrupted else ''}: report in "
+                 f"{self.report_dir}/report.html and report.json")
         if self.interrupted:
             return EXIT_INTERRUPTED
         return 0 if ok else EXIT_TARGET_FAILED

@@ -159,14 +159,15 @@ def add_detections(app: Flask, detections: Callable[[str], dict[str, Any]] | Non
     def api_detections() -> Response:
         """The SIEM's word: ``{"scenario": ID, "detected_at": TIME}`` (unix seconds or ISO 8601; now when
         left out), handed to the supervisor, which notes it for the instance's detection latency."""
-        doc = request.get_json(silent=True)
+        doc = request.get_json(silent=True, force=True)      # whatever Content-Type the SIEM's client sends
         if not isinstance(doc, dict) or not isinstance(doc.get("scenario"), str) or not doc["scenario"].strip():
             return error(400, 'expected JSON {"scenario": ID, "detected_at": TIME}')
         at = doc.get("detected_at")
         if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float, str))):
             return error(400, "detected_at: expected unix seconds or an ISO 8601 time with a zone")
         if detections is None:
-            return error(503, "this run takes no detections (it needs --scenario and a control socket)")
+            return error(503, "this run takes no detections by the web (it needs --scenario, --detect webhook and a "
+                              "control socket)")
         words = [doc["scenario"].strip(), *([] if at is None else [str(at).strip()])]
         if any(not w or any(c.isspace() for c in w) for w in words):
             return error(400, "scenario and detected_at may not contain spaces")

@@ -464,7 +464,7 @@ class SinkCollector(Collector):
             return
         expected = int(board.get("expect_instances", 0))
         unheard = unheard_instances(self.streams(), expected) if expected and self.streams is not None else ()
-        yield from self.collect_honesty(rows, fleet_values(board), unheard)
+        yield from self.collect_honesty(rows, fleet_values(board), unheard, expected)
         if self.streams is not None:
             yield from self.collect_streams(self.streams(), fleet_values(board))
         fleet = fleet_values(board)
@@ -528,7 +528,8 @@ class SinkCollector(Collector):
         return family
 
     @staticmethod
-    def collect_honesty(rows: list[list[int]], fleet: list[str], unheard: tuple[int, ...] = ()) -> Iterator[Metric]:
+    def collect_honesty(rows: list[list[int]], fleet: list[str], unheard: tuple[int, ...] = (),
+                        expected: int = 0) -> Iterator[Metric]:
         """What the sink could not count or counted apart, and whether its loss can be known."""
         labels = [*FLEET_LABELS, "sink"]
         counters = (
@@ -558,7 +559,8 @@ class SinkCollector(Collector):
                 family.add_metric([*fleet, str(i)], row[index])
             families.append(family)
         yield from families
-        totals = replace(SinkTotals.of(rows), unheard=unheard)
+        totals = SinkTotals.of(rows)
+        totals = replace(totals, unheard=() if totals.overflow else unheard, expected=expected)
         missing = GaugeMetricFamily("loggen_sink_unheard_instances", "Instances of the fleet (loggend sink "
                                     "--expect-instances) none of whose streams arrived.", labels=FLEET_LABELS)
         missing.add_metric(fleet, len(unheard))

@@ -135,7 +135,8 @@ class WebState:
         totals = SinkTotals.of(rows)
         expected = int(board.get("expect_instances", 0))
         if expected:                          # `loggend sink --expect-instances`: who has not been heard from yet
-            totals = replace(totals, standalone=True, unheard=unheard_instances(self.named_streams(board), expected))
+            unheard = () if totals.overflow else unheard_instances(self.named_streams(board), expected)
+            totals = replace(totals, standalone=True, unheard=unheard, expected=expected)
         return totals
 
     def sink(self, board: dict[str, Any], slots: list[SlotSnapshot]) -> dict[str, Any] | None:

@@ -340,3 +340,20 @@ def test_a_rate_above_max_rate_is_refused_at_the_start():
                          "10k", "--duration", "1s")
     assert result.returncode == 2 and result.stderr.strip() == \
         "loggend: error: --rate: 20,000 ev/s is above --max-rate 10,000 ev/s; lower it, or raise max_rate"
+
+
+@pytest.mark.slow
+def test_sigusr1_without_max_rate_stops_at_ten_times_the_configured_rate(loggend):
+    """Twelve SIGUSR1 took 10 ev/s to 40,960: each step was only 2x, the whole 4,096x."""
+    proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{free_port(tcp=False)}", "--rate", "100",
+                   "--workers", "1", "--dashboard", "off", "--pool-size", "1000", "--control-socket", "off",
+                   "--local-sink", "--sink-processes", "1")
+    proc.wait_line("(1/1 running)")
+    for rate in ("200", "400", "800"):
+        proc.signal(signal.SIGUSR1)
+        proc.wait_line(f"rate doubled: {rate} ev/s", stream="err")
+    proc.signal(signal.SIGUSR1)
+    proc.wait_line("SIGUSR1: ignored: the rate would be more than 10 times the configured 100 ev/s (loggend ctl "
+                   "rate R --force goes past it)", stream="err")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import urllib.request
 
@@ -64,3 +65,31 @@ def test_a_run_where_every_port_refused_measured_nothing_and_exits_1(tmp_path):
     assert last and "every datagram went to a port where nothing listens" in last[0], done.stderr
     doc = summary_of(summary)
     assert sorted(map(int, doc["refused_by_port"])) == ports       # the summary is written all the same
+
+
+def test_a_stopped_run_that_only_ever_sent_where_nothing_listens_exits_1(loggend, tmp_path):
+    """A run of duration 0 always ends by a signal: stopped, it still measured nothing (it exited 0)."""
+    port = closed_port()
+    proc = loggend(*RUN, "--target", f"127.0.0.1:{port}", "--rate", "500", "--duration", "0")
+    proc.wait_line(f"127.0.0.1:{port} refuses: nothing listens there", stream="err", timeout=20)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(30) == 1, proc.stderr
+    assert "measured nothing: every datagram went to a port where nothing listens" in proc.stderr
+
+
+def test_refusals_stay_with_the_port_they_were_sent_to_when_a_reload_moves_the_workers(loggend, receiver, tmp_path):
+    silent = closed_port()
+    path = tmp_path / "loggen.yaml"
+    body = "target: 127.0.0.1\nworkers: 1\nrate: 1000\ndashboard: off\nmessages:\n  pool_size: 1000\n"
+    path.write_text(body + f'ports: "{silent}"\n')
+    summary = tmp_path / "summary.json"
+    proc = loggend("run", "--config", str(path), "--summary-json", str(summary))
+    proc.wait_line(f"127.0.0.1:{silent} refuses", stream="err", timeout=20)
+    path.write_text(body + f'ports: "{receiver.port}"\n')
+    proc.signal(signal.SIGHUP)
+    wait_until(lambda: len(receiver.datagrams) > 500, timeout=20, what="the worker sending to the new port")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, proc.stderr
+    doc = summary_of(summary)
+    assert list(doc["refused_by_port"]) == [str(silent)], doc["refused_by_port"]     # not the new port's
+    assert f"127.0.0.1:{receiver.port} refuses" not in proc.stderr

@@ -140,9 +140,10 @@ def test_the_siem_posts_its_detection_to_the_dashboard_with_the_token(tmp_path, 
     import urllib.request
     token, summary, truth = "s3cret-token-for-the-siem", tmp_path / "summary.json", tmp_path / "truth.jsonl"
 
-    def post(url: str, body: object, auth: str = token, origin: str = "") -> tuple[int, dict]:
+    def post(url: str, body: object, auth: str = token, origin: str = "", kind: str = "application/json"
+             ) -> tuple[int, dict]:
         req = urllib.request.Request(f"{url}/api/detections", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {auth}",
+                                     headers={"Content-Type": kind, "Authorization": f"Bearer {auth}",
                                               **({"Origin": origin} if origin else {})})
         try:
             with urllib.request.urlopen(req, timeout=10) as answer:
@@ -166,7 +167,14 @@ def test_the_siem_posts_its_detection_to_the_dashboard_with_the_token(tmp_path, 
         status, doc = post(url, {"scenario": "port-scan-1"})
         assert status == 400 and "not an instance this run sent" in doc["error"]
         assert post(url, {"scenario": "ssh-bruteforce-1", "detected_at": "yesterday"})[0] == 400
-        status, doc = post(url, {"scenario": "ssh-bruteforce-1", "detected_at": first + 1.25})
+        # a detection before the attack, or from the future, once gave a negative latency and won over a real one
+        status, doc = post(url, {"scenario": "ssh-bruteforce-1", "detected_at": 1000})
+        assert status == 400 and "before its first event was sent" in doc["error"], doc
+        status, doc = post(url, {"scenario": "ssh-bruteforce-1", "detected_at": "2099-01-01T00:00:00Z"})
+        assert status == 400 and "ahead of now" in doc["error"], doc
+        # curl -d sends application/x-www-form-urlencoded: the JSON body is read all the same
+        status, doc = post(url, {"scenario": "ssh-bruteforce-1", "detected_at": first + 1.25},
+                           kind="application/x-www-form-urlencoded")
         assert status == 200 and doc["ok"], doc
 
         def metrics() -> str:

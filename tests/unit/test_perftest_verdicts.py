@@ -82,3 +82,22 @@ def test_a_failed_target_says_why(tmp_path):
     assert notes[0].startswith("--rate 20,000 ev/s is below --target-eps")
     assert notes[1] == ("no process of the run was short of CPU: loggen's processes used 5 % of the 2 CPUs on "
                         "average, the rest of the 100.0 % was other work on the box")
+
+
+def test_other_senders_messages_are_no_part_of_the_rate():
+    """Another sender on the sink's ports made a 10k run pass a 12k target at 14,593."""
+    polluted = {"sent": 120_000, "lost": 0, "loss_verdict": "counted", "sent_minus_received": 0,
+                "sink": {"received": 175_120, "foreign": 55_120}}
+    (eps, *_) = verdicts(samples(cpu=50, eps=10_000), Targets(events_per_second=12_000), polluted, duration=12.0)
+    assert eps["measured"] == 10_000.0 and eps["pass"] is False
+
+
+def test_a_report_with_an_unknown_loss_per_worker_is_written(tmp_path):
+    """A worker's lost of None (the loss unknown) crashed report.html with a traceback."""
+    from loggend.tools.perftest import html_report
+    report = {"samples": [], "verdicts": [], "workers": [{"index": 0, "port": 1, "sent": 5, "received": 5,
+                                                          "lost": None, "restarts": 0, "errors": {}}],
+              "targets": {"events_per_second": 1, "cpu_percent": 75}, "manifest": {}, "pass": False,
+              "started_iso": "-", "duration_seconds": 1.0, "config": {"rate": "1", "workers": 1},
+              "interrupted": False, "sink": None}
+    assert "<td>unknown</td>" in html_report(report)
