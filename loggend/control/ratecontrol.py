@@ -66,10 +66,10 @@ def over_bound(before: Profile, after: Profile, top: float) -> str:
 
 class RateControl:
     def __init__(self, pool: Workers, log: Log, counters: Counters,
-                 now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+                 now_ns: Callable[[], int] = time.monotonic_ns, reloader: Callable[[], None] = lambda: None) -> None:
         self.pool, self.log, self.counters, self.now_ns = pool, log, counters, now_ns
         self.changes = 0                  # live changes so far (the summary says how many)
-        self.reloader: Callable[[], None] = lambda: None     # the supervisor's reload (as at SIGHUP)
+        self.reloader = reloader          # the supervisor's reload (as at SIGHUP)
         self.force_reload = False         # the next reload may raise the rate past the bounds
         self.reload_outcome: tuple[bool, str] | None = None    # what the last reload did (read_reload says)
 

@@ -182,9 +182,8 @@ class Supervisor(Loop):
         self.files, self.on_ready = RunFiles(ready_path, summary_path, self.log), on_ready
         self.report = RunReport(self.shared, self.workers, self.children, self.memory, self.notifier, self.files,
                                 out, clock_ns, self.log)
-        self.live = self.report.live = RateControl(self.workers, self.log,
-                                                lambda now_ns: self.report.status(self.config, now_ns), clock_ns)
-        self.live.reloader = self.handle_sighup
+        self.live = self.report.live = RateControl(self.workers, self.log, lambda now_ns: self.report.status(
+            self.config, now_ns), clock_ns, reloader=self.handle_sighup)
         self.scenarios = self.report.scenarios = ScenarioRun(config, self.log, (out, err), self.children)
         self.handover: HandOver | None = None     # a reload's hand-over in progress
         self.reload_waiting = False               # a SIGHUP came during a hand-over: reload after it
@@ -305,8 +304,8 @@ class Supervisor(Loop):
         self.report.show_live(self.config, now)
         self.scenarios.spawn(self.config, self.workers)      # once the plan has started: `at` counts from there
         self.sink_watch.watch_ports(self.sinks.spec, len(self.children.pids(K.SINK)))
-        sending = self.handover.sending if self.handover else self.config    # a hand-over's old ports until it is done
-        self.report.refusals.look_at(sending, self.shared.snapshots(), now)
+        self.report.refusals.look_at(self.handover.sending if self.handover else self.config, self.shared.snapshots(),
+                                     now)                   # a hand-over's ports are its old ones until it is done
         self.check_memory()
         self.publish_board()
         now_ns = self.clock_ns()
