@@ -93,7 +93,7 @@ def _flow_pairs(f: Flow, sid: int) -> str:
     sintf, srole, dintf, drole = INTF[f.direction]
     country = "Reserved" if f.direction != "inbound" else "United States"
     dcountry = "Reserved" if f.direction != "outbound" else COUNTRIES[sid % len(COUNTRIES)]
-    return (f'srcip={f.src} srcport={f.sport} srcintf="{sintf}" srcintfrole="{srole}" dstip={f.nat_dst} '
+    return (f'srcip={f.src} srcport={f.sport} srcintf="{sintf}" srcintfrole="{srole}" dstip={f.dst} '
             f'dstport={f.dport} dstintf="{dintf}" dstintfrole="{drole}" srccountry="{country}" '
             f'dstcountry="{dcountry}" sessionid={sid} proto={f.proto_number}')
 

@@ -527,9 +527,10 @@ def _port_scan(p: Params, bg: Background, rng: random.Random) -> list[Step]:
     ports = _scan_ports(rng, int(p.num("ports")))
     offsets = _spread(len(ports), p.num("within"), rng)
     sport = netplan.ephemeral_port(rng)
+    server = netplan.dmz_server(rng)              # the scanned address maps to one server: many ports of one address
     return [Step(at, firewall, form, _deny(firewall, ident, form, rng,
                                            _flow(p.text("source"), dst, port, direction="inbound", sport=sport,
-                                                 nat_dst=netplan.dmz_server(rng))))
+                                                 nat_dst=server)))
             for at, port in zip(offsets, ports, strict=True)]
 
 
