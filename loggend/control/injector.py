@@ -76,12 +76,13 @@ class Sent:
     first_sent: float
     last_sent: float
     messages: int = 1
+    planned: int = 0            # the instance's messages in all (0: not known); fewer sent: the run ended first
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "scenario": self.scenario, "source": self.source, "target": self.target,
                 "stream": self.stream, "first_seq": self.first_seq, "last_seq": self.last_seq,
                 "first_sent": round(self.first_sent, 3), "last_sent": round(self.last_sent, 3),
-                "messages": self.messages}
+                "messages": self.messages, "planned": self.planned or None}
 
 
 @dataclass(order=True)
@@ -184,8 +185,8 @@ class Injector:
         now = self.clock()
         data = message(step, now, self.utc, self.stream, self.seq)
         inst = due.instance
-        record = {"scenario": inst.scenario, "instance": inst.id, "step": due.step, "stream": self.stream,
-                  "seq": self.seq,
+        record = {"scenario": inst.scenario, "instance": inst.id, "step": due.step, "steps": len(inst.steps),
+                  "stream": self.stream, "seq": self.seq,
                   "sent": round(now, 6), "attacker": inst.source, "target": inst.target, "log_source": step.source,
                   "message": data.decode("utf-8", "replace")}
         self.truth.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -251,7 +252,7 @@ def instances_of(records: Iterator[dict[str, Any]]) -> list[Sent]:
         found = out.get(iid)
         if found is None:
             out[iid] = Sent(iid, str(r["scenario"]), str(r.get("attacker", "")), str(r.get("target", "")),
-                            str(r["stream"]), seq, seq, sent, sent)
+                            str(r["stream"]), seq, seq, sent, sent, planned=int(r.get("steps", 0) or 0))
             continue
         found.messages += 1
         found.last_seq, found.last_sent = max(found.last_seq, seq), max(found.last_sent, sent)
@@ -356,13 +357,16 @@ class RunScenarios:
         if scenario is None:
             from loggend.content.scenarios import names
             raise UsageError(f"inject: {words[0]!r} is not allowed; expected a scenario: {', '.join(names())}")
-        parse_pairs("inject", scenario, words[1:], " ".join(words))
+        request = parse_pairs("inject", scenario, words[1:], " ".join(words))
+        if any(w.split("=", 1)[0] == "every" for w in words[1:]):
+            raise UsageError("inject: every: an inject is one instance (repeat it, or give the run --scenario "
+                             f"{scenario.name}:every=...)")
         if self.process is None:
             raise UsageError("inject: the run has not started sending yet; try again in a moment")
         number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
         iid = f"{scenario.name}-now{number}"
         os.write(self.inject_write, f"{iid} {' '.join(words)}".encode() + b"\n")
-        return f"{iid} queued: it starts now"
+        return f"{iid} queued: it starts " + (f"in {request.at:g} s" if request.at else "now")
 
     def detected(self, line: str, by: str, now: float) -> str:
         """``ID [TIME]`` (unix seconds or ISO 8601; now when left out): a detection the SIEM reported."""
@@ -413,6 +417,7 @@ def summary_lines(sent: list[Sent]) -> list[str]:
            f"{sum(s.messages for s in sent):,} messages in stream {sent[0].stream}"]
     for s in sent:
         first = time.strftime("%H:%M:%S", time.localtime(s.first_sent)) + f".{int(s.first_sent * 1000) % 1000:03d}"
-        out.append(f"  {s.id}: {s.messages} message{'s' * (s.messages != 1)} (seq {s.first_seq}-{s.last_seq}) "
+        short = f" of {s.planned} (cut short: the run ended first)" if s.planned > s.messages else ""
+        out.append(f"  {s.id}: {s.messages} message{'s' * (s.messages != 1)}{short} (seq {s.first_seq}-{s.last_seq}) "
                    f"from {first}, over {s.last_sent - s.first_sent:.1f} s; attacker {s.source}, target {s.target}")
     return out

@@ -123,6 +123,8 @@ def test_ctl_inject_sends_one_now_and_ctl_detected_notes_its_detection(tmp_path,
         assert r.returncode == 0 and "ssh-bruteforce-now1 queued" in r.stdout, r.stderr
         bad = ctl("ctl", "inject", "ssh-bruteforce", "attempts=0", "--socket", str(sock))
         assert bad.returncode == 2 and "attempts: '0' is not allowed" in bad.stderr
+        again = ctl("ctl", "inject", "ssh-bruteforce", "every=5", "--socket", str(sock))     # was dropped silently
+        assert again.returncode == 2 and "inject: every: an inject is one instance" in again.stdout + again.stderr
         rx.wait_for_records(4, timeout=30, predicate=lambda rec: scn_seq(rec) is not None)
         noted = ctl("ctl", "detected", "ssh-bruteforce-now1", "--socket", str(sock))
         assert noted.returncode == 0, noted.stderr
