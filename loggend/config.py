@@ -38,7 +38,7 @@ from loggend.engine.schedule import Constant, Profile
 from loggend.engine.spec import TIMEZONES, TRANSPORTS, MessageSpec, TlsSpec, WorkerSpec
 from loggend.engine.tokens import uses
 from loggend.errors import ConfigError, UsageError, shown
-from loggend.files import regular_or_none
+from loggend.files import probe, regular_or_none
 from loggend.fleet import stream_prefix
 from loggend.parsers import (
     LIVE_AUTO,
@@ -618,6 +618,7 @@ def check_truth_path(label: str, path: str) -> None:
     """The truth file is replaced at the start: only a new path, an empty file or an earlier truth file
     (its first line a JSON record with a scenario and an instance); never through a link."""
     st = regular_or_none(path, label)
+    probe(path, label)                         # a missing or read-only directory: one line now, not a traceback later
     if st is None or not st.st_size:
         return
     try:

@@ -24,14 +24,16 @@ Constructing an ``Injector`` does nothing to the process; ``run`` sends until ``
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import os
 import select
 import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from loggend.content.scenarios import Background, Instance, Request, instances, message, parse_pairs
@@ -50,6 +52,7 @@ from loggend.errors import UsageError
 
 STREAM = "scn"                  # the injector's stream id (after the run's fleet prefix: "i2.scn")
 IDLE_WAKE = 0.5                 # seconds between looks at the stop flag when nothing is due
+PLAN_AHEAD = 30.0               # instances are planned (their messages rendered) this long before they start
 CONNECT_TIMEOUT = 5.0           # a TCP target must accept within this
 COMMAND_BYTES = 4096            # the longest inject-now command line read
 
@@ -110,6 +113,8 @@ class Injector:
         self.pending = b""                          # a partial command line
         self.planned = False
         self.done: set[tuple[str, int]] = set()     # (instance, step) already sent by an earlier life
+        self.series: list[Iterator[Instance]] = []  # per request, its instances still to plan
+        self.upcoming: list[Instance | None] = []   # per request, the next of them
 
     def stop(self) -> None:
         self.stopping = True
@@ -117,19 +122,35 @@ class Injector:
     # --- what is due -------------------------------------------------------------------------------
 
     def plan(self) -> None:
-        """Queue every instance of the run's requests (their steps at their wall times), but for the
-        steps the truth already holds (a restarted injector goes on where it stopped)."""
-        for request in self.requests:
-            for inst in instances(request, self.background, self.until - self.start):
+        """The run's requests as lazy series of instances (a run without an end repeats for ever). A
+        scenario asked for by several requests numbers each request's own: ``ssh-bruteforce-r2-1``."""
+        names = [r.scenario.name for r in self.requests]
+        self.series = [self.named(instances(r, self.background, self.until - self.start),
+                                  f"{r.scenario.name}-r{names[:k + 1].count(r.scenario.name)}"
+                                  if names.count(r.scenario.name) > 1 else "")
+                       for k, r in enumerate(self.requests)]
+        self.upcoming = [next(series, None) for series in self.series]
+
+    @staticmethod
+    def named(series: Iterator[Instance], prefix: str) -> Iterator[Instance]:
+        for n, inst in enumerate(series, 1):
+            yield replace(inst, id=f"{prefix}-{n}") if prefix else inst
+
+    def plan_ahead(self, now: float) -> float:
+        """Queue the instances that start within ``PLAN_AHEAD`` of ``now`` (their steps at their wall times),
+        but for the steps the truth already holds (a restarted injector goes on where it stopped); the
+        wall time of the next one to plan (inf: none)."""
+        for k, inst in enumerate(self.upcoming):
+            while inst is not None and self.start + inst.start <= now + PLAN_AHEAD:
                 self.add(inst, self.start + inst.start)
-        if self.done:
-            self.queue = [d for d in self.queue if (d.instance.id, d.step) not in self.done]
+                inst = self.upcoming[k] = next(self.series[k], None)
+        return min((self.start + i.start - PLAN_AHEAD for i in self.upcoming if i is not None), default=math.inf)
 
     def add(self, inst: Instance, at: float) -> None:
         for i, step in enumerate(inst.steps):
             self.order += 1
-            self.queue.append(_Due(at + step.offset, self.order, inst, i))
-        self.queue.sort()
+            if (inst.id, i) not in self.done:
+                bisect.insort(self.queue, _Due(at + step.offset, self.order, inst, i))
 
     def inject(self, line: str) -> str:
         """An inject-now request (``[ID] NAME KEY=VALUE...``; the run's supervisor names it, else the n-th
@@ -222,12 +243,13 @@ class Injector:
         try:
             while not self.stopping:
                 now = self.clock()
+                replan = self.plan_ahead(now)
                 while self.queue and self.queue[0].at <= now:
                     self.fire(self.queue.pop(0))
                 if now >= self.until:
                     break
-                nxt = self.queue[0].at if self.queue else self.until
-                self.read_commands(min(nxt, self.until) - now if nxt > now else 0.0)
+                nxt = min(self.queue[0].at if self.queue else self.until, replan, self.until)
+                self.read_commands(nxt - now if nxt > now else 0.0)
         finally:
             if self.sock is not None:
                 self.sock.close()
@@ -327,6 +349,7 @@ class RunScenarios:
         self.process: InjectorProcess | None = None
         self.manual: dict[str, int] = {}                  # scenario -> instances injected now so far
         self.inject_read, self.inject_write = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self.inject_write, False)      # a stuck injector must not hold up the supervisor's loop
 
     def configure(self, host: str, port: int, protocol: str, framing: str, stream: str, utc: bool,
                   background: Background) -> None:
@@ -363,9 +386,15 @@ class RunScenarios:
                              f"{scenario.name}:every=...)")
         if self.process is None:
             raise UsageError("inject: the run has not started sending yet; try again in a moment")
-        number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
-        iid = f"{scenario.name}-now{number}"
-        os.write(self.inject_write, f"{iid} {' '.join(words)}".encode() + b"\n")
+        iid = f"{scenario.name}-now{self.manual.get(scenario.name, 0) + 1}"
+        queued = f"{iid} {' '.join(words)}".encode() + b"\n"
+        try:
+            if os.write(self.inject_write, queued) != len(queued):
+                raise BlockingIOError
+        except BlockingIOError:
+            raise UsageError("inject: the injector is behind with the injects asked for (its queue is full); try "
+                             "again in a moment") from None
+        self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
         return f"{iid} queued: it starts " + (f"in {request.at:g} s" if request.at else "now")
 
     def detected(self, line: str, by: str, now: float) -> str:

@@ -79,3 +79,35 @@ def test_inject_now_takes_a_scenario_and_keys_from_a_pipe_and_refuses_bad_ones()
     os.close(read)
     os.close(write)
     rx.close()
+
+
+def test_a_run_without_an_end_sends_its_repeating_scenarios() -> None:
+    """With duration 0 the planner tried to plan every instance of the run for ever: nothing was sent."""
+    import math
+    import threading
+    rx = receiver()
+    truth = io.StringIO()
+    start = time.time()
+    requests = (parse("s", "ssh-bruteforce:attempts=2,within=0.1,every=1"),)
+    inj = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, math.inf)
+    worker = threading.Thread(target=inj.run)
+    worker.start()
+    time.sleep(2.4)
+    inj.stop()
+    worker.join(5)
+    assert not worker.is_alive()
+    ids = {json.loads(line)["instance"] for line in truth.getvalue().splitlines()}
+    assert {"ssh-bruteforce-1", "ssh-bruteforce-2", "ssh-bruteforce-3"} <= ids, ids
+
+
+def test_two_requests_of_one_scenario_are_told_apart() -> None:
+    """Their instances shared ids (ssh-bruteforce-1 held both attackers' messages)."""
+    rx = receiver()
+    truth = io.StringIO()
+    start = time.time()
+    requests = (parse("s", "ssh-bruteforce:attempts=2,within=0.2"), parse("s", "ssh-bruteforce:attempts=3,within=0.2"))
+    inj = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, start + 1.0)
+    assert inj.run() == 5
+    sent = {s.id: (s.messages, s.source) for s in instances_of(json.loads(x) for x in truth.getvalue().splitlines())}
+    assert sorted(sent) == ["ssh-bruteforce-r1-1", "ssh-bruteforce-r2-1"]
+    assert sent["ssh-bruteforce-r1-1"][0] == 2 and sent["ssh-bruteforce-r2-1"][0] == 3

@@ -188,7 +188,9 @@ def test_the_scenario_keys_come_from_the_file_the_environment_and_the_flags(tmp_
                       (["--scenario", "beacon", "--detect", "prometheus:http://127.0.0.1:9"],
                        "--detect-query: '' is not allowed; expected a PromQL query"),
                       (["--scenario", "beacon", "--detect-query", "up"], "--detect-query: only with detect"),
-                      (["--scenario", "beacon", "--scenario", "nosuch"], "--scenario: 'nosuch' is not allowed")):
+                      (["--scenario", "beacon", "--scenario", "nosuch"], "--scenario: 'nosuch' is not allowed"),
+                      (["--scenario", "beacon", "--truth", str(tmp_path / "none" / "t.jsonl")],    # was a traceback
+                       f"--truth: cannot write {tmp_path / 'none' / 't.jsonl'}: No such file or directory")):
         refused = subprocess.run([*run, *bad], capture_output=True, text=True, timeout=60)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1, (bad, refused.stderr)
         assert says in refused.stderr, (bad, refused.stderr)
