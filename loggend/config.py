@@ -568,7 +568,12 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
         rate = estate_rate                         # the estate's own events/s, when no rate is given
     check_max_rate(raw, rate, profile, timing)
     direct = {s.fields[0]: raw.parsed(s.key) for s in settings.SETTINGS if s.direct}
-    detect = build_detect(raw, bool(direct["scenarios"] or direct["inject"]))
+    injects = bool(direct["scenarios"] or direct["inject"])
+    if injects and protocol == "tls":
+        key = "scenarios" if direct["scenarios"] else "inject"
+        raise UsageError(f"{raw.label(key)}: not with protocol tls: the scenarios' injector sends over udp or tcp "
+                         "(a tls run would send none)")
+    detect = build_detect(raw, injects)
     return Config(
         host=resolve_host(raw.label("target"), host_text),
         ports=ports,

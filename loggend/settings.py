@@ -145,7 +145,10 @@ def parse_path(key: str, value: object) -> str:
 
 
 def parse_detect_timeout(key: str, value: object) -> float:
-    seconds = parse_duration(key, value if isinstance(value, (int, float)) else str(value))
+    try:
+        seconds = parse_duration(key, value if isinstance(value, (int, float)) else str(value))
+    except ConfigError:
+        seconds = -1.0                       # its own bounds say what it takes (a duration's error offers 0)
     if not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
         raise ConfigError(key, value, f"a duration from {MIN_TIMEOUT:g}s to {MAX_TIMEOUT / 3600:g}h")
     return seconds

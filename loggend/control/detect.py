@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -77,23 +78,76 @@ class Pending:
 
 
 def ask_command(spec: DetectSpec, p: Pending, log: Callable[[str], None]) -> float | None:
+    """Run the detect command for ``p``: its first line is when it was detected (nothing: not yet). The
+    command runs in a session of its own, killed whole at ``COMMAND_TIMEOUT`` (its children too), and at
+    most ``MAX_OUTPUT`` bytes of what it prints are read."""
     env = dict(os.environ, LOGGEN_SCENARIO_ID=p.id, LOGGEN_SCENARIO=p.scenario, LOGGEN_SCENARIO_SOURCE=p.source,
                LOGGEN_SCENARIO_TARGET=p.target, LOGGEN_SCENARIO_FIRST_SENT=f"{p.first_sent:.6f}")
     try:
-        done = subprocess.run([*shlex.split(spec.target), p.id], capture_output=True, timeout=COMMAND_TIMEOUT,
-                              env=env, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as err:
+        proc = subprocess.Popen([*shlex.split(spec.target), p.id], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    except OSError as err:
         log(f"detect command {spec.target!r}: {err}")
         return None
-    if done.returncode != 0:
-        log(f"detect command {spec.target!r} exited {done.returncode}: "
-            f"{done.stderr[:200].decode('utf-8', 'replace').strip()}")
+    try:
+        out_b, err_b = bounded_output(proc, COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log(f"detect command {spec.target!r}: no answer within {COMMAND_TIMEOUT:g} s (stopped, with its children)")
         return None
-    out = done.stdout[:MAX_OUTPUT].decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        why = err_b[:200].decode("utf-8", "replace").strip()
+        log(f"detect command {spec.target!r} exited {proc.returncode}: {why}")
+        return None
+    out = out_b.decode("utf-8", "replace").strip()
     found = parse_time(out.splitlines()[0]) if out else None
     if out and found is None:
-        log(f"detect command {spec.target!r} printed {out[:80]!r}: not a time (unix seconds or ISO 8601 with a zone)")
+        log(f"detect command {spec.target!r} printed something that is not a time (unix seconds or ISO 8601 "
+            "with a zone)")
     return found
+
+
+def bounded_output(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
+    """Up to ``MAX_OUTPUT`` bytes of the process's stdout and stderr, once it ended; its whole process group
+    is killed at ``timeout`` (TimeoutExpired) or when it prints more (what it printed so far is kept)."""
+    import selectors
+    assert proc.stdout is not None and proc.stderr is not None
+    got = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        for f in got:
+            sel.register(f, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                kill_group(proc)
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 65536)
+                buf = got[key.fileobj]          # type: ignore[index]
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                elif len(buf) < MAX_OUTPUT:
+                    buf += chunk[:MAX_OUTPUT - len(buf)]
+                else:                           # more than anyone's answer: enough read
+                    kill_group(proc)
+                    sel.unregister(key.fileobj)
+    try:
+        proc.wait(max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    return bytes(got[proc.stdout]), bytes(got[proc.stderr])
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()
 
 
 def ask_prometheus(spec: DetectSpec, p: Pending, log: Callable[[str], None], now: float) -> float | None:
@@ -243,8 +297,9 @@ class DetectorProcess:
         self.complained: set[str] = set()
 
     def once(self, line: str) -> None:
-        if line not in self.complained:
-            self.complained.add(line)
+        """A detector's complaint, said once (by its first 60 characters: what varies comes after)."""
+        if line[:60] not in self.complained:
+            self.complained.add(line[:60])
             self.log(line)
 
     def poll(self) -> int:

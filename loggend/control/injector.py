@@ -399,6 +399,8 @@ class RunScenarios:
 
     def detected(self, line: str, by: str, now: float) -> str:
         """``ID [TIME]`` (unix seconds or ISO 8601; now when left out): a detection the SIEM reported."""
+        if not self.detect:
+            raise UsageError("detected: this run measures no detection (run it with --detect, e.g. --detect webhook)")
         words = line.split()
         if not words or len(words) > 2:
             raise UsageError("detected: expected ID [TIME], e.g. detected ssh-bruteforce-1 1796603273.4")

@@ -55,6 +55,9 @@ def bearer_token(header: str) -> str:
     return credentials.strip() if scheme.lower() == "bearer" else ""
 
 
+MAX_BODY = 64 * 1024             # bytes of a request body (a detection is a few dozen)
+
+
 def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), listen: str = "127.0.0.1",
                hosts: tuple[str, ...] = (), supervisor_pid: int | None = None,
                detections: Callable[[str], dict[str, Any]] | None = None) -> Flask:
@@ -63,6 +66,7 @@ def create_app(state: WebState, token: str = "", origins: tuple[str, ...] = (), 
     ``detections`` where ``POST /api/detections`` hands a detection on (to the supervisor)."""
     app = Flask(__name__, static_folder=None)
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY          # a request body larger than any answer is refused (413)
     sock = Sock(app)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LoggenCollector(state.collector_source))

@@ -88,3 +88,34 @@ def test_the_tally_reads_only_what_is_new_and_counts_per_scenario(tmp_path) -> N
     got = tally.figures(111)
     assert got["a"] == {"instances": 1, "messages": 2, "detected": 1, "missed": 0, "latency_sum": 2.5}
     assert got["b"] == {"instances": 1, "messages": 1, "detected": 0, "missed": 1, "latency_sum": 0}
+
+
+def test_a_detect_command_is_read_in_bounds_and_killed_with_its_children(tmp_path):
+    """A command printing 300 MB grew the poller to 620 MB; a hanging one left its child running."""
+    import os
+    import subprocess
+    import time
+
+    from loggend.control.detect import MAX_OUTPUT, bounded_output
+    loud = subprocess.Popen(["sh", "-c", "yes x | head -c 50000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    out, _ = bounded_output(loud, 10)
+    assert len(out) == MAX_OUTPUT
+    pidfile = tmp_path / "child.pid"
+    hang = subprocess.Popen(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    started = time.monotonic()
+    try:
+        bounded_output(hang, 1.0)
+        raise AssertionError("a hanging command was not stopped")
+    except subprocess.TimeoutExpired:
+        pass
+    assert time.monotonic() - started < 5
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    try:
+        os.kill(child, 0)
+        alive = open(f"/proc/{child}/stat").read().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        alive = False
+    assert not alive, "the command's child outlived it"

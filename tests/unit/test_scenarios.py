@@ -189,6 +189,8 @@ def test_the_scenario_keys_come_from_the_file_the_environment_and_the_flags(tmp_
                        "--detect-query: '' is not allowed; expected a PromQL query"),
                       (["--scenario", "beacon", "--detect-query", "up"], "--detect-query: only with detect"),
                       (["--scenario", "beacon", "--scenario", "nosuch"], "--scenario: 'nosuch' is not allowed"),
+                      (["--scenario", "beacon", "--protocol", "tls"],                    # it sent none, said in the log
+                       "--scenario: not with protocol tls: the scenarios' injector sends over udp or tcp"),
                       (["--scenario", "beacon", "--truth", str(tmp_path / "none" / "t.jsonl")],    # was a traceback
                        f"--truth: cannot write {tmp_path / 'none' / 't.jsonl'}: No such file or directory")):
         refused = subprocess.run([*run, *bad], capture_output=True, text=True, timeout=60)
