@@ -30,6 +30,7 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -43,6 +44,7 @@ from loggend.detectspec import DetectSpec
 POLL_SECONDS = 1.0              # each undecided instance is asked about this often
 COMMAND_TIMEOUT = 10.0          # a detect command taking longer counts as "not yet"
 HTTP_TIMEOUT = 5.0
+POLL_WORKERS = 8                # instances asked about at once
 MAX_OUTPUT = 4096               # bytes of a command's output read
 BY_WEBHOOK = "webhook"
 
@@ -295,6 +297,7 @@ class DetectorProcess:
         self.timeout, self.log, self.clock = timeout, log, clock
         self.stopping = False
         self.complained: set[str] = set()
+        self.writing = threading.Lock()          # the pollers append to one detections file
 
     def once(self, line: str) -> None:
         """A detector's complaint, said once (by its first 60 characters: what varies comes after)."""
@@ -303,25 +306,31 @@ class DetectorProcess:
             self.log(line)
 
     def poll(self) -> int:
-        """One round over the undecided instances; how many were found detected."""
+        """One round over the undecided instances, ``POLL_WORKERS`` at a time (a slow detector asked about
+        one after another made the last ones miss their timeout unasked); how many were found detected."""
+        from concurrent.futures import ThreadPoolExecutor
         now = self.clock()
         decided = set(first_detections(self.detections_path))
-        found = 0
-        for p in pending_of(self.truth_path, decided):
-            if now - p.first_sent > self.timeout:
-                continue
-            for spec in self.specs:
-                if self.stopping:
-                    return found
-                at = (ask_command(spec, p, self.once) if spec.kind == "command" else
-                      ask_prometheus(spec, p, self.once, self.clock()) if spec.kind == "prometheus" else None)
-                if at is not None and (why := implausible(at, p.first_sent, self.clock())):
-                    self.once(f"detect {spec.describe()}: {p.id}: {why}; not taken")
-                elif at is not None:
+        pending = [p for p in pending_of(self.truth_path, decided) if now - p.first_sent <= self.timeout]
+        if not pending:
+            return 0
+        with ThreadPoolExecutor(max_workers=min(POLL_WORKERS, len(pending))) as pool:
+            return sum(pool.map(self.ask, pending))
+
+    def ask(self, p: Pending) -> int:
+        """Ask each detector about ``p`` until one says when it was detected: 1 if one did."""
+        for spec in self.specs:
+            if self.stopping:
+                return 0
+            at = (ask_command(spec, p, self.once) if spec.kind == "command" else
+                  ask_prometheus(spec, p, self.once, self.clock()) if spec.kind == "prometheus" else None)
+            if at is not None and (why := implausible(at, p.first_sent, self.clock())):
+                self.once(f"detect {spec.describe()}: {p.id}: {why}; not taken")
+            elif at is not None:
+                with self.writing:
                     append_detection(self.detections_path, p.id, at, spec.describe())
-                    found += 1
-                    break
-        return found
+                return 1
+        return 0
 
     def body(self) -> int:
         import signal

@@ -119,3 +119,24 @@ def test_a_detect_command_is_read_in_bounds_and_killed_with_its_children(tmp_pat
     except (ProcessLookupError, FileNotFoundError):
         alive = False
     assert not alive, "the command's child outlived it"
+
+
+def test_instances_are_asked_about_at_once_so_a_slow_detector_misses_none(tmp_path) -> None:
+    """Asked one after another, a detector that takes a second left the later instances unasked past their
+    timeout: 'missed' though detected."""
+    import time
+
+    from loggend.control.detect import DetectorProcess, first_detections
+    now = time.time()
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text("".join(json.dumps({"scenario": "beacon", "instance": f"beacon-{i}", "seq": i, "stream": "scn",
+                                         "sent": now - 1, "attacker": "203.0.113.9", "target": "x"}) + "\n"
+                             for i in range(1, 7)))
+    script = tmp_path / "slow.sh"
+    script.write_text('#!/bin/sh\nsleep 1\necho "$LOGGEN_SCENARIO_FIRST_SENT"\n')
+    script.chmod(0o755)
+    poller = DetectorProcess((DetectSpec("command", str(script)),), str(truth), str(tmp_path / "found.jsonl"), 60)
+    started = time.monotonic()
+    assert poller.poll() == 6
+    assert time.monotonic() - started < 4, "asked one after another"
+    assert len(first_detections(str(tmp_path / "found.jsonl"))) == 6
