@@ -49,6 +49,7 @@ from loggend.control.detect import (
 )
 from loggend.detectspec import DEFAULT_TIMEOUT, DetectSpec
 from loggend.errors import UsageError
+from loggend.parsers import plural
 
 STREAM = "scn"                  # the injector's stream id (after the run's fleet prefix: "i2.scn")
 IDLE_WAKE = 0.5                 # seconds between looks at the stop flag when nothing is due
@@ -445,7 +446,7 @@ def summary_lines(sent: list[Sent]) -> list[str]:
     if not sent:
         return ["scenarios: none sent"]
     out = [f"scenarios: {len(sent)} instance{'s' * (len(sent) != 1)}, "
-           f"{sum(s.messages for s in sent):,} messages in stream {sent[0].stream}"]
+           f"{plural(sum(s.messages for s in sent), 'message')} in stream {sent[0].stream}"]
     for s in sent:
         first = time.strftime("%H:%M:%S", time.localtime(s.first_sent)) + f".{int(s.first_sent * 1000) % 1000:03d}"
         short = f" of {s.planned} (cut short: the run ended first)" if s.planned > s.messages else ""

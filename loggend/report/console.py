@@ -167,8 +167,8 @@ def sink_summary(t: SinkTotals, run: RunTotals | None = None) -> str:
         lines.append(f"  outliers    {t.outliers:,} (numbers too far from their stream's to be gaps: forged or "
                      "corrupt; not counted as loss)")
     if t.foreign:
-        lines.append(f"  foreign     {t.foreign:,} messages of {plural(t.foreign_streams, 'stream')} this run did not "
-                     "announce (counted apart, in no worker's figures)")
+        lines.append(f"  foreign     {plural(t.foreign, 'message')} of {plural(t.foreign_streams, 'stream')} this run "
+                     "did not announce (counted apart, in no worker's figures)")
     if t.overflow:
         lines.append(f"  over cap    {t.overflow:,} messages of streams beyond the {MAX_STREAMS:,} a sink process "
                      "tracks (counted, not checked)")
