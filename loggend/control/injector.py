@@ -157,7 +157,14 @@ class Injector:
         """An inject-now request (``[ID] NAME KEY=VALUE...``; the run's supervisor names it, else the n-th
         of its scenario ``NAME-nowN``): its instance queued from now; its id."""
         words = line.split()
-        iid = words.pop(0) if len(words) > 1 and get_scenario(words[1]) is not None else ""
+        iid = words.pop(0) if len(words) > 2 and words[1].startswith("@") or \
+            len(words) > 1 and get_scenario(words[1]) is not None else ""
+        asked = self.clock()
+        if words and words[0].startswith("@"):               # asked at that wall time (a restart's replay)
+            try:
+                asked = float(words.pop(0)[1:])
+            except ValueError:
+                raise UsageError("inject: expected [ID] [@TIME] NAME [KEY=VALUE...]") from None
         if not words:
             raise UsageError("inject: expected NAME [KEY=VALUE...]")
         scenario = get_scenario(words[0])
@@ -168,9 +175,9 @@ class Injector:
         number = self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
         from loggend.content.scenarios import instance
         inst = instance(request, self.background, number)        # its own attacker address each time
-        inst = Instance(iid or f"{scenario.name}-now{number}", inst.scenario, self.clock() - self.start, inst.source,
+        inst = Instance(iid or f"{scenario.name}-now{number}", inst.scenario, asked - self.start, inst.source,
                         inst.target, inst.steps)
-        self.add(inst, self.clock() + request.at)              # at: seconds from now
+        self.add(inst, asked + request.at)              # at: seconds from when it was asked (what was sent: done)
         return inst.id
 
     # --- sending -----------------------------------------------------------------------------------
@@ -349,6 +356,8 @@ class RunScenarios:
         self.tally = Tally(self.truth_path, self.detections_path, detect_timeout)
         self.process: InjectorProcess | None = None
         self.manual: dict[str, int] = {}                  # scenario -> instances injected now so far
+        self.injected: list[bytes] = []                   # every inject asked for, as queued (a restart's replay)
+        self.spawned = False
         self.inject_read, self.inject_write = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(self.inject_write, False)      # a stuck injector must not hold up the supervisor's loop
 
@@ -357,9 +366,26 @@ class RunScenarios:
         self.process = InjectorProcess(self.requests, background, Target(host, port, protocol, framing),
                                        self.truth_path, stream, utc, self.inject_read, self.log)
 
+    def queue_inject(self, line: bytes) -> None:
+        try:
+            if os.write(self.inject_write, line) != len(line):
+                raise BlockingIOError
+        except BlockingIOError:
+            raise UsageError("inject: the injector is behind with the injects asked for (its queue is full); try "
+                             "again in a moment") from None
+
     def spawn(self, index: int) -> int:
         from loggend.control.children import fork_child
         assert self.process is not None
+        if self.spawned:                 # a restarted injector plans the injects again; the truth says what went
+            for line in self.injected:
+                try:
+                    self.queue_inject(line)
+                except UsageError:
+                    self.log("scenarios: the restarted injector's queue is full: the injects asked for before are "
+                             "not all planned again")
+                    break
+        self.spawned = True
         process, write_end = self.process, self.inject_write
 
         def body() -> int:
@@ -388,13 +414,9 @@ class RunScenarios:
         if self.process is None:
             raise UsageError("inject: the run has not started sending yet; try again in a moment")
         iid = f"{scenario.name}-now{self.manual.get(scenario.name, 0) + 1}"
-        queued = f"{iid} {' '.join(words)}".encode() + b"\n"
-        try:
-            if os.write(self.inject_write, queued) != len(queued):
-                raise BlockingIOError
-        except BlockingIOError:
-            raise UsageError("inject: the injector is behind with the injects asked for (its queue is full); try "
-                             "again in a moment") from None
+        queued = f"{iid} @{time.time():.6f} {' '.join(words)}".encode() + b"\n"
+        self.queue_inject(queued)
+        self.injected.append(queued)
         self.manual[scenario.name] = self.manual.get(scenario.name, 0) + 1
         return f"{iid} queued: it starts " + (f"in {request.at:g} s" if request.at else "now")
 
