@@ -164,7 +164,7 @@ class Injector:
             try:
                 asked = float(words.pop(0)[1:])
             except ValueError:
-                raise UsageError("inject: expected [ID] [@TIME] NAME [KEY=VALUE...]") from None
+                raise UsageError("inject: expected NAME [KEY=VALUE...]") from None
         if not words:
             raise UsageError("inject: expected NAME [KEY=VALUE...]")
         scenario = get_scenario(words[0])
