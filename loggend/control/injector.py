@@ -53,6 +53,7 @@ from loggend.parsers import plural
 
 STREAM = "scn"                  # the injector's stream id (after the run's fleet prefix: "i2.scn")
 IDLE_WAKE = 0.5                 # seconds between looks at the stop flag when nothing is due
+PAUSE_LOOK = 0.1                # while the run is paused, look this often whether it resumed
 PLAN_AHEAD = 30.0               # instances are planned (their messages rendered) this long before they start
 CONNECT_TIMEOUT = 5.0           # a TCP target must accept within this
 COMMAND_BYTES = 4096            # the longest inject-now command line read
@@ -101,8 +102,11 @@ class Injector:
     def __init__(self, requests: tuple[Request, ...], background: Background, target: Target, truth: TextIO,
                  start: float, until: float, stream: str = STREAM, utc: bool = False,
                  commands: int | None = None, clock: Callable[[], float] = time.time,
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None, paused: Callable[[], bool] = lambda: False) -> None:
+        """``paused``: whether the run is paused now (``loggend ctl pause``): nothing is sent meanwhile and
+        what was due is put off by as long as the pause lasted, as the background is."""
         self.requests, self.background, self.target, self.truth = requests, background, target, truth
+        self.paused = paused
         self.start, self.until, self.stream, self.utc = start, until, stream, utc
         self.commands, self.clock, self.log = commands, clock, log
         self.seq = 0
@@ -146,6 +150,12 @@ class Injector:
                 self.add(inst, self.start + inst.start)
                 inst = self.upcoming[k] = next(self.series[k], None)
         return min((self.start + i.start - PLAN_AHEAD for i in self.upcoming if i is not None), default=math.inf)
+
+    def put_off(self, seconds: float) -> None:
+        """After a pause of ``seconds``: everything due from then on comes that much later (the run's end too)."""
+        self.queue = [replace(d, at=d.at + seconds) for d in self.queue]
+        self.start += seconds
+        self.until += seconds
 
     def add(self, inst: Instance, at: float) -> None:
         for i, step in enumerate(inst.steps):
@@ -248,9 +258,17 @@ class Injector:
         if not self.planned:
             self.plan()
             self.planned = True
+        held_since = 0.0
         try:
             while not self.stopping:
                 now = self.clock()
+                if self.paused():
+                    held_since = held_since or now
+                    self.read_commands(PAUSE_LOOK)
+                    continue
+                if held_since:
+                    self.put_off(now - held_since)
+                    held_since = 0.0
                 replan = self.plan_ahead(now)
                 while self.queue and self.queue[0].at <= now:
                     self.fire(self.queue.pop(0))
@@ -306,6 +324,7 @@ class InjectorProcess:
         self.stream, self.utc, self.commands, self.log = stream, utc, commands, log
         self.start = 0.0
         self.until = float("inf")
+        self.paused: Callable[[], bool] = lambda: False       # the run's pause (its plan board), set by the run
 
     def body(self) -> int:
         import signal
@@ -319,7 +338,7 @@ class InjectorProcess:
         before = list(read_truth(self.truth_path)) if os.path.exists(self.truth_path) else []
         with open(self.truth_path, "a", encoding="utf-8") as truth:
             injector = Injector(self.requests, self.background, self.target, truth, self.start, self.until,
-                                self.stream, self.utc, self.commands, log=self.log)
+                                self.stream, self.utc, self.commands, log=self.log, paused=self.paused)
             injector.done = {(str(r["instance"]), int(r.get("step", -1))) for r in before}
             injector.seq = max((int(r["seq"]) for r in before), default=-1) + 1
             signal.signal(signal.SIGTERM, lambda signum, frame: injector.stop())

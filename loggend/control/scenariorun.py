@@ -26,6 +26,7 @@ from loggend.control.injector import STREAM as INJECTOR_STREAM
 from loggend.control.ratecontrol import RateControl
 from loggend.control.workers import Workers
 from loggend.engine.journal import WARNING, Log
+from loggend.engine.schedule import BoardPlan
 from loggend.errors import UsageError
 from loggend.fleet import stream_prefix
 
@@ -100,6 +101,8 @@ class ScenarioRun:
         assert process is not None
         process.start = time.time() + (workers.run_start_ns - time.monotonic_ns()) / 1e9
         process.until = process.start + c.duration if c.duration else float("inf")
+        board = BoardPlan(workers.shared.plan_board)          # the child reads the run's pause from it
+        process.paused = lambda: (board.read() if board.changed() else board.plan).pause is not None
         self.children.spawn(INJECTOR, 0)
         if self.run.detect:
             self.children.spawn(DETECTOR, 0)

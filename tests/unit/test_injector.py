@@ -129,3 +129,17 @@ def test_an_inject_replayed_to_a_restarted_injector_sends_only_what_was_not_sent
     again.run()
     steps = sorted(json.loads(x)["step"] for x in first.getvalue().splitlines() + truth.getvalue().splitlines())
     assert steps == list(range(6))                                # each once, the rest at its own time
+
+
+def test_a_pause_of_the_run_holds_the_scenarios_too() -> None:
+    """8 scenario messages went out while `ctl pause` held the background."""
+    rx = receiver()
+    truth = io.StringIO()
+    start = time.time()
+    hold_until = start + 0.8
+    requests = (parse("s", "ssh-bruteforce:attempts=2,within=0.2,at=0.3"),)
+    inj = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, start + 1.6,
+                   paused=lambda: time.time() < hold_until)
+    assert inj.run() == 2
+    sent = [json.loads(x)["sent"] for x in truth.getvalue().splitlines()]
+    assert sent[0] >= hold_until + 0.25, (sent[0] - start)         # its 0.3 s, counted from the resume
