@@ -79,7 +79,8 @@ class Pending:
         return {"id": self.id, "scenario": self.scenario, "source": self.source, "target": self.target}
 
 
-def ask_command(spec: DetectSpec, p: Pending, log: Callable[[str], None]) -> float | None:
+def ask_command(spec: DetectSpec, p: Pending, log: Callable[[str], None],
+                failed: list[str] | None = None) -> float | None:
     """Run the detect command for ``p``: its first line is when it was detected (nothing: not yet). The
     command runs in a session of its own, killed whole at ``COMMAND_TIMEOUT`` (its children too), and at
     most ``MAX_OUTPUT`` bytes of what it prints are read."""
@@ -89,23 +90,29 @@ def ask_command(spec: DetectSpec, p: Pending, log: Callable[[str], None]) -> flo
         proc = subprocess.Popen([*shlex.split(spec.target), p.id], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     except OSError as err:
-        log(f"detect command {spec.target!r}: {err}")
-        return None
+        return fail(log, failed, f"detect command {spec.target!r}: {err}")
     try:
         out_b, err_b = bounded_output(proc, COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
-        log(f"detect command {spec.target!r}: no answer within {COMMAND_TIMEOUT:g} s (stopped, with its children)")
-        return None
+        return fail(log, failed, f"detect command {spec.target!r}: no answer within {COMMAND_TIMEOUT:g} s "
+                    "(stopped, with its children)")
     if proc.returncode != 0:
         why = err_b[:200].decode("utf-8", "replace").strip()
-        log(f"detect command {spec.target!r} exited {proc.returncode}: {why}")
-        return None
+        return fail(log, failed, f"detect command {spec.target!r} exited {proc.returncode}: {why}")
     out = out_b.decode("utf-8", "replace").strip()
     found = parse_time(out.splitlines()[0]) if out else None
     if out and found is None:
-        log(f"detect command {spec.target!r} printed something that is not a time (unix seconds or ISO 8601 "
-            "with a zone)")
+        return fail(log, failed, f"detect command {spec.target!r} printed something that is not a time (unix "
+                    "seconds or ISO 8601 with a zone)")
     return found
+
+
+def fail(log: Callable[[str], None], failed: list[str] | None, why: str) -> float | None:
+    """A detector that could not be asked: said (once, by the caller's log) and noted in ``failed``."""
+    log(why)
+    if failed is not None:
+        failed.append(why)
+    return None
 
 
 def bounded_output(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
@@ -152,7 +159,8 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def ask_prometheus(spec: DetectSpec, p: Pending, log: Callable[[str], None], now: float) -> float | None:
+def ask_prometheus(spec: DetectSpec, p: Pending, log: Callable[[str], None], now: float,
+                   failed: list[str] | None = None) -> float | None:
     query = spec.query
     for key, value in p.fields().items():
         query = query.replace("{" + key + "}", value)
@@ -161,8 +169,7 @@ def ask_prometheus(spec: DetectSpec, p: Pending, log: Callable[[str], None], now
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as answer:      # noqa: S310 (the user's URL)
             doc = json.loads(answer.read(1 << 20))
     except (OSError, ValueError) as err:
-        log(f"detect prometheus {spec.target}: {err}")
-        return None
+        return fail(log, failed, f"detect prometheus {spec.target}: {err}")
     result = doc.get("data", {}).get("result", []) if isinstance(doc, dict) else []
     if not result:
         return None
@@ -220,6 +227,16 @@ def implausible(at: float, first_sent: float, now: float) -> str:
     return ""
 
 
+def append_asked(path: str, instance: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"instance": instance, "asked": True}) + "\n")
+
+
+def asked_of(path: str) -> set[str]:
+    """The instances a polled detector answered about at least once."""
+    return {str(r.get("instance")) for r in read_lines(path) if r.get("asked") is True}
+
+
 def append_detection(path: str, instance: str, at: float, by: str) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps({"instance": instance, "detected_at": round(at, 6), "by": by}) + "\n")
@@ -253,9 +270,12 @@ class Verdict:
                 "latency_seconds": None if self.latency is None else round(self.latency, 3)}
 
 
-def verdicts(truth_path: str, detections_path: str, timeout: float, now: float) -> list[Verdict]:
-    """Per instance of the truth: detected (and how late), missed, or undecided (the run ended first)."""
+def verdicts(truth_path: str, detections_path: str, timeout: float, now: float,
+             polled: bool = False) -> list[Verdict]:
+    """Per instance of the truth: detected (and how late), missed, undecided (the run ended first), or,
+    ``polled`` (every detector is asked, none posts), unknown when no detector could ever be asked."""
     found = first_detections(detections_path)
+    asked = asked_of(detections_path) if polled else set()
     out = []
     for p in pending_of(truth_path, set()):
         at, by = found.get(p.id, (None, ""))
@@ -263,6 +283,8 @@ def verdicts(truth_path: str, detections_path: str, timeout: float, now: float) 
             out.append(Verdict(p.id, p.scenario, p.first_sent, at, by, "detected", at - p.first_sent))
         else:
             state = "missed" if now - p.first_sent >= timeout or at is not None else "undecided"
+            if state == "missed" and polled and at is None and p.id not in asked:
+                state = "unknown"
             out.append(Verdict(p.id, p.scenario, p.first_sent, None, "", state, None))
     return out
 
@@ -272,10 +294,13 @@ def verdict_lines(found: list[Verdict], timeout: float) -> list[str]:
         return []
     detected = [v for v in found if v.state == "detected"]
     missed = sum(v.state == "missed" for v in found)
-    undecided = len(found) - len(detected) - missed
+    unknown = sum(v.state == "unknown" for v in found)
+    undecided = len(found) - len(detected) - missed - unknown
     head = f"detection: {len(detected)} of {len(found)} detected, {missed} missed (after {timeout:g} s)"
     if undecided:
         head += f", {undecided} undecided (the run ended within {timeout:g} s of their first event)"
+    if unknown:
+        head += f", {unknown} unknown (no detector could be asked about them: see the lines above)"
     lines = [head]
     for v in found:
         what = (f"detected after {v.latency:.1f} s ({v.by})" if v.state == "detected" and v.latency is not None
@@ -298,6 +323,7 @@ class DetectorProcess:
         self.stopping = False
         self.complained: set[str] = set()
         self.writing = threading.Lock()          # the pollers append to one detections file
+        self.asked: set[str] = set()             # instances a detector answered about at least once
 
     def once(self, line: str) -> None:
         """A detector's complaint, said once (by its first 60 characters: what varies comes after)."""
@@ -318,12 +344,19 @@ class DetectorProcess:
             return sum(pool.map(self.ask, pending))
 
     def ask(self, p: Pending) -> int:
-        """Ask each detector about ``p`` until one says when it was detected: 1 if one did."""
+        """Ask each detector about ``p`` until one says when it was detected: 1 if one did. The first answer
+        of any (even "not yet") is noted: an instance no detector could ever be asked about is unknown, not
+        missed."""
         for spec in self.specs:
             if self.stopping:
                 return 0
-            at = (ask_command(spec, p, self.once) if spec.kind == "command" else
-                  ask_prometheus(spec, p, self.once, self.clock()) if spec.kind == "prometheus" else None)
+            failed: list[str] = []
+            at = (ask_command(spec, p, self.once, failed) if spec.kind == "command" else
+                  ask_prometheus(spec, p, self.once, self.clock(), failed) if spec.kind == "prometheus" else None)
+            if not failed and spec.kind != "webhook" and p.id not in self.asked:
+                self.asked.add(p.id)
+                with self.writing:
+                    append_asked(self.detections_path, p.id)
             if at is not None and (why := implausible(at, p.first_sent, self.clock())):
                 self.once(f"detect {spec.describe()}: {p.id}: {why}; not taken")
             elif at is not None:
@@ -381,8 +414,10 @@ class Tally:
     """Per scenario: instances and messages sent, detected, missed and the latencies, kept up to date
     from the truth and detections files (read incrementally: a long run's files are read once)."""
 
-    def __init__(self, truth_path: str, detections_path: str, timeout: float) -> None:
+    def __init__(self, truth_path: str, detections_path: str, timeout: float, polled: bool = False) -> None:
         self.truth, self.detections, self.timeout = Follow(truth_path), Follow(detections_path), timeout
+        self.polled = polled                                  # missed only once a detector answered (verdicts)
+        self.asked: set[str] = set()
         self.first: dict[str, tuple[str, float]] = {}        # instance -> (scenario, first sent)
         self.messages: dict[str, int] = {}                   # scenario -> messages sent
         self.found: dict[str, float] = {}                    # instance -> earliest detection
@@ -393,6 +428,9 @@ class Tally:
             self.messages[scenario] = self.messages.get(scenario, 0) + 1
             self.first.setdefault(iid, (scenario, float(r.get("sent", 0.0))))
         for r in self.detections.new():
+            if r.get("asked") is True:
+                self.asked.add(str(r.get("instance")))
+                continue
             try:
                 iid, at = str(r["instance"]), float(r["detected_at"])
             except (KeyError, TypeError, ValueError):
@@ -407,6 +445,6 @@ class Tally:
             if seen is not None and seen - first <= self.timeout:
                 f["detected"] += 1
                 f["latency_sum"] += seen - first
-            elif now - first >= self.timeout or seen is not None:
+            elif (now - first >= self.timeout or seen is not None) and (iid in self.asked or not self.polled):
                 f["missed"] += 1
         return out

@@ -372,7 +372,8 @@ class RunScenarios:
         self.truth_path = truth_path
         fd, self.detections_path = tempfile.mkstemp(prefix="loggend-detections-", suffix=".jsonl")
         os.close(fd)
-        self.tally = Tally(self.truth_path, self.detections_path, detect_timeout)
+        self.polled = bool(detect) and all(d.kind != "webhook" for d in detect)    # an unasked instance: unknown
+        self.tally = Tally(self.truth_path, self.detections_path, detect_timeout, self.polled)
         self.process: InjectorProcess | None = None
         self.manual: dict[str, int] = {}                  # scenario -> instances injected now so far
         self.injected: list[bytes] = []                   # every inject asked for, as queued (a restart's replay)
@@ -460,7 +461,8 @@ class RunScenarios:
         return f"{words[0]}: detected at {at:.3f} noted"
 
     def verdicts(self, now: float) -> list[Verdict]:
-        return verdicts(self.truth_path, self.detections_path, self.detect_timeout, now) if self.detect else []
+        return verdicts(self.truth_path, self.detections_path, self.detect_timeout, now, self.polled) \
+            if self.detect else []
 
     def sent(self) -> list[Sent]:
         try:

@@ -140,3 +140,27 @@ def test_instances_are_asked_about_at_once_so_a_slow_detector_misses_none(tmp_pa
     assert poller.poll() == 6
     assert time.monotonic() - started < 4, "asked one after another"
     assert len(first_detections(str(tmp_path / "found.jsonl"))) == 6
+
+
+def test_an_instance_no_detector_could_be_asked_about_is_unknown_not_missed(tmp_path) -> None:
+    """A detector that cannot be reached (connection refused, exit 3) made every instance 'missed': a SIEM miss."""
+    import time
+
+    from loggend.control.detect import DetectorProcess
+    now = time.time()
+    truth, found = tmp_path / "truth.jsonl", tmp_path / "found.jsonl"
+    truth.write_text("".join(json.dumps({"scenario": "beacon", "instance": f"beacon-{i}", "seq": i, "stream": "scn",
+                                         "sent": now - 5, "attacker": "203.0.113.9", "target": "x"}) + "\n"
+                             for i in (1, 2)))
+    broken, quiet = tmp_path / "broken.sh", tmp_path / "quiet.sh"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    quiet.write_text('#!/bin/sh\n[ "$1" = beacon-2 ] || exit 3\n')        # answers "not yet" about beacon-2 only
+    for script in (broken, quiet):
+        script.chmod(0o755)
+    DetectorProcess((DetectSpec("command", str(broken)),), str(truth), str(found), 60).poll()
+    assert [v.state for v in verdicts(str(truth), str(found), 1, now, polled=True)] == ["unknown", "unknown"]
+    DetectorProcess((DetectSpec("command", str(quiet)),), str(truth), str(found), 60).poll()
+    states = {v.id: v.state for v in verdicts(str(truth), str(found), 1, now, polled=True)}
+    assert states == {"beacon-1": "unknown", "beacon-2": "missed"}
+    assert "1 unknown (no detector could be asked about them" in verdict_lines(
+        verdicts(str(truth), str(found), 1, now, polled=True), 1)[0]
