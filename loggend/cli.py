@@ -200,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     from loggend.control.fdlimit import raise_nofile
     raise_nofile()                          # children inherit it: a sink may open many ports
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command == "ctl" and not any(e.startswith("-") for e in extra):
+            args.value += extra                 # `ctl rate --force 25k`: argparse ends the values at the flag
+        elif extra:
+            parser.parse_args(argv)             # its usual error for what it does not know
         return COMMANDS[args.command](args)
     except UsageError as err:
         text = str(err)
