@@ -225,7 +225,7 @@ class Injector:
         data = message(step, now, self.utc, self.stream, self.seq)
         inst = due.instance
         record = {"scenario": inst.scenario, "instance": inst.id, "step": due.step, "steps": len(inst.steps),
-                  "stream": self.stream, "seq": self.seq,
+                  "stream": self.stream, "seq": self.seq, "numbered": f"{self.seq:012d}".encode() in data,
                   "sent": round(now, 6), "attacker": inst.source, "target": inst.target, "log_source": step.source,
                   "message": data.decode("utf-8", "replace")}
         self.truth.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -463,6 +463,14 @@ class RunScenarios:
     def verdicts(self, now: float) -> list[Verdict]:
         return verdicts(self.truth_path, self.detections_path, self.detect_timeout, now, self.polled) \
             if self.detect else []
+
+    def unnumbered(self) -> int:
+        """Messages sent in a form with no room for the stream and number (an ASA's, a PAN-OS native line):
+        a sink counts them with the background's unnumbered messages."""
+        try:
+            return sum(1 for r in read_truth(self.truth_path) if r.get("numbered") is False)
+        except (OSError, ValueError):
+            return 0
 
     def sent(self) -> list[Sent]:
         try:

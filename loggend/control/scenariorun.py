@@ -113,12 +113,20 @@ class ScenarioRun:
             return None
         return {"detect": bool(self.run.detect), "by_scenario": self.run.tally.figures(time.time())}
 
+    def unnumbered(self) -> int:
+        """Scenario messages that went out without the ``scn`` stream's number (see ``RunScenarios``)."""
+        return self.run.unnumbered() if self.run is not None else 0
+
     def summarise(self, document: dict[str, Any], out: TextIO) -> None:
         """The summary's scenario lines (and verdicts, with detection) on ``out`` and in ``document``."""
         if self.run is None:
             return
         sent = self.run.sent()
-        print("\n".join(summary_lines(sent)), file=out, flush=True)
+        lines = summary_lines(sent)
+        if unnumbered := self.run.unnumbered():
+            lines.append(f"  {unnumbered:,} of them in forms with no room for a stream and number (an ASA's, a PAN-OS "
+                         "native line): a sink counts them with the background's; sent - received leaves them out")
+        print("\n".join(lines), file=out, flush=True)
         document["scenarios"] = [s.as_dict() for s in sent]
         if self.run.detect:
             found = self.run.verdicts(time.time())

@@ -365,6 +365,7 @@ class RunTotals:
     unproven: tuple[str, ...] = ()   # sources of the mix whose form carries no stream and number ("name (why)")
     unanswered: dict[int, int] = field(default_factory=dict)   # UDP ports that only refused -> what was sent there
     refusals: dict[int, int] | None = None   # UDP port -> refused there, as the run watched it (None: from the workers)
+    unnumbered_injected: int = 0     # scenario messages in forms without stream and number: the sink took them for ours
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -422,7 +423,7 @@ class RunTotals:
     def sent_minus_received(self) -> int | None:
         """Sent minus what the sink got of the run's own streams: foreign messages (and those of streams
         over the cap, foreign too under a run) and outliers (numbers no worker sent) left out."""
-        return None if self.sink is None else self.sent - self.sink.run_received
+        return None if self.sink is None else self.sent - (self.sink.run_received - self.unnumbered_injected)
 
     @property
     def unknown(self) -> list[str]:
