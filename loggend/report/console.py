@@ -53,7 +53,9 @@ class LiveLine:
             silent = (time.monotonic_ns() - sink.heartbeat_ns) / 1e9 if sink.heartbeat_ns else 0.0
             if silent >= SILENT_SHOWN_SECONDS:
                 behind += f" (sink silent {silent:.0f} s)"
-            received = f"received {sink.received:,} lost {sink.lost_shown} in flight {sink.in_flight(sent):,}{behind}  "
+            # of the run's own streams: a scenario stream or another sender's messages are no part of it
+            own, lost, flight = sink.run_received, sink.lost_shown, sink.in_flight(sent)
+            received = f"received {own:,} lost {lost} in flight {flight:,}{behind}  "
         target = f"target {target}  " if target else ""
         return (f"[{now - self.started:6.1f}s] {eps:12,.0f} ev/s  {target}sent {sent:15,}  {received}"
                 f"errors {errors_text(sums.errors)}  restarts {sums.restarts}  "

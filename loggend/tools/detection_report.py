@@ -36,6 +36,19 @@ def by_load(levels: list[tuple[str, float, list[str]]], summary: dict[str, Any])
     return {"by": detection.get("by", []), "timeout_seconds": detection.get("timeout_seconds"), "levels": out}
 
 
+def console_lines(doc: dict[str, Any] | None) -> list[str]:
+    """A line per load level for the console: each instance detected after N s, or what else it was."""
+    if not doc:
+        return []
+    lines = []
+    for lv in sorted(doc["levels"], key=lambda lv: lv["rate"]):
+        said = [f"{r['id']} {r['latency_seconds']:.1f} s" if r["state"] == "detected" and r["latency_seconds"]
+                is not None else f"{r['id']} {r['state']}" for r in lv["instances"]]
+        if said:
+            lines.append(f"detection at {lv['rate']:,.0f} ev/s ({lv['level']}): {', '.join(said)}")
+    return lines
+
+
 def _cell(row: dict[str, Any]) -> str:
     if row["state"] == "detected" and row["latency_seconds"] is not None:
         return f"<td class=pass>{row['latency_seconds']:.1f} s</td>"
@@ -45,7 +58,7 @@ def _cell(row: dict[str, Any]) -> str:
 def html_section(doc: dict[str, Any] | None) -> str:
     if not doc:
         return ""
-    levels = doc["levels"]
+    levels = sorted(doc["levels"], key=lambda lv: lv["rate"])          # columns by offered rate, not trial order
     scenarios = list(dict.fromkeys(r["scenario"] for lv in levels for r in lv["instances"]))
     head = "".join(f"<th>{html.escape(lv['level'])}<br>{lv['rate']:,.0f} ev/s</th>" for lv in levels)
     body = ""

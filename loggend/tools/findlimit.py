@@ -48,7 +48,7 @@ from loggend.engine.procsetup import die_with_this_process
 from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_REPORT_FAILED
 from loggend.files import check_writable_dir, write_all_atomic
 from loggend.report.charts import svg_chart
-from loggend.tools.detection_report import by_load, html_section
+from loggend.tools.detection_report import by_load, console_lines, html_section
 from loggend.tools.feedback import Feedback, FeedbackError, Reading
 from loggend.tools.limitsearch import Criterion, Interrupted, Outcome, Search, Settings, Trial, criteria_for, judge
 from loggend.tools.perftest import manifest
@@ -311,7 +311,10 @@ class FindLimit:
         return self.finish(outcome, started, error)
 
     def finish(self, outcome: Outcome, started: float, error: str) -> int:
-        """The summary line, then the report (atomically): a full disk costs the report, never the verdict."""
+        """Detection by load (with scenarios) and the summary line, then the report (atomically): a full disk
+        costs the report, never the verdict."""
+        for line in console_lines(self.detection(outcome, self.run_summary())):
+            self.say(line)
         self.say(outcome.summary())
         code = EXIT_INTERRUPTED if outcome.stopped == "interrupted" else EXIT_OK if outcome.found else EXIT_FAILURE
         try:
@@ -324,11 +327,20 @@ class FindLimit:
 
     # --- the report --------------------------------------------------------------------------------
 
-    def write_report(self, outcome: Outcome, started: float, error: str) -> None:
+    def run_summary(self) -> dict[str, Any]:
         try:
-            summary = json.loads((self.report_dir / "run-summary.json").read_text())
+            summary: dict[str, Any] = json.loads((self.report_dir / "run-summary.json").read_text())
         except (OSError, ValueError):
-            summary = {}
+            return {}
+        return summary if isinstance(summary, dict) else {}
+
+    @staticmethod
+    def detection(outcome: Outcome, summary: dict[str, Any]) -> dict[str, Any] | None:
+        return by_load([(f"confirm {t.number}" if t.confirmation else f"trial {t.number}", t.rate, list(t.injected))
+                        for t in outcome.trials], summary)
+
+    def write_report(self, outcome: Outcome, started: float, error: str) -> None:
+        summary = self.run_summary()
         sysctls = {key: current for key, current, _, _ in Tuner().show()}
         report = {
             "limit_eps": outcome.limit if outcome.found else None,
@@ -343,8 +355,7 @@ class FindLimit:
             "run": {"command": " ".join(self.command()[1:]), "transport": summary.get("transport"),
                     "sent": summary.get("sent"), "workers": len(summary.get("workers", [])) or None},
             "manifest": manifest(summary.get("transport") or "", False, sysctls),
-            "detection": by_load([(f"confirm {t.number}" if t.confirmation else f"trial {t.number}", t.rate,
-                                   list(t.injected)) for t in outcome.trials], summary),
+            "detection": self.detection(outcome, summary),
         }
         write_all_atomic({str(self.report_dir / "report.json"): json.dumps(report, indent=1),
                           str(self.report_dir / "report.html"): html_report(report)})

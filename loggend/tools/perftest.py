@@ -42,7 +42,7 @@ from loggend.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_REPORT_FAILED
 from loggend.files import check_writable_dir, write_all_atomic
 from loggend.parsers import format_ports, format_size
 from loggend.report.charts import svg_chart
-from loggend.tools.detection_report import by_load, html_section
+from loggend.tools.detection_report import by_load, console_lines, html_section
 from loggend.tools.proccpu import ProcessCpu, short_of_cpu
 
 SAMPLE_SECONDS = 1.0
@@ -483,6 +483,8 @@ class PerfTest:
             self.say(f"{'PASS' if v['pass'] else 'FAIL'}  {v['target']}: {v['shown']} (goal {v['goal']})")
         for line in notes:
             self.say(f"perftest: {line}")
+        for line in console_lines(report["detection"]):
+            self.say(line)
         if self.protocol != "udp":
             p = report["pushback"]
             self.say(f"push-back: blocked {p['blocked_seconds']:.2f} s waiting for the sink, reconnects "

@@ -444,6 +444,8 @@ def test_scenarios_injected_in_every_trial_give_detection_by_load_level(tmp_path
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     levels = report["detection"]["levels"]
     assert len(levels) == len(report["trials"]) >= 3
+    said = [line for line in result.stdout.splitlines() if line.startswith("detection at ")]    # on the console too
+    assert len(said) == len(levels) and all(" 1.5 s" in line for line in said), result.stdout
     for trial, level in zip(report["trials"], levels, strict=True):
         assert level["rate"] == trial["rate"] and [r["id"] for r in level["instances"]] == trial["injected"]
         (row,) = level["instances"]

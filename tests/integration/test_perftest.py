@@ -146,6 +146,7 @@ def test_a_scenario_in_a_perftest_is_reported_with_its_detection(tmp_path):
     assert level["rate"] == 2000 and level["instances"] == [
         {"id": "port-scan-1", "scenario": "port-scan", "messages": 5, "state": "detected", "latency_seconds": 1.0}]
     assert report["final"]["sent"] == 16_000
+    assert any(line.startswith("detection at 2,000 ev/s (the run): ") for line in result.stdout.splitlines())
     page = (tmp_path / "report" / "report.html").read_text()
     assert "detection by load" in page and page.count("<svg") == 5
     bad = subprocess.run([sys.executable, "-m", "loggend", "perftest", "--scenario", "port-scan:ports=0"],
