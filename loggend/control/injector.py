@@ -118,6 +118,7 @@ class Injector:
         self.pending = b""                          # a partial command line
         self.planned = False
         self.done: set[tuple[str, int]] = set()     # (instance, step) already sent by an earlier life
+        self.failed = ""                            # why nothing more is sent (the truth cannot be written)
         self.series: list[Iterator[Instance]] = []  # per request, its instances still to plan
         self.upcoming: list[Instance | None] = []   # per request, the next of them
 
@@ -228,8 +229,13 @@ class Injector:
                   "stream": self.stream, "seq": self.seq, "numbered": f"{self.seq:012d}".encode() in data,
                   "sent": round(now, 6), "attacker": inst.source, "target": inst.target, "log_source": step.source,
                   "message": data.decode("utf-8", "replace")}
-        self.truth.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self.truth.flush()
+        try:
+            self.truth.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.truth.flush()
+        except OSError as err:                   # a full disk: no message goes out that the truth does not hold
+            self.failed = f"cannot write the truth file: {err.strerror or err}"
+            self.log(f"scenarios: {self.failed}; no more scenario messages are sent")
+            return
         self.seq += 1
         self.send(data)
 
@@ -269,12 +275,12 @@ class Injector:
                 if held_since:
                     self.put_off(now - held_since)
                     held_since = 0.0
-                replan = self.plan_ahead(now)
-                while self.queue and self.queue[0].at <= now:
+                replan = self.plan_ahead(now) if not self.failed else math.inf
+                while self.queue and self.queue[0].at <= now and not self.failed:
                     self.fire(self.queue.pop(0))
                 if now >= self.until:
                     break
-                nxt = min(self.queue[0].at if self.queue else self.until, replan, self.until)
+                nxt = min(self.queue[0].at if self.queue and not self.failed else self.until, replan, self.until)
                 self.read_commands(nxt - now if nxt > now else 0.0)
         finally:
             if self.sock is not None:
@@ -286,10 +292,17 @@ class Injector:
 # --- the truth, read back ----------------------------------------------------------------------------
 
 def read_truth(path: str) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
+    """The truth's records; a line cut short (a full disk stopped its write) is left out: its message was
+    not sent (a record is written before its message)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if line.strip():
-                yield json.loads(line)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and "instance" in record and "seq" in record:
+                    yield record
 
 
 def instances_of(records: Iterator[dict[str, Any]]) -> list[Sent]:

@@ -143,3 +143,28 @@ def test_a_pause_of_the_run_holds_the_scenarios_too() -> None:
     assert inj.run() == 2
     sent = [json.loads(x)["sent"] for x in truth.getvalue().splitlines()]
     assert sent[0] >= hold_until + 0.25, (sent[0] - start)         # its 0.3 s, counted from the resume
+
+
+def test_a_truth_that_cannot_be_written_stops_the_scenarios_and_a_cut_line_is_left_out(tmp_path) -> None:
+    """On a full disk the injector crashed in a loop on its half-written line and the summary said 'none sent'."""
+    from loggend.control.injector import read_truth
+
+    class FullDisk(io.StringIO):
+        def write(self, text: str) -> int:
+            if len(self.getvalue()) > 300:
+                super().write(text[:40])                      # the line cut short, as ENOSPC leaves it
+                raise OSError(28, "No space left on device")
+            return super().write(text)
+    rx = receiver()
+    truth, said = FullDisk(), []
+    start = time.time()
+    requests = (parse("s", "ssh-bruteforce:attempts=6,within=0.3"),)
+    inj = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, start + 1.0,
+                   log=said.append)
+    sent = inj.run()
+    assert 0 < sent < 6 and len(drain(rx)) == sent                # nothing went out that the truth lacks
+    assert said == ["scenarios: cannot write the truth file: No space left on device; no more scenario messages "
+                    "are sent"]
+    path = tmp_path / "truth.jsonl"
+    path.write_text(truth.getvalue())
+    assert len(list(read_truth(str(path)))) == sent               # the cut line is left out, the rest read
