@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 from loggend.config import MAX_INTERVAL
 from loggend.control.ctlsocket import ControlError, request
+from loggend.control.injector import read_truth
 from loggend.control.ratecontrol import RESUME_LEAD_NS
 from loggend.control.tuning import Tuner
 from loggend.engine.procsetup import die_with_this_process
@@ -113,7 +114,23 @@ class FindLimit:
                 "--stream-id", self.stream_id,
                 "--dashboard", "off", "--control-socket", self.socket,
                 "--ready-file", str(self.report_dir / "ready.json"),
-                "--summary-json", str(self.report_dir / "run-summary.json")]
+                "--summary-json", str(self.report_dir / "run-summary.json"),
+                *(("--truth", str(self.truth_path)) if self.inject else ())]
+
+    @property
+    def truth_path(self) -> Path:
+        return self.report_dir / "truth.jsonl"
+
+    def scenario_messages(self, since: float, until: float) -> int:
+        """Scenario messages the run sent from ``since`` to ``until`` (its truth): the receiver counts them
+        beside the trial's own, and a count that took them for the trial's would hide as much loss."""
+        if not self.inject:
+            return 0
+        try:
+            return sum(1 for r in read_truth(str(self.truth_path))
+                       if isinstance(r.get("sent"), (int, float)) and since < r["sent"] <= until)
+        except OSError:
+            return 0
 
     def start_run(self, log: TextIO) -> None:
         (self.report_dir / "ready.json").unlink(missing_ok=True)
@@ -209,6 +226,7 @@ class FindLimit:
         if self.stop_requested.is_set():
             raise Interrupted()
         counted_before = self.settled()
+        since = time.time()                 # paused: no scenario message goes out between the reading and now
         before = self.ctl("status")
         started = time.time()
         self.ctl(f"rate {rate:.0f} --force")     # the search owns its run and its bounds (--max-rate)
@@ -221,14 +239,16 @@ class FindLimit:
         if not completed or not self.wait(self.settings.pause):
             raise Interrupted()
         after, counted_after = self.ctl("status"), self.fresh_feedback(time.time())
+        scenario = self.scenario_messages(since, time.time())
         figures = {k: v - counted_before.figures.get(k, 0) for k, v in counted_after.figures.items()}
         planned = int(after["planned"] or 0) - int(before["planned"] or 0)
         trial = Trial(number=len(self.outcome_trials) + 1, rate=rate, seconds=planned / rate if planned else took,
                       planned=planned,
                       sent=int(after["sent"]) - int(before["sent"]),
-                      counted=counted_after.total - counted_before.total, confirmation=confirmation,
+                      counted=counted_after.total - counted_before.total - scenario, confirmation=confirmation,
                       started=started, figures=figures, workers=int(after["workers"]),
-                      blocked_ns=int(after["blocked_ns"]) - int(before["blocked_ns"]), injected=injected)
+                      blocked_ns=int(after["blocked_ns"]) - int(before["blocked_ns"]), injected=injected,
+                      injected_messages=scenario)
         judge(trial, self.criteria)
         self.say(self.trial_line(trial))
         return trial
@@ -267,9 +287,11 @@ class FindLimit:
     def trial_line(self, t: Trial) -> str:
         label = "confirm" if t.confirmation else f"trial {t.number:2d}"
         reason = f" ({t.reason})" if t.reason else ""
+        scenario = f" (+{t.injected_messages:,} scenario)" if t.injected_messages else ""
         blocked = f"blocked {t.blocked_percent:5.1f} %  " if self.protocol != "udp" else ""
-        return (f"{label}  {t.rate:12,.0f} ev/s  {t.seconds:5.1f} s  sent {t.sent:12,}  received {t.counted:12,}  "
-                f"loss {t.loss_percent:8.4f} %  {blocked}{t.verdict.upper():5}{reason}  "
+        return (f"{label}  {t.rate:12,.0f} ev/s  {t.seconds:5.1f} s  sent {t.sent:12,}  "
+                f"received {t.counted:12,}{scenario}  loss {t.loss_percent:8.4f} %  "
+                f"{blocked}{t.verdict.upper():5}{reason}  "
                 f"(time left {_duration(self.settings.max_time - self.search_time())})")
 
     @property

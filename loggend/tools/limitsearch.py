@@ -80,6 +80,7 @@ class Trial:
     blocked_ns: int = 0                        # the workers' time waiting for the receiver, summed
     workers: int = 1
     injected: tuple[str, ...] = ()             # scenario instances injected at its start
+    injected_messages: int = 0                 # scenario messages sent in it (left out of ``counted``)
 
     @property
     def blocked_percent(self) -> float:
@@ -113,7 +114,7 @@ class Trial:
                 "loss_percent": round(self.loss_percent, 6), "sent_eps": round(self.sent_eps, 1),
                 "delivered_eps": round(self.delivered_eps, 1), "verdict": self.verdict, "reason": self.reason,
                 "blocked_percent": round(self.blocked_percent, 3), "figures": self.figures,
-                "injected": list(self.injected)}
+                "injected": list(self.injected), "injected_messages": self.injected_messages}
 
 
 class Criterion(Protocol):
