@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.support.processes import ROOT, RUN, run_loggend, seq_of, wait_until
+from tests.support.processes import ROOT, RUN, child_environ, run_loggend, seq_of, wait_until
 from tests.unit.test_render import RFC3164
 
 BAD_INPUT = [
@@ -124,7 +124,7 @@ def test_pacing_spreads_traffic_over_the_run(receiver):
 
 
 def test_sigterm_stops_gracefully_with_a_summary(receiver):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = child_environ()
     proc = subprocess.Popen([sys.executable, "-m", "loggend", *RUN, "--target", f"127.0.0.1:{receiver.port}",
                              "--rate", "20000", "--pool-size", "1000"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
@@ -172,7 +172,7 @@ def test_sd_notify_ready_status_watchdog_reloading_and_stopping(receiver, tmp_pa
     notify = s.socket(s.AF_UNIX, s.SOCK_DGRAM)
     notify.bind(path)
     notify.settimeout(20)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+    env = child_environ({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
     proc = subprocess.Popen([sys.executable, "-m", "loggend", *RUN, "--target", f"127.0.0.1:{receiver.port}",
                              "--rate", "1000", "--pool-size", "1000"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)

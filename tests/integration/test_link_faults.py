@@ -44,8 +44,8 @@ def frames(data: bytes) -> list[bytes]:
 
 
 class SlowTlsReader:
-    """Accepts TLS connections on 127.0.0.1 and reads SLOW_READ_BYTES every SLOW_READ_PAUSE, until the
-    client closes; keeps every byte."""
+    """Accepts TLS connections on 127.0.0.1 and reads SLOW_READ_BYTES every SLOW_READ_PAUSE (at full
+    speed once ``hurry`` is set), until the client closes; keeps every byte."""
 
     def __init__(self, pki) -> None:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -58,6 +58,7 @@ class SlowTlsReader:
         self.data: list[bytes] = []
         self.connections = 0
         self.done = threading.Event()
+        self.hurry = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -80,7 +81,8 @@ class SlowTlsReader:
                     if not chunk:
                         break
                     received += chunk
-                    time.sleep(SLOW_READ_PAUSE)
+                    if not self.hurry.is_set():
+                        time.sleep(SLOW_READ_PAUSE)
                 self.data.append(bytes(received))
 
     def close(self) -> None:
@@ -105,6 +107,7 @@ def test_a_slow_tls_reader_with_pause_rate_and_resume_loses_nothing(loggend, pki
         time.sleep(0.3)
         ctl(sock, "resume")
         assert run.wait(60) == 0, run.stderr
+        reader.hurry.set()              # what the kernel still holds is read at full speed, as loggen has exited
         wait_until(lambda: reader.data, timeout=120, what="the slow reader to read the whole stream")
     finally:
         reader.close()

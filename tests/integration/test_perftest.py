@@ -32,8 +32,8 @@ def free_port_pair() -> str:
 
 
 def run_script(tmp_path, duration: str, target_eps: str, *extra: str, timeout: float = 120):
-    env = dict(os.environ, DURATION=duration, RATE="20k", WORKERS="2", TARGET_EPS=target_eps,
-               REPORT_DIR=str(tmp_path / "report"))
+    env = child_environ({"DURATION": duration, "RATE": "20k", "WORKERS": "2", "TARGET_EPS": target_eps,
+                         "REPORT_DIR": str(tmp_path / "report")})
     return subprocess.run([str(SCRIPT), "--no-optimize", "--ports", free_port_pair(), "--sink-processes", "1", *extra],
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 
@@ -72,7 +72,7 @@ def test_a_missed_target_fails_with_a_nonzero_status(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_both_cleanly_and_still_reports(tmp_path):
-    env = dict(os.environ, DURATION="60s", RATE="20k", WORKERS="2", REPORT_DIR=str(tmp_path / "report"))
+    env = child_environ({"DURATION": "60s", "RATE": "20k", "WORKERS": "2", "REPORT_DIR": str(tmp_path / "report")})
     proc = subprocess.Popen([str(SCRIPT), "--no-optimize", "--ports", free_port_pair(), "--sink-processes", "1"],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT, start_new_session=True)
     try:

@@ -165,7 +165,7 @@ def test_forty_workers_start_fast_and_stay_small(tmp_path, receivers, loggend):
     and small."""
     rx = receivers(1)
     proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{rx[0].port}", "--rate", "40000",
-                   "--dashboard", "off")
+                   "--dashboard", "off", "--pool-size", "auto")          # the default pool, not the tests' 1,000
     line = proc.wait_line("(40/40 running)", timeout=20)
     assert float(line[1:].split("s]")[0]) <= 8.0, line            # 1.5-5 s here; 9 s with both cores busy
     rss = []
@@ -190,7 +190,7 @@ def test_forty_workers_of_the_enterprise_mix_start_and_stay_small(tmp_path, rece
     rx = receivers(1)
     proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{rx[0].port}", "--rate", "20000",
                    "--workers", "40", "--duration", "60s", "--sources", "preset:enterprise", "--dashboard", "off",
-                   "--control-socket", "off")
+                   "--control-socket", "off", "--pool-size", "auto")
     proc.wait_line("(40/40 running)", timeout=60)
     rss = []
     for pid in worker_pids(proc.pid):

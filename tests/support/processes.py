@@ -25,7 +25,9 @@ RCVBUF = 64 << 20
 RUN = ("run", "--config", "/dev/null", "--workers", "1", "--dashboard", "off", "--pool-size", "1000")
 # The tests read the live line through a pipe, where it would come every 10 s: ask for one a second
 # (through the environment, as an operator could; a test of the default removes it).
-TEST_ENV = {"LOGGEN_LIVE_INTERVAL": "1s"}
+# Pools of 1,000 unless a test asks for another (a flag beats the variable): a run's 100,000-message
+# corpus takes several seconds of CPU to render, and most tests send a few thousand messages.
+TEST_ENV = {"LOGGEN_LIVE_INTERVAL": "1s", "LOGGEN_MESSAGES_POOL_SIZE": "1000"}
 
 
 class LoopbackReceiver:
