@@ -480,10 +480,15 @@ class RunScenarios:
     def unnumbered(self) -> int:
         """Messages sent in a form with no room for the stream and number (an ASA's, a PAN-OS native line):
         a sink counts them with the background's unnumbered messages."""
+        return self.numbering()[1]
+
+    def numbering(self) -> tuple[int, int]:
+        """(messages sent numbered in the scenarios' own stream, messages sent without a number)."""
         try:
-            return sum(1 for r in read_truth(self.truth_path) if r.get("numbered") is False)
+            flags = [r.get("numbered") is not False for r in read_truth(self.truth_path)]
         except (OSError, ValueError):
-            return 0
+            return 0, 0
+        return sum(flags), len(flags) - sum(flags)
 
     def sent(self) -> list[Sent]:
         try:

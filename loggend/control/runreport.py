@@ -166,8 +166,9 @@ class RunReport:
                                     self.live.changes, self.live.paused_seconds(now_ns))
         if self.live.changes:
             totals = replace(totals, live_last=describe(self.live.following()))
-        if self.scenarios is not None and (unnumbered := self.scenarios.unnumbered()):
-            totals = replace(totals, unnumbered_injected=unnumbered)
+        if self.scenarios is not None:
+            numbered, unnumbered = self.scenarios.numbering()
+            totals = replace(totals, numbered_injected=numbered, unnumbered_injected=unnumbered)
         if config.protocol == "udp":
             self.refusals.look_at(config, self.shared.snapshots(), now)       # the last counts, to the datagram
             totals = replace(totals, unanswered=self.refusals.unanswered(), refusals=self.refusals.refused())

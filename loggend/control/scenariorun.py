@@ -113,9 +113,9 @@ class ScenarioRun:
             return None
         return {"detect": bool(self.run.detect), "by_scenario": self.run.tally.figures(time.time())}
 
-    def unnumbered(self) -> int:
-        """Scenario messages that went out without the ``scn`` stream's number (see ``RunScenarios``)."""
-        return self.run.unnumbered() if self.run is not None else 0
+    def numbering(self) -> tuple[int, int]:
+        """Scenario messages sent with the ``scn`` stream's number, and without it (see ``RunScenarios``)."""
+        return self.run.numbering() if self.run is not None else (0, 0)
 
     def summarise(self, document: dict[str, Any], out: TextIO) -> None:
         """The summary's scenario lines (and verdicts, with detection) on ``out`` and in ``document``."""

@@ -168,9 +168,14 @@ def sink_summary(t: SinkTotals, run: RunTotals | None = None) -> str:
     if t.outliers:
         lines.append(f"  outliers    {t.outliers:,} (numbers too far from their stream's to be gaps: forged or "
                      "corrupt; not counted as loss)")
-    if t.foreign:
+    scenarios = run.numbered_injected if run is not None else 0
+    if t.foreign and scenarios and t.foreign_streams == 1 and t.foreign <= scenarios:
+        lines.append(f"  scenarios   {plural(t.foreign, 'message')} of the run's scenario stream ({scenarios:,} sent; "
+                     "counted apart, in no worker's figures)")
+    elif t.foreign:
+        mine = f"; up to {scenarios:,} of them the run's scenarios'" if scenarios else ""
         lines.append(f"  foreign     {plural(t.foreign, 'message')} of {plural(t.foreign_streams, 'stream')} this run "
-                     "did not announce (counted apart, in no worker's figures)")
+                     f"did not announce (counted apart, in no worker's figures){mine}")
     if t.overflow:
         lines.append(f"  over cap    {t.overflow:,} messages of streams beyond the {MAX_STREAMS:,} a sink process "
                      "tracks (counted, not checked)")

@@ -366,6 +366,7 @@ class RunTotals:
     unanswered: dict[int, int] = field(default_factory=dict)   # UDP ports that only refused -> what was sent there
     refusals: dict[int, int] | None = None   # UDP port -> refused there, as the run watched it (None: from the workers)
     unnumbered_injected: int = 0     # scenario messages in forms without stream and number: the sink took them for ours
+    numbered_injected: int = 0       # scenario messages in their own stream: a sink counts it apart (foreign)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -195,3 +195,14 @@ def test_the_siem_posts_its_detection_to_the_dashboard_with_the_token(tmp_path, 
     verdict = json.loads(summary.read_text())["detection"]["instances"][0]
     assert verdict == {"id": "ssh-bruteforce-1", "scenario": "ssh-bruteforce", "state": "detected", "by": "webhook",
                        "detected_at": round(first + 1.25, 3), "latency_seconds": 1.25}
+
+
+def test_a_local_sink_counts_the_scenario_stream_apart_and_calls_it_the_runs(tmp_path):
+    """The local sink took the scenarios' own stream for one the run did not announce: 'foreign 5 messages
+    of 1 stream this run did not announce' in a run with no other sender."""
+    port = R.free_port(tcp=False)
+    r = run_loggend(*RUN, "--target", "127.0.0.1", "--ports", str(port), "--local-sink", "--rate", "500",
+                    "--duration", "3s", "--scenario", "ssh-bruteforce:attempts=5,within=1,at=1", timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert "scenarios   5 messages of the run's scenario stream (5 sent; counted apart" in r.stdout, r.stdout
+    assert "foreign" not in r.stdout and "sent - received = 0" in r.stdout, r.stdout
