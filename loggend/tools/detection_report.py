@@ -70,8 +70,14 @@ def html_section(doc: dict[str, Any] | None) -> str:
         body += f"<tr><td>{html.escape(name)}</td>{cells}</tr>"
     series = {name: sorted((lv["rate"], r["latency_seconds"]) for lv in levels for r in lv["instances"]
                            if r["scenario"] == name and r["latency_seconds"] is not None) for name in scenarios}
+    timeout = doc["timeout_seconds"]
+    for name in scenarios if timeout is not None else ():    # a missed instance is a point too: at the timeout
+        missed = sorted((lv["rate"], float(timeout)) for lv in levels for r in lv["instances"]
+                        if r["scenario"] == name and r["state"] == "missed")
+        if missed:
+            series[f"{name} missed (drawn at the {timeout:g} s timeout)"] = missed
     chart = svg_chart("detection latency against offered load", series, unit=" s", x_label="offered events/s",
-                      y_label="seconds from the first event to the detection", dots=True, x_from_zero=True)
+                      y_label="seconds to detection", dots=True, x_from_zero=True)
     by = ", ".join(html.escape(b) for b in doc["by"]) or "none"
     return (f"<h2>detection by load</h2><p>detected by {by}; missed after {doc['timeout_seconds']} s</p>"
             f"{chart}<table><tr><th>scenario</th>{head}</tr>{body}</table>")
