@@ -297,6 +297,7 @@ def test_a_sink_dashboard_shows_the_sink_not_a_generator(loggend):
             assert page.locator("#streams tbody tr").count() == 1
             assert page.text_content("#streams tbody tr td:first-child") == "w0"
             assert not page.is_visible("#target-eps") and not page.is_visible("#workers")
+            assert not page.is_visible("#loggen-mem")           # a generator's memory, which a sink has none of
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard-sink.png"), full_page=True)
         finally:
