@@ -43,6 +43,7 @@ from loggend.control.detect import (
     Tally,
     Verdict,
     append_detection,
+    first_detections,
     implausible,
     parse_time,
     verdicts,
@@ -473,7 +474,15 @@ class RunScenarios:
         if why := implausible(at, known[words[0]].first_sent, now):
             raise UsageError(f"detected: {words[0]}: {why}; a detection comes after the attack and not later than "
                              "now")
+        earlier = first_detections(self.detections_path).get(words[0])
         append_detection(self.detections_path, words[0], at, by)
+        late = at - known[words[0]].first_sent - self.detect_timeout
+        if earlier is not None and earlier[0] <= at:
+            return (f"{words[0]}: detected at {at:.3f} noted; the first detection counts, at {earlier[0]:.3f} "
+                    f"({earlier[1]})")
+        if late > 0:
+            return (f"{words[0]}: detected at {at:.3f} noted; it stays missed: {late:.1f} s past the "
+                    f"{self.detect_timeout:g} s detect timeout")
         return f"{words[0]}: detected at {at:.3f} noted"
 
     def verdicts(self, now: float) -> list[Verdict]:
