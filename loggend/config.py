@@ -20,6 +20,8 @@ import json
 import math
 import os
 import re
+import shlex
+import shutil
 import socket
 import ssl
 import zlib
@@ -603,6 +605,15 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     )
 
 
+def not_runnable(program: str) -> str:
+    """Why ``program`` (a detect command's first word) cannot be started: "" when it can."""
+    if "/" not in program:
+        return "" if shutil.which(program) else f"{program}: not found on PATH"
+    if not os.path.isfile(program):
+        return f"{program}: no such file"
+    return "" if os.access(program, os.X_OK) else f"{program}: not executable"
+
+
 def build_detect(raw: Raw, injects: bool) -> tuple[DetectSpec, ...]:
     """``detect`` with ``detect_query``, and the rules between them and the scenarios: ``truth`` and
     ``detect`` only when something is injected, ``detect_query`` only with ``detect: prometheus:URL``."""
@@ -610,8 +621,11 @@ def build_detect(raw: Raw, injects: bool) -> tuple[DetectSpec, ...]:
     detect = tuple(parse_detect(raw.label("detect"), text, query) for text in raw.parsed("detect"))
     for key in ("truth", "detect"):
         if raw[key] and not injects:
-            raise UsageError(f"{raw.label(key)}: only with scenarios (--scenario) or inject (--inject): the "
-                             + ("ground truth of what was injected" if key == "truth" else "what it detects"))
+            raise UsageError(f"{raw.label(key)}: only with scenarios (--scenario) or inject (--inject): "
+                             + ("it records what they inject" if key == "truth" else "they are what it detects"))
+    for spec, text in zip(detect, raw.parsed("detect"), strict=True):
+        if spec.kind == "command" and (why := not_runnable(shlex.split(spec.target)[0])):
+            raise ConfigError(raw.label("detect"), text, f"a command that can be run ({why})")
     if query.strip() and not any(d.kind == "prometheus" for d in detect):
         raise UsageError(f"{raw.label('detect_query')}: only with detect prometheus:URL")
     if raw["truth"]:

@@ -73,6 +73,9 @@ BAD_INPUT = [
     (["find-limit", "--feedback", "command:true", "--trial", "0s"], "--trial"),
     (["find-limit", "--feedback", "command:true", "--max-time", "10s"], "--max-time"),
     (["find-limit", "--feedback", "command:true", "--workers", "0"], "--workers"),
+    # a detect command that cannot be started was found out at the end of the run (every instance 'unknown')
+    (["run", "--scenario", "ssh-bruteforce", "--detect", "command:./no-such-detector.sh"],
+     "a command that can be run (./no-such-detector.sh: no such file)"),
     # one instance at the start of every trial: a repeating one, or one outlasting the trial, was judged at the
     # rate of a later trial (every= failed the first trial instead)
     (["find-limit", "--feedback", "command:true", "--trial", "2s", "--scenario", "ssh-bruteforce:every=5"],
