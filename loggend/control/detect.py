@@ -212,7 +212,8 @@ def first_detections(path: str) -> dict[str, tuple[float, str]]:
     return out
 
 
-CLOCK_SLACK = 2.0         # seconds a detection time may be off (clocks of the SIEM and of this box)
+CLOCK_SLACK = 2.0         # seconds a detection time may be off (clocks of the SIEM and of this box): one up
+                          # to this much before the first event is taken, its latency 0
 
 
 def implausible(at: float, first_sent: float, now: float) -> str:
@@ -280,7 +281,7 @@ def verdicts(truth_path: str, detections_path: str, timeout: float, now: float,
     for p in pending_of(truth_path, set()):
         at, by = found.get(p.id, (None, ""))
         if at is not None and at - p.first_sent <= timeout:
-            out.append(Verdict(p.id, p.scenario, p.first_sent, at, by, "detected", at - p.first_sent))
+            out.append(Verdict(p.id, p.scenario, p.first_sent, at, by, "detected", max(0.0, at - p.first_sent)))
         else:
             state = "missed" if now - p.first_sent >= timeout or at is not None else "undecided"
             if state == "missed" and polled and at is None and p.id not in asked:
@@ -444,7 +445,7 @@ class Tally:
             seen = self.found.get(iid)
             if seen is not None and seen - first <= self.timeout:
                 f["detected"] += 1
-                f["latency_sum"] += seen - first
+                f["latency_sum"] += max(0.0, seen - first)      # within CLOCK_SLACK before it: a skew
             elif (now - first >= self.timeout or seen is not None) and (iid in self.asked or not self.polled):
                 f["missed"] += 1
         return out

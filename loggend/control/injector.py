@@ -43,6 +43,7 @@ from loggend.control.detect import (
     Tally,
     Verdict,
     append_detection,
+    first_detections,
     implausible,
     parse_time,
     verdicts,
@@ -96,6 +97,7 @@ class _Due:
     order: int
     instance: Instance = field(compare=False)
     step: int = field(compare=False)
+    since: float = field(compare=False, default=-math.inf)   # queued then: a pause delays it from then on only
 
 
 class Injector:
@@ -152,17 +154,19 @@ class Injector:
                 inst = self.upcoming[k] = next(self.series[k], None)
         return min((self.start + i.start - PLAN_AHEAD for i in self.upcoming if i is not None), default=math.inf)
 
-    def put_off(self, seconds: float) -> None:
-        """After a pause of ``seconds``: everything due from then on comes that much later (the run's end too)."""
-        self.queue = [replace(d, at=d.at + seconds) for d in self.queue]
-        self.start += seconds
-        self.until += seconds
+    def put_off(self, since: float, now: float) -> None:
+        """After a pause from ``since`` to ``now``: everything due comes as much later as the pause held it (an
+        instance injected during the pause, from its injection on: its first message goes at the resume), and
+        the run's schedule and end the whole pause later."""
+        self.queue = sorted(replace(d, at=d.at + max(0.0, now - max(since, d.since))) for d in self.queue)
+        self.start += now - since
+        self.until += now - since
 
-    def add(self, inst: Instance, at: float) -> None:
+    def add(self, inst: Instance, at: float, since: float = -math.inf) -> None:
         for i, step in enumerate(inst.steps):
             self.order += 1
             if (inst.id, i) not in self.done:
-                bisect.insort(self.queue, _Due(at + step.offset, self.order, inst, i))
+                bisect.insort(self.queue, _Due(at + step.offset, self.order, inst, i, since))
 
     def inject(self, line: str) -> str:
         """An inject-now request (``[ID] NAME KEY=VALUE...``; the run's supervisor names it, else the n-th
@@ -188,7 +192,7 @@ class Injector:
         inst = instance(request, self.background, number)        # its own attacker address each time
         inst = Instance(iid or f"{scenario.name}-now{number}", inst.scenario, asked - self.start, inst.source,
                         inst.target, inst.steps)
-        self.add(inst, asked + request.at)              # at: seconds from when it was asked (what was sent: done)
+        self.add(inst, asked + request.at, asked)       # at: seconds from when it was asked (what was sent: done)
         return inst.id
 
     # --- sending -----------------------------------------------------------------------------------
@@ -273,7 +277,7 @@ class Injector:
                     self.read_commands(PAUSE_LOOK)
                     continue
                 if held_since:
-                    self.put_off(now - held_since)
+                    self.put_off(held_since, now)
                     held_since = 0.0
                 replan = self.plan_ahead(now) if not self.failed else math.inf
                 while self.queue and self.queue[0].at <= now and not self.failed:
@@ -470,7 +474,15 @@ class RunScenarios:
         if why := implausible(at, known[words[0]].first_sent, now):
             raise UsageError(f"detected: {words[0]}: {why}; a detection comes after the attack and not later than "
                              "now")
+        earlier = first_detections(self.detections_path).get(words[0])
         append_detection(self.detections_path, words[0], at, by)
+        late = at - known[words[0]].first_sent - self.detect_timeout
+        if earlier is not None and earlier[0] <= at:
+            return (f"{words[0]}: detected at {at:.3f} noted; the first detection counts, at {earlier[0]:.3f} "
+                    f"({earlier[1]})")
+        if late > 0:
+            return (f"{words[0]}: detected at {at:.3f} noted; it stays missed: {late:.1f} s past the "
+                    f"{self.detect_timeout:g} s detect timeout")
         return f"{words[0]}: detected at {at:.3f} noted"
 
     def verdicts(self, now: float) -> list[Verdict]:

@@ -511,6 +511,8 @@ class RunTotals:
             "workers": [{**w.document(), "lost": None} if self.unknown else w.document() for w in self.workers],
             "sink": self.sink.document() if self.sink is not None else None,
             "sent_minus_received": self.sent_minus_received, "profile": self.profile or None,
+            "scenario_messages": {"in_their_stream": self.numbered_injected, "unnumbered": self.unnumbered_injected}
+            if self.numbered_injected or self.unnumbered_injected else None,
             "timing": self.timing or None,
             "live_changes": self.live_changes, "live_last": self.live_last or None,
             "paused_seconds": round(self.paused_seconds, 3),

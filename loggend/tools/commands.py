@@ -268,6 +268,7 @@ def cmd_find_limit(args: argparse.Namespace) -> int:
     overrides.update(profile=("--profile", "constant:0"), max_rate=("--max-rate", f"{settings.max_rate:.0f}"))
     run = load(os.path.abspath(args.config) if args.config else None, overrides)      # bad run flags: exit 2 now
     inject, detect_args = scenario_args(args)
+    check_fits_a_trial(args.scenario or [], settings.trial)
     report_dir = Path(args.report_dir or time.strftime("reports/limit-%Y%m%d-%H%M%S"))
     return FindLimit(settings, feedback, run_args + detect_args, report_dir, protocol=run.protocol,
                      inject=inject).run()
@@ -295,6 +296,22 @@ def scenario_args(args: argparse.Namespace) -> tuple[tuple[str, ...], list[str]]
     if args.detect_timeout is not None:
         flags += ["--detect-timeout", f"{parse_detect_timeout('--detect-timeout', args.detect_timeout):g}s"]
     return lines, flags
+
+
+def check_fits_a_trial(texts: list[str], trial: float) -> None:
+    """find-limit injects one instance of each --scenario at the start of every trial: one that repeats, or
+    that lasts past the trial (its at= and its steps), would send in later trials and be judged at their rate."""
+    from loggend.content.scenarios import Background, instance, parse_all
+    for request in parse_all("--scenario", texts):
+        if "every" in dict(request.given):
+            raise UsageError(f"--scenario {request.text}: every= is not allowed here: find-limit injects one "
+                             "instance at the start of every trial")
+        steps = instance(request, Background(), 1).steps
+        ends = request.at + (steps[-1].offset if steps else 0.0)
+        if ends >= trial:
+            raise UsageError(f"--scenario {request.text}: it sends until {ends:.1f} s into a trial and --trial is "
+                             f"{trial:g} s: the rest would go out in later trials, judged at their rate; a smaller "
+                             "at= or within=, or a longer --trial")
 
 
 def perftest_detect_args(args: argparse.Namespace) -> tuple[str, ...]:

@@ -73,6 +73,12 @@ BAD_INPUT = [
     (["find-limit", "--feedback", "command:true", "--trial", "0s"], "--trial"),
     (["find-limit", "--feedback", "command:true", "--max-time", "10s"], "--max-time"),
     (["find-limit", "--feedback", "command:true", "--workers", "0"], "--workers"),
+    # one instance at the start of every trial: a repeating one, or one outlasting the trial, was judged at the
+    # rate of a later trial (every= failed the first trial instead)
+    (["find-limit", "--feedback", "command:true", "--trial", "2s", "--scenario", "ssh-bruteforce:every=5"],
+     "every= is not allowed here"),
+    (["find-limit", "--feedback", "command:true", "--trial", "2s", "--scenario", "port-scan:at=3"],
+     "--trial is 2 s"),
 ]
 
 

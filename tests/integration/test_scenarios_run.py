@@ -135,6 +135,9 @@ def test_ctl_inject_sends_one_now_and_ctl_detected_notes_its_detection(tmp_path,
         rx.wait_for_records(4, timeout=30, predicate=lambda rec: scn_seq(rec) is not None)
         noted = ctl("ctl", "detected", "ssh-bruteforce-now1", "--socket", str(sock))
         assert noted.returncode == 0, noted.stderr
+        # a later one is noted, and says the first counts (it answered 'noted' as if it changed the verdict)
+        later = ctl("ctl", "detected", "ssh-bruteforce-now1", "--socket", str(sock))
+        assert later.returncode == 0 and "noted; the first detection counts, at " in later.stdout, later.stdout
         assert ctl("ctl", "detected", "port-scan-1", "--socket", str(sock)).returncode == 2
         assert run.wait(timeout=RUN_TIMEOUT) == 0, run.stderr
     doc = json.loads(summary.read_text())
@@ -208,9 +211,14 @@ def test_a_local_sink_counts_the_scenario_stream_apart_and_calls_it_the_runs(tmp
     """The local sink took the scenarios' own stream for one the run did not announce: 'foreign 5 messages
     of 1 stream this run did not announce' in a run with no other sender."""
     port = R.free_port(tcp=False)
+    summary = tmp_path / "summary.json"
     r = run_loggend(*RUN, "--target", "127.0.0.1", "--ports", str(port), "--local-sink", "--rate", "500",
-                    "--duration", "3s", "--scenario", "ssh-bruteforce:attempts=5,within=1,at=1", timeout=RUN_TIMEOUT)
+                    "--duration", "3s", "--scenario", "ssh-bruteforce:attempts=5,within=1,at=1",
+                    "--summary-json", str(summary), timeout=RUN_TIMEOUT)
     assert r.returncode == 0, r.stderr
+    doc = json.loads(summary.read_text())          # a script can take them out of the sink's received count
+    assert doc["scenario_messages"] == {"in_their_stream": 5, "unnumbered": 0}
+    assert doc["sink"]["received"] - doc["sink"]["foreign"] == doc["sent"] == 1500
     assert "scenarios   5 messages of the run's scenario stream (5 sent; counted apart" in r.stdout, r.stdout
     assert "foreign" not in r.stdout and "sent - received = 0" in r.stdout, r.stdout
 

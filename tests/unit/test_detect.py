@@ -164,3 +164,15 @@ def test_an_instance_no_detector_could_be_asked_about_is_unknown_not_missed(tmp_
     assert states == {"beacon-1": "unknown", "beacon-2": "missed"}
     assert "1 unknown (no detector could be asked about them" in verdict_lines(
         verdicts(str(truth), str(found), 1, now, polled=True), 1)[0]
+
+
+def test_a_detection_a_clock_skew_before_the_first_event_counts_as_latency_0(tmp_path) -> None:
+    """A time up to CLOCK_SLACK before the first event is taken (clocks differ), but its latency read -1.0 s in
+    the summary, the report and the metrics' latency sum."""
+    from loggend.control.detect import Tally
+    truth, found = tmp_path / "truth.jsonl", tmp_path / "detections.jsonl"
+    truth.write_text(json.dumps({"instance": "e-1", "scenario": "e", "sent": 100.0, "seq": 0}) + "\n")
+    append_detection(str(found), "e-1", 99.0, "webhook")
+    (got,) = verdicts(str(truth), str(found), timeout=30, now=101)
+    assert (got.state, got.latency, got.detected_at) == ("detected", 0.0, 99.0)
+    assert Tally(str(truth), str(found), timeout=30).figures(101)["e"]["latency_sum"] == 0.0

@@ -145,6 +145,27 @@ def test_a_pause_of_the_run_holds_the_scenarios_too() -> None:
     assert sent[0] >= hold_until + 0.25, (sent[0] - start)         # its 0.3 s, counted from the resume
 
 
+def test_an_instance_injected_during_a_pause_is_held_from_its_injection_only() -> None:
+    """find-limit injects at each trial's start while the run is still paused: the instance was put off by the
+    whole pause, before its injection too, and its first message went out in the next trial."""
+    import threading
+    rx = receiver()
+    read, write = os.pipe()
+    truth = io.StringIO()
+    start = time.time()
+    hold_until = start + 1.2
+    inj = Injector((), Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, start + 2.5,
+                   commands=read, paused=lambda: time.time() < hold_until)
+    threading.Timer(0.8, os.write, (write, b"port-scan ports=2 within=0.1\n")).start()
+    assert inj.run() == 2
+    sent = [json.loads(x)["sent"] for x in truth.getvalue().splitlines()]
+    assert hold_until <= sent[0] < hold_until + 0.3, (sent[0] - start)     # at the resume, not 0.8 s after it
+    assert sent[1] - sent[0] <= 0.15
+    os.close(read)
+    os.close(write)
+    rx.close()
+
+
 def test_a_truth_that_cannot_be_written_stops_the_scenarios_and_a_cut_line_is_left_out(tmp_path) -> None:
     """On a full disk the injector crashed in a loop on its half-written line and the summary said 'none sent'."""
     from loggend.control.injector import read_truth
