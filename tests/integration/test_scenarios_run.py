@@ -1,6 +1,7 @@
 """Scenarios in a real run: the truth file and the summary agree with what a real rsyslog got, by
 sequence number; fail2ban's own sshd filter finds every injected brute-force failure with the attacker's
-address in the auth.log that rsyslog wrote."""
+address in the auth.log that rsyslog wrote; psad's own analysis of the kern.log rsyslog wrote from an
+iptables background finds the injected port scan and its attacker."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.support.processes import RUN, run_loggend, wait_until
 SSH = "ssh-bruteforce:attempts=12,within=3,at=1"
 SPRAY = "password-spray:accounts=5,within=2,at=1"
 SCAN = "port-scan:ports=6,within=1,at=2"
+PSAD_SCAN = "port-scan:ports=20,within=2,at=1"
 RUN_TIMEOUT = 180.0           # a loaded box takes many seconds to set a worker up
 
 
@@ -24,6 +26,11 @@ def needs(*reasons: str | None) -> None:
     for reason in reasons:
         if reason:
             pytest.skip(reason)
+
+
+def kern_seq(line: str) -> int | None:
+    found = re.search(r"loggen_stream=scn loggen_seq=(\d{12})", line)
+    return int(found[1]) if found else None
 
 
 def scn_seq(rec: dict) -> int | None:
@@ -214,3 +221,48 @@ def test_a_local_sink_counts_the_scenario_stream_apart_and_calls_it_the_runs(tmp
     assert doc["sink"]["received"] - doc["sink"]["foreign"] == doc["sent"] == 1500
     assert "scenarios   5 messages of the run's scenario stream (5 sent; counted apart" in r.stdout, r.stdout
     assert "foreign" not in r.stdout and "sent - received = 0" in r.stdout, r.stdout
+
+
+@pytest.mark.slow
+def test_psad_finds_the_port_scan_and_its_attacker_in_an_iptables_background(tmp_path):
+    """loggen (an iptables background, a port-scan in its LOG lines) -> private rsyslog -> kern.log -> psad
+    2.4.6's own analysis mode (``psad -A -m kern.log --log-server``, the package's psad.conf and
+    signatures): psad reports the attacker scanning the scenario's ports of its one destination, with
+    every probe counted. What else psad names really sent in the background, and psad names it for a
+    signature match on one port (its "MISC MS Terminal Server communication attempt" for a SYN to 3389,
+    which the background's drops and forwards carry), never for scanning a range of ports."""
+    needs(R.rsyslog_available(), D.psad_available())
+    truth = tmp_path / "truth.jsonl"
+    with D.kern_log_receiver(tmp_path / "rsyslog", udp=True, tcp=False) as rx:        # type: ignore[attr-defined]
+        r = run_loggend(*RUN, "--target", f"127.0.0.1:{rx.ports['udp']}", "--rate", "300", "--duration", "6",
+                        "--sources", "iptables", "--scenario", PSAD_SCAN, "--truth", str(truth),
+                        timeout=RUN_TIMEOUT)
+        assert r.returncode == 0, r.stderr
+        sent = [json.loads(line) for line in truth.read_text().splitlines()]
+        assert len(sent) == 20 and {t["log_source"] for t in sent} == {"iptables"}
+        rx.wait_for_records(1, timeout=30, predicate=lambda rec: scn_seq(rec) == len(sent) - 1, settle=1.0)
+        kern_log = rx.log_file
+    lines = kern_log.read_text().splitlines()
+    probes = {kern_seq(line): line for line in lines if kern_seq(line) is not None}
+    assert sorted(probes) == [t["seq"] for t in sent]                 # rsyslog wrote every probe to kern.log
+    attacker = sent[0]["attacker"]
+    fields = [dict(f.split("=", 1) for f in t["message"].split() if "=" in f) for t in sent]
+    (dst,) = {f["DST"] for f in fields}
+    ports = sorted(int(f["DPT"]) for f in fields)
+    background = {m[1] for line in lines if kern_seq(line) is None and (m := re.search(r" SRC=(\S+) ", line))}
+    assert attacker not in background
+
+    report = D.psad_analyze(kern_log, tmp_path / "psad")
+    assert report.lines_found == (len(lines), len(lines)), report.output[:500]     # psad read every line
+    scan = report.scanners.get(attacker)
+    assert scan is not None, report.output[-3000:]
+    assert scan.danger_level >= 1 and scan.packets == len(sent) and scan.destinations == 1
+    assert scan.ports == {dst: [("TCP", f"{ports[0]}-{ports[-1]}", len(sent))]}, scan
+    others = {a: s for a, s in report.scanners.items() if a != attacker}
+    assert set(others) <= background, sorted(set(others) - background)[:5]
+    for address, s in others.items():        # psad's own reason, as it reports it: a signature, one port each
+        assert s.signatures and all(len(p) == 1 and "-" not in p[0][1] for p in s.ports.values()), (address, s)
+    print(f"psad: {attacker} DL {scan.danger_level}, {scan.packets} packets, ports {scan.ports[dst][0][1]}; "
+          f"{len(others)} background sources named too (danger levels "
+          f"{sorted({s.danger_level for s in others.values()})}, "
+          f"{sum(1 for s in others.values() if s.signatures)} for a signature match)")
