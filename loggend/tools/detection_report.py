@@ -37,8 +37,9 @@ def by_load(levels: list[tuple[str, float, list[str]]], summary: dict[str, Any])
 
 
 def console_lines(doc: dict[str, Any] | None) -> list[str]:
-    """A line per load level for the console: each instance detected after N s, or what else it was."""
-    if not doc:
+    """A line per load level for the console: each instance detected after N s, or what else it was (none
+    without a detector: every instance would read 'not asked')."""
+    if not doc or not doc["by"]:
         return []
     lines = []
     for lv in sorted(doc["levels"], key=lambda lv: lv["rate"]):

@@ -23,3 +23,12 @@ def test_a_missed_instance_is_drawn_at_the_timeout_in_a_series_of_its_own():
 def test_nothing_missed_draws_no_missed_series():
     doc = {"by": [], "timeout_seconds": 30.0, "levels": [level(1000, "detected", 1.5)]}
     assert "missed (drawn" not in html_section(doc)
+
+
+def test_without_a_detector_the_console_says_nothing_per_level():
+    """find-limit --scenario without --detect printed 'detection at ...: ... not asked' for every trial."""
+    from loggend.tools.detection_report import console_lines
+    undetected = {"by": [], "timeout_seconds": None, "levels": [level(1000, "not asked", None)]}
+    assert console_lines(undetected) == []
+    detected = {"by": ["webhook"], "timeout_seconds": 30.0, "levels": [level(1000, "detected", 1.5)]}
+    assert console_lines(detected) == ["detection at 1,000 ev/s (trial at 1000): ssh-bruteforce-1000 1.5 s"]
