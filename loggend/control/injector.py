@@ -120,6 +120,7 @@ class Injector:
         self.pending = b""                          # a partial command line
         self.planned = False
         self.done: set[tuple[str, int]] = set()     # (instance, step) already sent by an earlier life
+        self.anchors: dict[str, tuple[int, float]] = {}   # instance -> (its last step sent, when), the same
         self.failed = ""                            # why nothing more is sent (the truth cannot be written)
         self.series: list[Iterator[Instance]] = []  # per request, its instances still to plan
         self.upcoming: list[Instance | None] = []   # per request, the next of them
@@ -163,10 +164,16 @@ class Injector:
         self.until += now - since
 
     def add(self, inst: Instance, at: float, since: float = -math.inf) -> None:
+        """``inst``'s steps not yet sent, from ``at``; an instance a killed injector had begun (``anchors``)
+        goes on from its last message sent, at its own spacing (what is overdue at once)."""
+        anchor = self.anchors.get(inst.id)
         for i, step in enumerate(inst.steps):
             self.order += 1
             if (inst.id, i) not in self.done:
-                bisect.insort(self.queue, _Due(at + step.offset, self.order, inst, i, since))
+                due = at + step.offset
+                if anchor is not None and anchor[0] < len(inst.steps):
+                    due = max(due, anchor[1] + step.offset - inst.steps[anchor[0]].offset)
+                bisect.insort(self.queue, _Due(due, self.order, inst, i, since))
 
     def inject(self, line: str) -> str:
         """An inject-now request (``[ID] NAME KEY=VALUE...``; the run's supervisor names it, else the n-th
@@ -295,6 +302,19 @@ class Injector:
 
 # --- the truth, read back ----------------------------------------------------------------------------
 
+def anchors_of(records: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    """instance -> (its last step sent, when): where a restarted injector takes each begun instance up."""
+    out: dict[str, tuple[int, float]] = {}
+    for r in records:
+        try:
+            iid, step, sent = str(r["instance"]), int(r["step"]), float(r["sent"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if iid not in out or step > out[iid][0]:
+            out[iid] = (step, sent)
+    return out
+
+
 def read_truth(path: str) -> Iterator[dict[str, Any]]:
     """The truth's records; a line cut short (a full disk stopped its write) is left out: its message was
     not sent (a record is written before its message)."""
@@ -342,6 +362,7 @@ class InjectorProcess:
         self.start = 0.0
         self.until = float("inf")
         self.paused: Callable[[], bool] = lambda: False       # the run's pause (its plan board), set by the run
+        self.paused_so_far: Callable[[], float] = lambda: 0.0   # seconds the run has been paused (the same)
 
     def body(self) -> int:
         import signal
@@ -358,6 +379,11 @@ class InjectorProcess:
                                 self.stream, self.utc, self.commands, log=self.log, paused=self.paused)
             injector.done = {(str(r["instance"]), int(r.get("step", -1))) for r in before}
             injector.seq = max((int(r["seq"]) for r in before), default=-1) + 1
+            injector.anchors = anchors_of(before)
+            if before:               # a restart: the run's pauses so far delay what is planned, as they did before
+                held = self.paused_so_far()
+                injector.start += held
+                injector.until += held
             signal.signal(signal.SIGTERM, lambda signum, frame: injector.stop())
             injector.run()
             injector.until = float("inf")                       # the run's end: inject-now only, until stopped

@@ -103,6 +103,12 @@ class ScenarioRun:
         process.until = process.start + c.duration if c.duration else float("inf")
         board = BoardPlan(workers.shared.plan_board)          # the child reads the run's pause from it
         process.paused = lambda: (board.read() if board.changed() else board.plan).pause is not None
+
+        def paused_so_far() -> float:
+            plan = board.read() if board.changed() else board.plan
+            ongoing = time.monotonic_ns() - plan.pause.since_ns if plan.pause is not None else 0
+            return (plan.paused_ns + max(0, ongoing)) / 1e9
+        process.paused_so_far = paused_so_far
         self.children.spawn(INJECTOR, 0)
         if self.run.detect:
             self.children.spawn(DETECTOR, 0)

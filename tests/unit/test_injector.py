@@ -166,6 +166,26 @@ def test_an_instance_injected_during_a_pause_is_held_from_its_injection_only() -
     rx.close()
 
 
+def test_a_restarted_injector_takes_a_begun_instance_up_at_its_own_spacing() -> None:
+    """Killed after a pause, the restarted injector planned the instance from the run's start without the
+    pause: five attempts due during the pause went out in one millisecond."""
+    rx = receiver()
+    truth = io.StringIO()
+    now = time.time()
+    requests = (parse("s", "ssh-bruteforce:attempts=5,within=2"),)
+    inj = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, now - 10, now + 3)
+    inj.done = {("ssh-bruteforce-1", 0), ("ssh-bruteforce-1", 1)}       # sent before the kill...
+    inj.anchors = {"ssh-bruteforce-1": (1, now - 0.05)}                  # ...the last of them just now
+    inj.seq = 2
+    assert inj.run() == 5                                               # the stream's next number
+    sent = [json.loads(x)["sent"] for x in truth.getvalue().splitlines()]
+    steps = [json.loads(x)["step"] for x in truth.getvalue().splitlines()]
+    assert steps == [2, 3, 4]
+    assert all(b - a > 0.2 for a, b in zip(sent, sent[1:])), [round(t - now, 3) for t in sent]
+    assert sent[0] - now > 0.2, sent[0] - now                          # after the last one sent, not at once
+    rx.close()
+
+
 def test_a_truth_that_cannot_be_written_stops_the_scenarios_and_a_cut_line_is_left_out(tmp_path) -> None:
     """On a full disk the injector crashed in a loop on its half-written line and the summary said 'none sent'."""
     from loggend.control.injector import read_truth
