@@ -55,6 +55,7 @@ from loggend.parsers import plural
 STREAM = "scn"                  # the injector's stream id (after the run's fleet prefix: "i2.scn")
 IDLE_WAKE = 0.5                 # seconds between looks at the stop flag when nothing is due
 PAUSE_LOOK = 0.1                # while the run is paused, look this often whether it resumed
+BEHIND = 1.0                    # seconds behind its plan the injector says so (once per stretch behind)
 PLAN_AHEAD = 30.0               # instances are planned (their messages rendered) this long before they start
 CONNECT_TIMEOUT = 5.0           # a TCP target must accept within this
 COMMAND_BYTES = 4096            # the longest inject-now command line read
@@ -122,6 +123,7 @@ class Injector:
         self.done: set[tuple[str, int]] = set()     # (instance, step) already sent by an earlier life
         self.anchors: dict[str, tuple[int, float]] = {}   # instance -> (its last step sent, when), the same
         self.failed = ""                            # why nothing more is sent (the truth cannot be written)
+        self.behind = False                         # said that it is BEHIND its plan (until it catches up)
         self.series: list[Iterator[Instance]] = []  # per request, its instances still to plan
         self.upcoming: list[Instance | None] = []   # per request, the next of them
 
@@ -250,6 +252,18 @@ class Injector:
         self.seq += 1
         self.send(data)
 
+    def say_if_behind(self, lag: float, inst: Instance) -> None:
+        """Once per stretch behind: one process sends every scenario message, some thousands a second, so an
+        instance of many messages in a short time delays its own and every other instance's (their latencies
+        then start late: the truth has when each message really went)."""
+        if lag >= BEHIND and not self.behind:
+            self.behind = True
+            self.log(f"scenarios: the injector is {lag:.1f} s behind its plan at {inst.id} ({len(inst.steps):,} "
+                     "messages): every instance's messages go out that late (the truth has when each went); "
+                     "fewer messages or a longer within= keep to the plan")
+        elif lag < BEHIND / 10:
+            self.behind = False
+
     def read_commands(self, timeout: float) -> None:
         timeout = min(IDLE_WAKE, max(0.0, timeout))         # the stop flag is looked at this often
         if self.commands is None:
@@ -288,6 +302,7 @@ class Injector:
                     held_since = 0.0
                 replan = self.plan_ahead(now) if not self.failed else math.inf
                 while self.queue and self.queue[0].at <= now and not self.failed:
+                    self.say_if_behind(self.clock() - self.queue[0].at, self.queue[0].instance)
                     self.fire(self.queue.pop(0))
                 if now >= self.until:
                     break

@@ -186,6 +186,21 @@ def test_a_restarted_injector_takes_a_begun_instance_up_at_its_own_spacing() -> 
     rx.close()
 
 
+def test_an_injector_behind_its_plan_says_so_once() -> None:
+    """65,535 probes within 5 s stretched every other instance to twice its within= without a word."""
+    rx = receiver()
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+    logged: list[str] = []
+    start = time.time()
+    inj = Injector((), Background(), Target("127.0.0.1", rx.getsockname()[1]), io.StringIO(), start, start + 1,
+                   log=logged.append)
+    inj.inject("port-scan ports=40000 within=0.2")
+    inj.run()
+    behind = [line for line in logged if "behind its plan" in line]
+    assert len(behind) == 1 and "at port-scan-now1 (40,000 messages)" in behind[0], logged
+    rx.close()
+
+
 def test_a_truth_that_cannot_be_written_stops_the_scenarios_and_a_cut_line_is_left_out(tmp_path) -> None:
     """On a full disk the injector crashed in a loop on its half-written line and the summary said 'none sent'."""
     from loggend.control.injector import read_truth
