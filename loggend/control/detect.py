@@ -96,7 +96,8 @@ def ask_command(spec: DetectSpec, p: Pending, log: Callable[[str], None],
     except subprocess.TimeoutExpired:
         return fail(log, failed, f"detect command {spec.target!r}: no answer within {COMMAND_TIMEOUT:g} s "
                     "(stopped, with its children)")
-    if proc.returncode != 0:
+    cut = len(out_b) >= MAX_OUTPUT and proc.returncode == -signal.SIGKILL     # stopped for printing more: it answered
+    if proc.returncode != 0 and not cut:
         why = err_b[:200].decode("utf-8", "replace").strip()
         return fail(log, failed, f"detect command {spec.target!r} exited {proc.returncode}: {why}")
     out = out_b.decode("utf-8", "replace").strip()

@@ -176,3 +176,14 @@ def test_a_detection_a_clock_skew_before_the_first_event_counts_as_latency_0(tmp
     (got,) = verdicts(str(truth), str(found), timeout=30, now=101)
     assert (got.state, got.latency, got.detected_at) == ("detected", 0.0, 99.0)
     assert Tally(str(truth), str(found), timeout=30).figures(101)["e"]["latency_sum"] == 0.0
+
+
+def test_a_detect_command_that_answers_then_prints_on_is_taken_at_its_answer(tmp_path) -> None:
+    """Stopped for printing more than MAX_OUTPUT, its answer on the first line was thrown away ('exited -9')."""
+    script = tmp_path / "detector.sh"
+    script.write_text("#!/bin/sh\necho 1002.5\nyes x | head -c 3000000\n")
+    script.chmod(0o755)
+    logged: list[str] = []
+    hit = Pending("ssh-bruteforce-1", "ssh-bruteforce", "203.0.113.9", "bastion-0001", 1000.0)
+    assert ask_command(DetectSpec("command", str(script)), hit, logged.append) == 1002.5
+    assert logged == []
