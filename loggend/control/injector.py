@@ -167,8 +167,11 @@ class Injector:
 
     def add(self, inst: Instance, at: float, since: float = -math.inf) -> None:
         """``inst``'s steps not yet sent, from ``at``; an instance a killed injector had begun (``anchors``)
-        goes on from its last message sent, at its own spacing (what is overdue at once)."""
+        goes on from its last message sent, at its own spacing (what is overdue at once), and one whose first
+        message is already overdue starts now (an injector starts a moment after its run's start)."""
         anchor = self.anchors.get(inst.id)
+        if anchor is None and inst.steps and (late := self.clock() - (at + inst.steps[0].offset)) > 0:
+            at += late                  # planned late (the injector starts after the run): whole, not in a burst
         for i, step in enumerate(inst.steps):
             self.order += 1
             if (inst.id, i) not in self.done:

@@ -132,8 +132,15 @@ class ScenarioRun:
         if unnumbered := self.run.unnumbered():
             lines.append(f"  {unnumbered:,} of them in forms with no room for a stream and number (an ASA's, a PAN-OS "
                          "native line): a sink counts them with the background's; sent - received leaves them out")
+        started = {s.scenario for s in sent}
+        unsent = [r for r in self.run.requests if r.name not in started]
+        for r in unsent:                # a run stopped before its first instance was due
+            lines.append(f"  {r.text}: not sent (its first instance was due {r.at:g} s into the run, which ended "
+                         "first)")
         print("\n".join(lines), file=out, flush=True)
         document["scenarios"] = [s.as_dict() for s in sent]
+        if unsent:
+            document["scenarios_not_sent"] = [{"scenario": r.text, "due_seconds": r.at} for r in unsent]
         if self.run.detect:
             found = self.run.verdicts(time.time())
             print("\n".join(verdict_lines(found, self.run.detect_timeout)), file=out, flush=True)

@@ -214,10 +214,14 @@ def test_a_local_sink_counts_the_scenario_stream_apart_and_calls_it_the_runs(tmp
     summary = tmp_path / "summary.json"
     r = run_loggend(*RUN, "--target", "127.0.0.1", "--ports", str(port), "--local-sink", "--rate", "500",
                     "--duration", "3s", "--scenario", "ssh-bruteforce:attempts=5,within=1,at=1",
-                    "--summary-json", str(summary), timeout=RUN_TIMEOUT)
+                    "--scenario", "beacon:count=5,period=2,at=15", "--summary-json", str(summary),
+                    timeout=RUN_TIMEOUT)
     assert r.returncode == 0, r.stderr
     doc = json.loads(summary.read_text())          # a script can take them out of the sink's received count
     assert doc["scenario_messages"] == {"in_their_stream": 5, "unnumbered": 0}
+    # a scenario due after the run's end was in no line of the summary
+    assert "beacon:count=5,period=2,at=15: not sent (its first instance was due 15 s into the run" in r.stdout
+    assert doc["scenarios_not_sent"] == [{"scenario": "beacon:count=5,period=2,at=15", "due_seconds": 15.0}]
     assert doc["sink"]["received"] - doc["sink"]["foreign"] == doc["sent"] == 1500
     assert "scenarios   5 messages of the run's scenario stream (5 sent; counted apart" in r.stdout, r.stdout
     assert "foreign" not in r.stdout and "sent - received = 0" in r.stdout, r.stdout

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from loggend.content.scenarios import Background, parse
-from loggend.control.injector import Injector, Target, instances_of, summary_lines
+from loggend.control.injector import Injector, Target, anchors_of, instances_of, summary_lines
 from loggend.errors import UsageError
 
 
@@ -124,7 +124,9 @@ def test_an_inject_replayed_to_a_restarted_injector_sends_only_what_was_not_sent
     sent_before = len(first.getvalue().splitlines())
     assert 0 < sent_before < 6
     again = Injector((), Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, start, start + 1.5)
-    again.done = {(json.loads(x)["instance"], json.loads(x)["step"]) for x in first.getvalue().splitlines()}
+    before = [json.loads(x) for x in first.getvalue().splitlines()]
+    again.done = {(r["instance"], r["step"]) for r in before}             # as InjectorProcess.body sets them
+    again.anchors = anchors_of(before)
     again.inject(f"port-scan-now1 @{start:.6f} port-scan ports=6 within=1")
     again.run()
     steps = sorted(json.loads(x)["step"] for x in first.getvalue().splitlines() + truth.getvalue().splitlines())
@@ -183,6 +185,19 @@ def test_a_restarted_injector_takes_a_begun_instance_up_at_its_own_spacing() -> 
     assert steps == [2, 3, 4]
     assert all(b - a > 0.2 for a, b in zip(sent, sent[1:])), [round(t - now, 3) for t in sent]
     assert sent[0] - now > 0.2, sent[0] - now                          # after the last one sent, not at once
+    rx.close()
+
+
+def test_an_instance_already_due_when_planned_starts_whole_not_in_a_burst() -> None:
+    """The injector starts a moment after its run: an instance due 0.5 s into the run went out 'over 0.0 s'."""
+    rx = receiver()
+    truth = io.StringIO()
+    now = time.time()
+    requests = (parse("s", "ssh-bruteforce:attempts=3,within=0.5,at=0.2"),)
+    inj = Injector(requests, Background(), Target("127.0.0.1", rx.getsockname()[1]), truth, now - 1.0, now + 1.5)
+    assert inj.run() == 3
+    sent = [json.loads(x)["sent"] for x in truth.getvalue().splitlines()]
+    assert sent[-1] - sent[0] >= 0.4 and sent[0] - now < 0.2, [round(t - now, 3) for t in sent]
     rx.close()
 
 
