@@ -25,6 +25,8 @@ Constructing an ``Injector`` does nothing to the process; ``run`` sends until ``
 from __future__ import annotations
 
 import bisect
+import errno
+import io
 import json
 import math
 import os
@@ -102,7 +104,7 @@ class _Due:
 
 
 class Injector:
-    def __init__(self, requests: tuple[Request, ...], background: Background, target: Target, truth: TextIO,
+    def __init__(self, requests: tuple[Request, ...], background: Background, target: Target, truth: io.TextIOBase,
                  start: float, until: float, stream: str = STREAM, utc: bool = False,
                  commands: int | None = None, clock: Callable[[], float] = time.time,
                  log: Callable[[str], None] = lambda line: None, paused: Callable[[], bool] = lambda: False) -> None:
@@ -320,6 +322,55 @@ class Injector:
 
 # --- the truth, read back ----------------------------------------------------------------------------
 
+class TruthFile(io.TextIOBase):
+    """The truth file as the injector writes it: each line whole or not at all. A write the disk cuts short
+    (ENOSPC) is cut back off and a last line says why (``failed``, when there is room for it): a buffered
+    file wrote the rest of a cut line again at its close."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        good = os.lseek(self.fd, 0, os.SEEK_END)
+        try:
+            if os.write(self.fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as err:
+            why = json.dumps({"failed": f"cannot write the truth file: {err.strerror or err}"}).encode() + b"\n"
+            try:
+                os.ftruncate(self.fd, good)
+                if os.write(self.fd, why) != len(why):       # no room for it either: whole lines only
+                    os.ftruncate(self.fd, good)
+            except OSError:
+                try:
+                    os.ftruncate(self.fd, good)
+                except OSError:
+                    pass
+            raise
+        return len(text)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+
+def truth_failure(path: str) -> str:
+    """Why the injector stopped writing the truth (its last line, ``failed``), or ""."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith('{"failed"'):
+                    try:
+                        return str(json.loads(line)["failed"])
+                    except (ValueError, KeyError, TypeError):
+                        return "cannot write the truth file"
+    except OSError:
+        pass
+    return ""
+
+
 def anchors_of(records: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
     """instance -> (its last step sent, when): where a restarted injector takes each begun instance up."""
     out: dict[str, tuple[int, float]] = {}
@@ -392,7 +443,7 @@ class InjectorProcess:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         set_process_name("loggend-injector")
         before = list(read_truth(self.truth_path)) if os.path.exists(self.truth_path) else []
-        with open(self.truth_path, "a", encoding="utf-8") as truth:
+        with TruthFile(self.truth_path) as truth:
             injector = Injector(self.requests, self.background, self.target, truth, self.start, self.until,
                                 self.stream, self.utc, self.commands, log=self.log, paused=self.paused)
             injector.done = {(str(r["instance"]), int(r.get("step", -1))) for r in before}
@@ -566,15 +617,16 @@ class RunScenarios:
                 pass
 
 
-def summary_lines(sent: list[Sent]) -> list[str]:
-    """The run summary's lines for the scenario instances sent."""
+def summary_lines(sent: list[Sent], failed: str = "") -> list[str]:
+    """The run summary's lines for the scenario instances sent (``failed``: why the truth stopped)."""
     if not sent:
         return ["scenarios: none sent"]
     out = [f"scenarios: {len(sent)} instance{'s' * (len(sent) != 1)}, "
            f"{plural(sum(s.messages for s in sent), 'message')} in stream {sent[0].stream}"]
     for s in sent:
         first = time.strftime("%H:%M:%S", time.localtime(s.first_sent)) + f".{int(s.first_sent * 1000) % 1000:03d}"
-        short = f" of {s.planned} (cut short: the run ended first)" if s.planned > s.messages else ""
+        why = failed or "the run ended first"
+        short = f" of {s.planned} (cut short: {why})" if s.planned > s.messages else ""
         out.append(f"  {s.id}: {s.messages} message{'s' * (s.messages != 1)}{short} (seq {s.first_seq}-{s.last_seq}) "
                    f"from {first}, over {s.last_sent - s.first_sent:.1f} s; attacker {s.source}, target {s.target}")
     return out

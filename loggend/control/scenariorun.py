@@ -21,7 +21,7 @@ from loggend.control.children import ChildSet
 from loggend.control.ctlsocket import ControlError, ControlServer, Handler, Peer, request
 from loggend.control.dashboard import Dashboard
 from loggend.control.detect import verdict_lines
-from loggend.control.injector import DETECTOR, INJECTOR, RunScenarios, summary_lines
+from loggend.control.injector import DETECTOR, INJECTOR, RunScenarios, summary_lines, truth_failure
 from loggend.control.injector import STREAM as INJECTOR_STREAM
 from loggend.control.ratecontrol import RateControl
 from loggend.control.workers import Workers
@@ -128,7 +128,10 @@ class ScenarioRun:
         if self.run is None:
             return
         sent = self.run.sent()
-        lines = summary_lines(sent)
+        failed = truth_failure(self.run.truth_path)
+        lines = summary_lines(sent, failed)
+        if failed:
+            lines.append(f"  stopped: {failed}; no more scenario messages were sent")
         if unnumbered := self.run.unnumbered():
             lines.append(f"  {unnumbered:,} of them in forms with no room for a stream and number (an ASA's, a PAN-OS "
                          "native line): a sink counts them with the background's; sent - received leaves them out")

@@ -239,3 +239,31 @@ def test_a_truth_that_cannot_be_written_stops_the_scenarios_and_a_cut_line_is_le
     path = tmp_path / "truth.jsonl"
     path.write_text(truth.getvalue())
     assert len(list(read_truth(str(path)))) == sent               # the cut line is left out, the rest read
+
+
+def test_the_truth_file_keeps_whole_lines_when_the_disk_cuts_a_write(tmp_path) -> None:
+    """A full disk left a half line in the truth (the buffered file wrote the rest again at its close) and the
+    summary said the instance was cut short because 'the run ended first'."""
+    import subprocess
+    import sys
+
+    from loggend.control.injector import read_truth, truth_failure
+    path = tmp_path / "truth.jsonl"
+    script = ("import resource, signal, sys\n"
+              "from loggend.control.injector import TruthFile\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (440, 440))    # a disk with room for 440 bytes\n"
+              "with TruthFile(sys.argv[1]) as t:\n"
+              "    for n in range(20):\n"
+              "        try:\n"
+              "            line = '{\"instance\": \"a-1\", \"step\": %d, \"seq\": %d, \"pad\": \"%s\"}\\n'\n"
+              "            t.write(line % (n, n, 'x' * 40))\n"
+              "        except OSError:\n"
+              "            print(n)\n"
+              "            break\n")
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    whole = int(done.stdout)
+    text = path.read_text()
+    assert text.endswith("\n") and len(list(read_truth(str(path)))) == whole > 0, text
+    assert truth_failure(str(path)).startswith("cannot write the truth file: "), text
