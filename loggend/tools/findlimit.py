@@ -77,6 +77,19 @@ def _duration(seconds: float) -> str:
         f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+TRUTH = "truth.jsonl"            # the run's ground truth in the report dir, with scenarios
+
+
+def scenario_messages(truth: Path, since: float, until: float) -> int:
+    """Scenario messages the run sent from ``since`` to ``until`` (its truth): the receiver counts them
+    beside the trial's own, and a count that took them for the trial's would hide as much loss."""
+    try:
+        return sum(1 for r in read_truth(str(truth)) if isinstance(r.get("sent"), (int, float))
+                   and since < r["sent"] <= until)
+    except OSError:
+        return 0
+
+
 class FindLimit:
     def __init__(self, settings: Settings, feedback: Feedback, run_args: list[str], report_dir: Path,
                  out: TextIO = sys.stdout, protocol: str = "udp", inject: tuple[str, ...] = ()) -> None:
@@ -115,22 +128,7 @@ class FindLimit:
                 "--dashboard", "off", "--control-socket", self.socket,
                 "--ready-file", str(self.report_dir / "ready.json"),
                 "--summary-json", str(self.report_dir / "run-summary.json"),
-                *(("--truth", str(self.truth_path)) if self.inject else ())]
-
-    @property
-    def truth_path(self) -> Path:
-        return self.report_dir / "truth.jsonl"
-
-    def scenario_messages(self, since: float, until: float) -> int:
-        """Scenario messages the run sent from ``since`` to ``until`` (its truth): the receiver counts them
-        beside the trial's own, and a count that took them for the trial's would hide as much loss."""
-        if not self.inject:
-            return 0
-        try:
-            return sum(1 for r in read_truth(str(self.truth_path))
-                       if isinstance(r.get("sent"), (int, float)) and since < r["sent"] <= until)
-        except OSError:
-            return 0
+                *(("--truth", str(self.report_dir / TRUTH)) if self.inject else ())]
 
     def start_run(self, log: TextIO) -> None:
         (self.report_dir / "ready.json").unlink(missing_ok=True)
@@ -239,7 +237,7 @@ class FindLimit:
         if not completed or not self.wait(self.settings.pause):
             raise Interrupted()
         after, counted_after = self.ctl("status"), self.fresh_feedback(time.time())
-        scenario = self.scenario_messages(since, time.time())
+        scenario = scenario_messages(self.report_dir / TRUTH, since, time.time()) if self.inject else 0
         figures = {k: v - counted_before.figures.get(k, 0) for k, v in counted_after.figures.items()}
         planned = int(after["planned"] or 0) - int(before["planned"] or 0)
         trial = Trial(number=len(self.outcome_trials) + 1, rate=rate, seconds=planned / rate if planned else took,

@@ -78,7 +78,8 @@ def test_the_live_line_comes_every_10_s_into_a_pipe_and_not_at_all_with_quiet(re
 def test_loggen_variables_override_the_file_and_flags_override_them(tmp_path):
     path = tmp_path / "loggen.yaml"
     path.write_text("workers: 2\nrate: 1000\n")
-    checked = run_loggend("check-config", str(path), env={"LOGGEN_RATE": "2k", "LOGGEN_MESSAGES_SEED": "9"})
+    checked = run_loggend("check-config", str(path), env={"LOGGEN_RATE": "2k", "LOGGEN_MESSAGES_SEED": "9",
+                                                          "LOGGEN_MESSAGES_POOL_SIZE": None})
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith(f"{path} + LOGGEN_LIVE_INTERVAL, LOGGEN_MESSAGES_SEED, LOGGEN_RATE: ok: "
                                      "2 workers -> 127.0.0.1:514-553, 2,000 ev/s"), checked.stdout
