@@ -169,17 +169,20 @@ class Injector:
 
     def add(self, inst: Instance, at: float, since: float = -math.inf) -> None:
         """``inst``'s steps not yet sent, from ``at``; an instance a killed injector had begun (``anchors``)
-        goes on from its last message sent, at its own spacing (what is overdue at once), and one whose first
-        message is already overdue starts now (an injector starts a moment after its run's start)."""
+        goes on from its last message sent, at its own spacing, and one whose next message is already overdue
+        goes on from now at its spacing (an injector starts a moment after its run's start)."""
         anchor = self.anchors.get(inst.id)
-        if anchor is None and inst.steps and (late := self.clock() - (at + inst.steps[0].offset)) > 0:
-            at += late                  # planned late (the injector starts after the run): whole, not in a burst
+        dues = {}
         for i, step in enumerate(inst.steps):
-            self.order += 1
             if (inst.id, i) not in self.done:
-                due = at + step.offset
+                dues[i] = at + step.offset
                 if anchor is not None and anchor[0] < len(inst.steps):
-                    due = max(due, anchor[1] + step.offset - inst.steps[anchor[0]].offset)
+                    dues[i] = max(dues[i], anchor[1] + step.offset - inst.steps[anchor[0]].offset)
+        late = self.clock() - min(dues.values(), default=math.inf)
+        for i in range(len(inst.steps)):
+            self.order += 1
+            if i in dues:               # planned late (the injector starts after its run, or again after a
+                due = dues[i] + max(0.0, late)  # kill, slowly): whole, at its spacing, not in a burst
                 bisect.insort(self.queue, _Due(due, self.order, inst, i, since))
 
     def inject(self, line: str) -> str:
