@@ -65,7 +65,8 @@ def test_a_killed_worker_makes_up_what_it_missed_and_the_count_is_exact(tmp_path
     by_stream: dict[str, list[int]] = {}
     for d in got:
         by_stream.setdefault(stream_of(d), []).append(seq_of(d))
-    assert {s: sorted(v) for s, v in by_stream.items()} == {"w0": list(range(62_500)), "w1": list(range(62_500))}
+    assert once_but_the_kill({s: sorted(v) for s, v in by_stream.items()}, {"w1"}) == \
+        {"w0": list(range(62_500)), "w1": list(range(62_500))}
 
 
 @pytest.mark.slow
@@ -171,6 +172,21 @@ def streams_of(datagrams: list[bytes]) -> dict[str, list[int]]:
     return {s: sorted(v) for s, v in by_stream.items()}
 
 
+def once_but_the_kill(streams: dict[str, list[int]], killed: set[str]) -> dict[str, list[int]]:
+    """Each stream's numbers once each: a process SIGKILLed while its system call was sending dies before
+    it stores what that call sent, so its replacement sends those again (the sink counts them as
+    duplicates). Allowed once per killed stream, one call's worth (a GSO train or a sendmmsg batch)."""
+    out = {}
+    for name, seqs in streams.items():
+        again = [a for a, b in zip(seqs, seqs[1:]) if a == b]
+        if name in killed and again:
+            assert again == list(range(again[0], again[0] + len(again))) and len(again) <= 1024, (name, again)
+        else:
+            assert not again, (name, again[:20])
+        out[name] = sorted(set(seqs))
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.serial
 def test_workers_share_fewer_processes_and_a_killed_one_carries_all_its_streams_on(tmp_path, receivers, loggend):
@@ -192,7 +208,8 @@ def test_workers_share_fewer_processes_and_a_killed_one_carries_all_its_streams_
     assert doc["planned"] == doc["sent"] == 60_000 and doc["shortfall"] == 0 and doc["restarts"] == 3
     down = [w["down_seconds"] for w in doc["workers"]]
     assert [d > 0.3 for d in down] == [False, True] * 3, down
-    assert streams_of(rx.wait_for(60_000)) == {f"w{i}": list(range(10_000)) for i in range(6)}
+    assert once_but_the_kill(streams_of(rx.wait_for(60_000)), {"w1", "w3", "w5"}) == \
+        {f"w{i}": list(range(10_000)) for i in range(6)}
 
 
 @pytest.mark.slow
@@ -251,7 +268,7 @@ def test_a_reload_while_a_dead_process_waits_for_its_restart_leaves_one_sender_p
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
     assert len(alive) == 1, alive
-    got = streams_of(rx.wait_for(0))
+    got = once_but_the_kill(streams_of(rx.wait_for(0)), {"w1", "w3"})    # no number twice (two senders), none missing
     assert sorted(got) == ["w0", "w1", "w2", "w3"]
     for stream, seqs in got.items():
-        assert seqs == list(range(len(seqs))), stream       # no number twice, none missing
+        assert seqs == list(range(len(seqs))), stream
