@@ -228,7 +228,9 @@ def test_a_receiver_gone_mid_run_is_said_counted_and_timed(loggend, tmp_path):
     without = time.monotonic() - t_kill
     s = json.loads(out.read_text())
     refused = s["errors"]["refused"]
-    assert refused > 0 and s["sent"] + refused + s["forgiven"] == s["planned"] == 30_000
+    assert refused > 0 and s["planned"] == 30_000 and s["shortfall"] == 30_000 - s["sent"]
+    # what fell due after the last refused connect is still due at the end (a loaded box: some tenths of a second)
+    assert 0 <= s["shortfall"] - refused - s["forgiven"] < 5_000, s
     assert without - 2.5 < s["disconnected_seconds"] <= without
     assert f"{refused:,} refused by the kernel" in run.stdout and "worker 0 had no connection for" in run.stdout
     assert "connection down" in run.stdout and "cannot connect: Connection refused" in run.stderr
