@@ -49,10 +49,11 @@ run: venv
 # slowest tests of all passes (reports/tests-*.xml).
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: without it every `python -m loggend` the tests
 # start compiles the package again (0.46 s of CPU instead of 0.26 s) and every pass rewrites every test's asserts.
-# Three jobs per two CPUs: the suite's tests mostly wait (for a duration, a receiver, a trial), so one job per
-# CPU left the machine half idle (800 s of CPU in 960 s on 2 CPUs); two per CPU starved the tests that time things.
-TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 3 / 2 )))
-SERIAL_JOBS ?= 2
+# Three jobs per CPU: the suite's tests mostly wait (for a duration, a receiver, a trial: the 58 tests of
+# 5 s or more take 620 s of wall time and 160 s of CPU), so fewer jobs left the machine idle (3 jobs on 2 CPUs:
+# 335 s, 6 jobs: 218 s). The serial tests are light (20 s of CPU in 160 s): two jobs per CPU.
+TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 3 )))
+SERIAL_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
 SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
 ALONE_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.alone' tests)
 test: export PYTHONDONTWRITEBYTECODE =
