@@ -148,7 +148,7 @@ def test_a_worker_restarted_while_the_receiver_is_down_reconnects_like_the_other
     run.wait_line("restarting in", stream="err")
     run.wait_line("cannot connect: Connection refused", stream="err", after=len(run.err))
     mark = len(run.err)
-    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
+    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "3s")
     run.wait_line("connected (", stream="err", after=mark)          # the replacement's first connection
     assert run.wait(40) == 0, run.stderr
     assert "could not start sending" not in run.stderr
@@ -176,7 +176,7 @@ def test_a_worker_added_by_a_reload_while_the_receiver_is_down_dials_like_the_ot
     run.signal(signal.SIGHUP)
     run.wait_line("worker 2: tcp to", stream="err")                # its first attempt failed: it says so
     mark = len(run.err)
-    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
+    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "3s")
     run.wait_line(f"worker 2: tcp to 127.0.0.1:{port} connected", stream="err", after=mark)   # once it can
     assert run.wait(40) == 0, run.stderr
     assert "could not start sending" not in run.stderr

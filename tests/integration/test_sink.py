@@ -13,7 +13,7 @@ from tests.support.processes import RUN, msg, run_loggend, start_sink, wait_unti
 @pytest.mark.parametrize("gro", [True, False])
 @pytest.mark.slow
 def test_crafted_gaps_duplicates_and_reordering_are_counted_exactly(loggend, gro):
-    proc, port = start_sink(loggend, 0, "--idle-exit", "1s", *([] if gro else ["--no-gro"]))
+    proc, port = start_sink(loggend, 0, "--idle-exit", "3s", *([] if gro else ["--no-gro"]))
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     # stream a: 0..99 with 10..14 missing, 12 arriving late, 50 twice; stream b in order; 3 foreign lines
     a = [s for s in range(100) if not 10 <= s <= 14] + [12, 50]
@@ -31,7 +31,7 @@ def test_crafted_gaps_duplicates_and_reordering_are_counted_exactly(loggend, gro
 
 @pytest.mark.slow
 def test_generator_trains_are_counted_per_stream(loggend):
-    proc, port = start_sink(loggend, 0, "--idle-exit", "1s")
+    proc, port = start_sink(loggend, 0, "--idle-exit", "3s")
     result = run_loggend(*RUN, "--workers", "3", "--target", f"127.0.0.1:{port}", "--rate", "30000",
                          "--duration", "1s", "--pool-size", "1000")
     assert result.returncode == 0, result.stderr

@@ -30,7 +30,7 @@ def forms_with_proof():
 def test_the_sink_counts_forced_gaps_exactly_for_every_source_and_form(loggend):
     """Every form with a proof of delivery, each its own stream, known numbers left out: the sink
     finds every stream and counts exactly what is missing, late and received."""
-    proc, port = start_sink(loggend, 0, "--idle-exit", "1s")
+    proc, port = start_sink(loggend, 0, "--idle-exit", "3s")
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     pairs = forms_with_proof()
     assert len(pairs) >= 5
@@ -269,7 +269,7 @@ def test_the_shipped_config_with_sources_sends_each_source_in_its_own_form_whole
 def test_a_standalone_sink_calls_the_loss_beside_unsequenced_messages_unknown(loggend):
     """cisco-asa carries no number but took one of its stream's: a sink on its own once said
     "lost 31,892 (79.9 %) by sequence" of a run that lost nothing. Now it says it cannot know."""
-    proc, port = start_sink(loggend, 0, "--idle-exit", "1s")
+    proc, port = start_sink(loggend, 0, "--idle-exit", "3s")
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{port}", "--sources", "cisco-asa=90,fortigate=10",
                          "--rate", "20000", "--duration", "0.5s", "--pool-size", "10000")
     assert result.returncode == 0, result.stderr

@@ -113,7 +113,7 @@ def test_a_receiver_that_restarts_mid_run_costs_reconnects_and_no_torn_message(l
     assert first.wait(20) == 0
     run.wait_line("reconnecting", stream="err")
     time.sleep(0.5)                                              # down for a while: reconnects back off
-    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "1s")
+    second, _ = start_sink(loggend, port, "--protocol", "tcp", "--idle-exit", "3s")
     assert run.wait(30) == 0
     assert second.wait(20) == 0
     s = summary(out)
