@@ -214,3 +214,22 @@ def test_epochs_put_a_later_phase_after_every_earlier_one_and_end_small():
         latest[c] = (phase, epoch)
     sizes = [where.count(e) for e in range(max(where) + 1)]
     assert max(sizes) <= 4096 and sizes[-1] <= LAST_EPOCH, sizes
+
+
+def test_a_mix_s_pool_patched_an_hour_a_minute_and_a_second_on_is_the_pool_rendered_then():
+    """A mix's stamp sites are mostly runs of one or two messages, set byte by byte, the rest by slices:
+    both must land where rendering at the later time puts its digits."""
+    from loggend.content import mix
+    from loggend.engine.spec import MessageSpec
+    from loggend.engine.worker import build_pool
+    sources = tuple((name, 1.0) for name in ("cisco-asa", "paloalto", "windows-security", "fortigate",
+                                             "juniper-srx", "squid", "linux"))
+    spec = MessageSpec(sources=sources, pool_size=1000, max_length=mix.MAX_LENGTH)
+    later = NOW + 3661
+    patched = build_pool(spec, 0, "w0", NOW, mix.corpus(spec, NOW, 1000), 64)
+    fresh = build_pool(spec, 0, "w0", later, mix.corpus(spec, later, 1000), 64)
+    assert patched.buf != fresh.buf
+    patched.set_time(later)
+    assert patched.buf == fresh.buf
+    assert patched._kinds is not None and \
+        {count for runs in patched._kinds.values() for _, count, _ in runs} >= {1, 2, 5}    # both ways taken
