@@ -137,7 +137,7 @@ NAME_WORDS = 6               # a CEF event name: the template's first words
 # A catalogue template's timestamp in its text (nginx's [time_local]): a site each second rewrites.
 TIME_LOCAL_FIELD = "time_local"
 BODY_STAMP = ((catalog.TIME_LOCAL, STAMP_CLF),)
-SHORT_RUN = 4                # stamp sites of runs this short are set byte by byte (``Pool.set_time``)
+SHORT_RUN = 4                # patch sites of runs this short are set byte by byte (``Pool._patch``)
 EPOCH = 4096                 # a group's messages per epoch (``ordered_frames``): frames are made within an
                              # epoch (larger: longer frames; a conversation's later phase a longer way behind)
 LAST_EPOCH = 64              # the smallest of the shrinking epochs at the end of a group
@@ -554,7 +554,7 @@ class Pool:
         self.stamps = {k: STAMPS[k](now, utc) for k in kinds}   # what every message carries now, by kind
         self._fills: dict[int, bytes] = {}
         self._kinds: dict[int, list[tuple[int, int, int]]] | None = None     # kind -> its sites (_sites)
-        self._stamp_sites: dict[int, tuple[array[int], list[tuple[int, int, int]]]] = {}   # (_stamp_sites_of)
+        self._split: dict[int, tuple[array[int], list[tuple[int, int, int]]]] = {}   # kind -> _split_sites
         # a message without proof of delivery (a vendor form with no room) carries no number; the
         # others carry theirs (its number is never seen: the run says why its loss is unknown)
         self.sequence = sequence and any(m.seq_at >= 0 for m in messages)
@@ -633,44 +633,39 @@ class Pool:
         return self._kinds.get(kind, [])
 
     def _patch(self, kind: int, column: int, char: int) -> int:
-        """Column ``column`` of every site of ``kind`` set to ``char``; returns the slice assignments made."""
+        """Column ``column`` of every site of ``kind`` set to ``char``; returns the assignments made."""
         buf, fill = self.buf, self._fill
-        sites = self._sites(kind)
-        for start, count, stride in sites:
+        short, runs = self._split_sites(kind)
+        for at in short:
+            buf[at + column] = char
+        for start, count, stride in runs:
             at = start + column
             buf[at:at + count * stride:stride] = fill(char, count)
-        return len(sites)
+        return len(short) + len(runs)
 
-    def _stamp_sites_of(self, kind: int) -> tuple[array[int], list[tuple[int, int, int]]]:
-        """The sites of one stamp kind as (each site of a run of up to ``SHORT_RUN`` messages, in address
-        order; the longer runs): a mix's sites are mostly runs of one or two messages (its lines vary
-        in layout), where setting a byte costs a quarter of a slice assignment; made once."""
-        got = self._stamp_sites.get(kind)
+    def _split_sites(self, kind: int) -> tuple[array[int], list[tuple[int, int, int]]]:
+        """The sites of one kind (a stamp's, or ``SEQ_KIND``) as (each site of a run of up to ``SHORT_RUN``
+        messages, in address order; the longer runs): a mix's sites are mostly runs of one or two
+        messages (its lines vary in layout), where setting a byte costs a quarter of a slice
+        assignment; made once."""
+        got = self._split.get(kind)
         if got is None:
             runs = self._sites(kind)
             short = array("q", sorted(at + i * stride for at, count, stride in runs if count <= SHORT_RUN
                                       for i in range(count)))
-            got = self._stamp_sites[kind] = (short, [r for r in runs if r[1] > SHORT_RUN])
+            got = self._split[kind] = (short, [r for r in runs if r[1] > SHORT_RUN])
         return got
 
     def set_time(self, now: float) -> int:
         """Every timestamp to the second of ``now``; returns the assignments made (a byte or a slice)."""
         made = 0
-        buf, fill = self.buf, self._fill
         for kind, old in self.stamps.items():
             new = STAMPS[kind](now, self.utc)
             if new == old:
                 continue
-            short, runs = self._stamp_sites_of(kind)
             for c in range(len(new)):
-                char = new[c]
-                if char != old[c]:
-                    for at in short:
-                        buf[at + c] = char
-                    for start, count, stride in runs:
-                        at = start + c
-                        buf[at:at + count * stride:stride] = fill(char, count)
-                    made += len(short) + len(runs)
+                if new[c] != old[c]:
+                    made += self._patch(kind, c, new[c])
             self.stamps[kind] = new
         return made
 
