@@ -359,7 +359,7 @@ def test_two_thousand_half_open_sockets_make_no_threads_and_healthz_answers(logg
 def start_profile(loggend, receiver, tmp_path, *extra: str):
     sock = str(tmp_path / "ctl.sock")
     proc = loggend("run", "--config", "/dev/null", "--target", f"127.0.0.1:{receiver.port}", "--workers", "1",
-                   "--profile", "steps:1k-3k+1k/1s", "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.5s",
+                   "--profile", "steps:1k-3k+1k/2s", "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.5s",
                    "--control-socket", sock, *extra)
     line = proc.wait_line("dashboard: http://", stream="err")
     return proc, line.split("dashboard: ", 1)[1].split("/ ", 1)[0], sock
@@ -403,14 +403,14 @@ def test_the_dashboard_chart_draws_the_target_of_each_moment(loggend, receiver, 
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url + "/")
-            page.wait_for_function("document.getElementById('target-eps').textContent === '3,000'", timeout=15000)
+            page.wait_for_function("document.getElementById('target-eps').textContent === '3,000'", timeout=20000)
             steps = "[2000, 3000].every(t => points.some(p => p[2] === t))"
-            page.wait_for_function(steps, timeout=10000)            # the chart's target line has the steps
+            page.wait_for_function(steps, timeout=20000)            # the chart's target line has the steps
             # a page that fell behind skips frames (the feed sends the newest only): cut the points
             # back to the first step, as if the 2k and 3k frames were never taken; the next frame's
             # gap makes the page fill them from the server's history
             page.evaluate("points = points.filter(p => p[2] === 1000)")
-            page.wait_for_function(steps, timeout=10000)
+            page.wait_for_function(steps, timeout=20000)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard-profile.png"), full_page=True)
         finally:
