@@ -45,7 +45,7 @@ BLOCK_TIMEOUT = 0.1                # seconds one send() may wait for queue space
 NOBUFS_PAUSE = 0.0002              # ENOBUFS is a device queue: poll says writable at once, so pause
 SNDBUF_BYTES = 8 << 20             # asked for; the kernel caps it at net.core.wmem_max
 MMSG_BATCH = 1024                  # messages per sendmmsg call (UIO_MAXIOV)
-GSO_FRAMES_PER_CALL = 16           # GSO frames (each up to 64 messages) per sendmmsg call
+GSO_FRAMES_PER_CALL = 64           # GSO frames (each up to 64 messages) per sendmmsg call
 GSO_MMSG_MIN = 128                 # a grant of up to this many messages goes frame by frame (sendmsg):
                                    # setting up the ctypes call costs more than the call it saves
 CMSG_LEN_U16 = 18                  # CMSG_LEN(sizeof(uint16_t)) on 64-bit Linux
