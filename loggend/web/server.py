@@ -14,6 +14,11 @@ timeout, so 2,000 sockets that connect and send nothing make 2,000 threads block
 * **Time limits in the threads.** Every read and write of a served connection times out after
   ``REQUEST_SECONDS`` (a slow or stalled client, an idle keep-alive connection); a WebSocket
   client gets ``WS_SEND_SECONDS`` to take a frame before it is dropped.
+* **Half-sent requests give way.** Near the cap, connections that have been sending their
+  request's first lines for ``SLOW_REQUEST_SECONDS`` or more (one byte and then nothing, or an
+  idle keep-alive connection) are cut, oldest first, until a sixteenth of the places is free
+  again: 300 sockets that each sent one byte kept ``/healthz`` at 503 for as long as they held
+  their threads.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ MAX_CONNECTIONS = 256        # open connections at most (parked, served and WebS
 IDLE_SECONDS = 10.0          # a connection that sends nothing this long after it connected is closed
 REQUEST_SECONDS = 10.0       # per read / write once served: slow clients, idle keep-alive connections
 WS_SEND_SECONDS = 30.0       # a WebSocket client that takes no frame this long is dropped
+SLOW_REQUEST_SECONDS = 1.0   # a served connection still sending its request's head this long gives way near the cap
 ACCEPT_BATCH = 64            # connections accepted per turn of the loop before looking at the parked ones
 POLL_SECONDS = 1.0           # the loop's longest wait (idle connections are closed on time anyway)
 BUSY_BODY = json.dumps({"error": "too many connections; try again", "status": 503}).encode()
@@ -61,6 +67,14 @@ class TimedHandler(WSGIRequestHandler):
         text = message % args if args else message
         self.server.warn(f"http: {message}", f"{self.address_string()}: {text}", ERR if type == "error" else WARNING)
 
+    def handle_one_request(self) -> None:
+        self.server.reading(self.connection)          # its request's head is on its way (or never comes)
+        super().handle_one_request()
+
+    def run_wsgi(self) -> None:
+        self.server.read(self.connection)             # the head is in: the request is being served
+        super().run_wsgi()
+
 
 class BoundedServer(ThreadedWSGIServer):
     block_on_close = False        # the process is stopped by a signal; never wait for client threads
@@ -72,6 +86,9 @@ class BoundedServer(ThreadedWSGIServer):
         self.max_connections, self.idle_seconds, self.clock = max_connections, idle_seconds, clock
         self.warn = Throttle(log, clock=clock)
         self.parked: dict[socket.socket, tuple[Any, float]] = {}      # oldest first: (address, since)
+        self.heads: dict[socket.socket, float] = {}    # served, its request's head not in yet: since (oldest first)
+        self.cut: set[socket.socket] = set()           # cut by make_room, not yet closed by their threads
+        self.reserve = max(1, max_connections // 16)   # places make_room keeps free from half-sent requests
         self.open = 0                                                  # accepted and not yet closed
         self.refused = self.evicted = self.timed_out = 0
         self.lock = threading.Lock()
@@ -87,7 +104,20 @@ class BoundedServer(ThreadedWSGIServer):
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
             self.open -= 1
+            self.heads.pop(request, None)
+            self.cut.discard(request)
         super().shutdown_request(request)
+
+    # --- the serving threads say where their request is -------------------------------------------
+
+    def reading(self, request: socket.socket) -> None:
+        with self.lock:
+            self.heads.pop(request, None)
+            self.heads[request] = self.clock()
+
+    def read(self, request: socket.socket) -> None:
+        with self.lock:
+            self.heads.pop(request, None)
 
     # --- the accepting thread -------------------------------------------------------------------
 
@@ -101,6 +131,7 @@ class BoundedServer(ThreadedWSGIServer):
                 elif key.fileobj in self.parked:    # not evicted by an accept earlier in this turn
                     self.hand_over(key.fileobj)
             self.close_idle()
+            self.make_room()
             self.warn.tick()
 
     def wait(self, longest: float) -> float:
@@ -151,6 +182,25 @@ class BoundedServer(ThreadedWSGIServer):
         self.evicted += 1
         self.shutdown_request(request)
         return True
+
+    def make_room(self) -> None:
+        """Near the cap, cut the served connections that have been sending their request's head for
+        ``SLOW_REQUEST_SECONDS`` or more, oldest first, until ``reserve`` places are free: their
+        threads' reads end and the threads with them (which close them and count them closed)."""
+        while True:
+            with self.lock:
+                if self.open - len(self.cut) <= self.max_connections - self.reserve or not self.heads:
+                    return
+                request, since = next(iter(self.heads.items()))
+                if since > self.clock() - SLOW_REQUEST_SECONDS:
+                    return
+                del self.heads[request]
+                self.cut.add(request)
+            self.evicted += 1
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def refuse(self, request: socket.socket) -> None:
         """Every connection is being served: a 503 that needs no thread, and close."""

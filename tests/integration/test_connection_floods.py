@@ -292,6 +292,8 @@ def test_the_dashboard_survives_one_byte_and_websocket_floods_and_its_cap_holds(
             time.sleep(0.5)                                  # the server takes them all (or has crashed)
             assert alive(web) and children_named(proc.pid, "loggend-web") == [web], "the web process died"
             assert served_connections(web, web_port) <= WEB_MAX_CONNECTIONS
+            # the half-sent requests give way: a probe is answered while they are still held (they held 10 s)
+            wait_until(lambda: healthz(url) == 200, timeout=5, what="/healthz beside 300 half-sent requests")
         finally:
             for c in clients:
                 c.close()

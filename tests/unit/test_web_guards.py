@@ -199,3 +199,35 @@ def test_when_every_connection_is_busy_a_new_one_gets_503_without_a_thread():
         assert s.get("/").endswith(b"ok")
     finally:
         s.close()
+
+
+def ended(sock: socket.socket) -> bool:
+    """The server ended this connection (a close, a reset, or werkzeug's 400 for the one byte it got)."""
+    sock.settimeout(0.5)
+    try:
+        data = sock.recv(4096)
+        return data == b"" or data.startswith(b"HTTP/1")
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_at_the_cap_a_half_sent_request_gives_way_to_a_real_client():
+    """Connections that each sent one byte held every thread: /healthz got 503 for as long as they waited."""
+    s = Served(max_connections=4, idle_seconds=30)
+    try:
+        slow = [s.connect() for _ in range(4)]
+        for c in slow:
+            c.sendall(b"G")                          # handed to a thread, which waits for the rest
+        deadline = time.monotonic() + 5
+        while (len(s.server.heads) < 4 or s.server.parked) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.get("/") == BUSY                    # younger than SLOW_REQUEST_SECONDS: nobody gives way yet
+        deadline = time.monotonic() + 5              # a second on, the loop's next turn cuts the oldest
+        while s.server.open > 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.get("/").endswith(b"ok")            # a place was free for it
+        assert s.server.evicted >= 1 and sum(map(ended, slow)) == s.server.evicted and s.server.open <= 4
+    finally:
+        s.close()
