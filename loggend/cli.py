@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from loggend.control.signals import hold_early
 
@@ -50,7 +50,12 @@ ERROR_LINE_CHARS = 1000       # an error line longer than this is cut
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line and exits 2."""
+    """argparse that reports a bad flag in one line and exits 2, and takes no abbreviation (``--rat 1k``
+    ran as ``--rate``: a typo of one flag could be another's prefix)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -114,8 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def main(pipe: ReadyPipe | None = None) -> int:
         from loggend.control.supervisor import Supervisor
-        supervisor = Supervisor(config, loader=loader, summary_path=summary_path, ready_path=ready_path,
-                                on_ready=pipe.ready if pipe else None, start_at=start_at)
+        supervisor = Supervisor(config, sys.stdout, sys.stderr, loader=loader, summary_path=summary_path,
+                                ready_path=ready_path, on_ready=pipe.ready if pipe else None, start_at=start_at)
         code = supervisor.run()
         if pipe is not None and code != EXIT_OK:
             pipe.failed(supervisor.failure or f"stopped with exit status {code}")
@@ -186,6 +191,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
         run_id=parse_run_id("--run-id", args.run_id),
         share=args.share_ports,
         expect_instances=parse_int("--expect-instances", args.expect_instances, 0, MAX_INSTANCES),
+        out=sys.stdout,
     ).run()
 
 
@@ -194,6 +200,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "soak": commands.cmd_soak, "sources": commands.cmd_sources, "bench": commands.cmd_bench,
     "tune": commands.cmd_tune, "profile": commands.cmd_profile, "ctl": commands.cmd_ctl,
     "find-limit": commands.cmd_find_limit, "scenarios": commands.cmd_scenarios}
+
+
+LONG_COMMANDS = ("run", "sink", "perftest", "soak", "find-limit")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             args.value += extra                 # `ctl rate --force 25k`: argparse ends the values at the flag
         elif extra:
             parser.parse_args(argv)             # its usual error for what it does not know
+        if args.command in LONG_COMMANDS:
+            journal.guard_streams()             # `| head` does not cut a measurement short
         return COMMANDS[args.command](args)
     except UsageError as err:
         text = str(err)

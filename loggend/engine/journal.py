@@ -12,6 +12,7 @@ Standard library only: workers log through it too.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import threading
@@ -62,6 +63,54 @@ def write(line: str, level: int = INFO, stream: TextIO | None = None) -> None:
     first, *rest = line.splitlines() or [""]
     out.write(f"{mark}loggend: {first}\n" + "".join(f"{mark}{part}\n" for part in rest))
     out.flush()
+
+
+class ReaderSafe(io.TextIOBase):
+    """A stream whose reader may go away (``loggend run | head``): after its first broken pipe the
+    descriptor goes to /dev/null and writes succeed, so a measurement is not cut short, and its summary
+    file not lost, because whoever read its lines stopped reading."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._to_null()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._to_null()
+
+    def _to_null(self) -> None:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+            self.stream.flush()             # what it still held goes to /dev/null
+        except (OSError, ValueError):
+            pass
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+
+def guard_streams() -> None:
+    """stdout and stderr as ``ReaderSafe`` (the long commands: run, sink, find-limit, soak, perftest)."""
+    if not isinstance(sys.stdout, ReaderSafe):
+        sys.stdout = ReaderSafe(sys.stdout)
+    if not isinstance(sys.stderr, ReaderSafe):
+        sys.stderr = ReaderSafe(sys.stderr)
 
 
 def forget() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from loggend.config import load
@@ -77,7 +78,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
                 workers=parse_int("--workers", args.workers, 1, MAX_WORKERS),
                 ports=format_ports(parse_ports("--ports", args.ports)), interval=interval, report_dir=report_dir,
                 max_growth=parse_size("--max-growth", args.max_growth),
-                warmup=parse_duration("--warmup", args.warmup) if args.warmup else None).run()
+                warmup=parse_duration("--warmup", args.warmup) if args.warmup else None, out=sys.stdout).run()
 
 
 def cmd_perftest(args: argparse.Namespace) -> int:
@@ -109,7 +110,7 @@ def cmd_perftest(args: argparse.Namespace) -> int:
                     optimize=not args.no_optimize,
                     sink_processes=parse_int("--sink-processes", args.sink_processes, 0, MAX_SINK_PROCESSES),
                     protocol=protocol, framing=framing, fmt=parse_choice("--format", args.format, FORMATS),
-                    scenarios=tuple(args.scenario or ()), detect_args=perftest_detect_args(args)).run()
+                    scenarios=tuple(args.scenario or ()), detect_args=perftest_detect_args(args), out=sys.stdout).run()
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -271,7 +272,7 @@ def cmd_find_limit(args: argparse.Namespace) -> int:
     check_fits_a_trial(args.scenario or [], settings.trial)
     report_dir = Path(args.report_dir or time.strftime("reports/limit-%Y%m%d-%H%M%S"))
     return FindLimit(settings, feedback, run_args + detect_args, report_dir, protocol=run.protocol,
-                     inject=inject).run()
+                     inject=inject, out=sys.stdout).run()
 
 
 def scenario_args(args: argparse.Namespace) -> tuple[tuple[str, ...], list[str]]:

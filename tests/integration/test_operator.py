@@ -98,3 +98,24 @@ def test_a_bad_variable_is_one_line_naming_it_and_exit_2(env, message):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+@pytest.mark.slow
+def test_a_reader_that_goes_away_does_not_cut_the_run_short(receiver, tmp_path):
+    """`loggend run ... 2>&1 | head -1` ended a 5 s run after 2.3 s with exit 0 and no summary file."""
+    import json
+    import time
+    summary = tmp_path / "summary.json"
+    read, write = os.pipe()
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "loggend", "run", "--config", "/dev/null", "--target",
+                             f"127.0.0.1:{receiver.port}", "--workers", "1", "--rate", "1000", "--duration", "3s",
+                             "--dashboard", "off", "--pool-size", "1000", "--summary-json", str(summary)],
+                            stdout=write, stderr=write, cwd=ROOT, env=child_environ())
+    os.close(write)
+    with os.fdopen(read, "rb") as head:
+        assert head.readline()                    # `head -1`: one line, then the reader is gone
+    assert proc.wait(30) == 0
+    assert time.monotonic() - start >= 3.0
+    doc = json.loads(summary.read_text())
+    assert doc["sent"] == doc["planned"] == 3000
