@@ -27,6 +27,7 @@ BAD_INPUT = [
     (["run", "--pool-size", "1234"], "--pool-size"),
     (["run", "--stream-id", "has space"], "--stream-id"),
     (["run", "--bogus"], "--bogus"),
+    (["run", "--rat", "1k"], "--rat"),                    # no abbreviations: a typo is not another flag
     (["launch"], "launch"),
     (["sink", "--listen", "127.0.0.1:99999"], "--listen"),
     (["sink", "--ports", "514-x"], "--ports"),
