@@ -523,7 +523,8 @@ def read_env(env: Mapping[str, str]) -> dict[str, tuple[str, object]]:
             close = difflib.get_close_matches(name, list(ENV_KEYS), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UsageError(f"{name}: no such setting{hint}; LOGGEN_* variables are the config keys in capitals "
-                             f"(LOGGEN_RATE, LOGGEN_MESSAGES_SEED...): {', '.join(ENV_KEYS)}")
+                             f"(LOGGEN_RATE, LOGGEN_MESSAGES_SEED...), {len(ENV_KEYS)} of them: loggend(1) and the "
+                             "manual's configuration page list each")
         out[ENV_KEYS[name]] = (name, as_written(ENV_KEYS[name], name, env[name]))
     return out
 

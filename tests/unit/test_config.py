@@ -198,14 +198,16 @@ def test_environment_overrides_the_file_and_flags_override_both(tmp_path):
     ({"LOGGEN_WORKERS": "many"}, "LOGGEN_WORKERS: 'many' is not allowed; expected a whole number from 1 to 1024"),
     ({"LOGGEN_MESSAGES_SEED": "-1"}, "LOGGEN_MESSAGES_SEED: '-1' is not allowed"),
     ({"LOGGEN_TARGET": "5"}, "LOGGEN_TARGET: '5' is not allowed"),
-    ({"LOGGEN_RAET": "5"}, "LOGGEN_RAET: no such setting"),
+    ({"LOGGEN_RAET": "5"}, "LOGGEN_RAET: no such setting (did you mean LOGGEN_RATE?)"),
 ])
 def test_a_bad_variable_is_refused_naming_it(env, message):
+    from loggend.cli import ERROR_LINE_CHARS
     from loggend.config import load
     from loggend.errors import UsageError
     with pytest.raises(UsageError) as err:
         load("/dev/null", env=env, usable_cpus={0})
     assert message in str(err.value)
+    assert len(str(err.value)) <= ERROR_LINE_CHARS      # whole: the list of 59 variables was cut mid-name
 
 
 # --- targets: a host name or an address written in full --------------------------------------------------
