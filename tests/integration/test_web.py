@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from simple_websocket import Client, ConnectionError
 
+from loggend.engine.pacing import CATCHUP_SPEEDUP
 from tests.support.processes import ROOT, free_tcp_port, wait_until, worker_pids
 
 TOKEN = "test-token-0123456789abcdef"
@@ -58,7 +59,9 @@ def test_rest_and_metrics_of_a_running_generator(loggend, receiver):
     scraped = sum(s.value for s in families["loggen_events_sent"].samples if s.name == "loggen_events_sent_total")
     # the scrape came between the two snapshots, and the counters only go up
     assert first["totals"]["events"] <= scraped <= second["totals"]["events"] + 2000
-    assert 1500 <= first["events_per_second"]["1s"] <= 2500, first["events_per_second"]
+    # a worker started late on a loaded box catches up at up to CATCHUP_SPEEDUP times its rate, so one
+    # second may carry up to twice the rate; the mean below says the rate is held
+    assert 1500 <= first["events_per_second"]["1s"] <= 2000 * CATCHUP_SPEEDUP * 1.05, first["events_per_second"]
     assert first["workers"] == 2 and first["running"] == 2 and first["target"]["events_per_second"] == 2000
     assert {w["pid"] for w in first["worker_status"]} == set(worker_pids(proc.pid)) - {web_pid(proc, first)}
     summary = json.loads(get(url + "/api/summary")[1])
