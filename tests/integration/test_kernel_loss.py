@@ -59,9 +59,11 @@ def test_the_sink_counts_exactly_what_the_kernel_dropped(tmp_path: Path) -> None
     """One datagram per packet (sendmmsg): the sink's loss equals the rule's counter, to the message."""
     doc, (packets, _) = lossy_run(tmp_path, "sendmmsg")
     sink = doc["sink"]
-    assert doc["sent"] == 60_000
+    # 60,000 planned; a worker starved for more than a second on a loaded box gives up the older debt,
+    # and the summary says so (shortfall): what was not sent is no loss
+    assert doc["planned"] == 60_000 and doc["sent"] == 60_000 - doc["shortfall"] >= 20_000, doc
     assert sink["kernel_drops"] == 0, sink          # the receive queues lost nothing: only the rule did
-    assert packets > 300, f"a 1 % rule over 60,000 datagrams dropped only {packets}"
+    assert packets > doc["sent"] // 200, f"a 1 % rule over {doc['sent']:,} datagrams dropped only {packets}"
     assert doc["sent"] - sink["received"] == packets
     # by sequence: the gaps inside each stream plus the numbers before its first arrival and after
     # its last (the rule drops a stream's first datagram too, about once in fifty runs)
