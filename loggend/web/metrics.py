@@ -210,6 +210,14 @@ def worker_status(slot: SlotSnapshot, now_ns: int) -> str:
     return slot.state_name
 
 
+def link_state(slot: SlotSnapshot, refused_per_second: float) -> str:
+    """How the worker's target answers now: "ok", "refusing" (datagrams refused over the last second:
+    nothing listens at its port) or "disconnected" (TCP, TLS: no connection)."""
+    if slot.transport in ("tcp", "tls") and slot.link_down:
+        return "disconnected"
+    return "refusing" if refused_per_second > 0 else "ok"
+
+
 def achievement(rate: float, target: float) -> float | None:
     return round(100.0 * rate / target, 1) if target else None
 
@@ -251,8 +259,10 @@ def refusing(rows: list[dict[str, Any]], host: str, transport: str) -> list[dict
 
 def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: Rates,
                       procs: dict[int, ProcFigures], system: SystemFigures, wall: float, now_ns: int,
-                      sink: dict[str, Any] | None = None, streams: list[list[int]] | None = None) -> dict[str, Any]:
-    """The document of ``GET /api/metrics`` and of each ``/ws`` frame."""
+                      sink: dict[str, Any] | None = None, streams: list[list[int]] | None = None,
+                      refusals: Rates | None = None) -> dict[str, Any]:
+    """The document of ``GET /api/metrics`` and of each ``/ws`` frame; ``refusals``: the slots' refused
+    counts over time, which say which workers' target refuses them now (``link``)."""
     workers = int(board.get("workers", len(slots)))
     ports = board.get("ports", [])
     cpus = board.get("cpus", [])
@@ -272,6 +282,7 @@ def snapshot_document(slots: list[SlotSnapshot], board: dict[str, Any], rates: R
             "reconnects": s.reconnects, "possibly_lost": possibly_lost(s),
             "unsent_at_close": s.unsent_at_close, "disconnected_seconds": round(s.disconnected_ns / 1e9, 3),
             "connected": None if s.transport not in ("tcp", "tls") else not s.link_down,
+            "link": link_state(s, refusals.slot_rate(i, 1) if refusals is not None else 0.0),
         })
         if streams is not None and i < len(streams):
             rows[-1]["received"] = streams[i][C.STREAM_RECEIVED]

@@ -83,6 +83,7 @@ class WebState:
         self.wallclock = wallclock
         self.rates = Rates()
         self.sink_rates = Rates()
+        self.refusals = Rates()             # the slots' refused counts: which workers are refused now
         self.history = History()
         self.sampler = ProcSampler()
         self.procs: dict[int, ProcFigures] = {}
@@ -148,10 +149,12 @@ class WebState:
         slots = self.slots(board)
         now, wall = self.clock(), self.wallclock()
         self.rates.add(now, [s.sent for s in slots])
+        self.refusals.add(now, [s.errors[0] for s in slots])
         self.sink_rates.add(now, [row[0] for row in self.sink_rows(board)])
         self.procs = self.sampler.workers([s.pid for s in slots if s.pid])
         frame = snapshot_document(slots, board, self.rates, self.procs, self.sampler.system(), wall,
-                                  time.monotonic_ns(), self.sink(board, slots), self.stream_rows(board, slots))
+                                  time.monotonic_ns(), self.sink(board, slots), self.stream_rows(board, slots),
+                                  self.refusals)
         if board.get("mode") == "sink":             # a sink on its own: its streams, for its own view
             streams = self.named_streams(board)
             frame["streams"] = stream_documents(streams)

@@ -80,6 +80,23 @@ def web_pid(proc, snapshot) -> int:
     return pid
 
 
+def test_a_worker_whose_port_nobody_listens_on_is_shown_refusing_and_the_other_not(loggend, receiver):
+    """Two workers on two ports, one of which nobody listens on: the dashboard's row of that worker
+    says refusing (its tile turns red), the other's says ok."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        silent = probe.getsockname()[1]                 # free now, and nothing will listen on it
+    proc = loggend("run", "--config", "/dev/null", "--target", "127.0.0.1", "--ports", f"{receiver.port},{silent}",
+                   "--workers", "2", "--rate", "2000", "--dashboard", "127.0.0.1:0", "--dashboard-interval", "0.5s")
+    url = base_url(proc.wait_line("dashboard: http://", stream="err"))
+    links = wait_until(lambda: (rows := {w["port"]: w["link"] for w in json.loads(get(url + "/api/metrics")[1])
+                                         ["worker_status"]}).get(silent) == "refusing" and rows,
+                       what="the worker of the silent port shown refusing")
+    assert links == {receiver.port: "ok", silent: "refusing"}
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
 @pytest.mark.slow
 def test_websocket_feeds_two_clients_and_refuses_foreign_origins(loggend, receiver):
     proc, url = start(loggend, receiver)

@@ -1,5 +1,6 @@
 """Rates, documents, the Prometheus collector and the Flask app, without processes."""
 
+import json
 import math
 import os
 import random
@@ -309,3 +310,23 @@ def test_a_process_serving_several_workers_is_shared_not_counted_per_worker():
     running = [s for s in shares if s is not None]
     assert [s.cpu_seconds for s in running] == [2.0, 2.0, 2.0, 2.0]
     assert sum(s.cpu_seconds for s in running) == 8.0 and sum(s.rss_bytes for s in running) == 400
+
+
+def test_a_worker_whose_target_refuses_it_now_says_so_and_one_refused_long_ago_does_not():
+    block = CounterBlock(3)
+    for i, transport in enumerate(("gso", "gso", "tcp")):
+        slot = block.slot(i)
+        slot[C.STATE], slot[C.PID], slot[C.TRANSPORT] = C.STATE_RUNNING, os.getpid(), C.TRANSPORT_CODES[transport]
+        slot[C.ERR_REFUSED] = 500                   # both UDP workers were refused once, before these samples
+    block.slot(2)[C.LINK_DOWN] = 1
+    board = Board()
+    board.publish({"target": "127.0.0.1:514-516", "ports": [514, 515, 516], "rate": 3000.0, "workers": 3, "slots": 3})
+    clock = iter(range(100))
+    s = WebState(Sources(block, board), interval=1.0, clock=lambda: float(next(clock)), wallclock=lambda: 1.7e9)
+    s.sample()
+    block.slot(1)[C.ERR_REFUSED] = 900              # worker 1's port refuses it now
+    s.sample()
+    rows = json.loads(s.latest()[1])["worker_status"]
+    assert [(r["status"], r["link"]) for r in rows] == [("running", "ok"), ("running", "refusing"),
+                                                       ("running", "disconnected")]
+    assert json.loads(s.latest()[1])["running"] == 3        # a refused worker still runs

@@ -119,10 +119,11 @@ function renderWorkers(workers) {
       tile.innerHTML = '<b></b> <span class="muted port"></span><div class="eps"></div><div class="muted detail"></div>';
       grid.appendChild(tile);
     }
-    tile.className = `worker ${w.status}`;
-    tile.title = `worker ${w.index}: ${w.status}, pid ${w.pid}, cpu ${w.cpu ?? "-"}`;
+    const link = w.status === "running" && w.link && w.link !== "ok" ? w.link : "";
+    tile.className = `worker ${w.status}${link ? ` ${link}` : ""}`;
+    tile.title = `worker ${w.index}: ${w.status}${link ? ` (${link})` : ""}, pid ${w.pid}, cpu ${w.cpu ?? "-"}`;
     tile.querySelector("b").textContent = `w${w.index}`;
-    tile.querySelector(".port").textContent = `:${w.port ?? "-"} ${w.status}`;
+    tile.querySelector(".port").textContent = `:${w.port ?? "-"} ${link || w.status}`;
     tile.querySelector(".eps").textContent = `${fmtRate(w.events_per_second)} ev/s`;
     const sink = w.received === undefined ? "" : ` · lost ${nf.format(w.lost)}`;
     const blocked = w.blocked_seconds ? ` · blocked ${w.blocked_seconds.toFixed(1)} s` : "";
