@@ -120,7 +120,9 @@ class Worker:
             if not spec.takes_over:
                 slot[C.STATE] = C.STATE_FAILED
             return None
-        self.log(f"worker {spec.index}: transport {why}")
+        first_rung = "gso" if spec.transport in ("auto", "gso") else spec.transport
+        if spec.index == 0 or (spec.protocol == "udp" and sender.mode != first_rung):
+            self.log(f"worker {spec.index}: transport {why}")      # once, and for each worker that fell back
         if pool.replay is not None:
             r = pool.replay
             r.warn = lambda line: self.log(f"worker {spec.index}: {line}", WARNING)

@@ -98,6 +98,14 @@ def test_bad_input_is_one_line_naming_the_flag_and_exit_2(args, name):
     assert result.stdout == ""
 
 
+def test_the_transport_is_said_once_not_once_a_worker(receiver):
+    result = run_loggend(*RUN, "--workers", "3", "--target", f"127.0.0.1:{receiver.port}", "--rate", "300",
+                         "--duration", "1s")
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if ": transport " in line] == [
+        "loggend: worker 0: transport gso: the kernel accepts UDP_SEGMENT"], result.stderr
+
+
 @pytest.mark.slow
 def test_run_sends_exactly_rate_times_duration_and_reports(receiver):
     result = run_loggend(*RUN, "--target", f"127.0.0.1:{receiver.port}", "--rate", "4000", "--duration", "2s",
