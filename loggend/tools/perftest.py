@@ -178,10 +178,13 @@ def verdicts(samples: list[Sample], targets: Targets, summary: dict[str, Any] | 
          "shown": f"too short to measure ({len(steady)} steady seconds; run "
                   f"{MIN_STEADY_SAMPLES + WARMUP_SAMPLES + 1} s or more)" if short else shown,
          "pass": not short and eps >= targets.events_per_second * (1 - EPS_TOLERANCE)},
-        {"target": "CPU (system, mean)", "goal": f"<= {targets.cpu_percent:g} %", "measured": round(cpu, 2),
-         "shown": f"{cpu:.1f} %", "pass": cpu <= targets.cpu_percent},
+        {"target": "CPU (system, mean)", "goal": f"<= {targets.cpu_percent:g} %",
+         "measured": round(cpu, 2) if steady else None,
+         "shown": f"{cpu:.1f} %" if steady else "not measured (no steady second sampled)",
+         "pass": bool(steady) and cpu <= targets.cpu_percent},
         {"target": "memory (loggen PSS, peak)", "goal": f"<= {format_size(targets.memory_bytes)}",
-         "measured": memory, "shown": format_size(memory), "pass": memory <= targets.memory_bytes},
+         "measured": memory if samples else None, "shown": format_size(memory) if samples else "not measured",
+         "pass": bool(samples) and memory <= targets.memory_bytes},
         loss_verdict(samples, targets, summary),
     ]
 

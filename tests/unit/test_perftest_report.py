@@ -80,6 +80,17 @@ def test_with_enough_cpus_the_sink_gets_its_own():
     assert "--cpus 0-2 --sink-cpus 3-5" in command and "--sink-processes 3" in command
 
 
+def test_a_run_with_no_steady_second_passes_no_cpu_or_memory_target():
+    """A run that ended before its steady seconds (every datagram refused, a crash) measured no CPU:
+    0.0 % is no PASS."""
+    by_target = {v["target"].split(" ")[0]: v for v in verdicts(samples()[:3], Targets(), SUMMARY, 8.0)}
+    assert by_target["CPU"]["pass"] is False and by_target["CPU"]["measured"] is None
+    assert "not measured" in by_target["CPU"]["shown"]
+    none = {v["target"].split(" ")[0]: v for v in verdicts([], Targets(), SUMMARY, 8.0)}
+    assert none["memory"]["pass"] is False and none["memory"]["shown"] == "not measured"
+    assert {v["target"].split(" ")[0]: v["pass"] for v in verdicts(samples(), Targets(), SUMMARY, 8.0)}["CPU"]
+
+
 def test_no_summary_means_an_unknown_loss():
     (loss,) = [v for v in verdicts(samples(), Targets(), None) if v["target"].startswith("loss")]
     assert loss["pass"] is False and loss["shown"].startswith("unknown (no summary from the run)")
