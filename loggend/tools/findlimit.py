@@ -100,6 +100,7 @@ class FindLimit:
         self.socket = str(report_dir / "ctl.sock")
         self.proc: subprocess.Popen[bytes] | None = None
         self.stop_requested = threading.Event()
+        self.unfinished: tuple[str, float, list[str]] | None = None   # an interrupted trial's level and injections
         self.began = self.sending_since = 0.0
         self.highest_total = 0                    # the receiver's count never goes down, unless it restarted
         # Streams of their own: a sink that counted an earlier search's w0 from 0 would take this one's
@@ -231,11 +232,14 @@ class FindLimit:
         self.ctl("resume")                                  # sending starts RESUME_LEAD from now
         injected = tuple(self.injected(line) for line in self.inject)
         t0 = time.monotonic()
+        name = f"{'confirm' if confirmation else 'trial'} {len(self.outcome_trials) + 1}"
+        self.unfinished = (f"{name} (interrupted)", rate, list(injected))    # its scenarios were sent all the same
         completed = self.wait(seconds + RESUME_LEAD_NS / 1e9)
         self.ctl("pause")
         took = time.monotonic() - t0 - RESUME_LEAD_NS / 1e9
         if not completed or not self.wait(self.settings.pause):
             raise Interrupted()
+        self.unfinished = None
         after, counted_after = self.ctl("status"), self.fresh_feedback(time.time())
         scenario = scenario_messages(self.report_dir / TRUTH, since, time.time()) if self.inject else 0
         figures = {k: v - counted_before.figures.get(k, 0) for k, v in counted_after.figures.items()}
@@ -354,10 +358,13 @@ class FindLimit:
             return {}
         return summary if isinstance(summary, dict) else {}
 
-    @staticmethod
-    def detection(outcome: Outcome, summary: dict[str, Any]) -> dict[str, Any] | None:
-        return by_load([(f"confirm {t.number}" if t.confirmation else f"trial {t.number}", t.rate, list(t.injected))
-                        for t in outcome.trials], summary)
+    def detection(self, outcome: Outcome, summary: dict[str, Any]) -> dict[str, Any] | None:
+        """Detection by load level: every judged trial, and the one Ctrl-C or an error cut short."""
+        levels = [(f"confirm {t.number}" if t.confirmation else f"trial {t.number}", t.rate, list(t.injected))
+                  for t in outcome.trials]
+        if self.unfinished is not None and self.unfinished[2]:
+            levels.append(self.unfinished)
+        return by_load(levels, summary)
 
     def write_report(self, outcome: Outcome, started: float, error: str) -> None:
         summary = self.run_summary()

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from loggend.control.injector import read_truth
 from tests.support import prometheus as P
 from tests.support import receivers as R
 from tests.support.http_answers import AnswerServer, TrickleServer
@@ -207,14 +208,18 @@ def test_ctrl_c_stops_the_search_and_reports_what_is_known(tmp_path):
     rx = Throttled(tmp_path, 8000, 400)
     proc = subprocess.Popen([sys.executable, "-m", "loggend", "find-limit", "--config", "/dev/null", "--target",
                              f"127.0.0.1:{rx.port}", "--workers", "1", "--feedback", f"command:cat {rx.count}",
-                             "--report-dir", str(tmp_path / "report"), *SEARCH, "--start-rate", "2k"],
+                             "--report-dir", str(tmp_path / "report"), *SEARCH, "--start-rate", "2k",
+                             "--scenario", "ssh-bruteforce:attempts=3,within=0.5"],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True,
                             env=child_environ())
+    truth = tmp_path / "report" / "truth.jsonl"
     try:
         lines = []
         for line in proc.stdout:
             lines.append(line)
-            if line.startswith("trial  2"):
+            if line.startswith("trial  2"):            # Ctrl-C once the third trial has sent its scenario
+                wait_until(lambda: len({r["instance"] for r in read_truth(str(truth))}) >= 3, timeout=30,
+                           what="the third trial's scenario")
                 os.killpg(proc.pid, signal.SIGINT)
                 break
         out, _ = proc.communicate(timeout=60)
@@ -227,6 +232,10 @@ def test_ctrl_c_stops_the_search_and_reports_what_is_known(tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["stopped"] == "interrupted" and len(report["trials"]) == 2 and not report["found"]
     assert not list((tmp_path / "report").glob("ctl.sock"))                 # the run was stopped too
+    # the cut-short trial's scenario went out: its load level is in the report all the same
+    levels = report["detection"]["levels"]
+    assert [lv["level"] for lv in levels] == ["trial 1", "trial 2", "trial 3 (interrupted)"], levels
+    assert levels[2]["rate"] > levels[1]["rate"] and len(levels[2]["instances"]) == 1
 
 
 @pytest.mark.slow
