@@ -60,9 +60,11 @@ def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: st
               goal: float | None = None, width: int = 860, height: int = 260, x_label: str = "seconds",
               y_label: str = "", x_unit: str = "", dots: bool = False, lines: bool = True,
               mark_x: float | None = None, mark_label: str = "", dashed: tuple[str, ...] = (),
-              x_from_zero: bool = False, dots_only: tuple[str, ...] = (), x_time: bool = False) -> str:
+              x_from_zero: bool = False, dots_only: tuple[str, ...] = (), x_time: bool = False,
+              y_max: float | None = None) -> str:
     """A chart as inline SVG: one polyline (and/or dots) per series; ``dashed`` series are drawn dashed,
-    ``dots_only`` series as dots without a line."""
+    ``dots_only`` series as dots without a line; ``y_max``: the axis ends there when every value is
+    within it (a percentage at 100, not at the next round number after 105)."""
     xs = [x for pts in series.values() for x, _ in pts] or [0.0, 1.0]
     ys = [y for pts in series.values() for _, y in pts] + ([goal] if goal else [])
     x0 = 0.0 if x_from_zero or x_time else min(xs)
@@ -74,6 +76,8 @@ def svg_chart(title: str, series: dict[str, list[tuple[float, float]]], unit: st
             x1 = _nice_top(x1)
         x_ticks = [x0 + (x1 - x0) * i / (TICKS - 1) for i in range(TICKS)]
     y1 = _nice_top(max(ys, default=1.0) * 1.05)
+    if y_max is not None and max(ys, default=0.0) <= y_max:
+        y1 = min(y1, y_max)
     low = min(ys, default=0.0)
     y0 = -_nice_top(-low * 1.05) if low < 0 else 0.0
     plot_w, plot_h = width - PAD_LEFT - PAD_RIGHT, height - PAD_TOP - PAD_BOTTOM
