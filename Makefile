@@ -192,6 +192,7 @@ install:
 	sed $(UNIT_PATHS) systemd/loggen@.service > $(UNITDIR)/loggen@.service
 	chmod 0644 $(UNITDIR)/loggen.service $(UNITDIR)/loggen@.service
 	install -m 0644 README.md config/loggen.yaml $(DOCDIR)/
+	umask 022 && cp -R docs/. $(DOCDIR)/           # the manual the man page points to
 	@scripts/install-check installed $(PREFIX)/bin/loggend
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed $$($(PREFIX)/bin/loggend --version) from $(INSTALL_PYTHON): edit $(SYSCONFDIR)/loggen.yaml, then: systemctl start loggen"

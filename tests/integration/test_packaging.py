@@ -102,6 +102,8 @@ def test_make_install_and_uninstall(scratch_root):
     template = (dirs["UNITDIR"] / "loggen@.service").read_text()
     assert f"ExecStart={loggend} run --config {dirs['SYSCONFDIR']}/loggen/%i.yaml" in template
     assert (dirs["DOCDIR"] / "README.md").exists() and (dirs["DOCDIR"] / "loggen.yaml").exists()
+    assert (dirs["DOCDIR"] / "index.md").exists() and (dirs["DOCDIR"] / "troubleshooting.md").exists()   # the manual
+    assert "the manual in the docs/ folder" in (dirs["PREFIX"] / "share/man/man1/loggend.1").read_text()
     # the man page and completion, made by the installed loggend, equal to what this checkout makes
     generated = {"man/man1/loggend.1": manpage(), "bash-completion/completions/loggend": bash_completion(),
                  "zsh/site-functions/_loggend": zsh_completion()}
