@@ -59,6 +59,7 @@ SETTLE_POLL = 0.5              # before a trial, the receiver's total must not m
 SETTLE_MAX = 60.0              # ...waiting at most this for it (then the trial goes on, and says so)
 FRESH_POLL = 0.05              # after the pause, a receiver that dates its figures is read again this often...
 FRESH_MAX = MAX_INTERVAL + 5.0 # ...until they are from after the pause: a sink samples every 60 s at most
+WORK_OFF_MAX = 2.0             # after the pause, the workers' sent count may still reach the trial's due this long
 STOP_GRACE = 20.0              # SIGTERM -> SIGKILL for the run at the end
 CONTROL_RETRIES = 3
 SIGNAL_POLL = 0.1              # while the feedback is read, Ctrl-C and SIGTERM are looked for this often
@@ -88,6 +89,25 @@ def scenario_messages(truth: Path, since: float, until: float) -> int:
                    and since < r["sent"] <= until)
     except OSError:
         return 0
+
+
+def trial_line(t: Trial, protocol: str, time_left: float) -> str:
+    label = "confirm" if t.confirmation else f"trial {t.number:2d}"
+    reason = f" ({t.reason})" if t.reason else ""
+    scenario = f" (+{t.injected_messages:,} scenario)" if t.injected_messages else ""
+    blocked = f"blocked {t.blocked_percent:5.1f} %  " if protocol != "udp" else ""
+    return (f"{label}  {t.rate:12,.0f} ev/s  {t.seconds:5.1f} s  sent {t.sent:12,}  "
+            f"received {t.counted:12,}{scenario}  loss {t.loss_percent:8.4f} %  "
+            f"{blocked}{t.verdict.upper():5}{reason}  (time left {_duration(time_left)})")
+
+
+def run_summary(report_dir: Path) -> dict[str, Any]:
+    """The run's summary (``--summary-json``), {} when it is missing or unreadable."""
+    try:
+        summary: dict[str, Any] = json.loads((report_dir / "run-summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 class FindLimit:
@@ -240,7 +260,8 @@ class FindLimit:
         if not completed or not self.wait(self.settings.pause):
             raise Interrupted()
         self.unfinished = None
-        after, counted_after = self.ctl("status"), self.fresh_feedback(time.time())
+        after = self.worked_off(int(before["planned"] or 0) - int(before["sent"]))
+        counted_after = self.fresh_feedback(time.time())
         scenario = scenario_messages(self.report_dir / TRUTH, since, time.time()) if self.inject else 0
         figures = {k: v - counted_before.figures.get(k, 0) for k, v in counted_after.figures.items()}
         planned = int(after["planned"] or 0) - int(before["planned"] or 0)
@@ -252,8 +273,21 @@ class FindLimit:
                       blocked_ns=int(after["blocked_ns"]) - int(before["blocked_ns"]), injected=injected,
                       injected_messages=scenario)
         judge(trial, self.criteria)
-        self.say(self.trial_line(trial))
+        self.say(trial_line(trial, self.protocol, self.settings.max_time - self.search_time()))
         return trial
+
+    def worked_off(self, owed_before: int) -> dict[str, Any]:
+        """The run's status once its workers have sent what the trial made due (``owed_before``: what was
+        not sent of the earlier trials, never to be): a paused worker works off what it owes, and one
+        starved through the pause (a loaded box) would otherwise read short of the rate while the receiver
+        counts all of it. At most ``WORK_OFF_MAX`` (the pacer gives older debt up)."""
+        status, deadline = self.ctl("status"), time.monotonic() + WORK_OFF_MAX
+        while (int(status["sent"]) < int(status["planned"] or 0) - owed_before
+               and time.monotonic() < deadline):
+            if not self.wait(FRESH_POLL):
+                raise Interrupted()
+            status = self.ctl("status")
+        return status
 
     def injected(self, line: str) -> str:
         """Inject one scenario instance into the run now; its id (``ssh-bruteforce-now3``)."""
@@ -285,16 +319,6 @@ class FindLimit:
             reading = again
         self.say(f"find-limit: the receiver's total still moves {SETTLE_MAX:g} s after the last trial; going on")
         return reading
-
-    def trial_line(self, t: Trial) -> str:
-        label = "confirm" if t.confirmation else f"trial {t.number:2d}"
-        reason = f" ({t.reason})" if t.reason else ""
-        scenario = f" (+{t.injected_messages:,} scenario)" if t.injected_messages else ""
-        blocked = f"blocked {t.blocked_percent:5.1f} %  " if self.protocol != "udp" else ""
-        return (f"{label}  {t.rate:12,.0f} ev/s  {t.seconds:5.1f} s  sent {t.sent:12,}  "
-                f"received {t.counted:12,}{scenario}  loss {t.loss_percent:8.4f} %  "
-                f"{blocked}{t.verdict.upper():5}{reason}  "
-                f"(time left {_duration(self.settings.max_time - self.search_time())})")
 
     @property
     def outcome_trials(self) -> list[Trial]:
@@ -337,7 +361,7 @@ class FindLimit:
     def finish(self, outcome: Outcome, started: float, error: str) -> int:
         """Detection by load (with scenarios) and the summary line, then the report (atomically): a full disk
         costs the report, never the verdict."""
-        for line in console_lines(self.detection(outcome, self.run_summary())):
+        for line in console_lines(self.detection(outcome, run_summary(self.report_dir))):
             self.say(line)
         self.say(outcome.summary())
         code = EXIT_INTERRUPTED if outcome.stopped == "interrupted" else EXIT_OK if outcome.found else EXIT_FAILURE
@@ -351,13 +375,6 @@ class FindLimit:
 
     # --- the report --------------------------------------------------------------------------------
 
-    def run_summary(self) -> dict[str, Any]:
-        try:
-            summary: dict[str, Any] = json.loads((self.report_dir / "run-summary.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return summary if isinstance(summary, dict) else {}
-
     def detection(self, outcome: Outcome, summary: dict[str, Any]) -> dict[str, Any] | None:
         """Detection by load level: every judged trial, and the one Ctrl-C or an error cut short."""
         levels = [(f"confirm {t.number}" if t.confirmation else f"trial {t.number}", t.rate, list(t.injected))
@@ -367,7 +384,7 @@ class FindLimit:
         return by_load(levels, summary)
 
     def write_report(self, outcome: Outcome, started: float, error: str) -> None:
-        summary = self.run_summary()
+        summary = run_summary(self.report_dir)
         sysctls = {key: current for key, current, _, _ in Tuner().show()}
         report = {
             "limit_eps": outcome.limit if outcome.found else None,

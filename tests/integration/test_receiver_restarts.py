@@ -71,7 +71,9 @@ def test_rsyslog_restarted_mid_run_costs_reconnects_and_no_unreported_loss(logge
     worker = {name: int(re.search(r"(\d+)$", name)[1]) for name in got}          # stream w0 is worker 0's
     assert sorted(worker.values()) == list(range(WORKERS)), sorted(got)
     never = sum(len(set(range(sent[worker[name]])) - numbers) for name, numbers in got.items())
-    assert sum(len(v) for v in got.values()) > 0.5 * RATE * SECONDS          # the run went on after the restart
+    # the run went on after the restart (what a starved box sent, not the plan: the debt of more than a
+    # second of back-off and stalls is given up, and the summary says so)
+    assert sum(len(v) for v in got.values()) > 0.5 * sum(sent.values()) > 0.1 * RATE * SECONDS, summary
     assert never <= summary["possibly_lost"], (never, summary["possibly_lost"])
     assert all(max(numbers) == sent[worker[name]] - 1 for name, numbers in got.items())   # the last ones arrived
 

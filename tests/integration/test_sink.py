@@ -103,8 +103,11 @@ def test_local_sink_under_the_supervisor_counts_what_was_sent(loggend):
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
         assert "loggen_sink_received_total" in r.read().decode()
     assert proc.wait(30) == 0, proc.stderr
-    assert "sent        80,000 events" in proc.stdout
-    assert "received    80,000 events (" in proc.stdout and "from 2 streams (2 processes)" in proc.stdout
+    # 80,000 planned; a worker starved over a second on a loaded box gives the older debt up (the summary
+    # says so): the sink must have received exactly what was sent
+    sent = int(re.search(r"sent +([\d,]+) events", proc.stdout).group(1).replace(",", ""))
+    assert sent == 80_000 or "given up after stalls" in proc.stdout, proc.stdout
+    assert f"received    {sent:,} events (" in proc.stdout and "from 2 streams (2 processes)" in proc.stdout
     assert "lost        0 (0.0000 %) by sequence; sent - received = 0" in proc.stdout
 
 
