@@ -45,6 +45,7 @@ from loggend.fleet import stream_prefix
 from loggend.parsers import (
     LIVE_AUTO,
     MAX_INTERVAL,
+    MAX_RATE,
     MAX_WORKERS,
     format_ports,
     parse_bool,
@@ -132,6 +133,18 @@ def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:
     if mix.given(raw["estate"]):
         return mix.parse_estate(raw.label("estate"), raw["estate"])
     return mix.parse_sources(raw.label("sources"), raw["sources"]), 0.0
+
+
+def check_estate_rate(label: str, rate: float) -> float:
+    """The estate's events/s as the run's rate: within the bounds a rate has, and at least one a second
+    (below it, a rate would read 0, which is unlimited)."""
+    if rate > MAX_RATE:
+        raise UsageError(f"{label}: these devices make {rate:,.0f} ev/s, above the {MAX_RATE:.0e} a run can be "
+                         "asked for; give fewer devices, or a rate (the estate then gives the shares only)")
+    if rate < 1:
+        raise UsageError(f"{label}: these devices make {rate:.2g} ev/s, less than one a second; give more devices, "
+                         "or a rate (the estate then gives the shares only)")
+    return rate
 
 
 def layer(label: str) -> int:
@@ -568,7 +581,7 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
                                 (raw.label("sink_tls_key"), raw["sink_tls_key"]))
     rate, profile = rate_or_profile(raw)
     if estate_rate and "rate" not in raw and profile is None:
-        rate = estate_rate                         # the estate's own events/s, when no rate is given
+        rate = check_estate_rate(raw.label("estate"), estate_rate)   # the estate's own events/s: no rate given
     check_max_rate(raw, rate, profile, timing)
     direct = {s.fields[0]: raw.parsed(s.key) for s in settings.SETTINGS if s.direct}
     injects = bool(direct["scenarios"] or direct["inject"])

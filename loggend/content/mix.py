@@ -212,9 +212,12 @@ def parse_estate(label: str, value: object) -> tuple[tuple[tuple[str, float], ..
         raise ConfigError(label, value, "a mapping of device kinds to counts, e.g. {cisco-asa: 4, windows-dc: 6} "
                           "(none: no estate; an empty one is refused)")
     if isinstance(value, str):                     # a flag or LOGGEN_ESTATE: cisco-asa=4,windows-dc=6
+        text = value
         parts = [p.strip().partition("=")[::2] for p in value.split(",") if p.strip()]
         _once(label, value, [k.strip() for k, _ in parts])
         value = {k.strip(): v.strip() for k, v in parts}
+        if not value:                              # only commas: as empty as ""
+            raise ConfigError(label, text, "KIND=COUNT,... (none: no estate; an empty one is refused)")
     if not isinstance(value, Mapping):
         raise ConfigError(label, value, "a mapping of device kinds to counts, e.g. {cisco-asa: 4, windows-dc: 6}")
     pairs = []
@@ -225,6 +228,7 @@ def parse_estate(label: str, value: object) -> tuple[tuple[tuple[str, float], ..
         _known(label, name, device.source)
         n = _count(label, f"{name}={count}", str(count))
         pairs.append((device.source, n * device.eps))
+    _noticeable(label, [(str(k), str(v)) for k, v in value.items()], pairs)
     return shares(pairs), sum(w for _, w in pairs)
 
 

@@ -277,3 +277,23 @@ def test_the_truth_file_replaces_only_its_own_and_never_follows_a_link(tmp_path)
     with pytest.raises(UsageError, match="never follows links"):
         load("", env={**env, "LOGGEN_TRUTH": str(link)}, usable_cpus={0, 1})
     assert load("", env={**env, "LOGGEN_TRUTH": str(old)}, usable_cpus={0, 1}).truth == str(old)
+
+
+@pytest.mark.parametrize("estate, why", [
+    ("aws-vpc-flow=10000000", "5,000,000,000 ev/s, above the 1e+09"),     # a rate --rate would refuse
+    ("sudo=4", "0.4 ev/s, less than one a second"),                        # it would read 0: unlimited
+    (",,,", "an empty one is refused"),                                    # only commas: as empty as ""
+    ("sudo=1,windows-dc=1000000", "the source would send nothing"),        # a share that rounds to nothing
+])
+def test_an_estate_that_cannot_be_a_run_is_refused(estate, why):
+    from loggend.config import load
+    from loggend.errors import UsageError
+    with pytest.raises((UsageError, ConfigError), match="LOGGEN_ESTATE") as err:
+        load("", env={"LOGGEN_ESTATE": estate}, usable_cpus={0, 1})
+    assert why in str(err.value)
+
+
+def test_a_small_estate_gives_the_shares_of_a_rate_given_beside_it():
+    from loggend.config import load
+    c = load("", env={"LOGGEN_ESTATE": "sudo=4", "LOGGEN_RATE": "100"}, usable_cpus={0, 1})
+    assert c.rate == 100 and [name for name, _ in c.messages.sources] == ["sudo"]
