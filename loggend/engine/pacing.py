@@ -8,7 +8,9 @@ moment; the pacer compares that with what it has sent and grants the difference 
   traffic: few wake-ups per second whatever the worker count (a worker of 40 at 200k ev/s wakes
   50 times a second, not a thousand), and a fast worker still sends a millisecond at a time,
   so a receiver's queue never takes more than a few hundred kilobytes at once from one worker.
-* A burst is never more than ``MAX_BURST_SECONDS`` (20 ms) of the worker's traffic.
+* A burst is never more than ``MAX_BURST_SECONDS`` (20 ms) of the worker's traffic, nor more than
+  ``MAX_BURST_EVENTS``: at a rate no worker reaches (400M asked of one), 20 ms would be 8 million
+  events in one send, seconds of it, past the end of a timed run.
 * Behind (after a stall or a restart), it catches up at most ``MAX_LAG_SECONDS`` of traffic, at up
   to ``CATCHUP_SPEEDUP`` times its rate, never in one flood; older debt is *forgiven* and counted
   (``forgiven``), so the summary can say what was not made up.
@@ -33,6 +35,7 @@ MAX_BURST_SECONDS = 0.020    # ...and never more than this
 MAX_LAG_SECONDS = 1.0        # debt older than this is forgiven, not caught up
 CATCHUP_SPEEDUP = 2.0        # while catching up, up to this many times the rate
 UNLIMITED_GRANT = 4096
+MAX_BURST_EVENTS = 8 * UNLIMITED_GRANT   # 27 ms of a worker at full speed (1.2M ev/s)
 IDLE_WAIT = 0.05             # nothing due at all (paused, not started, over): look again this soon
 
 
@@ -58,9 +61,9 @@ class Pacer:
     def _size(self, rate: float) -> None:
         """Burst sizes and the lag bound for a worker rate (recomputed when the rate changes)."""
         self.rate = rate
-        self.min_burst = max(1, math.floor(rate * MIN_BURST_SECONDS),
-                             min(FRAMES_PER_BURST * FRAME, math.floor(rate * MAX_BURST_SECONDS)))
-        self.max_burst = max(self.min_burst, math.floor(rate * MAX_BURST_SECONDS))
+        self.min_burst = min(MAX_BURST_EVENTS, max(1, math.floor(rate * MIN_BURST_SECONDS),
+                                                   min(FRAMES_PER_BURST * FRAME, math.floor(rate * MAX_BURST_SECONDS))))
+        self.max_burst = min(MAX_BURST_EVENTS, max(self.min_burst, math.floor(rate * MAX_BURST_SECONDS)))
         self.max_lag = max(self.max_burst, math.floor(rate * MAX_LAG_SECONDS))
 
     def quota(self) -> int | None:

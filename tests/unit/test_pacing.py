@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from loggend.engine.pacing import (
     CATCHUP_SPEEDUP,
     FRAME,
+    MAX_BURST_EVENTS,
     MAX_BURST_SECONDS,
     MAX_LAG_SECONDS,
     UNLIMITED_GRANT,
@@ -184,3 +185,12 @@ def test_a_profile_is_the_integral_of_its_rates(segments, repeat, dt):
 def test_instances_split_the_run_exactly():
     plans = [started(7_777, workers=4, duration=10, instance=i, instances=3) for i in range(3)]
     assert sum(p.quota(w) for p in plans for w in range(4)) == 77_770
+
+
+def test_a_rate_no_worker_reaches_is_granted_in_bounded_bursts_and_the_end_holds():
+    """400M ev/s asked of one worker: 20 ms would be 8M events in one send, seconds of it; each burst is
+    at most MAX_BURST_EVENTS, so the worker looks at the clock (and the run's end) between them."""
+    pacer = Pacer(started(400e6, duration=1.0), 0)
+    grants = drive(pacer, 0.05, 0.001)
+    assert grants and max(n for _, n in grants) == MAX_BURST_EVENTS
+    assert pacer.grant(T0 + 1.5, 10**6) == MAX_BURST_EVENTS          # after the end: what is left, a burst at a time
