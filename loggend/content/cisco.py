@@ -59,12 +59,14 @@ OSPF_DOWN = (("FULL", "DOWN", "Neighbor Down: Dead timer expired", 5),
 OSPF_NEIGHBOURS = 8                      # 10.0.0.1-8, each on one interface of each device
 MSEC = 1000
 ASA_COMMANDS = ("write memory", "show running-config", "configure terminal", "clear xlate", "show conn count")
-ASA_KINDS = (Kind("302013", 30, "Built TCP connection (inbound/outbound, mapped addresses)"),
-             Kind("302014", 30, "Teardown TCP connection: duration, bytes, reason"),
-             Kind("302015", 11, "Built UDP connection"), Kind("302016", 11, "Teardown UDP connection"),
-             Kind("305011", 9, "Built dynamic TCP/UDP translation (PAT to the NAT pool)"),
-             Kind("106023", 7, "Deny by access-group"), Kind("605005", 1, "Login permitted (ssh/https)"),
-             Kind("111008", 1, "User executed a command"))
+# Shares of what the conversations make (an outbound Built brings its 305011 translation and every Built
+# its Teardown): measured, and held by tests/unit/test_source_kinds.py.
+ASA_KINDS = (Kind("302013", 25.3, "Built TCP connection (inbound/outbound, mapped addresses)"),
+             Kind("302014", 25.3, "Teardown TCP connection: duration, bytes, reason"),
+             Kind("302015", 8.5, "Built UDP connection"), Kind("302016", 8.5, "Teardown UDP connection"),
+             Kind("305011", 26.5, "Built dynamic TCP/UDP translation (PAT to the NAT pool)"),
+             Kind("106023", 5.3, "Deny by access-group"), Kind("605005", 0.3, "Login permitted (ssh/https)"),
+             Kind("111008", 0.3, "User executed a command"))
 IOS_KINDS = (Kind("SEC-6-IPACCESSLOGP", 40, "ACL log: permitted/denied packets"),
              Kind("LINEPROTO-5-UPDOWN", 14, "line protocol changed state"),
              Kind("LINK-3-UPDOWN", 10, "interface changed state"),

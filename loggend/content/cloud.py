@@ -80,11 +80,15 @@ def _upper(rng: random.Random, n: int) -> str:
 
 # --- aws-cloudtrail -------------------------------------------------------------------------------------
 
+# Shares of what the sessions make (an assumed role brings its calls): measured, held by
+# tests/unit/test_source_kinds.py.
 CLOUDTRAIL_KINDS = (
-    Kind("AwsApiCall", 88, "an API call made with a role session's key (S3, EC2, KMS, IAM, SSM, Logs)"),
-    Kind("AssumeRole", 9, "a role assumed by a user or a service (sts)"),
-    Kind("ConsoleLogin", 2, "a console sign-in (AwsConsoleSignIn)"),
-    Kind("AccessDenied", 1, "an API call refused (errorCode AccessDenied)"),
+    Kind("AwsApiCall", 84.4, "an API call made with a role session's key (S3, EC2, KMS, IAM, SSM, Logs)",
+         r'^(?=.*"eventType":"AwsApiCall")(?!.*"eventName":"AssumeRole)(?!.*"errorCode":"AccessDenied")'),
+    Kind("AssumeRole", 10.2, "a role assumed by a user or a service (sts)",
+         r'^(?=.*"eventName":"AssumeRole)(?!.*"errorCode":"AccessDenied")'),
+    Kind("ConsoleLogin", 2.4, "a console sign-in (AwsConsoleSignIn)", r'"eventName":"ConsoleLogin"'),
+    Kind("AccessDenied", 2.9, "an API call refused (errorCode AccessDenied)", r'"errorCode":"AccessDenied"'),
 )
 
 

@@ -108,11 +108,12 @@ class _Conversation:
 # --- suricata -----------------------------------------------------------------------------------------
 
 SURICATA_KINDS = (
-    Kind("flow", 47, "the flow record closing every conversation (counters, age, state, alerted)"),
-    Kind("tls", 23, "a TLS handshake: SNI, version, certificate (TLS 1.2)"),
-    Kind("dns", 14, "a DNS query and its answer"),
-    Kind("http", 9, "an HTTP transaction"),
-    Kind("alert", 7, "a signature match on a conversation, with the flow's counters so far"),
+    Kind("flow", 47, "the flow record closing every conversation (counters, age, state, alerted)",
+         r'"event_type":"flow"'),
+    Kind("tls", 23, "a TLS handshake: SNI, version, certificate (TLS 1.2)", r'"event_type":"tls"'),
+    Kind("dns", 14, "a DNS query and its answer", r'"event_type":"dns"'),
+    Kind("http", 9, "an HTTP transaction", r'"event_type":"http"'),
+    Kind("alert", 7, "a signature match on a conversation, with the flow's counters so far", r'"event_type":"alert"'),
 )
 
 
@@ -194,10 +195,10 @@ def suricata_generate(ident: Identity, rng: random.Random, count: int, form: str
 # --- zeek ---------------------------------------------------------------------------------------------
 
 ZEEK_KINDS = (
-    Kind("conn", 50, "a connection's summary, after its protocol entries (same uid)"),
-    Kind("ssl", 25, "a TLS session: version, cipher, SNI, established"),
-    Kind("dns", 15, "a DNS query, its answers and round trip"),
-    Kind("http", 10, "an HTTP request and response"),
+    Kind("conn", 50, "a connection's summary, after its protocol entries (same uid)", r'"_path":"conn"'),
+    Kind("ssl", 25, "a TLS session: version, cipher, SNI, established", r'"_path":"ssl"'),
+    Kind("dns", 15, "a DNS query, its answers and round trip", r'"_path":"dns"'),
+    Kind("http", 10, "an HTTP request and response", r'"_path":"http"'),
 )
 MICROS = 1_000_000
 FIRST_EXCHANGE = 0.2                     # seconds: a TLS hello or HTTP request comes within this of the start

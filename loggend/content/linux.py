@@ -10,6 +10,7 @@ so the catalogue joins a mix of sources like any vendor's.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 
 from loggend.content.model import SEQ, STREAM, Draft, Form, Identity, Kind, Part, Proof, Source, Stamp
@@ -50,7 +51,12 @@ def _kinds() -> tuple[Kind, ...]:
     weights: dict[str, float] = {}
     for t in catalog.TEMPLATES:
         weights[t.source] = weights.get(t.source, 0.0) + t.weight
-    return tuple(Kind(name, w, f"{name} lines of the catalogue", MARKERS.get(name, "")) for name, w in weights.items())
+    tags: dict[str, set[str]] = {}
+    for t in catalog.TEMPLATES:
+        tags.setdefault(t.source, set()).add(re.escape(t.tag))
+    return tuple(Kind(name, w, f"{name} lines of the catalogue",
+                      MARKERS.get(name) or rf" (?:{'|'.join(sorted(tags[name]))})(?:\[\d+\])?: ")
+                 for name, w in weights.items())
 
 
 def identity(rng: random.Random) -> Identity:

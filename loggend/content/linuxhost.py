@@ -60,7 +60,8 @@ def identity(rng: random.Random) -> Identity:
 # --- sudo ---------------------------------------------------------------------------------------------
 
 SUDO_KINDS = (
-    Kind("command", 92, "a command run as another user"),
+    Kind("command", 92, "a command run as another user",
+         r"^(?!.*(?:command not allowed|incorrect password attempt)).*; COMMAND="),
     Kind("incorrect-password", 5, "N incorrect password attempts, then the command it was for",
          r"incorrect password attempt"),
     Kind("not-allowed", 3, "command not allowed by the sudoers policy", r"command not allowed"),
@@ -90,22 +91,22 @@ def sudo_generate(ident: Identity, rng: random.Random, count: int, form: str) ->
 # --- linux-audit --------------------------------------------------------------------------------------
 
 AUDIT_KINDS = (
-    Kind("SYSCALL", 16, "an audited system call (execve) with its process credentials"),
-    Kind("EXECVE", 16, "the arguments of the execve (same serial)"),
-    Kind("CWD", 16, "the working directory of the execve (same serial)"),
-    Kind("PATH", 32, "the paths the execve touched (items 0 and 1, same serial)"),
-    Kind("PROCTITLE", 16, "the process title, hex encoded (same serial)"),
-    Kind("USER_AUTH", 0.5, "PAM authentication of an SSH login"),
-    Kind("USER_ACCT", 0.5, "PAM account check of the login"),
-    Kind("CRED_ACQ", 0.5, "credentials acquired"),
-    Kind("LOGIN", 0.5, "login uid and session id set"),
-    Kind("USER_START", 0.5, "PAM session opened"),
-    Kind("USER_LOGIN", 0.5, "the login, with its address"),
-    Kind("USER_END", 0.5, "PAM session closed (same session id)"),
-    Kind("CRED_DISP", 0.5, "credentials disposed"),
-    Kind("USER_CMD", 1, "a command run through sudo"),
-    Kind("SERVICE_START", 1, "systemd started a unit"),
-    Kind("SERVICE_STOP", 1, "systemd stopped a unit"),
+    Kind("SYSCALL", 16, "an audited system call (execve) with its process credentials", r"type=SYSCALL "),
+    Kind("EXECVE", 16, "the arguments of the execve (same serial)", r"type=EXECVE "),
+    Kind("CWD", 16, "the working directory of the execve (same serial)", r"type=CWD "),
+    Kind("PATH", 32, "the paths the execve touched (items 0 and 1, same serial)", r"type=PATH "),
+    Kind("PROCTITLE", 16, "the process title, hex encoded (same serial)", r"type=PROCTITLE "),
+    Kind("USER_AUTH", 0.5, "PAM authentication of an SSH login", r"type=USER_AUTH "),
+    Kind("USER_ACCT", 0.5, "PAM account check of the login", r"type=USER_ACCT "),
+    Kind("CRED_ACQ", 0.5, "credentials acquired", r"type=CRED_ACQ "),
+    Kind("LOGIN", 0.5, "login uid and session id set", r"type=LOGIN "),
+    Kind("USER_START", 0.5, "PAM session opened", r"type=USER_START "),
+    Kind("USER_LOGIN", 0.5, "the login, with its address", r"type=USER_LOGIN "),
+    Kind("USER_END", 0.5, "PAM session closed (same session id)", r"type=USER_END "),
+    Kind("CRED_DISP", 0.5, "credentials disposed", r"type=CRED_DISP "),
+    Kind("USER_CMD", 1, "a command run through sudo", r"type=USER_CMD "),
+    Kind("SERVICE_START", 1, "systemd started a unit", r"type=SERVICE_START "),
+    Kind("SERVICE_STOP", 1, "systemd stopped a unit", r"type=SERVICE_STOP "),
 )
 
 

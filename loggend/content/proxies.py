@@ -86,10 +86,12 @@ def websense_generate(ident: Identity, rng: random.Random, count: int, form: str
 # --- netskope -----------------------------------------------------------------------------------------
 
 NETSKOPE_KINDS = (
-    Kind("page", 64, "a web or cloud app page session (bytes = client + server)"),
-    Kind("application", 26, "an activity on a sanctioned cloud app (upload, download, share, login)"),
-    Kind("alert", 8, "a DLP, malware or policy alert with the action taken"),
-    Kind("admin_audit_logs", 2, "a tenant administrator's action"),
+    Kind("page", 64, "a web or cloud app page session (bytes = client + server)",
+         r'^(?=.*"type":"page")(?!.*"alert":"yes")'),
+    Kind("application", 26, "an activity on a sanctioned cloud app (upload, download, share, login)",
+         r'^(?=.*"type":"application")(?!.*"alert":"yes")'),
+    Kind("alert", 8, "a DLP, malware or policy alert with the action taken", r'"alert":"yes"'),
+    Kind("admin_audit_logs", 2, "a tenant administrator's action", r'"type":"admin_audit_logs"'),
 )
 # (app, category, cci, ccl, site host)
 APPS = (("Microsoft Office 365 OneDrive for Business", "Cloud Storage", 92, "excellent", "onedrive.live.com"),

@@ -110,15 +110,16 @@ def _web_generate(pri: int, tag: str, nginx: bool) -> Callable[[Identity, random
     return generate
 
 
+# Shares of what the visits make (a page brings its assets): measured, held by tests/unit/test_source_kinds.py.
 WEB_KINDS = (
-    Kind("page", 35, "a page request (200 mostly, 304, redirects, the odd 404/500)",
+    Kind("page", 29.7, "a page request (200 mostly, 304, redirects, the odd 404/500)",
          r'"GET /(?:|index\.html|products|login|account|cart|checkout|about|contact|blog/\S*|docs/\S*|search\S*'
          r'|products/\S*) HTTP/1\.1"'),
-    Kind("asset", 50, "the page's assets, same client, the page as referrer (200 or 304)",
+    Kind("asset", 58.9, "the page's assets, same client, the page as referrer (200 or 304)",
          r'"GET /(?:static/\S+|favicon\.ico) HTTP/1\.1"'),
-    Kind("api", 10, "API calls of scripts and services (200, 201, 401, 429, 5xx)",
+    Kind("api", 8.5, "API calls of scripts and services (200, 201, 401, 429, 5xx)",
          r' /api/v\d/'),
-    Kind("probe", 5, "scanners and bots probing for admin pages and leaks (404, 403)",
+    Kind("probe", 2.9, "scanners and bots probing for admin pages and leaks (404, 403)",
          r' /(?:wp-login\.php|\.env|admin/config\.php|phpmyadmin/|\.git/config|cgi-bin/|actuator/|vendor/phpunit/)'),
 )
 WEB_FIELDS = ("clientip", "ident", "auth", "timestamp", "verb", "request", "httpversion", "response", "bytes",
@@ -128,10 +129,11 @@ WEB_FIELDS = ("clientip", "ident", "auth", "timestamp", "verb", "request", "http
 # --- squid --------------------------------------------------------------------------------------------
 
 SQUID_KINDS = (
-    Kind("CONNECT", 62, "an HTTPS tunnel (TCP_TUNNEL/200, bytes both ways, seconds to minutes)"),
-    Kind("MISS", 24, "a plain HTTP fetch from the origin (TCP_MISS)"),
-    Kind("HIT", 9, "served from the cache (TCP_HIT, TCP_MEM_HIT, TCP_REFRESH_UNMODIFIED)"),
-    Kind("DENIED", 5, "refused by the proxy's ACLs (TCP_DENIED/403)"),
+    Kind("CONNECT", 62, "an HTTPS tunnel (TCP_TUNNEL/200, bytes both ways, seconds to minutes)", r" TCP_TUNNEL/"),
+    Kind("MISS", 24, "a plain HTTP fetch from the origin (TCP_MISS)", r" TCP_MISS/"),
+    Kind("HIT", 9, "served from the cache (TCP_HIT, TCP_MEM_HIT, TCP_REFRESH_UNMODIFIED)",
+         r" TCP_(?:HIT|MEM_HIT|REFRESH_UNMODIFIED)/"),
+    Kind("DENIED", 5, "refused by the proxy's ACLs (TCP_DENIED/403)", r" TCP_DENIED/"),
 )
 CONTENT_TYPES = (("text/html", 30), ("application/json", 25), ("image/jpeg", 10), ("application/javascript", 10),
                  ("text/css", 5), ("image/png", 10), ("application/octet-stream", 10))

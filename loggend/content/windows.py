@@ -163,19 +163,20 @@ TEXTS: dict[int, S] = {
 }
 
 KINDS = (  # shares of the events generated (a logon brings its authentication, processes and logoff)
-    Kind("4624", 23.5, "an account was successfully logged on"),
-    Kind("4634", 23.5, "an account was logged off (same logon id as its 4624)"),
-    Kind("4769", 18.2, "a Kerberos service ticket was requested (DC)"),
-    Kind("4688", 16.5, "a new process has been created (under a logon's id)"),
-    Kind("4768", 7.2, "a Kerberos TGT was requested (DC)"),
-    Kind("4776", 3.9, "NTLM credential validation (DC)"),
-    Kind("4672", 3.0, "special privileges assigned to a new logon (administrators)"),
-    Kind("4625", 2.7, "an account failed to log on"),
-    Kind("4648", 1.3, "a logon was attempted using explicit credentials"),
-    Kind("4740", 0.02, "a user account was locked out (DC, after repeated 4625)"),
-    Kind("4720", 0.02, "a user account was created (DC)"),
-    Kind("4728", 0.01, "a member was added to a security-enabled global group (after its 4720)"),
-    Kind("4732", 0.01, "a member was added to a security-enabled local group (a builtin one, after its 4720)"),
+    Kind("4624", 23.5, "an account was successfully logged on", r"\t4624\t"),
+    Kind("4634", 23.5, "an account was logged off (same logon id as its 4624)", r"\t4634\t"),
+    Kind("4769", 18.2, "a Kerberos service ticket was requested (DC)", r"\t4769\t"),
+    Kind("4688", 16.5, "a new process has been created (under a logon's id)", r"\t4688\t"),
+    Kind("4768", 7.2, "a Kerberos TGT was requested (DC)", r"\t4768\t"),
+    Kind("4776", 3.9, "NTLM credential validation (DC)", r"\t4776\t"),
+    Kind("4672", 3.0, "special privileges assigned to a new logon (administrators)", r"\t4672\t"),
+    Kind("4625", 2.7, "an account failed to log on", r"\t4625\t"),
+    Kind("4648", 1.3, "a logon was attempted using explicit credentials", r"\t4648\t"),
+    Kind("4740", 0.02, "a user account was locked out (DC, after repeated 4625)", r"\t4740\t"),
+    Kind("4720", 0.02, "a user account was created (DC)", r"\t4720\t"),
+    Kind("4728", 0.01, "a member was added to a security-enabled global group (after its 4720)", r"\t4728\t"),
+    Kind("4732", 0.01, "a member was added to a security-enabled local group (a builtin one, after its 4720)",
+         r"\t4732\t"),
 )
 FORMS = (
     Form("native", "Snare over syslog (MSWinEventLog, tab separated), as the Snare agent forwards it",
