@@ -334,6 +334,11 @@ def parse_percent(key: str, text: str) -> float:
 def cmd_sources(args: argparse.Namespace) -> int:
     from loggend.tools.sources import MAX_SHOW, listing, show
     if not args.what:
+        given = [flag for flag, value, default in (("--count", args.count, "10"), ("--format", args.format, ""),
+                                                   ("--seed", args.seed, "1"), ("--utc", args.utc, False))
+                 if value != default]
+        if given:
+            raise UsageError(f"sources {' '.join(given)}: for `loggend sources show NAME` only (the list has none)")
         print(listing())
         return EXIT_OK
     if args.what[0] != "show" or len(args.what) != 2:

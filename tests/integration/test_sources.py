@@ -190,6 +190,13 @@ def test_sources_show_of_an_unknown_form_says_which_forms_there_are():
     assert "a form of juniper-srx: native (juniper-srx has no other form)" in result.stderr
 
 
+def test_show_options_given_to_the_list_are_refused_not_ignored():
+    result = run_loggend("sources", "--format", "bogus", "--count", "-5")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("loggend: error: sources --count --format: for `loggend sources show NAME` only "
+                                     "(the list has none)")
+
+
 @pytest.mark.slow
 def test_a_mix_with_a_source_without_proof_names_it_and_keeps_its_messages_apart(tmp_path):
     """cisco-asa has no room for a stream and number: the run's loss is unknown and says why,
