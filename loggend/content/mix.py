@@ -171,8 +171,11 @@ def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
         items = [(str(v), "1") for v in value]
     else:
         text = str(value).strip()
+        if PRESET_PREFIX in text and "," in text.strip(", "):
+            raise ConfigError(label, value, "a preset alone (preset:NAME), or the sources with their weights "
+                              "(NAME=WEIGHT,...): a preset is a whole mix")
         if text.startswith(PRESET_PREFIX):
-            preset = text[len(PRESET_PREFIX):]
+            preset = text.strip(", ")[len(PRESET_PREFIX):]
             if preset not in PRESETS:
                 raise ConfigError(label, value, "presets: " + ", ".join(PRESET_PREFIX + p for p in PRESETS))
             return preset_shares(label, value, preset)

@@ -297,3 +297,10 @@ def test_a_small_estate_gives_the_shares_of_a_rate_given_beside_it():
     from loggend.config import load
     c = load("", env={"LOGGEN_ESTATE": "sudo=4", "LOGGEN_RATE": "100"}, usable_cpus={0, 1})
     assert c.rate == 100 and [name for name, _ in c.messages.sources] == ["sudo"]
+
+
+@pytest.mark.parametrize("mix", ["preset:enterprise,cisco-asa=5", "cisco-asa=5,preset:enterprise"])
+def test_a_preset_is_a_whole_mix_not_a_part_of_one(mix):
+    from loggend.config import load
+    with pytest.raises(ConfigError, match="a preset alone"):
+        load("", env={"LOGGEN_SOURCES": mix}, usable_cpus={0, 1})
