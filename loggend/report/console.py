@@ -16,6 +16,7 @@ from loggend.report.totals import RunTotals, SinkTotals, SlotSums, transports
 from loggend.sink.accounting import MAX_STREAMS
 
 MB = 1e6
+SHORT_WHY = 120                     # a reason the lost line repeats; a longer one only the loss line says
 BEHIND_SHOWN_BYTES = 1 << 20        # the live line says how far behind the sink is from this much queued on
 SILENT_SHOWN_SECONDS = 1.0          # ... and that it is silent when its last heartbeat is this old
 DOWN_SHOWN_SECONDS = 0.05           # a worker down (or without a connection) this long is named as a reason
@@ -197,8 +198,9 @@ def lost_text(t: SinkTotals, run: RunTotals | None) -> str:
     """``0 (0.0000 %) by sequence; sent - received = 0``, or ``unknown (...)`` when it cannot be known."""
     beside = f"; sent - received = {run.sent_minus_received:,}" if run is not None else ""
     why = run.unknown if run is not None else t.unknown()
-    if why:
-        return f"unknown ({why[0]}); by sequence {t.lost:,} so far{beside}"
+    if why:                                     # a long why is said once, on the loss line below
+        said = why[0] if len(why[0]) <= SHORT_WHY else "the loss line says why"
+        return f"unknown ({said}); by sequence {t.lost:,} so far{beside}"
     if run is not None and run.lost is not None and run.lost != t.lost:
         return (f"{run.lost:,} ({run.loss_percent or 0:.4f} %): {t.lost:,} by sequence, {run.lost - t.lost:,} at the "
                 f"ends of streams (sent, never received, nothing left to read){beside}")

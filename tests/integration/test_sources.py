@@ -212,6 +212,9 @@ def test_a_mix_with_a_source_without_proof_names_it_and_keeps_its_messages_apart
     assert any(why.startswith("sources whose messages carry no sequence number: cisco-asa (")
                for why in summary["loss_unknown_because"])
     assert summary["sink"]["unsequenced"] == summary["sent"] // 2        # exactly the ASA's half
+    # the long why is said once, on the loss line; the lost line points to it
+    assert "lost        unknown (the loss line says why); by sequence" in result.stdout, result.stdout
+    assert result.stdout.count("carry no sequence number: cisco-asa (") == 1, result.stdout
 
 
 def out_of_order(messages: list[bytes], opens: bytes, closes: bytes, key: re.Pattern,
