@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from itertools import islice
@@ -44,9 +45,12 @@ def describe(source: Source) -> list[str]:
     forms = [f.name + ("" if f.proof else " (no proof of delivery)") + (" [default]" if i == 0 else "")
              for i, f in enumerate(source.forms)]
     product = source.product if source.product.startswith(source.vendor) else f"{source.vendor} {source.product}"
+    unproven = [textwrap.fill(f"{f.name} has no proof of delivery: {f.no_proof}", WRAP, initial_indent="  why      ",
+                              subsequent_indent=" " * 11, break_on_hyphens=False)
+                for f in source.forms if f.proof is None and f.no_proof]
     return [f"{source.name}: {product}, {source.version}",
-            *_wrap("kinds", kinds), *_wrap("forms", forms), *_wrap("fields", list(source.fields)),
-            f"  parser   {source.parser}"]
+            *_wrap("kinds", kinds), *_wrap("forms", forms), *unproven,
+            *_wrap("fields", list(source.fields)), f"  parser   {source.parser}"]
 
 
 def listing() -> str:
