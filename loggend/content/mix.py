@@ -190,6 +190,8 @@ def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
                           f"{bare}=WEIGHT)")
     pairs = []
     for name, weight in items:
+        if not name:
+            raise ConfigError(label, f"={weight}", "a source name before each = (NAME=WEIGHT)")
         _known(label, name, name)
         pairs.append((name, _weight(label, f"{name}={weight}", weight)))
     if not pairs:

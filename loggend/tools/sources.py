@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from loggend.content import registry
 from loggend.content.drafts import Renderer, text
-from loggend.content.mix import identity_seed
+from loggend.content.mix import NATIVE, identity_seed
 from loggend.content.model import Source
 from loggend.errors import ConfigError
 
@@ -72,8 +72,11 @@ def find(label: str, name: str) -> Source:
 
 def messages(source: Source, count: int, form: str = "", seed: int = 1, utc: bool = False,
              now: float | None = None, stream: str = SHOW_STREAM) -> Iterator[bytes]:
-    """``count`` messages of ``source`` in ``form`` ("" its default) as a run's stream ``stream`` sends them."""
+    """``count`` messages of ``source`` in ``form`` ("" or native: its default, as for a run) as a run's stream
+    ``stream`` sends them."""
     chosen = source.form(form) if form else source.forms[0]
+    if chosen is None and form == NATIVE:
+        chosen = source.forms[0]                # the vendor's own form, whatever the source calls it
     if chosen is None:
         raise ConfigError("--format", form, f"a form of {source.name}: " + ", ".join(f.name for f in source.forms)
                           + ("" if len(source.forms) > 1 else f" ({source.name} has no other form)"))

@@ -304,3 +304,17 @@ def test_a_preset_is_a_whole_mix_not_a_part_of_one(mix):
     from loggend.config import load
     with pytest.raises(ConfigError, match="a preset alone"):
         load("", env={"LOGGEN_SOURCES": mix}, usable_cpus={0, 1})
+
+
+def test_a_weight_without_a_name_says_so():
+    from loggend.config import load
+    with pytest.raises(ConfigError, match="a source name before each ="):
+        load("", env={"LOGGEN_SOURCES": "cisco-asa=2,=5"}, usable_cpus={0, 1})
+
+
+def test_show_takes_native_as_a_run_does():
+    from loggend.content import registry
+    from loggend.tools.sources import messages
+    linux = registry.get("linux")
+    assert linux is not None
+    assert list(messages(linux, 2, "native", now=1.7e9)) == list(messages(linux, 2, "", now=1.7e9))
