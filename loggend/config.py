@@ -128,8 +128,11 @@ def check_max_rate(raw: Raw, rate: float, profile: Profile | None,
 def parse_mix(raw: Raw) -> tuple[tuple[tuple[str, float], ...], float]:
     """``sources`` or ``estate`` (one of them): the mix's shares, and the estate's events/s (0: none)."""
     if mix.given(raw["sources"]) and mix.given(raw["estate"]):
-        raise UsageError(f"{raw.label('sources')} and {raw.label('estate')}: give one of them (an estate is "
-                         "turned into the shares of a mix)")
+        first, second = raw.label("sources"), raw.label("estate")
+        place = first.rpartition(": ")[0]
+        if place and second.startswith(place + ": "):          # both in one file: its path once
+            second = second[len(place) + 2:]
+        raise UsageError(f"{first} and {second}: give one of them (an estate is turned into the shares of a mix)")
     if mix.given(raw["estate"]):
         return mix.parse_estate(raw.label("estate"), raw["estate"])
     return mix.parse_sources(raw.label("sources"), raw["sources"]), 0.0

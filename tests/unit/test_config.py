@@ -318,3 +318,14 @@ def test_show_takes_native_as_a_run_does():
     linux = registry.get("linux")
     assert linux is not None
     assert list(messages(linux, 2, "native", now=1.7e9)) == list(messages(linux, 2, "", now=1.7e9))
+
+
+def test_sources_and_estate_in_one_file_name_the_file_once(tmp_path):
+    from loggend.config import load
+    from loggend.errors import UsageError
+    path = tmp_path / "both.yaml"
+    path.write_text("sources: cisco-asa\nestate: {cisco-asa: 2}\n")
+    with pytest.raises(UsageError) as err:
+        load(str(path), env={}, usable_cpus={0, 1})
+    assert str(err.value) == (f"{path}: sources and estate: give one of them (an estate is turned into the shares "
+                              "of a mix)")
