@@ -287,8 +287,9 @@ def test_a_standalone_sink_calls_the_loss_beside_unsequenced_messages_unknown(lo
     assert result.returncode == 0, result.stderr
     assert proc.wait(20) == 0
     summary = proc.stdout[proc.stdout.index("sink summary:"):]
-    assert re.search(r"lost +unknown \(unsequenced beside gaps: 9,000 messages without a sequence number", summary), \
+    assert re.search(r"loss +unknown: unsequenced beside gaps: 9,000 messages without a sequence number", summary), \
         summary
+    assert re.search(r"lost +unknown \(the loss line says why\)", summary), summary      # a long why: said once
     assert not re.search(r"lost +[\d,]+ \(", summary), summary
     assert "received    10,000 events" in summary
 
