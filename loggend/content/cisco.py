@@ -35,8 +35,10 @@ from loggend.content.model import Draft, Form, Identity, Kind, Source
 
 ASA_FACILITY = 20                        # local4, the ASA default
 IOS_FACILITY = 23                        # local7, the IOS default
-NO_PROOF = ("Cisco text is free-form; the IOS sequence number leads the line, before the origin field that "
-            "could carry a stream id, and the ASA has no numbering, so the sink cannot count this source's loss")
+ASA_NO_PROOF = ("ASA text is free-form and the ASA numbers nothing: no field could carry a stream id and a "
+                "sequence number that its parsers leave alone, so the sink cannot count this source's loss")
+IOS_NO_PROOF = ("the IOS sequence number leads the line, before the origin field that could carry a stream id, "
+                "so the sink cannot count this source's loss")
 ASA_HOSTS = ("asa-hq-01", "asa-dc1-01")
 IOS_HOSTS = ("core-sw1", "core-sw2", "dist-sw-b1", "wan-rtr1")
 IFACE = {"outbound": ("outside", "inside"), "internal": ("servers", "inside"), "inbound": ("outside", "dmz")}
@@ -224,9 +226,9 @@ def ios_generate(ident: Identity, rng: random.Random, count: int, form: str) -> 
                f".{i * MSEC // count:03d}: %{kind}: {text}")
 
 
-_ASA_FORM = Form("native", "ASA syslog: legacy timestamp, device-id hostname, %ASA-sev-id", None, NO_PROOF)
+_ASA_FORM = Form("native", "ASA syslog: legacy timestamp, device-id hostname, %ASA-sev-id", None, ASA_NO_PROOF)
 _IOS_FORM = Form("native", "IOS syslog: sequence number, origin-id hostname, msec timestamp, %FAC-SEV-MNEMONIC",
-                 None, NO_PROOF)
+                 None, IOS_NO_PROOF)
 SOURCES = (
     Source(name="cisco-asa", vendor="Cisco", product="Adaptive Security Appliance (ASA)", version="ASA 9.x",
            kinds=ASA_KINDS, forms=(_ASA_FORM,),

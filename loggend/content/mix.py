@@ -149,13 +149,16 @@ def shares(pairs: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
     return tuple(total.items())
 
 
-def _noticeable(label: str, items: list[tuple[str, str]], pairs: list[tuple[str, float]]) -> None:
-    """A weight so small against the others that its share rounds to nothing is a mistake."""
+def _noticeable(label: str, items: list[tuple[str, str]], pairs: list[tuple[str, float]], estate: bool = False) -> None:
+    """A weight (an estate: a device count's events) so small against the others that its share rounds to
+    nothing is a mistake."""
     whole = sum(w for _, w in pairs)
     for (name, weight), (_, w) in zip(items, pairs):
         if w / whole < MIN_SHARE:
-            raise ConfigError(label, f"{name}={weight}", f"a weight of at least {MIN_SHARE:.2%} of the total "
-                              f"{whole:g} (this one is {100 * w / whole:.2g} %: the source would send nothing)")
+            what = (f"devices whose events are at least {MIN_SHARE:.2%} of the estate's {whole:,.0f} ev/s" if estate
+                    else f"a weight of at least {MIN_SHARE:.2%} of the total {whole:g}")
+            raise ConfigError(label, f"{name}={weight}", f"{what} (this one is {100 * w / whole:.2g} %: the source "
+                              "would send nothing)")
 
 
 def parse_sources(label: str, value: object) -> tuple[tuple[str, float], ...]:
@@ -227,13 +230,15 @@ def parse_estate(label: str, value: object) -> tuple[tuple[tuple[str, float], ..
         raise ConfigError(label, value, "a mapping of device kinds to counts, e.g. {cisco-asa: 4, windows-dc: 6}")
     pairs = []
     for name, count in value.items():
+        if not str(name).strip():
+            raise ConfigError(label, f"={count}", "a device kind before each = (KIND=COUNT)")
         device = DEVICES.get(str(name))
         if device is None:
             raise ConfigError(label, name, "device kinds: " + ", ".join(DEVICES))
         _known(label, name, device.source)
         n = _count(label, f"{name}={count}", str(count))
         pairs.append((device.source, n * device.eps))
-    _noticeable(label, [(str(k), str(v)) for k, v in value.items()], pairs)
+    _noticeable(label, [(str(k), str(v)) for k, v in value.items()], pairs, estate=True)
     return shares(pairs), sum(w for _, w in pairs)
 
 

@@ -41,7 +41,8 @@ def _wrap(label: str, items: list[str]) -> list[str]:
 def describe(source: Source) -> list[str]:
     """A source's entry in the listing."""
     total = sum(k.weight for k in source.kinds) or 1.0
-    kinds = [f"{k.name} {100 * k.weight / total:.0f}%" for k in source.kinds]
+    kinds = [f"{k.name} {100 * k.weight / total:.0f}%" if 100 * k.weight / total >= 0.5 or not k.weight
+             else f"{k.name} <1%" for k in source.kinds]
     forms = [f.name + ("" if f.proof else " (no proof of delivery)") + (" [default]" if i == 0 else "")
              for i, f in enumerate(source.forms)]
     product = source.product if source.product.startswith(source.vendor) else f"{source.vendor} {source.product}"

@@ -121,7 +121,8 @@ def test_sources_lists_every_source_and_show_prints_them_as_sent():
     for name in registry.names():
         assert re.search(rf"^{re.escape(name)}: ", listed.stdout, re.M), name
     # a form without proof of delivery says why (the sink's summary is not the only place to learn it)
-    assert "  why      native has no proof of delivery: Cisco text is free-form" in listed.stdout
+    assert "  why      native has no proof of delivery: ASA text is free-form" in listed.stdout
+    assert "605005 <1%" in listed.stdout and " 0%" not in listed.stdout     # a kind that is sent never reads 0 %
     shown = run_loggend("sources", "show", "fortigate", "--count", "3", "--seed", "7")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.encode().splitlines()

@@ -284,6 +284,7 @@ def test_the_truth_file_replaces_only_its_own_and_never_follows_a_link(tmp_path)
     ("sudo=4", "0.4 ev/s, less than one a second"),                        # it would read 0: unlimited
     (",,,", "an empty one is refused"),                                    # only commas: as empty as ""
     ("sudo=1,windows-dc=1000000", "the source would send nothing"),        # a share that rounds to nothing
+    ("=4", "a device kind before each ="),
 ])
 def test_an_estate_that_cannot_be_a_run_is_refused(estate, why):
     from loggend.config import load
