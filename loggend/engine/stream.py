@@ -20,7 +20,9 @@ messages whose last byte the kernel accepted; a message half written stays the c
   and its failure is a boot failure; a worker that joins a run under way dials like a reconnection.
 * **A dropped connection** (reset, broken pipe, a TLS error): the bytes still unsent in the
   kernel's queue at that moment (``SIOCOUTQ``) are turned into messages and counted as
-  ``possibly_lost`` (sent by our count, maybe never received); the connection is re-opened with
+  ``possibly_lost`` (sent by our count, maybe never received). A reset (``reset``) also says the
+  receiver closed with data unread: what its kernel had acknowledged is gone too, and no TCP sender
+  can count it (only the messages' sequence numbers at the receiver show it). The connection is re-opened with
   back-off (first retry after ``RECONNECT_FIRST``, at most ``RECONNECT_MAX`` apart) and counted in
   ``reconnects``; the stream resumes at a message boundary: a message torn by the drop is sent
   again whole on the new connection, under the same sequence number. While a connection attempt
@@ -248,6 +250,7 @@ class StreamSender:
         self.retry_at = 0.0
         self.retry_delay = RECONNECT_FIRST
         self.down_reason = ""
+        self.reset = False                # the last drop was a reset: the receiver may have dropped unread data
         self.down_since = 0.0             # CLOCK_MONOTONIC seconds since when there is no connection (0: up)
         self.down_seconds = 0.0           # time without a connection, periods that ended
 
@@ -304,6 +307,7 @@ class StreamSender:
         """The connection broke: count what may be lost with it, close it, schedule a reconnection."""
         assert self.sock is not None
         self.possibly_lost += self._messages_before(self._queued())
+        self.reset = isinstance(err, ConnectionResetError)
         self.down_reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         self.last_error = err if isinstance(err, OSError) else OSError(errno.ECONNRESET, self.down_reason)
         try:

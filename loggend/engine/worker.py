@@ -46,6 +46,8 @@ from loggend.engine.transport import Sender, Sending, TransportError, choose, fa
 TICK_SECONDS = 0.1            # heartbeat / error / plan publication interval
 COUNT_GRACE = 1.0             # a timed run may overrun its end this long to finish its count
 SETTLE_SECONDS = 1.0          # TCP/TLS at the end: at most this long for the kernel's queue to empty
+RESET_NOTE = (" (reset by the receiver: it may also have dropped messages its kernel had acknowledged and it had "
+              "not read, which no TCP sender can count)")
 ERROR_BACKOFF = 0.001         # no look for this long after a failed send: a dead target never spins a core
 
 
@@ -301,7 +303,7 @@ class Worker:
             return
         if self.link == "up":
             self.log(f"{where} lost ({sender.down_reason}); {sender.possibly_lost:,} messages possibly lost "
-                     f"so far; reconnecting", WARNING)
+                     f"so far{RESET_NOTE if sender.reset else ''}; reconnecting", WARNING)
         elif sender.down_reason:
             self.log(f"{where}: {sender.down_reason}; trying again with back-off (what is due meanwhile is "
                      "counted as refused)", WARNING)

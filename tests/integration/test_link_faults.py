@@ -350,3 +350,38 @@ def test_a_connection_the_receiver_closed_while_paused_loses_nothing(tmp_path, l
     assert rx.connections == 2, rx.connections
     assert seqs == list(range(summary["sent"])), (len(seqs), summary["sent"])
     assert summary["possibly_lost"] == 0 and summary["reconnects"] == 1, summary
+
+
+def test_a_receiver_that_closes_with_messages_unread_is_a_reset_said_as_such(tmp_path, loggend):
+    """A receiver stops reading and then closes with messages its kernel had acknowledged still unread:
+    the kernel resets the connection and those messages are gone. No TCP sender can count them; the
+    worker's lost line says a reset may have dropped them, and the possibly-lost count is what was
+    still unacknowledged in the sender's own kernel."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(20)
+    out = tmp_path / "summary.json"
+    try:
+        run = loggend(*RUN, "--target", f"127.0.0.1:{server.getsockname()[1]}", "--protocol", "tcp",
+                      "--framing", "lf", "--rate", "5000", "--duration", "6s", "--summary-json", str(out))
+        conn, _ = server.accept()
+        held = 0
+        wait_until(lambda: unread(conn) > 32768, timeout=20, what="the receiver holding messages unread")
+        held = unread(conn)
+        conn.close()                                   # with data unread: the kernel sends a reset
+        line = run.wait_line(" lost (", stream="err")
+    finally:
+        server.close()                                 # the reconnects are refused from now on
+    assert run.wait(30) == 0, run.stderr
+    s = json.loads(out.read_text())
+    assert "Connection reset by peer" in line and "reset by the receiver: it may also have dropped" in line, line
+    assert held > 0 and s["possibly_lost"] > 0, s
+
+
+def unread(conn: socket.socket) -> int:
+    """Bytes the receiver's kernel holds that the receiver has not read (FIONREAD)."""
+    import fcntl
+    import termios
+    return int.from_bytes(fcntl.ioctl(conn.fileno(), termios.FIONREAD, b"\0\0\0\0"), "little")
