@@ -105,9 +105,10 @@ def test_rsyslog_restarted_mid_run_costs_reconnects_and_no_unreported_loss(logge
     assert all(runs[0][1] < reconnected[worker[name]] for name, runs in gaps.items() if runs), said
     # what the summary counts as possibly lost at the drop (unacknowledged in the kernel's send queue) lies in
     # that gap; the rest of the gap is what rsyslog's kernel had acknowledged and rsyslog had not read when it
-    # stopped: no TCP sender can know that (TLS counts cipher bytes: its records' overhead, a few percent)
+    # stopped: no TCP sender can know that (TLS counts cipher bytes: 22 bytes a record more, up to a fifth of a
+    # short message when each write is one message)
     counted = {w["index"]: w["possibly_lost"] - w["unsent_at_close"] for w in summary["workers"]}
-    room = 1.05 if tls else 1.0
+    room = 1.25 if tls else 1.0
     assert all(counted[worker[name]] <= sum(b - a + 1 for a, b in runs) * room + tls for name, runs in gaps.items()), \
         (counted, said)
     assert all(max(numbers) == sent[worker[name]] - 1 for name, numbers in got.items())   # the last ones arrived
