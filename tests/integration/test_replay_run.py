@@ -27,7 +27,10 @@ def test_a_file_larger_than_the_pool_is_replayed_exactly_by_two_workers(tmp_path
                     "--ports", str(free_port(udp=True, tcp=False)), "--summary-json", str(out))
     assert r.returncode == 0, r.stderr
     s = json.loads(out.read_text())
-    assert s["sent"] == 20000 and s["sink"]["received"] == 20000 and s["sink"]["lost"] == 0
+    # every message sent arrived, over several passes of each worker's 1,000 lines (a starved box gives up
+    # what is over a second behind, and the summary says so: the sent count, not the plan)
+    assert s["planned"] == 20000 and s["sent"] == s["planned"] - s["shortfall"] and s["sent"] > 4000, s
+    assert s["sink"]["received"] == s["sent"] and s["sink"]["lost"] == 0
     assert "replay: 1,000 lines in its first pass, 0 without a valid timestamp of their own" in r.stderr
 
 
