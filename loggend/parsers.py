@@ -20,9 +20,9 @@ MAX_RATE = 1e9
 MIN_RATE = 1.0                    # the least rate but 0: below it a rate reads, rounds and shows as 0 (unlimited)
 MAX_DURATION = 3650 * 86400.0     # ten years: any longer duration or interval is a typo (or an attack)
 MAX_SIZE = 1 << 60                # 1 EiB
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
-_RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)")
-_NUMERIC_LABEL_RE = re.compile(r"\d+|0[xX][0-9A-Fa-f]*")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", re.ASCII)
+_RATE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmM]?)", re.ASCII)
+_NUMERIC_LABEL_RE = re.compile(r"\d+|0[xX][0-9A-Fa-f]*", re.ASCII)
 _HOST_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 MAX_HOST_NAME = 253               # characters of a DNS name, its dots included (RFC 1035)
 MAX_WORKERS = 1024
@@ -69,10 +69,16 @@ def parse_rate(key: str, text: str | float) -> float:
     return value
 
 
+def not_ascii(text: object) -> bool:
+    """A number written with other digits than 0-9 (int() takes ``５`` and ``٥`` as 5): refused as
+    written, so what is checked is what the user sees."""
+    return isinstance(text, str) and not text.isascii()
+
+
 def parse_port(key: str, text: str | float, lowest: int = 1) -> int:
     """A port (UDP, TCP or the dashboard's); ``lowest=0`` lets a listener ask for any free port."""
     try:
-        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()) or not_ascii(text):
             raise ValueError(text)
         port = int(text)
     except (TypeError, ValueError, OverflowError):     # OverflowError: a float infinity
@@ -84,7 +90,7 @@ def parse_port(key: str, text: str | float, lowest: int = 1) -> int:
 
 def parse_int(key: str, text: object, low: int, high: int) -> int:
     try:
-        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()) or not_ascii(text):
             raise ValueError(text)
         value: int = int(text)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
@@ -171,8 +177,8 @@ def resolve_host(key: str, host: str) -> str:
 
 
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
-_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
-_PORT_PART_RE = re.compile(r"(\d+)(?:-(\d+))?")
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE | re.ASCII)
+_PORT_PART_RE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
 

@@ -5,7 +5,16 @@ import pytest
 from loggend.config import parse_pool_size, parse_pri_mix
 from loggend.engine.schedule import NS, Plan
 from loggend.errors import ConfigError
-from loggend.parsers import parse_duration, parse_port, parse_rate, resolve_host, split_target
+from loggend.parsers import (
+    parse_duration,
+    parse_int,
+    parse_int_list,
+    parse_port,
+    parse_rate,
+    parse_size,
+    resolve_host,
+    split_target,
+)
 
 
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("30m", 1800), ("1h", 3600), ("1.5h", 5400),
@@ -330,3 +339,15 @@ def test_sources_and_estate_in_one_file_name_the_file_once(tmp_path):
         load(str(path), env={}, usable_cpus={0, 1})
     assert str(err.value) == (f"{path}: sources and estate: give one of them (an estate is turned into the shares "
                               "of a mix)")
+
+
+@pytest.mark.parametrize(("parse", "text"), [
+    (lambda t: parse_rate("--rate", t), "５k"), (lambda t: parse_duration("--duration", t), "５s"),
+    (lambda t: parse_port("--ports", t), "５１４"), (lambda t: parse_int("--count", t, 1, 100), "５"),
+    (lambda t: parse_int("--count", t, 1, 100), "٥"), (lambda t: parse_size("memory_limit", t), "５G"),
+    (lambda t: parse_int_list("--ports", t, "ports", 1, 65535), "５１４-５１５")])
+def test_numbers_are_written_with_the_digits_0_to_9(parse, text):
+    """int() and regular expressions take other scripts' digits (a fullwidth ５, an Arabic-Indic ٥) as
+    numbers; a value is refused as written, so what is checked is what the user sees."""
+    with pytest.raises(ConfigError):
+        parse(text)
