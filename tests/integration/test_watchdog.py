@@ -96,6 +96,8 @@ class RunQueueWait:
         """(seconds on a CPU, seconds at least spent waiting for one) between ``a`` and ``b``: read from
         the last reading at or before ``a`` to the first at or after ``b``, and of that window's wait
         only what cannot have fallen outside the gap (a starved sampler reads far apart)."""
+        if not self.samples:
+            return 0.0, 0.0
         before = [s for s in self.samples if s[0] <= a] or self.samples[:1]
         after = [s for s in self.samples if s[0] >= b] or self.samples[-1:]
         (t0, ran0, waited0), (t1, ran1, waited1) = before[-1], after[0]
