@@ -47,6 +47,7 @@ from loggend.parsers import (
     MAX_INTERVAL,
     MAX_RATE,
     MAX_WORKERS,
+    ascii_float,
     format_ports,
     parse_bool,
     parse_choice,
@@ -376,7 +377,7 @@ def parse_replay(raw: Raw, path: str, workers: int, instance: int = 0,
     in a fleet, instance I's workers take their lines of the whole fleet's share."""
     speed_text = str(raw["replay_speed"]).strip().lower().removesuffix("x")
     try:
-        speed = float(speed_text)
+        speed = ascii_float(speed_text)
     except ValueError:
         speed = -1.0
     if not 0 <= speed <= MAX_REPLAY_SPEED or speed != speed:

@@ -27,7 +27,7 @@ from loggend.parsers import parse_duration
 MAX_INSTANCES = 1000                   # the stream prefix "i999." is at most 5 characters
 RUN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 RUN_ID_BYTES = 4                       # a generated run id: 8 hex digits
-INSTANCE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+INSTANCE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*", re.ASCII)
 STAT_STARTTIME = 19                    # field 22 of /proc/PID/stat (starttime), counted from field 3
 MAX_START_AHEAD = 7 * 86400.0          # a start time further ahead than this is a typo
 

@@ -75,6 +75,13 @@ def not_ascii(text: object) -> bool:
     return isinstance(text, str) and not text.isascii()
 
 
+def ascii_float(text: object) -> float:
+    """``float()`` of a number written with the digits 0-9; ValueError for any other (``not_ascii``)."""
+    if not_ascii(text):
+        raise ValueError(text)
+    return float(text)  # type: ignore[arg-type]
+
+
 def parse_port(key: str, text: str | float, lowest: int = 1) -> int:
     """A port (UDP, TCP or the dashboard's); ``lowest=0`` lets a listener ask for any free port."""
     try:
@@ -147,6 +154,8 @@ def parse_host_name(key: str, value: object) -> str:
     name = str(value or "").strip()
     if not name or is_address(name):
         return name
+    if any(c.isdigit() and not c.isascii() for c in name):
+        raise ConfigError(key, value, "a host name or IP address written with the digits 0-9")
     try:
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError:
@@ -165,6 +174,13 @@ def resolve_host(key: str, host: str) -> str:
     """
     if not host:
         raise ConfigError(key, host, "a host name or IP address")
+    if any(c.isdigit() and not c.isascii() for c in host):
+        raise ConfigError(key, host, "a host name or IP address written with the digits 0-9")
+    if not host.isascii():                    # what the resolver will look up (IDNA: fullwidth dots are dots)
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ConfigError(key, host, "a host name that resolves, or an IP address") from None
     if is_shorthand(host):
         raise ConfigError(key, host, "a host name, or an address written in full such as 192.0.2.10 or "
                           "2001:db8::1 (shorthand such as 5 or 127.1 is not accepted)")

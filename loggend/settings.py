@@ -36,6 +36,7 @@ from loggend.parsers import (
     MIN_INTERVAL,
     MIN_LIVE,
     SOCKET_PATH_BYTES,
+    ascii_float,
     parse_bool,
     parse_choice,
     parse_control_socket,
@@ -89,7 +90,7 @@ def parse_pri_mix(key: str, text: object) -> tuple[tuple[int, float], ...]:
         if fac not in catalog.FACILITIES or sev not in catalog.SEVERITIES:
             raise ConfigError(key, part, "FACILITY.SEVERITY=WEIGHT, e.g. auth.info=3,local7.err=1")
         try:
-            w = float(weight or 1)
+            w = ascii_float(weight or 1)
         except ValueError:
             w = -1.0
         if not 0 < w <= MAX_PRI_WEIGHT:

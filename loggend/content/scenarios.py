@@ -84,6 +84,8 @@ class Key:
         bad = ConfigError(label, text, self.allowed())
         if self.kind in ("int", "seconds", "percent"):
             try:
+                if not text.isascii():
+                    raise ValueError(text)                 # digits 0-9 only: int() takes a fullwidth 5
                 value = float(text) if self.kind != "int" else int(text, 10)
             except ValueError:
                 raise bad from None

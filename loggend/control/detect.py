@@ -54,6 +54,8 @@ def parse_time(text: str) -> float | None:
     text = text.strip()
     if not text:
         return None
+    if not text.isascii():
+        return None                       # digits other than 0-9 are not a time
     try:
         return float(text)
     except ValueError:

@@ -202,6 +202,8 @@ def _choices(text: str, base: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
     for item in text.split("|"):
         value, star, weight = item.rpartition("*") if "*" in item else (item, "", "")
         try:
+            if not weight.isascii():
+                raise ValueError(weight)          # digits 0-9 only: float() takes a fullwidth 5
             w = float(weight) if star else 1.0
         except ValueError:
             raise ValueError(f"weight {weight!r} of {value!r} is not a number") from None
@@ -238,7 +240,7 @@ def parse_args(kind: str, text: str, base: str = "") -> tuple[object, ...]:
         lo, hi = _range(spec, (0.0, 1.0), float)
         digits = FLOAT_PRECISION
         if precision:
-            if not precision.isdigit() or int(precision) > 12:
+            if not (precision.isascii() and precision.isdigit()) or int(precision) > 12:
                 raise ValueError("precision after / must be 0 to 12 digits")
             digits = int(precision)
         return (lo, hi, digits)
@@ -251,7 +253,7 @@ def parse_args(kind: str, text: str, base: str = "") -> tuple[object, ...]:
     if kind == "ipv6":
         return _network(text, "2001:db8::/32", 6)
     if kind == "hex":
-        if text and (not text.isdigit() or not 1 <= int(text) <= MAX_HEX):
+        if text and (not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_HEX):
             raise ValueError(f"a length from 1 to {MAX_HEX}")
         return (int(text or 8),)
     if kind == "timestamp":

@@ -17,7 +17,7 @@ from loggend.engine import journal
 from loggend.engine.formats import FORMATS
 from loggend.engine.spec import PROTOCOLS, STREAM_FRAMINGS
 from loggend.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
-from loggend.parsers import format_ports, parse_duration, parse_int, parse_ports, plural
+from loggend.parsers import ascii_float, format_ports, parse_duration, parse_int, parse_ports, plural
 from loggend.settings import MAX_SINK_PROCESSES
 
 
@@ -323,7 +323,7 @@ def perftest_detect_args(args: argparse.Namespace) -> tuple[str, ...]:
 
 def parse_percent(key: str, text: str) -> float:
     try:
-        value = float(text)
+        value = ascii_float(text)
     except ValueError:
         value = -1.0
     if not 0 <= value <= 100:

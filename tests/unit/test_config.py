@@ -351,3 +351,38 @@ def test_numbers_are_written_with_the_digits_0_to_9(parse, text):
     numbers; a value is refused as written, so what is checked is what the user sees."""
     with pytest.raises(ConfigError):
         parse(text)
+
+
+@pytest.mark.parametrize("host", ["４7400", "５", "１０.１", "１２７.０.０.１", "127。1"])
+def test_a_host_written_with_other_digits_or_dots_is_refused_not_resolved(host):
+    """The resolver's IDNA reads a fullwidth ４7400 as 47400 and then as the shorthand address 0.0.185.40,
+    an address off the box: a host is judged as the resolver will read it, and other digits are refused."""
+    from loggend.parsers import parse_host_name
+    with pytest.raises(ConfigError):
+        resolve_host("--target", host)
+    if any(c.isdigit() and not c.isascii() for c in host):
+        with pytest.raises(ConfigError):
+            parse_host_name("tls_server_name", host)
+
+
+@pytest.mark.parametrize(("env", "value"), [
+    ("LOGGEN_MESSAGES_PRI_MIX", "auth.info=５"), ("LOGGEN_INSTANCE", "１/２"), ("LOGGEN_REPLAY_SPEED", "５x"),
+    ("LOGGEN_SCENARIOS", "ssh-bruteforce:attempts=５")])
+def test_other_digits_are_refused_wherever_a_number_is_read(env, value):
+    from loggend.config import load
+    from loggend.errors import UsageError
+    with pytest.raises(UsageError):
+        load("", env={env: value}, usable_cpus={0, 1})
+
+
+def test_other_digits_are_refused_in_templates_percentages_and_detection_times():
+    from loggend.control.detect import parse_time
+    from loggend.engine.tokens import parse_args
+    from loggend.errors import UsageError
+    from loggend.tools.commands import parse_percent
+    for kind, text in (("choice", "a*５|b"), ("hex", "１6"), ("float", "0-1/２")):
+        with pytest.raises(ValueError):
+            parse_args(kind, text)
+    with pytest.raises(UsageError):
+        parse_percent("--loss", "０.1")
+    assert parse_time("１７００００００００") is None and parse_time("1700000000") == 1.7e9
