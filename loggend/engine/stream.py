@@ -60,6 +60,7 @@ RECONNECT_FIRST = 0.1             # seconds before the first reconnection attemp
 RECONNECT_MAX = 2.0
 CHUNK_BYTES = 256 << 10           # at most this much per send call (bounded latency, TLS records)
 SNDBUF_BYTES = 4 << 20
+RESET, UNCLEAR = "reset", "unclear"   # how a connection ended (``reset``): reset by the receiver, or TLS's EOF
 SETTLE_POLL = 0.01                # at the close: look this often whether the kernel's queue is empty
 IDLE_PROBE = 1.0                  # a connection that sent nothing this long is checked for a close before a write
 # A syslog receiver never writes to us: a connection that becomes readable, hung up or in error has been
@@ -250,7 +251,7 @@ class StreamSender:
         self.retry_at = 0.0
         self.retry_delay = RECONNECT_FIRST
         self.down_reason = ""
-        self.reset = False                # the last drop was a reset: the receiver may have dropped unread data
+        self.reset = ""                   # the last drop: RESET, or UNCLEAR (TLS cannot tell a reset from a close)
         self.down_since = 0.0             # CLOCK_MONOTONIC seconds since when there is no connection (0: up)
         self.down_seconds = 0.0           # time without a connection, periods that ended
 
@@ -307,7 +308,8 @@ class StreamSender:
         """The connection broke: count what may be lost with it, close it, schedule a reconnection."""
         assert self.sock is not None
         self.possibly_lost += self._messages_before(self._queued())
-        self.reset = isinstance(err, ConnectionResetError)
+        self.reset = (RESET if isinstance(err, ConnectionResetError)
+                      else UNCLEAR if isinstance(err, ssl.SSLEOFError) else "")
         self.down_reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         self.last_error = err if isinstance(err, OSError) else OSError(errno.ECONNRESET, self.down_reason)
         try:

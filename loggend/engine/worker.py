@@ -39,15 +39,18 @@ from loggend.engine.procsetup import log_stderr
 from loggend.engine.render import Corpus, build_pool, frame_cap
 from loggend.engine.schedule import Plan, PlanSource
 from loggend.engine.spec import WorkerSpec
-from loggend.engine.stream import StreamSender, open_stream
+from loggend.engine.stream import RESET, UNCLEAR, StreamSender, open_stream
 from loggend.engine.syscalls import release_free_memory
 from loggend.engine.transport import Sender, Sending, TransportError, choose, fall_back, open_socket
 
 TICK_SECONDS = 0.1            # heartbeat / error / plan publication interval
 COUNT_GRACE = 1.0             # a timed run may overrun its end this long to finish its count
 SETTLE_SECONDS = 1.0          # TCP/TLS at the end: at most this long for the kernel's queue to empty
-RESET_NOTE = (" (reset by the receiver: it may also have dropped messages its kernel had acknowledged and it had "
-              "not read, which no TCP sender can count)")
+DROPPED = ("it may also have dropped messages its kernel had acknowledged and it had not read, which no TCP "
+           "sender can count")
+RESET_NOTES = {RESET: f" (reset by the receiver: {DROPPED})",
+               UNCLEAR: f" (the receiver ended the connection without ending TLS, closed or reset: if reset, "
+                        f"{DROPPED})"}
 ERROR_BACKOFF = 0.001         # no look for this long after a failed send: a dead target never spins a core
 
 
@@ -303,7 +306,7 @@ class Worker:
             return
         if self.link == "up":
             self.log(f"{where} lost ({sender.down_reason}); {sender.possibly_lost:,} messages possibly lost "
-                     f"so far{RESET_NOTE if sender.reset else ''}; reconnecting", WARNING)
+                     f"so far{RESET_NOTES.get(sender.reset, '')}; reconnecting", WARNING)
         elif sender.down_reason:
             self.log(f"{where}: {sender.down_reason}; trying again with back-off (what is due meanwhile is "
                      "counted as refused)", WARNING)
