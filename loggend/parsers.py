@@ -11,6 +11,7 @@ import math
 import os
 import re
 import socket
+import unicodedata
 
 from loggend.errors import ConfigError
 
@@ -138,6 +139,10 @@ def is_address(host: str) -> bool:
     return False
 
 
+SHORTHAND = ("a host name, or an address written in full such as 192.0.2.10 or 2001:db8::1 (shorthand such as 5 or "
+             "127.1 is not accepted)")
+
+
 def is_shorthand(host: str) -> bool:
     """What inet_aton would read as an address but is not written as one: ``5``, ``127.1``, ``0x7f.1``,
     ``10.0.0.010``. A host name's last label is never all digits (RFC 1123, 3696), so nothing is lost."""
@@ -147,6 +152,13 @@ def is_shorthand(host: str) -> bool:
     return bool(_NUMERIC_LABEL_RE.fullmatch(last))
 
 
+def other_digits(text: str) -> bool:
+    """Whether ``text`` has a character other than 0-9 that is a digit or becomes one when a resolver maps
+    it (IDNA: NFKC): a fullwidth ５, an Arabic-Indic ٥, a superscript ², a circled ⑩."""
+    return any(not c.isascii() and (c.isdigit() or any(d.isdigit() for d in unicodedata.normalize("NFKC", c)))
+               for c in text)
+
+
 def parse_host_name(key: str, value: object) -> str:
     """A name a TLS handshake can send and verify: an IP address, or a DNS name (international ones
     too) of labels of 1 to 63 letters, digits, hyphens or underscores, at most 253 characters in all.
@@ -154,7 +166,7 @@ def parse_host_name(key: str, value: object) -> str:
     name = str(value or "").strip()
     if not name or is_address(name):
         return name
-    if any(c.isdigit() and not c.isascii() for c in name):
+    if other_digits(name):
         raise ConfigError(key, value, "a host name or IP address written with the digits 0-9")
     try:
         ascii_name = name.encode("idna").decode("ascii")
@@ -164,6 +176,8 @@ def parse_host_name(key: str, value: object) -> str:
     if not 0 < len(ascii_name) <= MAX_HOST_NAME or not all(_HOST_LABEL_RE.fullmatch(x) for x in labels):
         raise ConfigError(key, value, f"a host name (labels of 1 to 63 letters, digits or hyphens, at most "
                           f"{MAX_HOST_NAME} characters in all) or an IP address")
+    if is_shorthand(ascii_name):
+        raise ConfigError(key, value, SHORTHAND)
     return name
 
 
@@ -174,16 +188,16 @@ def resolve_host(key: str, host: str) -> str:
     """
     if not host:
         raise ConfigError(key, host, "a host name or IP address")
-    if any(c.isdigit() and not c.isascii() for c in host):
+    if other_digits(host):
         raise ConfigError(key, host, "a host name or IP address written with the digits 0-9")
+    written = host
     if not host.isascii():                    # what the resolver will look up (IDNA: fullwidth dots are dots)
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
-            raise ConfigError(key, host, "a host name that resolves, or an IP address") from None
+            raise ConfigError(key, written, "a host name that resolves, or an IP address") from None
     if is_shorthand(host):
-        raise ConfigError(key, host, "a host name, or an address written in full such as 192.0.2.10 or "
-                          "2001:db8::1 (shorthand such as 5 or 127.1 is not accepted)")
+        raise ConfigError(key, written, SHORTHAND)
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError):
