@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import socket
 import time
@@ -188,12 +189,22 @@ def test_a_restarted_injector_takes_a_begun_instance_up_at_its_own_spacing() -> 
     inj.done = {("ssh-bruteforce-1", 0), ("ssh-bruteforce-1", 1)}       # sent before the kill...
     inj.anchors = {"ssh-bruteforce-1": (1, now - 0.05)}                  # ...the last of them just now
     inj.seq = 2
+    planned: dict[int, float] = {}
+    add = inj.add
+
+    def recorded(inst, at, since=-math.inf):                            # the wall times it plans the steps for
+        add(inst, at, since)
+        planned.update({d.step: d.at for d in inj.queue if d.instance.id == inst.id})
+    inj.add = recorded                                                  # type: ignore[method-assign]
     assert inj.run() == 5                                               # the stream's next number
     sent = [json.loads(x)["sent"] for x in truth.getvalue().splitlines()]
     steps = [json.loads(x)["step"] for x in truth.getvalue().splitlines()]
-    assert steps == [2, 3, 4]
-    assert all(b - a > 0.2 for a, b in zip(sent, sent[1:])), [round(t - now, 3) for t in sent]
-    assert sent[0] - now > 0.2, sent[0] - now                          # after the last one sent, not at once
+    assert steps == [2, 3, 4] and sorted(planned) == steps
+    plan = [planned[k] for k in steps]
+    # planned after the last one sent, at the instance's own spacing, not at once; and none sent before its
+    # time (a starved test process sends late, and a late one's successor may then follow it closely)
+    assert plan[0] - now > 0.2 and all(b - a > 0.2 for a, b in zip(plan, plan[1:])), [round(t - now, 3) for t in plan]
+    assert all(t >= p - 0.005 for t, p in zip(sent, plan)), ([round(t - now, 3) for t in sent], plan)
     rx.close()
 
 
