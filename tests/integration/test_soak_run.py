@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from tests.support.processes import run_loggend
+from tests.support.processes import assert_sent_as_due, run_loggend
 
 
 @pytest.mark.slow
@@ -22,10 +22,7 @@ def test_a_short_soak_samples_the_whole_run_and_counts_exactly(tmp_path) -> None
     assert set(checks) == {"memory growth", "fds flat", "threads flat", "processes flat", "counts exact"}
     summary = json.loads((tmp_path / "run-summary.json").read_text())
     assert checks["counts exact"]["pass"] and checks["counts exact"]["sent"] == summary["sent"], checks["counts exact"]
-    # 5k/s for 8 s was due; a box that starves a worker for over a second has the summary say what was given up
-    made_up = summary["planned"] - summary["forgiven"] - sum(summary["refused_by_port"].values())
-    assert summary["planned"] == 40_000 and summary["sent"] == made_up, summary
-    assert summary["forgiven"] < 10_000, summary
+    assert_sent_as_due(summary, 40_000)
     assert len(report["samples"]) >= 6
     first = report["samples"][0]
     assert first["processes"] >= 4 and first["fds"] > 10 and first["memory_bytes"] > 50 << 20   # the whole tree
