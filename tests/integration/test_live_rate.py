@@ -16,19 +16,11 @@ from pathlib import Path
 
 import pytest
 
+import tests.support.processes as P
 from loggend.engine.schedule import ROUNDING
 from loggend.profiles import parse_profile
 from tests.support.console import eps_of, largest_gap, live_lines
-from tests.support.processes import (
-    ROOT,
-    assert_sent_as_due,
-    run_config,
-    run_loggend,
-    seq_of,
-    stream_of,
-    summary_of,
-    wait_until,
-)
+from tests.support.processes import ROOT, run_config, run_loggend, seq_of, stream_of, summary_of, wait_until
 from tests.support.receivers import free_port
 
 # every kind of segment in 4 seconds: 2,000 + 3,000 + 1,100 + 750 events
@@ -62,7 +54,7 @@ def test_a_timed_profile_sends_exactly_its_integral(tmp_path, receivers, loggend
                    "--summary-json", str(summary))
     assert proc.wait(40) == 0, proc.stderr
     doc = json.loads(summary.read_text())
-    assert_sent_as_due(doc, expected)
+    P.assert_sent_as_due(doc, expected)
     assert doc["profile"] == PROFILE
     assert f"  profile     {PROFILE}\n" in proc.stdout and "rate profile" in proc.stdout   # the sine lasts for ever
     streams = by_stream(rx.wait_for(expected))
@@ -139,7 +131,7 @@ def test_ctl_rate_pause_resume_and_status_keep_a_timed_run_exact(tmp_path, recei
     assert proc.wait(30) == 0, proc.stderr
     elapsed = time.monotonic() - t_pause
     doc = json.loads(summary.read_text())
-    assert_sent_as_due(doc, 12_000)
+    P.assert_sent_as_due(doc, 12_000)
     assert doc["live_changes"] == 2
     assert 1.4 < doc["paused_seconds"] <= held
     assert elapsed > doc["paused_seconds"] + left - 0.3           # what was left was sent after the pause
