@@ -507,6 +507,25 @@ def ordered_frames(messages: list[Message], threads: list[int] | None, groups: l
     return [frame for _, _, frame in keyed]
 
 
+def joined(runs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Sites ``(first, count, stride)`` of one kind, each run joined with the ones that go on where it
+    ends (the next messages of the frame carry this site at the same offset, whatever their other
+    sites): a mix's messages of one length seldom share a whole layout for long, but share one
+    stamp's or the sequence number's place for many messages; one slice then patches them all."""
+    out: list[list[int]] = []
+    ends: dict[tuple[int, int], int] = {}          # (stride, where a run's next site would be) -> its index
+    for at, count, stride in sorted(runs):
+        i = ends.pop((stride, at), -1)
+        if i < 0:
+            out.append([at, count, stride])
+            i = len(out) - 1
+        else:
+            out[i][1] += count
+        first, total, _ = out[i]
+        ends[(stride, first + total * stride)] = i
+    return [(at, count, stride) for at, count, stride in out]
+
+
 class Pool:
     """One worker's stream: messages in frames in one buffer, with the patch sites.
 
@@ -629,7 +648,7 @@ class Pool:
                     kinds.setdefault(SEQ_KIND, []).append((at + seq_at, count, stride))
                 for off, k in sites:
                     kinds.setdefault(k, []).append((at + off, count, stride))
-            self._kinds = kinds
+            self._kinds = {k: joined(runs) for k, runs in kinds.items()}
         return self._kinds.get(kind, [])
 
     def _patch(self, kind: int, column: int, char: int) -> int:

@@ -216,20 +216,30 @@ def test_epochs_put_a_later_phase_after_every_earlier_one_and_end_small():
     assert max(sizes) <= 4096 and sizes[-1] <= LAST_EPOCH, sizes
 
 
-def test_a_mix_s_pool_patched_an_hour_a_minute_and_a_second_on_is_the_pool_rendered_then():
-    """A mix's stamp sites are mostly runs of one or two messages, set byte by byte, the rest by slices:
-    both must land where rendering at the later time puts its digits."""
+def test_a_mix_s_pool_patched_an_hour_a_minute_and_a_second_on_is_the_pool_rendered_then(monkeypatch):
+    """A mix's stamp sites are mostly runs of one or two messages, set byte by byte, the rest by slices
+    joined across messages whose other sites differ: all must land where rendering at the later time
+    puts its digits, and the pass number where patching every message's own sites puts it."""
     from loggend.content import mix
     from loggend.engine.spec import MessageSpec
     from loggend.engine.worker import build_pool
     sources = tuple((name, 1.0) for name in ("cisco-asa", "paloalto", "windows-security", "fortigate",
                                              "juniper-srx", "squid", "linux"))
-    spec = MessageSpec(sources=sources, pool_size=1000, max_length=mix.MAX_LENGTH)
+    spec = MessageSpec(sources=sources, pool_size=10_000, max_length=mix.MAX_LENGTH)
     later = NOW + 3661
-    patched = build_pool(spec, 0, "w0", NOW, mix.corpus(spec, NOW, 1000), 64)
-    fresh = build_pool(spec, 0, "w0", later, mix.corpus(spec, later, 1000), 64)
+    patched = build_pool(spec, 0, "w0", NOW, mix.corpus(spec, NOW, 10_000), 64)
+    fresh = build_pool(spec, 0, "w0", later, mix.corpus(spec, later, 10_000), 64)
     assert patched.buf != fresh.buf
     patched.set_time(later)
     assert patched.buf == fresh.buf
     assert patched._kinds is not None and \
         {count for runs in patched._kinds.values() for _, count, _ in runs} >= {1, 2, 5}    # both ways taken
+    assert sum(len(runs) for runs in patched._kinds.values()) < sum(
+        len(sites) + (seq_at >= 0) for _, _, _, sites, seq_at in patched.runs)          # runs were joined
+    import loggend.engine.render as render
+    monkeypatch.setattr(render, "joined", lambda runs: runs)
+    each = build_pool(spec, 0, "w0", later, mix.corpus(spec, later, 10_000), 64)       # every layout's run apart
+    for cycle in (1, 9, 10, 123456):
+        patched.set_cycle(cycle)
+        each.set_cycle(cycle)
+        assert patched.buf == each.buf, cycle
