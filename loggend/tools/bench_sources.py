@@ -63,7 +63,31 @@ def render_seconds(repeats: int) -> tuple[float, float]:
     return statistics.median(catalogue), statistics.median(mixed)
 
 
+PATCH_SECONDS = 60        # seconds of stamps set per figure of the patch table
+PATCH_PASSES = 100        # pass numbers set per figure
+
+
+def patch_costs(spec: MessageSpec, corpus: Corpus) -> tuple[float, float, int, int]:
+    """(ms a second setting the stamps, ms a pass setting the pass number, stamp sites set byte by
+    byte and slices when a column of every stamp changes) of one worker's pool of ``corpus``: what a
+    worker pays at any rate besides sending (``Pool.set_time`` once a second, ``Pool.set_cycle`` at
+    the end of every pass)."""
+    now = time.time()
+    pool = build_pool(spec, 0, "w0", now, corpus, GSO_MAX_SEGMENTS)
+    t0 = time.perf_counter()
+    for second in range(1, PATCH_SECONDS + 1):
+        pool.set_time(now + second)
+    t1 = time.perf_counter()
+    for cycle in range(1, PATCH_PASSES + 1):
+        pool.set_cycle(cycle)
+    t2 = time.perf_counter()
+    split = [pool._split_sites(kind) for kind in pool.stamps]
+    return ((t1 - t0) / PATCH_SECONDS * 1e3, (t2 - t1) / PATCH_PASSES * 1e3,
+            sum(len(short) for short, _ in split), sum(len(runs) for _, runs in split))
+
+
 def render_table(repeats: int) -> None:
+    catalogue_corpus = Corpus(MessageSpec(pool_size=POOL), time.time(), CORPUS_SIZE)
     catalogue, mixed = render_seconds(repeats)
     names = ", ".join(n for n, _ in mix_sources())
     print()
@@ -71,3 +95,15 @@ def render_table(repeats: int) -> None:
     print("|---|---:|---:|")
     print(f"| the catalogue (rfc3164) | {catalogue:.2f} | 1.00x |")
     print(f"| a mix of {len(mix_sources())} sources ({names}) | {mixed:.2f} | {mixed / catalogue:.2f}x |")
+    print()
+    print(f"| patching a 100,000-message pool (median of {repeats}) | stamps, ms a second | pass number, ms a pass "
+          "| stamp sites set byte by byte + slices |")
+    print("|---|---:|---:|---:|")
+    rows = (("the catalogue (rfc3164)", MessageSpec(pool_size=POOL), catalogue_corpus),
+            (f"a mix of {len(mix_sources())} sources", mix_spec(), mix_corpus()))
+    for name, spec, corpus in rows:
+        figures = [patch_costs(spec, corpus) for _ in range(repeats)]
+        stamps = statistics.median(f[0] for f in figures)
+        passes = statistics.median(f[1] for f in figures)
+        _, _, stores, slices = figures[0]
+        print(f"| {name} | {stamps:.1f} | {passes:.2f} | {stores:,} + {slices:,} |")
