@@ -37,6 +37,7 @@ from loggend.parsers import (
     parse_hosts,
     parse_int,
     parse_ports,
+    parse_run_duration,
     resolve_host,
     split_target,
 )
@@ -89,7 +90,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, tuple[str, object
         if value is None:
             continue
         if option.key == "duration":
-            value = parse_duration(option.flags[0], value, bare_unit="m")
+            value = parse_run_duration(option.flags[0], value, bare_unit="m")
         out[DASHBOARD_PORT if option.key == "dashboard_port" else option.key] = (option.flags[0], value)
     return out
 
@@ -185,8 +186,8 @@ def cmd_sink(args: argparse.Namespace) -> int:
         SinkSpec(resolve_host("--listen", host), ports, protocol, gro=not args.no_gro, tls=tls,
                  proofs=registry.proofs()),
         processes=processes,
-        duration=parse_duration("--duration", args.duration),
-        idle_exit=parse_duration("--idle-exit", args.idle_exit),
+        duration=parse_run_duration("--duration", args.duration),
+        idle_exit=parse_duration("--idle-exit", args.idle_exit, zero="never"),
         dashboard=WebSettings(*dashboard, hosts=hosts) if dashboard else None,
         run_id=parse_run_id("--run-id", args.run_id),
         share=args.share_ports,

@@ -79,6 +79,9 @@ def process_start_unix(stat_path: str = "/proc/self/stat", clock_ticks: int | No
     return now - age if 0 <= age < 86400 else now
 
 
+START_AT = "an RFC 3339 time with its offset, e.g. 2026-11-29T10:53:00Z, or +DURATION such as +30s"
+
+
 def parse_start_at(key: str, text: str, now: float | None = None, started: float | None = None) -> float:
     """``2026-11-29T10:53:00Z`` (RFC 3339, with its offset) or ``+30s`` (after the process started)
     -> unix seconds; a time already past (or more than a week ahead) is refused."""
@@ -86,15 +89,17 @@ def parse_start_at(key: str, text: str, now: float | None = None, started: float
     now = time.time() if now is None else now
     if text.startswith("+"):
         base = process_start_unix() if started is None else started
-        at = base + parse_duration(key, text[1:])
+        try:
+            at = base + parse_duration(key, text[1:])
+        except ConfigError:                       # the error shows what was written, its + too
+            raise ConfigError(key, text, START_AT) from None
     else:
         try:
             when = dt.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
         except ValueError:
             when = None
         if when is None or when.tzinfo is None:
-            raise ConfigError(key, text, "an RFC 3339 time with its offset, e.g. 2026-11-29T10:53:00Z, "
-                              "or +DURATION such as +30s")
+            raise ConfigError(key, text, START_AT)
         at = when.timestamp()
     if at <= now:
         raise ConfigError(key, text, f"a time still ahead (that one is {now - at:.1f} s past)")

@@ -39,15 +39,21 @@ HOST_RE = re.compile(r"\*|\.?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A
 OFF_WORDS = ("off", "false", "no", "none")
 
 
-def parse_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
-    """``90s``, ``30m``, ``1h``, ``1.5h``, ``250ms``; a bare number is in ``bare_unit``. 0 = forever."""
+def parse_duration(key: str, text: str | float, bare_unit: str = "s", zero: str = "") -> float:
+    """``90s``, ``30m``, ``1h``, ``1.5h``, ``250ms``; a bare number is in ``bare_unit``. ``zero`` is what 0
+    means where it means something (the error says so: ``0 = until stopped``)."""
     m = _DURATION_RE.fullmatch(str(text).strip())
     if not m:
-        raise ConfigError(key, text, "a duration such as 90s, 30m or 1h (0 = until stopped)")
+        raise ConfigError(key, text, "a duration such as 90s, 30m or 1h" + (f" (0 = {zero})" if zero else ""))
     seconds = float(m.group(1)) * DURATION_UNITS[m.group(2) or bare_unit]
     if not seconds <= MAX_DURATION:                 # 400 digits are inf: no run, reload or sleep takes that
         raise ConfigError(key, text, f"a duration of at most {MAX_DURATION / 86400:.0f}d, such as 90s, 30m or 1h")
     return seconds
+
+
+def parse_run_duration(key: str, text: str | float, bare_unit: str = "s") -> float:
+    """A run's ``duration``: 0 is until stopped."""
+    return parse_duration(key, text, bare_unit, zero="until stopped")
 
 
 def parse_rate(key: str, text: str | float) -> float:

@@ -51,6 +51,7 @@ from loggend.parsers import (
     parse_ports,
     parse_processes,
     parse_rate,
+    parse_run_duration,
     parse_size,
     parse_token,
 )
@@ -309,7 +310,7 @@ SETTINGS: tuple[Setting, ...] = (
             "flag, is minutes); 0 = until stopped",
             "How long to run: 90s, 30m (minutes), 1h or 1.5h; a bare number is seconds. 0 = until stopped.\n"
             "With a rate, a timed run sends exactly rate x duration events.",
-            (IN_PLACE,), ("duration",), flag="--duration", legacy="-duration", parse=parse_duration),
+            (IN_PLACE,), ("duration",), flag="--duration", legacy="-duration", parse=parse_run_duration),
     Setting("max_rate", 0, "the highest total events/s the run may be set to, at the start or live (ctl, "
             "SIGUSR1, reload); 0 = no bound",
             "The highest total events/s the run may be set to: a `rate` or `profile` above it is refused at\n"

@@ -11,6 +11,7 @@ from loggend.parsers import (
     parse_int_list,
     parse_port,
     parse_rate,
+    parse_run_duration,
     parse_size,
     resolve_host,
     split_target,
@@ -31,6 +32,13 @@ def test_bare_duration_unit_is_selectable():
 def test_bad_durations_name_the_key(text):
     with pytest.raises(ConfigError, match="^--duration: "):
         parse_duration("--duration", text)
+
+
+def test_a_bad_duration_says_what_0_means_only_where_it_means_something():
+    with pytest.raises(ConfigError, match=r"expected a duration such as 90s, 30m or 1h \(0 = until stopped\)$"):
+        parse_run_duration("duration", "soon")
+    with pytest.raises(ConfigError, match=r"expected a duration such as 90s, 30m or 1h$"):
+        parse_duration("--trial", "soon")
 
 
 @pytest.mark.parametrize("text,rate", [("0", 0), ("50000", 50000), ("250k", 250_000), ("4M", 4_000_000),

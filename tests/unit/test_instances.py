@@ -68,11 +68,18 @@ def test_relative_start_counts_from_the_process_start_not_from_parsing():
 
 @pytest.mark.parametrize("text,why", [
     ("2020-01-01T00:00:00Z", "still ahead"), ("+0s", "still ahead"),
-    ("2026-09-22T08:00:00", "with its offset"), ("tomorrow", "RFC 3339"), ("+soon", "duration"),
+    ("2026-09-22T08:00:00", "with its offset"), ("tomorrow", "RFC 3339"), ("+soon", "DURATION"),
     ("2031-01-01T00:00:00Z", "days ahead")])
 def test_bad_start_times_are_one_line(text, why):
     with pytest.raises(ConfigError, match=f"^--start-at: .*{why}"):
         parse_start_at("--start-at", text, now=NOW, started=NOW)
+
+
+@pytest.mark.parametrize("text", ["+soon", "+\uff15s", "+5x"])
+def test_a_bad_relative_start_time_is_echoed_as_written(text):
+    with pytest.raises(ConfigError) as err:
+        parse_start_at("--start-at", text, now=NOW, started=NOW)
+    assert str(err.value).startswith(f"--start-at: {text!r} is not allowed; expected an RFC 3339 time"), err.value
 
 
 def test_a_start_time_already_past_says_by_how_much():
