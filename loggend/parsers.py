@@ -165,6 +165,13 @@ def other_digits(text: str) -> bool:
                for c in text)
 
 
+def invisible(text: str) -> bool:
+    """Whether ``text`` has a character that shows as nothing (a control or format character: a
+    zero-width space, a soft hyphen, a byte-order mark), which IDNA drops: ``exa`` + a zero-width
+    space + ``mple.com`` would be looked up as ``example.com``, another name than the one on screen."""
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
 def parse_host_name(key: str, value: object) -> str:
     """A name a TLS handshake can send and verify: an IP address, or a DNS name (international ones
     too) of labels of 1 to 63 letters, digits, hyphens or underscores, at most 253 characters in all.
@@ -174,6 +181,8 @@ def parse_host_name(key: str, value: object) -> str:
         return name
     if other_digits(name):
         raise ConfigError(key, value, "a host name or IP address written with the digits 0-9")
+    if invisible(name):
+        raise ConfigError(key, value, "a host name or IP address without invisible characters")
     try:
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError:
@@ -196,6 +205,8 @@ def resolve_host(key: str, host: str) -> str:
         raise ConfigError(key, host, "a host name or IP address")
     if other_digits(host):
         raise ConfigError(key, host, "a host name or IP address written with the digits 0-9")
+    if invisible(host):
+        raise ConfigError(key, host, "a host name or IP address without invisible characters")
     written = host
     if not host.isascii():                    # what the resolver will look up (IDNA: fullwidth dots are dots)
         try:

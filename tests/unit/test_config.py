@@ -373,6 +373,17 @@ def test_a_host_written_with_other_digits_or_dots_is_refused_not_resolved(host):
         parse_host_name("tls_server_name", host)           # nor a TLS name (127.1 is shorthand there too)
 
 
+@pytest.mark.parametrize("host", ["exa\u200bmple.com", "localhost\u00ad", "\ufefflocalhost", "127.0.0.1\u200d"])
+def test_a_host_with_a_character_that_shows_as_nothing_is_refused_not_resolved(host):
+    """IDNA drops a zero-width space, a soft hyphen or a byte-order mark: the name looked up (or sent
+    and verified in TLS) would be another than the one on screen."""
+    from loggend.parsers import parse_host_name
+    with pytest.raises(ConfigError, match="without invisible characters"):
+        resolve_host("--target", host)
+    with pytest.raises(ConfigError, match="without invisible characters"):
+        parse_host_name("tls_server_name", host)
+
+
 @pytest.mark.parametrize(("env", "value"), [
     ("LOGGEN_MESSAGES_PRI_MIX", "auth.info=５"), ("LOGGEN_INSTANCE", "１/２"), ("LOGGEN_REPLAY_SPEED", "５x"),
     ("LOGGEN_SCENARIOS", "ssh-bruteforce:attempts=５")])
