@@ -32,6 +32,7 @@ class ConfigError(UsageError):
     def __init__(self, key: str, value: object, allowed: str) -> None:
         super().__init__(f"{key}: {shown(value)} is not allowed; expected {allowed}")
         self.key = key
+        self.allowed = allowed
 
 
 def shown(value: object, depth: int = 0) -> str:

@@ -88,11 +88,13 @@ def parse_start_at(key: str, text: str, now: float | None = None, started: float
     text = str(text).strip()
     now = time.time() if now is None else now
     if text.startswith("+"):
+        if text[1:] != text[1:].strip():          # as a duration is written: "+ 5s" is no more one than "5 s"
+            raise ConfigError(key, text, START_AT)
         base = process_start_unix() if started is None else started
         try:
             at = base + parse_duration(key, text[1:])
-        except ConfigError:                       # the error shows what was written, its + too
-            raise ConfigError(key, text, START_AT) from None
+        except ConfigError as err:                # the error shows what was written, its + too
+            raise ConfigError(key, text, err.allowed if "at most" in err.allowed else START_AT) from None
     else:
         try:
             when = dt.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))

@@ -123,14 +123,17 @@ def parse_choice(key: str, text: str, allowed: tuple[str, ...]) -> str:
 def split_target(key: str, text: str, lowest_port: int = 1) -> tuple[str, int | None]:
     """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
     text = str(text).strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ConfigError(key, text, "HOST, HOST:PORT or [IPv6]:PORT")
-        return host, parse_port(key, rest[1:], lowest_port) if rest else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, parse_port(key, port, lowest_port)
+    try:
+        if text.startswith("["):
+            host, sep, rest = text[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise ConfigError(key, text, "HOST, HOST:PORT or [IPv6]:PORT")
+            return host, parse_port(key, rest[1:], lowest_port) if rest else None
+        if text.count(":") == 1:
+            host, _, port = text.partition(":")
+            return host, parse_port(key, port, lowest_port)
+    except ConfigError as err:                  # the whole target as written, not its port part
+        raise ConfigError(key, text, err.allowed) from None
     return text, None
 
 
@@ -165,11 +168,21 @@ def other_digits(text: str) -> bool:
                for c in text)
 
 
+# Unicode's default ignorable code points (DerivedCoreProperties.txt): characters that show as nothing
+# where a font has no glyph for them, beside the control and format characters.
+IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+             (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+             (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+             (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+
+
 def invisible(text: str) -> bool:
-    """Whether ``text`` has a character that shows as nothing (a control or format character: a
-    zero-width space, a soft hyphen, a byte-order mark), which IDNA drops: ``exa`` + a zero-width
+    """Whether ``text`` has a character that shows as nothing (a control or format character, or one
+    Unicode calls default ignorable: a zero-width space, a soft hyphen, a byte-order mark, a variation
+    selector, a Hangul filler), which IDNA drops or turns into another label: ``exa`` + a zero-width
     space + ``mple.com`` would be looked up as ``example.com``, another name than the one on screen."""
-    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+    return any(unicodedata.category(c) in ("Cc", "Cf") or
+               any(lo <= ord(c) <= hi for lo, hi in IGNORABLE) for c in text if not c.isascii() or not c.isprintable())
 
 
 def parse_host_name(key: str, value: object) -> str:
@@ -218,7 +231,7 @@ def resolve_host(key: str, host: str) -> str:
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError):
-        raise ConfigError(key, host, "a host name that resolves, or an IP address") from None
+        raise ConfigError(key, written, "a host name that resolves, or an IP address") from None
     infos.sort(key=lambda i: i[0] != socket.AF_INET)          # prefer IPv4, like most SIEM inputs
     return str(infos[0][4][0])
 

@@ -1,3 +1,4 @@
+import re
 from dataclasses import replace
 
 import pytest
@@ -373,7 +374,9 @@ def test_a_host_written_with_other_digits_or_dots_is_refused_not_resolved(host):
         parse_host_name("tls_server_name", host)           # nor a TLS name (127.1 is shorthand there too)
 
 
-@pytest.mark.parametrize("host", ["exa\u200bmple.com", "localhost\u00ad", "\ufefflocalhost", "127.0.0.1\u200d"])
+@pytest.mark.parametrize("host", ["exa\u200bmple.com", "localhost\u00ad", "\ufefflocalhost", "127.0.0.1\u200d",
+                                  "local\u034fhost", "127.0.0.1\ufe0f", "127.0.0.1\u3164", "local\U000e0001host",
+                                  "local\thost"])
 def test_a_host_with_a_character_that_shows_as_nothing_is_refused_not_resolved(host):
     """IDNA drops a zero-width space, a soft hyphen or a byte-order mark: the name looked up (or sent
     and verified in TLS) would be another than the one on screen."""
@@ -405,3 +408,10 @@ def test_other_digits_are_refused_in_templates_percentages_and_detection_times()
     with pytest.raises(UsageError):
         parse_percent("--loss", "０.1")
     assert parse_time("１７００００００００") is None and parse_time("1700000000") == 1.7e9
+
+
+@pytest.mark.parametrize(("target", "why"), [("127.0.0.1:", "a port"), ("127.0.0.1:\uff16\uff15", "a port"),
+                                             ("[::1]:x", "a port")])
+def test_a_bad_port_is_quoted_with_its_whole_target(target, why):
+    with pytest.raises(ConfigError, match=f"^--target: {re.escape(repr(target))} is not allowed; expected {why}"):
+        split_target("--target", target)

@@ -75,11 +75,16 @@ def test_bad_start_times_are_one_line(text, why):
         parse_start_at("--start-at", text, now=NOW, started=NOW)
 
 
-@pytest.mark.parametrize("text", ["+soon", "+\uff15s", "+5x"])
+@pytest.mark.parametrize("text", ["+soon", "+\uff15s", "+5x", "+ 5s"])
 def test_a_bad_relative_start_time_is_echoed_as_written(text):
     with pytest.raises(ConfigError) as err:
         parse_start_at("--start-at", text, now=NOW, started=NOW)
     assert str(err.value).startswith(f"--start-at: {text!r} is not allowed; expected an RFC 3339 time"), err.value
+
+
+def test_a_relative_start_time_too_far_says_so_with_its_plus():
+    with pytest.raises(ConfigError, match=r"^--start-at: '\+99999d' is not allowed; expected a duration of at most"):
+        parse_start_at("--start-at", "+99999d", now=NOW, started=NOW)
 
 
 def test_a_start_time_already_past_says_by_how_much():
