@@ -228,6 +228,9 @@ def resolve_host(key: str, host: str) -> str:
             raise ConfigError(key, written, "a host name that resolves, or an IP address") from None
     if is_shorthand(host):
         raise ConfigError(key, written, SHORTHAND)
+    if host.rstrip(".").lower().endswith(".invalid") or host.rstrip(".").lower() == "invalid":
+        # RFC 6761: no name under .invalid exists; not asked of a DNS server either
+        raise ConfigError(key, written, "a host name that resolves, or an IP address")
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError):

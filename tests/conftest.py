@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 from hypothesis import settings as _hypothesis_settings
 
 from tests.support.processes import Loggend, LoopbackReceiver
 from tests.support.receivers import make_pki, openssl_available
+
+_getaddrinfo = socket.getaddrinfo
+NAMES_ON_THE_BOX = ("localhost", "localhost.", "ip6-localhost", "ip6-loopback")
+
+
+def _getaddrinfo_on_the_box(host, *args, **kwargs):
+    """``socket.getaddrinfo`` for addresses and the loopback's names only: a test never asks a DNS server
+    (this box's is off it) about a name, as a fuzzed target would. Other names are not found."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is None or name in NAMES_ON_THE_BOX:
+        return _getaddrinfo(host, *args, **kwargs)
+    try:
+        _getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError, ValueError, TypeError):
+        raise socket.gaierror(socket.EAI_NONAME, f"{name!r}: tests look up no name off the box") from None
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def no_dns_off_the_box(monkeypatch):
+    monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo_on_the_box)
 
 
 @pytest.fixture

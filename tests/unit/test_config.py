@@ -1,4 +1,5 @@
 import re
+import socket
 from dataclasses import replace
 
 import pytest
@@ -415,3 +416,13 @@ def test_other_digits_are_refused_in_templates_percentages_and_detection_times()
 def test_a_bad_port_is_quoted_with_its_whole_target(target, why):
     with pytest.raises(ConfigError, match=f"^--target: {re.escape(repr(target))} is not allowed; expected {why}"):
         split_target("--target", target)
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "SIEM.Invalid.", "invalid"])
+def test_a_name_under_invalid_is_refused_without_asking_a_dns_server(host, monkeypatch):
+    """RFC 6761: no name under .invalid exists, so none is looked up (the box's DNS server is off it)."""
+    def asked(*args, **kwargs):
+        raise AssertionError(f"looked up {args[0]!r}")
+    monkeypatch.setattr(socket, "getaddrinfo", asked)
+    with pytest.raises(ConfigError, match="a host name that resolves"):
+        resolve_host("--target", host)
