@@ -17,7 +17,8 @@ moment; the pacer compares that with what it has sent and grants the difference 
 * Events the kernel refused (nobody listening, queue full after waiting) are *charged*: they
   count against the due count like sent ones, so a refusing target costs errors at the rate,
   not a retry storm; the stream does not skip them (they go out later under the same numbers).
-* At the end of a timed run (the due count stops growing) whatever is left goes out at once.
+* At the end of a timed run (the due count stops growing) whatever is left goes out at once; a
+  worker the machine did not run until past the end's grace sends it when it runs (``last``).
 
 Unlimited rate: every grant is ``UNLIMITED_GRANT`` events and nobody waits.
 """
@@ -100,6 +101,17 @@ class Pacer:
         if behind > 2 * self.max_burst:                      # really behind (not a late wake-up): catching up,
             self.not_before = now + n / (self.rate * CATCHUP_SPEEDUP)       # at most CATCHUP_SPEEDUP x the rate
         return n
+
+    def last(self, now: float, sent: int) -> int:
+        """Past a timed run's end and its grace: all that is still due, at most ``MAX_LAG_SECONDS`` of it
+        (older debt forgiven and counted, as in ``grant``)."""
+        if not self.plan.started or self.unlimited:
+            return 0
+        behind = self.plan.due(self.index, int(now * NS)) - self.forgiven - self.charged - sent
+        if behind > self.max_lag:
+            self.forgiven += behind - self.max_lag
+            behind = self.max_lag
+        return max(0, behind)
 
     def wait_after(self, now: float, sent: int) -> float:
         """Seconds until the next burst is due, right after ``sent`` of the last grant went out."""

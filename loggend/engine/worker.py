@@ -226,10 +226,16 @@ class Worker:
             if self.plan.changed():
                 pacer.set_plan(self._read_plan())
                 self._follow_plan()
-            if self.spec.index >= self.current.workers or now >= self.stop_at:
-                return None                                 # retired by a reload, or the run is over
+            if self.spec.index >= self.current.workers:
+                return None                                 # retired by a reload
+            if now >= self.stop_at:
+                self._last_burst(sender, pacer, now)
+                return None                                 # the run is over
         quota, sent = self.quota, self.sent
-        if now >= self.stop_at or (quota is not None and sent >= quota and now >= pacer.end):
+        if now >= self.stop_at:
+            self._last_burst(sender, pacer, now)
+            return None
+        if quota is not None and sent >= quota and now >= pacer.end:
             return None                                     # a timed run lasts its duration: the rate may rise
         wall = self.wallclock()
         if wall >= self.next_second:                        # the pool in hand: a replay's is new every pass
@@ -251,6 +257,23 @@ class Worker:
             return self._after_error(sender, pacer)
         wait = pacer.wait_after(now, n)                     # the next burst's time is known: no second look;
         return min(wait, TICK_SECONDS) if wait > 0 else 0.0  # not woken for the tick: at most 20 ms late
+
+    def _last_burst(self, sender: Sending, pacer: Pacer, now: float) -> None:
+        """Woken past the end's grace with part of a timed run's count unsent (a starved box did not run
+        this process for a second or more): what is due goes out in one call, as at the end of any timed
+        run, debt older than a second forgiven as after any stall, and the run is over. What the call
+        cannot take (a receiver that holds TCP back) stays due, and the summary says so."""
+        if self.quota is None:
+            return
+        budget = pacer.last(now, self.sent)
+        if budget <= 0:
+            return
+        n = sender.send(budget)
+        self.sent += n
+        self.slot[C.BYTES] = self.base_bytes + sender.bytes
+        self.slot[C.CALLS] = self.base_calls + sender.calls
+        if sender.refused:
+            self._after_error(sender, pacer)
 
     def finish(self, done: bool) -> None:
         """The slot says stopped (after a crash in the loop too); the socket is closed, after a moment

@@ -70,6 +70,33 @@ def test_a_killed_worker_makes_up_what_it_missed_and_the_count_is_exact(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.serial
+def test_a_worker_the_box_did_not_run_across_the_end_sends_its_count_when_it_runs_again(tmp_path, receivers, loggend):
+    """A timed run's worker not run from 0.8 s before the end until past the end's 1 s grace (SIGSTOP: a
+    starved CI box did that to a soak's worker) sends what is due when it runs again: exactly rate x
+    duration, as every timed run (it stopped 129 short, "still due when the run ended")."""
+    (rx,) = receivers(1)
+    summary = tmp_path / "summary.json"
+    proc = loggend("run", "--config", run_config(tmp_path, [rx], workers=1, rate=1000, duration="4s"),
+                   "--summary-json", str(summary))
+    proc.wait_line("(1/1 running)")
+    (worker,) = worker_pids(proc.pid)
+    wait_until(lambda: len(rx.arrivals) >= 3200, what="3.2 s of the 4 s run")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        time.sleep(0.3)
+        held = len(rx.arrivals)
+        assert held < 4000, held                      # stopped before its count was out
+        time.sleep(2.7)                               # until past the end (4 s) and its grace (1 s)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert proc.wait(30) == 0, proc.stderr
+    doc = json.loads(summary.read_text())
+    assert doc["planned"] == doc["sent"] == 4000 and doc["forgiven"] == 0, doc
+    assert len(rx.wait_for(4000)) == 4000 and "4,000 events: all sent" in proc.stdout
+
+
+@pytest.mark.slow
 def test_what_cannot_be_made_up_is_said_in_the_summary(tmp_path, receivers, loggend):
     """A worker kept down past the catch-up bound: the summary says what was planned and why it was not sent."""
     (rx,) = receivers(1)

@@ -103,6 +103,15 @@ def test_a_late_start_catches_up_at_twice_the_rate_and_forgives_beyond_a_second(
     assert max(n for _, n in grants) <= rate * MAX_BURST_SECONDS
 
 
+def test_past_the_end_the_last_burst_is_what_is_due_with_debt_older_than_a_second_forgiven():
+    pacer = Pacer(started(1000, duration=4.0), 0)
+    pacer.grant(T0 + 1.0, 0)                                      # sized for its rate
+    assert pacer.last(T0 + 6.0, 3500) == 500 and pacer.forgiven == 0     # 0.5 s behind: all of it
+    assert pacer.last(T0 + 6.0, 1000) == 1000 and pacer.forgiven == 2000  # 3 s behind: 1 s, the rest counted
+    assert pacer.quota() == 2000                                  # the worker's count net of what was given up
+    assert Pacer(started(0), 0).last(T0 + 6.0, 0) == 0            # unlimited: no count to finish
+
+
 def test_refused_events_are_charged_not_retried_in_a_storm():
     pacer = Pacer(started(10_000), 0)
     sent = 0
