@@ -338,6 +338,9 @@ JAIL = """\
 # a private jail written by tests/support/detectors.py: fail2ban's own sshd filter, no ban action
 [DEFAULT]
 backend = polling
+# nothing looked up off the box: fail2ban resolves its own host name (ignoreself) and names in lines (usedns)
+ignoreself = false
+usedns = no
 [sshd]
 enabled = true
 filter = sshd
