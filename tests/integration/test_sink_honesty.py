@@ -274,7 +274,7 @@ def test_a_tcp_sink_out_of_file_descriptors_backs_off_and_says_so_once():
 @pytest.mark.slow
 def test_a_sink_dashboard_shows_the_sink_not_a_generator(loggend):
     """`loggend sink --dashboard` once served the generator's page (0 ev/s, "unlimited", 0/0 workers)."""
-    from tests.integration.test_web import ARTIFACTS, CHROMIUM
+    from tests.integration.test_web import ARTIFACTS, BROWSER_ARGS, CHROMIUM
     if not os.path.exists(CHROMIUM):
         pytest.skip("chromium is not installed (scripts/system-deps.sh does it)")
     playwright = pytest.importorskip("playwright.sync_api")
@@ -287,7 +287,7 @@ def test_a_sink_dashboard_shows_the_sink_not_a_generator(loggend):
             out.sendto(msg("w0", s), ("127.0.0.1", port))
     out.sendto(msg("w0", 999_999_999_999), ("127.0.0.1", port))
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(f"http://127.0.0.1:{web}/")
