@@ -228,6 +228,8 @@ def resolve_host(key: str, host: str) -> str:
             raise ConfigError(key, written, "a host name that resolves, or an IP address") from None
     if is_shorthand(host):
         raise ConfigError(key, written, SHORTHAND)
+    if ":" in host and not is_address(host):       # no name has a colon: not asked of a DNS server
+        raise ConfigError(key, written, "HOST, HOST:PORT or [IPv6]:PORT")
     if host.rstrip(".").lower().endswith(".invalid") or host.rstrip(".").lower() == "invalid":
         # RFC 6761: no name under .invalid exists; not asked of a DNS server either
         raise ConfigError(key, written, "a host name that resolves, or an IP address")

@@ -418,11 +418,12 @@ def test_a_bad_port_is_quoted_with_its_whole_target(target, why):
         split_target("--target", target)
 
 
-@pytest.mark.parametrize("host", ["no-such-host.invalid", "SIEM.Invalid.", "invalid"])
-def test_a_name_under_invalid_is_refused_without_asking_a_dns_server(host, monkeypatch):
-    """RFC 6761: no name under .invalid exists, so none is looked up (the box's DNS server is off it)."""
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "SIEM.Invalid.", "invalid", "127.0.0.1:25000:1"])
+def test_a_name_under_invalid_or_with_a_colon_is_refused_without_asking_a_dns_server(host, monkeypatch):
+    """RFC 6761: no name under .invalid exists, and no name has a colon: none is looked up (the box's DNS server
+    is off it)."""
     def asked(*args, **kwargs):
         raise AssertionError(f"looked up {args[0]!r}")
     monkeypatch.setattr(socket, "getaddrinfo", asked)
-    with pytest.raises(ConfigError, match="a host name that resolves"):
+    with pytest.raises(ConfigError, match="a host name that resolves|HOST:PORT"):
         resolve_host("--target", host)
