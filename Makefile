@@ -56,9 +56,11 @@ TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 3 )))
 SERIAL_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
 SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
 ALONE_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.alone' tests)
+# The real parts the tests drive (scripts/system-deps.sh: 20-25 s of downloads in a clean clone) are
+# fetched while the venv installs.
 test: export PYTHONDONTWRITEBYTECODE =
-test: venv
-	@scripts/system-deps.sh
+test:
+	@scripts/system-deps.sh & deps=$$!; $(MAKE) -s --no-print-directory venv; made=$$?; wait $$deps; exit $$made
 	@mkdir -p reports
 	@rm -f reports/tests-*.xml
 	@status=0; \

