@@ -132,7 +132,8 @@ def _fields(text: str) -> tuple[str, ...]:
 
 STREAM_ROOM = 64             # the longest stream id a message keeps room for (engine.counters' name limit)
 CORPUS_SIZE = 100_000        # messages rendered once per run, before the workers fork
-CORPUS_CHUNK = 4096
+CORPUS_CHUNK = 1000          # rendered from one generator in turn: a corpus of pool x workers (powers of ten) is
+                             # whole chunks, and a shorter corpus is a prefix of a longer one
 NAME_WORDS = 6               # a CEF event name: the template's first words
 # A catalogue template's timestamp in its text (nginx's [time_local]): a site each second rewrites.
 TIME_LOCAL_FIELD = "time_local"

@@ -208,14 +208,14 @@ def test_a_start_time_that_passed_during_set_up_starts_at_once():
 
 def test_a_small_corpus_renders_the_same_windows_as_a_larger_one():
     """The corpus is rendered in chunks from one seed: a shorter one is a prefix of a longer one, so
-    the workers' windows (here 2 of 10,000, across five chunks) are the same whatever size it is
+    the workers' windows (here 2 of 10,000, twenty whole chunks) are the same whatever size it is
     rendered at; the full 100,000 is the same again, only slower."""
     clock = Clock()
     pool, _ = pool_with_ready_workers(None, clock, workers=2)
     spec = pool.config.messages
     size = pool.corpus_size()
-    assert size == 5 * CORPUS_CHUNK and size >= 2 * spec.pool_size
-    small, larger = Corpus(spec, NOW, size), Corpus(spec, NOW, 6 * CORPUS_CHUNK + 100)
+    assert size == 2 * spec.pool_size and size % CORPUS_CHUNK == 0        # no message rendered for nothing
+    small, larger = Corpus(spec, NOW, size), Corpus(spec, NOW, size + 3 * CORPUS_CHUNK + 100)
     for w in range(2):
         assert small.window(w * spec.pool_size % len(small), spec.pool_size) == \
             larger.window(w * spec.pool_size % len(larger), spec.pool_size)
