@@ -83,7 +83,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -q -p no:xdist -m "alone and not slow and not root and not browser" $(ALONE_FILES)
 
 # The property tests of everything that reads outside input, with thousands of examples each
-# (make test runs a few hundred); FUZZ_EXAMPLES sets how many.
+# (make test runs a hundred); FUZZ_EXAMPLES sets how many.
 FUZZ_EXAMPLES ?= 20000
 fuzz: venv
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m fuzz -p no:cacheprovider

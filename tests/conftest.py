@@ -87,8 +87,8 @@ def pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-# Property tests (hypothesis): a few hundred examples each in `make test`; `make fuzz` sets
+# Property tests (hypothesis): a hundred examples each in `make test` (hypothesis's default); `make fuzz` sets
 # HYPOTHESIS_PROFILE=fuzz for thousands. No deadline: a loaded 2-core box is slow, not wrong.
-_hypothesis_settings.register_profile("ci", max_examples=200, deadline=None)
+_hypothesis_settings.register_profile("ci", max_examples=100, deadline=None)
 _hypothesis_settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")), deadline=None)
 _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
