@@ -103,7 +103,8 @@ class Yardstick:
         out = subprocess.run([str(self.dir / binary), "-p", str(port), "-d", str(seconds), "-c", *extra],
                              capture_output=True, text=True, preexec_fn=lambda: pin(SENDER_CPU)).stdout
         r = result(out)
-        return Figure(sent=int(r["sent"]), seconds=float(r["secs"]), cpu=float(r["utime"]) + float(r["stime"]))
+        return Figure(sent=int(r["sent"]), seconds=float(r["secs"]), cpu=float(r["utime"]) + float(r["stime"]),
+                      user=float(r["utime"]))
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -277,20 +278,22 @@ def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print()
-    print("| sender | delivered ev/s | never-read ev/s | delivered MB/s | CPU us/event | delivered vs C GSO |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| sender | delivered ev/s | never-read ev/s | delivered MB/s | CPU us/event | of it user | "
+          "delivered vs C GSO |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for s in senders:
         d, q = delivered[s], queued[s]
         dev = statistics.median(f.received / f.seconds for f in d)
         qev = statistics.median(f.eps for f in q)
         mbs = statistics.median(f.received_bytes / f.seconds / 1e6 for f in d)
         cpu_us = statistics.median(f.cpu / f.sent * 1e6 for f in d + q if f.sent)
+        user_us = statistics.median(f.user / f.sent * 1e6 for f in d + q if f.sent)
         if ys:
             ratio = statistics.median(f.received / c.received for f, c in zip(d, delivered[C_SENDER]) if c.received)
             ratio_text = f"{ratio:.2f}x"
         else:
             ratio_text = "-"
-        print(f"| {s} | {dev:,.0f} | {qev:,.0f} | {mbs:,.1f} | {cpu_us:.2f} | {ratio_text} |")
+        print(f"| {s} | {dev:,.0f} | {qev:,.0f} | {mbs:,.1f} | {cpu_us:.2f} | {user_us:.3f} | {ratio_text} |")
     if ys and ys.long_name:
         ratio = statistics.median(f.received / c.received for f, c in zip(delivered[mix_row], delivered[ys.long_name])
                                   if c.received)

@@ -31,6 +31,7 @@ class Figure:
     received: int = 0         # counted by the receiver (0 in never-read mode)
     received_bytes: int = 0
     sent_bytes: int = 0
+    user: float = 0.0         # of ``cpu``, the sender's own code (its Python, or the C loop); the rest is the kernel's
 
     @property
     def eps(self) -> float:
@@ -76,19 +77,21 @@ def run_worker(spec: WorkerSpec, seconds: float, corpus: Corpus | None = None) -
         worker.setup()
         plan.plan = plan.plan.start(time.monotonic_ns(), seconds)        # the clock starts once set up
         group.take_slots()
-        cpu0, t0 = time.process_time(), time.monotonic()
+        times0, t0 = os.times(), time.monotonic()
         group.loop()
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-        os.write(write_end, json.dumps({"cpu": cpu, "wall": wall}).encode())
+        times, wall = os.times(), time.monotonic() - t0
+        user, system = times.user - times0.user, times.system - times0.system
+        os.write(write_end, json.dumps({"cpu": user + system, "user": user, "wall": wall}).encode())
         return 0
 
     pid = fork_child(body)
     os.close(write_end)
     with os.fdopen(read_end) as f:
-        measured = json.loads(f.read() or '{"cpu": 0, "wall": 0}')
+        measured = json.loads(f.read() or '{"cpu": 0, "user": 0, "wall": 0}')
     os.waitpid(pid, 0)
     snap = block.snapshot(0)
-    return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"], sent_bytes=snap.bytes)
+    return Figure(sent=snap.sent, seconds=measured["wall"], cpu=measured["cpu"], sent_bytes=snap.bytes,
+                  user=measured["user"])
 
 
 def loggend_send(mode: str, port: int, seconds: float, messages: MessageSpec | None = None,
