@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,11 +31,12 @@ from pathlib import Path
 
 from loggend.control.children import fork_child
 from loggend.engine.counters import CounterBlock
-from loggend.engine.render import Corpus
+from loggend.engine.render import Corpus, Pool
 from loggend.engine.replay import ReplaySpec
 from loggend.engine.spec import MessageSpec
+from loggend.engine.transport import GSO_FRAMES_PER_CALL
 from loggend.report.totals import sink_lost
-from loggend.tools.bench_sources import mix_corpus, mix_geometry, mix_row_name, mix_spec, render_table
+from loggend.tools.bench_sources import mix_corpus, mix_pool, mix_row_name, mix_spec, render_table
 from loggend.tools.bench_workers import RATES, SHAPES, WorkerFigure, measure_workers, print_worker_table
 from loggend.tools.benchkit import (
     RECEIVER_CPU,
@@ -57,9 +59,7 @@ SINK_GRACE = 60.0             # a receiver waits this long beyond the sending ti
                               # on a loaded box found the receiver gone, and every loggend row read 0
 MODES = ("gso", "sendmmsg", "sendto")
 C_SENDER = "C udp_gso_blast"
-C_LINE_LENGTH = 148           # the C sender's lines: 145-150 bytes
-LONG_ANCHOR = "seq=%010d"     # where the padded copy's field goes: before the sequence number
-LONG_SIZES = ("[256]", "* 256)", "msg[i], 256,", "L < 256")   # its 256-byte line buffer: the copy's holds its lines
+FRAMESEND = Path(__file__).with_name("framesend.c")   # the C sender of a pool's own frames
 
 
 # --- receivers --------------------------------------------------------------------------------------
@@ -73,34 +73,30 @@ class Yardstick:
         for f in self.dir.iterdir():
             f.chmod(0o644)
         subprocess.run(["make", "-s", "-C", str(self.dir)], check=True, capture_output=True)
-        self.long_name, self.long_args = "", list[str]()
+        self.frames_name, self.frames_args = "", list[str]()
 
     def sink(self, port: int, seconds: float, never_read: bool) -> subprocess.Popen[str]:
         args = [str(self.dir / "udp_sink"), "-p", str(port), "-d", str(seconds + SINK_GRACE), "-i", "1"]
         return pinned(args + (["-B"] if never_read else []), RECEIVER_CPU)
 
-    def build_long(self, length: int, per_frame: int, pool: int) -> str:
-        """A copy of the C sender whose lines are ``length`` bytes on average (a field padded into
-        its line), ``per_frame`` to a GSO frame, ``pool`` of them: the mix's geometry, so its row has a
-        ceiling of its own. Returns why not ("" when built)."""
-        source = (self.dir / "udp_gso_blast.c").read_text()
-        if any(size not in source for size in LONG_SIZES) or LONG_ANCHOR not in source:
-            return "the yardstick's sender has changed shape"
-        pad = max(0, length - C_LINE_LENGTH - len("pad= "))
-        buffer = str(1 << (length + 64).bit_length())
-        for size in LONG_SIZES:
-            source = source.replace(size, size.replace("256", buffer))
-        source = source.replace(LONG_ANCHOR, f"pad={'x' * pad} {LONG_ANCHOR}")
-        (self.dir / "udp_gso_blast_long.c").write_text(source)
-        done = subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", str(self.dir / "udp_gso_blast_long"),
-                               str(self.dir / "udp_gso_blast_long.c")], capture_output=True, text=True)
-        self.long_args = ["-n", str(pool), "-S", str(per_frame)]
-        self.long_name = f"C udp_gso_blast, lines of the mix's length ({length} B, {per_frame} a frame)"
+    def build_frames(self, pool: Pool) -> str:
+        """The bench's C sender (``framesend.c``) with ``pool``'s own frames written beside it: it sends
+        exactly the pool's datagrams, as many frames a ``sendmmsg`` as a gso worker, with no per-message
+        work, so the mix's row has a ceiling of its own. Returns why not ("" when built)."""
+        with open(self.dir / "frames.pool", "wb") as f:
+            f.write(struct.pack("=I", pool.frames))
+            f.write(b"".join(struct.pack("=II", n, length) for n, length in zip(pool.counts, pool.lengths)))
+            f.write(pool.buf)
+        done = subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", str(self.dir / "framesend"),
+                               str(FRAMESEND)], capture_output=True, text=True)
+        self.frames_args = ["-f", str(self.dir / "frames.pool"), "-b", str(GSO_FRAMES_PER_CALL)]
+        self.frames_name = (f"C framesend, the mix's own frames ({round(len(pool.buf) / pool.size)} B, "
+                            f"{round(pool.size / pool.frames)} a frame, {GSO_FRAMES_PER_CALL} frames a call)")
         return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["cc failed"])[-1]
 
-    def blast(self, port: int, seconds: float, long: bool = False) -> Figure:
-        binary, extra = ("udp_gso_blast_long", self.long_args) if long else ("udp_gso_blast", [])
-        out = subprocess.run([str(self.dir / binary), "-p", str(port), "-d", str(seconds), "-c", *extra],
+    def blast(self, port: int, seconds: float, frames: bool = False) -> Figure:
+        args = ["framesend", *self.frames_args] if frames else ["udp_gso_blast", "-c"]
+        out = subprocess.run([str(self.dir / args[0]), *args[1:], "-p", str(port), "-d", str(seconds)],
                              capture_output=True, text=True, preexec_fn=lambda: pin(SENDER_CPU)).stdout
         r = result(out)
         return Figure(sent=int(r["sent"]), seconds=float(r["secs"]), cpu=float(r["utime"]) + float(r["stime"]),
@@ -198,8 +194,8 @@ def measure(sender: str, port: int, seconds: float, never_read: bool, yardstick:
     try:
         if sender == C_SENDER and yardstick:
             fig = yardstick.blast(port, seconds)
-        elif yardstick and sender == yardstick.long_name:
-            fig = yardstick.blast(port, seconds, long=True)
+        elif yardstick and sender == yardstick.frames_name:
+            fig = yardstick.blast(port, seconds, frames=True)
         else:
             fig = loggend_send("gso" if messages else sender.split()[-1], port, seconds, messages, corpus)
         if never_read:
@@ -261,11 +257,11 @@ def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
                mix_row: mix_spec()}
     corpora = {mix_row: mix_corpus()}
     if ys:
-        why = ys.build_long(*mix_geometry(corpora[mix_row]))
+        why = ys.build_frames(mix_pool(corpora[mix_row]))
         if why:
-            print(f"bench: no C row of the mix's line length ({why})", file=sys.stderr)
+            print(f"bench: no C row of the mix's own frames ({why})", file=sys.stderr)
         else:
-            senders.insert(1, ys.long_name)
+            senders.insert(1, ys.frames_name)
     delivered: dict[str, list[Figure]] = {s: [] for s in senders}
     queued: dict[str, list[Figure]] = {s: [] for s in senders}
     port = free_port()
@@ -294,10 +290,10 @@ def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
         else:
             ratio_text = "-"
         print(f"| {s} | {dev:,.0f} | {qev:,.0f} | {mbs:,.1f} | {cpu_us:.2f} | {user_us:.3f} | {ratio_text} |")
-    if ys and ys.long_name:
-        ratio = statistics.median(f.received / c.received for f, c in zip(delivered[mix_row], delivered[ys.long_name])
-                                  if c.received)
-        print(f"\nthe mix against the C sender of its geometry (same rounds): {ratio:.2f}x")
+    if ys and ys.frames_name:
+        ratio = statistics.median(f.received / c.received
+                                  for f, c in zip(delivered[mix_row], delivered[ys.frames_name]) if c.received)
+        print(f"\nthe mix against the C sender of its own frames (same rounds): {ratio:.2f}x")
 
 
 def sink_table(seconds: float, repeats: int) -> None:

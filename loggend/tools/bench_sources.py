@@ -12,7 +12,7 @@ import statistics
 import time
 
 from loggend.content import mix, registry
-from loggend.engine.render import CORPUS_SIZE, GSO_MAX_SEGMENTS, Corpus, build_pool
+from loggend.engine.render import CORPUS_SIZE, GSO_MAX_SEGMENTS, Corpus, Pool, build_pool
 from loggend.engine.spec import MessageSpec
 
 # The seven sources of the speed row, most common in a SIEM's feed first; sources this build does
@@ -42,11 +42,10 @@ def mix_corpus() -> Corpus:
     return mix.corpus(mix_spec(), time.time(), POOL)
 
 
-def mix_geometry(corpus: Corpus) -> tuple[int, int, int]:
-    """(mean line length, messages a frame, pool size) of the mix row's worker pool: the C sender of
-    the same geometry is what this machine delivers of such traffic before any Python runs."""
-    pool = build_pool(mix_spec(), 0, "w0", time.time(), corpus, GSO_MAX_SEGMENTS)
-    return round(len(pool.buf) / pool.size), round(pool.size / pool.frames), pool.size
+def mix_pool(corpus: Corpus) -> Pool:
+    """The mix row's worker pool (as its worker builds it): the C sender of its own frames is what
+    this machine delivers of that traffic before any Python runs."""
+    return build_pool(mix_spec(), 0, "w0", time.time(), corpus, GSO_MAX_SEGMENTS)
 
 
 def render_seconds(repeats: int) -> tuple[float, float]:

@@ -39,14 +39,14 @@ def test_profile_samples_a_live_worker_into_collapsed_stacks(loggend, receiver, 
 
 
 @pytest.mark.slow
-def test_the_wheel_carries_the_dashboard(tmp_path):
+def test_the_wheel_carries_the_dashboard_and_the_benchs_c_sender(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
                              "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("loggend-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"loggend/web/dashboard/index.html", "loggend/web/dashboard/app.js",
-            "loggend/web/dashboard/style.css"} <= names
+            "loggend/web/dashboard/style.css", "loggend/tools/framesend.c"} <= names
 
 
 def test_profile_finds_the_process_that_serves_a_worker(tmp_path):
