@@ -115,7 +115,7 @@ def _python_sink(port: int, seconds: float, never_read: bool) -> subprocess.Pope
         f"(s,) = open_sockets('127.0.0.1', ({port},), reuseport=False, gro=False)\n"
         "r, acc = Receiver(), Accounting(); print('READY', flush=True)\n"
         f"end = time.monotonic() + {seconds + SINK_GRACE}; first = last = 0.0\n"
-        f"if {never_read}:\n    time.sleep({seconds + 1}); end = 0\n"
+        f"if {never_read}:\n    time.sleep({seconds + SINK_GRACE}); end = 0\n"
         "while time.monotonic() < end:\n"
         "    before = acc.received\n"
         "    if select.select([s], [], [], 0.1)[0]:\n        r.drain(s.fileno(), acc, 1 << 30)\n"
