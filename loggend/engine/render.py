@@ -9,6 +9,8 @@ framing), so a send never does work per message.
 Messages are grouped into *frames*: runs of up to ``GSO_MAX_SEGMENTS`` messages of exactly the
 same length, stored back to back, so that one frame is one ``UDP_SEGMENT`` send whose segment size
 is that length (no padding). Frame order is shuffled, so the stream mixes sources like a real one.
+A datagram pool's buffer holds its frames by length and layout rather than in that order (each
+send points at its frames), so the patches below take long slices (``placed``).
 Over TCP the pool is the same bytes, sent as one contiguous range per grant.
 
 Two things change while the pool is sent over and over, and both are patched with strided slice
@@ -527,19 +529,34 @@ def joined(runs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     return [(at, count, stride) for at, count, stride in out]
 
 
+def placed(chunks: list[list[Message]]) -> list[int]:
+    """Where each frame goes in a datagram pool's buffer: the frames' indexes ordered by length, then
+    by their messages' layouts (each frame's are sorted, ``frames_of``), so the frames of one length
+    lie end to end with the sites of one offset mostly adjacent; in a mix of seven sources that cut
+    the sequence number's slices from some 4,000 to under 1,000 a pass."""
+    return sorted(range(len(chunks)), key=lambda c: (len(chunks[c][0].data), chunks[c][0].layout,
+                                                      chunks[c][-1].layout))
+
+
 class Pool:
     """One worker's stream: messages in frames in one buffer, with the patch sites.
 
-    Layout of ``buf``: frame after frame, no gaps; frame ``f`` holds ``counts[f]`` messages of
+    Layout of ``buf``: frames back to back, no gaps; frame ``f`` holds ``counts[f]`` messages of
     ``lengths[f]`` bytes each starting at byte ``starts[f]``; message ``j`` of frame ``f`` is pool
     index ``first[f] + j`` and lives at ``starts[f] + j * lengths[f]``. ``runs`` holds, per run of
     messages of one frame with the same patch-site layout, ``(offset of its first message,
     messages, stride, sites, seq_at)``.
+
+    Frames lie in the order they are sent (``contiguous``: a stream sends byte ranges), or, with
+    ``by_layout`` (datagrams, whose senders point at each frame), ordered by length and layout:
+    then the frames of one length sit end to end, so a patch site at the same offset in all of
+    them is one strided slice, where in sending order a mix's frames broke it into thousands of
+    short runs (``placed``).
     """
 
     def __init__(self, messages: list[Message], now: float, utc: bool, rng: random.Random,
                  sequence: bool = True, cap: int = GSO_MAX_SEGMENTS, threads: list[int] | None = None,
-                 groups: list[int] | None = None) -> None:
+                 groups: list[int] | None = None, by_layout: bool = False) -> None:
         if threads is None and groups is None:
             chunks = frames_of(messages, cap)
             rng.shuffle(chunks)
@@ -547,17 +564,22 @@ class Pool:
             chunks = ordered_frames(messages, threads, groups, rng, cap)
         self.size = len(messages)
         self.utc = utc
-        self.buf = bytearray(b"".join(m.data for chunk in chunks for m in chunk))
-        self.starts: list[int] = []
+        self.contiguous = not by_layout
+        order = placed(chunks) if by_layout else range(len(chunks))
+        self.starts: list[int] = [0] * len(chunks)
+        pos = 0
+        for c in order:
+            self.starts[c] = pos
+            pos += len(chunks[c]) * len(chunks[c][0].data)
+        self.buf = bytearray(b"".join(m.data for c in order for m in chunks[c]))
         self.counts: list[int] = []
         self.lengths: list[int] = []
         self.first: list[int] = []
         self.runs: list[tuple[int, int, int, tuple[tuple[int, int], ...], int]] = []
         self.seq_offsets: list[list[int]] = []         # per pool index, every sequence site (build time only)
-        pos = index = 0
-        for chunk in chunks:
+        index = 0
+        for chunk, pos in zip(chunks, self.starts):
             length = len(chunk[0].data)
-            self.starts.append(pos)
             self.counts.append(len(chunk))
             self.lengths.append(length)
             self.first.append(index)
@@ -568,7 +590,6 @@ class Pool:
                     self.runs.append((pos + run_start * length, j - run_start, length, m.sites, m.seq_at))
                     run_start = j
             self.seq_offsets.extend([pos + j * length + o for o in m.seq_sites] for j, m in enumerate(chunk))
-            pos += length * len(chunk)
             index += len(chunk)
         kinds = sorted({k for m in messages for _, k in m.sites if k != SEQ_KIND})
         self.stamps = {k: STAMPS[k](now, utc) for k in kinds}   # what every message carries now, by kind
@@ -751,7 +772,7 @@ class Replay:
                 rendered = replace(rendered, head=bytes(head), tail=bytes(tail))
             messages.append(assemble(rendered, self.stream, spec.framing))
         rng = random.Random(f"replay:{spec.seed}:{self.worker}:{index}")
-        pool = Pool(messages, now, utc, rng, spec.sequence, self.cap)
+        pool = Pool(messages, now, utc, rng, spec.sequence, self.cap, by_layout=not spec.framing)
         pool.set_cycle(index)
         pool.replay = self
         return pool
@@ -769,10 +790,10 @@ def build_pool(spec: MessageSpec, worker: int, stream: str, now: float, corpus: 
         if spec.sources:
             raise ValueError("a mix of sources is rendered before the workers start (loggend.content.mix)")
         return Pool(render_messages(spec, worker, stream, now), now, spec.timezone == "utc", frames_rng,
-                    spec.sequence, cap)
+                    spec.sequence, cap, by_layout=not spec.framing)
     name = stream.encode("ascii")
     start = worker * spec.pool_size % len(corpus)
     window = corpus.window(start, spec.pool_size)
     return Pool([assemble(r, name, spec.framing) for r in window], corpus.now, spec.timezone == "utc", frames_rng,
                 spec.sequence, cap, corpus.window_threads(start, spec.pool_size),
-                corpus.window_groups(start, spec.pool_size))
+                corpus.window_groups(start, spec.pool_size), by_layout=not spec.framing)

@@ -256,6 +256,8 @@ class StreamSender:
         self.down_seconds = 0.0           # time without a connection, periods that ended
 
     def _bind(self, pool: Pool) -> None:
+        if not pool.contiguous:
+            raise ValueError("a stream sends its pool as byte ranges: build it in sending order (by_layout=False)")
         self.pool = pool
         self.view = memoryview(pool.buf)
         # Byte offset of each pool index in the buffer (messages lie back to back in pool order), and the end.

@@ -36,6 +36,7 @@ import struct
 import time
 from bisect import bisect_right
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Protocol
 
 from loggend.engine.render import Pool
@@ -223,7 +224,7 @@ class GsoSender(Sender):
         self.view = memoryview(pool.buf)
         self.cmsgs = [[(SOL_UDP, UDP_SEGMENT, struct.pack("=H", length))] for length in pool.lengths]
         self.first_end = [*pool.first, pool.size]          # pool index of each frame, and the end
-        self.starts_end = [*pool.starts, len(pool.buf)]    # byte offset of each frame, and the end
+        self.bytes_before = [*accumulate((c * n for c, n in zip(pool.counts, pool.lengths)), initial=0)]
         nframes = pool.frames
         self._iov = (Iovec * nframes)()
         self._hdrs = (Mmsghdr * nframes)()
@@ -245,7 +246,7 @@ class GsoSender(Sender):
         sendmsg, fd = self.sock.sendmsg, self.sock.fileno()
         mmsg = self._sendmmsg if budget > GSO_MMSG_MIN else None
         cmsgs, counts, lengths, view = self.cmsgs, self.pool.counts, self.pool.lengths, self.view
-        first, starts, iov = self.first_end, self.starts_end, self._iov
+        first, before, starts, iov = self.first_end, self.bytes_before, self.pool.starts, self._iov
         hdr_base, hdr_size = self._hdr_base, self._hdr_size
         nframes = len(counts)
         f, j = self.frame, self.offset
@@ -288,11 +289,11 @@ class GsoSender(Sender):
                     break
                 if m == k and tail:                                  # ends inside frame h
                     sent_here = first[h] + tail - (first[f] + j)
-                    nbytes += starts[h] + tail * lengths[h] - (starts[f] + j * length0)
+                    nbytes += before[h] + tail * lengths[h] - (before[f] + j * length0)
                     f, j = h, tail
                 else:                                                # m whole headers: frames f..f+m-1
                     sent_here = first[f + m] - (first[f] + j)
-                    nbytes += starts[f + m] - (starts[f] + j * length0)
+                    nbytes += before[f + m] - (before[f] + j * length0)
                     f, j = f + m, 0
                     alone = m < k
                 done += sent_here
@@ -352,16 +353,18 @@ class MmsgSender(Sender):
     def _bind(self, pool: Pool) -> None:
         super()._bind(pool)
         size = pool.size
-        # Messages lie back to back in pool order, so byte offsets by pool index (with the end)
-        # give the bytes of any run of messages in one subtraction.
-        self._offsets = [start + j * length for start, count, length in
-                         zip(pool.starts, pool.counts, pool.lengths) for j in range(count)] + [len(pool.buf)]
+        # Each message's place in the buffer, and the bytes of the messages before it in pool order
+        # (with the end): the bytes of any run of messages in one subtraction.
+        self._at = [start + j * length for start, count, length in
+                    zip(pool.starts, pool.counts, pool.lengths) for j in range(count)]
+        self._offsets = [*accumulate((length for count, length in zip(pool.counts, pool.lengths)
+                                      for _ in range(count)), initial=0)]
         base = self._buffer_address()
         self._iov = (Iovec * size)()
         self._hdrs = (Mmsghdr * size)()
         for index in range(size):
             iov = self._iov[index]
-            iov.iov_base = base + self._offsets[index]
+            iov.iov_base = base + self._at[index]
             iov.iov_len = self._offsets[index + 1] - self._offsets[index]
             hdr = self._hdrs[index].msg_hdr
             hdr.msg_iov = ctypes.pointer(iov)
@@ -388,7 +391,8 @@ class MmsgSender(Sender):
             if alone:                    # sendmmsg stopped early and dropped this one's error: find it out
                 alone = False
                 try:
-                    sent = 1 if send(view[offsets[i]:offsets[i + 1]]) else 0
+                    at = self._at[i]
+                    sent = 1 if send(view[at:at + offsets[i + 1] - offsets[i]]) else 0
                 except OSError as err:
                     if self._again(err.errno or 0):
                         continue

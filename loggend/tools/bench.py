@@ -86,7 +86,9 @@ class Yardstick:
         with open(self.dir / "frames.pool", "wb") as f:
             f.write(struct.pack("=I", pool.frames))
             f.write(b"".join(struct.pack("=II", n, length) for n, length in zip(pool.counts, pool.lengths)))
-            f.write(pool.buf)
+            view = memoryview(pool.buf)                 # frames in sending order (a datagram pool's
+            for start, count, length in zip(pool.starts, pool.counts, pool.lengths):   # buffer is by layout)
+                f.write(view[start:start + count * length])
         done = subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", str(self.dir / "framesend"),
                                str(FRAMESEND)], capture_output=True, text=True)
         self.frames_args = ["-f", str(self.dir / "frames.pool"), "-b", str(GSO_FRAMES_PER_CALL)]

@@ -243,3 +243,39 @@ def test_a_mix_s_pool_patched_an_hour_a_minute_and_a_second_on_is_the_pool_rende
         patched.set_cycle(cycle)
         each.set_cycle(cycle)
         assert patched.buf == each.buf, cycle
+
+
+def test_a_datagram_pool_placed_by_layout_sends_the_same_messages_with_fewer_patch_runs():
+    """A UDP pool's frames lie in its buffer by length and layout, not in sending order: every pool
+    index still carries the message the sending order gives it, before and after the stamps and the
+    pass number are patched, and the sequence number takes far fewer slices a pass."""
+    from loggend.content import mix
+    from loggend.engine.spec import MessageSpec
+    from loggend.engine.tokens import SEQ_KIND
+    sources = tuple((name, 1.0) for name in ("cisco-asa", "paloalto", "windows-security", "fortigate",
+                                             "juniper-srx", "squid", "linux"))
+    spec = MessageSpec(sources=sources, pool_size=10_000, max_length=mix.MAX_LENGTH)
+    corpus = mix.corpus(spec, NOW, 10_000)
+    window = [assemble(r, b"w0", "") for r in corpus.window(0, 10_000)]
+    threads, groups = corpus.window_threads(0, 10_000), corpus.window_groups(0, 10_000)
+    ordered, placed = (Pool(window, NOW, False, random.Random(5), True, 64, threads, groups, by_layout=by)
+                       for by in (False, True))
+    assert ordered.contiguous and not placed.contiguous
+    assert (placed.counts, placed.lengths, placed.first) == (ordered.counts, ordered.lengths, ordered.first)
+    assert placed.starts != ordered.starts and sorted(placed.buf) == sorted(ordered.buf)
+    for pool in (ordered, placed):
+        pool.set_time(NOW + 3661)
+        pool.set_cycle(7)
+    assert [placed.message(i) for i in range(0, 10_000, 7)] == [ordered.message(i) for i in range(0, 10_000, 7)]
+    ops = [len(short) + len(runs) for short, runs in (p._split_sites(SEQ_KIND) for p in (ordered, placed))]
+    assert ops[1] < ops[0] * 0.75, ops
+
+
+def test_a_stream_will_not_send_a_pool_placed_by_layout():
+    import pytest
+
+    from loggend.engine.stream import StreamSender
+    r = Renderer(NOW, True).rendered(("<189>a=1 ", STREAM, " ", SEQ))
+    pool = Pool([assemble(r, b"w0", "lf")] * 10, NOW, True, random.Random(1), by_layout=True)
+    with pytest.raises(ValueError, match="sending order"):
+        StreamSender(pool, "127.0.0.1", 9)
