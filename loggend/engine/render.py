@@ -141,7 +141,7 @@ NAME_WORDS = 6               # a CEF event name: the template's first words
 TIME_LOCAL_FIELD = "time_local"
 BODY_STAMP = ((catalog.TIME_LOCAL, STAMP_CLF),)
 SHORT_RUN = 4                # patch sites of runs this short are set byte by byte (``Pool._patch``)
-EPOCH = 4096                 # a group's messages per epoch (``ordered_frames``): frames are made within an
+EPOCH = 8192                 # a group's messages per epoch (``ordered_frames``): frames are made within an
                              # epoch (larger: longer frames; a conversation's later phase a longer way behind)
 LAST_EPOCH = 64              # the smallest of the shrinking epochs at the end of a group
 NO_THREAD = -1               # a message of no conversation
