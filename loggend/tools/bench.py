@@ -268,8 +268,12 @@ def sender_table(seconds: float, repeats: int, ys: Yardstick | None) -> None:
     queued: dict[str, list[Figure]] = {s: [] for s in senders}
     port = free_port()
     try:
+        # the mix next to the C rows it is compared with, and every other round backwards: the box's
+        # drift over a round (two minutes) falls alike on both sides of a ratio
+        ceilings = [s for s in senders if s == C_SENDER or (ys is not None and s == ys.frames_name)]
+        order = ceilings + [mix_row] + [s for s in senders if s not in ceilings and s != mix_row]
         for round_no in range(repeats):
-            for s in senders:
+            for s in order if round_no % 2 == 0 else order[::-1]:
                 delivered[s].append(measure(s, port, seconds, False, ys, content.get(s), corpora.get(s)))
                 queued[s].append(measure(s, port, seconds, True, ys, content.get(s), corpora.get(s)))
             print(f"  senders: round {round_no + 1}/{repeats} done", file=sys.stderr, flush=True)
