@@ -42,6 +42,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from itertools import accumulate
 
 from loggend.engine import catalog
 from loggend.engine.formats import (
@@ -178,16 +179,18 @@ def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Eve
     eligible = [fleet.eligible(t.roles) for t in templates]
     generators = catalog.FIELDS
     weights = [t.weight for t in templates] + [u.weight for u in spec.templates]
-    if spec.pri_mix:
-        pris = rng.choices([p for p, _ in spec.pri_mix], [w for _, w in spec.pri_mix], k=count)
-    chosen = rng.choices(range(len(weights)), weights, k=count)
+    # drawn message by message, so the first messages are the same whatever the count
+    indexes, cum = range(len(weights)), list(accumulate(weights))
+    pri_values, pri_cum = [p for p, _ in spec.pri_mix], list(accumulate(w for _, w in spec.pri_mix))
+    choices = rng.choices
     everyone = tuple(range(len(fleet.names)))
     pids: dict[tuple[int, int], int | None] = {}
     out = []
-    for n, ti in enumerate(chosen):
+    for _ in range(count):
+        pri = choices(pri_values, cum_weights=pri_cum)[0] if pri_values else None
+        ti = choices(indexes, cum_weights=cum)[0]
         if ti >= len(templates):
-            out.append(user_event(spec.templates[ti - len(templates)], spec, fleet, everyone, rng, pids, ti,
-                                  pris[n] if spec.pri_mix else None))
+            out.append(user_event(spec.templates[ti - len(templates)], spec, fleet, everyone, rng, pids, ti, pri))
             continue
         t, info = templates[ti], infos[ti]
         host = rng.choice(eligible[ti])
@@ -196,7 +199,7 @@ def render_events(spec: MessageSpec, count: int, rng: random.Random) -> list[Eve
         if pid == -1:
             pid = pids[(host, ti)] = stable_pid(spec.seed, name, t.tag) if t.pid else None
         values = {f: generators[f](rng) for f in info.fields}
-        out.append(Event(pri=pris[n] if spec.pri_mix else t.facility * 8 + t.severity, host=name, program=t.tag,
+        out.append(Event(pri=pri if pri is not None else t.facility * 8 + t.severity, host=name, program=t.tag,
                          pid=pid, text=t.text.format_map(values), fields=values, source=t.source,
                          event_id=info.event_id, name=info.name,
                          placeholders=BODY_STAMP if TIME_LOCAL_FIELD in values else ()))
