@@ -199,16 +199,12 @@ def _ios_text(rng: random.Random, ident: Identity, kind: str) -> str:
     if kind == "SYS-5-CONFIG_I":
         return f"Configured from console by {admin} on vty0 ({src})"
     if kind == "SEC_LOGIN-5-LOGIN_SUCCESS":
-        return f"Login Success [user: {admin}] [Source: {src}] [localport: 22] at {_clock(rng)}"
+        return f"Login Success [user: {admin}] [Source: {src}] [localport: 22] at {flows.ago_mark(0)}"
     if kind == "SEC_LOGIN-4-LOGIN_FAILED":
         return f"Login failed [user: {rng.choice(('admin', 'cisco', 'root'))}] [Source: {src}] [localport: 22] " \
-               f"[Reason: Login Authentication Failed] at {_clock(rng)}"
+               f"[Reason: Login Authentication Failed] at {flows.ago_mark(0)}"
     return (f"SSH2 Session from {src} (tty = 0) using crypto cipher 'aes256-gcm', hmac 'hmac-sha2-256' "
             f"Succeeded for user '{admin}'")
-
-
-def _clock(rng: random.Random) -> str:
-    return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d} UTC Sun Dec 6 2026"
 
 
 def ios_generate(ident: Identity, rng: random.Random, count: int, form: str) -> Iterator[Draft]:
@@ -223,7 +219,7 @@ def ios_generate(ident: Identity, rng: random.Random, count: int, form: str) -> 
         sev = int(kind.split("-")[-2])
         text = ospf.change(host) if kind == "OSPF-5-ADJCHG" else _ios_text(rng, ident, kind)
         yield (f"<{IOS_FACILITY * 8 + sev}>{numbers[host]}: {host}: ", flows.STAMP_IOS,
-               f".{i * MSEC // count:03d}: %{kind}: {text}")
+               *flows.with_ago(flows.STAMP_IOS_CLOCK, f".{i * MSEC // count:03d}: %{kind}: {text}"))
 
 
 _ASA_FORM = Form("native", "ASA syslog: legacy timestamp, device-id hostname, %ASA-sev-id", None, ASA_NO_PROOF)

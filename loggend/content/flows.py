@@ -68,8 +68,23 @@ def _ios(seconds: float, utc: bool) -> bytes:
     return b"%s %2d %02d:%02d:%02d" % (MONTHS[t.tm_mon - 1].encode(), t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+ZONE_WIDTH = max(len(name) for name in time.tzname)
+
+
+def _ios_clock(seconds: float, utc: bool) -> bytes:
+    """IOS's ``show clock`` form, as its login messages end: 20:13:50 UTC Sun Dec  6 2026 (the day
+    padded like RFC 3164's and a local zone's name to its longest, so every second has one width)."""
+    t = _tm(seconds, utc)
+    zone = "UTC" if utc else time.tzname[t.tm_isdst > 0].ljust(ZONE_WIDTH)
+    return b"%02d:%02d:%02d %s %s %s %2d %04d" % (t.tm_hour, t.tm_min, t.tm_sec, zone.encode(),
+                                                  WEEKDAYS[t.tm_wday].encode(), MONTHS[t.tm_mon - 1].encode(),
+                                                  t.tm_mday, t.tm_year)
+
+
 STAMP_ASA = Stamp("cisco-asa", stamp_cef)              # Dec 06 2026 21:04:05
 STAMP_IOS = Stamp("cisco-ios", _ios)                    # Dec  6 21:04:05
+STAMP_IOS_CLOCK = Stamp("cisco-ios-clock", _ios_clock)  # 21:04:05 UTC Sun Dec  6 2026
 STAMP_PANOS = Stamp("panos", _panos)                    # 2026/12/06 21:04:05
 STAMP_FORTIOS = Stamp("fortios-date", _fortios)         # date=2026-12-06 time=21:04:05
 STAMP_EPOCH = Stamp("unix-seconds", _epoch)                  # 1765055045

@@ -99,6 +99,23 @@ def test_ios_times_keep_the_order_of_a_devices_sequence_numbers() -> None:
         assert len({msec for _, msec in times}) > 100, device          # a fraction, not a constant
 
 
+IOS_LOGIN_AT = re.compile(r" at (\d\d:\d\d:\d\d) UTC (\w{3}) (\w{3}) ([ \d]\d) (\d{4})$")
+
+
+def test_an_ios_login_says_when_it_happened_at_the_time_it_is_logged() -> None:
+    """'Login Success ... at 20:13:50 UTC Sun Dec  6 2026': the clock of the login is the log's own
+    (a stamp the pool keeps current), not a date fixed when the text was written."""
+    logins = 0
+    for m in ios_lines():
+        if m[5].startswith("SEC_LOGIN"):
+            at = IOS_LOGIN_AT.search(m[6])
+            assert at, m[6]
+            assert time.strftime("%H:%M:%S %a %b %e %Y", time.gmtime(NOW)) == " ".join(at.groups()[:4]) + " " + at[5]
+            assert m[3].endswith(at[1])
+            logins += 1
+    assert logins > COUNT // 20
+
+
 BSD_LINE = re.compile(r"^<\d+>\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ (.*)$")
 
 
