@@ -19,6 +19,7 @@ from loggend.content import registry
 from loggend.content.drafts import Renderer, text
 from loggend.content.mix import NATIVE, identity_seed
 from loggend.content.model import Source
+from loggend.engine.spec import MessageSpec
 from loggend.errors import ConfigError
 
 SHOW_STREAM = "w0"
@@ -76,8 +77,9 @@ def messages(source: Source, count: int, form: str = "", seed: int = 1, utc: boo
     """``count`` messages of ``source`` in ``form`` ("" or native: its default, as for a run) as a run's stream
     ``stream`` sends them."""
     chosen = source.form(form) if form else source.forms[0]
-    if chosen is None and form == NATIVE:
-        chosen = source.forms[0]                # the vendor's own form, whatever the source calls it
+    if chosen is None and form in (NATIVE, MessageSpec.format):
+        chosen = source.forms[0]                # the vendor's own form, whatever the source calls it (a run
+                                                # of sources takes the default format, rfc3164, so too)
     if chosen is None:
         raise ConfigError("--format", form, f"a form of {source.name}: " + ", ".join(f.name for f in source.forms)
                           + ("" if len(source.forms) > 1 else f" ({source.name} has no other form)"))

@@ -193,6 +193,14 @@ def test_sources_show_of_an_unknown_form_says_which_forms_there_are():
     assert "a form of juniper-srx: native (juniper-srx has no other form)" in result.stderr
 
 
+def test_sources_show_in_the_default_format_prints_the_vendor_s_own_form_as_a_run_sends_it():
+    own = run_loggend("sources", "show", "fortigate", "--count", "3", "--seed", "4", "--utc")
+    as_run = run_loggend("sources", "show", "fortigate", "--count", "3", "--seed", "4", "--utc", "--format", "rfc3164")
+    assert own.returncode == as_run.returncode == 0, as_run.stderr
+    digits = re.compile(r"\d")                   # the stamps: the two ran a second apart, maybe
+    assert own.stdout.startswith("<189>date=") and digits.sub("0", as_run.stdout) == digits.sub("0", own.stdout)
+
+
 def test_show_options_given_to_the_list_are_refused_not_ignored():
     result = run_loggend("sources", "--format", "bogus", "--count", "-5")
     assert result.returncode == 2 and result.stdout == ""
