@@ -696,8 +696,10 @@ def build_messages(raw: Raw, path: str, protocol: str, framing: str, workers: in
     if sources and (replay or asked):
         key = "replay" if replay else "catalogue"
         mixed = raw.label('sources' if 'sources' in raw else 'estate')
-        raise UsageError(f"{raw.label(key)}: cannot be given with {mixed}: a mix of sources replaces the "
-                         "catalogue (the linux source is the catalogue; add linux to the mix to send it)")
+        why = ("a replay sends the file's lines, a mix generates its sources' messages: one or the other"
+               if replay else "a mix of sources replaces the catalogue (the linux source is the catalogue; "
+               "add linux to the mix to send it)")
+        raise UsageError(f"{raw.label(key)}: cannot be given with {mixed}: {why}")
     if replay and (templates or "catalogue" in raw):
         raise ConfigError(raw.label("replay"), raw["replay"], "a file without templates or catalogue (a replay "
                           "sends the file's lines, not generated messages)")

@@ -145,6 +145,9 @@ def test_sources_lists_every_source_and_show_prints_them_as_sent():
     (("--estate", "toaster=3"), "--estate: 'toaster' is not allowed; expected device kinds: "),
     (("--estate", "linux=3", "--sources", "linux"), "give one of them"),
     (("--sources", "linux", "--catalogue", "off"), "a mix of sources replaces the catalogue"),
+    (("--sources", "linux", "--replay", "examples/nginx-access.log"),
+     "--replay: cannot be given with --sources: a replay sends the file's lines, a mix generates its sources' "
+     "messages: one or the other"),
     (("--sources", ""), "--sources: '' is not allowed; expected NAME[=WEIGHT]"),
     (("--estate", ""), "--estate: '' is not allowed; expected a mapping of device kinds"),
     (("--sources", "cisco-asa=1,paloalto=1,cisco-asa=2"), "expected each name once (cisco-asa is given twice)"),
