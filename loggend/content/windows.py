@@ -543,9 +543,9 @@ SOURCES = (
     Source(name="windows-security", vendor="Microsoft", product="Windows Security event log",
            version="Windows Server 2016-2022 security auditing (event schema versions as logged)",
            kinds=KINDS, forms=FORMS,
-           fields=("EventID", "Computer", "TargetUserName", "TargetDomainName", "TargetLogonId", "LogonType",
-                   "IpAddress", "IpPort", "SubjectUserName", "SubjectLogonId", "NewProcessName", "CommandLine",
-                   "ServiceName", "Status", "TicketEncryptionType"),
+           fields=("EventID", "Computer (NXLog json: Hostname)", "TargetUserName", "TargetDomainName", "TargetLogonId",
+                   "LogonType", "IpAddress", "IpPort", "SubjectUserName", "SubjectLogonId", "NewProcessName",
+                   "CommandLine", "ServiceName", "Status", "TicketEncryptionType"),
            parser="none: syslog-ng's windows-eventlog-parser() expects its own agent's multi-line text; tested "
                   "against Microsoft's event data names per event id and Snare's published field layout",
            reference="Microsoft Learn, 'Audit events' (4624...4776 event schemas); Snare Agent for Windows "
