@@ -200,7 +200,9 @@ def lost_text(t: SinkTotals, run: RunTotals | None) -> str:
     why = run.unknown if run is not None else t.unknown()
     if why:                                     # a long why is said once, on the loss line below
         said = why[0] if len(why[0]) <= SHORT_WHY else "the loss line says why"
-        return f"unknown ({said}); by sequence {t.lost:,} so far{beside}"
+        unnumbered = (f" (the gaps include the numbers of the {t.unsequenced:,} messages that arrived without one)"
+                      if t.unsequenced else "")
+        return f"unknown ({said}); by sequence {t.lost:,} so far{unnumbered}{beside}"
     if run is not None and run.lost is not None and run.lost != t.lost:
         return (f"{run.lost:,} ({run.loss_percent or 0:.4f} %): {t.lost:,} by sequence, {run.lost - t.lost:,} at the "
                 f"ends of streams (sent, never received, nothing left to read){beside}")
