@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -151,17 +152,18 @@ def _identity(where: str, node: yaml.Node | None, seed: int) -> Identity | None:
     return source.identity(random.Random(identity_seed(seed, name)))
 
 
-def _with_identity(where: str, text: str, identity: Identity | None) -> str:
+def _with_identity(where: str, text: str, identity: Identity | None, at: Callable[[int], str]) -> str:
     """``{identity:KEY}`` as a choice of the source's values (``host``: the device sending it). Each
     key is drawn on its own, not from the sending device's values (README: A template of a source)."""
     def choice(m: re.Match[str]) -> str:
         if identity is None:
-            raise UsageError(f"{where}: message: {m[0]}: needs the template to name a source (source: NAME)")
+            raise UsageError(f"{where}: {at(m.start() + 1)}: {m[0]}: needs the template to name a source "
+                             "(source: NAME)")
         if m[1] == "host":
             return "{host}"                         # the device sending it: the header's host
         values = identity.extra.get(m[1])
         if values is None:
-            raise UsageError(f"{where}: message: {m[0]}: expected a key of the source's identity: "
+            raise UsageError(f"{where}: {at(m.start() + 1)}: {m[0]}: expected a key of the source's identity: "
                              + ", ".join(("host", *identity.extra)))
         safe = [v for v in values if not CHOICE_UNSAFE.search(v)] or ["-"]
         return "{choice:" + "|".join(safe) + "}"
@@ -172,15 +174,18 @@ def _message(where: str, node: yaml.Node, base: str, identity: Identity | None =
     text = _value(node)
     if not isinstance(text, str) or not text.strip():
         raise UsageError(f"{where}: message: expected text with tokens such as {{int:1-100}}")
-    text = _with_identity(where, text, identity)
-    try:
-        return parse_message(text, base)
-    except TokenError as err:
-        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+
+    def at(column: int) -> str:
+        """Where column ``column`` of the message is in the file."""
+        line, start = node.start_mark.line + 1, node.start_mark.column + 1
         quoted = getattr(node, "style", None) in ("'", '"')
-        at = f"line {line}, column {column + int(quoted) + err.column - 1}" if "\n" not in text \
-            else f"line {line} (the message), column {err.column} of it"
-        raise UsageError(f"{where}: {at}: {err.token}: {err.why}") from None
+        return f"line {line}, column {start + int(quoted) + column - 1}" if "\n" not in text \
+            else f"line {line} (the message), column {column} of it"
+
+    try:
+        return parse_message(_with_identity(where, text, identity, at), base)
+    except TokenError as err:
+        raise UsageError(f"{where}: {at(err.column)}: {err.token}: {err.why}") from None
 
 
 def _number(where: str, key: str, node: yaml.Node | None, default: float, lo: float, hi: float) -> float:

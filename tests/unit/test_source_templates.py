@@ -40,7 +40,8 @@ def test_a_template_naming_a_source_speaks_for_its_devices(tmp_path):
 
 
 @pytest.mark.parametrize("message, says", [
-    ("x {identity:nosuch}", "expected a key of the source's identity: host, serials"),
+    ("x {identity:nosuch}", "template 'fgt-admin': line 3, column 15: {identity:nosuch}: expected a key of the "
+                            "source's identity: host, serials"),
     ("x {identity:serials}", None),
 ])
 def test_identity_tokens_are_checked(tmp_path, message, says):
