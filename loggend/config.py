@@ -576,6 +576,10 @@ def build(raw: Raw, source: str, usable_cpus: set[int], path: str = "") -> Confi
     protocol, framing = raw.parsed("protocol"), raw.parsed("framing")
     if protocol == "tls" and framing != "octet-counting" and "framing" in raw:
         raise ConfigError(raw.label("framing"), framing, "octet-counting with tls (RFC 5425 requires it)")
+    # a flag or variable for the other protocol is a mistake; a file may hold both for a reload that switches
+    for key, wants in (("transport", "udp"), ("framing", "tcp or tls")):
+        if protocol not in wants.split(" or ") and key in raw and layer(raw.label(key)) > 0:
+            raise UsageError(f"{raw.label(key)}: only with --protocol {wants} (this run's protocol is {protocol})")
     instance, instances = raw.parsed("instance")
     if instances > 1 and dashboard and dashboard[1] and "dashboard" not in raw and DASHBOARD_PORT not in raw:
         dashboard = (dashboard[0], dashboard[1] + instance)     # the default port, plus the index: one box, no clash

@@ -227,7 +227,8 @@ SETTINGS: tuple[Setting, ...] = (
             RESTARTS_SINKS, ("ports",), flag="--ports", parse=parse_ports),
     Setting("transport", "auto", "how UDP datagrams leave the box: " + "|".join(TRANSPORTS),
             "How datagrams leave the box: auto tries gso (UDP segmentation offload, ~1M/s per core),\n"
-            "then sendmmsg (~0.25M/s), then sendto; or force one of them. UDP only.",
+            "then sendmmsg (~0.25M/s), then sendto; or force one of them. UDP only (as a flag or variable\n"
+            "with tcp or tls it is refused; a file may hold it for a reload to udp).",
             HANDS_OVER, ("transport",), flag="--transport", parse=choice(TRANSPORTS), direct=True,
             choices=TRANSPORTS),
     Setting("protocol", "udp", "|".join(PROTOCOLS) + " (default udp)",
@@ -237,7 +238,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("framing", "octet-counting", "tcp and tls: " + "|".join(STREAM_FRAMINGS) + " (RFC 6587; default "
             "octet-counting, which TLS requires)",
             'tcp and tls: octet-counting ("LEN MSG", RFC 6587 3.4.1; required with tls) or lf (a line feed\n'
-            'after each message, RFC 6587 3.4.2).',
+            'after each message, RFC 6587 3.4.2). As a flag or variable with udp it is refused.',
             HANDS_OVER, ("framing",), flag="--framing", parse=choice(STREAM_FRAMINGS), choices=STREAM_FRAMINGS),
     Setting("format", "rfc3164", "|".join(FORMATS) + " (default rfc3164); with --sources: a form every source "
             "has (cef, json...; default: each its vendor's own)",

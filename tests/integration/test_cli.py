@@ -12,6 +12,8 @@ from tests.unit.test_render import RFC3164
 
 BAD_INPUT = [
     (["run", "--transport", "carrier-pigeon"], "--transport"),
+    (["run", "--transport", "gso", "--protocol", "tcp"], "--transport: only with --protocol udp"),
+    (["run", "--framing", "lf"], "--framing: only with --protocol tcp or tls"),
     (["run", "--rate", "-5"], "--rate"),
     (["run", "--rate", "lots"], "--rate"),
     (["run", "--target", "no-such-host.invalid:514"], "--target"),
