@@ -252,7 +252,12 @@ def test_a_tcp_sink_out_of_file_descriptors_backs_off_and_says_so_once():
                             stderr=subprocess.PIPE, text=True, env=child_environ(), cwd=ROOT, preexec_fn=limit)
     clients = []
     try:
-        wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, what="the sink listening")
+        def listening() -> bool:
+            if sink.poll() is not None:                    # ended before it listened: say why
+                raise AssertionError(f"the sink exited {sink.returncode}: {sink.communicate()[1][-2000:]}")
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+        wait_until(listening, timeout=30, what="the sink listening")     # a loaded CI box starts it slowly
         for _ in range(300):
             c = socket.socket()
             c.setblocking(False)
