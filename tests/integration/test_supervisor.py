@@ -4,9 +4,11 @@ import os
 import re
 import signal
 import time
+from collections import Counter
 
 import pytest
 
+from loggend.engine.transport import GSO_MMSG_MIN
 from tests.support.console import eps_of, live_lines, sent_of
 from tests.support.processes import (
     RUN,
@@ -70,9 +72,14 @@ def test_killed_worker_is_restarted_and_its_counter_carries_on(tmp_path, receive
     seqs: dict[str, list[int]] = {}
     for d in got:
         seqs.setdefault(stream_of(d), []).append(seq_of(d))
-    # the restarted worker continued its stream: no sequence number was sent twice
+    # the restarted worker continued its stream: no number was sent twice, except what one system call
+    # had sent when the kill landed in it (docs/running.md): one unbroken run of one grant at most
     for stream, numbers in seqs.items():
-        assert len(numbers) == len(set(numbers)), stream
+        counts = Counter(numbers)
+        twice = sorted(n for n, c in counts.items() if c > 1)
+        assert max(counts.values()) <= 2, stream                                      # none three times
+        assert not twice or (twice == list(range(twice[0], twice[-1] + 1)) and len(twice) <= GSO_MMSG_MIN), \
+            (stream, twice)
 
 
 @pytest.mark.slow
